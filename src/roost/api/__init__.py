@@ -1,0 +1,1 @@
+"""HTTP routes: ingest, SQL, operations. app.py puts them together."""

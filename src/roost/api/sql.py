@@ -1,0 +1,58 @@
+"""`POST /api/v1/sql`: one read-only query over the key's own project, for read keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from roost.api.body import read_body
+from roost.dialects.base import key_from_headers
+from roost.errors import BadRequest, ClientError, Forbidden, Unauthorized
+from roost.runtime import Runtime
+
+_encode = msgspec.json.Encoder().encode
+
+
+class SQLRequest(msgspec.Struct):
+    sql: str
+
+
+_decode = msgspec.json.Decoder(SQLRequest).decode
+
+
+def error_response(error: ClientError) -> Response:
+    body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
+    return Response(_encode(body), error.status, media_type="application/json")
+
+
+async def sql(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        key = runtime.keys.find(key_from_headers(request.headers))
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("missing, unknown or revoked key")
+        if key.kind not in ("read", "admin"):
+            raise Forbidden("Please use a read key for queries.")
+        body = await read_body(request, runtime.settings.max_request_bytes)
+        try:
+            query = _decode(body)
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"body: must be {{\"sql\": \"...\"}} ({exc})", field="sql") from None
+        result = await asyncio.to_thread(
+            runtime.store.project_sql,
+            key.project_id,
+            query.sql,
+            timeout=runtime.settings.sql_timeout_seconds,
+            max_rows=runtime.settings.sql_max_rows,
+        )
+    except ClientError as error:
+        return error_response(error)
+    return Response(_encode(result), 200, media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/sql", sql, methods=["POST"])]

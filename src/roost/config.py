@@ -1,0 +1,120 @@
+"""Settings, read once at start-up: defaults, then `roost.toml`, then `ROOST_*`, then CLI flags.
+
+Every setting is declared once below with its default and a one-line help; the README's
+configuration reference lists them all (tests/test_docs.py checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from roost.errors import BadRequest
+
+
+def _setting(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data: str = _setting("./data", "Data directory: metadata database, event store, server state.")
+    host: str = _setting("127.0.0.1", "Address `roost serve` listens on.")
+    port: int = _setting(8000, "Port `roost serve` listens on.")
+    log_url: str = _setting(
+        "", "Where the Log and Warehouse live; empty means `duckdb:///<data>/events.duckdb`."
+    )
+    metadata_url: str = _setting(
+        "", "SQLAlchemy URL of the metadata store; empty means `sqlite:///<data>/metadata.sqlite`."
+    )
+    max_request_bytes: int = _setting(
+        524288, "Largest request body accepted, before and after gzip (413 above it)."
+    )
+    max_event_bytes: int = _setting(32768, "Largest single event accepted (413 or per-event).")
+    dedup_window_days: float = _setting(
+        7.0, "How long a messageId is remembered per project for deduplication."
+    )
+    geoip_db: str = _setting("", "Path of a MaxMind-format .mmdb country database; empty: none.")
+    trust_forwarded_for: bool = _setting(
+        False, "Take the client IP from X-Forwarded-For (only behind a proxy you run)."
+    )
+    key_cache_seconds: float = _setting(
+        1.0, "How long a key lookup is cached; a revoked key is refused after at most this."
+    )
+    commit_max_events: int = _setting(
+        20000, "Most events the writer commits in one group commit."
+    )
+    checkpoint_wal_mb: int = _setting(
+        64, "DuckDB WAL size that triggers a checkpoint, run by the writer between commits."
+    )
+    sql_timeout_seconds: float = _setting(10.0, "Time limit of one query on the SQL endpoint.")
+    sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")
+    default_plan: str = _setting(
+        "enterprise", "Plan of the workspace `roost serve` creates on an empty data dir."
+    )
+    enterprise_rate: float = _setting(
+        0.0, "Events per second per key on the enterprise plan; 0 means unlimited."
+    )
+    enterprise_burst: float = _setting(0.0, "Burst per key on the enterprise plan (with a rate).")
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    log_format: str = _setting("json", "Log format: json (one object per line) or text.")
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data)
+
+    def resolved_log_url(self) -> str:
+        return self.log_url or f"duckdb:///{(self.data_dir / 'events.duckdb').resolve()}"
+
+    def resolved_metadata_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.sqlite').resolve()}"
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = type(FIELDS[name].default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        return kind(text)
+    except ValueError:
+        raise BadRequest(f"setting {name}: expected {kind.__name__}, got {text!r}") from None
+
+
+def load(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from `roost.toml` (in the data dir or the working dir), env, flags."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = flags.get("data") or env.get("ROOST_DATA") or FIELDS["data"].default
+    config_path = env.get("ROOST_CONFIG")
+    candidates = [Path(config_path)] if config_path else [Path(data) / "roost.toml", Path("roost.toml")]
+    for path in candidates:
+        if path.is_file():
+            with path.open("rb") as f:
+                table = tomllib.load(f)
+            table = table.get("roost", table)
+            for key, value in table.items():
+                if key in FIELDS:
+                    values[key] = _coerce(key, value)
+            break
+    for name in FIELDS:
+        env_value = env.get(f"ROOST_{name.upper()}")
+        if env_value is not None:
+            values[name] = _coerce(name, env_value)
+    for name, value in flags.items():
+        if name in FIELDS:
+            values[name] = _coerce(name, value)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Wire formats → canonical events. One module per dialect of API.md."""

@@ -1,0 +1,159 @@
+"""What every dialect shares: the request it is given, what it hands on, how it answers.
+
+A dialect is sans-I/O: it turns (path, headers, body) into canonical events and per-event
+outcomes, and turns the pipeline's result or a ClientError into (status, body, headers) in
+its own wire shape. It never touches storage or the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from roost.errors import ClientError
+from roost.model import Event, Outcome
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes  # already decompressed and within the size limit
+    client_ip: str | None
+    received_at: datetime  # the server's clock, UTC
+    max_event_bytes: int = 32768
+
+
+@dataclass
+class Parsed:
+    """A request as a dialect understood it: the key it carried and its candidate events."""
+
+    key: str | None
+    total: int  # how many events the request held, good or bad
+    single: bool  # one event per request: a refusal answers the whole request
+    events: list[Event] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)  # each event's place in the request
+    outcomes: list[Outcome] = field(default_factory=list)
+    site: str | None = None  # the project slug the request claims (web dialect's site_id)
+    prefix: str = ""  # how the request names its items: "batch", "events", or "" for one
+
+    def field(self, index: int, name: str) -> str:
+        return f"{self.prefix}[{index}].{name}" if self.prefix else name
+
+    def add(self, index: int, event: Event) -> None:
+        self.indexes.append(index)
+        self.events.append(event)
+
+    def reject(self, index: int, reason: str, message: str, field: str | None, status: int = 400) -> None:
+        self.outcomes.append(Outcome(index=index, reason=reason, message=message, field=field, status=status))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to a request's events after the pipeline and the Log."""
+
+    total: int
+    single: bool
+    stored: list[Event]
+    outcomes: list[Outcome]
+    received_at: datetime
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.stored]
+
+    @property
+    def accepted(self) -> int:
+        return self.total - len(self.refused)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Dialect(Protocol):
+    name: str
+
+    def parse(self, request: IngestRequest) -> Parsed:
+        """Events and per-event outcomes; raises ClientError if the envelope is unusable."""
+        ...
+
+    def respond(self, result: Result) -> Reply:
+        """The answer to a request whose events went through."""
+        ...
+
+    def refuse(self, error: ClientError, total: int) -> Reply:
+        """The answer to a request refused as a whole."""
+        ...
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The key of any header scheme of API.md: Basic `key:`, Bearer, or X-Write-Key."""
+    auth = headers.get("authorization", "").strip()
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            return value
+        if scheme.lower() == "basic" and value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            user, _, password = decoded.partition(":")
+            return user or password or None
+    return headers.get("x-write-key", "").strip() or None
+
+
+def retry_headers(error: ClientError) -> dict[str, str]:
+    retry_after = getattr(error, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+_PATH_PART = re.compile(r"at `\$(.*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def validation_field(error: msgspec.ValidationError, prefix: str = "") -> tuple[str | None, str]:
+    """(field path, rule) from msgspec's message, e.g. ('batch[2].userId', 'expected str')."""
+    text = str(error)
+    message, _, _ = text.partition(" - at `")
+    path_match = _PATH_PART.search(text)
+    path = path_match.group(1).lstrip(".") if path_match else ""
+    missing = _MISSING.search(text)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        message = "is required"
+    else:
+        message = message[:1].lower() + message[1:]
+        message = message.replace("`", "")
+    full = f"{prefix}.{path}" if prefix and path else (prefix or path)
+    return (full or None), message
+
+
+def describe(field: str | None, message: str) -> str:
+    return f"{field}: {message}" if field else message
+
+
+def json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,107 @@
+"""Dialect 4: free-form events, `POST /post` with a flat JSON object.
+
+`event_name` is required, `timestamp` (ISO 8601, or epoch milliseconds) and
+`customer_identifier` are optional, and every other field is kept as a property.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from roost.dialects.base import IngestRequest, Parsed, Reply, Result, json_kind, key_from_headers, retry_headers
+from roost.errors import WRONG_KIND, BadRequest, ClientError, Unauthorized
+from roost.model import Event, new_message_id
+
+MAX_EVENT_NAME = 200
+VALIDATION_FAILED = "Body JSON validation failed."
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+_datetime = msgspec.json.Decoder(datetime).decode
+
+
+def _invalid(detail: str, field: str | None) -> BadRequest:
+    return BadRequest(detail, field=field)
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            return _datetime(msgspec.json.encode(value))
+        except msgspec.ValidationError:
+            raise _invalid("timestamp: must be an ISO 8601 date-time", "timestamp") from None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    raise _invalid("timestamp: must be an ISO 8601 string or epoch milliseconds", "timestamp")
+
+
+class FreeformDialect:
+    name = "freeform"
+
+    def parse(self, request: IngestRequest) -> Parsed:
+        try:
+            body = _decode(request.body)
+        except msgspec.DecodeError:
+            raise _invalid("body: must be a JSON object", "body") from None
+        name = body.pop("event_name", None)
+        if not isinstance(name, str) or not name:
+            raise _invalid("event_name: is required and must be a non-empty string", "event_name")
+        if len(name) > MAX_EVENT_NAME:
+            raise _invalid(f"event_name: must be at most {MAX_EVENT_NAME} characters", "event_name")
+        timestamp = body.pop("timestamp", None)
+        original = _timestamp(timestamp) if timestamp is not None else None
+        customer = body.pop("customer_identifier", None)
+        if customer is not None and (isinstance(customer, bool) or not isinstance(customer, str | int | float)):
+            raise _invalid("customer_identifier: must be a string or number", "customer_identifier")
+        for key, value in body.items():
+            if isinstance(value, dict):
+                raise _invalid(f"{key}: nested objects are not allowed (got {json_kind(value)})", key)
+        parsed = Parsed(key=key_from_headers(request.headers), total=1, single=True)
+        if len(request.body) > request.max_event_bytes:
+            parsed.reject(0, "too_large", f"event must be at most {request.max_event_bytes} bytes", None, 413)
+            return parsed
+        user_agent = request.headers.get("user-agent")
+        parsed.add(
+            0,
+            Event(
+                message_id=new_message_id(),
+                project_id=0,
+                dialect=self.name,
+                type="track",
+                event=name,
+                user_id=str(customer) if customer is not None and customer != "" else None,
+                timestamp=request.received_at,
+                original_timestamp=original,
+                received_at=request.received_at,
+                properties=body,
+                context={"userAgent": user_agent} if user_agent else {},
+                ip=request.client_ip,
+            ),
+        )
+        return parsed
+
+    def respond(self, result: Result) -> Reply:
+        refused = result.refused
+        if refused:
+            o = refused[0]
+            if o.status == 400:
+                return Reply(400, {"error": VALIDATION_FAILED, "detail": o.message, "field": o.field})
+            return Reply(o.status, {"error": o.message, "code": o.reason, "field": o.field})
+        event = result.stored[0]
+        millis = int(result.received_at.timestamp() * 1000)
+        return Reply(200, {"unique_req_id": event.message_id, "time_recorded": millis})
+
+    def refuse(self, error: ClientError, total: int) -> Reply:
+        if isinstance(error, Unauthorized):
+            message = error.message if error.message == WRONG_KIND else "Invalid write key"
+            body: dict[str, Any] = {"error": message}
+        elif error.status == 400:
+            body = {"error": VALIDATION_FAILED, "detail": error.message, "field": error.field}
+        else:
+            body = {"error": error.message, "code": error.code}
+        return Reply(error.status, body, retry_headers(error))

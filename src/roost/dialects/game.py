@@ -1,0 +1,185 @@
+"""Dialect 2: game telemetry batches, `POST /api/v1/events` with `{"events": [...]}`.
+
+Each event is a `track` whose category is the game event type (progression, design,
+resource, error, session). Games must keep working whatever Roost thinks of their data, so
+everything short of a broken envelope answers 200 with per-event errors, and an exhausted
+budget answers 200 with `reason: "tier_limit"`.
+
+`event_id` (optional, at most 100 characters) is Roost's extension: when a client sets it,
+it becomes the messageId, so a batch retried after a lost answer is stored once.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from roost.dialects.base import (
+    IngestRequest,
+    Parsed,
+    Reply,
+    Result,
+    describe,
+    json_kind,
+    key_from_headers,
+    retry_headers,
+    validation_field,
+)
+from roost.errors import BadRequest, BudgetExceeded, ClientError
+from roost.model import Event, new_message_id
+
+GAME_TYPES = ("progression", "design", "resource", "error", "session")
+MAX_EVENTS = 100
+Scalar = str | int | float | bool | None
+
+
+class GameEvent(msgspec.Struct):
+    build_version: str
+    session_id: str
+    player_hash: str
+    ts: datetime
+    type: str
+    name: str
+    value: int | float | None = None
+    dim01: str | None = None
+    dim02: str | None = None
+    dim03: str | None = None
+    data: dict[str, Any] | None = None
+    event_id: str | None = None
+
+
+class Envelope(msgspec.Struct):
+    events: list[msgspec.Raw]
+
+
+_event = msgspec.json.Decoder(GameEvent)
+_envelope = msgspec.json.Decoder(Envelope)
+
+
+def _length(value: str, low: int, high: int) -> str | None:
+    if low <= len(value) <= high:
+        return None
+    return f"must be {low}–{high} characters (got {len(value)})"
+
+
+def check(e: GameEvent) -> tuple[str, str] | None:
+    """The first (field, rule) this event breaks, or None."""
+    if problem := _length(e.build_version, 1, 64):
+        return "build_version", problem
+    try:
+        uuid.UUID(e.session_id)
+    except ValueError:
+        return "session_id", f"must be a UUID (got {e.session_id[:40]!r})"
+    if problem := _length(e.player_hash, 32, 64):
+        return "player_hash", problem
+    if e.type not in GAME_TYPES:
+        return "type", f"must be one of {', '.join(GAME_TYPES)} (got {e.type[:40]!r})"
+    if problem := _length(e.name, 1, 100):
+        return "name", problem
+    if e.value is not None and (isinstance(e.value, bool) or not math.isfinite(e.value)):
+        return "value", "must be a finite number"
+    for name in ("dim01", "dim02", "dim03"):
+        dim = getattr(e, name)
+        if dim is not None and len(dim) > 64:
+            return name, f"must be at most 64 characters (got {len(dim)})"
+    for key, value in (e.data or {}).items():
+        if not isinstance(value, Scalar):
+            return f"data.{key}", f"must be a string, number, boolean or null (got {json_kind(value)})"
+    if e.event_id is not None and not 0 < len(e.event_id) <= 100:
+        return "event_id", f"must be 1–100 characters (got {len(e.event_id)})"
+    return None
+
+
+class GameDialect:
+    name = "game"
+
+    def parse(self, request: IngestRequest) -> Parsed:
+        try:
+            envelope = _envelope.decode(request.body)
+        except msgspec.ValidationError as exc:
+            field, rule = validation_field(exc)
+            raise BadRequest(describe(field, rule), field=field) from None
+        except msgspec.DecodeError:
+            raise BadRequest("body: must be a JSON object", field="body") from None
+        count = len(envelope.events)
+        if not 1 <= count <= MAX_EVENTS:
+            raise BadRequest(f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events")
+        parsed = Parsed(key=key_from_headers(request.headers), total=count, single=False, prefix="events")
+        for index, raw in enumerate(envelope.events):
+            prefix = f"events[{index}]"
+            if len(raw) > request.max_event_bytes:
+                message = f"{prefix}: event must be at most {request.max_event_bytes} bytes"
+                parsed.reject(index, "too_large", message, prefix, 413)
+                continue
+            try:
+                e = _event.decode(raw)
+            except msgspec.ValidationError as exc:
+                field, rule = validation_field(exc, prefix)
+                parsed.reject(index, "invalid", describe(field, rule), field)
+                continue
+            if problem := check(e):
+                field = f"{prefix}.{problem[0]}"
+                parsed.reject(index, "invalid", f"{field}: {problem[1]}", field)
+                continue
+            parsed.add(
+                index,
+                Event(
+                    message_id=e.event_id or new_message_id(),
+                    project_id=0,
+                    dialect=self.name,
+                    type="track",
+                    event=e.name,
+                    anonymous_id=e.player_hash,
+                    session_id=e.session_id,
+                    timestamp=request.received_at,
+                    original_timestamp=e.ts,
+                    received_at=request.received_at,
+                    category=e.type,
+                    value=float(e.value) if e.value is not None else None,
+                    dim1=e.dim01,
+                    dim2=e.dim02,
+                    dim3=e.dim03,
+                    build=e.build_version,
+                    properties=e.data or {},
+                    context={"userAgent": request.headers["user-agent"]}
+                    if "user-agent" in request.headers
+                    else {},
+                    ip=request.client_ip,
+                ),
+            )
+        return parsed
+
+    def respond(self, result: Result) -> Reply:
+        errors = [
+            {"index": o.index, "field": o.field, "message": o.message, "code": o.reason}
+            for o in sorted(result.refused, key=lambda o: o.index)
+        ]
+        return Reply(200, {"accepted": result.accepted, "rejected": len(errors), "errors": errors})
+
+    def refuse(self, error: ClientError, total: int) -> Reply:
+        if isinstance(error, BudgetExceeded):
+            return Reply(200, {"accepted": 0, "rejected": total, "reason": "tier_limit"})
+        body = {"error": error.message, "code": error.code, "field": error.field}
+        return Reply(error.status, body, retry_headers(error))
+
+
+class _Probe(msgspec.Struct):
+    events: msgspec.Raw = msgspec.Raw(b"")
+
+
+_probe = msgspec.json.Decoder(_Probe)
+
+
+def is_game_batch(body: bytes) -> bool:
+    """True when the body is a JSON object with a top-level `events` array (a game batch)."""
+    if b'"events"' not in body:
+        return False
+    try:
+        events = _probe.decode(body).events
+    except msgspec.DecodeError:
+        return False
+    return bytes(events).lstrip()[:1] == b"["

@@ -1,0 +1,260 @@
+"""Dialect 1: Segment's HTTP Tracking API, Roost's native dialect.
+
+Single calls (`/v1/track`, ..., `/api/v1/events`) and batches (`/v1/batch`, `/v1/import`,
+`/api/v1/events/batch`). A batch is decoded item by item from raw JSON, so one bad item is
+rejected alone, with its index and field, and its size is known without re-encoding it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from roost.dialects import fields
+from roost.dialects.base import (
+    IngestRequest,
+    Parsed,
+    Reply,
+    Result,
+    describe,
+    key_from_headers,
+    retry_headers,
+    validation_field,
+)
+from roost.errors import BadRequest, ClientError
+from roost.model import EVENT_TYPES, Event, new_message_id
+
+Id = str | int | float
+
+
+class Message(msgspec.Struct):
+    type: str | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    groupId: Id | None = None
+    previousId: Id | None = None
+    messageId: str | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    writeKey: str | None = None
+
+
+class Envelope(msgspec.Struct):
+    batch: list[msgspec.Raw] | None = None
+    sentAt: datetime | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    writeKey: str | None = None
+
+
+_message = msgspec.json.Decoder(Message)
+_envelope = msgspec.json.Decoder(Envelope)
+
+SINGLE_PATHS = {f"/v1/{t}": t for t in EVENT_TYPES}
+BATCH_LIMITS = {"/v1/batch": 2500, "/v1/import": 2500, "/api/v1/events/batch": 500}
+MAX_MESSAGE_ID = 100
+
+
+class SegmentDialect:
+    name = "segment"
+
+    def parse(self, request: IngestRequest) -> Parsed:
+        path = request.path.rstrip("/") or request.path
+        if path in BATCH_LIMITS:
+            return self._parse_batch(request, BATCH_LIMITS[path])
+        return self._parse_single(request, SINGLE_PATHS.get(path))
+
+    def _parse_single(self, request: IngestRequest, call_type: str | None) -> Parsed:
+        try:
+            message = _message.decode(request.body)
+        except msgspec.ValidationError as exc:
+            field, rule = validation_field(exc)
+            raise BadRequest(describe(field, rule), field=field) from None
+        except msgspec.DecodeError:
+            raise BadRequest("body: must be a JSON object", field="body") from None
+        parsed = Parsed(key=key_from_headers(request.headers) or message.writeKey, total=1, single=True)
+        if len(request.body) > request.max_event_bytes:
+            parsed.reject(0, "too_large", _too_large(request), None, 413)
+            return parsed
+        self._convert(parsed, 0, message, call_type, request, None, None, None, "")
+        return parsed
+
+    def _parse_batch(self, request: IngestRequest, limit: int) -> Parsed:
+        try:
+            envelope = _envelope.decode(request.body)
+        except msgspec.ValidationError as exc:
+            field, rule = validation_field(exc)
+            raise BadRequest(describe(field, rule), field=field) from None
+        except msgspec.DecodeError:
+            raise BadRequest("body: must be a JSON object", field="body") from None
+        if envelope.batch is None:
+            raise BadRequest("batch: is required and must be an array of events", field="batch")
+        if len(envelope.batch) > limit:
+            raise BadRequest(
+                f"batch: at most {limit} events per request (got {len(envelope.batch)})",
+                field="batch",
+            )
+        parsed = Parsed(
+            key=key_from_headers(request.headers) or envelope.writeKey,
+            total=len(envelope.batch),
+            single=False,
+            prefix="batch",
+        )
+        for index, raw in enumerate(envelope.batch):
+            prefix = f"batch[{index}]"
+            if len(raw) > request.max_event_bytes:
+                parsed.reject(index, "too_large", _too_large(request, prefix), prefix, 413)
+                continue
+            try:
+                message = _message.decode(raw)
+            except msgspec.ValidationError as exc:
+                field, rule = validation_field(exc, prefix)
+                parsed.reject(index, "invalid", describe(field, rule), field)
+                continue
+            self._convert(
+                parsed,
+                index,
+                message,
+                None,
+                request,
+                envelope.sentAt,
+                envelope.context,
+                envelope.integrations,
+                prefix + ".",
+            )
+        return parsed
+
+    def _convert(
+        self,
+        parsed: Parsed,
+        index: int,
+        m: Message,
+        call_type: str | None,
+        request: IngestRequest,
+        batch_sent_at: datetime | None,
+        batch_context: dict[str, Any] | None,
+        batch_integrations: dict[str, Any] | None,
+        prefix: str,
+    ) -> None:
+        def reject(field: str, rule: str) -> None:
+            parsed.reject(index, "invalid", f"{prefix}{field}: {rule}", prefix + field)
+
+        kind = call_type or m.type
+        if kind is None:
+            return reject("type", f"is required (one of {', '.join(EVENT_TYPES)})")
+        if kind not in EVENT_TYPES:
+            return reject("type", f"must be one of {', '.join(EVENT_TYPES)} (got {kind!r})")
+        user_id = _id(m.userId)
+        anonymous_id = _id(m.anonymousId)
+        if not user_id and not anonymous_id:
+            return reject("userId", "userId or anonymousId is required")
+        if kind == "track" and not m.event:
+            return reject("event", "is required for a track call")
+        group_id = _id(m.groupId)
+        if kind == "group" and not group_id:
+            return reject("groupId", "is required for a group call")
+        previous_id = _id(m.previousId)
+        if kind == "alias" and not previous_id:
+            return reject("previousId", "is required for an alias call")
+        if m.messageId is not None and not 0 < len(m.messageId) <= MAX_MESSAGE_ID:
+            return reject("messageId", f"must be 1-{MAX_MESSAGE_ID} characters (got {len(m.messageId)})")
+
+        context = {**batch_context, **(m.context or {})} if batch_context else (m.context or {})
+        integrations = (
+            {**batch_integrations, **(m.integrations or {})}
+            if batch_integrations
+            else (m.integrations or {})
+        )
+        properties = m.properties or {}
+        page = context.get("page") if isinstance(context.get("page"), dict) else {}
+        assert isinstance(page, dict)
+        url = fields.text(properties.get("url")) if kind == "page" else None
+        referrer = fields.text(properties.get("referrer")) if kind == "page" else None
+        campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+        assert isinstance(campaign, dict)
+        app = context.get("app") if isinstance(context.get("app"), dict) else {}
+        assert isinstance(app, dict)
+        ip = fields.text(context.get("ip")) or request.client_ip
+        event = Event(
+            message_id=m.messageId or new_message_id(),
+            project_id=0,
+            dialect=self.name,
+            type=kind,
+            event=m.event if kind == "track" else (m.name if kind in ("page", "screen") else None),
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            group_id=group_id or fields.text(context.get("groupId")),
+            previous_id=previous_id,
+            session_id=fields.text(context.get("sessionId")),
+            timestamp=request.received_at,
+            original_timestamp=m.originalTimestamp or m.timestamp,
+            sent_at=m.sentAt or batch_sent_at,
+            received_at=request.received_at,
+            category=m.category if kind in ("page", "screen") else fields.text(properties.get("category")),
+            value=fields.number(properties.get("value"), properties.get("revenue")),
+            url=url or fields.text(page.get("url")),
+            referrer=referrer or fields.text(page.get("referrer")),
+            path=fields.text(page.get("path")) or (fields.text(properties.get("path")) if kind == "page" else None),
+            utm_source=fields.text(campaign.get("source")),
+            utm_medium=fields.text(campaign.get("medium")),
+            utm_campaign=fields.text(campaign.get("name")),
+            utm_term=fields.text(campaign.get("term")),
+            utm_content=fields.text(campaign.get("content")),
+            build=fields.text(app.get("version")) or fields.text(app.get("build")),
+            properties=properties,
+            traits=(m.traits or {}) if kind in ("identify", "group") else {},
+            context=context,
+            integrations=integrations,
+            ip=ip,
+        )
+        parsed.add(index, event)
+        return None
+
+    def respond(self, result: Result) -> Reply:
+        if result.single:
+            refused = result.refused
+            if refused:
+                o = refused[0]
+                return Reply(o.status, {"success": False, "code": o.reason, "message": o.message, "field": o.field})
+            return Reply(200, {"success": True})
+        errors = [
+            {"index": o.index, "code": o.reason, "message": o.message, "field": o.field}
+            for o in sorted(result.refused, key=lambda o: o.index)
+        ]
+        return Reply(
+            200,
+            {
+                "received": result.total,
+                "accepted": result.accepted,
+                "rejected": len(errors),
+                "errors": errors,
+            },
+        )
+
+    def refuse(self, error: ClientError, total: int) -> Reply:
+        body = {"success": False, "code": error.code, "message": error.message, "field": error.field}
+        return Reply(error.status, body, retry_headers(error))
+
+
+def _id(value: Id | None) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return text or None
+
+
+def _too_large(request: IngestRequest, field: str | None = None) -> str:
+    what = f"{field}: event" if field else "event"
+    return f"{what} must be at most {request.max_event_bytes} bytes"

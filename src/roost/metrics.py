@@ -1,0 +1,65 @@
+"""Prometheus metrics, named `roost_<name>_<unit>` and counted per batch, not per event."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS_ACCEPTED = Counter(
+    "roost_events_accepted",
+    "Events stored, by dialect and project.",
+    ["dialect", "project"],
+    registry=REGISTRY,
+)
+EVENTS_REJECTED = Counter(
+    "roost_events_rejected",
+    "Events refused or dropped, by dialect and reason.",
+    ["dialect", "reason"],
+    registry=REGISTRY,
+)
+EVENTS_DEDUPLICATED = Counter(
+    "roost_events_deduplicated",
+    "Events acknowledged but not stored again (messageId seen before), by dialect and project.",
+    ["dialect", "project"],
+    registry=REGISTRY,
+)
+INGEST_REQUEST_SECONDS = Histogram(
+    "roost_ingest_request_seconds",
+    "Time from the start of an ingest request to its answer, by dialect and status.",
+    ["dialect", "status"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+LOG_COMMIT_SECONDS = Histogram(
+    "roost_log_commit_seconds",
+    "Time of one group commit of the Log.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+LOG_CHECKPOINT_SECONDS = Histogram(
+    "roost_log_checkpoint_seconds",
+    "Time of one checkpoint of the embedded store, run by the writer between commits.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+LOG_BATCH_EVENTS = Histogram(
+    "roost_log_batch_events",
+    "Events per group commit.",
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 20000),
+    registry=REGISTRY,
+)
+
+
+def count_rejections(dialect: str, reasons: Tally[str]) -> None:
+    for reason, n in reasons.items():
+        EVENTS_REJECTED.labels(dialect, reason).inc(n)
+
+BUDGET_NOTICES = Counter(
+    "roost_budget_notices",
+    "Budget notices sent, by workspace and threshold (80 or 100 percent).",
+    ["workspace", "threshold"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,94 @@
+"""The canonical event every dialect produces, and the outcome of every event not stored.
+
+`Event`'s fields are, in order, the columns of the events table (storage/schema.py checks
+that at import), so the writer turns a batch into columns with `astuple` and `zip` instead
+of a loop per field. `ip` is the one transient field: enrichment reads it and clears it,
+and it is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
+EVENT_TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
+
+JSONObject = dict[str, Any]
+
+
+class Event(msgspec.Struct, kw_only=True):
+    message_id: str
+    project_id: int
+    dialect: str
+    type: str
+    event: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    group_id: str | None = None
+    previous_id: str | None = None
+    session_id: str | None = None
+    timestamp: datetime
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    received_at: datetime
+    category: str | None = None
+    value: float | None = None
+    dim1: str | None = None
+    dim2: str | None = None
+    dim3: str | None = None
+    url: str | None = None
+    host: str | None = None
+    path: str | None = None
+    referrer: str | None = None
+    source: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+    country: str | None = None
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None
+    bot: bool = False
+    visitor: str | None = None
+    build: str | None = None
+    properties: JSONObject = msgspec.field(default_factory=dict)
+    traits: JSONObject = msgspec.field(default_factory=dict)
+    context: JSONObject = msgspec.field(default_factory=dict)
+    integrations: JSONObject = msgspec.field(default_factory=dict)
+    # Transient: the client's IP, used by enrichment and then dropped. Never stored.
+    ip: str | None = None
+
+
+STORED_FIELDS: tuple[str, ...] = Event.__struct_fields__[:-1]
+
+
+class LoggedEvent(msgspec.Struct, frozen=True):
+    """An event as the Log holds it: with the offset its append gave it."""
+
+    offset: int
+    event: Event
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """Why one event of a request was not stored (or was stored only once).
+
+    `status` is the HTTP status a single-event request answers with; in a batch the event is
+    reported in the response's `errors` and the rest go in.
+    """
+
+    index: int
+    reason: str
+    message: str
+    field: str | None = None
+    status: int = 400
+    stored: bool = False
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,1 @@
+"""The stages every event goes through between its dialect and the Log (pipeline.py)."""

@@ -1,0 +1,78 @@
+"""The unit the stages work on: one request's surviving events and the outcomes of the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from roost.dialects.base import Parsed
+from roost.model import Event, Outcome
+from roost.storage.metadata import Key
+
+# A stage's verdict on one event: None keeps it; (reason, message, field, status) drops it.
+Verdict = tuple[str, str, str | None, int] | None
+
+
+@dataclass
+class Batch:
+    dialect: str
+    key: Key | None
+    parsed: Parsed
+    events: list[Event] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)  # what a stage must undo in settle()
+
+    @classmethod
+    def of(cls, dialect: str, key: Key | None, parsed: Parsed) -> Batch:
+        return cls(
+            dialect=dialect,
+            key=key,
+            parsed=parsed,
+            events=list(parsed.events),
+            indexes=list(parsed.indexes),
+            outcomes=list(parsed.outcomes),
+        )
+
+    @property
+    def project_key(self) -> Key:
+        assert self.key is not None, "authorize runs first"
+        return self.key
+
+    def field(self, index: int, name: str) -> str:
+        return self.parsed.field(index, name)
+
+    def keep(self, verdict: Callable[[int, Event], Verdict]) -> None:
+        """Keep the events whose verdict is None; turn the others into outcomes."""
+        events: list[Event] = []
+        indexes: list[int] = []
+        for index, event in zip(self.indexes, self.events, strict=True):
+            v = verdict(index, event)
+            if v is None:
+                events.append(event)
+                indexes.append(index)
+            else:
+                reason, message, field_name, status = v
+                self.outcomes.append(
+                    Outcome(
+                        index=index,
+                        reason=reason,
+                        message=message,
+                        field=field_name,
+                        status=status,
+                        stored=status < 300,
+                    )
+                )
+        self.events = events
+        self.indexes = indexes
+
+
+class Stage(Protocol):
+    def __call__(self, batch: Batch) -> None: ...
+
+
+class Settling(Protocol):
+    def settle(self, batch: Batch, stored: bool) -> None:
+        """Undo or confirm what the stage reserved, once the Log has answered."""
+        ...

@@ -1,0 +1,82 @@
+"""The stages, in order, in one list: what happens to every event before it is stored.
+
+Each stage takes a Batch and drops what it refuses (as outcomes) or raises a ClientError
+that refuses the whole request. Stages run synchronously on the event loop, with no await
+between them, so reservations (budget, dedup) are atomic; after the Log has answered,
+`settle` lets them confirm or give back what they reserved.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from roost.config import Settings
+from roost.errors import ClientError
+from roost.pipeline.authorize import Authorize
+from roost.pipeline.batch import Batch, Stage
+from roost.pipeline.budget import Budget, Usage
+from roost.pipeline.campaign import Campaign
+from roost.pipeline.clock import ClockSkew
+from roost.pipeline.dedup import Dedup, DedupIndex
+from roost.pipeline.geo import Geo
+from roost.pipeline.privacy import DropIP
+from roost.pipeline.ratelimit import RateLimit
+from roost.pipeline.useragent import UserAgent
+from roost.pipeline.validate import Validate
+from roost.pipeline.visitor import Visitor
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
+
+    def run(self, batch: Batch) -> None:
+        done: list[Stage] = []
+        try:
+            for stage in self.stages:
+                if not batch.events and done:
+                    break
+                stage(batch)
+                done.append(stage)
+        except ClientError:
+            self._settle(done, batch, stored=False)
+            raise
+
+    def settle(self, batch: Batch, stored: bool) -> None:
+        self._settle(self.stages, batch, stored)
+
+    @staticmethod
+    def _settle(stages: list[Stage], batch: Batch, stored: bool) -> None:
+        for stage in reversed(stages):
+            settle = getattr(stage, "settle", None)
+            if settle is not None:
+                settle(batch, stored)
+
+
+def build(
+    settings: Settings,
+    *,
+    usage: Usage,
+    dedup: DedupIndex,
+    visitor: Visitor,
+    geo: Geo,
+) -> Pipeline:
+    return Pipeline(
+        [
+            Authorize(),
+            RateLimit(enterprise=(settings.enterprise_rate, settings.enterprise_burst)),
+            Validate(),
+            Budget(usage),
+            ClockSkew(),
+            UserAgent(),
+            geo,
+            visitor,
+            Campaign(),
+            DropIP(),
+            Dedup(dedup),
+        ]
+    )
+
+
+def dedup_index(settings: Settings) -> DedupIndex:
+    return DedupIndex(timedelta(days=settings.dedup_window_days))

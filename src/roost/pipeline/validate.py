@@ -1,0 +1,28 @@
+"""Validate: the rules of the canonical event that hold whatever the dialect."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from roost.model import EVENT_TYPES, Event
+from roost.pipeline.batch import Batch, Verdict
+
+MAX_MESSAGE_ID = 100
+
+
+class Validate:
+    def __call__(self, batch: Batch) -> None:
+        def verdict(index: int, event: Event) -> Verdict:
+            if event.type not in EVENT_TYPES:
+                field = batch.field(index, "type")
+                return "invalid", f"{field}: must be one of {', '.join(EVENT_TYPES)}", field, 400
+            if not 0 < len(event.message_id) <= MAX_MESSAGE_ID:
+                field = batch.field(index, "messageId")
+                return "invalid", f"{field}: must be 1-{MAX_MESSAGE_ID} characters", field, 400
+            for name in ("original_timestamp", "sent_at"):
+                value = getattr(event, name)
+                if value is not None and value.tzinfo is None:
+                    setattr(event, name, value.replace(tzinfo=UTC))  # no zone given: UTC
+            return None
+
+        batch.keep(verdict)

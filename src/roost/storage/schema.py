@@ -1,0 +1,84 @@
+"""The events table, declared once for every backend.
+
+Each column names its type per engine; `Event`'s fields are the same columns in the same
+order (checked below), so a batch becomes columns without a loop per field. JSON columns
+hold properties, traits, context and integrations whole.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from roost.model import STORED_FIELDS
+
+
+class Column(NamedTuple):
+    name: str
+    arrow: pa.DataType
+    duckdb: str
+    json: bool = False
+
+
+def _text(name: str) -> Column:
+    return Column(name, pa.string(), "VARCHAR")
+
+
+def _time(name: str) -> Column:
+    return Column(name, pa.timestamp("us"), "TIMESTAMP")
+
+
+def _json(name: str) -> Column:
+    return Column(name, pa.string(), "JSON", json=True)
+
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    _text("message_id"),
+    Column("project_id", pa.int32(), "INTEGER"),
+    _text("dialect"),
+    _text("type"),
+    _text("event"),
+    _text("user_id"),
+    _text("anonymous_id"),
+    _text("group_id"),
+    _text("previous_id"),
+    _text("session_id"),
+    _time("timestamp"),
+    _time("original_timestamp"),
+    _time("sent_at"),
+    _time("received_at"),
+    _text("category"),
+    Column("value", pa.float64(), "DOUBLE"),
+    _text("dim1"),
+    _text("dim2"),
+    _text("dim3"),
+    _text("url"),
+    _text("host"),
+    _text("path"),
+    _text("referrer"),
+    _text("source"),
+    _text("utm_source"),
+    _text("utm_medium"),
+    _text("utm_campaign"),
+    _text("utm_term"),
+    _text("utm_content"),
+    _text("country"),
+    _text("browser"),
+    _text("os"),
+    _text("device"),
+    Column("bot", pa.bool_(), "BOOLEAN"),
+    _text("visitor"),
+    _text("build"),
+    _json("properties"),
+    _json("traits"),
+    _json("context"),
+    _json("integrations"),
+)
+
+OFFSET_COLUMN = Column("log_offset", pa.int64(), "BIGINT")
+ALL_COLUMNS: tuple[Column, ...] = (OFFSET_COLUMN, *EVENT_COLUMNS)
+ARROW_SCHEMA = pa.schema([pa.field(c.name, c.arrow) for c in ALL_COLUMNS])
+
+if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - import-time check
+    raise RuntimeError("storage/schema.py and model.Event disagree on the event columns")
