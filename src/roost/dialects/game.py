@@ -119,11 +119,11 @@ class GameDialect:
                 e = _event.decode(raw)
             except msgspec.ValidationError as exc:
                 field, rule = validation_field(exc, prefix)
-                parsed.reject(index, "invalid", describe(field, rule), field)
+                parsed.reject(index, "invalid_request", describe(field, rule), field)
                 continue
             if problem := check(e):
                 field = f"{prefix}.{problem[0]}"
-                parsed.reject(index, "invalid", f"{field}: {problem[1]}", field)
+                parsed.reject(index, "invalid_request", f"{field}: {problem[1]}", field)
                 continue
             parsed.add(
                 index,
@@ -175,11 +175,11 @@ _probe = msgspec.json.Decoder(_Probe)
 
 
 def is_game_batch(body: bytes) -> bool:
-    """True when the body is a JSON object with a top-level `events` array (a game batch)."""
+    """True when the body is a JSON object with a top-level `events` member (a game batch)."""
     if b'"events"' not in body:
         return False
     try:
         events = _probe.decode(body).events
     except msgspec.DecodeError:
         return False
-    return bytes(events).lstrip()[:1] == b"["
+    return len(events) > 0

@@ -119,7 +119,7 @@ class SegmentDialect:
                 message = _message.decode(raw)
             except msgspec.ValidationError as exc:
                 field, rule = validation_field(exc, prefix)
-                parsed.reject(index, "invalid", describe(field, rule), field)
+                parsed.reject(index, "invalid_request", describe(field, rule), field)
                 continue
             self._convert(
                 parsed,
@@ -147,7 +147,7 @@ class SegmentDialect:
         prefix: str,
     ) -> None:
         def reject(field: str, rule: str) -> None:
-            parsed.reject(index, "invalid", f"{prefix}{field}: {rule}", prefix + field)
+            parsed.reject(index, "invalid_request", f"{prefix}{field}: {rule}", prefix + field)
 
         kind = call_type or m.type
         if kind is None:
@@ -167,7 +167,7 @@ class SegmentDialect:
         if kind == "alias" and not previous_id:
             return reject("previousId", "is required for an alias call")
         if m.messageId is not None and not 0 < len(m.messageId) <= MAX_MESSAGE_ID:
-            return reject("messageId", f"must be 1-{MAX_MESSAGE_ID} characters (got {len(m.messageId)})")
+            return reject("messageId", f"must be 1–{MAX_MESSAGE_ID} characters (got {len(m.messageId)})")
 
         context = {**batch_context, **(m.context or {})} if batch_context else (m.context or {})
         integrations = (

@@ -145,13 +145,9 @@ class WebDialect:
         refused = result.refused
         if refused:
             o = refused[0]
-            return Reply(o.status, {"error": {"code": _code(o.reason), "message": o.message, "field": o.field}})
+            return Reply(o.status, {"error": {"code": o.reason, "message": o.message, "field": o.field}})
         return Reply(201, {"success": True, "event_id": result.stored[0].message_id if result.stored else None})
 
     def refuse(self, error: ClientError, total: int) -> Reply:
         body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
         return Reply(error.status, body, retry_headers(error))
-
-
-def _code(reason: str) -> str:
-    return {"invalid": "invalid_request", "forbidden": "forbidden"}.get(reason, reason)

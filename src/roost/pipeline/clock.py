@@ -25,7 +25,7 @@ class ClockSkew:
                     event.timestamp = event.received_at
             except OverflowError:
                 field = batch.field(index, "timestamp")
-                return "invalid", f"{field}: the corrected time is out of range", field, 400
+                return "invalid_request", f"{field}: the corrected time is out of range", field, 400
             return None
 
         batch.keep(verdict)

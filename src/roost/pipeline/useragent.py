@@ -13,7 +13,20 @@ import ua_parser
 
 from roost.pipeline.batch import Batch
 
-BOT_WORDS = ("bot", "crawler", "spider", "slurp", "headless", "lighthouse", "python-requests", "curl/")
+BOT_WORDS = (
+    "bot",
+    "crawler",
+    "spider",
+    "slurp",
+    "headless",
+    "lighthouse",
+    "python-requests",
+    "python-httpx",
+    "python-urllib",
+    "curl/",
+    "wget/",
+    "go-http-client",
+)
 TABLET_WORDS = ("ipad", "tablet", "kindle", "silk/", "playbook")
 MOBILE_OS = ("iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS")
 

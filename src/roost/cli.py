@@ -1,0 +1,418 @@
+"""The `roost` command: serve, and manage workspaces, projects and keys, send, query.
+
+Management commands write the metadata store directly (SQLite in WAL mode allows it while
+the server runs; key changes reach the server within `key_cache_seconds`). `send` and
+`query` go through the running server's HTTP API, since the server holds the event store;
+without a key given they make a short-lived key, use it, and delete it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+import msgspec
+
+from roost import config
+from roost.errors import RoostError
+from roost.storage.metadata import KEY_KINDS, PLANS, Key, Metadata
+
+F = TypeVar("F", bound=Callable[..., Any])
+SERVER_FILE = "server.json"
+
+
+def data_option(fn: F) -> F:
+    return click.option(
+        "--data",
+        envvar="ROOST_DATA",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Data directory (default ./data, or ROOST_DATA).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+@contextlib.contextmanager
+def metadata_for(data: str | None) -> Iterator[tuple[config.Settings, Metadata]]:
+    settings = load_settings(data=data)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metadata = Metadata(settings.resolved_metadata_url())
+    try:
+        yield settings, metadata
+    except RoostError as error:
+        raise click.ClickException(error.message) from None
+    finally:
+        metadata.close()
+
+
+def load_settings(**flags: Any) -> config.Settings:
+    try:
+        return config.load(flags)
+    except RoostError as error:
+        raise click.ClickException(error.message) from None
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, default=str))
+
+
+def key_view(key: Key, raw: str | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": key.id,
+        "kind": key.kind,
+        "project": key.project_slug,
+        "label": key.label,
+        "prefix": key.prefix,
+        "allowed_types": list(key.allowed_types) if key.allowed_types else None,
+        "rate": key.rate,
+        "burst": key.burst,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+    if raw is not None:
+        view = {"key": raw, **view}
+    return view
+
+
+@click.group()
+@click.version_option(package_name="roost")
+def main() -> None:
+    """Roost: self-hosted event collection and product analytics."""
+
+
+# serve
+
+
+@main.command()
+@data_option
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default 8000).")
+def serve(data: str | None, host: str | None, port: int | None) -> None:
+    """Run the Roost server: ingest, SQL, metrics."""
+    import uvicorn
+
+    from roost import logs
+    from roost.app import create_app
+
+    settings = load_settings(data=data, host=host, port=port)
+    logs.configure(settings.log_level, settings.log_format)
+    with metadata_for(settings.data) as (_, metadata):
+        _, project, created = metadata.ensure_default(settings.default_plan)
+        url = f"http://{_display_host(settings.host)}:{settings.port}"
+        if created:
+            _, raw = metadata.create_key(project.slug, "write", label="default")
+            click.echo(f"Created workspace 'default' and project '{project.slug}'.")
+            click.echo(f"Write key (shown once, keep it): {raw}")
+            click.echo("Try it:")
+            click.echo(
+                f"  curl -s {url}/v1/track -u '{raw}:' -H 'Content-Type: application/json' "
+                """-d '{"userId": "user-1", "event": "Hello Roost"}'"""
+            )
+        else:
+            click.echo(f"Data in {settings.data_dir.resolve()}; project '{project.slug}'.")
+            click.echo("New key: roost keys create --project default --kind write")
+    state = settings.data_dir / SERVER_FILE
+    state.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    click.echo(f"Roost listening on {url}", err=False)
+    sys.stdout.flush()
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            loop="auto",
+            http="auto",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            state.unlink()
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+
+
+# workspaces
+
+
+@main.group()
+def workspaces() -> None:
+    """Workspaces (tenants): plan and monthly event budget."""
+
+
+@workspaces.command("create")
+@data_option
+@click.argument("name")
+@click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True)
+@click.option("--budget", type=int, default=None, help="Monthly event budget (default: none).")
+@json_option
+def workspaces_create(data: str | None, name: str, plan: str, budget: int | None, as_json: bool) -> None:
+    """Create a workspace."""
+    with metadata_for(data) as (_, metadata):
+        ws = metadata.create_workspace(name, plan, budget)
+    view = {"id": ws.id, "name": ws.name, "plan": ws.plan, "monthly_budget": ws.monthly_budget}
+    echo_json(view) if as_json else click.echo(f"Created workspace {ws.name} ({ws.plan}).")
+
+
+@workspaces.command("set")
+@data_option
+@click.argument("name")
+@click.option("--plan", type=click.Choice(PLANS), default=None)
+@click.option("--budget", type=int, default=None, help="Monthly event budget.")
+@click.option("--no-budget", is_flag=True, help="Remove the monthly budget.")
+def workspaces_set(data: str | None, name: str, plan: str | None, budget: int | None, no_budget: bool) -> None:
+    """Change a workspace's plan or budget."""
+    with metadata_for(data) as (_, metadata):
+        if no_budget:
+            ws = metadata.update_workspace(name, plan=plan, monthly_budget=None)
+        elif budget is not None:
+            ws = metadata.update_workspace(name, plan=plan, monthly_budget=budget)
+        else:
+            ws = metadata.update_workspace(name, plan=plan)
+    click.echo(f"{ws.name}: plan {ws.plan}, budget {ws.monthly_budget or 'none'}")
+
+
+@workspaces.command("list")
+@data_option
+@json_option
+def workspaces_list(data: str | None, as_json: bool) -> None:
+    """List workspaces."""
+    with metadata_for(data) as (_, metadata):
+        rows = metadata.list_workspaces()
+    views = [{"id": w.id, "name": w.name, "plan": w.plan, "monthly_budget": w.monthly_budget} for w in rows]
+    if as_json:
+        echo_json(views)
+        return
+    for v in views:
+        click.echo(f"{v['name']}\t{v['plan']}\tbudget {v['monthly_budget'] or 'none'}")
+
+
+# projects
+
+
+@main.group()
+def projects() -> None:
+    """Projects: an app, a site or a game; the slug is the web dialect's site_id."""
+
+
+@projects.command("create")
+@data_option
+@click.argument("slug")
+@click.option("--name", default=None, help="Display name (default: the slug).")
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--store-ip", is_flag=True, help="Keep client IPs in context.ip (off by default).")
+@json_option
+def projects_create(
+    data: str | None, slug: str, name: str | None, workspace: str, store_ip: bool, as_json: bool
+) -> None:
+    """Create a project."""
+    with metadata_for(data) as (settings, metadata):
+        try:
+            ws = metadata.workspace(workspace)
+        except RoostError:
+            if workspace != "default":
+                raise
+            ws = metadata.create_workspace("default", settings.default_plan)
+        project = metadata.create_project(ws.id, slug, name, store_ip=store_ip)
+    view = {"id": project.id, "slug": project.slug, "name": project.name, "workspace": ws.name}
+    echo_json(view) if as_json else click.echo(f"Created project {project.slug} in {ws.name}.")
+
+
+@projects.command("list")
+@data_option
+@json_option
+def projects_list(data: str | None, as_json: bool) -> None:
+    """List projects."""
+    with metadata_for(data) as (_, metadata):
+        names = {w.id: w.name for w in metadata.list_workspaces()}
+        views = [
+            {"id": p.id, "slug": p.slug, "name": p.name, "workspace": names.get(p.workspace_id)}
+            for p in metadata.list_projects()
+        ]
+    if as_json:
+        echo_json(views)
+        return
+    for v in views:
+        click.echo(f"{v['slug']}\t{v['name']}\t{v['workspace']}")
+
+
+# keys
+
+
+@main.group()
+def keys() -> None:
+    """API keys: write (ingest), read (query), delete (erasure), admin."""
+
+
+@keys.command("create")
+@data_option
+@click.option("--project", required=True, help="Project slug.")
+@click.option("--kind", type=click.Choice(KEY_KINDS), required=True)
+@click.option("--label", default=None, help='A name such as "web", "ios", "server".')
+@click.option("--allow", "allowed", multiple=True, help="Allowed event type (repeatable).")
+@click.option("--rate", type=float, default=None, help="Events per second (default: the plan's).")
+@click.option("--burst", type=float, default=None, help="Burst (default: 5 × rate).")
+@json_option
+def keys_create(
+    data: str | None,
+    project: str,
+    kind: str,
+    label: str | None,
+    allowed: tuple[str, ...],
+    rate: float | None,
+    burst: float | None,
+    as_json: bool,
+) -> None:
+    """Create a key; its raw value is printed once and never again."""
+    with metadata_for(data) as (_, metadata):
+        key, raw = metadata.create_key(
+            project, kind, label=label, allowed_types=allowed or None, rate=rate, burst=burst
+        )
+    if as_json:
+        echo_json(key_view(key, raw))
+        return
+    click.echo(f"Created {kind} key {key.id} for project {project}.")
+    click.echo(f"Key (shown once): {raw}")
+
+
+@keys.command("list")
+@data_option
+@click.option("--project", default=None, help="Only this project's keys.")
+@json_option
+def keys_list(data: str | None, project: str | None, as_json: bool) -> None:
+    """List keys (their ids and prefixes; raw keys are never stored)."""
+    with metadata_for(data) as (_, metadata):
+        rows = metadata.list_keys(project)
+    if as_json:
+        echo_json([key_view(k) for k in rows])
+        return
+    for k in rows:
+        state = "revoked" if k.revoked_at else "active"
+        click.echo(f"{k.id}\t{k.kind}\t{k.project_slug}\t{k.prefix}…\t{k.label or '-'}\t{state}")
+
+
+@keys.command("revoke")
+@data_option
+@click.argument("key_id")
+def keys_revoke(data: str | None, key_id: str) -> None:
+    """Revoke a key: it is refused within a second."""
+    with metadata_for(data) as (_, metadata):
+        metadata.revoke_key(key_id)
+    click.echo(f"Revoked {key_id}.")
+
+
+# send and query, through the running server
+
+
+def server_url(settings: config.Settings, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    state = settings.data_dir / SERVER_FILE
+    if state.is_file():
+        return str(json.loads(state.read_text())["url"])
+    return f"http://{_display_host(settings.host)}:{settings.port}"
+
+
+@contextlib.contextmanager
+def borrowed_key(data: str | None, project: str, kind: str, given: str | None) -> Iterator[str]:
+    """The key given, or a key made for this one command and deleted after it."""
+    if given:
+        yield given
+        return
+    with metadata_for(data) as (_, metadata):
+        key, raw = metadata.create_key(project, kind, label="cli (temporary)")
+    try:
+        yield raw
+    finally:
+        with metadata_for(data) as (_, metadata):
+            metadata.delete_key(key.id)
+
+
+@main.command()
+@data_option
+@click.option("--url", default=None, help="Server URL (default: the running server's).")
+@click.option("--project", default="default", show_default=True)
+@click.option("--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one).")
+@click.option("--event", "event_name", default="Test Event", show_default=True)
+@click.option("--user", "user_id", default="roost-cli", show_default=True)
+@click.option("--property", "props", multiple=True, help="name=value (repeatable).")
+def send(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    event_name: str,
+    user_id: str,
+    props: tuple[str, ...],
+) -> None:
+    """Send one test track event to a running server."""
+    settings = load_settings(data=data)
+    properties = dict(p.partition("=")[::2] for p in props)
+    body = {"userId": user_id, "event": event_name, "properties": properties}
+    with borrowed_key(data, project, "write", key) as raw:
+        response = _post(f"{server_url(settings, url)}/v1/track", raw, body)
+    if response.status_code != 200:
+        raise click.ClickException(f"{response.status_code}: {response.text}")
+    click.echo(f"Sent {event_name!r} for {user_id!r}: {response.text}")
+
+
+@main.command()
+@data_option
+@click.argument("sql")
+@click.option("--url", default=None, help="Server URL (default: the running server's).")
+@click.option("--project", default="default", show_default=True)
+@click.option("--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one).")
+@json_option
+def query(data: str | None, sql: str, url: str | None, project: str, key: str | None, as_json: bool) -> None:
+    """Run SQL over the project's `events` through the running server."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, "read", key) as raw:
+        response = _post(f"{server_url(settings, url)}/api/v1/sql", raw, {"sql": sql})
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    result = response.json()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(format_table(result["columns"], result["rows"]))
+    if result.get("truncated"):
+        click.echo("(truncated at the row limit)")
+
+
+def _post(url: str, key: str, body: Any) -> httpx.Response:
+    try:
+        return httpx.post(
+            url, content=msgspec.json.encode(body), headers={"Authorization": f"Bearer {key}",
+            "Content-Type": "application/json"}, timeout=60
+        )
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"cannot reach Roost at {url}: {error}") from None
+
+
+def format_table(columns: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def data_path(data: str | None) -> Path:
+    return load_settings(data=data).data_dir

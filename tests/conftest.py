@@ -1,0 +1,105 @@
+"""Shared fixtures: a Runtime on a temporary data dir, an app client, and keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from roost.app import create_app
+from roost.config import Settings
+from roost.runtime import Runtime
+
+
+class Client:
+    """A synchronous face on `httpx.AsyncClient(transport=ASGITransport(app))`.
+
+    The app runs on an event loop in a portal thread, as it would under uvicorn; tests call
+    it as plain functions.
+    """
+
+    def __init__(self, portal: BlockingPortal, client: httpx.AsyncClient) -> None:
+        self.portal = portal
+        self.client = client
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            return await self.client.request(method, url, **kwargs)
+
+        return self.portal.call(send)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **kwargs)
+
+
+@dataclass
+class Env:
+    """A running app with its runtime and the raw keys of the default project."""
+
+    settings: Settings
+    runtime: Runtime
+    client: Client
+    write_key: str
+    read_key: str
+
+    def sql(self, query: str, key: str | None = None) -> list[dict[str, Any]]:
+        response = self.client.post(
+            "/api/v1/sql", json={"sql": query}, headers={"Authorization": f"Bearer {key or self.read_key}"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return replace(Settings(data=str(tmp_path / "data"), log_format="text"), **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def open_env(settings: Settings, plan: str = "enterprise") -> Iterator[Env]:
+    runtime = Runtime(settings)
+    runtime.metadata.ensure_default(plan)
+    _, write_key = runtime.metadata.create_key("default", "write")
+    _, read_key = runtime.metadata.create_key("default", "read")
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.50", 40000))
+    with start_blocking_portal() as portal:
+        async_client = httpx.AsyncClient(transport=transport, base_url="http://roost.test")
+        try:
+            yield Env(settings, runtime, Client(portal, async_client), write_key, read_key)
+        finally:
+            portal.call(async_client.aclose)
+            portal.call(runtime.close)
+
+
+@pytest.fixture
+def env(settings: Settings) -> Iterator[Env]:
+    yield from open_env(settings)
+
+
+def require_binary(name: str, install_hint: str) -> str:
+    """The path of an external binary, or a skip (a failure when ROOST_REQUIRE_SERVICES=1)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not found: {install_hint}"
+    if os.environ.get("ROOST_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
