@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,10 @@ def serve(data: str | None, host: str | None, port: int | None) -> None:
     state.write_text(json.dumps({"url": url, "pid": os.getpid()}))
     click.echo(f"Roost listening on {url}", err=False)
     sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then raises the signal again for
+    # the previous handler; a no-op one lets `roost serve` exit 0 after a clean shutdown.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         uvicorn.run(
             create_app(settings),

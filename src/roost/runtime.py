@@ -52,3 +52,4 @@ class Runtime:
         await self.store.close()
         self.geo.close()
         self.metadata.close()
+        log.info("store closed", extra={"last_offset": self.store.last_offset()})

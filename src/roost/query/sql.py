@@ -2,7 +2,8 @@
 
 The engine itself has file and network access switched off and its configuration locked
 (storage/duckdb.py); this gate adds what the engine cannot: exactly one SELECT, reading no
-table but the project's `events` view, calling no table function but a few generators and
+table but the project's `events` view (or its own CTEs, unqualified; `roost.events` is never in the
+search path, so only a qualified name could reach it), calling no table function but a few generators and
 no function that reads the catalog, the settings or the environment. The statement is
 parsed by DuckDB's own parser, so what is checked is what would run.
 """
@@ -66,7 +67,6 @@ def check_select(sql: str) -> None:
         raise BadRequest("sql: must not be empty", field="sql")
     try:
         statements = duckdb.extract_statements(sql)
-        tables = duckdb.get_table_names(sql, qualified=True)
     except duckdb.Error as exc:
         raise BadRequest(f"sql: {_first_line(exc)}", field="sql") from None
     if len(statements) != 1:
@@ -74,14 +74,20 @@ def check_select(sql: str) -> None:
     if statements[0].type != duckdb.StatementType.SELECT:
         kind = statements[0].type.name
         raise BadRequest(f"sql: only SELECT is allowed (got {kind})", field="sql")
-    if not set(tables) <= ALLOWED_TABLES:
-        others = ", ".join(sorted(set(tables) - ALLOWED_TABLES))
-        raise BadRequest(f"sql: only the events view can be read (not {others})", field="sql")
     with _parser_lock:
         row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     tree = msgspec.json.decode(row[0]) if row else {}
     if tree.get("error"):
         raise BadRequest(f"sql: {tree.get('error_message', 'cannot be parsed')}", field="sql")
+    ctes = set(_cte_names(tree))
+    for ref in _refs(tree):
+        if ref.get("type") == "SHOW_REF":
+            raise BadRequest("sql: SHOW, DESCRIBE and SUMMARIZE are not allowed", field="sql")
+        name = str(ref.get("table_name", ""))
+        qualified = ref.get("catalog_name") or ref.get("schema_name")
+        if qualified or (name not in ALLOWED_TABLES and name not in ctes):
+            shown = ".".join(ref.get("qualified_name", {}).get("path", [name]))
+            raise BadRequest(f"sql: only the events view can be read (not {shown})", field="sql")
     for name, is_table in _functions(tree):
         lowered = name.lower()
         if is_table and lowered not in ALLOWED_TABLE_FUNCTIONS:
@@ -90,7 +96,32 @@ def check_select(sql: str) -> None:
             raise BadRequest(f"sql: function {name}() is not allowed", field="sql")
 
 
-def _functions(node: Any, in_table: bool = False) -> Iterator[tuple[str, bool]]:
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _refs(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every table the query names (and every SHOW)."""
+    for node in _walk(tree):
+        if node.get("type") in ("BASE_TABLE", "SHOW_REF"):
+            yield node
+
+
+def _cte_names(tree: Any) -> Iterator[str]:
+    for node in _walk(tree):
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map", []):
+                yield str(entry.get("key", ""))
+
+
+def _functions(node: Any) -> Iterator[tuple[str, bool]]:
     if isinstance(node, dict):
         if node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
             fn = node["function"]

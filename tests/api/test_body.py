@@ -1,0 +1,151 @@
+"""Bodies: gzip, text/plain, size limits enforced while reading, CORS preflight."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Env, make_settings, open_env
+
+
+def track(n: int = 1) -> bytes:
+    return json.dumps({"userId": "u1", "event": f"E{n}"}).encode()
+
+
+def test_gzip_body_is_accepted(env: Env) -> None:
+    response = env.client.post(
+        "/v1/track",
+        content=gzip.compress(track()),
+        headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {env.write_key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert [r["event"] for r in env.sql("select event from events")] == ["E1"]
+
+
+def test_text_plain_body_is_accepted(env: Env) -> None:
+    response = env.client.post(
+        "/v1/track",
+        content=track(),
+        headers={"Content-Type": "text/plain;charset=UTF-8", "X-Write-Key": env.write_key},
+    )
+    assert response.status_code == 200
+
+
+def test_corrupt_gzip_is_400(env: Env) -> None:
+    response = env.client.post(
+        "/v1/track",
+        content=b"\x1f\x8b\x08garbage",
+        headers={"Content-Encoding": "gzip", "X-Write-Key": env.write_key},
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "body"
+
+
+def test_unknown_encoding_is_415(env: Env) -> None:
+    response = env.client.post(
+        "/v1/track", content=track(), headers={"Content-Encoding": "br", "X-Write-Key": env.write_key}
+    )
+    assert response.status_code == 415
+
+
+@pytest.fixture
+def small_env(tmp_path: Path) -> Iterator[Env]:
+    yield from open_env(make_settings(tmp_path, max_request_bytes=1000, max_event_bytes=200))
+
+
+def test_declared_length_over_limit_is_413(small_env: Env) -> None:
+    body = json.dumps({"userId": "u1", "event": "E", "properties": {"x": "y" * 2000}}).encode()
+    response = small_env.client.post("/v1/track", content=body, headers={"X-Write-Key": small_env.write_key})
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_streamed_body_over_limit_is_413_without_reading_it_all(small_env: Env) -> None:
+    sent: list[int] = []
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(100):  # 100 KB offered, in 1 KB chunks, with no Content-Length
+            sent.append(1)
+            yield b"x" * 1024
+
+    response = small_env.client.post("/v1/track", content=chunks(), headers={"X-Write-Key": small_env.write_key})
+    assert response.status_code == 413
+    assert len(sent) < 100, "the server read the whole body before refusing it"
+
+
+def test_gzip_bomb_is_413(small_env: Env) -> None:
+    body = gzip.compress(json.dumps({"userId": "u", "event": "E", "p": "0" * 100_000}).encode())
+    assert len(body) < 1000
+    response = small_env.client.post(
+        "/v1/track", content=body, headers={"Content-Encoding": "gzip", "X-Write-Key": small_env.write_key}
+    )
+    assert response.status_code == 413
+
+
+def test_single_event_over_event_limit_is_413(small_env: Env) -> None:
+    body = json.dumps({"userId": "u1", "event": "E", "properties": {"x": "y" * 300}}).encode()
+    response = small_env.client.post("/v1/track", content=body, headers={"X-Write-Key": small_env.write_key})
+    assert response.status_code == 413
+
+
+def test_batch_event_over_event_limit_is_rejected_alone(small_env: Env) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u", "event": "Big", "properties": {"x": "y" * 300}},
+                       {"type": "track", "userId": "u", "event": "Small"}]}
+    response = small_env.client.post("/v1/batch", json=batch, headers={"X-Write-Key": small_env.write_key})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["errors"][0]["index"] == 0
+    assert body["errors"][0]["code"] == "too_large"
+    assert [r["event"] for r in small_env.sql("select event from events")] == ["Small"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/track", "/v1/batch", "/api/v1/events", "/api/v1/events/batch", "/api/v1/events/pageview",
+     "/api/v1/events/custom", "/post"],
+)
+def test_cors_preflight(env: Env, path: str) -> None:
+    response = env.client.options(
+        path,
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_post_answers_carry_cors_header(env: Env) -> None:
+    response = env.client.post(
+        "/v1/track", content=track(), headers={"X-Write-Key": env.write_key, "Origin": "https://a.example"}
+    )
+    assert response.headers["access-control-allow-origin"] == "https://a.example"
+
+
+def test_trailing_slash_paths_work(env: Env) -> None:
+    response = env.client.post("/v1/batch/", json={"batch": []}, headers={"X-Write-Key": env.write_key})
+    assert response.status_code == 200
+    assert response.json()["received"] == 0
+
+
+def test_segment_batch_limit(env: Env) -> None:
+    item = {"type": "track", "userId": "u", "event": "E"}
+    response = env.client.post(
+        "/api/v1/events/batch", json={"batch": [item] * 501}, headers={"X-Write-Key": env.write_key}
+    )
+    assert response.status_code == 400
+    assert "at most 500" in response.json()["message"]
+    response = env.client.post("/v1/batch", json={"batch": [item] * 2501}, headers={"X-Write-Key": env.write_key})
+    assert response.status_code == 400
+    response = env.client.post("/v1/batch", json={"batch": [item] * 2500}, headers={"X-Write-Key": env.write_key})
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2500

@@ -1,0 +1,82 @@
+"""A real `roost serve` process on a free loopback port, for what crosses the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def roost(*args: str, data: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ROOST_DATA": str(data)}
+    return subprocess.run(
+        [sys.executable, "-m", "roost", *args], capture_output=True, text=True, env=env, check=check, timeout=60
+    )
+
+
+def create_key(data: Path, kind: str, project: str = "default") -> str:
+    result = roost("keys", "create", "--project", project, "--kind", kind, "--json", data=data)
+    return str(json.loads(result.stdout)["key"])
+
+
+class Server:
+    def __init__(self, data: Path, port: int | None = None, **env: str) -> None:
+        self.data = data
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {f"ROOST_{k.upper()}": v for k, v in env.items()}
+        self.process: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    def start(self, timeout: float = 30) -> Server:
+        env = {**os.environ, "ROOST_LOG_LEVEL": "warning", **self.env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "roost", "serve", "--data", str(self.data), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"roost serve exited: {self.process.stdout.read() if self.process.stdout else ''}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("roost serve did not become ready")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self._collect()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(30)
+        self._collect()
+        return code
+
+    def _collect(self) -> None:
+        if self.process and self.process.stdout:
+            self.output += self.process.stdout.read()
+            self.process.stdout.close()

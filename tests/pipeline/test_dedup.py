@@ -1,0 +1,45 @@
+"""Dedup by messageId per project within the window, surviving a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from roost.pipeline.dedup import DedupIndex
+from tests.conftest import make_settings, open_env
+
+
+def test_index_window_and_release() -> None:
+    index = DedupIndex(timedelta(days=7))
+    now = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    assert index.reserve(1, "m", now)
+    assert not index.reserve(1, "m", now + 10)
+    assert index.reserve(2, "m", now)  # another project
+    assert index.reserve(1, "m", now + 8 * 86400)  # outside the window
+    index.release([(1, "m")])
+    assert index.reserve(1, "m", now)
+    index.expire(now + 30 * 86400)
+    assert len(index) == 0
+
+
+def test_duplicate_is_acknowledged_not_stored_and_survives_restart(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    body = {"userId": "u", "event": "E", "messageId": "once"}
+    for env in open_env(settings):
+        headers = {"X-Write-Key": env.write_key}
+        assert env.client.post("/v1/track", json=body, headers=headers).json() == {"success": True}
+        assert env.client.post("/v1/track", json=body, headers=headers).json() == {"success": True}
+        project = env.runtime.metadata.create_project(1, "p2")
+        _, other = env.runtime.metadata.create_key(project.slug, "write")
+        _, other_read = env.runtime.metadata.create_key(project.slug, "read")
+        assert env.client.post("/v1/track", json=body, headers={"X-Write-Key": other}).status_code == 200
+        assert env.sql("select count(*) as n from events", key=other_read) == [{"n": 1}]
+        assert env.sql("select count(*) as n from events") == [{"n": 1}]
+    for env in open_env(settings):
+        headers = {"X-Write-Key": env.write_key}
+        batch = {"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "once"},
+                           {"type": "track", "userId": "u", "event": "E", "messageId": "new"}]}
+        response = env.client.post("/v1/batch", json=batch, headers=headers).json()
+        assert response == {"received": 2, "accepted": 2, "rejected": 0, "errors": []}
+        rows = env.sql("select message_id from events order by log_offset")
+        assert [r["message_id"] for r in rows] == ["once", "new"]

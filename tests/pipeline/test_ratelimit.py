@@ -1,0 +1,61 @@
+"""Rate limits: a token bucket per key; 429 with Retry-After in each dialect's error shape."""
+
+from __future__ import annotations
+
+from roost.pipeline.ratelimit import Bucket, RateLimit
+from tests.conftest import Env
+
+
+def test_bucket_grants_burst_then_refills() -> None:
+    bucket = Bucket(rate=10, burst=20, now=0.0)
+    assert bucket.take(20, 0.0) == 0
+    assert bucket.take(1, 0.0) > 0
+    assert bucket.take(5, 0.5) == 0  # half a second refills 5
+    assert bucket.take(100, 0.5) > 0
+
+
+def test_batch_larger_than_burst_goes_through_in_debt() -> None:
+    bucket = Bucket(rate=10, burst=20, now=0.0)
+    assert bucket.take(50, 0.0) == 0
+    wait = bucket.take(1, 0.0)
+    assert 3.0 < wait <= 3.2  # 30 tokens of debt plus one, at 10/s
+
+
+def test_plan_defaults() -> None:
+    limits = RateLimit()
+    assert limits.limits_for("free", None, None) == (100.0, 500.0)
+    assert limits.limits_for("pro", None, None) == (1000.0, 5000.0)
+    assert limits.limits_for("enterprise", None, None) == (0.0, 0.0)
+    assert limits.limits_for("free", 5.0, None) == (5.0, 500.0)
+
+
+def test_429_with_retry_after_in_every_dialect(env: Env) -> None:
+    _, key = env.runtime.metadata.create_key("default", "write", rate=1, burst=2)
+    headers = {"Authorization": f"Bearer {key}"}
+    track = {"userId": "u", "event": "E"}
+    assert env.client.post("/v1/track", json=track, headers=headers).status_code == 200
+    assert env.client.post("/v1/track", json=track, headers=headers).status_code == 200
+    segment = env.client.post("/v1/track", json=track, headers=headers)
+    assert segment.status_code == 429
+    assert int(segment.headers["retry-after"]) >= 1
+    assert segment.json()["code"] == "rate_limit_exceeded"
+    web = env.client.post(
+        "/api/v1/events/pageview", json={"site_id": "default", "url": "https://a.example/"}, headers=headers
+    )
+    assert web.status_code == 429
+    assert web.json()["error"]["code"] == "rate_limit_exceeded"
+    assert "retry-after" in web.headers
+    free = env.client.post("/post", json={"event_name": "E"}, headers=headers)
+    assert free.status_code == 429 and "retry-after" in free.headers
+    assert env.sql("select count(*) as n from events") == [{"n": 2}]
+
+
+def test_free_plan_key_gets_plan_limits(env: Env) -> None:
+    ws = env.runtime.metadata.create_workspace("small", "free")
+    env.runtime.metadata.create_project(ws.id, "small-site")
+    _, key = env.runtime.metadata.create_key("small-site", "write")
+    item = {"type": "track", "userId": "u", "event": "E"}
+    headers = {"X-Write-Key": key}
+    assert env.client.post("/v1/batch", json={"batch": [item] * 500}, headers=headers).status_code == 200
+    response = env.client.post("/v1/batch", json={"batch": [item] * 100}, headers=headers)
+    assert response.status_code == 429
