@@ -57,7 +57,9 @@ class Env:
 
     def sql(self, query: str, key: str | None = None) -> list[dict[str, Any]]:
         response = self.client.post(
-            "/api/v1/sql", json={"sql": query}, headers={"Authorization": f"Bearer {key or self.read_key}"}
+            "/api/v1/sql",
+            json={"sql": query},
+            headers={"Authorization": f"Bearer {key or self.read_key}"},
         )
         assert response.status_code == 200, response.text
         body = response.json()

@@ -13,14 +13,27 @@ from tests.integration.server import Server, create_key, roost
 
 
 def invoke(data: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, [*args[:2], "--data", str(data), *args[2:]] if len(args) > 1 else args)
+    result = CliRunner().invoke(
+        main, [*args[:2], "--data", str(data), *args[2:]] if len(args) > 1 else args
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
 
 def test_keys_create_json_prints_exactly_one_object(tmp_path: Path) -> None:
     invoke(tmp_path, "projects", "create", "shop")
-    out = invoke(tmp_path, "keys", "create", "--project", "shop", "--kind", "write", "--label", "web", "--json")
+    out = invoke(
+        tmp_path,
+        "keys",
+        "create",
+        "--project",
+        "shop",
+        "--kind",
+        "write",
+        "--label",
+        "web",
+        "--json",
+    )
     key = json.loads(out)
     assert isinstance(key, dict)
     assert {"key", "id", "kind", "project"} <= key.keys()
@@ -44,7 +57,9 @@ def test_workspaces_and_projects(tmp_path: Path) -> None:
 
 
 def test_errors_are_clear(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["keys", "create", "--data", str(tmp_path), "--project", "nope", "--kind", "write"])
+    result = CliRunner().invoke(
+        main, ["keys", "create", "--data", str(tmp_path), "--project", "nope", "--kind", "write"]
+    )
     assert result.exit_code != 0
     assert "no project with slug 'nope'" in result.output
 
@@ -59,16 +74,22 @@ def test_serve_send_query_while_running(tmp_path: Path) -> None:
         write = create_key(data, "write", "second")
         sent = roost("send", "--event", "CLI Check", "--property", "n=1", data=data)
         assert '"success":true' in sent.stdout
-        out = roost("query", "select event, user_id, properties->>'n' as n from events", "--json", data=data)
+        out = roost(
+            "query", "select event, user_id, properties->>'n' as n from events", "--json", data=data
+        )
         assert json.loads(out.stdout)["rows"] == [["CLI Check", "roost-cli", "1"]]
         table = roost("query", "select count(*) as events from events", data=data).stdout
         assert table.split() == ["events", "------", "1"]
-        second = roost("send", "--project", "second", "--key", write, "--event", "Second", data=data)
+        second = roost(
+            "send", "--project", "second", "--key", write, "--event", "Second", data=data
+        )
         assert second.returncode == 0
         bad = roost("query", "delete from events", data=data, check=False)
         assert bad.returncode != 0 and "only SELECT" in bad.stderr
         keys = json.loads(roost("keys", "list", "--json", data=data).stdout)
-        assert all("temporary" not in (k["label"] or "") for k in keys), "temporary keys are deleted"
+        assert all("temporary" not in (k["label"] or "") for k in keys), (
+            "temporary keys are deleted"
+        )
     finally:
         assert server.stop() == 0
     assert "Write key (shown once, keep it): rw_" in server.output

@@ -107,6 +107,9 @@ def serve(data: str | None, host: str | None, port: int | None) -> None:
 
     settings = load_settings(data=data, host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
+    # The writer thread hands the GIL back and forth with the event loop on every commit;
+    # at the default 5 ms switch interval each handoff can cost a commit 5 ms.
+    sys.setswitchinterval(0.0005)
     with metadata_for(settings.data) as (_, metadata):
         _, project, created = metadata.ensure_default(settings.default_plan)
         url = f"http://{_display_host(settings.host)}:{settings.port}"
@@ -164,7 +167,9 @@ def workspaces() -> None:
 @click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True)
 @click.option("--budget", type=int, default=None, help="Monthly event budget (default: none).")
 @json_option
-def workspaces_create(data: str | None, name: str, plan: str, budget: int | None, as_json: bool) -> None:
+def workspaces_create(
+    data: str | None, name: str, plan: str, budget: int | None, as_json: bool
+) -> None:
     """Create a workspace."""
     with metadata_for(data) as (_, metadata):
         ws = metadata.create_workspace(name, plan, budget)
@@ -178,7 +183,9 @@ def workspaces_create(data: str | None, name: str, plan: str, budget: int | None
 @click.option("--plan", type=click.Choice(PLANS), default=None)
 @click.option("--budget", type=int, default=None, help="Monthly event budget.")
 @click.option("--no-budget", is_flag=True, help="Remove the monthly budget.")
-def workspaces_set(data: str | None, name: str, plan: str | None, budget: int | None, no_budget: bool) -> None:
+def workspaces_set(
+    data: str | None, name: str, plan: str | None, budget: int | None, no_budget: bool
+) -> None:
     """Change a workspace's plan or budget."""
     with metadata_for(data) as (_, metadata):
         if no_budget:
@@ -197,7 +204,10 @@ def workspaces_list(data: str | None, as_json: bool) -> None:
     """List workspaces."""
     with metadata_for(data) as (_, metadata):
         rows = metadata.list_workspaces()
-    views = [{"id": w.id, "name": w.name, "plan": w.plan, "monthly_budget": w.monthly_budget} for w in rows]
+    views = [
+        {"id": w.id, "name": w.name, "plan": w.plan, "monthly_budget": w.monthly_budget}
+        for w in rows
+    ]
     if as_json:
         echo_json(views)
         return
@@ -350,7 +360,9 @@ def borrowed_key(data: str | None, project: str, kind: str, given: str | None) -
 @data_option
 @click.option("--url", default=None, help="Server URL (default: the running server's).")
 @click.option("--project", default="default", show_default=True)
-@click.option("--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one).")
+@click.option(
+    "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
+)
 @click.option("--event", "event_name", default="Test Event", show_default=True)
 @click.option("--user", "user_id", default="roost-cli", show_default=True)
 @click.option("--property", "props", multiple=True, help="name=value (repeatable).")
@@ -379,9 +391,13 @@ def send(
 @click.argument("sql")
 @click.option("--url", default=None, help="Server URL (default: the running server's).")
 @click.option("--project", default="default", show_default=True)
-@click.option("--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one).")
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
 @json_option
-def query(data: str | None, sql: str, url: str | None, project: str, key: str | None, as_json: bool) -> None:
+def query(
+    data: str | None, sql: str, url: str | None, project: str, key: str | None, as_json: bool
+) -> None:
     """Run SQL over the project's `events` through the running server."""
     settings = load_settings(data=data)
     with borrowed_key(data, project, "read", key) as raw:
@@ -404,15 +420,19 @@ def query(data: str | None, sql: str, url: str | None, project: str, key: str | 
 def _post(url: str, key: str, body: Any) -> httpx.Response:
     try:
         return httpx.post(
-            url, content=msgspec.json.encode(body), headers={"Authorization": f"Bearer {key}",
-            "Content-Type": "application/json"}, timeout=60
+            url,
+            content=msgspec.json.encode(body),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=60,
         )
     except httpx.HTTPError as error:
         raise click.ClickException(f"cannot reach Roost at {url}: {error}") from None
 
 
 def format_table(columns: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[str(c) for c in columns]] + [
+        ["" if v is None else str(v) for v in row] for row in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -25,7 +25,10 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address `roost serve` listens on.")
     port: int = _setting(8000, "Port `roost serve` listens on.")
     log_url: str = _setting(
-        "", "Where the Log and Warehouse live; empty means `duckdb:///<data>/events.duckdb`."
+        "", "Where events are made durable; empty means `sqlite:///<data>/log.sqlite`."
+    )
+    warehouse_url: str = _setting(
+        "", "Where events are queried; empty means `duckdb:///<data>/events.duckdb`."
     )
     metadata_url: str = _setting(
         "", "SQLAlchemy URL of the metadata store; empty means `sqlite:///<data>/metadata.sqlite`."
@@ -44,9 +47,7 @@ class Settings:
     key_cache_seconds: float = _setting(
         1.0, "How long a key lookup is cached; a revoked key is refused after at most this."
     )
-    commit_max_events: int = _setting(
-        20000, "Most events the writer commits in one group commit."
-    )
+    commit_max_events: int = _setting(20000, "Most events the writer commits in one group commit.")
     checkpoint_wal_mb: int = _setting(
         64, "DuckDB WAL size that triggers a checkpoint, run by the writer between commits."
     )
@@ -67,7 +68,10 @@ class Settings:
         return Path(self.data)
 
     def resolved_log_url(self) -> str:
-        return self.log_url or f"duckdb:///{(self.data_dir / 'events.duckdb').resolve()}"
+        return self.log_url or f"sqlite:///{(self.data_dir / 'log.sqlite').resolve()}"
+
+    def resolved_warehouse_url(self) -> str:
+        return self.warehouse_url or f"duckdb:///{(self.data_dir / 'events.duckdb').resolve()}"
 
     def resolved_metadata_url(self) -> str:
         return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.sqlite').resolve()}"
@@ -77,7 +81,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kind = type(FIELDS[name].default)
+    kind: type = type(FIELDS[name].default)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     text = str(value).strip()
@@ -93,14 +97,18 @@ def _coerce(name: str, value: Any) -> Any:
         raise BadRequest(f"setting {name}: expected {kind.__name__}, got {text!r}") from None
 
 
-def load(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+def load(
+    overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
+) -> Settings:
     """Build the settings from `roost.toml` (in the data dir or the working dir), env, flags."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    data = flags.get("data") or env.get("ROOST_DATA") or FIELDS["data"].default
+    data = str(flags.get("data") or env.get("ROOST_DATA") or Settings.data)
     config_path = env.get("ROOST_CONFIG")
-    candidates = [Path(config_path)] if config_path else [Path(data) / "roost.toml", Path("roost.toml")]
+    candidates = (
+        [Path(config_path)] if config_path else [Path(data) / "roost.toml", Path("roost.toml")]
+    )
     for path in candidates:
         if path.is_file():
             with path.open("rb") as f:

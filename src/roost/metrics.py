@@ -35,13 +35,19 @@ INGEST_REQUEST_SECONDS = Histogram(
 )
 LOG_COMMIT_SECONDS = Histogram(
     "roost_log_commit_seconds",
-    "Time of one group commit of the Log.",
+    "Time of one group commit of the Log (acknowledgements wait for it).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
-LOG_CHECKPOINT_SECONDS = Histogram(
-    "roost_log_checkpoint_seconds",
-    "Time of one checkpoint of the embedded store, run by the writer between commits.",
+WAREHOUSE_LOAD_SECONDS = Histogram(
+    "roost_warehouse_load_seconds",
+    "Time of one load of events from the Log into the Warehouse.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+WAREHOUSE_CHECKPOINT_SECONDS = Histogram(
+    "roost_warehouse_checkpoint_seconds",
+    "Time of one checkpoint of the embedded warehouse, run by the loader between loads.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
@@ -56,6 +62,7 @@ LOG_BATCH_EVENTS = Histogram(
 def count_rejections(dialect: str, reasons: Tally[str]) -> None:
     for reason, n in reasons.items():
         EVENTS_REJECTED.labels(dialect, reason).inc(n)
+
 
 BUDGET_NOTICES = Counter(
     "roost_budget_notices",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,8 @@ from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
 from roost.pipeline.geo import Geo
 from roost.pipeline.visitor import Visitor
-from roost.storage.backends import open_store
+from roost.storage.backends import open_log, open_warehouse
+from roost.storage.loader import Loader
 from roost.storage.metadata import Metadata
 
 log = logging.getLogger("roost")
@@ -27,11 +29,16 @@ class Runtime:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = Metadata(settings.resolved_metadata_url())
-        self.store: Any = open_store(settings)
+        self.log: Any = open_log(settings)
+        self.warehouse: Any = open_warehouse(settings)
+        self.loader = Loader(self.log, self.warehouse)
+        recovered = self.loader.catch_up()  # events acknowledged just before a crash
+        self.log.subscribe(self.loader.notify)
+        self.loader.start()
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
-        loaded = self.dedup.load(self.store.recent_message_ids(since))
+        remembered = self.dedup.load(self.warehouse.recent_message_ids(since))
         self.usage = Usage(self._usage_since, utcnow)
         self.geo = Geo(settings.geoip_db or None)
         self.pipeline = pipeline.build(
@@ -42,14 +49,32 @@ class Runtime:
             geo=self.geo,
         )
         self.ready = True
-        log.info("store opened", extra={"dedup_ids": loaded, "last_offset": self.store.last_offset()})
+        self._closed = False
+        log.info(
+            "store opened",
+            extra={"last_offset": self.log.last_offset(), "recovered": recovered, "dedup_ids": remembered},
+        )
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
-        return int(self.store.count_since(self.metadata.projects_of(workspace_id), since))
+        return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
+
+    async def caught_up(self) -> bool:
+        """Wait (at most a second) until every acknowledged event is queryable."""
+        return await self.loader.caught_up(self.log.last_offset(), timeout=1.0)
 
     async def close(self) -> None:
         self.ready = False
-        await self.store.close()
+        await asyncio.to_thread(self.close_sync)
+
+    def close_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.ready = False
+        self.log.drain()  # commit what was acknowledged, refuse the rest
+        self.loader.stop()  # load all of it into the warehouse
+        self.log.close_sync()
+        self.warehouse.close()
         self.geo.close()
         self.metadata.close()
-        log.info("store closed", extra={"last_offset": self.store.last_offset()})
+        log.info("store closed", extra={"last_offset": self.log.last_offset()})

@@ -47,7 +47,9 @@ def test_corrupt_gzip_is_400(env: Env) -> None:
 
 def test_unknown_encoding_is_415(env: Env) -> None:
     response = env.client.post(
-        "/v1/track", content=track(), headers={"Content-Encoding": "br", "X-Write-Key": env.write_key}
+        "/v1/track",
+        content=track(),
+        headers={"Content-Encoding": "br", "X-Write-Key": env.write_key},
     )
     assert response.status_code == 415
 
@@ -59,7 +61,9 @@ def small_env(tmp_path: Path) -> Iterator[Env]:
 
 def test_declared_length_over_limit_is_413(small_env: Env) -> None:
     body = json.dumps({"userId": "u1", "event": "E", "properties": {"x": "y" * 2000}}).encode()
-    response = small_env.client.post("/v1/track", content=body, headers={"X-Write-Key": small_env.write_key})
+    response = small_env.client.post(
+        "/v1/track", content=body, headers={"X-Write-Key": small_env.write_key}
+    )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
 
@@ -72,7 +76,9 @@ def test_streamed_body_over_limit_is_413_without_reading_it_all(small_env: Env) 
             sent.append(1)
             yield b"x" * 1024
 
-    response = small_env.client.post("/v1/track", content=chunks(), headers={"X-Write-Key": small_env.write_key})
+    response = small_env.client.post(
+        "/v1/track", content=chunks(), headers={"X-Write-Key": small_env.write_key}
+    )
     assert response.status_code == 413
     assert len(sent) < 100, "the server read the whole body before refusing it"
 
@@ -81,21 +87,31 @@ def test_gzip_bomb_is_413(small_env: Env) -> None:
     body = gzip.compress(json.dumps({"userId": "u", "event": "E", "p": "0" * 100_000}).encode())
     assert len(body) < 1000
     response = small_env.client.post(
-        "/v1/track", content=body, headers={"Content-Encoding": "gzip", "X-Write-Key": small_env.write_key}
+        "/v1/track",
+        content=body,
+        headers={"Content-Encoding": "gzip", "X-Write-Key": small_env.write_key},
     )
     assert response.status_code == 413
 
 
 def test_single_event_over_event_limit_is_413(small_env: Env) -> None:
     body = json.dumps({"userId": "u1", "event": "E", "properties": {"x": "y" * 300}}).encode()
-    response = small_env.client.post("/v1/track", content=body, headers={"X-Write-Key": small_env.write_key})
+    response = small_env.client.post(
+        "/v1/track", content=body, headers={"X-Write-Key": small_env.write_key}
+    )
     assert response.status_code == 413
 
 
 def test_batch_event_over_event_limit_is_rejected_alone(small_env: Env) -> None:
-    batch = {"batch": [{"type": "track", "userId": "u", "event": "Big", "properties": {"x": "y" * 300}},
-                       {"type": "track", "userId": "u", "event": "Small"}]}
-    response = small_env.client.post("/v1/batch", json=batch, headers={"X-Write-Key": small_env.write_key})
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u", "event": "Big", "properties": {"x": "y" * 300}},
+            {"type": "track", "userId": "u", "event": "Small"},
+        ]
+    }
+    response = small_env.client.post(
+        "/v1/batch", json=batch, headers={"X-Write-Key": small_env.write_key}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["accepted"] == 1
@@ -106,8 +122,15 @@ def test_batch_event_over_event_limit_is_rejected_alone(small_env: Env) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/track", "/v1/batch", "/api/v1/events", "/api/v1/events/batch", "/api/v1/events/pageview",
-     "/api/v1/events/custom", "/post"],
+    [
+        "/v1/track",
+        "/v1/batch",
+        "/api/v1/events",
+        "/api/v1/events/batch",
+        "/api/v1/events/pageview",
+        "/api/v1/events/custom",
+        "/post",
+    ],
 )
 def test_cors_preflight(env: Env, path: str) -> None:
     response = env.client.options(
@@ -126,13 +149,17 @@ def test_cors_preflight(env: Env, path: str) -> None:
 
 def test_post_answers_carry_cors_header(env: Env) -> None:
     response = env.client.post(
-        "/v1/track", content=track(), headers={"X-Write-Key": env.write_key, "Origin": "https://a.example"}
+        "/v1/track",
+        content=track(),
+        headers={"X-Write-Key": env.write_key, "Origin": "https://a.example"},
     )
     assert response.headers["access-control-allow-origin"] == "https://a.example"
 
 
 def test_trailing_slash_paths_work(env: Env) -> None:
-    response = env.client.post("/v1/batch/", json={"batch": []}, headers={"X-Write-Key": env.write_key})
+    response = env.client.post(
+        "/v1/batch/", json={"batch": []}, headers={"X-Write-Key": env.write_key}
+    )
     assert response.status_code == 200
     assert response.json()["received"] == 0
 
@@ -144,8 +171,12 @@ def test_segment_batch_limit(env: Env) -> None:
     )
     assert response.status_code == 400
     assert "at most 500" in response.json()["message"]
-    response = env.client.post("/v1/batch", json={"batch": [item] * 2501}, headers={"X-Write-Key": env.write_key})
+    response = env.client.post(
+        "/v1/batch", json={"batch": [item] * 2501}, headers={"X-Write-Key": env.write_key}
+    )
     assert response.status_code == 400
-    response = env.client.post("/v1/batch", json={"batch": [item] * 2500}, headers={"X-Write-Key": env.write_key})
+    response = env.client.post(
+        "/v1/batch", json={"batch": [item] * 2500}, headers={"X-Write-Key": env.write_key}
+    )
     assert response.status_code == 200
     assert response.json()["accepted"] == 2500

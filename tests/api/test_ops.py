@@ -26,13 +26,17 @@ def test_health_and_ready(env: Env) -> None:
 def test_metrics_count_accepted_rejected_deduplicated(env: Env) -> None:
     before = env.client.get("/metrics").text
     headers = {"X-Write-Key": env.write_key}
-    batch = {"batch": [
-        {"type": "track", "userId": "u", "event": "A", "messageId": "same"},
-        {"type": "track", "userId": "u", "event": "A", "messageId": "same"},
-        {"type": "track", "event": "no id"},
-    ]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u", "event": "A", "messageId": "same"},
+            {"type": "track", "userId": "u", "event": "A", "messageId": "same"},
+            {"type": "track", "event": "no id"},
+        ]
+    }
     env.client.post("/v1/batch", json=batch, headers=headers)
-    env.client.post("/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": "nope"})
+    env.client.post(
+        "/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": "nope"}
+    )
     after = env.client.get("/metrics").text
 
     def delta(name: str, **labels: str) -> float:
@@ -46,4 +50,6 @@ def test_metrics_count_accepted_rejected_deduplicated(env: Env) -> None:
     assert delta("roost_ingest_request_seconds_count", dialect="segment", status="401") == 1
     assert delta("roost_log_commit_seconds_count") >= 1
     assert delta("roost_log_batch_events_sum") >= 1
-    assert re.search(r"^roost_log_checkpoint_seconds_count", after, re.M)
+    env.sql("select 1")  # waits for the loader
+    assert metric(env.client.get("/metrics").text, "roost_warehouse_load_seconds_count") >= 1
+    assert re.search(r"^roost_warehouse_checkpoint_seconds_count", after, re.M)

@@ -37,7 +37,7 @@ def _fill(value: Any, keys: dict[str, str]) -> Any:
 
 def _stored(env: Env) -> list[dict[str, Any]]:
     events = []
-    for logged in env.runtime.store.read_sync(0, 10_000):
+    for logged in env.runtime.log.read_sync(0, 10_000):
         e = logged.event
         row: dict[str, Any] = {}
         for name in e.__struct_fields__:
@@ -65,7 +65,9 @@ def _generated(message_id: str) -> bool:
 
 def _response(body: Any) -> Any:
     if isinstance(body, dict):
-        return {k: ("<any>" if k in VOLATILE_RESPONSE_KEYS else _response(v)) for k, v in body.items()}
+        return {
+            k: ("<any>" if k in VOLATILE_RESPONSE_KEYS else _response(v)) for k, v in body.items()
+        }
     if isinstance(body, list):
         return [_response(v) for v in body]
     return body
@@ -75,13 +77,19 @@ def _matches(expected: Any, actual: Any) -> bool:
     if expected == "<any>":
         return actual is not None
     if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(_matches(v, actual[k]) for k, v in expected.items())
+        return expected.keys() == actual.keys() and all(
+            _matches(v, actual[k]) for k, v in expected.items()
+        )
     if isinstance(expected, list) and isinstance(actual, list):
-        return len(expected) == len(actual) and all(_matches(e, a) for e, a in zip(expected, actual, strict=True))
+        return len(expected) == len(actual) and all(
+            _matches(e, a) for e, a in zip(expected, actual, strict=True)
+        )
     return bool(expected == actual)
 
 
-@pytest.mark.parametrize("case", INPUTS, ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('.input.json')}")
+@pytest.mark.parametrize(
+    "case", INPUTS, ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('.input.json')}"
+)
 def test_golden(case: Path, env: Env) -> None:
     keys = {
         "write_key": env.write_key,

@@ -23,7 +23,12 @@ def free_port() -> int:
 def roost(*args: str, data: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ROOST_DATA": str(data)}
     return subprocess.run(
-        [sys.executable, "-m", "roost", *args], capture_output=True, text=True, env=env, check=check, timeout=60
+        [sys.executable, "-m", "roost", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+        timeout=60,
     )
 
 
@@ -44,7 +49,16 @@ class Server:
     def start(self, timeout: float = 30) -> Server:
         env = {**os.environ, "ROOST_LOG_LEVEL": "warning", **self.env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "roost", "serve", "--data", str(self.data), "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "roost",
+                "serve",
+                "--data",
+                str(self.data),
+                "--port",
+                str(self.port),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -53,7 +67,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"roost serve exited: {self.process.stdout.read() if self.process.stdout else ''}")
+                raise RuntimeError(
+                    f"roost serve exited: {self.process.stdout.read() if self.process.stdout else ''}"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self

@@ -27,7 +27,9 @@ async def load(url: str, key: str, acked: set[str], refused: set[str], stop_at: 
                 good = [f"w{w}-{n}-{i}" for i in range(20)]
                 bad = f"w{w}-{n}-bad"
                 n += 1
-                batch = [{"type": "track", "userId": "u", "event": "Load", "messageId": m} for m in good]
+                batch = [
+                    {"type": "track", "userId": "u", "event": "Load", "messageId": m} for m in good
+                ]
                 batch.append({"type": "track", "event": "Load", "messageId": bad})
                 try:
                     response = await client.post("/v1/batch", json={"batch": batch}, auth=(key, ""))

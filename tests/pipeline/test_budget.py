@@ -28,16 +28,24 @@ def test_budget_counts_exactly_and_refuses_per_dialect(tmp_path: Path) -> None:
         _, read = env.runtime.metadata.create_key("capped-game", "read")
         headers = {"Authorization": f"Bearer {key}"}
         # A duplicate and an invalid event do not use the budget.
-        batch = {"batch": [{"type": "track", "userId": "u", "event": "A", "messageId": "x"},
-                           {"type": "track", "userId": "u", "event": "A", "messageId": "x"},
-                           {"type": "track", "event": "no id"}]}
+        batch = {
+            "batch": [
+                {"type": "track", "userId": "u", "event": "A", "messageId": "x"},
+                {"type": "track", "userId": "u", "event": "A", "messageId": "x"},
+                {"type": "track", "event": "no id"},
+            ]
+        }
         assert env.client.post("/v1/batch", json=batch, headers=headers).json()["accepted"] == 2
         # One stored, four left: a batch of five stores four and rejects one with tier_limit.
-        body = env.client.post("/api/v1/events", json={"events": [game_event()] * 5}, headers=headers).json()
+        body = env.client.post(
+            "/api/v1/events", json={"events": [game_event()] * 5}, headers=headers
+        ).json()
         assert body["accepted"] == 4
         assert [(e["index"], e["code"]) for e in body["errors"]] == [(4, "tier_limit")]
         # Spent: the game dialect answers 200 with reason tier_limit, the others a 429.
-        spent = env.client.post("/api/v1/events", json={"events": [game_event()] * 2}, headers=headers)
+        spent = env.client.post(
+            "/api/v1/events", json={"events": [game_event()] * 2}, headers=headers
+        )
         assert spent.status_code == 200
         assert spent.json() == {"accepted": 0, "rejected": 2, "reason": "tier_limit"}
         segment = env.client.post("/v1/track", json={"userId": "u", "event": "E"}, headers=headers)
@@ -48,9 +56,13 @@ def test_budget_counts_exactly_and_refuses_per_dialect(tmp_path: Path) -> None:
     # After a restart the usage is read back from the store: still spent.
     for env in open_env(settings):
         _, key = env.runtime.metadata.create_key("capped-game", "write")
-        response = env.client.post("/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": key})
+        response = env.client.post(
+            "/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": key}
+        )
         assert response.status_code == 429
         env.runtime.metadata.update_workspace("capped", monthly_budget=6)
         env.runtime.keys._cache.clear()
-        response = env.client.post("/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": key})
+        response = env.client.post(
+            "/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": key}
+        )
         assert response.status_code == 200

@@ -32,13 +32,20 @@ def test_duplicate_is_acknowledged_not_stored_and_survives_restart(tmp_path: Pat
         project = env.runtime.metadata.create_project(1, "p2")
         _, other = env.runtime.metadata.create_key(project.slug, "write")
         _, other_read = env.runtime.metadata.create_key(project.slug, "read")
-        assert env.client.post("/v1/track", json=body, headers={"X-Write-Key": other}).status_code == 200
+        assert (
+            env.client.post("/v1/track", json=body, headers={"X-Write-Key": other}).status_code
+            == 200
+        )
         assert env.sql("select count(*) as n from events", key=other_read) == [{"n": 1}]
         assert env.sql("select count(*) as n from events") == [{"n": 1}]
     for env in open_env(settings):
         headers = {"X-Write-Key": env.write_key}
-        batch = {"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "once"},
-                           {"type": "track", "userId": "u", "event": "E", "messageId": "new"}]}
+        batch = {
+            "batch": [
+                {"type": "track", "userId": "u", "event": "E", "messageId": "once"},
+                {"type": "track", "userId": "u", "event": "E", "messageId": "new"},
+            ]
+        }
         response = env.client.post("/v1/batch", json=batch, headers=headers).json()
         assert response == {"received": 2, "accepted": 2, "rejected": 0, "errors": []}
         rows = env.sql("select message_id from events order by log_offset")

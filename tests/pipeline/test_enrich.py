@@ -55,7 +55,10 @@ def test_clock_skew_is_corrected_from_sent_at(env: Env) -> None:
         "originalTimestamp": device_clock.isoformat(),
         "sentAt": (device_clock + timedelta(seconds=30)).isoformat(),
     }
-    assert env.client.post("/v1/track", json=body, headers={"X-Write-Key": env.write_key}).status_code == 200
+    assert (
+        env.client.post("/v1/track", json=body, headers={"X-Write-Key": env.write_key}).status_code
+        == 200
+    )
     row = env.sql("select timestamp, received_at from events")[0]
     skew = datetime.fromisoformat(row["received_at"]) - datetime.fromisoformat(row["timestamp"])
     assert skew == timedelta(seconds=30)
@@ -73,8 +76,15 @@ def test_visitor_salt_rotates_daily_and_old_salts_are_deleted(env: Env) -> None:
 
 def test_visitor_is_stable_within_a_day_and_differs_by_ip(env: Env) -> None:
     def pageview(ip: str) -> None:
-        body = {"site_id": "default", "url": "https://a.example/", "user_agent": CHROME, "ip_address": ip}
-        response = env.client.post("/api/v1/events/pageview", json=body, headers={"X-Write-Key": env.write_key})
+        body = {
+            "site_id": "default",
+            "url": "https://a.example/",
+            "user_agent": CHROME,
+            "ip_address": ip,
+        }
+        response = env.client.post(
+            "/api/v1/events/pageview", json=body, headers={"X-Write-Key": env.write_key}
+        )
         assert response.status_code == 201
 
     pageview("198.51.100.1")
@@ -98,18 +108,35 @@ def geo_env(tmp_path: Path) -> Iterator[Env]:
 def test_country_from_ip_and_no_ip_stored(geo_env: Env) -> None:
     env = geo_env
     headers = {"X-Write-Key": env.write_key}
-    env.client.post("/v1/track", json={"userId": "u", "event": "A", "context": {"ip": "81.2.69.142"}}, headers=headers)
-    env.client.post("/v1/track", json={"userId": "u", "event": "B", "context": {"ip": "2001:db8::1"}}, headers=headers)
-    env.client.post("/v1/track", json={"userId": "u", "event": "C", "context": {"ip": "192.0.2.1"}}, headers=headers)
+    env.client.post(
+        "/v1/track",
+        json={"userId": "u", "event": "A", "context": {"ip": "81.2.69.142"}},
+        headers=headers,
+    )
+    env.client.post(
+        "/v1/track",
+        json={"userId": "u", "event": "B", "context": {"ip": "2001:db8::1"}},
+        headers=headers,
+    )
+    env.client.post(
+        "/v1/track",
+        json={"userId": "u", "event": "C", "context": {"ip": "192.0.2.1"}},
+        headers=headers,
+    )
     env.client.post(
         "/api/v1/events/pageview",
         json={"site_id": "default", "url": "https://a.example/", "ip_address": "81.2.69.10"},
         headers=headers,
     )
     rows = env.sql("select event, country, context from events order by log_offset")
-    assert [(r["event"], r["country"]) for r in rows] == [("A", "GB"), ("B", "DE"), ("C", None), (None, "GB")]
+    assert [(r["event"], r["country"]) for r in rows] == [
+        ("A", "GB"),
+        ("B", "DE"),
+        ("C", None),
+        (None, "GB"),
+    ]
     assert all("ip" not in r["context"] for r in rows)
-    env.runtime.store.close_sync()
+    env.runtime.close_sync()
     stored = b"".join(p.read_bytes() for p in Path(env.settings.data).iterdir() if p.is_file())
     for ip in (b"81.2.69.142", b"2001:db8::1", b"192.0.2.1", b"81.2.69.10", b"203.0.113.50"):
         assert ip not in stored, f"{ip!r} was written to disk"
@@ -121,5 +148,9 @@ def test_project_that_opted_in_keeps_the_ip(tmp_path: Path) -> None:
         _, key = env.runtime.metadata.create_key(project.slug, "write")
         _, read = env.runtime.metadata.create_key(project.slug, "read")
         body = {"userId": "u", "event": "E", "context": {"ip": "198.51.100.9"}}
-        assert env.client.post("/v1/track", json=body, headers={"X-Write-Key": key}).status_code == 200
-        assert env.sql("select context->>'ip' as ip from events", key=read) == [{"ip": "198.51.100.9"}]
+        assert (
+            env.client.post("/v1/track", json=body, headers={"X-Write-Key": key}).status_code == 200
+        )
+        assert env.sql("select context->>'ip' as ip from events", key=read) == [
+            {"ip": "198.51.100.9"}
+        ]

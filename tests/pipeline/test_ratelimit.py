@@ -40,7 +40,9 @@ def test_429_with_retry_after_in_every_dialect(env: Env) -> None:
     assert int(segment.headers["retry-after"]) >= 1
     assert segment.json()["code"] == "rate_limit_exceeded"
     web = env.client.post(
-        "/api/v1/events/pageview", json={"site_id": "default", "url": "https://a.example/"}, headers=headers
+        "/api/v1/events/pageview",
+        json={"site_id": "default", "url": "https://a.example/"},
+        headers=headers,
     )
     assert web.status_code == 429
     assert web.json()["error"]["code"] == "rate_limit_exceeded"
@@ -56,6 +58,9 @@ def test_free_plan_key_gets_plan_limits(env: Env) -> None:
     _, key = env.runtime.metadata.create_key("small-site", "write")
     item = {"type": "track", "userId": "u", "event": "E"}
     headers = {"X-Write-Key": key}
-    assert env.client.post("/v1/batch", json={"batch": [item] * 500}, headers=headers).status_code == 200
+    assert (
+        env.client.post("/v1/batch", json={"batch": [item] * 500}, headers=headers).status_code
+        == 200
+    )
     response = env.client.post("/v1/batch", json={"batch": [item] * 100}, headers=headers)
     assert response.status_code == 429

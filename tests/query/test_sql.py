@@ -15,8 +15,16 @@ def sql_env(tmp_path: Path) -> Iterator[Env]:
     for env in open_env(make_settings(tmp_path, sql_timeout_seconds=1.0, sql_max_rows=50)):
         other = env.runtime.metadata.create_project(1, "other")
         _, other_key = env.runtime.metadata.create_key(other.slug, "write")
-        env.client.post("/v1/track", json={"userId": "them", "event": "Secret"}, headers={"X-Write-Key": other_key})
-        env.client.post("/v1/track", json={"userId": "me", "event": "Mine"}, headers={"X-Write-Key": env.write_key})
+        env.client.post(
+            "/v1/track",
+            json={"userId": "them", "event": "Secret"},
+            headers={"X-Write-Key": other_key},
+        )
+        env.client.post(
+            "/v1/track",
+            json={"userId": "me", "event": "Mine"},
+            headers={"X-Write-Key": env.write_key},
+        )
         yield env
 
 
@@ -129,7 +137,15 @@ def test_syntax_error_is_400(sql_env: Env) -> None:
 
 
 def test_json_columns_and_types(sql_env: Env) -> None:
-    status, body = run(sql_env, "select properties, received_at, value, bot, 1.5::decimal(4,2) as d from events")
+    status, body = run(
+        sql_env, "select properties, received_at, value, bot, 1.5::decimal(4,2) as d from events"
+    )
     assert status == 200
     row = body["rows"][0]  # type: ignore[index]
-    assert row[0] == "{}" and isinstance(row[1], str) and row[2] is None and row[3] is False and row[4] == 1.5
+    assert (
+        row[0] == "{}"
+        and isinstance(row[1], str)
+        and row[2] is None
+        and row[3] is False
+        and row[4] == 1.5
+    )

@@ -1,6 +1,7 @@
-"""The Log/Warehouse contract, run on every backend (one parametrized fixture).
+"""The Log and Warehouse contracts, run on every backend (parametrized fixtures).
 
-Issue 6 adds the cluster backends to `BACKENDS`; every test here then runs on them too.
+Issue 6 adds the cluster backends (JetStream, ClickHouse) to `LOGS` and `WAREHOUSES`; every
+test here then runs on them too.
 """
 
 from __future__ import annotations
@@ -14,20 +15,36 @@ from typing import Any
 import pytest
 
 from roost.model import Event
-from roost.storage.duckdb import DuckDBStore
+from roost.storage.duckdb import DuckDBWarehouse
+from roost.storage.loader import Loader
+from roost.storage.sqlite_log import SQLiteLog
 
-BACKENDS = ["duckdb"]
+LOGS = ["sqlite"]
+WAREHOUSES = ["duckdb"]
 
 
-def open_backend(name: str, path: Path) -> Any:
-    if name == "duckdb":
-        return DuckDBStore(path / "events.duckdb")
+def open_log(name: str, path: Path) -> Any:
+    if name == "sqlite":
+        return SQLiteLog(path / "log.sqlite")
     raise AssertionError(name)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    yield request.param, tmp_path
+def open_warehouse(name: str, path: Path) -> Any:
+    if name == "duckdb":
+        return DuckDBWarehouse(path / "events.duckdb")
+    raise AssertionError(name)
+
+
+@pytest.fixture(params=LOGS)
+def log_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=WAREHOUSES)
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = open_warehouse(request.param, tmp_path)
+    yield store
+    store.close()
 
 
 def event(n: int, project: int = 1, when: datetime | None = None) -> Event:
@@ -46,74 +63,79 @@ def event(n: int, project: int = 1, when: datetime | None = None) -> Event:
     )
 
 
-def test_append_gives_increasing_offsets_and_read_follows(backend: tuple[str, Path]) -> None:
-    store = open_backend(*backend)
+def test_append_gives_increasing_offsets_and_read_follows(log_kind: str, tmp_path: Path) -> None:
+    log = open_log(log_kind, tmp_path)
 
     async def run() -> None:
-        first = await store.append([event(1), event(2)])
-        second, third = await asyncio.gather(store.append([event(3)]), store.append([event(4), event(5)]))
-        offsets = first + second + third
-        assert sorted(offsets) == offsets or sorted(offsets) == sorted(set(offsets))
-        assert len(set(offsets)) == 5 and min(offsets) == 1 and max(offsets) == 5
+        first = await log.append([event(1), event(2)])
+        second, third = await asyncio.gather(log.append([event(3)]), log.append([event(4), event(5)]))
         assert first == [1, 2]
-        logged = await store.read(0, 100)
+        assert sorted(second + third) == [3, 4, 5]
+        logged = await log.read(0, 100)
         assert [e.offset for e in logged] == [1, 2, 3, 4, 5]
-        assert (await store.read(2, 2))[0].offset == 3
-        assert len(await store.read(2, 2)) == 2
-        assert await store.read(5, 10) == []
+        assert [e.offset for e in await log.read(2, 2)] == [3, 4]
+        assert await log.read(5, 10) == []
+        assert logged[0].event == event(1, when=logged[0].event.received_at)
         assert logged[0].event.properties == {"n": 1, "nested": {"a": [1, 2]}}
-        assert logged[0].event.message_id == "m1"
-        assert store.last_offset() == 5
-        await store.close()
+        assert log.last_offset() == 5
+        await log.close()
 
     asyncio.run(run())
 
 
-def test_acknowledged_events_survive_reopen(backend: tuple[str, Path]) -> None:
+def test_acknowledged_events_survive_reopen(log_kind: str, tmp_path: Path) -> None:
     async def write() -> None:
-        store = open_backend(*backend)
-        await store.append([event(n) for n in range(100)])
-        await store.close()
+        log = open_log(log_kind, tmp_path)
+        await log.append([event(n) for n in range(100)])
+        await log.close()
 
     asyncio.run(write())
 
     async def check() -> None:
-        store = open_backend(*backend)
-        assert store.last_offset() == 100
-        assert [e.offset for e in await store.read(98, 10)] == [99, 100]
-        assert await store.append([event(101)]) == [101]
-        await store.close()
+        log = open_log(log_kind, tmp_path)
+        assert log.last_offset() == 100
+        assert [e.offset for e in await log.read(98, 10)] == [99, 100]
+        assert await log.append([event(101)]) == [101]
+        await log.close()
 
     asyncio.run(check())
 
 
-def test_warehouse_counts_and_recent_ids(backend: tuple[str, Path]) -> None:
-    store = open_backend(*backend)
+def test_loader_follows_the_log_into_the_warehouse(log_kind: str, warehouse: Any, tmp_path: Path) -> None:
+    log = open_log(log_kind, tmp_path)
+    loader = Loader(log, warehouse, batch_events=3)
+
+    async def run() -> None:
+        await log.append([event(n) for n in range(5)])
+        assert loader.catch_up() == 5  # what a crash left behind, loaded at start-up
+        log.subscribe(loader.notify)
+        loader.start()
+        offsets = await log.append([event(n) for n in range(5, 12)])
+        assert await loader.caught_up(offsets[-1], timeout=5)
+        assert warehouse.loaded_offset() == 12
+        loader.stop()
+        await log.close()
+
+    asyncio.run(run())
+    result = warehouse.project_sql(1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10)
+    assert result.rows == [[12, 12]]
+
+
+def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: Path) -> None:
+    from roost.model import LoggedEvent
+
     old = datetime(2026, 1, 1, tzinfo=UTC)
-
-    async def run() -> None:
-        await store.append([event(1, 1, old), event(2, 1), event(3, 2), event(4, 3)])
-        since = datetime.now(UTC) - timedelta(hours=1)
-        assert store.count_since([1, 2], since) == 2
-        assert store.count_since([1], old) == 2
-        assert store.count_since([], old) == 0
-        recent = {(p, m) for p, m, _ in store.recent_message_ids(since)}
-        assert recent == {(1, "m2"), (2, "m3"), (3, "m4")}
-        await store.close()
-
-    asyncio.run(run())
-
-
-def test_project_sql_sees_only_its_project(backend: tuple[str, Path]) -> None:
-    store = open_backend(*backend)
-
-    async def run() -> None:
-        await store.append([event(1, 1), event(2, 2), event(3, 2)])
-        result = store.project_sql(2, "select event from events order by event", timeout=5, max_rows=10)
-        assert result.columns == ["event"]
-        assert result.rows == [["E2"], ["E3"]]
-        limited = store.project_sql(2, "select event from events", timeout=5, max_rows=1)
-        assert limited.truncated and len(limited.rows) == 1
-        await store.close()
-
-    asyncio.run(run())
+    rows = [event(1, 1, old), event(2, 1), event(3, 2), event(4, 3), event(5, 2)]
+    warehouse.load([LoggedEvent(i + 1, e) for i, e in enumerate(rows)])
+    warehouse.load([LoggedEvent(1, event(99))])  # already loaded: ignored
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert warehouse.loaded_offset() == 5
+    assert warehouse.count_since([1, 2], since) == 3
+    assert warehouse.count_since([1], old) == 2
+    assert warehouse.count_since([], old) == 0
+    recent = {(p, m) for p, m, _ in warehouse.recent_message_ids(since)}
+    assert recent == {(1, "m2"), (2, "m3"), (3, "m4"), (2, "m5")}
+    result = warehouse.project_sql(2, "select event from events order by event", timeout=5, max_rows=10)
+    assert result.columns == ["event"] and result.rows == [["E3"], ["E5"]]
+    limited = warehouse.project_sql(2, "select event from events", timeout=5, max_rows=1)
+    assert limited.truncated and len(limited.rows) == 1

@@ -26,9 +26,18 @@ def test_only_a_hash_of_the_key_is_stored(metadata: Metadata, tmp_path: Path) ->
     again = Metadata(f"sqlite:///{tmp_path / 'm.sqlite'}")
     found = again.find_key(raw)
     assert found is not None
-    assert (found.id, found.kind, found.label, found.project_slug) == (key.id, "write", "web", "site")
+    assert (found.id, found.kind, found.label, found.project_slug) == (
+        key.id,
+        "write",
+        "web",
+        "site",
+    )
     assert (found.plan, found.monthly_budget, found.allowed_types, found.rate, found.burst) == (
-        "pro", 1000, ("track",), 10.0, 50.0
+        "pro",
+        1000,
+        ("track",),
+        10.0,
+        50.0,
     )
     assert again.find_key(raw + "x") is None
 

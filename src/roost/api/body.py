@@ -37,9 +37,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise UnsupportedMediaType(
-            f"Content-Encoding: {encoding!r} is not supported (use gzip or none)", field="Content-Encoding"
+            f"Content-Encoding: {encoding!r} is not supported (use gzip or none)",
+            field="Content-Encoding",
         )
-    decompressor = zlib.decompressobj(32 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+    decompressor = zlib.decompressobj(
+        32 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
+    )
     try:
         data = decompressor.decompress(body, limit + 1)
     except zlib.error:

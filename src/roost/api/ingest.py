@@ -107,7 +107,7 @@ async def _append(runtime: Runtime, batch: Batch) -> None:
     if not batch.events:
         runtime.pipeline.settle(batch, stored=True)
         return
-    appended = asyncio.ensure_future(runtime.store.append(batch.events))
+    appended = asyncio.ensure_future(runtime.log.append(batch.events))
 
     def settle(done: asyncio.Future[Any]) -> None:
         ok = not done.cancelled() and done.exception() is None
@@ -147,7 +147,7 @@ def _endpoint(dialect: Dialect | None) -> Any:
 
 
 def routes() -> list[BaseRoute]:
-    table: dict[str, Dialect | None] = {path: SEGMENT for path in (*SINGLE_PATHS, *BATCH_LIMITS)}
+    table: dict[str, Dialect | None] = dict.fromkeys((*SINGLE_PATHS, *BATCH_LIMITS), SEGMENT)
     table["/api/v1/events"] = None
     table["/api/v1/events/pageview"] = WEB
     table["/api/v1/events/custom"] = WEB

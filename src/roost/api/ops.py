@@ -18,7 +18,13 @@ async def readyz(request: Request) -> Response:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None or not runtime.ready:
         return JSONResponse({"status": "starting"}, 503)
-    return JSONResponse({"status": "ready", "last_offset": runtime.store.last_offset()})
+    return JSONResponse(
+        {
+            "status": "ready",
+            "last_offset": runtime.log.last_offset(),
+            "loaded_offset": runtime.warehouse.loaded_offset(),
+        }
+    )
 
 
 async def prometheus(request: Request) -> Response:

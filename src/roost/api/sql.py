@@ -41,9 +41,10 @@ async def sql(request: Request) -> Response:
         try:
             query = _decode(body)
         except msgspec.DecodeError as exc:
-            raise BadRequest(f"body: must be {{\"sql\": \"...\"}} ({exc})", field="sql") from None
+            raise BadRequest(f'body: must be {{"sql": "..."}} ({exc})', field="sql") from None
+        await runtime.caught_up()  # read your writes: every acknowledged event is visible
         result = await asyncio.to_thread(
-            runtime.store.project_sql,
+            runtime.warehouse.project_sql,
             key.project_id,
             query.sql,
             timeout=runtime.settings.sql_timeout_seconds,

@@ -51,8 +51,12 @@ class Parsed:
         self.indexes.append(index)
         self.events.append(event)
 
-    def reject(self, index: int, reason: str, message: str, field: str | None, status: int = 400) -> None:
-        self.outcomes.append(Outcome(index=index, reason=reason, message=message, field=field, status=status))
+    def reject(
+        self, index: int, reason: str, message: str, field: str | None, status: int = 400
+    ) -> None:
+        self.outcomes.append(
+            Outcome(index=index, reason=reason, message=message, field=field, status=status)
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,15 @@ from typing import Any
 
 import msgspec
 
-from roost.dialects.base import IngestRequest, Parsed, Reply, Result, json_kind, key_from_headers, retry_headers
+from roost.dialects.base import (
+    IngestRequest,
+    Parsed,
+    Reply,
+    Result,
+    json_kind,
+    key_from_headers,
+    retry_headers,
+)
 from roost.errors import WRONG_KIND, BadRequest, ClientError, Unauthorized
 from roost.model import Event, new_message_id
 
@@ -56,14 +64,20 @@ class FreeformDialect:
         timestamp = body.pop("timestamp", None)
         original = _timestamp(timestamp) if timestamp is not None else None
         customer = body.pop("customer_identifier", None)
-        if customer is not None and (isinstance(customer, bool) or not isinstance(customer, str | int | float)):
+        if customer is not None and (
+            isinstance(customer, bool) or not isinstance(customer, str | int | float)
+        ):
             raise _invalid("customer_identifier: must be a string or number", "customer_identifier")
         for key, value in body.items():
             if isinstance(value, dict):
-                raise _invalid(f"{key}: nested objects are not allowed (got {json_kind(value)})", key)
+                raise _invalid(
+                    f"{key}: nested objects are not allowed (got {json_kind(value)})", key
+                )
         parsed = Parsed(key=key_from_headers(request.headers), total=1, single=True)
         if len(request.body) > request.max_event_bytes:
-            parsed.reject(0, "too_large", f"event must be at most {request.max_event_bytes} bytes", None, 413)
+            parsed.reject(
+                0, "too_large", f"event must be at most {request.max_event_bytes} bytes", None, 413
+            )
             return parsed
         user_agent = request.headers.get("user-agent")
         parsed.add(
@@ -90,7 +104,9 @@ class FreeformDialect:
         if refused:
             o = refused[0]
             if o.status == 400:
-                return Reply(400, {"error": VALIDATION_FAILED, "detail": o.message, "field": o.field})
+                return Reply(
+                    400, {"error": VALIDATION_FAILED, "detail": o.message, "field": o.field}
+                )
             return Reply(o.status, {"error": o.message, "code": o.reason, "field": o.field})
         event = result.stored[0]
         millis = int(result.received_at.timestamp() * 1000)

@@ -88,7 +88,10 @@ def check(e: GameEvent) -> tuple[str, str] | None:
             return name, f"must be at most 64 characters (got {len(dim)})"
     for key, value in (e.data or {}).items():
         if not isinstance(value, Scalar):
-            return f"data.{key}", f"must be a string, number, boolean or null (got {json_kind(value)})"
+            return (
+                f"data.{key}",
+                f"must be a string, number, boolean or null (got {json_kind(value)})",
+            )
     if e.event_id is not None and not 0 < len(e.event_id) <= 100:
         return "event_id", f"must be 1–100 characters (got {len(e.event_id)})"
     return None
@@ -107,8 +110,12 @@ class GameDialect:
             raise BadRequest("body: must be a JSON object", field="body") from None
         count = len(envelope.events)
         if not 1 <= count <= MAX_EVENTS:
-            raise BadRequest(f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events")
-        parsed = Parsed(key=key_from_headers(request.headers), total=count, single=False, prefix="events")
+            raise BadRequest(
+                f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events"
+            )
+        parsed = Parsed(
+            key=key_from_headers(request.headers), total=count, single=False, prefix="events"
+        )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"
             if len(raw) > request.max_event_bytes:

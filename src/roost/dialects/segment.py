@@ -82,7 +82,9 @@ class SegmentDialect:
             raise BadRequest(describe(field, rule), field=field) from None
         except msgspec.DecodeError:
             raise BadRequest("body: must be a JSON object", field="body") from None
-        parsed = Parsed(key=key_from_headers(request.headers) or message.writeKey, total=1, single=True)
+        parsed = Parsed(
+            key=key_from_headers(request.headers) or message.writeKey, total=1, single=True
+        )
         if len(request.body) > request.max_event_bytes:
             parsed.reject(0, "too_large", _too_large(request), None, 413)
             return parsed
@@ -167,24 +169,16 @@ class SegmentDialect:
         if kind == "alias" and not previous_id:
             return reject("previousId", "is required for an alias call")
         if m.messageId is not None and not 0 < len(m.messageId) <= MAX_MESSAGE_ID:
-            return reject("messageId", f"must be 1–{MAX_MESSAGE_ID} characters (got {len(m.messageId)})")
+            return reject(
+                "messageId", f"must be 1–{MAX_MESSAGE_ID} characters (got {len(m.messageId)})"
+            )
 
-        context = {**batch_context, **(m.context or {})} if batch_context else (m.context or {})
-        integrations = (
-            {**batch_integrations, **(m.integrations or {})}
-            if batch_integrations
-            else (m.integrations or {})
-        )
+        context = {**batch_context, **m.context} if batch_context and m.context else (m.context or batch_context or {})
+        if batch_integrations:
+            integrations = {**batch_integrations, **m.integrations} if m.integrations else batch_integrations
+        else:
+            integrations = m.integrations or {}
         properties = m.properties or {}
-        page = context.get("page") if isinstance(context.get("page"), dict) else {}
-        assert isinstance(page, dict)
-        url = fields.text(properties.get("url")) if kind == "page" else None
-        referrer = fields.text(properties.get("referrer")) if kind == "page" else None
-        campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-        assert isinstance(campaign, dict)
-        app = context.get("app") if isinstance(context.get("app"), dict) else {}
-        assert isinstance(app, dict)
-        ip = fields.text(context.get("ip")) or request.client_ip
         event = Event(
             message_id=m.messageId or new_message_id(),
             project_id=0,
@@ -193,30 +187,23 @@ class SegmentDialect:
             event=m.event if kind == "track" else (m.name if kind in ("page", "screen") else None),
             user_id=user_id,
             anonymous_id=anonymous_id,
-            group_id=group_id or fields.text(context.get("groupId")),
+            group_id=group_id,
             previous_id=previous_id,
-            session_id=fields.text(context.get("sessionId")),
             timestamp=request.received_at,
             original_timestamp=m.originalTimestamp or m.timestamp,
             sent_at=m.sentAt or batch_sent_at,
             received_at=request.received_at,
-            category=m.category if kind in ("page", "screen") else fields.text(properties.get("category")),
-            value=fields.number(properties.get("value"), properties.get("revenue")),
-            url=url or fields.text(page.get("url")),
-            referrer=referrer or fields.text(page.get("referrer")),
-            path=fields.text(page.get("path")) or (fields.text(properties.get("path")) if kind == "page" else None),
-            utm_source=fields.text(campaign.get("source")),
-            utm_medium=fields.text(campaign.get("medium")),
-            utm_campaign=fields.text(campaign.get("name")),
-            utm_term=fields.text(campaign.get("term")),
-            utm_content=fields.text(campaign.get("content")),
-            build=fields.text(app.get("version")) or fields.text(app.get("build")),
+            category=m.category if kind in ("page", "screen") else None,
             properties=properties,
             traits=(m.traits or {}) if kind in ("identify", "group") else {},
             context=context,
             integrations=integrations,
-            ip=ip,
+            ip=request.client_ip,
         )
+        if context:
+            _from_context(event, context)
+        if properties:
+            _from_properties(event, properties, kind)
         parsed.add(index, event)
         return None
 
@@ -225,7 +212,10 @@ class SegmentDialect:
             refused = result.refused
             if refused:
                 o = refused[0]
-                return Reply(o.status, {"success": False, "code": o.reason, "message": o.message, "field": o.field})
+                return Reply(
+                    o.status,
+                    {"success": False, "code": o.reason, "message": o.message, "field": o.field},
+                )
             return Reply(200, {"success": True})
         errors = [
             {"index": o.index, "code": o.reason, "message": o.message, "field": o.field}
@@ -242,8 +232,52 @@ class SegmentDialect:
         )
 
     def refuse(self, error: ClientError, total: int) -> Reply:
-        body = {"success": False, "code": error.code, "message": error.message, "field": error.field}
+        body = {
+            "success": False,
+            "code": error.code,
+            "message": error.message,
+            "field": error.field,
+        }
         return Reply(error.status, body, retry_headers(error))
+
+
+# Where Segment's context keeps what analytics groups by: (context key, key, Event field).
+_CONTEXT_FIELDS = (
+    ("page", "url", "url"),
+    ("page", "referrer", "referrer"),
+    ("page", "path", "path"),
+    ("campaign", "source", "utm_source"),
+    ("campaign", "medium", "utm_medium"),
+    ("campaign", "name", "utm_campaign"),
+    ("campaign", "term", "utm_term"),
+    ("campaign", "content", "utm_content"),
+    ("app", "build", "build"),
+    ("app", "version", "build"),
+)
+
+
+def _from_context(event: Event, context: dict[str, Any]) -> None:
+    for outer, inner, name in _CONTEXT_FIELDS:
+        part = context.get(outer)
+        if part.__class__ is dict and (value := part.get(inner)) is not None:  # type: ignore[union-attr]
+            setattr(event, name, fields.text(value))
+    if (ip := context.get("ip")) is not None:
+        event.ip = fields.text(ip) or event.ip
+    if event.group_id is None and (group := context.get("groupId")) is not None:
+        event.group_id = fields.text(group)
+    if (session := context.get("sessionId")) is not None:
+        event.session_id = fields.text(session)
+
+
+def _from_properties(event: Event, properties: dict[str, Any], kind: str) -> None:
+    if (value := properties.get("value", properties.get("revenue"))) is not None:
+        event.value = fields.number(value)
+    if kind == "page":
+        for name in ("url", "referrer", "path"):
+            if (found := properties.get(name)) is not None:
+                setattr(event, name, fields.text(found) or getattr(event, name))
+    elif kind == "track" and (category := properties.get("category")) is not None:
+        event.category = fields.text(category)
 
 
 def _id(value: Id | None) -> str | None:

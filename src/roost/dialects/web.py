@@ -69,7 +69,9 @@ def _check_url(url: str, field: str) -> None:
 def check_props(props: dict[str, Any]) -> None:
     if len(props) > MAX_PROPS:
         raise BadRequest(
-            f"props: at most {MAX_PROPS} keys (got {len(props)})", field="props", code="invalid_props"
+            f"props: at most {MAX_PROPS} keys (got {len(props)})",
+            field="props",
+            code="invalid_props",
         )
     for key, value in props.items():
         if not 0 < len(key) <= MAX_PROP_KEY:
@@ -116,7 +118,9 @@ class WebDialect:
             properties = body.props or {}
             check_props(properties)
             name = body.event_name
-        parsed = Parsed(key=key_from_headers(request.headers), total=1, single=True, site=body.site_id)
+        parsed = Parsed(
+            key=key_from_headers(request.headers), total=1, single=True, site=body.site_id
+        )
         if len(request.body) > request.max_event_bytes:
             message = f"event must be at most {request.max_event_bytes} bytes"
             parsed.reject(0, "too_large", message, None, 413)
@@ -145,8 +149,13 @@ class WebDialect:
         refused = result.refused
         if refused:
             o = refused[0]
-            return Reply(o.status, {"error": {"code": o.reason, "message": o.message, "field": o.field}})
-        return Reply(201, {"success": True, "event_id": result.stored[0].message_id if result.stored else None})
+            return Reply(
+                o.status, {"error": {"code": o.reason, "message": o.message, "field": o.field}}
+            )
+        return Reply(
+            201,
+            {"success": True, "event_id": result.stored[0].message_id if result.stored else None},
+        )
 
     def refuse(self, error: ClientError, total: int) -> Reply:
         body = {"error": {"code": error.code, "message": error.message, "field": error.field}}

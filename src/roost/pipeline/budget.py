@@ -27,7 +27,11 @@ def month_start(now: datetime) -> datetime:
 
 def next_month(now: datetime) -> datetime:
     start = month_start(now)
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
 
 
 class Usage:
@@ -63,7 +67,12 @@ class Usage:
                 metrics.BUDGET_NOTICES.labels(str(workspace_id), str(threshold)).inc()
                 log.warning(
                     "workspace budget notice",
-                    extra={"workspace": workspace_id, "threshold": threshold, "used": used, "budget": budget},
+                    extra={
+                        "workspace": workspace_id,
+                        "threshold": threshold,
+                        "used": used,
+                        "budget": budget,
+                    },
                 )
 
 

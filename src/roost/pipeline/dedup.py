@@ -32,7 +32,7 @@ class DedupIndex:
         cutoff = now - self.window.total_seconds()
         seen = self.seen
         while seen:
-            key, stamp = next(iter(seen.items()))
+            _, stamp = next(iter(seen.items()))
             if stamp >= cutoff:
                 break
             seen.popitem(last=False)

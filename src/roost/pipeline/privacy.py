@@ -16,5 +16,7 @@ class DropIP:
             if keep and event.ip:
                 event.context = {**event.context, "ip": event.ip}
             elif "ip" in event.context:
-                event.context = {k: v for k, v in event.context.items() if k != "ip"}
+                context = dict(event.context)  # may be shared by a batch's events
+                del context["ip"]
+                event.context = context
             event.ip = None

@@ -40,7 +40,9 @@ class Bucket:
 
 class RateLimit:
     def __init__(
-        self, enterprise: tuple[float, float] = (0.0, 0.0), clock: Callable[[], float] = time.monotonic
+        self,
+        enterprise: tuple[float, float] = (0.0, 0.0),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = {**PLAN_LIMITS, "enterprise": enterprise}
         self.clock = clock

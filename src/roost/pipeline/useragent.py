@@ -64,8 +64,13 @@ def parse(user_agent: str) -> Agent:
 
 class UserAgent:
     def __call__(self, batch: Batch) -> None:
+        last: str | None = None
+        agent: Agent | None = None
         for event in batch.events:
             ua = event.context.get("userAgent")
-            if isinstance(ua, str) and ua:
-                agent = parse(ua)
-                event.browser, event.os, event.device, event.bot = agent
+            if ua.__class__ is not str or not ua:
+                continue
+            if ua != last:  # a batch usually comes from one device: parse once
+                agent, last = parse(ua), ua  # type: ignore[arg-type]
+            assert agent is not None
+            event.browser, event.os, event.device, event.bot = agent

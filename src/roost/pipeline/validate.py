@@ -15,10 +15,20 @@ class Validate:
         def verdict(index: int, event: Event) -> Verdict:
             if event.type not in EVENT_TYPES:
                 field = batch.field(index, "type")
-                return "invalid_request", f"{field}: must be one of {', '.join(EVENT_TYPES)}", field, 400
+                return (
+                    "invalid_request",
+                    f"{field}: must be one of {', '.join(EVENT_TYPES)}",
+                    field,
+                    400,
+                )
             if not 0 < len(event.message_id) <= MAX_MESSAGE_ID:
                 field = batch.field(index, "messageId")
-                return "invalid_request", f"{field}: must be 1–{MAX_MESSAGE_ID} characters", field, 400
+                return (
+                    "invalid_request",
+                    f"{field}: must be 1–{MAX_MESSAGE_ID} characters",
+                    field,
+                    400,
+                )
             for name in ("original_timestamp", "sent_at"):
                 value = getattr(event, name)
                 if value is not None and value.tzinfo is None:

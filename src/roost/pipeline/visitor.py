@@ -36,4 +36,6 @@ class Visitor:
                 continue
             ua = event.context.get("userAgent")
             material = f"{event.project_id}\x00{event.ip}\x00{ua if isinstance(ua, str) else ''}"
-            event.visitor = hashlib.blake2b(material.encode(), key=salt[:64], digest_size=8).hexdigest()
+            event.visitor = hashlib.blake2b(
+                material.encode(), key=salt[:64], digest_size=8
+            ).hexdigest()

@@ -23,7 +23,9 @@ import msgspec
 from roost.errors import BadRequest
 
 ALLOWED_TABLES = frozenset({"events"})
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {"range", "generate_series", "unnest", "json_each", "json_tree"}
+)
 DENIED_FUNCTION_PREFIXES = (
     "duckdb_",
     "pragma_",

@@ -8,23 +8,30 @@ from typing import Any
 from roost.config import Settings
 from roost.errors import BadRequest
 
-STORES = {
-    "duckdb": "roost.storage.duckdb:DuckDBStore",
+LOGS = {
+    "sqlite": "roost.storage.sqlite_log:SQLiteLog",
+}
+WAREHOUSES = {
+    "duckdb": "roost.storage.duckdb:DuckDBWarehouse",
 }
 
 
-def open_store(settings: Settings) -> Any:
-    """The Log and Warehouse named by `log_url` (one object may serve as both)."""
-    url = settings.resolved_log_url()
+def _pick(table: dict[str, str], url: str, setting: str) -> tuple[Any, str]:
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in STORES:
-        raise BadRequest(f"log_url: unknown backend {scheme!r} (known: {', '.join(STORES)})", field="log_url")
-    module_name, _, attr = STORES[scheme].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    if scheme == "duckdb":
-        return cls(
-            rest,
-            commit_max_events=settings.commit_max_events,
-            checkpoint_wal_mb=settings.checkpoint_wal_mb,
-        )
-    return cls(url)
+    if not sep or scheme not in table:
+        known = ", ".join(table)
+        raise BadRequest(f"{setting}: unknown backend {scheme!r} (known: {known})", field=setting)
+    module_name, _, attr = table[scheme].partition(":")
+    return getattr(importlib.import_module(module_name), attr), rest.removeprefix("/")
+
+
+def open_log(settings: Settings) -> Any:
+    """The Log named by `log_url` (`sqlite:///relative` or `sqlite:////absolute` path)."""
+    cls, path = _pick(LOGS, settings.resolved_log_url(), "log_url")
+    return cls(path, commit_max_events=settings.commit_max_events)
+
+
+def open_warehouse(settings: Settings) -> Any:
+    """The Warehouse named by `warehouse_url`."""
+    cls, path = _pick(WAREHOUSES, settings.resolved_warehouse_url(), "warehouse_url")
+    return cls(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)

@@ -1,14 +1,8 @@
-"""The embedded backend: one DuckDB file is both the Log and the Warehouse.
+"""The embedded Warehouse: DuckDB, loaded from the Log in large Arrow batches.
 
-All writes go through one writer thread fed by a queue (Datasette's `execute_write_fn`).
-Requests that arrive while a commit is running wait for the next one, so under load many
-requests share one commit (group commit) and at rest a lone request is committed at once.
-A request is answered only after the commit that holds its events returns, and since the
-Warehouse reads the same tables, an acknowledged event is queryable at once.
-
-Automatic checkpoints are switched off: DuckDB would run them inside whichever commit crossed
-the threshold. The writer runs them itself between commits, when the WAL has grown past
-`checkpoint_wal_mb`, and times them (`roost_log_checkpoint_seconds`).
+Only the Loader writes here (one thread), so a checkpoint stalls loading, never an
+acknowledgement. Automatic checkpoints are off; the Loader runs them between loads, when the
+WAL has grown past `checkpoint_wal_mb`.
 
 External file and network access are switched off for the whole database and the
 configuration is locked, so no query — the SQL endpoint's included — can turn them back on.
@@ -16,13 +10,11 @@ configuration is locked, so no query — the SQL endpoint's included — can tur
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +23,7 @@ import msgspec
 import pyarrow as pa
 
 from roost import metrics
-from roost.errors import BackendError, BadRequest
+from roost.errors import BadRequest
 from roost.model import Event, LoggedEvent
 from roost.query.sql import check_select, plain_value
 from roost.storage.schema import ALL_COLUMNS, ARROW_SCHEMA, EVENT_COLUMNS
@@ -41,37 +33,16 @@ log = logging.getLogger("roost.storage")
 
 TABLE = "roost.events"
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(dict[str, Any]).decode
 _JSON_INDEXES = [i for i, c in enumerate(EVENT_COLUMNS) if c.json]
 
 
-class _Pending:
-    __slots__ = ("events", "future", "loop")
-
-    def __init__(
-        self, events: Sequence[Event], future: asyncio.Future[list[int]], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.events = events
-        self.future = future
-        self.loop = loop
-
-
-def _resolve(future: asyncio.Future[list[int]], result: list[int] | BaseException) -> None:
-    if future.done():  # the request went away; its events are stored all the same
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
-
-
-def to_arrow(events: Sequence[Event], first_offset: int) -> pa.Table:
+def to_arrow(events: Sequence[LoggedEvent]) -> pa.Table:
     """Columns from events: one `astuple` per event and one transpose, no loop per field."""
-    rows = [msgspec.structs.astuple(e) for e in events]
+    rows = [msgspec.structs.astuple(e.event) for e in events]
     columns: list[Any] = list(zip(*rows, strict=True))
     for i in _JSON_INDEXES:
-        columns[i] = [_encode(v).decode() for v in columns[i]]
-    arrays = [pa.array(range(first_offset, first_offset + len(events)), pa.int64())]
+        columns[i] = [_encode(v).decode() if v else "{}" for v in columns[i]]
+    arrays = [pa.array([e.offset for e in events], pa.int64())]
     arrays += [pa.array(columns[i], c.arrow) for i, c in enumerate(EVENT_COLUMNS)]
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
 
@@ -82,12 +53,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
 
 
-class DuckDBStore:
-    """Log and Warehouse over one DuckDB file."""
-
-    def __init__(
-        self, path: str | Path, *, commit_max_events: int = 20000, checkpoint_wal_mb: int = 64
-    ) -> None:
+class DuckDBWarehouse:
+    def __init__(self, path: str | Path, *, checkpoint_wal_mb: int = 64) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(
@@ -102,66 +69,59 @@ class DuckDBStore:
                 "lock_configuration": "true",
             },
         )
-        create_schema(self._con)
-        self._con.execute("CHECKPOINT")
-        row = self._con.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
-        self._last_offset = int(row[0]) if row else 0
-        self._commit_max_events = commit_max_events
+        setup = self._con.cursor()
+        create_schema(setup)
+        setup.execute("CHECKPOINT")
+        row = setup.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
+        setup.close()
+        self._loaded = int(row[0]) if row else 0
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._failed: BaseException | None = None
-        self._writer = threading.Thread(target=self._write_loop, name="roost-writer", daemon=True)
-        self._writer.start()
+        self._load_con = self._con.cursor()
+        self._closed = False
 
-    # Log
+    # Loading (one thread only: the Loader's)
 
-    async def append(self, events: Sequence[Event]) -> list[int]:
-        if not events:
-            return []
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[int]] = loop.create_future()
-        with self._wake:
-            if self._stopping:
-                raise BackendError("the event store is shutting down")
-            self._queue.append(_Pending(events, future, loop))
-            self._wake.notify()
-        return await future
+    def loaded_offset(self) -> int:
+        """The highest Log offset loaded; events up to it are queryable."""
+        return self._loaded
 
-    def last_offset(self) -> int:
-        return self._last_offset
+    def load(self, events: Sequence[LoggedEvent]) -> None:
+        """Insert events that follow `loaded_offset()`, in one statement (one transaction)."""
+        fresh = [e for e in events if e.offset > self._loaded]
+        if not fresh:
+            return
+        started = time.perf_counter()
+        self._load_con.from_arrow(to_arrow(fresh)).insert_into(TABLE)
+        self._loaded = fresh[-1].offset
+        metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
 
-    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        return await asyncio.to_thread(self.read_sync, after_offset, limit)
-
-    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        cursor = self._con.cursor()
+    def maybe_checkpoint(self) -> None:
+        wal = self.path.with_name(self.path.name + ".wal")
         try:
-            rows = cursor.execute(
-                f"SELECT * FROM {TABLE} WHERE log_offset > ? ORDER BY log_offset LIMIT ?",
-                [after_offset, limit],
-            ).fetchall()
-        finally:
-            cursor.close()
-        return [LoggedEvent(row[0], _event_from_row(row[1:])) for row in rows]
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.close_sync)
-
-    def close_sync(self) -> None:
-        with self._wake:
-            if self._stopping:
-                return
-            self._stopping = True
-            self._wake.notify()
-        self._writer.join()
+            size = wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size < self._checkpoint_bytes:
+            return
+        started = time.perf_counter()
         try:
-            self._con.execute("CHECKPOINT")
+            self._load_con.execute("CHECKPOINT")
+        except duckdb.Error:
+            log.exception("checkpoint failed; it will be tried again after the next load")
+            return
+        metrics.WAREHOUSE_CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._load_con.execute("CHECKPOINT")
         finally:
+            self._load_con.close()
             self._con.close()
 
-    # Warehouse
+    # Queries (any thread: each uses its own cursor)
 
     def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
         cursor = self._con.cursor()
@@ -219,87 +179,7 @@ class DuckDBStore:
             truncated=truncated,
         )
 
-    # The writer thread
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._queue and not self._stopping:
-                    self._wake.wait()
-                if not self._queue and self._stopping:
-                    return
-                batch = self._take()
-            self._commit(batch)
-            if not self._queue:
-                self._maybe_checkpoint()
-
-    def _take(self) -> list[_Pending]:
-        taken: list[_Pending] = []
-        count = 0
-        while self._queue and (not taken or count + len(self._queue[0].events) <= self._commit_max_events):
-            pending = self._queue.popleft()
-            taken.append(pending)
-            count += len(pending.events)
-        return taken
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        events = [e for p in batch for e in p.events]
-        first = self._last_offset + 1
-        started = time.perf_counter()
-        try:
-            table = to_arrow(events, first)
-            con = self._con
-            con.begin()
-            try:
-                con.register("roost_batch", table)
-                con.execute(f"INSERT INTO {TABLE} SELECT * FROM roost_batch")
-                con.unregister("roost_batch")
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-        except Exception as exc:
-            log.exception("commit of %d events failed", len(events))
-            error = BackendError(f"the event store could not commit: {_first_line(exc)}")
-            for p in batch:
-                p.loop.call_soon_threadsafe(_resolve, p.future, error)
-            return
-        self._last_offset = first + len(events) - 1
-        metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        metrics.LOG_BATCH_EVENTS.observe(len(events))
-        offset = first
-        for p in batch:
-            n = len(p.events)
-            p.loop.call_soon_threadsafe(_resolve, p.future, list(range(offset, offset + n)))
-            offset += n
-
-    def _maybe_checkpoint(self) -> None:
-        wal = self.path.with_name(self.path.name + ".wal")
-        try:
-            size = wal.stat().st_size
-        except FileNotFoundError:
-            return
-        if size < self._checkpoint_bytes:
-            return
-        started = time.perf_counter()
-        try:
-            self._con.execute("CHECKPOINT")
-        except duckdb.Error:
-            log.exception("checkpoint failed; it will be tried again after the next commit")
-            return
-        metrics.LOG_CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
-
-
-def _event_from_row(row: Sequence[Any]) -> Event:
-    values = dict(zip((c.name for c in EVENT_COLUMNS), row, strict=True))
-    for c in EVENT_COLUMNS:
-        if c.json:
-            raw = values[c.name]
-            values[c.name] = _decode(raw) if raw else {}
-        elif c.duckdb == "TIMESTAMP" and values[c.name] is not None:
-            values[c.name] = values[c.name].replace(tzinfo=UTC)
-    return Event(**values)
-
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -132,9 +132,13 @@ class Metadata:
 
     # Workspaces and projects
 
-    def create_workspace(self, name: str, plan: str, monthly_budget: int | None = None) -> Workspace:
+    def create_workspace(
+        self, name: str, plan: str, monthly_budget: int | None = None
+    ) -> Workspace:
         if plan not in PLANS:
-            raise BadRequest(f"plan: must be one of {', '.join(PLANS)} (got {plan!r})", field="plan")
+            raise BadRequest(
+                f"plan: must be one of {', '.join(PLANS)} (got {plan!r})", field="plan"
+            )
         with self.engine.begin() as conn:
             if conn.execute(sa.select(workspaces.c.id).where(workspaces.c.name == name)).first():
                 raise BadRequest(f"workspace {name!r} already exists", field="name")
@@ -159,7 +163,7 @@ class Metadata:
         return [Workspace(r.id, r.name, r.plan, r.monthly_budget) for r in rows]
 
     def update_workspace(
-        self, name: str, *, plan: str | None = None, monthly_budget: int | None | bool = False
+        self, name: str, *, plan: str | None = None, monthly_budget: int | bool | None = False
     ) -> Workspace:
         """Change a workspace's plan and/or budget (`monthly_budget=None` removes the budget)."""
         values: dict[str, Any] = {}
@@ -195,7 +199,9 @@ class Metadata:
                 )
             )
         assert result.inserted_primary_key is not None
-        return Project(int(result.inserted_primary_key[0]), workspace_id, slug, name or slug, store_ip)
+        return Project(
+            int(result.inserted_primary_key[0]), workspace_id, slug, name or slug, store_ip
+        )
 
     def project(self, slug: str) -> Project:
         with self.engine.connect() as conn:
@@ -242,7 +248,9 @@ class Metadata:
         from roost.model import EVENT_TYPES
 
         if kind not in KEY_KINDS:
-            raise BadRequest(f"kind: must be one of {', '.join(KEY_KINDS)} (got {kind!r})", field="kind")
+            raise BadRequest(
+                f"kind: must be one of {', '.join(KEY_KINDS)} (got {kind!r})", field="kind"
+            )
         for t in allowed_types or ():
             if t not in EVENT_TYPES:
                 raise BadRequest(

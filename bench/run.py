@@ -1,0 +1,282 @@
+"""Start Roost (and the do-nothing baseline) for real, load them with wrk, record the figures.
+
+    python bench/run.py [--duration 10] [--connections 64] [--profile]
+
+Appends a dated section to bench/RESULTS.md with the command, the machine and the figures:
+single-event requests/s with p50/p99 latency, events/s with 100-event batches, ingest-to-query
+freshness under load, and the same requests against the baseline app on the same stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "RESULTS.md"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, path: str = "/healthz", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + path, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def lua_script(path: Path, body: bytes, key: str) -> Path:
+    script = path / f"post-{len(body)}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("JSON {\\"requests\\": %d, \\"seconds\\": %f, \\"p50_ms\\": %f, '
+        '\\"p99_ms\\": %f, \\"errors\\": %d, \\"non2xx\\": %d}\\n", summary.requests, '
+        "summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, "
+        "summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, "
+        "summary.errors.status))\n"
+        "end\n"
+    )
+    return script
+
+
+def wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"^JSON (.*)$", out, re.M)
+    assert match, out
+    result = json.loads(match.group(1))
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def track_body() -> bytes:
+    return json.dumps(
+        {
+            "userId": "user-123",
+            "event": "Order Completed",
+            "properties": {"order_id": "o-1", "revenue": 42.5, "currency": "EUR", "items": 3},
+            "context": {
+                "ip": "203.0.113.7",
+                "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+                "page": {"url": "https://shop.example/checkout?utm_source=newsletter"},
+            },
+        }
+    ).encode()
+
+
+def batch_body(n: int = 100) -> bytes:
+    item = json.loads(track_body())
+    item["type"] = "track"
+    return json.dumps({"batch": [item] * n}).encode()
+
+
+async def freshness(url: str, write: str, read: str, samples: int) -> list[float]:
+    """Seconds from an event's acknowledgement to the moment a query sees it."""
+    gaps = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for _ in range(samples):
+            mid = uuid.uuid4().hex
+            body = {"userId": "probe", "event": "Freshness", "messageId": mid}
+            response = await client.post("/v1/track", json=body, headers={"Authorization": f"Bearer {write}"})
+            acked = time.perf_counter()
+            assert response.status_code == 200, response.text
+            sql = {"sql": f"select count(*) from events where message_id = '{mid}'"}
+            while True:
+                r = await client.post("/api/v1/sql", json=sql, headers={"Authorization": f"Bearer {read}"})
+                if r.json()["rows"][0][0] == 1:
+                    gaps.append(time.perf_counter() - acked)
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
+    return gaps
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out
+
+
+def roost_cli(data: Path, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "roost", *args, "--data", str(data)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--profile", action="store_true", help="py-spy the server during the batch load")
+    parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="roost-bench-"))
+    data = work / "data"
+    roost_cli(data, "projects", "create", "bench")
+    write = json.loads(roost_cli(data, "keys", "create", "--project", "bench", "--kind", "write", "--json"))["key"]
+    read = json.loads(roost_cli(data, "keys", "create", "--project", "bench", "--kind", "read", "--json"))["key"]
+    single, batch = lua_script(work, track_body(), write), lua_script(work, batch_body(), write)
+    figures: dict[str, dict[str, float]] = {}
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Process(
+        [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
+        {"ROOST_LOG_LEVEL": "warning"},
+    )
+    profile_out = work / "profile.txt"
+    try:
+        wait_ready(url, "/readyz")
+        wrk(url + "/v1/track", single, 2, args.connections)  # warm up
+        figures["roost single"] = wrk(url + "/v1/track", single, args.duration, args.connections)
+        spy = None
+        if args.profile and shutil.which("py-spy"):
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(server.proc.pid), "--duration", str(args.duration),
+                 "--format", "raw", "--output", str(profile_out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        async def batch_and_probe() -> tuple[dict[str, float], list[float]]:
+            load = asyncio.to_thread(wrk, url + "/v1/batch", batch, args.duration, args.connections)
+            probe = freshness(url, write, read, 40)
+            return await asyncio.gather(load, probe)
+
+        figures["roost batch"], gaps = asyncio.run(batch_and_probe())
+        if spy:
+            spy.wait()
+        stored = httpx.post(
+            url + "/api/v1/sql", json={"sql": "select count(*) from events"}, headers={"Authorization": f"Bearer {read}"}, timeout=60
+        ).json()["rows"][0][0]
+        metrics = httpx.get(url + "/metrics").text
+    finally:
+        server.stop()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    baseline = Process(
+        [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--no-access-log", "--log-level", "warning", "--app-dir", str(ROOT)]
+    )
+    try:
+        wait_ready(base, "/v1/track")
+        wrk(base + "/v1/track", single, 2, args.connections)
+        figures["baseline single"] = wrk(base + "/v1/track", single, args.duration, args.connections)
+        figures["baseline batch"] = wrk(base + "/v1/batch", batch, args.duration, args.connections)
+    finally:
+        baseline.stop()
+
+    expected = sum(int(f["requests"]) * (100 if "batch" in k else 1) for k, f in figures.items() if k.startswith("roost"))
+    report = render(args, figures, gaps, stored, expected, metrics, profile_out if profile_out.exists() else None)
+    print(report)
+    if not args.no_record:
+        with RESULTS.open("a") as f:
+            f.write(report)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def histogram_quantile(metrics: str, name: str, q: float) -> float | None:
+    buckets = []
+    for line in metrics.splitlines():
+        m = re.match(rf'{name}_bucket{{le="([^"]+)"}} (\S+)', line)
+        if m:
+            buckets.append((float(m.group(1)), float(m.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+    return None
+
+
+def top_frames(profile: Path, n: int = 15) -> list[tuple[str, float]]:
+    """Self time per function from py-spy's raw (collapsed stack) output."""
+    totals: dict[str, int] = {}
+    grand = 0
+    for line in profile.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        leaf = re.sub(r"\s*\(/.*/(site-packages|lib/python3\.\d+|src)/", " (", leaf)
+        totals[leaf] = totals.get(leaf, 0) + int(count)
+        grand += int(count)
+    return [(name, 100 * c / grand) for name, c in sorted(totals.items(), key=lambda kv: -kv[1])[:n]]
+
+
+def render(args, figures, gaps, stored, expected, metrics, profile) -> str:  # type: ignore[no-untyped-def]
+    rs, rb, bs, bb = (figures[k] for k in ("roost single", "roost batch", "baseline single", "baseline batch"))
+    lines = [
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `python bench/run.py --duration {args.duration} --connections {args.connections}{' --profile' if args.profile else ''}`\n",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"wrk -t2 -c{args.connections} on the same cores as the server.\n",
+        "| measurement | Roost | do-nothing app | Roost / baseline | target |",
+        "|---|---|---|---|---|",
+        f"| single-event POST /v1/track, req/s | {rs['rps']:,.0f} | {bs['rps']:,.0f} | {rs['rps'] / bs['rps']:.0%} | ≥ 10,000 and ≥ 35% |",
+        f"| single-event p50 / p99 latency | {rs['p50_ms']:.1f} / {rs['p99_ms']:.1f} ms | {bs['p50_ms']:.1f} / {bs['p99_ms']:.1f} ms | | p99 ≤ 20 ms |",
+        f"| 100-event batches, events/s | {rb['rps'] * 100:,.0f} | {bb['rps'] * 100:,.0f} | {rb['rps'] / bb['rps']:.0%} | ≥ 100,000 |",
+        f"| batch p50 / p99 latency | {rb['p50_ms']:.1f} / {rb['p99_ms']:.1f} ms | {bb['p50_ms']:.1f} / {bb['p99_ms']:.1f} ms | | |",
+        f"| ingest-to-query freshness under batch load, p50 / max | {statistics.median(gaps) * 1000:.1f} / {max(gaps) * 1000:.1f} ms | | | ≤ 1 s |",
+        "",
+        f"Errors: Roost single {rs['errors']:.0f} socket / {rs['non2xx']:.0f} non-2xx; batch {rb['errors']:.0f} / {rb['non2xx']:.0f}. "
+        f"Events stored: {stored:,} of {expected:,} acknowledged by wrk's requests "
+        "(wrk counts requests cut off at the end of a run that the server still completes).",
+        f"Group commit: p50 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.5)} s, "
+        f"p99 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.99)} s (bucket bounds); "
+        f"events per commit p50 {histogram_quantile(metrics, 'roost_log_batch_events', 0.5)}; "
+        f"checkpoints p99 {histogram_quantile(metrics, 'roost_log_checkpoint_seconds', 0.99)} s.",
+    ]
+    if profile:
+        lines += ["", "Where the server's time went during the batch load (py-spy, self time):", ""]
+        lines += [f"- {pct:.1f}% {name}" for name, pct in top_frames(profile)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

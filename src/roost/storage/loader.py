@@ -1,0 +1,100 @@
+"""The Loader: follows the Log into the Warehouse, in large batches, on its own thread.
+
+Acknowledgement waits only for the Log; the Warehouse catches up behind it. A reader that
+must see everything acknowledged so far (the SQL endpoint) asks `caught_up(offset)` first,
+which returns as soon as the Loader has loaded that far — normally within a few ms — so an
+acknowledged event is visible to the next query. At start-up `catch_up()` loads whatever
+the Log holds beyond the Warehouse (events acknowledged just before a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Protocol
+
+from roost.model import LoggedEvent
+
+log = logging.getLogger("roost.loader")
+
+
+class Source(Protocol):
+    def last_offset(self) -> int: ...
+    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
+    def checkpoint(self) -> None: ...
+
+
+class Sink(Protocol):
+    def loaded_offset(self) -> int: ...
+    def load(self, events: list[LoggedEvent]) -> None: ...
+    def maybe_checkpoint(self) -> None: ...
+
+
+class Loader:
+    def __init__(self, source: Source, sink: Sink, *, batch_events: int = 50_000) -> None:
+        self.source = source
+        self.sink = sink
+        self.batch_events = batch_events
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def catch_up(self) -> int:
+        """Load everything the Log holds beyond the Warehouse, on the calling thread."""
+        loaded = 0
+        while self.sink.loaded_offset() < self.source.last_offset():
+            events = self.source.read_sync(self.sink.loaded_offset(), self.batch_events)
+            if not events:
+                break
+            self.sink.load(events)
+            loaded += len(events)
+        return loaded
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="roost-loader", daemon=True)
+        self._thread.start()
+
+    def notify(self, last_offset: int) -> None:
+        """Called by the Log after each commit."""
+        with self._wake:
+            self._wake.notify()
+
+    async def caught_up(self, offset: int, timeout: float) -> bool:
+        """Wait until the Warehouse holds every event up to `offset`; False on timeout."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while self.sink.loaded_offset() < offset:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return True
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        self.catch_up()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and self.sink.loaded_offset() >= self.source.last_offset():
+                    self._wake.wait(timeout=1.0)
+                if self._stopping:
+                    return
+            try:
+                events = self.source.read_sync(self.sink.loaded_offset(), self.batch_events)
+                self.sink.load(events)
+                if self.sink.loaded_offset() >= self.source.last_offset():
+                    self.sink.maybe_checkpoint()
+                    self.source.checkpoint()
+            except Exception:
+                self.errors += 1
+                log.exception("loading into the warehouse failed; retrying")
+                time.sleep(0.5)

@@ -1,0 +1,139 @@
+"""The embedded Log: an append-only SQLite table in WAL mode, one row per event.
+
+Chosen over appending to DuckDB directly by benchmark (bench/RESULTS.md): a DuckDB commit
+costs milliseconds whatever its size and its checkpoints stall every commit behind them,
+while a SQLite commit with `synchronous=FULL` is one WAL append and one fsync. Events are
+stored as msgpack, whole; the Warehouse gets its typed columns from the Loader.
+
+SQLite's automatic checkpoints are off on the writer's connection (they would run inside a
+commit); `checkpoint()` runs a PASSIVE one from another connection, which never blocks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from roost import metrics
+from roost.model import Event, LoggedEvent
+from roost.storage.writer import GroupCommit
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Event).decode
+
+
+class SQLiteLog:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        commit_max_events: int = 20000,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._on_commit = on_commit
+        self._conn = self._connect()
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS log "
+            "(log_offset INTEGER PRIMARY KEY, received_at REAL NOT NULL, event BLOB NOT NULL)"
+        )
+        row = self._conn.execute("SELECT coalesce(max(log_offset), 0) FROM log").fetchone()
+        self._last_offset = int(row[0])
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer = GroupCommit(self._commit, max_events=commit_max_events, name="roost-log")
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def subscribe(self, on_commit: Callable[[int], None]) -> None:
+        """Call `on_commit(last_offset)` from the writer thread after each commit."""
+        self._on_commit = on_commit
+
+    # Log
+
+    async def append(self, events: Sequence[Event]) -> list[int]:
+        return await self._writer.submit(events)
+
+    def last_offset(self) -> int:
+        return self._last_offset
+
+    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        return await asyncio.to_thread(self.read_sync, after_offset, limit)
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's own read connection (WAL readers never block the writer)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        rows = self._reader().execute(
+            "SELECT log_offset, event FROM log WHERE log_offset > ? ORDER BY log_offset LIMIT ?",
+            (after_offset, limit),
+        ).fetchall()
+        return [LoggedEvent(offset, _decode(blob)) for offset, blob in rows]
+
+    def checkpoint(self) -> None:
+        self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_sync)
+
+    def drain(self) -> None:
+        """Commit what is queued and take no more; reads still work."""
+        self._writer.close()
+
+    def close_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
+
+    # The writer thread
+
+    def _commit(self, events: list[Event]) -> int:
+        started = time.perf_counter()
+        first = self._last_offset + 1
+        rows = [
+            (first + i, e.received_at.timestamp(), _encode(e)) for i, e in enumerate(events)
+        ]
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany("INSERT INTO log VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._last_offset = first + len(events) - 1
+        metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.LOG_BATCH_EVENTS.observe(len(events))
+        if self._on_commit is not None:
+            self._on_commit(self._last_offset)
+        return first
