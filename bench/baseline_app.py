@@ -17,4 +17,9 @@ async def accept(request: Request) -> Response:
     return Response(b'{"success":true}', media_type="application/json")
 
 
-app = Starlette(routes=[Route("/v1/track", accept, methods=["POST"]), Route("/v1/batch", accept, methods=["POST"])])
+app = Starlette(
+    routes=[
+        Route("/v1/track", accept, methods=["POST"]),
+        Route("/v1/batch", accept, methods=["POST"]),
+    ]
+)

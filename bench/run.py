@@ -111,12 +111,16 @@ async def freshness(url: str, write: str, read: str, samples: int) -> list[float
         for _ in range(samples):
             mid = uuid.uuid4().hex
             body = {"userId": "probe", "event": "Freshness", "messageId": mid}
-            response = await client.post("/v1/track", json=body, headers={"Authorization": f"Bearer {write}"})
+            response = await client.post(
+                "/v1/track", json=body, headers={"Authorization": f"Bearer {write}"}
+            )
             acked = time.perf_counter()
             assert response.status_code == 200, response.text
             sql = {"sql": f"select count(*) from events where message_id = '{mid}'"}
             while True:
-                r = await client.post("/api/v1/sql", json=sql, headers={"Authorization": f"Bearer {read}"})
+                r = await client.post(
+                    "/api/v1/sql", json=sql, headers={"Authorization": f"Bearer {read}"}
+                )
                 if r.json()["rows"][0][0] == 1:
                     gaps.append(time.perf_counter() - acked)
                     break
@@ -128,7 +132,11 @@ async def freshness(url: str, write: str, read: str, samples: int) -> list[float
 class Process:
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def stop(self) -> str:
@@ -143,7 +151,10 @@ class Process:
 
 def roost_cli(data: Path, *args: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "roost", *args, "--data", str(data)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "roost", *args, "--data", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -151,8 +162,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--profile", action="store_true", help="py-spy the server during the batch load")
-    parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the server during the batch load"
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="print, do not append to RESULTS.md"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -160,8 +175,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="roost-bench-"))
     data = work / "data"
     roost_cli(data, "projects", "create", "bench")
-    write = json.loads(roost_cli(data, "keys", "create", "--project", "bench", "--kind", "write", "--json"))["key"]
-    read = json.loads(roost_cli(data, "keys", "create", "--project", "bench", "--kind", "read", "--json"))["key"]
+    write = json.loads(
+        roost_cli(data, "keys", "create", "--project", "bench", "--kind", "write", "--json")
+    )["key"]
+    read = json.loads(
+        roost_cli(data, "keys", "create", "--project", "bench", "--kind", "read", "--json")
+    )["key"]
     single, batch = lua_script(work, track_body(), write), lua_script(work, batch_body(), write)
     figures: dict[str, dict[str, float]] = {}
 
@@ -179,10 +198,23 @@ def main() -> None:
         spy = None
         if args.profile and shutil.which("py-spy"):
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.proc.pid), "--duration", str(args.duration),
-                 "--format", "raw", "--output", str(profile_out), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(server.proc.pid),
+                    "--duration",
+                    str(args.duration),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(profile_out),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+
         async def batch_and_probe() -> tuple[dict[str, float], list[float]]:
             load = asyncio.to_thread(wrk, url + "/v1/batch", batch, args.duration, args.connections)
             probe = freshness(url, write, read, 40)
@@ -192,7 +224,10 @@ def main() -> None:
         if spy:
             spy.wait()
         stored = httpx.post(
-            url + "/api/v1/sql", json={"sql": "select count(*) from events"}, headers={"Authorization": f"Bearer {read}"}, timeout=60
+            url + "/api/v1/sql",
+            json={"sql": "select count(*) from events"},
+            headers={"Authorization": f"Bearer {read}"},
+            timeout=60,
         ).json()["rows"][0][0]
         metrics = httpx.get(url + "/metrics").text
     finally:
@@ -201,18 +236,44 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     baseline = Process(
-        [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--no-access-log", "--log-level", "warning", "--app-dir", str(ROOT)]
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "baseline_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(ROOT),
+        ]
     )
     try:
         wait_ready(base, "/v1/track")
         wrk(base + "/v1/track", single, 2, args.connections)
-        figures["baseline single"] = wrk(base + "/v1/track", single, args.duration, args.connections)
+        figures["baseline single"] = wrk(
+            base + "/v1/track", single, args.duration, args.connections
+        )
         figures["baseline batch"] = wrk(base + "/v1/batch", batch, args.duration, args.connections)
     finally:
         baseline.stop()
 
-    expected = sum(int(f["requests"]) * (100 if "batch" in k else 1) for k, f in figures.items() if k.startswith("roost"))
-    report = render(args, figures, gaps, stored, expected, metrics, profile_out if profile_out.exists() else None)
+    expected = sum(
+        int(f["requests"]) * (100 if "batch" in k else 1)
+        for k, f in figures.items()
+        if k.startswith("roost")
+    )
+    report = render(
+        args,
+        figures,
+        gaps,
+        stored,
+        expected,
+        metrics,
+        profile_out if profile_out.exists() else None,
+    )
     print(report)
     if not args.no_record:
         with RESULTS.open("a") as f:
@@ -245,13 +306,18 @@ def top_frames(profile: Path, n: int = 15) -> list[tuple[str, float]]:
             continue
         leaf = stack.split(";")[-1]
         leaf = re.sub(r"\s*\(/.*/(site-packages|lib/python3\.\d+|src)/", " (", leaf)
+        leaf = re.sub(r":\d+\)$", ")", leaf)  # per function, not per line
         totals[leaf] = totals.get(leaf, 0) + int(count)
         grand += int(count)
-    return [(name, 100 * c / grand) for name, c in sorted(totals.items(), key=lambda kv: -kv[1])[:n]]
+    return [
+        (name, 100 * c / grand) for name, c in sorted(totals.items(), key=lambda kv: -kv[1])[:n]
+    ]
 
 
 def render(args, figures, gaps, stored, expected, metrics, profile) -> str:  # type: ignore[no-untyped-def]
-    rs, rb, bs, bb = (figures[k] for k in ("roost single", "roost batch", "baseline single", "baseline batch"))
+    rs, rb, bs, bb = (
+        figures[k] for k in ("roost single", "roost batch", "baseline single", "baseline batch")
+    )
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `python bench/run.py --duration {args.duration} --connections {args.connections}{' --profile' if args.profile else ''}`\n",
         f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "

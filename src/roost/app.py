@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime if runtime is not None else Runtime(settings or Settings())
+        gc.freeze()  # what start-up made lives as long as the process: keep it out of GC
         try:
             yield
         finally:

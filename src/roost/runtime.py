@@ -52,7 +52,11 @@ class Runtime:
         self._closed = False
         log.info(
             "store opened",
-            extra={"last_offset": self.log.last_offset(), "recovered": recovered, "dedup_ids": remembered},
+            extra={
+                "last_offset": self.log.last_offset(),
+                "recovered": recovered,
+                "dedup_ids": remembered,
+            },
         )
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
@@ -64,6 +68,7 @@ class Runtime:
 
     async def close(self) -> None:
         self.ready = False
+        self.log.drain()  # on the loop: commits what was acknowledged, refuses the rest
         await asyncio.to_thread(self.close_sync)
 
     def close_sync(self) -> None:

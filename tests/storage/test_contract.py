@@ -68,7 +68,9 @@ def test_append_gives_increasing_offsets_and_read_follows(log_kind: str, tmp_pat
 
     async def run() -> None:
         first = await log.append([event(1), event(2)])
-        second, third = await asyncio.gather(log.append([event(3)]), log.append([event(4), event(5)]))
+        second, third = await asyncio.gather(
+            log.append([event(3)]), log.append([event(4), event(5)])
+        )
         assert first == [1, 2]
         assert sorted(second + third) == [3, 4, 5]
         logged = await log.read(0, 100)
@@ -101,7 +103,9 @@ def test_acknowledged_events_survive_reopen(log_kind: str, tmp_path: Path) -> No
     asyncio.run(check())
 
 
-def test_loader_follows_the_log_into_the_warehouse(log_kind: str, warehouse: Any, tmp_path: Path) -> None:
+def test_loader_follows_the_log_into_the_warehouse(
+    log_kind: str, warehouse: Any, tmp_path: Path
+) -> None:
     log = open_log(log_kind, tmp_path)
     loader = Loader(log, warehouse, batch_events=3)
 
@@ -117,7 +121,9 @@ def test_loader_follows_the_log_into_the_warehouse(log_kind: str, warehouse: Any
         await log.close()
 
     asyncio.run(run())
-    result = warehouse.project_sql(1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10)
+    result = warehouse.project_sql(
+        1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10
+    )
     assert result.rows == [[12, 12]]
 
 
@@ -135,7 +141,9 @@ def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: 
     assert warehouse.count_since([], old) == 0
     recent = {(p, m) for p, m, _ in warehouse.recent_message_ids(since)}
     assert recent == {(1, "m2"), (2, "m3"), (3, "m4"), (2, "m5")}
-    result = warehouse.project_sql(2, "select event from events order by event", timeout=5, max_rows=10)
+    result = warehouse.project_sql(
+        2, "select event from events order by event", timeout=5, max_rows=10
+    )
     assert result.columns == ["event"] and result.rows == [["E3"], ["E5"]]
     limited = warehouse.project_sql(2, "select event from events", timeout=5, max_rows=1)
     assert limited.truncated and len(limited.rows) == 1

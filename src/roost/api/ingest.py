@@ -70,7 +70,7 @@ async def ingest(request: Request, dialect: Dialect | None) -> Response:
         if dialect is None and is_game_batch(body):
             chosen = GAME
         incoming = IngestRequest(
-            path=request.url.path,
+            path=request.scope["path"],
             headers=request.headers,
             body=body,
             client_ip=client_ip(request, settings.trust_forwarded_for),
@@ -107,7 +107,7 @@ async def _append(runtime: Runtime, batch: Batch) -> None:
     if not batch.events:
         runtime.pipeline.settle(batch, stored=True)
         return
-    appended = asyncio.ensure_future(runtime.log.append(batch.events))
+    appended = asyncio.ensure_future(runtime.log.append(batch.events))  # a future: no task
 
     def settle(done: asyncio.Future[Any]) -> None:
         ok = not done.cancelled() and done.exception() is None

@@ -173,9 +173,15 @@ class SegmentDialect:
                 "messageId", f"must be 1–{MAX_MESSAGE_ID} characters (got {len(m.messageId)})"
             )
 
-        context = {**batch_context, **m.context} if batch_context and m.context else (m.context or batch_context or {})
+        context = (
+            {**batch_context, **m.context}
+            if batch_context and m.context
+            else (m.context or batch_context or {})
+        )
         if batch_integrations:
-            integrations = {**batch_integrations, **m.integrations} if m.integrations else batch_integrations
+            integrations = (
+                {**batch_integrations, **m.integrations} if m.integrations else batch_integrations
+            )
         else:
             integrations = m.integrations or {}
         properties = m.properties or {}
@@ -259,7 +265,7 @@ _CONTEXT_FIELDS = (
 def _from_context(event: Event, context: dict[str, Any]) -> None:
     for outer, inner, name in _CONTEXT_FIELDS:
         part = context.get(outer)
-        if part.__class__ is dict and (value := part.get(inner)) is not None:  # type: ignore[union-attr]
+        if part.__class__ is dict and (value := part.get(inner)) is not None:
             setattr(event, name, fields.text(value))
     if (ip := context.get("ip")) is not None:
         event.ip = fields.text(ip) or event.ip

@@ -71,6 +71,6 @@ class UserAgent:
             if ua.__class__ is not str or not ua:
                 continue
             if ua != last:  # a batch usually comes from one device: parse once
-                agent, last = parse(ua), ua  # type: ignore[arg-type]
+                agent, last = parse(ua), ua
             assert agent is not None
             event.browser, event.os, event.device, event.bot = agent

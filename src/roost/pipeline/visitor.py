@@ -17,13 +17,13 @@ from roost.pipeline.batch import Batch
 class Visitor:
     def __init__(self, salt_for: Callable[[str], bytes]) -> None:
         self.salt_for = salt_for
-        self._day = ""
+        self._day = 0
         self._salt = b""
 
     def salt(self, now: datetime) -> bytes:
-        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        day = now.astimezone(UTC).toordinal()
         if day != self._day:
-            self._salt = self.salt_for(day)
+            self._salt = self.salt_for(datetime.fromordinal(day).strftime("%Y-%m-%d"))
             self._day = day
         return self._salt
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from roost import metrics
 from roost.errors import BadRequest
-from roost.model import Event, LoggedEvent
+from roost.model import LoggedEvent
 from roost.query.sql import check_select, plain_value
 from roost.storage.schema import ALL_COLUMNS, ARROW_SCHEMA, EVENT_COLUMNS
 from roost.storage.warehouse import QueryResult

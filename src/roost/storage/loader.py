@@ -1,8 +1,9 @@
 """The Loader: follows the Log into the Warehouse, in large batches, on its own thread.
 
-Acknowledgement waits only for the Log; the Warehouse catches up behind it. A reader that
-must see everything acknowledged so far (the SQL endpoint) asks `caught_up(offset)` first,
-which returns as soon as the Loader has loaded that far — normally within a few ms — so an
+Acknowledgement waits only for the Log; the Warehouse catches up behind it, every
+`interval` or whenever a full batch is waiting. A reader that must see everything
+acknowledged so far (the SQL endpoint) asks `caught_up(offset)` first, which wakes the
+Loader and returns once it has loaded that far — normally within a few ms — so an
 acknowledged event is visible to the next query. At start-up `catch_up()` loads whatever
 the Log holds beyond the Warehouse (events acknowledged just before a crash).
 """
@@ -33,10 +34,19 @@ class Sink(Protocol):
 
 
 class Loader:
-    def __init__(self, source: Source, sink: Sink, *, batch_events: int = 50_000) -> None:
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        *,
+        batch_events: int = 50_000,
+        interval: float = 0.25,
+    ) -> None:
         self.source = source
         self.sink = sink
         self.batch_events = batch_events
+        self.interval = interval
+        self._waiters = 0
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -58,20 +68,29 @@ class Loader:
         self._thread.start()
 
     def notify(self, last_offset: int) -> None:
-        """Called by the Log after each commit."""
-        with self._wake:
-            self._wake.notify()
+        """Called by the Log after each commit: wake up if a full batch is waiting."""
+        if last_offset - self.sink.loaded_offset() >= self.batch_events:
+            with self._wake:
+                self._wake.notify()
 
     async def caught_up(self, offset: int, timeout: float) -> bool:
         """Wait until the Warehouse holds every event up to `offset`; False on timeout."""
+        if self.sink.loaded_offset() >= offset:
+            return True
         deadline = time.monotonic() + timeout
         delay = 0.001
-        while self.sink.loaded_offset() < offset:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        return True
+        self._waiters += 1
+        try:
+            with self._wake:
+                self._wake.notify()  # load now, not at the next interval
+            while self.sink.loaded_offset() < offset:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            return True
+        finally:
+            self._waiters -= 1
 
     def stop(self) -> None:
         with self._wake:
@@ -84,10 +103,13 @@ class Loader:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stopping and self.sink.loaded_offset() >= self.source.last_offset():
-                    self._wake.wait(timeout=1.0)
+                # Load every `interval`, or at once when a batch is full or a reader waits:
+                # few large loads cost the ingest path far less than many small ones.
+                self._wake.wait(timeout=self.interval)
                 if self._stopping:
                     return
+            if self.sink.loaded_offset() >= self.source.last_offset():
+                continue
             try:
                 events = self.source.read_sync(self.sink.loaded_offset(), self.batch_events)
                 self.sink.load(events)

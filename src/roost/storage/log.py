@@ -7,15 +7,19 @@ everything downstream of it can be rebuilt from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from roost.model import Event, LoggedEvent
 
 
 class Log(Protocol):
-    async def append(self, events: Sequence[Event]) -> list[int]:
-        """Store events durably; return their offsets. Raises BackendError on failure."""
+    def append(self, events: Sequence[Event]) -> Awaitable[list[int]]:
+        """Store events durably; the awaitable gives their offsets or raises BackendError.
+
+        It is a future rather than a coroutine so that a caller can attach a callback that
+        runs when the commit is known, even if the caller itself is cancelled meanwhile.
+        """
         ...
 
     async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:

@@ -50,7 +50,7 @@ class SQLiteLog:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = GroupCommit(self._commit, max_events=commit_max_events, name="roost-log")
+        self._writer = GroupCommit(self._commit, max_events=commit_max_events)
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
@@ -66,8 +66,8 @@ class SQLiteLog:
 
     # Log
 
-    async def append(self, events: Sequence[Event]) -> list[int]:
-        return await self._writer.submit(events)
+    def append(self, events: Sequence[Event]) -> asyncio.Future[list[int]]:
+        return self._writer.submit(events)
 
     def last_offset(self) -> int:
         return self._last_offset
@@ -85,10 +85,14 @@ class SQLiteLog:
         return conn
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        rows = self._reader().execute(
-            "SELECT log_offset, event FROM log WHERE log_offset > ? ORDER BY log_offset LIMIT ?",
-            (after_offset, limit),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT log_offset, event FROM log WHERE log_offset > ? ORDER BY log_offset LIMIT ?",
+                (after_offset, limit),
+            )
+            .fetchall()
+        )
         return [LoggedEvent(offset, _decode(blob)) for offset, blob in rows]
 
     def checkpoint(self) -> None:
@@ -120,9 +124,7 @@ class SQLiteLog:
     def _commit(self, events: list[Event]) -> int:
         started = time.perf_counter()
         first = self._last_offset + 1
-        rows = [
-            (first + i, e.received_at.timestamp(), _encode(e)) for i, e in enumerate(events)
-        ]
+        rows = [(first + i, e.received_at.timestamp(), _encode(e)) for i, e in enumerate(events)]
         conn = self._conn
         conn.execute("BEGIN")
         try:
