@@ -1,19 +1,41 @@
-"""The ASGI app: ingest, SQL and operations routes around one Runtime."""
+"""The ASGI app: ingest paths straight to api/ingest.py, everything else through Starlette."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 
 from roost.api import ingest, ops, sql
+from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:
+class RoostApp:
+    """Dispatches on the path: the ingest endpoints are bare ASGI, the rest is Starlette."""
+
+    def __init__(self, starlette: Starlette) -> None:
+        self.starlette = starlette
+
+    @property
+    def state(self) -> State:
+        return self.starlette.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: ingest.Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path in ingest.PATHS:
+                await ingest.handle(self.state.runtime, ingest.PATHS[path], scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> RoostApp:
     """An app that opens its Runtime at start-up, or uses the one given (tests)."""
 
     @contextlib.asynccontextmanager
@@ -27,7 +49,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await app.state.runtime.close()
 
-    app = Starlette(routes=[*ingest.routes(), *sql.routes(), *ops.routes()], lifespan=lifespan)
+    starlette = Starlette(routes=[*sql.routes(), *ops.routes()], lifespan=lifespan)
     if runtime is not None:
-        app.state.runtime = runtime
-    return app
+        starlette.state.runtime = runtime
+    return RoostApp(starlette)

@@ -1,38 +1,45 @@
 """Reading a request body within the size limit, gzip included, never all at once.
 
 The limit applies to the bytes on the wire while they are read (a liar's Content-Length does
-not help it) and again to the decompressed bytes, so a small gzip bomb is refused too.
+not help it) and again to the decompressed bytes, so a small gzip bomb is refused too. It
+works on the bare ASGI `receive`, so the ingest path needs no request object.
 """
 
 from __future__ import annotations
 
 import zlib
-
-from starlette.requests import ClientDisconnect, Request
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
 
 from roost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"body: must be at most {limit} bytes", field="body")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("body: the client went away before sending it all", field="body")
+        chunk = message.get("body", b"")
+        if chunk:
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
             chunks.append(chunk)
-    except ClientDisconnect:
-        raise BadRequest("body: the client went away before sending it all", field="body") from None
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):

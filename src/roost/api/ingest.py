@@ -1,8 +1,12 @@
 """The ingest endpoints: body → dialect → pipeline → Log → answer, the same for every dialect.
 
-An event is acknowledged only after `Log.append` returns. The pipeline's reservations are
-settled by a callback on the append itself, so they are right even when the client goes
-away before the answer.
+They are bare ASGI: on the hottest path of the server, Starlette's request objects, routing
+and middleware cost more than Roost's own work on a small event (bench/RESULTS.md). Every
+other route goes through Starlette (app.py).
+
+An event is acknowledged only after the Log's append has completed. The pipeline's
+reservations are settled by a callback on the append itself, so they are right even when
+the client goes away before the answer.
 """
 
 from __future__ import annotations
@@ -11,16 +15,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from roost import metrics
-from roost.api.body import read_body
+from roost.api.body import Receive, read_body
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
@@ -32,48 +34,103 @@ from roost.runtime import Runtime
 
 log = logging.getLogger("roost.ingest")
 _encode = msgspec.json.Encoder().encode
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 SEGMENT = SegmentDialect()
 GAME = GameDialect()
 WEB = WebDialect()
 FREEFORM = FreeformDialect()
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding, X-Write-Key",
-    "Access-Control-Max-Age": "86400",
-}
+CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
 
 
-def client_ip(request: Request, trust_forwarded_for: bool) -> str | None:
+def _paths() -> dict[str, Dialect | None]:
+    table: dict[str, Dialect | None] = dict.fromkeys((*SINGLE_PATHS, *BATCH_LIMITS), SEGMENT)
+    table["/api/v1/events"] = CHOOSE
+    table["/api/v1/events/pageview"] = WEB
+    table["/api/v1/events/custom"] = WEB
+    table["/post"] = FREEFORM
+    return {**table, **{path + "/": dialect for path, dialect in table.items()}}
+
+
+PATHS = _paths()
+
+CORS = [
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Content-Type, Content-Encoding, X-Write-Key",
+    ),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+def client_ip(
+    scope: dict[str, Any], headers: dict[str, str], trust_forwarded_for: bool
+) -> str | None:
     if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
+        forwarded = headers.get("x-forwarded-for")
         if forwarded:
             return forwarded.split(",")[0].strip() or None
-    return request.client.host if request.client else None
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
-def _reply(reply: Reply, origin: str | None) -> Response:
-    headers = {**reply.headers, "Access-Control-Allow-Origin": origin or "*"}
-    return Response(_encode(reply.body), reply.status, headers, media_type="application/json")
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-async def ingest(request: Request, dialect: Dialect | None) -> Response:
-    """Handle one ingest request; `dialect` None means: decide from the body (/api/v1/events)."""
+async def handle(
+    runtime: Runtime, dialect: Dialect | None, scope: dict[str, Any], receive: Receive, send: Send
+) -> None:
+    """The ASGI endpoint of every ingest path."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    origin = headers.get("origin", "*").encode("latin-1")
+    method = scope["method"]
+    if method == "OPTIONS":
+        allow = CORS
+        asked = headers.get("access-control-request-headers")
+        if asked:
+            allow = [*CORS[:1], (b"access-control-allow-headers", asked.encode("latin-1")), CORS[2]]
+        await _send(send, 204, b"", [(b"access-control-allow-origin", origin), *allow])
+        return
+    if method != "POST":
+        body = _encode(
+            {"error": f"{method} is not allowed here; use POST", "code": "method_not_allowed"}
+        )
+        await _send(
+            send, 405, body, [(b"content-type", b"application/json"), (b"allow", b"POST, OPTIONS")]
+        )
+        return
+    reply = await ingest(runtime, dialect, scope, headers, receive)
+    out = [
+        (b"content-type", b"application/json"),
+        (b"access-control-allow-origin", origin),
+        *((k.lower().encode(), v.encode()) for k, v in reply.headers.items()),
+    ]
+    await _send(send, reply.status, _encode(reply.body), out)
+
+
+async def ingest(
+    runtime: Runtime,
+    dialect: Dialect | None,
+    scope: dict[str, Any],
+    headers: dict[str, str],
+    receive: Receive,
+) -> Reply:
     started = time.perf_counter()
-    runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
     chosen: Dialect = dialect or SEGMENT
     parsed: Parsed | None = None
     try:
-        body = await read_body(request, settings.max_request_bytes)
+        body = await read_body(headers, receive, settings.max_request_bytes)
         if dialect is None and is_game_batch(body):
             chosen = GAME
         incoming = IngestRequest(
-            path=request.scope["path"],
-            headers=request.headers,
+            path=scope["path"],
+            headers=headers,
             body=body,
-            client_ip=client_ip(request, settings.trust_forwarded_for),
+            client_ip=client_ip(scope, headers, settings.trust_forwarded_for),
             received_at=datetime.now(UTC),
             max_event_bytes=settings.max_event_bytes,
         )
@@ -100,7 +157,7 @@ async def ingest(request: Request, dialect: Dialect | None) -> Response:
     metrics.INGEST_REQUEST_SECONDS.labels(chosen.name, str(reply.status)).observe(
         time.perf_counter() - started
     )
-    return _reply(reply, request.headers.get("origin"))
+    return reply
 
 
 async def _append(runtime: Runtime, batch: Batch) -> None:
@@ -126,35 +183,3 @@ def _count(dialect: str, batch: Batch) -> None:
         if duplicates:
             metrics.EVENTS_DEDUPLICATED.labels(dialect, project).inc(duplicates)
         metrics.count_rejections(dialect, Counter(o.reason for o in batch.outcomes if not o.stored))
-
-
-async def preflight(request: Request) -> Response:
-    origin = request.headers.get("origin") or "*"
-    headers = {**CORS_HEADERS, "Access-Control-Allow-Origin": origin}
-    asked = request.headers.get("access-control-request-headers")
-    if asked:
-        headers["Access-Control-Allow-Headers"] = asked
-    return Response(status_code=204, headers=headers)
-
-
-def _endpoint(dialect: Dialect | None) -> Any:
-    async def endpoint(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return await preflight(request)
-        return await ingest(request, dialect)
-
-    return endpoint
-
-
-def routes() -> list[BaseRoute]:
-    table: dict[str, Dialect | None] = dict.fromkeys((*SINGLE_PATHS, *BATCH_LIMITS), SEGMENT)
-    table["/api/v1/events"] = None
-    table["/api/v1/events/pageview"] = WEB
-    table["/api/v1/events/custom"] = WEB
-    table["/post"] = FREEFORM
-    result: list[BaseRoute] = []
-    for path, dialect in table.items():
-        endpoint = _endpoint(dialect)
-        for variant in (path, path + "/"):
-            result.append(Route(variant, endpoint, methods=["POST", "OPTIONS"]))
-    return result

@@ -37,7 +37,7 @@ async def sql(request: Request) -> Response:
             raise Unauthorized("missing, unknown or revoked key")
         if key.kind not in ("read", "admin"):
             raise Forbidden("Please use a read key for queries.")
-        body = await read_body(request, runtime.settings.max_request_bytes)
+        body = await read_body(request.headers, request.receive, runtime.settings.max_request_bytes)
         try:
             query = _decode(body)
         except msgspec.DecodeError as exc:
