@@ -11,12 +11,14 @@ the Log holds beyond the Warehouse (events acknowledged just before a crash).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
-from roost.model import LoggedEvent
+from roost.model import Event, LoggedEvent
 
 log = logging.getLogger("roost.loader")
 
@@ -39,7 +41,7 @@ class Loader:
         source: Source,
         sink: Sink,
         *,
-        batch_events: int = 50_000,
+        batch_events: int = 20_000,
         interval: float = 0.25,
     ) -> None:
         self.source = source
@@ -47,6 +49,9 @@ class Loader:
         self.batch_events = batch_events
         self.interval = interval
         self._waiters = 0
+        self._recent: collections.deque[tuple[int, Sequence[Event]]] = collections.deque()
+        self._recent_count = 0
+        self._recent_lock = threading.Lock()
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -67,11 +72,42 @@ class Loader:
         self._thread = threading.Thread(target=self._run, name="roost-loader", daemon=True)
         self._thread.start()
 
-    def notify(self, last_offset: int) -> None:
-        """Called by the Log after each commit: wake up if a full batch is waiting."""
-        if last_offset - self.sink.loaded_offset() >= self.batch_events:
+    def notify(self, first_offset: int, events: Sequence[Event]) -> None:
+        """Called by the Log after each commit, with what it committed.
+
+        The events are kept in memory for the next load, which then needs no read back from
+        the Log; if too many pile up, they are dropped and the Log is read instead.
+        """
+        with self._recent_lock:
+            self._recent.append((first_offset, events))
+            self._recent_count += len(events)
+            while self._recent_count > 4 * self.batch_events:
+                _, dropped = self._recent.popleft()
+                self._recent_count -= len(dropped)
+        if first_offset + len(events) - 1 - self.sink.loaded_offset() >= self.batch_events:
             with self._wake:
                 self._wake.notify()
+
+    def _next_batch(self) -> list[LoggedEvent]:
+        """What follows the Warehouse: from memory when it is contiguous, else from the Log."""
+        loaded = self.sink.loaded_offset()
+        batch: list[LoggedEvent] = []
+        with self._recent_lock:
+            recent = self._recent
+            while recent and recent[0][0] + len(recent[0][1]) - 1 <= loaded:
+                self._recent_count -= len(recent.popleft()[1])
+            if recent and recent[0][0] <= loaded + 1:
+                for first, events in recent:
+                    if first + len(events) - 1 <= loaded:
+                        continue
+                    if first > loaded + 1 + len(batch) or len(batch) >= self.batch_events:
+                        break
+                    batch.extend(
+                        LoggedEvent(first + i, e)
+                        for i, e in enumerate(events)
+                        if first + i > loaded
+                    )
+        return batch or self.source.read_sync(loaded, self.batch_events)
 
     async def caught_up(self, offset: int, timeout: float) -> bool:
         """Wait until the Warehouse holds every event up to `offset`; False on timeout."""
@@ -111,8 +147,7 @@ class Loader:
             if self.sink.loaded_offset() >= self.source.last_offset():
                 continue
             try:
-                events = self.source.read_sync(self.sink.loaded_offset(), self.batch_events)
-                self.sink.load(events)
+                self.sink.load(self._next_batch())
                 if self.sink.loaded_offset() >= self.source.last_offset():
                     self.sink.maybe_checkpoint()
                     self.source.checkpoint()

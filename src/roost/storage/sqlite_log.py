@@ -34,7 +34,7 @@ class SQLiteLog:
         path: str | Path,
         *,
         commit_max_events: int = 20000,
-        on_commit: Callable[[int], None] | None = None,
+        on_commit: Callable[[int, list[Event]], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,8 @@ class SQLiteLog:
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
-    def subscribe(self, on_commit: Callable[[int], None]) -> None:
-        """Call `on_commit(last_offset)` from the writer thread after each commit."""
+    def subscribe(self, on_commit: Callable[[int, list[Event]], None]) -> None:
+        """Call `on_commit(first_offset, events)` after each commit."""
         self._on_commit = on_commit
 
     # Log
@@ -137,5 +137,5 @@ class SQLiteLog:
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.LOG_BATCH_EVENTS.observe(len(events))
         if self._on_commit is not None:
-            self._on_commit(self._last_offset)
+            self._on_commit(first, events)
         return first
