@@ -1,9 +1,10 @@
-"""The embedded Log: an append-only SQLite table in WAL mode, one row per event.
+"""The embedded Log: an append-only SQLite table in WAL mode, one row per group commit.
 
 Chosen over appending to DuckDB directly by benchmark (bench/RESULTS.md): a DuckDB commit
 costs milliseconds whatever its size and its checkpoints stall every commit behind them,
 while a SQLite commit with `synchronous=FULL` is one WAL append and one fsync. Events are
-stored as msgpack, whole; the Warehouse gets its typed columns from the Loader.
+stored whole, as one msgpack array per commit (a row per event cost more than the rest of
+the commit); the Warehouse gets its typed columns from the Loader.
 
 SQLite's automatic checkpoints are off on the writer's connection (they would run inside a
 commit); `checkpoint()` runs a PASSIVE one from another connection, which never blocks it.
@@ -25,7 +26,7 @@ from roost.model import Event, LoggedEvent
 from roost.storage.writer import GroupCommit
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(Event).decode
+_decode = msgspec.msgpack.Decoder(list[Event]).decode
 
 
 class SQLiteLog:
@@ -42,10 +43,12 @@ class SQLiteLog:
         self._conn = self._connect()
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS log "
-            "(log_offset INTEGER PRIMARY KEY, received_at REAL NOT NULL, event BLOB NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, "
+            "count INTEGER NOT NULL, received_at REAL NOT NULL, events BLOB NOT NULL)"
         )
-        row = self._conn.execute("SELECT coalesce(max(log_offset), 0) FROM log").fetchone()
+        row = self._conn.execute(
+            "SELECT coalesce(max(first_offset + count - 1), 0) FROM log"
+        ).fetchone()
         self._last_offset = int(row[0])
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -85,15 +88,23 @@ class SQLiteLog:
         return conn
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT log_offset, event FROM log WHERE log_offset > ? ORDER BY log_offset LIMIT ?",
-                (after_offset, limit),
-            )
-            .fetchall()
+        reader = self._reader()
+        start = reader.execute(
+            "SELECT max(first_offset) FROM log WHERE first_offset <= ?", (after_offset + 1,)
+        ).fetchone()[0]
+        rows = reader.execute(
+            "SELECT first_offset, events FROM log WHERE first_offset >= ? ORDER BY first_offset",
+            (start if start is not None else 0,),
         )
-        return [LoggedEvent(offset, _decode(blob)) for offset, blob in rows]
+        found: list[LoggedEvent] = []
+        for first, blob in rows:
+            for i, event in enumerate(_decode(blob)):
+                if first + i > after_offset:
+                    found.append(LoggedEvent(first + i, event))
+            if len(found) >= limit:
+                break
+        rows.close()
+        return found[:limit]
 
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -124,15 +135,12 @@ class SQLiteLog:
     def _commit(self, events: list[Event]) -> int:
         started = time.perf_counter()
         first = self._last_offset + 1
-        rows = [(first + i, e.received_at.timestamp(), _encode(e)) for i, e in enumerate(events)]
+        blob = _encode(events)
         conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            conn.executemany("INSERT INTO log VALUES (?, ?, ?)", rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.execute(
+            "INSERT INTO log VALUES (?, ?, ?, ?)",
+            (first, len(events), events[0].received_at.timestamp(), blob),
+        )  # one statement, autocommitted: one WAL append and one fsync
         self._last_offset = first + len(events) - 1
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.LOG_BATCH_EVENTS.observe(len(events))
