@@ -1,8 +1,7 @@
 """The canonical event every dialect produces, and the outcome of every event not stored.
 
 `Event`'s fields are, in order, the columns of the events table (storage/schema.py checks
-that at import), so the writer turns a batch into columns with `astuple` and `zip` instead
-of a loop per field. `ip` is the one transient field: enrichment reads it and clears it,
+that at import), so an event encoded as JSON by the Log parses straight into them. `ip` is the one transient field: enrichment reads it and clears it,
 and it is never written anywhere.
 """
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from roost.model import Event
@@ -127,13 +128,19 @@ def test_loader_follows_the_log_into_the_warehouse(
     assert result.rows == [[12, 12]]
 
 
-def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: Path) -> None:
-    from roost.model import LoggedEvent
+def group(first: int, events: list[Event]) -> tuple[int, int, bytes]:
+    return first, len(events), msgspec.json.encode(events)
 
+
+def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: Path) -> None:
     old = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [event(1, 1, old), event(2, 1), event(3, 2), event(4, 3), event(5, 2)]
-    warehouse.load([LoggedEvent(i + 1, e) for i, e in enumerate(rows)])
-    warehouse.load([LoggedEvent(1, event(99))])  # already loaded: ignored
+    warehouse.load(
+        [group(1, [event(1, 1, old), event(2, 1)]), group(3, [event(3, 2), event(4, 3)])]
+    )
+    warehouse.load(
+        [group(3, [event(3, 2), event(4, 3), event(5, 2)])]
+    )  # 3 and 4 are loaded already
+    warehouse.load([group(1, [event(99)])])  # already loaded: ignored
     since = datetime.now(UTC) - timedelta(hours=1)
     assert warehouse.loaded_offset() == 5
     assert warehouse.count_since([1, 2], since) == 3

@@ -15,23 +15,23 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import Protocol
-
-from roost.model import Event, LoggedEvent
 
 log = logging.getLogger("roost.loader")
 
 
+Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
+
+
 class Source(Protocol):
     def last_offset(self) -> int: ...
-    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
+    def read_groups(self, after_offset: int, limit: int) -> list[Group]: ...
     def checkpoint(self) -> None: ...
 
 
 class Sink(Protocol):
     def loaded_offset(self) -> int: ...
-    def load(self, events: list[LoggedEvent]) -> None: ...
+    def load(self, groups: list[Group]) -> None: ...
     def maybe_checkpoint(self) -> None: ...
 
 
@@ -49,7 +49,7 @@ class Loader:
         self.batch_events = batch_events
         self.interval = interval
         self._waiters = 0
-        self._recent: collections.deque[tuple[int, Sequence[Event]]] = collections.deque()
+        self._recent: collections.deque[Group] = collections.deque()
         self._recent_count = 0
         self._recent_lock = threading.Lock()
         self._wake = threading.Condition()
@@ -59,55 +59,48 @@ class Loader:
 
     def catch_up(self) -> int:
         """Load everything the Log holds beyond the Warehouse, on the calling thread."""
-        loaded = 0
+        before = self.sink.loaded_offset()
         while self.sink.loaded_offset() < self.source.last_offset():
-            events = self.source.read_sync(self.sink.loaded_offset(), self.batch_events)
-            if not events:
+            groups = self.source.read_groups(self.sink.loaded_offset(), self.batch_events)
+            if not groups:
                 break
-            self.sink.load(events)
-            loaded += len(events)
-        return loaded
+            self.sink.load(groups)
+        return self.sink.loaded_offset() - before
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="roost-loader", daemon=True)
         self._thread.start()
 
-    def notify(self, first_offset: int, events: Sequence[Event]) -> None:
+    def notify(self, first_offset: int, count: int, events: bytes) -> None:
         """Called by the Log after each commit, with what it committed.
 
-        The events are kept in memory for the next load, which then needs no read back from
+        The group is kept in memory for the next load, which then needs no read back from
         the Log; if too many pile up, they are dropped and the Log is read instead.
         """
         with self._recent_lock:
-            self._recent.append((first_offset, events))
-            self._recent_count += len(events)
+            self._recent.append((first_offset, count, events))
+            self._recent_count += count
             while self._recent_count > 4 * self.batch_events:
-                _, dropped = self._recent.popleft()
-                self._recent_count -= len(dropped)
-        if first_offset + len(events) - 1 - self.sink.loaded_offset() >= self.batch_events:
+                self._recent_count -= self._recent.popleft()[1]
+        if first_offset + count - 1 - self.sink.loaded_offset() >= self.batch_events:
             with self._wake:
                 self._wake.notify()
 
-    def _next_batch(self) -> list[LoggedEvent]:
+    def _next_batch(self) -> list[Group]:
         """What follows the Warehouse: from memory when it is contiguous, else from the Log."""
         loaded = self.sink.loaded_offset()
-        batch: list[LoggedEvent] = []
+        batch: list[Group] = []
         with self._recent_lock:
             recent = self._recent
-            while recent and recent[0][0] + len(recent[0][1]) - 1 <= loaded:
-                self._recent_count -= len(recent.popleft()[1])
-            if recent and recent[0][0] <= loaded + 1:
-                for first, events in recent:
-                    if first + len(events) - 1 <= loaded:
-                        continue
-                    if first > loaded + 1 + len(batch) or len(batch) >= self.batch_events:
-                        break
-                    batch.extend(
-                        LoggedEvent(first + i, e)
-                        for i, e in enumerate(events)
-                        if first + i > loaded
-                    )
-        return batch or self.source.read_sync(loaded, self.batch_events)
+            while recent and recent[0][0] + recent[0][1] - 1 <= loaded:
+                self._recent_count -= recent.popleft()[1]
+            following = loaded + 1
+            for first, count, events in recent:
+                if first > following or following - loaded > self.batch_events:
+                    break
+                batch.append((first, count, events))
+                following = first + count
+        return batch or self.source.read_groups(loaded, self.batch_events)
 
     async def caught_up(self, offset: int, timeout: float) -> bool:
         """Wait until the Warehouse holds every event up to `offset`; False on timeout."""

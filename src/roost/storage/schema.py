@@ -1,41 +1,38 @@
 """The events table, declared once for every backend.
 
 Each column names its type per engine; `Event`'s fields are the same columns in the same
-order (checked below), so a batch becomes columns without a loop per field. JSON columns
-hold properties, traits, context and integrations whole.
+order (checked below), so the JSON the Log stores parses straight into these columns. JSON
+columns hold properties, traits, context and integrations whole.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import pyarrow as pa
-
 from roost.model import STORED_FIELDS
 
 
 class Column(NamedTuple):
     name: str
-    arrow: pa.DataType
     duckdb: str
     json: bool = False
 
 
 def _text(name: str) -> Column:
-    return Column(name, pa.string(), "VARCHAR")
+    return Column(name, "VARCHAR")
 
 
 def _time(name: str) -> Column:
-    return Column(name, pa.timestamp("us"), "TIMESTAMP")
+    return Column(name, "TIMESTAMP")
 
 
 def _json(name: str) -> Column:
-    return Column(name, pa.string(), "JSON", json=True)
+    return Column(name, "JSON", json=True)
 
 
 EVENT_COLUMNS: tuple[Column, ...] = (
     _text("message_id"),
-    Column("project_id", pa.int32(), "INTEGER"),
+    Column("project_id", "INTEGER"),
     _text("dialect"),
     _text("type"),
     _text("event"),
@@ -49,7 +46,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     _time("sent_at"),
     _time("received_at"),
     _text("category"),
-    Column("value", pa.float64(), "DOUBLE"),
+    Column("value", "DOUBLE"),
     _text("dim1"),
     _text("dim2"),
     _text("dim3"),
@@ -67,7 +64,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     _text("browser"),
     _text("os"),
     _text("device"),
-    Column("bot", pa.bool_(), "BOOLEAN"),
+    Column("bot", "BOOLEAN"),
     _text("visitor"),
     _text("build"),
     _json("properties"),
@@ -76,9 +73,8 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     _json("integrations"),
 )
 
-OFFSET_COLUMN = Column("log_offset", pa.int64(), "BIGINT")
+OFFSET_COLUMN = Column("log_offset", "BIGINT")
 ALL_COLUMNS: tuple[Column, ...] = (OFFSET_COLUMN, *EVENT_COLUMNS)
-ARROW_SCHEMA = pa.schema([pa.field(c.name, c.arrow) for c in ALL_COLUMNS])
 
 if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - import-time check
     raise RuntimeError("storage/schema.py and model.Event disagree on the event columns")

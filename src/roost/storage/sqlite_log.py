@@ -3,8 +3,8 @@
 Chosen over appending to DuckDB directly by benchmark (bench/RESULTS.md): a DuckDB commit
 costs milliseconds whatever its size and its checkpoints stall every commit behind them,
 while a SQLite commit with `synchronous=FULL` is one WAL append and one fsync. Events are
-stored whole, as one msgpack array per commit (a row per event cost more than the rest of
-the commit); the Warehouse gets its typed columns from the Loader.
+stored whole, as one JSON array per commit (a row per event cost more than the rest of the
+commit), and that JSON is what the Loader hands the Warehouse, which parses it itself.
 
 SQLite's automatic checkpoints are off on the writer's connection (they would run inside a
 commit); `checkpoint()` runs a PASSIVE one from another connection, which never blocks it.
@@ -25,8 +25,10 @@ from roost import metrics
 from roost.model import Event, LoggedEvent
 from roost.storage.writer import GroupCommit
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(list[Event]).decode
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(list[Event]).decode
+
+Group = tuple[int, int, bytes]  # (offset of its first event, how many, a JSON array of them)
 
 
 class SQLiteLog:
@@ -35,7 +37,7 @@ class SQLiteLog:
         path: str | Path,
         *,
         commit_max_events: int = 20000,
-        on_commit: Callable[[int, list[Event]], None] | None = None,
+        on_commit: Callable[[int, int, bytes], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +65,8 @@ class SQLiteLog:
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
-    def subscribe(self, on_commit: Callable[[int, list[Event]], None]) -> None:
-        """Call `on_commit(first_offset, events)` after each commit."""
+    def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
+        """Call `on_commit(first_offset, count, json_array)` after each commit."""
         self._on_commit = on_commit
 
     # Log
@@ -88,23 +90,38 @@ class SQLiteLog:
         return conn
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        found: list[LoggedEvent] = []
+        for first, _, blob in self.read_groups(after_offset, limit):
+            found.extend(
+                LoggedEvent(first + i, event)
+                for i, event in enumerate(_decode(blob))
+                if first + i > after_offset
+            )
+        return found[:limit]
+
+    def read_groups(self, after_offset: int, limit: int) -> list[Group]:
+        """The stored groups holding the events after `after_offset`, about `limit` of them.
+
+        The first group may start at or before `after_offset`: readers skip those events.
+        """
         reader = self._reader()
         start = reader.execute(
             "SELECT max(first_offset) FROM log WHERE first_offset <= ?", (after_offset + 1,)
         ).fetchone()[0]
         rows = reader.execute(
-            "SELECT first_offset, events FROM log WHERE first_offset >= ? ORDER BY first_offset",
+            "SELECT first_offset, count, events FROM log WHERE first_offset >= ? "
+            "ORDER BY first_offset",
             (start if start is not None else 0,),
         )
-        found: list[LoggedEvent] = []
-        for first, blob in rows:
-            for i, event in enumerate(_decode(blob)):
-                if first + i > after_offset:
-                    found.append(LoggedEvent(first + i, event))
-            if len(found) >= limit:
+        groups: list[Group] = []
+        count = 0
+        for first, n, blob in rows:
+            groups.append((first, n, blob))
+            count += first + n - 1 - max(first - 1, after_offset)
+            if count >= limit:
                 break
         rows.close()
-        return found[:limit]
+        return groups
 
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -145,5 +162,5 @@ class SQLiteLog:
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.LOG_BATCH_EVENTS.observe(len(events))
         if self._on_commit is not None:
-            self._on_commit(first, events)
+            self._on_commit(first, len(events), blob)
         return first
