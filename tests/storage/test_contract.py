@@ -154,3 +154,30 @@ def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: 
     assert result.columns == ["event"] and result.rows == [["E3"], ["E5"]]
     limited = warehouse.project_sql(2, "select event from events", timeout=5, max_rows=1)
     assert limited.truncated and len(limited.rows) == 1
+
+
+def test_loader_reads_the_log_when_memory_has_a_gap(
+    log_kind: str, warehouse: Any, tmp_path: Path
+) -> None:
+    log = open_log(log_kind, tmp_path)
+    loader = Loader(log, warehouse, batch_events=2)
+
+    async def run() -> None:
+        log.subscribe(loader.notify)
+        await log.append([event(n) for n in range(3)])  # 1-3, remembered in memory
+        loader._recent.clear()  # as if they had been dropped for piling up
+        loader._recent_count = 0
+        await log.append([event(n) for n in range(3, 5)])  # 4-5 in memory: a gap before them
+        first = loader._next_batch()  # the gap: read from the Log instead
+        assert [(g[0], g[1]) for g in first] == [(1, 3)]  # about batch_events, whole groups
+        warehouse.load(first)
+        second = loader._next_batch()  # 4-5 follow what is loaded: taken from memory
+        assert second == list(loader._recent)
+        warehouse.load(second)
+        await log.close()
+
+    asyncio.run(run())
+    result = warehouse.project_sql(
+        1, "select list(log_offset order by log_offset) from events", timeout=5, max_rows=1
+    )
+    assert result.rows == [[[1, 2, 3, 4, 5]]]

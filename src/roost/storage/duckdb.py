@@ -1,4 +1,4 @@
-"""The embedded Warehouse: DuckDB, loaded from the Log in large Arrow batches.
+"""The embedded Warehouse: DuckDB, loaded from the Log in large batches of JSON.
 
 Only the Loader writes here (one thread), so a checkpoint stalls loading, never an
 acknowledgement. Automatic checkpoints are off; the Loader runs them between loads, when the
