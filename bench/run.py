@@ -333,10 +333,14 @@ def render(args, figures, gaps, stored, expected, metrics, profile) -> str:  # t
         f"Errors: Roost single {rs['errors']:.0f} socket / {rs['non2xx']:.0f} non-2xx; batch {rb['errors']:.0f} / {rb['non2xx']:.0f}. "
         f"Events stored: {stored:,} of {expected:,} acknowledged by wrk's requests "
         "(wrk counts requests cut off at the end of a run that the server still completes).",
-        f"Group commit: p50 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.5)} s, "
-        f"p99 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.99)} s (bucket bounds); "
-        f"events per commit p50 {histogram_quantile(metrics, 'roost_log_batch_events', 0.5)}; "
-        f"checkpoints p99 {histogram_quantile(metrics, 'roost_log_checkpoint_seconds', 0.99)} s.",
+        f"Log group commit: p50 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.5)} s, "
+        f"p99 {histogram_quantile(metrics, 'roost_log_commit_seconds', 0.99)} s; "
+        f"events per commit p50 {histogram_quantile(metrics, 'roost_log_batch_events', 0.5)}, "
+        f"p99 {histogram_quantile(metrics, 'roost_log_batch_events', 0.99)}. "
+        f"Warehouse loads p50 {histogram_quantile(metrics, 'roost_warehouse_load_seconds', 0.5)} s, "
+        f"p99 {histogram_quantile(metrics, 'roost_warehouse_load_seconds', 0.99)} s; "
+        f"checkpoints p99 {histogram_quantile(metrics, 'roost_warehouse_checkpoint_seconds', 0.99)} s "
+        "(all histogram bucket bounds).",
     ]
     if profile:
         lines += ["", "Where the server's time went during the batch load (py-spy, self time):", ""]

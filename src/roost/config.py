@@ -47,9 +47,11 @@ class Settings:
     key_cache_seconds: float = _setting(
         1.0, "How long a key lookup is cached; a revoked key is refused after at most this."
     )
-    commit_max_events: int = _setting(20000, "Most events the writer commits in one group commit.")
+    commit_max_events: int = _setting(
+        20000, "Most events the Log commits as one group (one row, one fsync)."
+    )
     checkpoint_wal_mb: int = _setting(
-        64, "DuckDB WAL size that triggers a checkpoint, run by the writer between commits."
+        4, "DuckDB WAL size that triggers a checkpoint, run by the loader between loads."
     )
     sql_timeout_seconds: float = _setting(10.0, "Time limit of one query on the SQL endpoint.")
     sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")

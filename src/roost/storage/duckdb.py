@@ -52,7 +52,7 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: str | Path, *, checkpoint_wal_mb: int = 64) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_wal_mb: int = 4) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(
@@ -104,13 +104,14 @@ class DuckDBWarehouse:
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
 
-    def maybe_checkpoint(self) -> None:
+    def maybe_checkpoint(self, busy: bool = False) -> None:
+        """Checkpoint past the threshold; when `busy`, only past eight times it."""
         wal = self.path.with_name(self.path.name + ".wal")
         try:
             size = wal.stat().st_size
         except FileNotFoundError:
             return
-        if size < self._checkpoint_bytes:
+        if size < self._checkpoint_bytes * (8 if busy else 1):
             return
         started = time.perf_counter()
         try:
