@@ -44,28 +44,44 @@ class Batch:
         return self.parsed.field(index, name)
 
     def keep(self, verdict: Callable[[int, Event], Verdict]) -> None:
-        """Keep the events whose verdict is None; turn the others into outcomes."""
-        events: list[Event] = []
-        indexes: list[int] = []
-        for index, event in zip(self.indexes, self.events, strict=True):
+        """Keep the events whose verdict is None; turn the others into outcomes.
+
+        Most batches lose nothing, so the lists are rebuilt only from the first refusal on.
+        """
+        first = -1
+        refusal: Verdict = None
+        for pos, (index, event) in enumerate(zip(self.indexes, self.events, strict=True)):
+            refusal = verdict(index, event)
+            if refusal is not None:
+                first = pos
+                break
+        if refusal is None:
+            return
+        events = self.events[:first]
+        indexes = self.indexes[:first]
+        self._refuse(self.indexes[first], refusal)
+        for index, event in zip(self.indexes[first + 1 :], self.events[first + 1 :], strict=True):
             v = verdict(index, event)
             if v is None:
                 events.append(event)
                 indexes.append(index)
             else:
-                reason, message, field_name, status = v
-                self.outcomes.append(
-                    Outcome(
-                        index=index,
-                        reason=reason,
-                        message=message,
-                        field=field_name,
-                        status=status,
-                        stored=status < 300,
-                    )
-                )
+                self._refuse(index, v)
         self.events = events
         self.indexes = indexes
+
+    def _refuse(self, index: int, verdict: tuple[str, str, str | None, int]) -> None:
+        reason, message, field_name, status = verdict
+        self.outcomes.append(
+            Outcome(
+                index=index,
+                reason=reason,
+                message=message,
+                field=field_name,
+                status=status,
+                stored=status < 300,
+            )
+        )
 
 
 class Stage(Protocol):

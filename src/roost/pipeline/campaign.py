@@ -38,6 +38,7 @@ class Place(NamedTuple):
     host: str | None
     path: str | None
     utm: tuple[str | None, ...]
+    tags: tuple[tuple[str, str], ...] = ()  # the UTM tags present, (field, value)
 
 
 @lru_cache(maxsize=20000)
@@ -48,7 +49,8 @@ def place(url: str) -> Place:
         return Place(None, None, (None,) * len(UTM))
     query = parse_qs(parts.query) if "utm_" in parts.query else {}
     utm = tuple(query[name][0] if query.get(name) else None for name in UTM)
-    return Place(parts.hostname, parts.path or "/", utm)
+    tags = tuple((name, value[:500]) for name, value in zip(UTM, utm, strict=True) if value)
+    return Place(parts.hostname, parts.path or "/", utm, tags)
 
 
 _places: dict[str, Place] = {}
@@ -90,9 +92,9 @@ class Campaign:
                 p = _place(event.url)
                 event.host = event.host or p.host
                 event.path = event.path or p.path
-                for name, value in zip(UTM, p.utm, strict=True):
-                    if value is not None and getattr(event, name) is None:
-                        setattr(event, name, value[:500])
+                for name, value in p.tags:
+                    if getattr(event, name) is None:
+                        setattr(event, name, value)
             if event.utm_source:
                 event.source = event.utm_source
             elif event.referrer:

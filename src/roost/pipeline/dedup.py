@@ -20,6 +20,7 @@ from roost.pipeline.batch import Batch, Verdict
 class DedupIndex:
     def __init__(self, window: timedelta) -> None:
         self.window = window
+        self._window = window.total_seconds()
         self.seen: OrderedDict[tuple[int, str], float] = OrderedDict()
 
     def load(self, rows: Iterable[tuple[int, str, datetime]]) -> int:
@@ -41,7 +42,10 @@ class DedupIndex:
         """True if the messageId is new (and is now taken); False if it is a duplicate."""
         key = (project, message_id)
         stamp = self.seen.get(key)
-        if stamp is not None and stamp >= now - self.window.total_seconds():
+        if stamp is None:
+            self.seen[key] = now  # new keys go to the end: arrival order is kept
+            return True
+        if stamp >= now - self._window:
             return False
         self.seen[key] = now
         self.seen.move_to_end(key)
