@@ -1,7 +1,7 @@
-"""Durability: SIGKILL a loaded `roost serve`; every acknowledged event is there exactly once.
+"""Durability: SIGKILL or SIGTERM a loaded `roost serve`; every acknowledged event is stored once.
 
 Workers send batches mixing good events (unique messageIds) and bad ones (no user id), and
-record which messageIds the server acknowledged. After the kill and a restart, each
+record which messageIds the server acknowledged. After the stop and a restart, each
 acknowledged id is stored exactly once and no refused one is stored at all.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -44,25 +45,27 @@ async def load(url: str, key: str, acked: set[str], refused: set[str], stop_at: 
     await asyncio.gather(*(worker(w) for w in range(16)))
 
 
-def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = Server(data).start()
-    key = create_key(data, "write")
-    read = create_key(data, "read")
+def stop_under_load(
+    server: Server, stop: Callable[[], object], after: int
+) -> tuple[set[str], set[str], dict[str, int]]:
+    """Load the server, call `stop` once `after` events were acked, restart, count what is stored."""
+    key = create_key(server.data, "write")
+    read = create_key(server.data, "read")
     acked: set[str] = set()
     refused: set[str] = set()
 
     async def run() -> None:
         task = asyncio.ensure_future(load(server.url, key, acked, refused, time.monotonic() + 30))
-        while len(acked) < 5000:
+        while len(acked) < after:
             await asyncio.sleep(0.05)
-        server.kill()  # SIGKILL mid-load: no shutdown hook runs
+        await asyncio.to_thread(stop)
         await task
 
     asyncio.run(run())
-    assert len(acked) >= 5000
-    restarted = Server(data, port=server.port, sql_max_rows="10000000").start()
+    restarted = Server(server.data, port=server.port, sql_max_rows="10000000").start()
     try:
+        ready = httpx.get(f"{restarted.url}/readyz").json()
+        assert ready["loaded_offset"] == ready["last_offset"], "the warehouse did not catch up"
         response = httpx.post(
             f"{restarted.url}/api/v1/sql",
             json={"sql": "select message_id, count(*) as n from events group by message_id"},
@@ -73,7 +76,22 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         counts = {row[0]: row[1] for row in response.json()["rows"]}
     finally:
         restarted.stop()
+    assert len(acked) >= after
     missing = acked - counts.keys()
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:5]}"
     assert all(n == 1 for n in counts.values()), "an event was stored twice"
     assert not (refused & counts.keys()), "a refused event was stored"
+    return acked, refused, counts
+
+
+def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    stop_under_load(server, server.kill, after=5000)  # SIGKILL: no shutdown hook runs
+
+
+def test_sigterm_commits_what_was_acknowledged_and_exits_0(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", log_level="info").start()
+    codes: list[int] = []
+    stop_under_load(server, lambda: codes.append(server.stop()), after=2000)
+    assert codes == [0]
+    assert '"store closed"' in server.output
