@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,14 +92,3 @@ def open_env(settings: Settings, plan: str = "enterprise") -> Iterator[Env]:
 @pytest.fixture
 def env(settings: Settings) -> Iterator[Env]:
     yield from open_env(settings)
-
-
-def require_binary(name: str, install_hint: str) -> str:
-    """The path of an external binary, or a skip (a failure when ROOST_REQUIRE_SERVICES=1)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not found: {install_hint}"
-    if os.environ.get("ROOST_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)

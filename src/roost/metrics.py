@@ -45,6 +45,11 @@ WAREHOUSE_LOAD_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
+WAREHOUSE_LOAD_ERRORS = Counter(
+    "roost_warehouse_load_errors",
+    "Loads into the Warehouse that failed and will be retried (the events stay in the Log).",
+    registry=REGISTRY,
+)
 WAREHOUSE_CHECKPOINT_SECONDS = Histogram(
     "roost_warehouse_checkpoint_seconds",
     "Time of one checkpoint of the embedded warehouse, run by the loader between loads.",

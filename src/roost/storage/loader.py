@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Protocol
 
+from roost import metrics
+
 log = logging.getLogger("roost.loader")
 
 
@@ -55,7 +57,6 @@ class Loader:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.errors = 0
 
     def catch_up(self) -> int:
         """Load everything the Log holds beyond the Warehouse, on the calling thread."""
@@ -149,6 +150,6 @@ class Loader:
                 if idle:
                     self.source.checkpoint()
             except Exception:
-                self.errors += 1
+                metrics.WAREHOUSE_LOAD_ERRORS.inc()
                 log.exception("loading into the warehouse failed; retrying")
                 time.sleep(0.5)
