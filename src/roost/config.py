@@ -50,6 +50,9 @@ class Settings:
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )
+    log_retention_hours: float = _setting(
+        168.0, "How long the Log keeps events the Warehouse has already loaded."
+    )
     checkpoint_wal_mb: int = _setting(
         4, "DuckDB WAL size that triggers a checkpoint, run by the loader between loads."
     )

@@ -31,7 +31,9 @@ class Runtime:
         self.metadata = Metadata(settings.resolved_metadata_url())
         self.log: Any = open_log(settings)
         self.warehouse: Any = open_warehouse(settings)
-        self.loader = Loader(self.log, self.warehouse)
+        self.loader = Loader(
+            self.log, self.warehouse, retention=settings.log_retention_hours * 3600
+        )
         recovered = self.loader.catch_up()  # events acknowledged just before a crash
         self.log.subscribe(self.loader.notify)
         self.loader.start()

@@ -181,3 +181,32 @@ def test_loader_reads_the_log_when_memory_has_a_gap(
         1, "select list(log_offset order by log_offset) from events", timeout=5, max_rows=1
     )
     assert result.rows == [[[1, 2, 3, 4, 5]]]
+
+
+def test_trim_drops_loaded_old_groups_but_keeps_the_newest(
+    log_kind: str, warehouse: Any, tmp_path: Path
+) -> None:
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    loader_holder: list[Loader] = []
+
+    async def run() -> None:
+        log = open_log(log_kind, tmp_path)
+        loader = Loader(log, warehouse, retention=86400)
+        loader_holder.append(loader)
+        await log.append([event(1, when=old), event(2, when=old)])  # group 1-2
+        await log.append([event(3, when=old)])  # group 3
+        await log.append([event(4, when=old)])  # group 4: the newest, always kept
+        assert loader.trim(now=old.timestamp() + 2 * 86400) == 0  # nothing loaded yet: kept
+        warehouse.load(log.read_groups(0, 3))  # loads groups 1-2 and 3
+        assert warehouse.loaded_offset() == 3
+        assert loader.trim(now=old.timestamp() + 2 * 86400) == 2
+        assert [e.offset for e in await log.read(0, 10)] == [4]
+        loader.catch_up()
+        assert loader.trim(now=old.timestamp() + 2 * 86400) == 0  # the newest stays
+        await log.close()
+        reopened = open_log(log_kind, tmp_path)
+        assert reopened.last_offset() == 4
+        assert await reopened.append([event(5)]) == [5]
+        await reopened.close()
+
+    asyncio.run(run())

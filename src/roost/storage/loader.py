@@ -29,6 +29,7 @@ class Source(Protocol):
     def last_offset(self) -> int: ...
     def read_groups(self, after_offset: int, limit: int) -> list[Group]: ...
     def checkpoint(self) -> None: ...
+    def trim(self, received_before: float, loaded_up_to: int) -> int: ...
 
 
 class Sink(Protocol):
@@ -45,11 +46,14 @@ class Loader:
         *,
         batch_events: int = 5_000,
         interval: float = 0.1,
+        retention: float = 7 * 86400.0,
     ) -> None:
         self.source = source
         self.sink = sink
         self.batch_events = batch_events
         self.interval = interval
+        self.retention = retention
+        self._trimmed_at = 0.0
         self._waiters = 0
         self._recent: collections.deque[Group] = collections.deque()
         self._recent_count = 0
@@ -122,6 +126,17 @@ class Loader:
         finally:
             self._waiters -= 1
 
+    def trim(self, now: float | None = None) -> int:
+        """Drop from the Log what the Warehouse holds and is older than the retention.
+
+        Runs at most once a minute unless `now` is given.
+        """
+        clock = time.time() if now is None else now
+        if now is None and clock - self._trimmed_at < 60:
+            return 0
+        self._trimmed_at = clock
+        return self.source.trim(clock - self.retention, self.sink.loaded_offset())
+
     def stop(self) -> None:
         with self._wake:
             self._stopping = True
@@ -149,6 +164,7 @@ class Loader:
                 self.sink.maybe_checkpoint(busy=not idle)
                 if idle:
                     self.source.checkpoint()
+                    self.trim()
             except Exception:
                 metrics.WAREHOUSE_LOAD_ERRORS.inc()
                 log.exception("loading into the warehouse failed; retrying")

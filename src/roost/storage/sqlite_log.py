@@ -123,6 +123,18 @@ class SQLiteLog:
         rows.close()
         return groups
 
+    def trim(self, received_before: float, loaded_up_to: int) -> int:
+        """Delete groups received before a time whose events are all loaded; return how many.
+
+        The newest group is always kept: it carries the offset the next append continues from.
+        """
+        cursor = self._reader().execute(
+            "DELETE FROM log WHERE received_at < ? AND first_offset + count - 1 <= ? "
+            "AND first_offset < (SELECT max(first_offset) FROM log)",
+            (received_before, loaded_up_to),
+        )
+        return cursor.rowcount
+
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
