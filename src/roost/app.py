@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 
-from roost.api import ingest, ops, sql
+from roost.api import ingest, ops, profiles, sql
 from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await app.state.runtime.close()
 
-    starlette = Starlette(routes=[*sql.routes(), *ops.routes()], lifespan=lifespan)
+    starlette = Starlette(
+        routes=[*sql.routes(), *profiles.routes(), *ops.routes()], lifespan=lifespan
+    )
     if runtime is not None:
         starlette.state.runtime = runtime
     return RoostApp(starlette)

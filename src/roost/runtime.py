@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from roost.config import Settings
+from roost.consumers.profiles import ProfilesConsumer
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
@@ -16,6 +17,7 @@ from roost.pipeline.visitor import Visitor
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.loader import Loader
 from roost.storage.metadata import Metadata
+from roost.storage.profiles import ProfileStore
 
 log = logging.getLogger("roost")
 
@@ -31,12 +33,18 @@ class Runtime:
         self.metadata = Metadata(settings.resolved_metadata_url())
         self.log: Any = open_log(settings)
         self.warehouse: Any = open_warehouse(settings)
+        self.profiles = ProfilesConsumer(self.log, ProfileStore(self.metadata.engine))
         self.loader = Loader(
-            self.log, self.warehouse, retention=settings.log_retention_hours * 3600
+            self.log,
+            self.warehouse,
+            retention=settings.log_retention_hours * 3600,
+            holds=lambda: self.profiles.offset,
         )
         recovered = self.loader.catch_up()  # events acknowledged just before a crash
+        self.profiles.catch_up()
         self.log.subscribe(self.loader.notify)
         self.loader.start()
+        self.profiles.start()
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
@@ -80,6 +88,7 @@ class Runtime:
         self.ready = False
         self.log.drain()  # commit what was acknowledged, refuse the rest
         self.loader.stop()  # load all of it into the warehouse
+        self.profiles.stop()  # and apply all of it to profiles
         self.log.close_sync()
         self.warehouse.close()
         self.geo.close()

@@ -210,3 +210,21 @@ def test_trim_drops_loaded_old_groups_but_keeps_the_newest(
         await reopened.close()
 
     asyncio.run(run())
+
+
+def test_trim_keeps_what_another_consumer_still_needs(
+    log_kind: str, warehouse: Any, tmp_path: Path
+) -> None:
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def run() -> None:
+        log = open_log(log_kind, tmp_path)
+        loader = Loader(log, warehouse, retention=86400, holds=lambda: 1)  # e.g. profiles at 1
+        for n in range(4):
+            await log.append([event(n, when=old)])
+        loader.catch_up()
+        assert loader.trim(now=old.timestamp() + 2 * 86400) == 1  # only offset 1
+        assert [e.offset for e in await log.read(0, 10)] == [2, 3, 4]
+        await log.close()
+
+    asyncio.run(run())

@@ -15,6 +15,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from roost import metrics
@@ -47,12 +48,15 @@ class Loader:
         batch_events: int = 5_000,
         interval: float = 0.1,
         retention: float = 7 * 86400.0,
+        holds: Callable[[], int] | None = None,
     ) -> None:
+        """`holds()` is the lowest offset another consumer of the Log has yet to apply."""
         self.source = source
         self.sink = sink
         self.batch_events = batch_events
         self.interval = interval
         self.retention = retention
+        self.holds = holds
         self._trimmed_at = 0.0
         self._waiters = 0
         self._recent: collections.deque[Group] = collections.deque()
@@ -135,7 +139,10 @@ class Loader:
         if now is None and clock - self._trimmed_at < 60:
             return 0
         self._trimmed_at = clock
-        return self.source.trim(clock - self.retention, self.sink.loaded_offset())
+        up_to = self.sink.loaded_offset()
+        if self.holds is not None:
+            up_to = min(up_to, self.holds())
+        return self.source.trim(clock - self.retention, up_to)
 
     def stop(self) -> None:
         with self._wake:

@@ -1,0 +1,62 @@
+"""`GET /api/v1/profiles/{user_id}` (read key): a user's traits, linked ids, groups, activity."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from roost.api.sql import error_response
+from roost.dialects.base import key_from_headers
+from roost.errors import ClientError, Forbidden, NotFound, Unauthorized
+from roost.runtime import Runtime
+
+_encode = msgspec.json.Encoder().encode
+
+
+def read_profile(runtime: Runtime, project_id: int, wanted: str) -> dict[str, Any]:
+    store = runtime.profiles.store
+    with store.engine.connect() as conn:
+        user = store.resolve(conn, project_id, wanted) or wanted
+        profile = store.profile(conn, project_id, user)
+        if profile is None:
+            raise NotFound(f"user_id: no profile for {wanted!r} in this project", field="user_id")
+        groups = [
+            {"group_id": g, "traits": store.group(conn, project_id, g) or {}}
+            for g in store.groups_of(conn, project_id, user)
+        ]
+        return {
+            "user_id": user,
+            "traits": profile.traits,
+            "linked_ids": store.aliases_of(conn, project_id, user),
+            "groups": groups,
+            "first_seen": profile.first_seen.isoformat() if profile.first_seen else None,
+            "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
+            "event_count": profile.event_count,
+        }
+
+
+async def profile(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        key = runtime.keys.find(key_from_headers(request.headers))
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("missing, unknown or revoked key")
+        if key.kind not in ("read", "admin"):
+            raise Forbidden("Please use a read key for profiles.")
+        # read your writes: every acknowledged event is applied first
+        await runtime.profiles.caught_up(runtime.log.last_offset(), timeout=1.0)
+        body = await asyncio.to_thread(
+            read_profile, runtime, key.project_id, request.path_params["user_id"]
+        )
+    except ClientError as error:
+        return error_response(error)
+    return Response(_encode(body), 200, media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/profiles/{user_id:path}", profile, methods=["GET"])]

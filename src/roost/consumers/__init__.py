@@ -1,0 +1,1 @@
+"""What follows the Log after events are stored: profiles (and, later, forwarders, the debugger)."""

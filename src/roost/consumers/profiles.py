@@ -1,0 +1,215 @@
+"""Profiles: a consumer of the Log that keeps each user's traits, identities and groups.
+
+- identify merges traits into the user's profile; a trait set to null is removed;
+- identify with both anonymousId and userId links them, and so does alias (previousId →
+  userId); the linked id's profile, memberships and links move to the user;
+- group merges the group's traits and adds the membership (a user may be in many groups);
+- every event counts toward its user's first/last seen and event count — an anonymous
+  event toward the user its anonymous id is linked to, once it is.
+
+Each batch is applied in one transaction with the consumer's cursor, so after a crash or a
+restart the consumer resumes exactly where it stopped, and `rebuild` replays it from the Log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Connection
+
+from roost.model import Event, LoggedEvent
+from roost.storage.profiles import Changes, Profile, ProfileStore
+
+log = logging.getLogger("roost.profiles")
+NAME = "profiles"
+
+
+class Source(Protocol):
+    def last_offset(self) -> int: ...
+    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
+
+
+def merge_traits(into: dict[str, Any], traits: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(into)
+    for key, value in traits.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Applier:
+    """One batch's view of the store: reads through what the batch already changed."""
+
+    def __init__(self, conn: Connection, store: ProfileStore) -> None:
+        self.conn = conn
+        self.store = store
+        self.changes = Changes()
+
+    def profile(self, project: int, user: str, create: bool = True) -> Profile | None:
+        key = (project, user)
+        if key in self.changes.profiles:
+            found = self.changes.profiles[key]
+            if found is not None or not create:
+                return found
+        else:
+            found = self.store.profile(self.conn, project, user)
+        if found is None and create:
+            found = Profile()
+        if found is not None:
+            self.changes.profiles[key] = found
+        return found
+
+    def resolve(self, project: int, alias: str) -> str | None:
+        if (project, alias) in self.changes.identities:
+            return self.changes.identities[(project, alias)]
+        return self.store.resolve(self.conn, project, alias)
+
+    def groups_of(self, project: int, user: str) -> set[str]:
+        groups = set(self.store.groups_of(self.conn, project, user))
+        groups |= {g for p, u, g in self.changes.joined if (p, u) == (project, user)}
+        return groups - {g for p, u, g in self.changes.left if (p, u) == (project, user)}
+
+    def link(self, project: int, alias: str, user: str) -> None:
+        """`alias` (an anonymous or earlier id) is `user` from now on; move what it had."""
+        if alias == user or self.resolve(project, alias) == user:
+            return
+        self.changes.identities[(project, alias)] = user
+        for earlier in self.store.aliases_of(self.conn, project, alias):
+            self.changes.identities[(project, earlier)] = user
+        for (p, a), u in list(self.changes.identities.items()):
+            if p == project and u == alias:
+                self.changes.identities[(p, a)] = user
+        old = self.profile(project, alias, create=False)
+        if old is not None:
+            new = self.profile(project, user)
+            assert new is not None
+            new.traits = {**old.traits, **new.traits}
+            new.event_count += old.event_count
+            new.first_seen = min((t for t in (new.first_seen, old.first_seen) if t), default=None)
+            new.last_seen = max((t for t in (new.last_seen, old.last_seen) if t), default=None)
+            self.changes.profiles[(project, alias)] = None
+        for group in self.groups_of(project, alias):
+            self.changes.left.add((project, alias, group))
+            self.changes.joined.add((project, user, group))
+
+    def event(self, e: Event) -> None:
+        project = e.project_id
+        if e.type == "identify" and e.user_id and e.anonymous_id:
+            self.link(project, e.anonymous_id, e.user_id)
+        elif e.type == "alias" and e.user_id and e.previous_id:
+            self.link(project, e.previous_id, e.user_id)
+        user = (
+            e.user_id
+            or (e.anonymous_id and self.resolve(project, e.anonymous_id))
+            or e.anonymous_id
+        )
+        if not user:
+            return
+        profile = self.profile(project, user)
+        assert profile is not None
+        profile.event_count += 1
+        when = e.timestamp
+        if profile.first_seen is None or when < profile.first_seen:
+            profile.first_seen = when
+        if profile.last_seen is None or when > profile.last_seen:
+            profile.last_seen = when
+        if e.type == "identify" and e.traits:
+            profile.traits = merge_traits(profile.traits, e.traits)
+        if e.type == "group" and e.group_id:
+            key = (project, e.group_id)
+            if key not in self.changes.groups:
+                self.changes.groups[key] = self.store.group(self.conn, project, e.group_id) or {}
+            self.changes.groups[key] = merge_traits(self.changes.groups[key], e.traits)
+            self.changes.joined.add((project, user, e.group_id))
+            self.changes.left.discard((project, user, e.group_id))
+
+
+class ProfilesConsumer:
+    def __init__(
+        self,
+        source: Source,
+        store: ProfileStore,
+        *,
+        batch_events: int = 5000,
+        interval: float = 0.25,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.batch_events = batch_events
+        self.interval = interval
+        self.offset = store.cursor(NAME)
+        self._wake = threading.Condition()
+        self._lock = threading.Lock()  # one batch at a time, from the thread or catch_up
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def apply(self, events: Sequence[LoggedEvent]) -> None:
+        """Apply events after the cursor, and move the cursor, in one transaction."""
+        fresh = [e for e in events if e.offset > self.offset]
+        if not fresh:
+            return
+        with self.store.engine.begin() as conn:
+            applier = Applier(conn, self.store)
+            for logged in fresh:
+                applier.event(logged.event)
+            self.store.apply(conn, NAME, fresh[-1].offset, applier.changes)
+        self.offset = fresh[-1].offset
+
+    def catch_up(self) -> int:
+        """Apply everything the Log holds beyond the cursor, on the calling thread."""
+        before = self.offset
+        with self._lock:
+            while self.offset < self.source.last_offset():
+                events = self.source.read_sync(self.offset, self.batch_events)
+                if not events:
+                    break
+                self.apply(events)
+        return self.offset - before
+
+    def rebuild(self) -> int:
+        """Forget every profile and apply the Log again from its start."""
+        with self._lock:
+            self.store.reset(NAME)
+            self.offset = 0
+        return self.catch_up()
+
+    async def caught_up(self, offset: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            self._wake.notify()
+        while self.offset < offset:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="roost-profiles", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        self.catch_up()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait(timeout=self.interval)
+                if self._stopping:
+                    return
+            try:
+                self.catch_up()
+            except Exception:
+                log.exception("applying events to profiles failed; retrying")
+                time.sleep(0.5)

@@ -1,0 +1,213 @@
+"""Where profiles live: users' traits and counts, identity links, groups and memberships.
+
+Tables in the metadata database (SQLAlchemy Core, so SQLite here and PostgreSQL in a
+cluster), written only by the profiles consumer, together with its cursor on the Log, in one
+transaction per batch: a batch is applied exactly once, whatever stops the process.
+Upserts are written as delete-then-insert of the touched rows, which every SQL engine runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+schema = sa.MetaData()
+
+profiles = sa.Table(
+    "profiles",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("traits", sa.Text, nullable=False),
+    sa.Column("first_seen", sa.DateTime, nullable=True),
+    sa.Column("last_seen", sa.DateTime, nullable=True),
+    sa.Column("event_count", sa.BigInteger, nullable=False),
+)
+identities = sa.Table(
+    "identities",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("alias", sa.String(255), primary_key=True),  # an anonymous or earlier id
+    sa.Column("user_id", sa.String(255), nullable=False, index=True),
+)
+group_traits = sa.Table(
+    "group_traits",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.String(255), primary_key=True),
+    sa.Column("traits", sa.Text, nullable=False),
+)
+memberships = sa.Table(
+    "memberships",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("group_id", sa.String(255), primary_key=True),
+)
+cursors = sa.Table(
+    "consumer_cursors",
+    schema,
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("log_offset", sa.BigInteger, nullable=False),
+)
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+@dataclass
+class Profile:
+    traits: dict[str, Any] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    event_count: int = 0
+
+
+@dataclass
+class Changes:
+    """What one batch changes; written in one transaction with the cursor."""
+
+    profiles: dict[tuple[int, str], Profile | None] = field(
+        default_factory=dict
+    )  # None: merged away
+    identities: dict[tuple[int, str], str] = field(default_factory=dict)
+    groups: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    joined: set[tuple[int, str, str]] = field(default_factory=set)
+    left: set[tuple[int, str, str]] = field(default_factory=set)
+
+
+class ProfileStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        schema.create_all(engine)
+
+    def cursor(self, consumer: str) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(cursors.c.log_offset).where(cursors.c.consumer == consumer)
+            ).first()
+        return int(row[0]) if row else 0
+
+    # Reads, for the consumer (inside a batch) and the API
+
+    def profile(self, conn: Connection, project_id: int, user_id: str) -> Profile | None:
+        row = conn.execute(
+            sa.select(profiles).where(
+                profiles.c.project_id == project_id, profiles.c.user_id == user_id
+            )
+        ).first()
+        if row is None:
+            return None
+        return Profile(
+            _decode(row.traits), _aware(row.first_seen), _aware(row.last_seen), row.event_count
+        )
+
+    def resolve(self, conn: Connection, project_id: int, alias: str) -> str | None:
+        row = conn.execute(
+            sa.select(identities.c.user_id).where(
+                identities.c.project_id == project_id, identities.c.alias == alias
+            )
+        ).first()
+        return str(row[0]) if row else None
+
+    def aliases_of(self, conn: Connection, project_id: int, user_id: str) -> list[str]:
+        rows = conn.execute(
+            sa.select(identities.c.alias)
+            .where(identities.c.project_id == project_id, identities.c.user_id == user_id)
+            .order_by(identities.c.alias)
+        ).all()
+        return [r[0] for r in rows]
+
+    def group(self, conn: Connection, project_id: int, group_id: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            sa.select(group_traits.c.traits).where(
+                group_traits.c.project_id == project_id, group_traits.c.group_id == group_id
+            )
+        ).first()
+        return _decode(row[0]) if row else None
+
+    def groups_of(self, conn: Connection, project_id: int, user_id: str) -> list[str]:
+        rows = conn.execute(
+            sa.select(memberships.c.group_id)
+            .where(memberships.c.project_id == project_id, memberships.c.user_id == user_id)
+            .order_by(memberships.c.group_id)
+        ).all()
+        return [r[0] for r in rows]
+
+    # The one write: a batch's changes and the cursor, together
+
+    def apply(self, conn: Connection, consumer: str, offset: int, changes: Changes) -> None:
+        for (project_id, user_id), profile in changes.profiles.items():
+            conn.execute(
+                profiles.delete().where(
+                    profiles.c.project_id == project_id, profiles.c.user_id == user_id
+                )
+            )
+            if profile is not None:
+                conn.execute(
+                    profiles.insert().values(
+                        project_id=project_id,
+                        user_id=user_id,
+                        traits=_encode(profile.traits).decode(),
+                        first_seen=_naive(profile.first_seen),
+                        last_seen=_naive(profile.last_seen),
+                        event_count=profile.event_count,
+                    )
+                )
+        for (project_id, alias), user_id in changes.identities.items():
+            conn.execute(
+                identities.delete().where(
+                    identities.c.project_id == project_id, identities.c.alias == alias
+                )
+            )
+            conn.execute(
+                identities.insert().values(project_id=project_id, alias=alias, user_id=user_id)
+            )
+        for (project_id, group_id), traits in changes.groups.items():
+            conn.execute(
+                group_traits.delete().where(
+                    group_traits.c.project_id == project_id, group_traits.c.group_id == group_id
+                )
+            )
+            conn.execute(
+                group_traits.insert().values(
+                    project_id=project_id, group_id=group_id, traits=_encode(traits).decode()
+                )
+            )
+        for project_id, user_id, group_id in changes.left | changes.joined:
+            conn.execute(
+                memberships.delete().where(
+                    memberships.c.project_id == project_id,
+                    memberships.c.user_id == user_id,
+                    memberships.c.group_id == group_id,
+                )
+            )
+        for project_id, user_id, group_id in changes.joined - changes.left:
+            conn.execute(
+                memberships.insert().values(
+                    project_id=project_id, user_id=user_id, group_id=group_id
+                )
+            )
+        conn.execute(cursors.delete().where(cursors.c.consumer == consumer))
+        conn.execute(cursors.insert().values(consumer=consumer, log_offset=offset))
+
+    def reset(self, consumer: str) -> None:
+        """Forget every profile, so the consumer rebuilds them from the Log."""
+        with self.engine.begin() as conn:
+            for table in (profiles, identities, group_traits, memberships):
+                conn.execute(table.delete())
+            conn.execute(cursors.delete().where(cursors.c.consumer == consumer))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Times are stored as naive UTC (portable across SQL engines) and read back as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=None) if value is not None and value.tzinfo else value
