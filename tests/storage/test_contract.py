@@ -228,3 +228,18 @@ def test_trim_keeps_what_another_consumer_still_needs(
         await log.close()
 
     asyncio.run(run())
+
+
+def test_identity_groups_are_flagged(log_kind: str, tmp_path: Path) -> None:
+    async def run() -> None:
+        log = open_log(log_kind, tmp_path)
+        await log.append([event(1), event(2)])
+        identify = event(3)
+        identify.type = "identify"
+        await log.append([event(4), identify])
+        await log.append([event(6)])
+        assert [(f, n) for f, n, _ in log.read_groups(0, 100)] == [(1, 2), (3, 2), (5, 1)]
+        assert [(f, n) for f, n, _ in log.read_groups(0, 100, identities_only=True)] == [(3, 2)]
+        await log.close()
+
+    asyncio.run(run())

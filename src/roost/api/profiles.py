@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -23,21 +24,27 @@ def read_profile(runtime: Runtime, project_id: int, wanted: str) -> dict[str, An
     with store.engine.connect() as conn:
         user = store.resolve(conn, project_id, wanted) or wanted
         profile = store.profile(conn, project_id, user)
-        if profile is None:
-            raise NotFound(f"user_id: no profile for {wanted!r} in this project", field="user_id")
+        linked = store.aliases_of(conn, project_id, user)
         groups = [
             {"group_id": g, "traits": store.group(conn, project_id, g) or {}}
             for g in store.groups_of(conn, project_id, user)
         ]
-        return {
-            "user_id": user,
-            "traits": profile.traits,
-            "linked_ids": store.aliases_of(conn, project_id, user),
-            "groups": groups,
-            "first_seen": profile.first_seen.isoformat() if profile.first_seen else None,
-            "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
-            "event_count": profile.event_count,
-        }
+    count, first, last = runtime.warehouse.activity(project_id, [user, *linked])
+    if profile is None and count == 0:
+        raise NotFound(f"user_id: no profile for {wanted!r} in this project", field="user_id")
+    return {
+        "user_id": user,
+        "traits": profile.traits if profile else {},
+        "linked_ids": linked,
+        "groups": groups,
+        "first_seen": _utc(first),
+        "last_seen": _utc(last),
+        "event_count": count,
+    }
+
+
+def _utc(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None
 
 
 async def profile(request: Request) -> Response:
@@ -48,8 +55,9 @@ async def profile(request: Request) -> Response:
             raise Unauthorized("missing, unknown or revoked key")
         if key.kind not in ("read", "admin"):
             raise Forbidden("Please use a read key for profiles.")
-        # read your writes: every acknowledged event is applied first
+        # read your writes: every acknowledged event is applied and loaded first
         await runtime.profiles.caught_up(runtime.log.last_offset(), timeout=1.0)
+        await runtime.caught_up()
         body = await asyncio.to_thread(
             read_profile, runtime, key.project_id, request.path_params["user_id"]
         )

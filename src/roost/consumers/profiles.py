@@ -4,11 +4,13 @@
 - identify with both anonymousId and userId links them, and so does alias (previousId →
   userId); the linked id's profile, memberships and links move to the user;
 - group merges the group's traits and adds the membership (a user may be in many groups);
-- every event counts toward its user's first/last seen and event count — an anonymous
-  event toward the user its anonymous id is linked to, once it is.
+- activity (first/last seen, event count) is counted in the Warehouse at read time over the
+  user's id and every linked id, so an anonymous event counts for the user it is linked to.
 
-Each batch is applied in one transaction with the consumer's cursor, so after a crash or a
-restart the consumer resumes exactly where it stopped, and `rebuild` replays it from the Log.
+Only groups of the Log holding identify, alias or group calls are read (the Log flags them),
+so the rest of the traffic costs this consumer nothing. Each batch is applied in one
+transaction with the consumer's cursor, so after a crash or a restart it resumes exactly
+where it stopped, and `rebuild` replays it from the Log.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import msgspec
 from sqlalchemy.engine import Connection
 
-from roost.model import Event, LoggedEvent
+from roost.model import Event
 from roost.storage.profiles import Changes, Profile, ProfileStore
 
 log = logging.getLogger("roost.profiles")
@@ -31,7 +34,24 @@ NAME = "profiles"
 
 class Source(Protocol):
     def last_offset(self) -> int: ...
-    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
+    def read_groups(
+        self, after_offset: int, limit: int, identities_only: bool = False
+    ) -> list[tuple[int, int, bytes]]: ...
+
+
+class Seen(msgspec.Struct):
+    """The fields of an Event that profiles use; decoding only these skips the rest cheaply."""
+
+    project_id: int
+    type: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_decode_group = msgspec.json.Decoder(list[Seen]).decode
 
 
 def merge_traits(into: dict[str, Any], traits: dict[str, Any]) -> dict[str, Any]:
@@ -91,20 +111,19 @@ class Applier:
             new = self.profile(project, user)
             assert new is not None
             new.traits = {**old.traits, **new.traits}
-            new.event_count += old.event_count
-            new.first_seen = min((t for t in (new.first_seen, old.first_seen) if t), default=None)
-            new.last_seen = max((t for t in (new.last_seen, old.last_seen) if t), default=None)
             self.changes.profiles[(project, alias)] = None
         for group in self.groups_of(project, alias):
             self.changes.left.add((project, alias, group))
             self.changes.joined.add((project, user, group))
 
-    def event(self, e: Event) -> None:
+    def event(self, e: Seen | Event) -> None:
         project = e.project_id
         if e.type == "identify" and e.user_id and e.anonymous_id:
             self.link(project, e.anonymous_id, e.user_id)
         elif e.type == "alias" and e.user_id and e.previous_id:
             self.link(project, e.previous_id, e.user_id)
+        if e.type not in ("identify", "group"):
+            return
         user = (
             e.user_id
             or (e.anonymous_id and self.resolve(project, e.anonymous_id))
@@ -114,12 +133,6 @@ class Applier:
             return
         profile = self.profile(project, user)
         assert profile is not None
-        profile.event_count += 1
-        when = e.timestamp
-        if profile.first_seen is None or when < profile.first_seen:
-            profile.first_seen = when
-        if profile.last_seen is None or when > profile.last_seen:
-            profile.last_seen = when
         if e.type == "identify" and e.traits:
             profile.traits = merge_traits(profile.traits, e.traits)
         if e.type == "group" and e.group_id:
@@ -137,8 +150,8 @@ class ProfilesConsumer:
         source: Source,
         store: ProfileStore,
         *,
-        batch_events: int = 5000,
-        interval: float = 0.25,
+        batch_events: int = 20000,
+        interval: float = 1.0,
     ) -> None:
         self.source = source
         self.store = store
@@ -150,27 +163,31 @@ class ProfilesConsumer:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def apply(self, events: Sequence[LoggedEvent]) -> None:
-        """Apply events after the cursor, and move the cursor, in one transaction."""
-        fresh = [e for e in events if e.offset > self.offset]
-        if not fresh:
+    def apply(self, groups: Sequence[tuple[int, int, bytes]], up_to: int) -> None:
+        """Apply the events after the cursor up to `up_to`, and move the cursor there, at once."""
+        if up_to <= self.offset:
             return
         with self.store.engine.begin() as conn:
             applier = Applier(conn, self.store)
-            for logged in fresh:
-                applier.event(logged.event)
-            self.store.apply(conn, NAME, fresh[-1].offset, applier.changes)
-        self.offset = fresh[-1].offset
+            for first, _, blob in groups:
+                for i, seen in enumerate(_decode_group(blob)):
+                    if self.offset < first + i <= up_to:
+                        applier.event(seen)
+            self.store.apply(conn, NAME, up_to, applier.changes)
+        self.offset = up_to
 
     def catch_up(self) -> int:
         """Apply everything the Log holds beyond the cursor, on the calling thread."""
         before = self.offset
         with self._lock:
-            while self.offset < self.source.last_offset():
-                events = self.source.read_sync(self.offset, self.batch_events)
-                if not events:
-                    break
-                self.apply(events)
+            while self.offset < (target := self.source.last_offset()):
+                groups = self.source.read_groups(
+                    self.offset, self.batch_events, identities_only=True
+                )
+                groups = [g for g in groups if g[0] <= target]
+                seen = sum(min(f + n - 1, target) - max(f - 1, self.offset) for f, n, _ in groups)
+                full = seen >= self.batch_events  # more may follow before the target
+                self.apply(groups, up_to=groups[-1][0] + groups[-1][1] - 1 if full else target)
         return self.offset - before
 
     def rebuild(self) -> int:

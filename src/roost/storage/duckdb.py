@@ -158,6 +158,22 @@ class DuckDBWarehouse:
             cursor.close()
         return int(row[0]) if row else 0
 
+    def activity(
+        self, project_id: int, ids: Sequence[str]
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """(events, first, last) of the events whose user id, or else anonymous id, is in `ids`."""
+        cursor = self._con.cursor()
+        try:
+            row = cursor.execute(
+                f"SELECT count(*), min(timestamp), max(timestamp) FROM {TABLE} "
+                "WHERE project_id = ? AND list_contains(?, coalesce(user_id, anonymous_id))",
+                [project_id, list(ids)],
+            ).fetchone()
+        finally:
+            cursor.close()
+        assert row is not None
+        return int(row[0]), row[1], row[2]
+
     def project_sql(
         self, project_id: int, sql: str, *, timeout: float, max_rows: int
     ) -> QueryResult:

@@ -1,4 +1,7 @@
-"""Where profiles live: users' traits and counts, identity links, groups and memberships.
+"""Where profiles live: users' traits, identity links, groups and memberships.
+
+A user's activity (first and last seen, event count) is not kept here: it is counted in the
+Warehouse when asked, over the user's id and every id linked to it.
 
 Tables in the metadata database (SQLAlchemy Core, so SQLite here and PostgreSQL in a
 cluster), written only by the profiles consumer, together with its cursor on the Log, in one
@@ -9,7 +12,6 @@ Upserts are written as delete-then-insert of the touched rows, which every SQL e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -24,9 +26,6 @@ profiles = sa.Table(
     sa.Column("project_id", sa.Integer, primary_key=True),
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("traits", sa.Text, nullable=False),
-    sa.Column("first_seen", sa.DateTime, nullable=True),
-    sa.Column("last_seen", sa.DateTime, nullable=True),
-    sa.Column("event_count", sa.BigInteger, nullable=False),
 )
 identities = sa.Table(
     "identities",
@@ -63,9 +62,6 @@ _decode = msgspec.json.Decoder(dict[str, Any]).decode
 @dataclass
 class Profile:
     traits: dict[str, Any] = field(default_factory=dict)
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    event_count: int = 0
 
 
 @dataclass
@@ -103,9 +99,7 @@ class ProfileStore:
         ).first()
         if row is None:
             return None
-        return Profile(
-            _decode(row.traits), _aware(row.first_seen), _aware(row.last_seen), row.event_count
-        )
+        return Profile(_decode(row.traits))
 
     def resolve(self, conn: Connection, project_id: int, alias: str) -> str | None:
         row = conn.execute(
@@ -154,9 +148,6 @@ class ProfileStore:
                         project_id=project_id,
                         user_id=user_id,
                         traits=_encode(profile.traits).decode(),
-                        first_seen=_naive(profile.first_seen),
-                        last_seen=_naive(profile.last_seen),
-                        event_count=profile.event_count,
                     )
                 )
         for (project_id, alias), user_id in changes.identities.items():
@@ -202,12 +193,3 @@ class ProfileStore:
             for table in (profiles, identities, group_traits, memberships):
                 conn.execute(table.delete())
             conn.execute(cursors.delete().where(cursors.c.consumer == consumer))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Times are stored as naive UTC (portable across SQL engines) and read back as UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=None) if value is not None and value.tzinfo else value

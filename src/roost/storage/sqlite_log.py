@@ -28,6 +28,7 @@ from roost.storage.writer import GroupCommit
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
 
+IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
 Group = tuple[int, int, bytes]  # (offset of its first event, how many, a JSON array of them)
 
 
@@ -46,7 +47,8 @@ class SQLiteLog:
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, "
-            "count INTEGER NOT NULL, received_at REAL NOT NULL, events BLOB NOT NULL)"
+            "count INTEGER NOT NULL, received_at REAL NOT NULL, identity_events INTEGER NOT NULL, "
+            "events BLOB NOT NULL)"  # the blob last: reading the columns before it skips it
         )
         row = self._conn.execute(
             "SELECT coalesce(max(first_offset + count - 1), 0) FROM log"
@@ -99,10 +101,13 @@ class SQLiteLog:
             )
         return found[:limit]
 
-    def read_groups(self, after_offset: int, limit: int) -> list[Group]:
+    def read_groups(
+        self, after_offset: int, limit: int, identities_only: bool = False
+    ) -> list[Group]:
         """The stored groups holding the events after `after_offset`, about `limit` of them.
 
         The first group may start at or before `after_offset`: readers skip those events.
+        With `identities_only`, only groups holding identify, alias or group calls.
         """
         reader = self._reader()
         start = reader.execute(
@@ -110,7 +115,8 @@ class SQLiteLog:
         ).fetchone()[0]
         rows = reader.execute(
             "SELECT first_offset, count, events FROM log WHERE first_offset >= ? "
-            "ORDER BY first_offset",
+            + ("AND identity_events > 0 " if identities_only else "")
+            + "ORDER BY first_offset",
             (start if start is not None else 0,),
         )
         groups: list[Group] = []
@@ -165,10 +171,11 @@ class SQLiteLog:
         started = time.perf_counter()
         first = self._last_offset + 1
         blob = _encode(events)
+        identity_events = sum(1 for e in events if e.type in IDENTITY_TYPES)
         conn = self._conn
         conn.execute(
-            "INSERT INTO log VALUES (?, ?, ?, ?)",
-            (first, len(events), events[0].received_at.timestamp(), blob),
+            "INSERT INTO log VALUES (?, ?, ?, ?, ?)",
+            (first, len(events), events[0].received_at.timestamp(), identity_events, blob),
         )  # one statement, autocommitted: one WAL append and one fsync
         self._last_offset = first + len(events) - 1
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
