@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,9 @@ class Runtime:
             self.warehouse,
             retention=settings.log_retention_hours * 3600,
             holds=lambda: self.profiles.offset,
+            also=self._copy_identities,
         )
+        self._identities_copied = 0
         recovered = self.loader.catch_up()  # events acknowledged just before a crash
         self.profiles.catch_up()
         self.log.subscribe(self.loader.notify)
@@ -72,9 +75,27 @@ class Runtime:
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
 
-    async def caught_up(self) -> bool:
-        """Wait (at most a second) until every acknowledged event is queryable."""
-        return await self.loader.caught_up(self.log.last_offset(), timeout=1.0)
+    def _copy_identities(self) -> None:
+        """On the loader thread: give the Warehouse the profiles' links when they changed."""
+        version = self.profiles.identities_version
+        if version != self._identities_copied:
+            self.warehouse.replace_identities(self.profiles.store.all_identities())
+            self._identities_copied = version
+
+    async def caught_up(self, timeout: float = 1.0) -> bool:
+        """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""
+        deadline = time.monotonic() + timeout
+        target = self.log.last_offset()
+        await self.profiles.caught_up(target, timeout)
+        version = self.profiles.identities_version
+        if not await self.loader.caught_up(target, max(0.0, deadline - time.monotonic())):
+            return False
+        while self._identities_copied < version:
+            if time.monotonic() >= deadline:
+                return False
+            self.loader.poke()
+            await asyncio.sleep(0.005)
+        return True
 
     async def close(self) -> None:
         self.ready = False

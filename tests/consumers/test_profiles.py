@@ -124,3 +124,21 @@ def test_profiles_are_rebuilt_exactly_after_restart_and_replay(tmp_path: Path) -
         applied = env.runtime.profiles.rebuild()
         assert applied == len(STORY)
         assert profile(env, "u1")[1] == first
+
+
+def test_linked_events_are_attributed_to_the_user_in_sql(env: Env) -> None:
+    send(env, *STORY)
+    rows = env.sql(
+        "select resolved_user_id as who, count(*) as n from events group by all order by who"
+    )
+    assert rows == [{"who": "u1", "n": 9}, {"who": "u2", "n": 1}]
+    # a link made later re-attributes earlier events at once
+    send(
+        env,
+        {"type": "track", "anonymousId": "anon-2", "event": "Browse"},
+        {"type": "identify", "anonymousId": "anon-2", "userId": "u2"},
+    )
+    rows = env.sql(
+        "select resolved_user_id as who, count(*) as n from events group by all order by who"
+    )
+    assert rows == [{"who": "u1", "n": 9}, {"who": "u2", "n": 3}]

@@ -55,9 +55,7 @@ async def profile(request: Request) -> Response:
             raise Unauthorized("missing, unknown or revoked key")
         if key.kind not in ("read", "admin"):
             raise Forbidden("Please use a read key for profiles.")
-        # read your writes: every acknowledged event is applied and loaded first
-        await runtime.profiles.caught_up(runtime.log.last_offset(), timeout=1.0)
-        await runtime.caught_up()
+        await runtime.caught_up()  # read your writes: every acknowledged event is applied
         body = await asyncio.to_thread(
             read_profile, runtime, key.project_id, request.path_params["user_id"]
         )

@@ -158,6 +158,7 @@ class ProfilesConsumer:
         self.batch_events = batch_events
         self.interval = interval
         self.offset = store.cursor(NAME)
+        self.identities_version = 1  # bumped whenever links change; 1: copy them once at start
         self._wake = threading.Condition()
         self._lock = threading.Lock()  # one batch at a time, from the thread or catch_up
         self._stopping = False
@@ -174,6 +175,8 @@ class ProfilesConsumer:
                     if self.offset < first + i <= up_to:
                         applier.event(seen)
             self.store.apply(conn, NAME, up_to, applier.changes)
+        if applier.changes.identities:
+            self.identities_version += 1
         self.offset = up_to
 
     def catch_up(self) -> int:
@@ -195,6 +198,7 @@ class ProfilesConsumer:
         with self._lock:
             self.store.reset(NAME)
             self.offset = 0
+            self.identities_version += 1
         return self.catch_up()
 
     async def caught_up(self, offset: int, timeout: float) -> bool:

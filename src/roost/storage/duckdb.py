@@ -30,6 +30,7 @@ from roost.storage.warehouse import QueryResult
 log = logging.getLogger("roost.storage")
 
 TABLE = "roost.events"
+IDENTITIES = "roost.identities"  # a copy of the profiles' links, for attribution in queries
 
 
 # The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
@@ -49,6 +50,10 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
+        "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
+    )
 
 
 class DuckDBWarehouse:
@@ -103,6 +108,27 @@ class DuckDBWarehouse:
             con.unregister("roost_groups")
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
+
+    def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Make the identity links the given ones (project_id, alias, user_id), at once."""
+        table = pa.table(
+            {
+                "project_id": pa.array([r[0] for r in rows], pa.int32()),
+                "alias": pa.array([r[1] for r in rows], pa.string()),
+                "user_id": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+        con = self._load_con
+        con.begin()
+        try:
+            con.execute(f"DELETE FROM {IDENTITIES}")
+            con.register("roost_identities", table)
+            con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
+            con.unregister("roost_identities")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
 
     def maybe_checkpoint(self, busy: bool = False) -> None:
         """Checkpoint past the threshold; when `busy`, only past eight times it."""
@@ -182,7 +208,11 @@ class DuckDBWarehouse:
         timer = threading.Timer(timeout, cursor.interrupt)
         try:
             cursor.execute(
-                f"CREATE TEMP VIEW events AS SELECT * FROM {TABLE} WHERE project_id = {int(project_id)}"
+                "CREATE TEMP VIEW events AS SELECT e.*, "
+                "coalesce(i.user_id, e.user_id, e.anonymous_id) AS resolved_user_id "
+                f"FROM {TABLE} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id "
+                "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
+                f"WHERE e.project_id = {int(project_id)}"
             )
             timer.start()
             try:

@@ -49,14 +49,18 @@ class Loader:
         interval: float = 0.1,
         retention: float = 7 * 86400.0,
         holds: Callable[[], int] | None = None,
+        also: Callable[[], None] | None = None,
     ) -> None:
-        """`holds()` is the lowest offset another consumer of the Log has yet to apply."""
+        """`holds()` is the lowest offset another consumer of the Log has yet to apply;
+        `also()` is other work that writes to the Warehouse, run on this, its one writer thread.
+        """
         self.source = source
         self.sink = sink
         self.batch_events = batch_events
         self.interval = interval
         self.retention = retention
         self.holds = holds
+        self.also = also
         self._trimmed_at = 0.0
         self._waiters = 0
         self._recent: collections.deque[Group] = collections.deque()
@@ -130,6 +134,11 @@ class Loader:
         finally:
             self._waiters -= 1
 
+    def poke(self) -> None:
+        """Run a round now rather than at the next interval."""
+        with self._wake:
+            self._wake.notify()
+
     def trim(self, now: float | None = None) -> int:
         """Drop from the Log what the Warehouse holds and is older than the retention.
 
@@ -151,6 +160,8 @@ class Loader:
         if self._thread is not None:
             self._thread.join()
         self.catch_up()
+        if self.also is not None:
+            self.also()
 
     def _run(self) -> None:
         while True:
@@ -160,9 +171,11 @@ class Loader:
                 self._wake.wait(timeout=self.interval)
                 if self._stopping:
                     return
-            if self.sink.loaded_offset() >= self.source.last_offset():
-                continue
             try:
+                if self.also is not None:
+                    self.also()
+                if self.sink.loaded_offset() >= self.source.last_offset():
+                    continue
                 self.sink.load(self._next_batch())
                 # A checkpoint costs ~4 µs per event loaded since the last one and holds up
                 # the loads behind it: at its threshold when caught up with no reader

@@ -117,6 +117,13 @@ class ProfileStore:
         ).all()
         return [r[0] for r in rows]
 
+    def all_identities(self) -> list[tuple[int, str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(identities.c.project_id, identities.c.alias, identities.c.user_id)
+            ).all()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def group(self, conn: Connection, project_id: int, group_id: str) -> dict[str, Any] | None:
         row = conn.execute(
             sa.select(group_traits.c.traits).where(
