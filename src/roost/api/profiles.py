@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from roost.api.sql import error_response
-from roost.dialects.base import key_from_headers
-from roost.errors import ClientError, Forbidden, NotFound, Unauthorized
+from roost.api.reading import error_response, read_key
+from roost.errors import ClientError, NotFound
 from roost.runtime import Runtime
 
 _encode = msgspec.json.Encoder().encode
@@ -50,11 +49,7 @@ def _utc(value: datetime | None) -> str | None:
 async def profile(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
-        key = runtime.keys.find(key_from_headers(request.headers))
-        if key is None or key.revoked_at is not None:
-            raise Unauthorized("missing, unknown or revoked key")
-        if key.kind not in ("read", "admin"):
-            raise Forbidden("Please use a read key for profiles.")
+        key = read_key(runtime, request, "profiles")
         await runtime.caught_up()  # read your writes: every acknowledged event is applied
         body = await asyncio.to_thread(
             read_profile, runtime, key.project_id, request.path_params["user_id"]

@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from roost.api.body import read_body
-from roost.dialects.base import key_from_headers
-from roost.errors import BadRequest, ClientError, Forbidden, Unauthorized
+from roost.api.reading import error_response, read_key
+from roost.errors import BadRequest, ClientError
 from roost.runtime import Runtime
 
 _encode = msgspec.json.Encoder().encode
@@ -24,19 +24,10 @@ class SQLRequest(msgspec.Struct):
 _decode = msgspec.json.Decoder(SQLRequest).decode
 
 
-def error_response(error: ClientError) -> Response:
-    body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
-    return Response(_encode(body), error.status, media_type="application/json")
-
-
 async def sql(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
-        key = runtime.keys.find(key_from_headers(request.headers))
-        if key is None or key.revoked_at is not None:
-            raise Unauthorized("missing, unknown or revoked key")
-        if key.kind not in ("read", "admin"):
-            raise Forbidden("Please use a read key for queries.")
+        key = read_key(runtime, request, "queries")
         body = await read_body(request.headers, request.receive, runtime.settings.max_request_bytes)
         try:
             query = _decode(body)
