@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 
-from roost.api import ingest, ops, profiles, sql
+from roost.api import debugger, ingest, ops, profiles, sql
 from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 await app.state.runtime.close()
 
     starlette = Starlette(
-        routes=[*sql.routes(), *profiles.routes(), *ops.routes()], lifespan=lifespan
+        routes=[*sql.routes(), *profiles.routes(), *debugger.routes(), *ops.routes()],
+        lifespan=lifespan,
     )
     if runtime is not None:
         starlette.state.runtime = runtime

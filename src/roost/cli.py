@@ -422,6 +422,62 @@ def query(
         click.echo("(truncated at the row limit)")
 
 
+@main.command()
+@data_option
+@click.option("--url", default=None, help="Server URL (default: the running server's).")
+@click.option("--project", default="default", show_default=True)
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@click.option("--count", type=int, default=None, help="Stop after this many entries.")
+@json_option
+def tail(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """Print the project's incoming events and their outcomes as they arrive (the live debugger)."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, "read", key) as raw:
+        target = f"{server_url(settings, url)}/api/v1/debugger/stream"
+        seen = 0
+        try:
+            with httpx.stream(
+                "GET",
+                target,
+                headers={"Authorization": f"Bearer {raw}"},
+                timeout=httpx.Timeout(10, read=None),
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise click.ClickException(f"{response.status_code}: {response.text}")
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    entry = json.loads(line.removeprefix("data: "))
+                    click.echo(json.dumps(entry) if as_json else describe_entry(entry))
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+        except httpx.HTTPError as error:
+            raise click.ClickException(f"cannot reach Roost at {target}: {error}") from None
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """One line per debugger entry, for people."""
+    stamp = entry.get("received_at", "")[11:23]
+    if entry["outcome"] == "accepted":
+        event = entry["event"]
+        who = event.get("user_id") or event.get("anonymous_id") or "-"
+        name = event.get("event") or ""
+        return f"{stamp}  accepted      {entry['dialect']:<8} {event['type']:<8} {name}  ({who})"
+    where = f" [{entry['field']}]" if entry.get("field") else ""
+    return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
+
+
 def _post(url: str, key: str, body: Any) -> httpx.Response:
     try:
         return httpx.post(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from roost.config import Settings
+from roost.consumers.debugger import Debugger
 from roost.consumers.profiles import ProfilesConsumer
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
@@ -49,6 +50,7 @@ class Runtime:
         self.loader.start()
         self.profiles.start()
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
+        self.debugger = Debugger()
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
         remembered = self.dedup.load(self.warehouse.recent_message_ids(since))

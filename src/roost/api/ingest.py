@@ -147,6 +147,15 @@ async def ingest(
         )
         reply = chosen.respond(result)
         _count(chosen.name, batch)
+        if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
+            runtime.debugger.publish(
+                batch.key.project_id,
+                chosen.name,
+                incoming.received_at,
+                batch.events,
+                batch.indexes,
+                batch.outcomes,
+            )
     except ClientError as error:
         total = parsed.total if parsed else 1
         reply = chosen.refuse(error, total)

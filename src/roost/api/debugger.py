@@ -1,0 +1,52 @@
+"""`GET /api/v1/debugger/stream` (read or admin key): the live debugger as Server-Sent Events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from roost.api.reading import error_response, read_key
+from roost.errors import ClientError
+from roost.runtime import Runtime
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def stream(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        key = read_key(runtime, request, "the debugger")
+    except ClientError as error:
+        return error_response(error)
+    subscriber = runtime.debugger.subscribe(key.project_id)  # before the first byte goes out
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b": roost debugger\n\n"
+            async for entry in runtime.debugger.entries(subscriber, heartbeat=15.0):
+                if entry is None:
+                    yield b": keep-alive\n\n"
+                else:
+                    yield (
+                        b"event: "
+                        + entry["outcome"].encode()
+                        + b"\ndata: "
+                        + _encode(entry)
+                        + b"\n\n"
+                    )
+        finally:
+            runtime.debugger.unsubscribe(key.project_id, subscriber)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/debugger/stream", stream, methods=["GET"])]
