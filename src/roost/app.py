@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         finally:
             if owned:
                 await app.state.runtime.close()
+            gc.unfreeze()  # let exit finalise what start-up made (DuckDB's objects among them)
 
     starlette = Starlette(
         routes=[*sql.routes(), *profiles.routes(), *debugger.routes(), *ops.routes()],

@@ -10,6 +10,7 @@ parsed by DuckDB's own parser, so what is checked is what would run.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import decimal
 import threading
@@ -61,6 +62,7 @@ DENIED_FUNCTIONS = frozenset(
 
 _parser = duckdb.connect(":memory:")
 _parser_lock = threading.Lock()
+atexit.register(_parser.close)
 
 
 def check_select(sql: str) -> None:
