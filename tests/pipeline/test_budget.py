@@ -66,3 +66,25 @@ def test_budget_counts_exactly_and_refuses_per_dialect(tmp_path: Path) -> None:
             "/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": key}
         )
         assert response.status_code == 200
+
+
+def test_notices_at_80_and_100_percent(tmp_path: Path) -> None:
+    from roost import metrics
+
+    def notices(workspace: int, threshold: str) -> float:
+        return metrics.BUDGET_NOTICES.labels(str(workspace), threshold)._value.get()
+
+    for env in open_env(make_settings(tmp_path)):
+        ws = env.runtime.metadata.create_workspace("noticed", "enterprise", monthly_budget=10)
+        env.runtime.metadata.create_project(ws.id, "noticed-site")
+        _, key = env.runtime.metadata.create_key("noticed-site", "write")
+        headers = {"X-Write-Key": key}
+        item = {"type": "track", "userId": "u", "event": "E"}
+        before = notices(ws.id, "80"), notices(ws.id, "100")
+        env.client.post("/v1/batch", json={"batch": [item] * 7}, headers=headers)
+        assert (notices(ws.id, "80"), notices(ws.id, "100")) == before
+        env.client.post("/v1/batch", json={"batch": [item] * 1}, headers=headers)
+        assert notices(ws.id, "80") == before[0] + 1
+        env.client.post("/v1/batch", json={"batch": [item] * 2}, headers=headers)
+        env.client.post("/v1/batch", json={"batch": [item] * 1}, headers=headers)  # refused: spent
+        assert (notices(ws.id, "80"), notices(ws.id, "100")) == (before[0] + 1, before[1] + 1)
