@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 
-from roost.api import debugger, ingest, ops, profiles, sql
+from roost.api import contracts, debugger, ingest, ops, profiles, sql
 from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
@@ -51,7 +51,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             gc.unfreeze()  # let exit finalise what start-up made (DuckDB's objects among them)
 
     starlette = Starlette(
-        routes=[*sql.routes(), *profiles.routes(), *debugger.routes(), *ops.routes()],
+        routes=[
+            *sql.routes(),
+            *profiles.routes(),
+            *contracts.routes(),
+            *debugger.routes(),
+            *ops.routes(),
+        ],
         lifespan=lifespan,
     )
     if runtime is not None:

@@ -69,6 +69,12 @@ def count_rejections(dialect: str, reasons: Tally[str]) -> None:
         EVENTS_REJECTED.labels(dialect, reason).inc(n)
 
 
+CONTRACT_VIOLATIONS = Counter(
+    "roost_contract_violations",
+    "Tracking-plan violations, by project, event (or type:<call>) and rule.",
+    ["project", "event", "rule"],
+    registry=REGISTRY,
+)
 BUDGET_NOTICES = Counter(
     "roost_budget_notices",
     "Budget notices sent, by workspace and threshold (80 or 100 percent).",

@@ -14,9 +14,11 @@ from roost.consumers.profiles import ProfilesConsumer
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
+from roost.pipeline.contract import Contracts
 from roost.pipeline.geo import Geo
 from roost.pipeline.visitor import Visitor
 from roost.storage.backends import open_log, open_warehouse
+from roost.storage.contracts import ContractStore
 from roost.storage.loader import Loader
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
@@ -56,12 +58,15 @@ class Runtime:
         remembered = self.dedup.load(self.warehouse.recent_message_ids(since))
         self.usage = Usage(self._usage_since, utcnow)
         self.geo = Geo(settings.geoip_db or None)
+        self.contract_store = ContractStore(self.metadata.engine)
+        self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
         self.pipeline = pipeline.build(
             settings,
             usage=self.usage,
             dedup=self.dedup,
             visitor=Visitor(self.metadata.salt_for),
             geo=self.geo,
+            contracts=self.contracts,
         )
         self.ready = True
         self._closed = False

@@ -17,6 +17,7 @@ from roost.pipeline.batch import Batch, Stage
 from roost.pipeline.budget import Budget, Usage
 from roost.pipeline.campaign import Campaign
 from roost.pipeline.clock import ClockSkew
+from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
@@ -60,12 +61,14 @@ def build(
     dedup: DedupIndex,
     visitor: Visitor,
     geo: Geo,
+    contracts: Contracts,
 ) -> Pipeline:
     return Pipeline(
         [
             Authorize(),
             RateLimit(enterprise=(settings.enterprise_rate, settings.enterprise_burst)),
             Validate(),
+            contracts,
             Budget(usage),
             ClockSkew(),
             UserAgent(),

@@ -1,0 +1,40 @@
+"""`GET /api/v1/contracts/violations` (read key): tracking-plan violations per event and rule.
+
+Counted since the server started (the metric `roost_contract_violations_total` keeps them for
+Prometheus); each violating event also carries them in `context.protocols.violations`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from roost.api.reading import error_response, read_key
+from roost.errors import ClientError
+from roost.runtime import Runtime
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def violations(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        key = read_key(runtime, request, "contracts")
+    except ClientError as error:
+        return error_response(error)
+    counts = sorted(
+        (
+            (event, rule, n)
+            for (project, event, rule), n in runtime.contracts.violations.items()
+            if project == key.project_id
+        ),
+        key=lambda row: (-row[2], row[0], row[1]),
+    )
+    body = {"violations": [{"event": e, "rule": r, "count": n} for e, r, n in counts]}
+    return Response(_encode(body), 200, media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/contracts/violations", violations, methods=["GET"])]

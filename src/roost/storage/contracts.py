@@ -1,0 +1,138 @@
+"""Tracking plans: per project, a JSON Schema per event name or call type, and what to do.
+
+A contract targets an event name (`Order Completed`) or a call type written as
+`type:identify`; its schema applies to the event's properties (traits for identify and
+group). `action` is what a violation does: `block` (refuse the event), `omit` (store it
+without the offending properties) or `allow` (store it, flagged). Each project also says what
+happens to events no contract names: `allow`, `flag` or `block`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from roost.errors import BadRequest
+
+ACTIONS = ("block", "omit", "allow")
+UNPLANNED = ("allow", "flag", "block")
+
+schema = sa.MetaData()
+contracts = sa.Table(
+    "contracts",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(255), primary_key=True),
+    sa.Column("json_schema", sa.Text, nullable=False),
+    sa.Column("action", sa.String(10), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+plans = sa.Table(
+    "tracking_plans",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("unplanned", sa.String(10), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Contract:
+    target: str
+    schema: dict[str, Any]
+    action: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A project's contracts, schemas compiled once."""
+
+    contracts: dict[str, tuple[Contract, Any]]  # target → (contract, compiled validator)
+    unplanned: str
+
+    def find(self, event_type: str, name: str | None) -> tuple[Contract, Any] | None:
+        if (
+            name is not None
+            and event_type in ("track", "page", "screen")
+            and name in self.contracts
+        ):
+            return self.contracts[name]
+        return self.contracts.get(f"type:{event_type}")
+
+
+class ContractStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        schema.create_all(engine)
+
+    def set(
+        self, project_id: int, target: str, json_schema: dict[str, Any], action: str
+    ) -> Contract:
+        if action not in ACTIONS:
+            raise BadRequest(
+                f"action: must be one of {', '.join(ACTIONS)} (got {action!r})", field="action"
+            )
+        if not target:
+            raise BadRequest("target: must be an event name or type:<call type>", field="target")
+        try:
+            jsonschema.validators.validator_for(json_schema).check_schema(json_schema)
+        except jsonschema.SchemaError as exc:
+            raise BadRequest(
+                f"schema: not a valid JSON Schema ({exc.message})", field="schema"
+            ) from None
+        with self.engine.begin() as conn:
+            conn.execute(
+                contracts.delete().where(
+                    contracts.c.project_id == project_id, contracts.c.target == target
+                )
+            )
+            conn.execute(
+                contracts.insert().values(
+                    project_id=project_id,
+                    target=target,
+                    json_schema=msgspec.json.encode(json_schema).decode(),
+                    action=action,
+                    updated_at=datetime.now(UTC).replace(tzinfo=None),
+                )
+            )
+        return Contract(target, json_schema, action)
+
+    def delete(self, project_id: int, target: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                contracts.delete().where(
+                    contracts.c.project_id == project_id, contracts.c.target == target
+                )
+            )
+
+    def set_unplanned(self, project_id: int, unplanned: str) -> None:
+        if unplanned not in UNPLANNED:
+            raise BadRequest(f"unplanned: must be one of {', '.join(UNPLANNED)}", field="unplanned")
+        with self.engine.begin() as conn:
+            conn.execute(plans.delete().where(plans.c.project_id == project_id))
+            conn.execute(plans.insert().values(project_id=project_id, unplanned=unplanned))
+
+    def list(self, project_id: int) -> tuple[list[Contract], str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(contracts)
+                .where(contracts.c.project_id == project_id)
+                .order_by(contracts.c.target)
+            ).all()
+            unplanned = conn.execute(
+                sa.select(plans.c.unplanned).where(plans.c.project_id == project_id)
+            ).first()
+        found = [Contract(r.target, msgspec.json.decode(r.json_schema), r.action) for r in rows]
+        return found, unplanned[0] if unplanned else "allow"
+
+    def plan(self, project_id: int) -> Plan:
+        found, unplanned = self.list(project_id)
+        compiled = {
+            c.target: (c, jsonschema.validators.validator_for(c.schema)(c.schema)) for c in found
+        }
+        return Plan(compiled, unplanned)
