@@ -6,24 +6,17 @@ Prometheus); each violating event also carries them in `context.protocols.violat
 
 from __future__ import annotations
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from roost.api.reading import error_response, read_key
-from roost.errors import ClientError
+from roost.api.reading import json_response, read_endpoint
 from roost.runtime import Runtime
+from roost.storage.metadata import Key
 
-_encode = msgspec.json.Encoder().encode
 
-
-async def violations(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    try:
-        key = read_key(runtime, request, "contracts")
-    except ClientError as error:
-        return error_response(error)
+@read_endpoint("contracts")
+async def violations(request: Request, runtime: Runtime, key: Key) -> Response:
     counts = sorted(
         (
             (event, rule, n)
@@ -33,7 +26,7 @@ async def violations(request: Request) -> Response:
         key=lambda row: (-row[2], row[0], row[1]),
     )
     body = {"violations": [{"event": e, "rule": r, "count": n} for e, r, n in counts]}
-    return Response(_encode(body), 200, media_type="application/json")
+    return json_response(body)
 
 
 def routes() -> list[BaseRoute]:

@@ -9,19 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from roost.api.reading import error_response, read_key
-from roost.errors import ClientError
+from roost.api.reading import read_endpoint
 from roost.runtime import Runtime
+from roost.storage.metadata import Key
 
 _encode = msgspec.json.Encoder().encode
 
 
-async def stream(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    try:
-        key = read_key(runtime, request, "the debugger")
-    except ClientError as error:
-        return error_response(error)
+@read_endpoint("the debugger")
+async def stream(request: Request, runtime: Runtime, key: Key) -> Response:
     subscriber = runtime.debugger.subscribe(key.project_id)  # before the first byte goes out
 
     async def events() -> AsyncIterator[bytes]:

@@ -6,16 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from roost.api.reading import error_response, read_key
-from roost.errors import ClientError, NotFound
+from roost.api.reading import json_response, read_endpoint
+from roost.errors import NotFound
 from roost.runtime import Runtime
-
-_encode = msgspec.json.Encoder().encode
+from roost.storage.metadata import Key
 
 
 def read_profile(runtime: Runtime, project_id: int, wanted: str) -> dict[str, Any]:
@@ -46,17 +44,13 @@ def _utc(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat() if value is not None else None
 
 
-async def profile(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    try:
-        key = read_key(runtime, request, "profiles")
-        await runtime.caught_up()  # read your writes: every acknowledged event is applied
-        body = await asyncio.to_thread(
-            read_profile, runtime, key.project_id, request.path_params["user_id"]
-        )
-    except ClientError as error:
-        return error_response(error)
-    return Response(_encode(body), 200, media_type="application/json")
+@read_endpoint("profiles")
+async def profile(request: Request, runtime: Runtime, key: Key) -> Response:
+    await runtime.caught_up()  # read your writes: every acknowledged event is applied
+    body = await asyncio.to_thread(
+        read_profile, runtime, key.project_id, request.path_params["user_id"]
+    )
+    return json_response(body)
 
 
 def routes() -> list[BaseRoute]:

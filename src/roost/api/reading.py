@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,6 +15,7 @@ from roost.runtime import Runtime
 from roost.storage.metadata import Key
 
 _encode = msgspec.json.Encoder().encode
+Handler = Callable[[Request, Runtime, Key], Awaitable[Response]]
 
 
 def read_key(runtime: Runtime, request: Request, what: str) -> Key:
@@ -27,3 +31,25 @@ def read_key(runtime: Runtime, request: Request, what: str) -> Key:
 def error_response(error: ClientError) -> Response:
     body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
     return Response(_encode(body), error.status, media_type="application/json")
+
+
+def json_response(body: object) -> Response:
+    return Response(_encode(body), 200, media_type="application/json")
+
+
+def read_endpoint(what: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A Starlette endpoint from `handler(request, runtime, key)`, for read keys only;
+    a ClientError it raises becomes the error response."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            runtime: Runtime = request.app.state.runtime
+            try:
+                return await handler(request, runtime, read_key(runtime, request, what))
+            except ClientError as error:
+                return error_response(error)
+
+        return endpoint
+
+    return wrap
