@@ -13,9 +13,16 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 def test_every_setting_is_documented() -> None:
     for name, field in config.FIELDS.items():
-        assert f"`{name}`" in README, f"README does not list the setting {name}"
-        assert f"`ROOST_{name.upper()}`" in README, f"README does not name ROOST_{name.upper()}"
-        assert str(field.default).lower() in README.lower() or field.default == ""
+        default = field.default
+        shown = (
+            "(empty)"
+            if default == ""
+            else str(default).lower()
+            if isinstance(default, bool)
+            else str(default)
+        )
+        row = f"| `{name}` | `ROOST_{name.upper()}` | `{shown}` | {field.metadata['help']} |"
+        assert row in README, f"README's configuration table lacks, or has stale: {row}"
 
 
 def _commands(group: click.Group, prefix: str = "roost") -> list[str]:

@@ -41,6 +41,14 @@ def data_option(fn: F) -> F:
     )(fn)
 
 
+def server_options(fn: F) -> F:
+    """--url and --project, for the commands that talk to a running server."""
+    fn = click.option("--project", default="default", show_default=True)(fn)
+    return click.option("--url", default=None, help="Server URL (default: the running server's).")(
+        fn
+    )
+
+
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
@@ -443,8 +451,7 @@ def borrowed_key(data: str | None, project: str, kind: str, given: str | None) -
 
 @main.command()
 @data_option
-@click.option("--url", default=None, help="Server URL (default: the running server's).")
-@click.option("--project", default="default", show_default=True)
+@server_options
 @click.option(
     "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
 )
@@ -474,8 +481,7 @@ def send(
 @main.command()
 @data_option
 @click.argument("sql")
-@click.option("--url", default=None, help="Server URL (default: the running server's).")
-@click.option("--project", default="default", show_default=True)
+@server_options
 @click.option(
     "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
 )
@@ -504,8 +510,7 @@ def query(
 
 @main.command()
 @data_option
-@click.option("--url", default=None, help="Server URL (default: the running server's).")
-@click.option("--project", default="default", show_default=True)
+@server_options
 @click.option(
     "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
 )

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
@@ -20,8 +19,10 @@ from roost.pipeline.visitor import Visitor
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.contracts import ContractStore
 from roost.storage.loader import Loader
+from roost.storage.log import Log
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
+from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
 
@@ -35,8 +36,8 @@ class Runtime:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = Metadata(settings.resolved_metadata_url())
-        self.log: Any = open_log(settings)
-        self.warehouse: Any = open_warehouse(settings)
+        self.log: Log = open_log(settings)
+        self.warehouse: Warehouse = open_warehouse(settings)
         self.profiles = ProfilesConsumer(self.log, ProfileStore(self.metadata.engine))
         self.loader = Loader(
             self.log,

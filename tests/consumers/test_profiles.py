@@ -142,3 +142,18 @@ def test_linked_events_are_attributed_to_the_user_in_sql(env: Env) -> None:
         "select resolved_user_id as who, count(*) as n from events group by all order by who"
     )
     assert rows == [{"who": "u1", "n": 9}, {"who": "u2", "n": 3}]
+
+
+def test_a_link_in_the_same_batch_moves_memberships_and_traits(env: Env) -> None:
+    send(
+        env,
+        {"type": "group", "anonymousId": "anon-9", "groupId": "gamma", "traits": {"plan": "team"}},
+        {"type": "identify", "anonymousId": "anon-9", "traits": {"color": "red"}},
+        {"type": "identify", "anonymousId": "anon-9", "userId": "u9", "traits": {"size": 2}},
+    )
+    status, body = profile(env, "u9")
+    assert status == 200
+    assert body["groups"] == [{"group_id": "gamma", "traits": {"plan": "team"}}]
+    assert body["traits"] == {"color": "red", "size": 2}
+    assert body["linked_ids"] == ["anon-9"]
+    assert body["event_count"] == 3

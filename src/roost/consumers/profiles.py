@@ -15,10 +15,7 @@ where it stopped, and `rebuild` replays it from the Log.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -26,9 +23,9 @@ import msgspec
 from sqlalchemy.engine import Connection
 
 from roost.model import Event
+from roost.storage.follower import Follower
 from roost.storage.profiles import Changes, Profile, ProfileStore
 
-log = logging.getLogger("roost.profiles")
 NAME = "profiles"
 
 
@@ -144,7 +141,9 @@ class Applier:
             self.changes.left.discard((project, user, e.group_id))
 
 
-class ProfilesConsumer:
+class ProfilesConsumer(Follower):
+    name = "roost-profiles"
+
     def __init__(
         self,
         source: Source,
@@ -153,16 +152,22 @@ class ProfilesConsumer:
         batch_events: int = 20000,
         interval: float = 1.0,
     ) -> None:
+        super().__init__(interval)
         self.source = source
         self.store = store
         self.batch_events = batch_events
-        self.interval = interval
         self.offset = store.cursor(NAME)
         self.identities_version = 1  # bumped whenever links change; 1: copy them once at start
-        self._wake = threading.Condition()
         self._lock = threading.Lock()  # one batch at a time, from the thread or catch_up
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+
+    def position(self) -> int:
+        return self.offset
+
+    def step(self) -> None:
+        self.catch_up()
+
+    def finish(self) -> None:
+        self.catch_up()
 
     def apply(self, groups: Sequence[tuple[int, int, bytes]], up_to: int) -> None:
         """Apply the events after the cursor up to `up_to`, and move the cursor there, at once."""
@@ -200,37 +205,3 @@ class ProfilesConsumer:
             self.offset = 0
             self.identities_version += 1
         return self.catch_up()
-
-    async def caught_up(self, offset: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._wake:
-            self._wake.notify()
-        while self.offset < offset:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.005)
-        return True
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="roost-profiles", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join()
-        self.catch_up()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait(timeout=self.interval)
-                if self._stopping:
-                    return
-            try:
-                self.catch_up()
-            except Exception:
-                log.exception("applying events to profiles failed; retrying")
-                time.sleep(0.5)

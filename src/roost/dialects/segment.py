@@ -276,8 +276,8 @@ def _from_context(event: Event, context: dict[str, Any]) -> None:
 
 
 def _from_properties(event: Event, properties: dict[str, Any], kind: str) -> None:
-    if (value := properties.get("value", properties.get("revenue"))) is not None:
-        event.value = fields.number(value)
+    if "value" in properties or "revenue" in properties:
+        event.value = fields.number(properties.get("value"), properties.get("revenue"))
     if kind == "page":
         for name in ("url", "referrer", "path"):
             if (found := properties.get(name)) is not None:

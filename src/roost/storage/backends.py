@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.config import Settings
 from roost.errors import BadRequest
+from roost.storage.log import Log
+from roost.storage.warehouse import Warehouse
+
+if TYPE_CHECKING:  # each backend in the tables must satisfy its protocol
+    from roost.storage.duckdb import DuckDBWarehouse
+    from roost.storage.sqlite_log import SQLiteLog
+
+    _log: Log = SQLiteLog("")
+    _warehouse: Warehouse = DuckDBWarehouse("")
 
 LOGS = {
     "sqlite": "roost.storage.sqlite_log:SQLiteLog",
@@ -25,13 +34,15 @@ def _pick(table: dict[str, str], url: str, setting: str) -> tuple[Any, str]:
     return getattr(importlib.import_module(module_name), attr), rest.removeprefix("/")
 
 
-def open_log(settings: Settings) -> Any:
+def open_log(settings: Settings) -> Log:
     """The Log named by `log_url` (`sqlite:///relative` or `sqlite:////absolute` path)."""
     cls, path = _pick(LOGS, settings.resolved_log_url(), "log_url")
-    return cls(path, commit_max_events=settings.commit_max_events)
+    log: Log = cls(path, commit_max_events=settings.commit_max_events)
+    return log
 
 
-def open_warehouse(settings: Settings) -> Any:
+def open_warehouse(settings: Settings) -> Warehouse:
     """The Warehouse named by `warehouse_url`."""
     cls, path = _pick(WAREHOUSES, settings.resolved_warehouse_url(), "warehouse_url")
-    return cls(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+    warehouse: Warehouse = cls(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+    return warehouse

@@ -9,6 +9,7 @@ happens to events no contract names: `allow`, `flag` or `block`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BadRequest
+from roost.storage.metadata import delete_row, replace_row
 
 ACTIONS = ("block", "omit", "allow")
 UNPLANNED = ("allow", "flag", "block")
@@ -86,36 +88,26 @@ class ContractStore:
                 f"schema: not a valid JSON Schema ({exc.message})", field="schema"
             ) from None
         with self.engine.begin() as conn:
-            conn.execute(
-                contracts.delete().where(
-                    contracts.c.project_id == project_id, contracts.c.target == target
-                )
-            )
-            conn.execute(
-                contracts.insert().values(
-                    project_id=project_id,
-                    target=target,
-                    json_schema=msgspec.json.encode(json_schema).decode(),
-                    action=action,
-                    updated_at=datetime.now(UTC).replace(tzinfo=None),
-                )
+            replace_row(
+                conn,
+                contracts,
+                project_id=project_id,
+                target=target,
+                json_schema=msgspec.json.encode(json_schema).decode(),
+                action=action,
+                updated_at=datetime.now(UTC).replace(tzinfo=None),
             )
         return Contract(target, json_schema, action)
 
     def delete(self, project_id: int, target: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                contracts.delete().where(
-                    contracts.c.project_id == project_id, contracts.c.target == target
-                )
-            )
+            delete_row(conn, contracts, project_id=project_id, target=target)
 
     def set_unplanned(self, project_id: int, unplanned: str) -> None:
         if unplanned not in UNPLANNED:
             raise BadRequest(f"unplanned: must be one of {', '.join(UNPLANNED)}", field="unplanned")
         with self.engine.begin() as conn:
-            conn.execute(plans.delete().where(plans.c.project_id == project_id))
-            conn.execute(plans.insert().values(project_id=project_id, unplanned=unplanned))
+            replace_row(conn, plans, project_id=project_id, unplanned=unplanned)
 
     def list(self, project_id: int) -> tuple[list[Contract], str]:
         with self.engine.connect() as conn:
@@ -131,8 +123,14 @@ class ContractStore:
         return found, unplanned[0] if unplanned else "allow"
 
     def plan(self, project_id: int) -> Plan:
+        """The project's plan; a schema is compiled once, not at every reload of the plan."""
         found, unplanned = self.list(project_id)
-        compiled = {
-            c.target: (c, jsonschema.validators.validator_for(c.schema)(c.schema)) for c in found
-        }
-        return Plan(compiled, unplanned)
+        return Plan(
+            {c.target: (c, _compile(msgspec.json.encode(c.schema))) for c in found}, unplanned
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(schema: bytes) -> Any:
+    parsed = msgspec.json.decode(schema)
+    return jsonschema.validators.validator_for(parsed)(parsed)

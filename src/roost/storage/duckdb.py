@@ -24,6 +24,7 @@ import pyarrow as pa
 from roost import metrics
 from roost.errors import BadRequest
 from roost.query.sql import check_select, plain_value
+from roost.storage.log import Group
 from roost.storage.schema import ALL_COLUMNS, EVENT_COLUMNS
 from roost.storage.warehouse import QueryResult
 
@@ -43,7 +44,6 @@ _INSERT = (
     f"FROM (SELECT first_offset, from_json(events, '{_STRUCTURE}') AS l FROM roost_groups)"
     ") WHERE first_offset + i > ?"
 )
-Group = tuple[int, int, bytes]
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,20 +10,15 @@ the Log holds beyond the Warehouse (events acknowledged just before a crash).
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from roost import metrics
-
-log = logging.getLogger("roost.loader")
-
-
-Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
+from roost.storage.follower import Follower
+from roost.storage.log import Group
 
 
 class Source(Protocol):
@@ -39,7 +34,9 @@ class Sink(Protocol):
     def maybe_checkpoint(self, busy: bool) -> None: ...
 
 
-class Loader:
+class Loader(Follower):
+    name = "roost-loader"
+
     def __init__(
         self,
         source: Source,
@@ -54,21 +51,20 @@ class Loader:
         """`holds()` is the lowest offset another consumer of the Log has yet to apply;
         `also()` is other work that writes to the Warehouse, run on this, its one writer thread.
         """
+        super().__init__(interval)
         self.source = source
         self.sink = sink
         self.batch_events = batch_events
-        self.interval = interval
         self.retention = retention
         self.holds = holds
         self.also = also
         self._trimmed_at = 0.0
-        self._waiters = 0
         self._recent: collections.deque[Group] = collections.deque()
         self._recent_count = 0
         self._recent_lock = threading.Lock()
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+
+    def position(self) -> int:
+        return self.sink.loaded_offset()
 
     def catch_up(self) -> int:
         """Load everything the Log holds beyond the Warehouse, on the calling thread."""
@@ -79,10 +75,6 @@ class Loader:
                 break
             self.sink.load(groups)
         return self.sink.loaded_offset() - before
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="roost-loader", daemon=True)
-        self._thread.start()
 
     def notify(self, first_offset: int, count: int, events: bytes) -> None:
         """Called by the Log after each commit, with what it committed.
@@ -96,8 +88,7 @@ class Loader:
             while self._recent_count > 4 * self.batch_events:
                 self._recent_count -= self._recent.popleft()[1]
         if first_offset + count - 1 - self.sink.loaded_offset() >= self.batch_events:
-            with self._wake:
-                self._wake.notify()
+            self.poke()
 
     def _next_batch(self) -> list[Group]:
         """What follows the Warehouse: from memory when it is contiguous, else from the Log."""
@@ -115,30 +106,6 @@ class Loader:
                 following = first + count
         return batch or self.source.read_groups(loaded, self.batch_events)
 
-    async def caught_up(self, offset: int, timeout: float) -> bool:
-        """Wait until the Warehouse holds every event up to `offset`; False on timeout."""
-        if self.sink.loaded_offset() >= offset:
-            return True
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        self._waiters += 1
-        try:
-            with self._wake:
-                self._wake.notify()  # load now, not at the next interval
-            while self.sink.loaded_offset() < offset:
-                if time.monotonic() >= deadline:
-                    return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.02)
-            return True
-        finally:
-            self._waiters -= 1
-
-    def poke(self) -> None:
-        """Run a round now rather than at the next interval."""
-        with self._wake:
-            self._wake.notify()
-
     def trim(self, now: float | None = None) -> int:
         """Drop from the Log what the Warehouse holds and is older than the retention.
 
@@ -153,39 +120,27 @@ class Loader:
             up_to = min(up_to, self.holds())
         return self.source.trim(clock - self.retention, up_to)
 
-    def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join()
+    def finish(self) -> None:
         self.catch_up()
         if self.also is not None:
             self.also()
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                # Load every `interval`, or at once when a batch is full or a reader waits:
-                # few large loads cost the ingest path far less than many small ones.
-                self._wake.wait(timeout=self.interval)
-                if self._stopping:
-                    return
-            try:
-                if self.also is not None:
-                    self.also()
-                if self.sink.loaded_offset() >= self.source.last_offset():
-                    continue
-                self.sink.load(self._next_batch())
-                # A checkpoint costs ~4 µs per event loaded since the last one and holds up
-                # the loads behind it: at its threshold when caught up with no reader
-                # waiting, and only far past it otherwise (so the WAL stays bounded).
-                idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()
-                self.sink.maybe_checkpoint(busy=not idle)
-                if idle:
-                    self.source.checkpoint()
-                    self.trim()
-            except Exception:
-                metrics.WAREHOUSE_LOAD_ERRORS.inc()
-                log.exception("loading into the warehouse failed; retrying")
-                time.sleep(0.5)
+    def failed(self) -> None:
+        metrics.WAREHOUSE_LOAD_ERRORS.inc()
+
+    def step(self) -> None:
+        # Loads every `interval`, or at once when a batch is full or a reader waits: few large
+        # loads cost the ingest path far less than many small ones.
+        if self.also is not None:
+            self.also()
+        if self.sink.loaded_offset() >= self.source.last_offset():
+            return
+        self.sink.load(self._next_batch())
+        # A checkpoint costs ~4 µs per event loaded since the last one and holds up the loads
+        # behind it: at its threshold when caught up with no reader waiting, and only far
+        # past it otherwise (so the WAL stays bounded).
+        idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()
+        self.sink.maybe_checkpoint(busy=not idle)
+        if idle:
+            self.source.checkpoint()
+            self.trim()

@@ -1,16 +1,20 @@
 """The Log protocol: the one place an event becomes durable.
 
-`append` returns only when the events are on disk (or replicated, in a cluster), with the
-offsets they were given, increasing in append order. Consumers follow the Log with `read`;
-everything downstream of it can be rebuilt from it.
+`append` completes only when the events are on disk (or replicated, in a cluster), with the
+offsets they were given, increasing in append order. Consumers follow the Log by offset;
+everything downstream of it can be rebuilt from it. Events are stored in groups (one per
+group commit), each a JSON array: `read_groups` hands them on as they are, so a Warehouse
+can parse them itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from roost.model import Event, LoggedEvent
+
+Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
 
 
 class Log(Protocol):
@@ -22,14 +26,36 @@ class Log(Protocol):
         """
         ...
 
-    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        """Events with an offset above `after_offset`, in offset order, at most `limit`."""
-        ...
-
     def last_offset(self) -> int:
         """The highest offset given so far (0 for an empty Log)."""
         ...
 
-    async def close(self) -> None:
-        """Commit what was acknowledged and release the storage."""
+    def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
+        """Call `on_commit(first_offset, count, json_array)` after each commit."""
         ...
+
+    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        """Events with an offset above `after_offset`, in offset order, at most `limit`."""
+        ...
+
+    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
+
+    def read_groups(
+        self, after_offset: int, limit: int, identities_only: bool = False
+    ) -> list[Group]:
+        """The groups holding the events after `after_offset` (the first may start before)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Housekeeping the store needs now and then (never blocks `append`)."""
+        ...
+
+    def trim(self, received_before: float, loaded_up_to: int) -> int:
+        """Drop groups received before a time and wholly at or below an offset."""
+        ...
+
+    def drain(self) -> None:
+        """Commit what is pending and take no more appends."""
+        ...
+
+    def close_sync(self) -> None: ...

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BadRequest, NotFound
+from roost.model import EVENT_TYPES
 
 KEY_KINDS = ("write", "read", "delete", "admin")
 PLANS = ("free", "pro", "enterprise")
@@ -245,8 +246,6 @@ class Metadata:
         burst: float | None = None,
     ) -> tuple[Key, str]:
         """Make a key and return it with its raw value, which is never stored or shown again."""
-        from roost.model import EVENT_TYPES
-
         if kind not in KEY_KINDS:
             raise BadRequest(
                 f"kind: must be one of {', '.join(KEY_KINDS)} (got {kind!r})", field="kind"
@@ -346,6 +345,18 @@ class Metadata:
     def salt_days(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r.day for r in conn.execute(sa.select(salts.c.day)).all()]
+
+
+def delete_row(conn: sa.Connection, table: sa.Table, **key: Any) -> None:
+    """Delete the row with this primary key (given by column name)."""
+    conn.execute(table.delete().where(*(table.c[name] == value for name, value in key.items())))
+
+
+def replace_row(conn: sa.Connection, table: sa.Table, **values: Any) -> None:
+    """Insert a row, replacing the one with the same primary key: an upsert every SQL engine
+    runs the same way (SQLite and PostgreSQL spell ON CONFLICT differently in SQLAlchemy)."""
+    delete_row(conn, table, **{c.name: values[c.name] for c in table.primary_key.columns})
+    conn.execute(table.insert().values(**values))
 
 
 def _key_from_row(row: Any) -> Key:

@@ -18,6 +18,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from roost.storage.metadata import delete_row, replace_row
+
 schema = sa.MetaData()
 
 profiles = sa.Table(
@@ -144,55 +146,25 @@ class ProfileStore:
 
     def apply(self, conn: Connection, consumer: str, offset: int, changes: Changes) -> None:
         for (project_id, user_id), profile in changes.profiles.items():
-            conn.execute(
-                profiles.delete().where(
-                    profiles.c.project_id == project_id, profiles.c.user_id == user_id
-                )
-            )
-            if profile is not None:
-                conn.execute(
-                    profiles.insert().values(
-                        project_id=project_id,
-                        user_id=user_id,
-                        traits=_encode(profile.traits).decode(),
-                    )
-                )
+            if profile is None:
+                delete_row(conn, profiles, project_id=project_id, user_id=user_id)
+            else:
+                encoded = _encode(profile.traits).decode()
+                replace_row(conn, profiles, project_id=project_id, user_id=user_id, traits=encoded)
         for (project_id, alias), user_id in changes.identities.items():
-            conn.execute(
-                identities.delete().where(
-                    identities.c.project_id == project_id, identities.c.alias == alias
-                )
+            replace_row(conn, identities, project_id=project_id, alias=alias, user_id=user_id)
+        for (project_id, group_id), group in changes.groups.items():
+            encoded = _encode(group).decode()
+            replace_row(
+                conn, group_traits, project_id=project_id, group_id=group_id, traits=encoded
             )
-            conn.execute(
-                identities.insert().values(project_id=project_id, alias=alias, user_id=user_id)
-            )
-        for (project_id, group_id), traits in changes.groups.items():
-            conn.execute(
-                group_traits.delete().where(
-                    group_traits.c.project_id == project_id, group_traits.c.group_id == group_id
-                )
-            )
-            conn.execute(
-                group_traits.insert().values(
-                    project_id=project_id, group_id=group_id, traits=_encode(traits).decode()
-                )
-            )
-        for project_id, user_id, group_id in changes.left | changes.joined:
-            conn.execute(
-                memberships.delete().where(
-                    memberships.c.project_id == project_id,
-                    memberships.c.user_id == user_id,
-                    memberships.c.group_id == group_id,
-                )
-            )
+        for project_id, user_id, group_id in changes.left:  # leaving wins over joining
+            delete_row(conn, memberships, project_id=project_id, user_id=user_id, group_id=group_id)
         for project_id, user_id, group_id in changes.joined - changes.left:
-            conn.execute(
-                memberships.insert().values(
-                    project_id=project_id, user_id=user_id, group_id=group_id
-                )
+            replace_row(
+                conn, memberships, project_id=project_id, user_id=user_id, group_id=group_id
             )
-        conn.execute(cursors.delete().where(cursors.c.consumer == consumer))
-        conn.execute(cursors.insert().values(consumer=consumer, log_offset=offset))
+        replace_row(conn, cursors, consumer=consumer, log_offset=offset)
 
     def reset(self, consumer: str) -> None:
         """Forget every profile, so the consumer rebuilds them from the Log."""

@@ -23,13 +23,13 @@ import msgspec
 
 from roost import metrics
 from roost.model import Event, LoggedEvent
+from roost.storage.log import Group
 from roost.storage.writer import GroupCommit
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
 
 IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
-Group = tuple[int, int, bytes]  # (offset of its first event, how many, a JSON array of them)
 
 
 class SQLiteLog:

@@ -1,8 +1,9 @@
 """The Warehouse protocol: where stored events are queried.
 
-Ingest needs two things from it at start-up — the recent messageIds (so deduplication
-survives a restart) and each workspace's usage this month (so budgets count exactly) — and
-the SQL endpoint needs a sandboxed query confined to one project.
+It is loaded from the Log by the Loader (one writer thread) and read by everything else:
+ingest at start-up (recent messageIds, so deduplication survives a restart; each
+workspace's usage this month, so budgets count exactly), the SQL endpoint (a sandboxed query
+confined to one project) and profiles (a user's activity over linked ids).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Protocol
 
 from msgspec import Struct
 
+from roost.storage.log import Group
+
 
 class QueryResult(Struct):
     columns: list[str]
@@ -21,12 +24,38 @@ class QueryResult(Struct):
 
 
 class Warehouse(Protocol):
+    # Loading, on the Loader's thread only
+
+    def loaded_offset(self) -> int:
+        """The highest Log offset loaded; events up to it are queryable."""
+        ...
+
+    def load(self, groups: Sequence[Group]) -> None:
+        """Insert the events of these groups after `loaded_offset()`, at once."""
+        ...
+
+    def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Make the identity links (project_id, alias, user_id) the given ones."""
+        ...
+
+    def maybe_checkpoint(self, busy: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
+    # Queries, from any thread
+
     def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
         """(project_id, message_id, received_at) of events received since `since`."""
         ...
 
     def count_since(self, project_ids: Sequence[int], since: datetime) -> int:
         """Events of these projects received since `since`."""
+        ...
+
+    def activity(
+        self, project_id: int, ids: Sequence[str]
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """(events, first, last) of the events whose user id, or else anonymous id, is in ids."""
         ...
 
     def project_sql(

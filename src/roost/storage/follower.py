@@ -1,0 +1,90 @@
+"""What every consumer that follows the Log on its own thread shares.
+
+A Follower wakes every `interval` (or when poked) and runs one `step()`; readers that must
+see everything acknowledged so far await `caught_up(offset)`, which pokes it and waits for
+its `position()`. `stop()` ends the thread and runs `finish()` on the caller's thread, so
+what was acknowledged before a clean shutdown is applied. A failing step is logged and
+retried after half a second; the events stay in the Log meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+log = logging.getLogger("roost.storage")
+
+
+class Follower:
+    name = "roost-follower"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._waiters = 0
+
+    def position(self) -> int:
+        """The highest Log offset this follower has fully handled."""
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """One round of work, on the follower's thread."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """What is left to do at a clean stop, on the caller's thread."""
+
+    def failed(self) -> None:
+        """Called after a step raised (for a metric, say)."""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Run a step now rather than at the next interval."""
+        with self._wake:
+            self._wake.notify()
+
+    async def caught_up(self, offset: int, timeout: float) -> bool:
+        """Wait until `position()` reaches `offset`; False on timeout."""
+        if self.position() >= offset:
+            return True
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        self._waiters += 1
+        try:
+            self.poke()
+            while self.position() < offset:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            return True
+        finally:
+            self._waiters -= 1
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        self.finish()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait(timeout=self.interval)
+                if self._stopping:
+                    return
+            try:
+                self.step()
+            except Exception:
+                self.failed()
+                log.exception("%s failed; retrying", self.name)
+                time.sleep(0.5)
