@@ -81,3 +81,27 @@ BUDGET_NOTICES = Counter(
     ["workspace", "threshold"],
     registry=REGISTRY,
 )
+TRANSFORMATION_FAILURES = Counter(
+    "roost_transformation_failures",
+    "Events stored untransformed because a transformation step raised, by project and step.",
+    ["project", "step"],
+    registry=REGISTRY,
+)
+DELIVERED = Counter(
+    "roost_delivered_events",
+    "Events a destination accepted, by destination.",
+    ["destination"],
+    registry=REGISTRY,
+)
+DELIVERY_FAILURES = Counter(
+    "roost_delivery_failures",
+    "Delivery attempts that failed, by destination and whether they will be retried.",
+    ["destination", "retry"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "roost_dead_letter_events",
+    "Events set aside as dead letters after their last try, by destination.",
+    ["destination"],
+    registry=REGISTRY,
+)

@@ -9,19 +9,24 @@ from datetime import UTC, datetime, timedelta
 
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
+from roost.consumers.forwarder import Forwarders
 from roost.consumers.profiles import ProfilesConsumer
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
+from roost.pipeline.consent import Consent
 from roost.pipeline.contract import Contracts
 from roost.pipeline.geo import Geo
+from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.contracts import ContractStore
+from roost.storage.destinations import DestinationStore
 from roost.storage.loader import Loader
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
+from roost.storage.project_settings import ProjectSettings
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
@@ -43,17 +48,21 @@ class Runtime:
             self.log,
             self.warehouse,
             retention=settings.log_retention_hours * 3600,
-            holds=lambda: self.profiles.offset,
+            holds=lambda: min(self.profiles.offset, self.forwarders.holds()),
             also=self._copy_identities,
         )
         self._identities_copied = 0
         recovered = self.loader.catch_up()  # events acknowledged just before a crash
         self.profiles.catch_up()
+        self.debugger = Debugger()
+        self.destinations = DestinationStore(self.metadata.engine)
+        self.forwarders = Forwarders(self.log, self.destinations, self.debugger)
+        self.forwarders.sync()
         self.log.subscribe(self.loader.notify)
         self.loader.start()
         self.profiles.start()
+        self.forwarders.start()
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
-        self.debugger = Debugger()
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
         remembered = self.dedup.load(self.warehouse.recent_message_ids(since))
@@ -61,6 +70,8 @@ class Runtime:
         self.geo = Geo(settings.geoip_db or None)
         self.contract_store = ContractStore(self.metadata.engine)
         self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
+        self.project_settings = ProjectSettings(self.metadata.engine)
+        ttl = settings.key_cache_seconds
         self.pipeline = pipeline.build(
             settings,
             usage=self.usage,
@@ -68,6 +79,8 @@ class Runtime:
             visitor=Visitor(self.metadata.salt_for),
             geo=self.geo,
             contracts=self.contracts,
+            consent=Consent(self.project_settings.storage_consent, ttl=ttl),
+            transform=Transform(self.project_settings.steps, ttl=ttl),
         )
         self.ready = True
         self._closed = False
@@ -116,6 +129,7 @@ class Runtime:
         self._closed = True
         self.ready = False
         self.log.drain()  # commit what was acknowledged, refuse the rest
+        self.forwarders.stop()  # each forwarder's cursor saved; undelivered events stay in the Log
         self.loader.stop()  # load all of it into the warehouse
         self.profiles.stop()  # and apply all of it to profiles
         self.log.close_sync()

@@ -26,7 +26,7 @@ ORDER = {
 
 def plan(env: Env, target: str, schema: dict[str, Any], action: str) -> None:
     env.runtime.contract_store.set(1, target, schema, action)
-    env.runtime.contracts._plans.clear()  # as if the cache had expired
+    env.runtime.contracts.plan.forget()  # as if the cache had expired
 
 
 def track(env: Env, name: str, properties: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -138,7 +138,7 @@ def test_call_types_are_planned_by_type(env: Env) -> None:
 def test_unplanned_events(env: Env, policy: str, status: int, stored_count: int) -> None:
     plan(env, "Order Completed", ORDER, "block")
     env.runtime.contract_store.set_unplanned(1, policy)
-    env.runtime.contracts._plans.clear()
+    env.runtime.contracts.plan.forget()
     assert track(env, "Something Else", {"x": 1})[0] == status
     events = stored(env)
     assert len(events) == stored_count

@@ -155,6 +155,7 @@ async def ingest(
                 batch.events,
                 batch.indexes,
                 batch.outcomes,
+                batch.notes,
             )
     except ClientError as error:
         total = parsed.total if parsed else 1

@@ -1,7 +1,8 @@
 """The live debugger: every incoming event of a project, as it arrives, with its outcome.
 
-An in-process hub: the ingest path publishes each request's events and outcomes (accepted,
-rejected and why, deduplicated); each subscriber (an SSE stream, `roost tail`) has its own
+An in-process hub: the ingest path publishes each request's events and outcomes (accepted
+with contract violations and transformations applied, rejected and why, dropped by a
+transformation, deduplicated), and forwarders publish each batch's delivery per destination; each subscriber (an SSE stream, `roost tail`) has its own
 bounded queue, and a subscriber too slow to keep up loses entries (counted in each entry's
 `dropped`), never slows ingest down. With no subscriber, publishing costs one dict lookup.
 """
@@ -18,6 +19,7 @@ import msgspec
 from roost.model import Event, Outcome
 
 QUEUE_ENTRIES = 1000
+_OUTCOMES = {"duplicate": "deduplicated", "filtered": "dropped", "sampled": "dropped"}
 _to_builtins = msgspec.to_builtins
 
 
@@ -35,6 +37,7 @@ class Subscriber:
 
 class Debugger:
     def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: dict[int, set[Subscriber]] = {}
 
     def watching(self, project_id: int) -> bool:
@@ -48,25 +51,39 @@ class Debugger:
         stored: Sequence[Event],
         indexes: Sequence[int],
         outcomes: Sequence[Outcome],
+        notes: dict[str, Any] | None = None,
     ) -> None:
-        """One request's events (as stored) and outcomes (refused or deduplicated), in order."""
+        """One request's events (as stored) and outcomes (refused, dropped or deduplicated)."""
         subscribers = self._subscribers.get(project_id)
         if not subscribers:
             return
         when = received_at.isoformat()
-        entries = [
-            {
+        notes = notes or {}
+        applied = notes.get("transformations", {})
+        stripped = set(notes.get("consent_stripped", ()))
+        failed = {o.index: o.message for o in outcomes if o.reason == "transformation_failed"}
+        entries = []
+        for index, e in zip(indexes, stored, strict=True):
+            entry: dict[str, Any] = {
                 "outcome": "accepted",
                 "dialect": dialect,
                 "received_at": when,
                 "index": index,
                 "event": _to_builtins(e),
             }
-            for index, e in zip(indexes, stored, strict=True)
-        ]
+            protocols = e.context.get("protocols")
+            if isinstance(protocols, dict) and protocols.get("violations"):
+                entry["violations"] = protocols["violations"]
+            if index in applied:
+                entry["transformations"] = applied[index]
+            if index in failed:
+                entry["transformation_error"] = failed[index]
+            if index in stripped:
+                entry["consent"] = "stripped"
+            entries.append(entry)
         entries += [
             {
-                "outcome": "deduplicated" if o.reason == "duplicate" else "rejected",
+                "outcome": _OUTCOMES.get(o.reason, "rejected"),
                 "dialect": dialect,
                 "received_at": when,
                 "index": o.index,
@@ -75,14 +92,26 @@ class Debugger:
                 "field": o.field,
             }
             for o in outcomes
+            if o.reason != "transformation_failed"
         ]
         entries.sort(key=lambda entry: entry["index"])
         for subscriber in subscribers:
             for entry in entries:
                 subscriber.offer(entry)
 
+    def delivery(self, project_id: int, entry: dict[str, Any]) -> None:
+        """A destination's delivery status, from a forwarder's thread."""
+        if not self._subscribers.get(project_id) or self.loop is None:
+            return
+        self.loop.call_soon_threadsafe(self._offer, project_id, entry)
+
+    def _offer(self, project_id: int, entry: dict[str, Any]) -> None:
+        for subscriber in self._subscribers.get(project_id, ()):
+            subscriber.offer(entry)
+
     def subscribe(self, project_id: int) -> Subscriber:
         """A subscriber that receives entries from now on, until `unsubscribe`."""
+        self.loop = asyncio.get_running_loop()
         subscriber = Subscriber()
         self._subscribers.setdefault(project_id, set()).add(subscriber)
         return subscriber

@@ -11,7 +11,8 @@ from roost.model import Event, Outcome
 from roost.storage.metadata import Key
 
 # A stage's verdict on one event: None keeps it; (reason, message, field, status) drops it.
-Verdict = tuple[str, str, str | None, int] | None
+Refusal = tuple[str, str, str | None, int]
+Verdict = Refusal | None
 
 
 @dataclass
@@ -70,7 +71,21 @@ class Batch:
         self.events = events
         self.indexes = indexes
 
-    def _refuse(self, index: int, verdict: tuple[str, str, str | None, int]) -> None:
+    def rewrite(self, fn: Callable[[int, Event], Event | Refusal]) -> None:
+        """Replace each event by what `fn` returns for it: an event, or a refusal."""
+        events: list[Event] = []
+        indexes: list[int] = []
+        for index, event in zip(self.indexes, self.events, strict=True):
+            result = fn(index, event)
+            if isinstance(result, Event):
+                events.append(result)
+                indexes.append(index)
+            else:
+                self._refuse(index, result)
+        self.events = events
+        self.indexes = indexes
+
+    def _refuse(self, index: int, verdict: Refusal) -> None:
         reason, message, field_name, status = verdict
         self.outcomes.append(
             Outcome(

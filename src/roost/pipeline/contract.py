@@ -16,6 +16,7 @@ from typing import Any
 from roost import metrics
 from roost.model import Event
 from roost.pipeline.batch import Batch, Verdict
+from roost.pipeline.cache import PerProject
 from roost.storage.contracts import Plan
 
 IDENTITY_CALLS = ("identify", "group")
@@ -48,18 +49,8 @@ class Contracts:
         ttl: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.plan_for = plan_for
-        self.ttl = ttl
-        self.clock = clock
-        self._plans: dict[int, tuple[Plan, float]] = {}
+        self.plan = PerProject(plan_for, ttl, clock)
         self.violations: Counter[tuple[int, str, str]] = Counter()
-
-    def plan(self, project_id: int) -> Plan:
-        now = self.clock()
-        cached = self._plans.get(project_id)
-        if cached is None or cached[1] <= now:
-            cached = self._plans[project_id] = (self.plan_for(project_id), now + self.ttl)
-        return cached[0]
 
     def _count(self, project: int, slug: str, label: str, rules: list[str], planned: bool) -> None:
         for rule in rules:

@@ -17,11 +17,13 @@ from roost.pipeline.batch import Batch, Stage
 from roost.pipeline.budget import Budget, Usage
 from roost.pipeline.campaign import Campaign
 from roost.pipeline.clock import ClockSkew
+from roost.pipeline.consent import Consent
 from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
 from roost.pipeline.ratelimit import RateLimit
+from roost.pipeline.transform import Transform
 from roost.pipeline.useragent import UserAgent
 from roost.pipeline.validate import Validate
 from roost.pipeline.visitor import Visitor
@@ -62,12 +64,15 @@ def build(
     visitor: Visitor,
     geo: Geo,
     contracts: Contracts,
+    consent: Consent,
+    transform: Transform,
 ) -> Pipeline:
     return Pipeline(
         [
             Authorize(),
             RateLimit(enterprise=(settings.enterprise_rate, settings.enterprise_burst)),
             Validate(),
+            consent,
             contracts,
             Budget(usage),
             ClockSkew(),
@@ -77,6 +82,7 @@ def build(
             Campaign(),
             DropIP(),
             Dedup(dedup),
+            transform,
         ]
     )
 

@@ -46,6 +46,10 @@ class Log(Protocol):
         """The groups holding the events after `after_offset` (the first may start before)."""
         ...
 
+    def offset_before(self, received_at: float) -> int:
+        """The offset to read after to replay what was received at or after a time (epoch s)."""
+        ...
+
     def checkpoint(self) -> None:
         """Housekeeping the store needs now and then (never blocks `append`)."""
         ...

@@ -129,6 +129,15 @@ class SQLiteLog:
         rows.close()
         return groups
 
+    def offset_before(self, received_at: float) -> int:
+        """The offset after which the events received at or after a time start."""
+        row = (
+            self._reader()
+            .execute("SELECT min(first_offset) FROM log WHERE received_at >= ?", (received_at,))
+            .fetchone()
+        )
+        return self._last_offset if row[0] is None else int(row[0]) - 1
+
     def trim(self, received_before: float, loaded_up_to: int) -> int:
         """Delete groups received before a time whose events are all loaded; return how many.
 

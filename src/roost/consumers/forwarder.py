@@ -1,0 +1,421 @@
+"""Forwarders: one per destination, each following the Log with its own durable cursor.
+
+A forwarder reads the Log after its cursor, keeps its project's events that the destination
+takes (type, event name, consent categories), maps their properties, and gathers them into a
+batch until it holds `batch_count` events or `batch_bytes`, or its first event has waited
+`batch_seconds`. A batch is tried until it is delivered or its tries run out, with
+exponential backoff and jitter between tries (or the Retry-After the destination gave); a
+batch out of tries, or refused for good, goes to the dead letters. Only then does the cursor
+move, in the same transaction as the outcome: after a crash the last batch may be sent again
+(destinations deduplicate by messageId where they can), never skipped. Each forwarder runs
+on its own thread, so a slow or failing destination holds back only itself; the Log keeps
+what any forwarder still needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from roost import metrics
+from roost.consumers.debugger import Debugger
+from roost.destinations.base import DeliveryError, factory
+from roost.destinations.base import Destination as Plugin
+from roost.destinations.payload import to_segment
+from roost.model import Event
+from roost.pipeline.consent import granted
+from roost.storage.destinations import Destination, DestinationStore, State
+from roost.storage.follower import Follower
+from roost.storage.log import Log
+
+log = logging.getLogger("roost.forwarder")
+_encode = msgspec.json.encode
+SAVE_IDLE_EVERY = 1.0  # seconds between saves of a cursor moved past events not for it
+MAX_RETRY_AFTER = 3600.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _move(event: dict[str, Any], source: str, target: str) -> None:
+    """Move one (dotted) field of the Segment-shaped event; bare names are properties."""
+
+    def parts(path: str) -> list[str]:
+        split = path.split(".")
+        return split if len(split) > 1 and split[0] in event else ["properties", *split]
+
+    src, dst = parts(source), parts(target)
+    holder: Any = event
+    for part in src[:-1]:
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or src[-1] not in holder:
+        return
+    value = holder.pop(src[-1])
+    holder = event
+    for part in dst[:-1]:
+        inner = holder.get(part)
+        if not isinstance(inner, dict):
+            inner = holder[part] = {}
+        holder = inner
+    holder[dst[-1]] = value
+
+
+class Forwarder(Follower):
+    def __init__(
+        self,
+        destination: Destination,
+        plugin: Plugin,
+        log: Log,
+        store: DestinationStore,
+        debugger: Debugger | None = None,
+        *,
+        interval: float = 0.05,
+        read_limit: int = 5000,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(interval)
+        self.name = f"roost-forwarder-{destination.name}"
+        self.destination = destination
+        self.plugin = plugin
+        self.log = log
+        self.store = store
+        self.debugger = debugger
+        self.read_limit = read_limit
+        self.jitter = jitter
+        found = store.state(destination.id)
+        if found is None:  # a new destination forwards what arrives from now on
+            found = State(log_offset=log.last_offset())
+            store.record(destination.id, found)
+        self.state = found
+        self.scan = found.log_offset  # read up to here; pending holds what is not delivered
+        self.pending: list[tuple[int, dict[str, Any]]] = []
+        self.pending_bytes = 0
+        self.pending_since = 0.0
+        self.saved_at = time.monotonic()
+        self.retry_at: float | None = None  # when the batch being retried is tried next
+        self.recent: deque[dict[str, Any]] = deque(maxlen=20)
+        self._requests = threading.Lock()
+        self._rewind: int | None = None
+        self._letters = False
+
+    # Requests from other threads (the manager, the API)
+
+    def rewind(self, after_offset: int) -> None:
+        with self._requests:
+            self._rewind = after_offset
+        self.poke()
+
+    def replay_letters(self) -> None:
+        self._letters = True
+        self.poke()
+
+    def position(self) -> int:
+        return self.state.log_offset
+
+    # The thread
+
+    def takes(self, event: Event) -> bool:
+        d = self.destination
+        return (
+            event.project_id == d.project_id
+            and (d.types is None or event.type in d.types)
+            and (d.events is None or event.event in d.events)
+            and granted(event.context, d.consent)
+        )
+
+    def payload(self, event: Event) -> dict[str, Any]:
+        out = to_segment(event)
+        if self.destination.mapping:
+            out["properties"] = dict(out.get("properties") or {})
+            out["traits"] = dict(out.get("traits") or {})
+            for source, target in self.destination.mapping.items():
+                _move(out, source, target)
+            for part in ("properties", "traits"):
+                if not out[part] and part not in to_segment(event):
+                    del out[part]
+        return out
+
+    def step(self) -> None:
+        with self._requests:
+            rewind, self._rewind = self._rewind, None
+        if rewind is not None:
+            self.pending.clear()
+            self.pending_bytes = 0
+            self.scan = min(rewind, self.log.last_offset())
+            self.state = replace(self.state, log_offset=self.scan)
+            self.store.record(self.destination.id, self.state)
+            log.info("%s rewound to offset %d", self.name, self.scan)
+        if self._letters:
+            self._letters = False
+            self._replay_letters()
+        d = self.destination
+        while not self._stopping and self.scan < self.log.last_offset():
+            for logged in self.log.read_sync(self.scan, self.read_limit):
+                if self._stopping:
+                    return
+                if self.takes(logged.event):
+                    body = self.payload(logged.event)
+                    size = len(_encode(body))
+                    full = self.pending and self.pending_bytes + size > d.batch_bytes
+                    if full and not self._flush(up_to=self.scan):
+                        return
+                    if not self.pending:
+                        self.pending_since = time.monotonic()
+                    self.pending.append((logged.offset, body))
+                    self.pending_bytes += size
+                    self.scan = logged.offset
+                    if len(self.pending) >= d.batch_count and not self._flush(up_to=self.scan):
+                        return
+                else:
+                    self.scan = logged.offset
+            if self._due() and not self._flush(up_to=self.scan):
+                return
+        if self._due():
+            self._flush(up_to=self.scan)
+        elif not self.pending and self.scan > self.state.log_offset:
+            self.state = replace(self.state, log_offset=self.scan)
+            if time.monotonic() - self.saved_at >= SAVE_IDLE_EVERY:
+                self._save()
+
+    def _due(self) -> bool:
+        waited = time.monotonic() - self.pending_since
+        return bool(self.pending) and waited >= self.destination.batch_seconds
+
+    def _save(self) -> None:
+        self.store.record(self.destination.id, self.state)
+        self.saved_at = time.monotonic()
+
+    def finish(self) -> None:
+        self._save()  # the cursor may have moved past events not for this destination
+
+    def _flush(self, up_to: int) -> bool:
+        """Deliver the pending batch; False if the forwarder is stopping before it is done."""
+        events = [body for _, body in self.pending]
+        first, last = self.pending[0][0], self.pending[-1][0]
+        outcome = self._deliver(events, first, last)
+        if outcome is None:
+            return False
+        delivered, error, attempts = outcome
+        if delivered:
+            self.state = replace(
+                self.state,
+                log_offset=up_to,
+                delivered=self.state.delivered + len(events),
+                last_success_at=_now(),
+            )
+            self.store.record(self.destination.id, self.state)
+        else:
+            self.state = replace(
+                self.state,
+                log_offset=up_to,
+                dead_lettered=self.state.dead_lettered + len(events),
+            )
+            self.store.record(
+                self.destination.id, self.state, letter=(first, last, events, error, attempts)
+            )
+        self.saved_at = time.monotonic()
+        self.pending.clear()
+        self.pending_bytes = 0
+        return True
+
+    def _replay_letters(self) -> None:
+        for letter in self.store.letters(self.destination.id, status="replay"):
+            outcome = self._deliver(
+                letter.events, letter.first_offset, letter.last_offset, letter=letter.id
+            )
+            if outcome is None:
+                return
+            delivered, error, attempts = outcome
+            if delivered:
+                self.state = replace(
+                    self.state,
+                    delivered=self.state.delivered + letter.count,
+                    dead_lettered=max(0, self.state.dead_lettered - letter.count),
+                    last_success_at=_now(),
+                )
+                self.store.record(self.destination.id, self.state, replayed=letter.id)
+            else:
+                self.store.letter_failed(letter.id, error, letter.attempts + attempts)
+
+    def _deliver(
+        self, events: list[dict[str, Any]], first: int, last: int, letter: int | None = None
+    ) -> tuple[bool, str, int] | None:
+        """Try until delivered or out of tries: (delivered, last error, tries); None if stopping."""
+        d = self.destination
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.plugin.deliver(events)
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # a plugin's bug: keep the batch, try again later
+                log.exception("%s: destination raised", self.name)
+                error = DeliveryError(f"{type(exc).__name__}: {exc}")
+            else:
+                self.retry_at = None
+                metrics.DELIVERED.labels(d.name).inc(len(events))
+                self._report("delivered", events, first, last, attempt, letter=letter)
+                return True, "", attempt
+            final = not error.retry or attempt >= d.max_attempts
+            metrics.DELIVERY_FAILURES.labels(d.name, "no" if final else "yes").inc()
+            self.state = replace(
+                self.state,
+                failures=self.state.failures + 1,
+                last_error=error.message,
+                last_error_at=_now(),
+            )
+            if final:
+                self.retry_at = None
+                metrics.DEAD_LETTERS.labels(d.name).inc(len(events))
+                self._report(
+                    "dead_letter", events, first, last, attempt, error.message, letter=letter
+                )
+                log.warning("%s: batch %d-%d set aside: %s", self.name, first, last, error.message)
+                return False, error.message, attempt
+            delay = self._delay(attempt, error.retry_after)
+            self.retry_at = time.time() + delay
+            self._report("retrying", events, first, last, attempt, error.message, delay, letter)
+            self._save_failure()
+            with self._wake:
+                if self._wake.wait_for(lambda: self._stopping, timeout=delay):
+                    return None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        d = self.destination
+        ceiling = min(d.retry_max_seconds, d.retry_base_seconds * 2.0 ** (attempt - 1))
+        return ceiling / 2 + self.jitter() * ceiling / 2  # "equal jitter": never all at once
+
+    def _save_failure(self) -> None:
+        saved = self.store.state(self.destination.id)
+        if saved is not None:  # the cursor stays where it was saved; the failure is new
+            self.store.record(
+                self.destination.id,
+                replace(
+                    saved,
+                    failures=self.state.failures,
+                    last_error=self.state.last_error,
+                    last_error_at=self.state.last_error_at,
+                ),
+            )
+
+    def _report(
+        self,
+        status: str,
+        events: list[dict[str, Any]],
+        first: int,
+        last: int,
+        attempt: int,
+        error: str | None = None,
+        retry_in: float | None = None,
+        letter: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "outcome": "delivery",
+            "destination": self.destination.name,
+            "status": status,
+            "count": len(events),
+            "first_offset": first,
+            "last_offset": last,
+            "attempt": attempt,
+            "at": datetime.now(UTC).isoformat(),
+            "message_ids": [e["messageId"] for e in events],
+        }
+        if error is not None:
+            entry["error"] = error
+        if retry_in is not None:
+            entry["retry_in"] = round(retry_in, 3)
+        if letter is not None:
+            entry["dead_letter"] = letter
+        self.recent.append({k: v for k, v in entry.items() if k != "message_ids"})
+        if self.debugger is not None:
+            self.debugger.delivery(self.destination.project_id, entry)
+
+
+class Forwarders(Follower):
+    """Keeps one running Forwarder per enabled destination, as the configuration changes."""
+
+    name = "roost-forwarders"
+
+    def __init__(
+        self,
+        log: Log,
+        store: DestinationStore,
+        debugger: Debugger | None = None,
+        interval: float = 1.0,
+        forwarder_interval: float = 0.05,
+    ) -> None:
+        super().__init__(interval)
+        self.log = log
+        self.store = store
+        self.debugger = debugger
+        self.forwarder_interval = forwarder_interval
+        self.running: dict[int, Forwarder] = {}
+        self._lock = threading.Lock()
+
+    def position(self) -> int:
+        return self.log.last_offset()
+
+    def holds(self) -> int:
+        """The lowest cursor of a running forwarder: the Log keeps what is after it."""
+        with self._lock:
+            cursors = [f.position() for f in self.running.values()]
+        return min(cursors) if cursors else self.log.last_offset()
+
+    def get(self, destination_id: int) -> Forwarder | None:
+        return self.running.get(destination_id)
+
+    def step(self) -> None:
+        self.sync()
+
+    def sync(self) -> None:
+        wanted = {d.id: d for d in self.store.configured() if d.enabled}
+        with self._lock:
+            for id_, forwarder in list(self.running.items()):
+                d = wanted.get(id_)
+                if d is None or d.updated_at != forwarder.destination.updated_at:
+                    self._stop(self.running.pop(id_))
+            for id_, d in wanted.items():
+                if id_ not in self.running:
+                    try:
+                        plugin = factory(d.kind)(dict(d.options))
+                    except Exception:
+                        log.exception("destination %s could not start", d.name)
+                        continue
+                    forwarder = Forwarder(
+                        d, plugin, self.log, self.store, self.debugger,
+                        interval=self.forwarder_interval,
+                    )  # fmt: skip
+                    forwarder.replay_letters()  # letters marked while nothing ran
+                    forwarder.start()
+                    self.running[id_] = forwarder
+                if d.rewind_to is not None:
+                    offset = self.store.take_rewind(id_)
+                    if offset is not None:
+                        self.running[id_].rewind(offset)
+            for id_, forwarder in self.running.items():
+                if self.store.letters(id_, status="replay", limit=1):
+                    forwarder.replay_letters()
+
+    @staticmethod
+    def _stop(forwarder: Forwarder) -> None:
+        forwarder.stop()
+        forwarder.plugin.close()
+
+    def finish(self) -> None:
+        with self._lock:
+            for forwarder in self.running.values():
+                self._stop(forwarder)
+            self.running.clear()

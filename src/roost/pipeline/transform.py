@@ -1,0 +1,76 @@
+"""Transform: run the project's ordered transformation steps (pipeline/steps.py) on each event.
+
+A filter or a sample that drops an event answers as accepted (the client did nothing wrong)
+with the reason in the debugger. A step that raises never loses the event: it is stored as it
+was before the first step, with the error in `context.roost.transformation_error` and in
+the request's outcomes, so the debugger shows it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from roost import metrics
+from roost.model import Event, Outcome
+from roost.pipeline.batch import Batch, Refusal
+from roost.pipeline.cache import PerProject
+from roost.pipeline.steps import Step
+
+
+def _failed(event: Event, message: str) -> Event:
+    roost = event.context.get("roost")
+    roost = dict(roost) if isinstance(roost, dict) else {}
+    roost["transformation_error"] = message
+    return msgspec.structs.replace(event, context={**event.context, "roost": roost})
+
+
+class Transform:
+    def __init__(
+        self,
+        steps_for: Callable[[int], list[Step]],
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.steps = PerProject(steps_for, ttl, clock)
+
+    def __call__(self, batch: Batch) -> None:
+        key = batch.project_key
+        steps = self.steps(key.project_id)
+        if not steps:
+            return
+        applied: dict[int, list[str]] = {}
+
+        def transform(index: int, original: Event) -> Event | Refusal:
+            event: Event | None = original
+            done: list[str] = []
+            for number, step in enumerate(steps):
+                assert event is not None
+                where = f"transformations[{number}] ({step.label})"
+                try:
+                    event = step.apply(event)
+                except Exception as exc:
+                    message = f"{where}: {type(exc).__name__}: {exc}"
+                    metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, step.label).inc()
+                    batch.outcomes.append(
+                        Outcome(
+                            index=index,
+                            reason="transformation_failed",
+                            message=message,
+                            status=200,
+                            stored=True,
+                        )
+                    )
+                    return _failed(original, message)
+                if event is None:
+                    reason = "sampled" if step.label == "sample" else "filtered"
+                    return reason, f"dropped by {where}", None, 200
+                done.append(step.label)
+            applied[index] = done
+            assert event is not None
+            return event
+
+        batch.rewrite(transform)
+        batch.notes["transformations"] = applied

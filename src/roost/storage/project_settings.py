@@ -1,0 +1,103 @@
+"""A project's transformations and storage-consent setting, as JSON documents per project.
+
+Each is checked when it is set (steps compiled, entry points found), so a mistake is refused
+with the field it is in, never discovered on the hot path.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from roost.errors import BadRequest
+from roost.pipeline.consent import ACTIONS, StorageConsent
+from roost.pipeline.steps import Step, compile_steps
+from roost.storage.metadata import delete_row, replace_row
+
+schema = sa.MetaData()
+settings = sa.Table(
+    "project_settings",
+    schema,
+    sa.Column("project_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+
+def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where}: must be a table with categories and action", field=where)
+    unknown = set(raw) - {"categories", "action"}
+    if unknown:
+        raise BadRequest(
+            f"{where}.{min(unknown)}: unknown setting", field=f"{where}.{min(unknown)}"
+        )
+    categories = raw.get("categories", [])
+    if not isinstance(categories, list) or not all(isinstance(c, str) and c for c in categories):
+        raise BadRequest(
+            f"{where}.categories: must be a list of category names", field=f"{where}.categories"
+        )
+    action = raw.get("action", "strip")
+    if action not in ACTIONS:
+        raise BadRequest(
+            f"{where}.action: must be one of {', '.join(ACTIONS)} (got {action!r})",
+            field=f"{where}.action",
+        )
+    return StorageConsent(tuple(categories), action)
+
+
+class ProjectSettings:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        schema.create_all(engine)
+
+    def _get(self, project_id: int, name: str) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(settings.c.value).where(
+                    settings.c.project_id == project_id, settings.c.name == name
+                )
+            ).first()
+        return msgspec.json.decode(row[0]) if row else None
+
+    def _set(self, project_id: int, name: str, value: Any) -> None:
+        with self.engine.begin() as conn:
+            if value is None:
+                delete_row(conn, settings, project_id=project_id, name=name)
+                return
+            replace_row(
+                conn,
+                settings,
+                project_id=project_id,
+                name=name,
+                value=msgspec.json.encode(value).decode(),
+                updated_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+
+    def transformations(self, project_id: int) -> list[dict[str, Any]]:
+        return self._get(project_id, "transformations") or []
+
+    def set_transformations(self, project_id: int, steps: list[dict[str, Any]]) -> None:
+        compile_steps(steps)
+        self._set(project_id, "transformations", steps or None)
+
+    def steps(self, project_id: int) -> list[Step]:
+        return compile_steps(self.transformations(project_id))
+
+    def consent(self, project_id: int) -> dict[str, Any] | None:
+        value = self._get(project_id, "consent")
+        return value if isinstance(value, dict) else None
+
+    def set_consent(self, project_id: int, value: dict[str, Any] | None) -> None:
+        if value is not None:
+            check_consent(value)
+        self._set(project_id, "consent", value if value and value.get("categories") else None)
+
+    def storage_consent(self, project_id: int) -> StorageConsent:
+        value = self.consent(project_id)
+        return check_consent(value) if value else StorageConsent()
