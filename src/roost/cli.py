@@ -14,67 +14,31 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import httpx
-import msgspec
 
 from roost import config
+from roost.commands import pipeline
+from roost.commands.common import (
+    SERVER_FILE,
+    borrowed_key,
+    data_option,
+    display_host,
+    echo_json,
+    format_table,
+    json_option,
+    load_settings,
+    metadata_for,
+    post_json,
+    server_options,
+    server_url,
+)
 from roost.errors import RoostError
 from roost.storage.contracts import ACTIONS, UNPLANNED, ContractStore
 from roost.storage.metadata import KEY_KINDS, PLANS, Key, Metadata
-
-F = TypeVar("F", bound=Callable[..., Any])
-SERVER_FILE = "server.json"
-
-
-def data_option(fn: F) -> F:
-    return click.option(
-        "--data",
-        envvar="ROOST_DATA",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="Data directory (default ./data, or ROOST_DATA).",
-    )(fn)
-
-
-def server_options(fn: F) -> F:
-    """--url and --project, for the commands that talk to a running server."""
-    fn = click.option("--project", default="default", show_default=True)(fn)
-    return click.option("--url", default=None, help="Server URL (default: the running server's).")(
-        fn
-    )
-
-
-def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
-
-
-@contextlib.contextmanager
-def metadata_for(data: str | None) -> Iterator[tuple[config.Settings, Metadata]]:
-    settings = load_settings(data=data)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    metadata = Metadata(settings.resolved_metadata_url())
-    try:
-        yield settings, metadata
-    except RoostError as error:
-        raise click.ClickException(error.message) from None
-    finally:
-        metadata.close()
-
-
-def load_settings(**flags: Any) -> config.Settings:
-    try:
-        return config.load(flags)
-    except RoostError as error:
-        raise click.ClickException(error.message) from None
-
-
-def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, default=str))
 
 
 def key_view(key: Key, raw: str | None = None) -> dict[str, Any]:
@@ -126,7 +90,8 @@ def serve(data: str | None, host: str | None, port: int | None) -> None:
     gc.set_threshold(50_000, 20, 100)
     with metadata_for(settings.data) as (_, metadata):
         _, project, created = metadata.ensure_default(settings.default_plan)
-        url = f"http://{_display_host(settings.host)}:{settings.port}"
+        pipeline.apply_at_start(metadata, config.config_file(settings.data))
+        url = f"http://{display_host(settings.host)}:{settings.port}"
         if created:
             _, raw = metadata.create_key(project.slug, "write", label="default")
             click.echo(f"Created workspace 'default' and project '{project.slug}'.")
@@ -161,13 +126,6 @@ def serve(data: str | None, host: str | None, port: int | None) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             state.unlink()
-
-
-def _display_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-
-
-# workspaces
 
 
 @main.group()
@@ -425,30 +383,6 @@ def contracts_list(data: str | None, project: str, as_json: bool) -> None:
 # send and query, through the running server
 
 
-def server_url(settings: config.Settings, url: str | None) -> str:
-    if url:
-        return url.rstrip("/")
-    state = settings.data_dir / SERVER_FILE
-    if state.is_file():
-        return str(json.loads(state.read_text())["url"])
-    return f"http://{_display_host(settings.host)}:{settings.port}"
-
-
-@contextlib.contextmanager
-def borrowed_key(data: str | None, project: str, kind: str, given: str | None) -> Iterator[str]:
-    """The key given, or a key made for this one command and deleted after it."""
-    if given:
-        yield given
-        return
-    with metadata_for(data) as (_, metadata):
-        key, raw = metadata.create_key(project, kind, label="cli (temporary)")
-    try:
-        yield raw
-    finally:
-        with metadata_for(data) as (_, metadata):
-            metadata.delete_key(key.id)
-
-
 @main.command()
 @data_option
 @server_options
@@ -472,7 +406,7 @@ def send(
     properties = dict(p.partition("=")[::2] for p in props)
     body = {"userId": user_id, "event": event_name, "properties": properties}
     with borrowed_key(data, project, "write", key) as raw:
-        response = _post(f"{server_url(settings, url)}/v1/track", raw, body)
+        response = post_json(f"{server_url(settings, url)}/v1/track", raw, body)
     if response.status_code != 200:
         raise click.ClickException(f"{response.status_code}: {response.text}")
     click.echo(f"Sent {event_name!r} for {user_id!r}: {response.text}")
@@ -492,7 +426,7 @@ def query(
     """Run SQL over the project's `events` through the running server."""
     settings = load_settings(data=data)
     with borrowed_key(data, project, "read", key) as raw:
-        response = _post(f"{server_url(settings, url)}/api/v1/sql", raw, {"sql": sql})
+        response = post_json(f"{server_url(settings, url)}/api/v1/sql", raw, {"sql": sql})
     if response.status_code != 200:
         try:
             message = response.json()["error"]["message"]
@@ -553,7 +487,13 @@ def tail(
 
 def describe_entry(entry: dict[str, Any]) -> str:
     """One line per debugger entry, for people."""
-    stamp = entry.get("received_at", "")[11:23]
+    stamp = (entry.get("received_at") or entry.get("at") or "")[11:23]
+    if entry["outcome"] == "delivery":
+        error = f": {entry['error']}" if entry.get("error") else ""
+        return (
+            f"{stamp}  {entry['status']:<13} → {entry['destination']}  {entry['count']} events "
+            f"(offsets {entry['first_offset']}-{entry['last_offset']}, try {entry['attempt']}){error}"
+        )
     if entry["outcome"] == "accepted":
         event = entry["event"]
         who = event.get("user_id") or event.get("anonymous_id") or "-"
@@ -563,27 +503,9 @@ def describe_entry(entry: dict[str, Any]) -> str:
     return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
 
 
-def _post(url: str, key: str, body: Any) -> httpx.Response:
-    try:
-        return httpx.post(
-            url,
-            content=msgspec.json.encode(body),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            timeout=60,
-        )
-    except httpx.HTTPError as error:
-        raise click.ClickException(f"cannot reach Roost at {url}: {error}") from None
-
-
-def format_table(columns: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in columns]] + [
-        ["" if v is None else str(v) for v in row] for row in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def data_path(data: str | None) -> Path:
     return load_settings(data=data).data_dir
+
+
+for command in pipeline.COMMANDS:
+    main.add_command(command)

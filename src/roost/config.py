@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,14 @@ def _coerce(name: str, value: Any) -> Any:
         raise BadRequest(f"setting {name}: expected {kind.__name__}, got {text!r}") from None
 
 
+def config_file(data: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The roost.toml in use: $ROOST_CONFIG, else the data dir's, else the working dir's."""
+    env = os.environ if environ is None else environ
+    given = env.get("ROOST_CONFIG")
+    candidates = [Path(given)] if given else [Path(data) / "roost.toml", Path("roost.toml")]
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def load(
     overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
 ) -> Settings:
@@ -110,19 +119,14 @@ def load(
     values: dict[str, Any] = {}
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     data = str(flags.get("data") or env.get("ROOST_DATA") or Settings.data)
-    config_path = env.get("ROOST_CONFIG")
-    candidates = (
-        [Path(config_path)] if config_path else [Path(data) / "roost.toml", Path("roost.toml")]
-    )
-    for path in candidates:
-        if path.is_file():
-            with path.open("rb") as f:
-                table = tomllib.load(f)
-            table = table.get("roost", table)
-            for key, value in table.items():
-                if key in FIELDS:
-                    values[key] = _coerce(key, value)
-            break
+    path = config_file(data, env)
+    if path is not None:
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+        table = table.get("roost", table)
+        for key, value in table.items():
+            if key in FIELDS:
+                values[key] = _coerce(key, value)
     for name in FIELDS:
         env_value = env.get(f"ROOST_{name.upper()}")
         if env_value is not None:

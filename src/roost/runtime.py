@@ -72,6 +72,8 @@ class Runtime:
         self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
         self.project_settings = ProjectSettings(self.metadata.engine)
         ttl = settings.key_cache_seconds
+        self.consent = Consent(self.project_settings.storage_consent, ttl=ttl)
+        self.transform = Transform(self.project_settings.steps, ttl=ttl)
         self.pipeline = pipeline.build(
             settings,
             usage=self.usage,
@@ -79,8 +81,8 @@ class Runtime:
             visitor=Visitor(self.metadata.salt_for),
             geo=self.geo,
             contracts=self.contracts,
-            consent=Consent(self.project_settings.storage_consent, ttl=ttl),
-            transform=Transform(self.project_settings.steps, ttl=ttl),
+            consent=self.consent,
+            transform=self.transform,
         )
         self.ready = True
         self._closed = False
@@ -92,6 +94,13 @@ class Runtime:
                 "dedup_ids": remembered,
             },
         )
+
+    def configured(self, project_id: int) -> None:
+        """A project's pipeline configuration changed here: apply it now, not after the TTL."""
+        self.contracts.plan.forget(project_id)
+        self.consent.setting.forget(project_id)
+        self.transform.steps.forget(project_id)
+        self.forwarders.poke()
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from roost.dialects.base import key_from_headers
-from roost.errors import ClientError, Forbidden, Unauthorized
+from roost.errors import BadRequest, ClientError, Forbidden, Unauthorized
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
 
@@ -18,13 +19,17 @@ _encode = msgspec.json.Encoder().encode
 Handler = Callable[[Request, Runtime, Key], Awaitable[Response]]
 
 
-def read_key(runtime: Runtime, request: Request, what: str) -> Key:
-    """The request's key if it may read (a read or admin key); 401 or 403 otherwise."""
+def read_key(
+    runtime: Runtime, request: Request, what: str, kinds: tuple[str, ...] = ("read", "admin")
+) -> Key:
+    """The request's key if it is of one of `kinds` (a read or admin key); 401 or 403 if not."""
     key = runtime.keys.find(key_from_headers(request.headers))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("missing, unknown or revoked key")
-    if key.kind not in ("read", "admin"):
-        raise Forbidden(f"Please use a read key for {what}.")
+    if key.kind not in kinds:
+        raise Forbidden(
+            f"Please use {' or '.join(f'an {k}' if k[0] in 'aeiou' else f'a {k}' for k in kinds)} key for {what}."
+        )
     return key
 
 
@@ -37,19 +42,34 @@ def json_response(body: object) -> Response:
     return Response(_encode(body), 200, media_type="application/json")
 
 
-def read_endpoint(what: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """A Starlette endpoint from `handler(request, runtime, key)`, for read keys only;
-    a ClientError it raises becomes the error response."""
+def read_endpoint(
+    what: str, kinds: tuple[str, ...] = ("read", "admin")
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A Starlette endpoint from `handler(request, runtime, key)`, for keys of `kinds` only
+    (read or admin keys unless told); a ClientError it raises becomes the error response."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             runtime: Runtime = request.app.state.runtime
             try:
-                return await handler(request, runtime, read_key(runtime, request, what))
+                return await handler(request, runtime, read_key(runtime, request, what, kinds))
             except ClientError as error:
                 return error_response(error)
 
         return endpoint
 
     return wrap
+
+
+def admin_endpoint(what: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    return read_endpoint(what, ("admin",))
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body; 400 naming the problem if it is not JSON."""
+    raw = await request.body()
+    try:
+        return msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: not valid JSON ({exc})", field="body") from None

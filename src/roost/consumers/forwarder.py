@@ -41,6 +41,7 @@ log = logging.getLogger("roost.forwarder")
 _encode = msgspec.json.encode
 SAVE_IDLE_EVERY = 1.0  # seconds between saves of a cursor moved past events not for it
 MAX_RETRY_AFTER = 3600.0
+NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
 
 
 def _now() -> datetime:
@@ -93,8 +94,9 @@ class Forwarder(Follower):
         self.read_limit = read_limit
         self.jitter = jitter
         found = store.state(destination.id)
-        if found is None:  # a new destination forwards what arrives from now on
-            found = State(log_offset=log.last_offset())
+        if found is None:  # a new destination gets what arrived since it was made
+            made = destination.created_at or _now()
+            found = State(log_offset=log.offset_before(made.replace(tzinfo=UTC).timestamp()))
             store.record(destination.id, found)
         self.state = found
         self.scan = found.log_offset  # read up to here; pending holds what is not delivered
@@ -129,7 +131,7 @@ class Forwarder(Follower):
         return (
             event.project_id == d.project_id
             and (d.types is None or event.type in d.types)
-            and (d.events is None or event.event in d.events)
+            and (d.events is None or event.type not in NAMED or event.event in d.events)
             and granted(event.context, d.consent)
         )
 
@@ -419,3 +421,40 @@ class Forwarders(Follower):
             for forwarder in self.running.values():
                 self._stop(forwarder)
             self.running.clear()
+
+
+def status(
+    destination: Destination,
+    store: DestinationStore,
+    last_offset: int,
+    running: Forwarder | None = None,
+) -> dict[str, Any]:
+    """A destination's delivery health: cursor, lag, counts, last error, retries, dead letters."""
+    state = running.state if running is not None else store.state(destination.id)
+    cursor = state.log_offset if state else None
+    waiting = store.letters(destination.id, status="dead", limit=10_000)
+
+    def when(value: datetime | None) -> str | None:
+        return value.replace(tzinfo=UTC).isoformat() if value else None
+
+    out: dict[str, Any] = {
+        "name": destination.name,
+        "kind": destination.kind,
+        "enabled": destination.enabled,
+        "running": running is not None,
+        "cursor": cursor,
+        "lag": max(0, last_offset - cursor) if cursor is not None else None,
+        "pending": len(running.pending) if running is not None else 0,
+        "delivered": state.delivered if state else 0,
+        "failures": state.failures if state else 0,
+        "dead_letters": len(waiting),
+        "dead_lettered_events": sum(letter.count for letter in waiting),
+        "last_success_at": when(state.last_success_at) if state else None,
+        "last_error": state.last_error if state else None,
+        "last_error_at": when(state.last_error_at) if state else None,
+        "next_retry_at": None,
+        "recent": list(running.recent) if running is not None else [],
+    }
+    if running is not None and running.retry_at is not None:
+        out["next_retry_at"] = datetime.fromtimestamp(running.retry_at, UTC).isoformat()
+    return out

@@ -67,6 +67,28 @@ class Plan:
         return self.contracts.get(f"type:{event_type}")
 
 
+def check(target: Any, json_schema: Any, action: Any, where: str = "") -> Contract:
+    """A contract as given, checked; `where` prefixes the field named in an error."""
+    if action not in ACTIONS:
+        raise BadRequest(
+            f"{where}action: must be one of {', '.join(ACTIONS)} (got {action!r})",
+            field=f"{where}action",
+        )
+    if not isinstance(target, str) or not target:
+        raise BadRequest(
+            f"{where}target: must be an event name or type:<call type>", field=f"{where}target"
+        )
+    if not isinstance(json_schema, dict):
+        raise BadRequest(f"{where}schema: must be a JSON Schema object", field=f"{where}schema")
+    try:
+        jsonschema.validators.validator_for(json_schema).check_schema(json_schema)
+    except jsonschema.SchemaError as exc:
+        raise BadRequest(
+            f"{where}schema: not a valid JSON Schema ({exc.message})", field=f"{where}schema"
+        ) from None
+    return Contract(target, json_schema, action)
+
+
 class ContractStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -75,18 +97,7 @@ class ContractStore:
     def set(
         self, project_id: int, target: str, json_schema: dict[str, Any], action: str
     ) -> Contract:
-        if action not in ACTIONS:
-            raise BadRequest(
-                f"action: must be one of {', '.join(ACTIONS)} (got {action!r})", field="action"
-            )
-        if not target:
-            raise BadRequest("target: must be an event name or type:<call type>", field="target")
-        try:
-            jsonschema.validators.validator_for(json_schema).check_schema(json_schema)
-        except jsonschema.SchemaError as exc:
-            raise BadRequest(
-                f"schema: not a valid JSON Schema ({exc.message})", field="schema"
-            ) from None
+        check(target, json_schema, action)
         with self.engine.begin() as conn:
             replace_row(
                 conn,
@@ -103,9 +114,27 @@ class ContractStore:
         with self.engine.begin() as conn:
             delete_row(conn, contracts, project_id=project_id, target=target)
 
+    def replace(self, project_id: int, found: list[Contract]) -> None:
+        """The project's contracts become exactly these."""
+        with self.engine.begin() as conn:
+            conn.execute(contracts.delete().where(contracts.c.project_id == project_id))
+            for contract in found:
+                conn.execute(
+                    contracts.insert().values(
+                        project_id=project_id,
+                        target=contract.target,
+                        json_schema=msgspec.json.encode(contract.schema).decode(),
+                        action=contract.action,
+                        updated_at=datetime.now(UTC).replace(tzinfo=None),
+                    )
+                )
+
     def set_unplanned(self, project_id: int, unplanned: str) -> None:
         if unplanned not in UNPLANNED:
-            raise BadRequest(f"unplanned: must be one of {', '.join(UNPLANNED)}", field="unplanned")
+            raise BadRequest(
+                f"unplanned: must be one of {', '.join(UNPLANNED)} (got {unplanned!r})",
+                field="unplanned",
+            )
         with self.engine.begin() as conn:
             replace_row(conn, plans, project_id=project_id, unplanned=unplanned)
 

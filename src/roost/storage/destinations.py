@@ -1,7 +1,8 @@
 """Destinations as configured, and each one's delivery state: cursor, counts, dead letters.
 
 A destination is a kind (a plugin of `roost.destinations`), its options, and what the
-forwarder does around it: which types and event names it takes, which consent categories an
+forwarder does around it: which types and event names it takes (names filter the named
+calls: track, page, screen), which consent categories an
 event must grant, a property mapping, batching (count, bytes, seconds) and retries. Its
 cursor (the Log offset delivered up to) is written in the same transaction as the outcome
 of each batch, so a restart resumes exactly after the last batch delivered or set aside.
@@ -34,6 +35,7 @@ destinations = sa.Table(
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("kind", sa.String(50), nullable=False),
     sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("rewind_to", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("project_id", "name"),
@@ -89,6 +91,7 @@ class Destination:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     enabled: bool = True
+    created_at: datetime | None = None
     updated_at: datetime | None = None
     rewind_to: int | None = None
 
@@ -98,7 +101,7 @@ class Destination:
         for name in sorted(COMMON - {"name", "kind"}):
             value = getattr(self, name)
             default = Destination.__dataclass_fields__[name].default
-            if value != default and value != ():
+            if value != default and value not in ((), {}):
                 out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -216,6 +219,7 @@ def _from_row(row: Any) -> Destination:
         name=row.name,
         kind=row.kind,
         options=options,
+        created_at=row.created_at,
         updated_at=row.updated_at,
         rewind_to=row.rewind_to,
         **fields,
@@ -245,7 +249,9 @@ class DestinationStore:
                 )
             else:
                 conn.execute(
-                    destinations.insert().values(project_id=project_id, name=parsed.name, **values)
+                    destinations.insert().values(
+                        project_id=project_id, name=parsed.name, created_at=_now(), **values
+                    )
                 )
         return self.get(project_id, parsed.name)
 

@@ -1,0 +1,1 @@
+"""The `roost` subcommands, grouped by what they manage; cli.py puts them together."""
