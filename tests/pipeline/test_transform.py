@@ -1,0 +1,208 @@
+"""Transformations and storage consent on the ingest path, set through the admin API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Env
+
+
+@pytest.fixture
+def plugin(tmp_path: Path) -> Iterator[None]:
+    """A real distribution on sys.path declaring `roost.transformations` entry points."""
+    (tmp_path / "shop_steps.py").write_text(
+        textwrap.dedent(
+            """
+            def cents(event):
+                props = event["properties"]
+                props["price_cents"] = round(props["price"] * 100)  # KeyError without a price
+                return event
+
+            def drop_bots(event):
+                return None if event["properties"].get("bot") else event
+            """
+        )
+    )
+    info = tmp_path / "shop_steps-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shop-steps\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[roost.transformations]\ncents = shop_steps:cents\ndrop_bots = shop_steps:drop_bots\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("shop_steps", None)
+
+
+def admin(env: Env) -> dict[str, str]:
+    _, raw = env.runtime.metadata.create_key("default", "admin")
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def configure(env: Env, section: str, value: Any) -> Any:
+    response = env.client.request("PUT", f"/api/v1/admin/{section}", json=value, headers=admin(env))
+    return response
+
+
+def batch(env: Env, *events: dict[str, Any]) -> dict[str, Any]:
+    response = env.client.post(
+        "/v1/batch",
+        json={"batch": [{"type": "track", "userId": "u", **e} for e in events]},
+        headers={"X-Write-Key": env.write_key},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def stored(env: Env) -> list[dict[str, Any]]:
+    rows = env.sql("select message_id, event, properties, context from events order by log_offset")
+    return [
+        {
+            "id": r["message_id"],
+            "event": r["event"],
+            "properties": json.loads(r["properties"]),
+            "context": json.loads(r["context"]),
+        }
+        for r in rows
+    ]
+
+
+def test_steps_run_in_order_and_filtered_events_are_accepted_but_not_stored(env: Env) -> None:
+    steps = [
+        {"step": "rename_event", "from": "signup", "to": "Signed Up"},
+        {"step": "rename_property", "from": "cost", "to": "price"},
+        {"step": "set_property", "name": "label", "value": "{event}: {properties.price}"},
+        {"step": "drop_property", "name": "secret"},
+        {"step": "filter", "when": {"field": "properties.internal", "equals": True}},
+    ]
+    response = configure(env, "transformations", steps)
+    assert response.status_code == 200, response.text
+    assert response.json()["transformations"] == steps
+    answer = batch(
+        env,
+        {"event": "signup", "messageId": "a", "properties": {"cost": 3, "secret": "x"}},
+        {"event": "signup", "messageId": "b", "properties": {"internal": True}},
+    )
+    assert answer == {"received": 2, "accepted": 2, "rejected": 0, "errors": []}
+    assert [(e["id"], e["event"], e["properties"]) for e in stored(env)] == [
+        ("a", "Signed Up", {"price": 3, "label": "Signed Up: 3"})
+    ]
+
+
+def test_a_failing_function_stores_the_event_untransformed_with_the_error(
+    env: Env, plugin: None
+) -> None:
+    steps = [
+        {"step": "rename_event", "from": "buy", "to": "Order Completed"},
+        {"step": "function", "name": "cents"},
+        {"step": "function", "name": "drop_bots"},
+    ]
+    assert configure(env, "transformations", steps).status_code == 200
+    answer = batch(
+        env,
+        {"event": "buy", "messageId": "a", "properties": {"price": 1.5}},
+        {"event": "buy", "messageId": "b", "properties": {}},  # no price: cents raises
+        {"event": "buy", "messageId": "c", "properties": {"price": 2, "bot": True}},
+    )
+    assert answer["accepted"] == 3 and answer["errors"] == []
+    rows = stored(env)
+    assert [(r["id"], r["event"], r["properties"]) for r in rows] == [
+        ("a", "Order Completed", {"price": 1.5, "price_cents": 150}),
+        ("b", "buy", {}),  # as it came: the rename before the failure is undone too
+    ]
+    error = rows[1]["context"]["roost"]["transformation_error"]
+    assert error.startswith("transformations[1] (function:cents): KeyError")
+
+
+def test_a_bad_transformation_list_is_refused_naming_the_step(env: Env) -> None:
+    response = configure(env, "transformations", [{"step": "sample", "rate": 2}])
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "transformations[0].rate"
+    unknown = configure(env, "transformations", [{"step": "function", "name": "nope"}])
+    assert unknown.json()["error"]["field"] == "transformations[0].name"
+
+
+CONSENTED = {"consent": {"categoryPreferences": {"Analytics": True, "Ads": False}}}
+REFUSED = {"consent": {"categoryPreferences": {"Analytics": False}}}
+
+
+def test_storage_consent_strip_keeps_the_event_without_its_properties(env: Env) -> None:
+    assert (
+        configure(env, "consent", {"categories": ["Analytics"], "action": "strip"}).status_code
+        == 200
+    )
+    batch(
+        env,
+        {"event": "E", "messageId": "a", "properties": {"p": 1}, "context": CONSENTED},
+        {"event": "E", "messageId": "b", "properties": {"p": 2}, "context": REFUSED},
+        {"event": "E", "messageId": "c", "properties": {"p": 3}},  # no preferences at all
+    )
+    assert [(r["id"], r["properties"]) for r in stored(env)] == [
+        ("a", {"p": 1}),
+        ("b", {}),
+        ("c", {}),
+    ]
+
+
+def test_storage_consent_refuse_rejects_the_event_alone(env: Env) -> None:
+    configure(env, "consent", {"categories": ["Analytics"], "action": "refuse"})
+    answer = batch(
+        env,
+        {"event": "E", "messageId": "a", "context": CONSENTED},
+        {"event": "E", "messageId": "b", "context": REFUSED},
+    )
+    assert answer["accepted"] == 1
+    assert answer["errors"] == [
+        {
+            "index": 1,
+            "code": "consent_required",
+            "message": "batch[1].context.consent.categoryPreferences: this project stores only "
+            "events consenting to Analytics",
+            "field": "batch[1].context.consent.categoryPreferences",
+        }
+    ]
+    assert [r["id"] for r in stored(env)] == ["a"]
+
+
+def test_a_bad_consent_setting_is_refused(env: Env) -> None:
+    response = configure(env, "consent", {"categories": ["Analytics"], "action": "shrug"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "consent.action"
+
+
+def test_the_whole_config_document_round_trips_and_is_checked_before_anything_is_written(
+    env: Env,
+) -> None:
+    doc = {
+        "unplanned": "flag",
+        "contracts": [
+            {"target": "Order Completed", "action": "block", "schema": {"type": "object"}}
+        ],
+        "transformations": [{"step": "rename_event", "from": "a", "to": "b"}],
+        "consent": {"categories": ["Analytics"], "action": "strip"},
+        "destinations": [
+            {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h", "batch_count": 50}
+        ],
+    }
+    headers = admin(env)
+    put = env.client.request("PUT", "/api/v1/admin/config", json=doc, headers=headers)
+    assert put.status_code == 200, put.text
+    got = env.client.get("/api/v1/admin/config", headers=headers).json()
+    assert got == doc
+    bad = {**doc, "transformations": [], "destinations": [{"name": "x", "kind": "webhook"}]}
+    refused = env.client.request("PUT", "/api/v1/admin/config", json=bad, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["field"] == "destinations[0].url"
+    assert env.client.get("/api/v1/admin/config", headers=headers).json() == doc  # untouched
+    read = env.client.get("/api/v1/admin/config", headers={"X-Write-Key": env.read_key})
+    assert read.status_code == 403
