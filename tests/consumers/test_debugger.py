@@ -100,3 +100,63 @@ def test_stream_shows_each_event_with_its_outcome(tmp_path: Path) -> None:
         assert "accepted" in out and "Tailed" in out and "(tailer)" in out
     finally:
         server.stop()
+
+
+def test_stream_shows_violations_transformations_drops_and_deliveries(tmp_path: Path) -> None:
+    from tests.integration.receiver import Receiver
+
+    receiver = Receiver().start()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "roost.toml").write_text(
+        f"""
+[projects.default]
+[[projects.default.contracts]]
+target = "Order Completed"
+action = "allow"
+schema = {{ type = "object", required = ["revenue"] }}
+
+[[projects.default.transformations]]
+step = "rename_event"
+from = "buy"
+to = "Order Completed"
+
+[[projects.default.transformations]]
+step = "filter"
+when = {{ field = "properties.test", equals = true }}
+
+[[projects.default.destinations]]
+name = "hook"
+kind = "webhook"
+url = "{receiver.url}"
+batch_seconds = 0.05
+"""
+    )
+    server = Server(data).start()
+    try:
+        write, read = create_key(data, "write"), create_key(data, "read")
+        entries: list[dict[str, Any]] = []
+        ready = threading.Event()
+        listener = threading.Thread(target=listen, args=(server.url, read, 3, entries, ready))
+        listener.start()
+        assert ready.wait(10)
+        batch = {
+            "batch": [
+                {"type": "track", "userId": "u", "event": "Order Completed", "messageId": "a"},
+                {"type": "track", "userId": "u", "event": "buy", "properties": {"test": True}},
+            ]
+        }
+        httpx.post(f"{server.url}/v1/batch", json=batch, auth=(write, ""))
+        listener.join(20)
+        assert not listener.is_alive()
+        accepted, dropped, delivery = entries
+        assert accepted["outcome"] == "accepted"
+        assert accepted["violations"][0]["rule"] == "required"
+        assert accepted["transformations"] == ["rename_event", "filter"]
+        assert dropped["outcome"] == "dropped" and dropped["reason"] == "filtered"
+        assert "transformations[1] (filter)" in dropped["message"]
+        assert delivery["outcome"] == "delivery" and delivery["destination"] == "hook"
+        assert delivery["status"] == "delivered" and delivery["message_ids"] == ["a"]
+    finally:
+        server.stop()
+        receiver.stop()

@@ -50,8 +50,7 @@ def admin(env: Env) -> dict[str, str]:
 
 
 def configure(env: Env, section: str, value: Any) -> Any:
-    response = env.client.request("PUT", f"/api/v1/admin/{section}", json=value, headers=admin(env))
-    return response
+    return env.client.request("PUT", f"/api/v1/admin/{section}", json=value, headers=admin(env))
 
 
 def batch(env: Env, *events: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,10 @@ from roost.destinations.base import DeliveryError, no_other_options, option
 _UNSAFE = re.compile(r"[\s.*>]+")
 
 
+async def _quiet(error: Exception) -> None:
+    """Connection errors surface as a failed delivery; the client's own log of them is noise."""
+
+
 class NatsSubject:
     def __init__(self, options: dict[str, Any]) -> None:
         no_other_options(options, {"url", "subject", "timeout"})
@@ -45,8 +49,9 @@ class NatsSubject:
             self.nc = await nats.connect(
                 self.url,
                 connect_timeout=self.timeout,
+                allow_reconnect=False,  # the forwarder retries, with its own backoff
                 max_reconnect_attempts=0,
-                allow_reconnect=False,
+                error_cb=_quiet,
             )
             self.js = self.nc.jetstream(timeout=self.timeout)
             self.streams.clear()
@@ -64,7 +69,7 @@ class NatsSubject:
 
     async def _publish(self, events: list[dict[str, Any]]) -> None:
         nc, js = await self._connect()
-        pending = []
+        pending: list[Any] = []
         for event in events:
             subject = self._subject(event)
             data = msgspec.json.encode(event)
@@ -73,12 +78,14 @@ class NatsSubject:
                 pending.append(js.publish(subject, data, headers=headers))
             else:
                 await nc.publish(subject, data)
-        await asyncio.gather(*pending)
-        await nc.flush(timeout=int(self.timeout) or 1)
+        await asyncio.wait_for(asyncio.gather(*pending), self.timeout)
+        await nc.flush(timeout=max(1, int(self.timeout)))
 
     def deliver(self, events: list[dict[str, Any]]) -> None:
         try:
-            self.loop.run_until_complete(self._publish(events))
+            # One bound on the whole batch: connecting to a server that is down can otherwise wait
+            # on the client's own schedule rather than ours.
+            self.loop.run_until_complete(asyncio.wait_for(self._publish(events), 3 * self.timeout))
         except (NatsError, OSError, TimeoutError) as exc:
             self.loop.run_until_complete(self._drop())
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
