@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import Server, create_key
+from tests.integration.server import Server, create_key, roost
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +160,29 @@ batch_seconds = 0.05
     finally:
         server.stop()
         receiver.stop()
+
+
+def test_stream_shows_a_whole_request_refused_once_its_key_is_known(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        read = create_key(data, "read")
+        made = roost(
+            "keys", "create", "--project", "default", "--kind", "write", "--rate", "0.01",
+            "--burst", "1", "--json", data=data,
+        )  # fmt: skip
+        slow = json.loads(made.stdout)["key"]
+        entries: list[dict[str, Any]] = []
+        ready = threading.Event()
+        listener = threading.Thread(target=listen, args=(server.url, read, 2, entries, ready))
+        listener.start()
+        assert ready.wait(10)
+        for _ in range(2):
+            httpx.post(
+                f"{server.url}/v1/track", json={"userId": "u", "event": "E"}, auth=(slow, "")
+            )
+        listener.join(20)
+        assert [e["outcome"] for e in entries] == ["accepted", "refused"]
+        assert entries[1]["reason"] == "rate_limit_exceeded" and entries[1]["status"] == 429
+    finally:
+        server.stop()

@@ -122,6 +122,7 @@ async def ingest(
     settings = runtime.settings
     chosen: Dialect = dialect or SEGMENT
     parsed: Parsed | None = None
+    batch: Batch | None = None
     try:
         body = await read_body(headers, receive, settings.max_request_bytes)
         if dialect is None and is_game_batch(body):
@@ -161,6 +162,9 @@ async def ingest(
         total = parsed.total if parsed else 1
         reply = chosen.refuse(error, total)
         metrics.EVENTS_REJECTED.labels(chosen.name, error.code).inc(total)
+        key = batch.key if batch is not None else None
+        if key is not None and runtime.debugger.watching(key.project_id):
+            runtime.debugger.refused(key.project_id, chosen.name, error, total)
     except BackendError as error:
         log.error("ingest failed: %s", error.message)
         reply = Reply(503, {"error": error.message, "code": error.code}, {"Retry-After": "1"})

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from roost.errors import ClientError
 from roost.model import Event, Outcome
 
 QUEUE_ENTRIES = 1000
@@ -98,6 +99,22 @@ class Debugger:
         for subscriber in subscribers:
             for entry in entries:
                 subscriber.offer(entry)
+
+    def refused(self, project_id: int, dialect: str, error: ClientError, total: int) -> None:
+        """A whole request refused after its key was known (rate limit, budget, a bad key kind)."""
+        self._offer(
+            project_id,
+            {
+                "outcome": "refused",
+                "dialect": dialect,
+                "received_at": datetime.now(UTC).isoformat(),
+                "status": error.status,
+                "reason": error.code,
+                "message": error.message,
+                "field": error.field,
+                "count": total,
+            },
+        )
 
     def delivery(self, project_id: int, entry: dict[str, Any]) -> None:
         """A destination's delivery status, from a forwarder's thread."""
