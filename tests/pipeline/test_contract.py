@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from roost.cli import main
 from roost.errors import BadRequest
+from roost.storage.contracts import Schema
 from tests.conftest import Env
 
 ORDER = {
@@ -215,3 +217,50 @@ def test_cli_manages_the_plan(tmp_path: Path) -> None:
         main, ["contracts", "set", *data, "--project", "shop", "E", "--schema", "{not json"]
     )
     assert bad.exit_code != 0 and "not JSON" in bad.output
+
+
+SCHEMAS_AND_PAYLOADS: list[tuple[dict[str, Any], list[Any]]] = [
+    (
+        {
+            "type": "object",
+            "required": ["id"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string", "minLength": 2, "pattern": "^o-"},
+                "n": {"type": "integer", "minimum": 1, "maximum": 9},
+                "price": {"type": "number", "exclusiveMinimum": 0},
+                "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "uniqueItems": True},
+                "kind": {"const": "x"},
+                "ok": {"type": "boolean"},
+                "any": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 3}]},
+            },
+        },
+        [
+            {"id": "o-1"}, {"id": "x-1"}, {"id": "o"}, {}, {"id": "o-1", "extra": 1},
+            {"id": "o-1", "n": 1.0}, {"id": "o-1", "n": 1.5}, {"id": "o-1", "n": True},
+            {"id": "o-1", "n": 10}, {"id": "o-1", "price": 0}, {"id": "o-1", "price": "1"},
+            {"id": "o-1", "tags": ["a", "a"]}, {"id": "o-1", "tags": ["a", "c"]},
+            {"id": "o-1", "kind": "y"}, {"id": "o-1", "ok": 1}, {"id": "o-1", "any": None},
+            {"id": "o-1", "any": "long"}, {"id": "o-1", "any": 3}, [], "s",
+        ],
+    ),
+    (  # 2020-12 keywords: jsonschema alone
+        {"type": "object", "properties": {"t": {"prefixItems": [{"type": "string"}]}}},
+        [{"t": ["a"]}, {"t": [1]}, {"t": []}],
+    ),
+    (  # the tuple form of items differs between drafts: jsonschema alone
+        {"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]},
+        [["a"], [1]],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema,payloads", SCHEMAS_AND_PAYLOADS)
+def test_the_fast_check_agrees_with_jsonschema(schema: dict[str, Any], payloads: list[Any]) -> None:
+    compiled = Schema(schema)
+    reference = jsonschema.validators.validator_for(schema)(schema)
+    for payload in payloads:
+        expected = sorted(e.message for e in reference.iter_errors(payload))
+        assert sorted(e.message for e in compiled.errors(payload)) == expected, payload
+    fast_expected = "prefixItems" not in str(schema) and "draft-07" not in str(schema)
+    assert (compiled.fast is not None) == fast_expected

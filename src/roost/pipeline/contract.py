@@ -66,12 +66,18 @@ class Contracts:
             return
 
         def verdict(index: int, event: Event) -> Verdict:
+            found = plan.find(event.type, event.event)
+            if found is not None:
+                compiled = found[1]
+                payload = event.traits if event.type in IDENTITY_CALLS else event.properties
+                errors = compiled.errors(payload)
+                if not errors:
+                    return None
             label = (
                 event.event
                 if event.type in ("track", "page", "screen") and event.event
                 else f"type:{event.type}"
             )
-            found = plan.find(event.type, event.event)
             if found is None:
                 if plan.unplanned == "allow":
                     return None
@@ -95,11 +101,7 @@ class Contracts:
                     field,
                     422,
                 )
-            contract, validator = found
-            payload = event.traits if event.type in IDENTITY_CALLS else event.properties
-            errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
-            if not errors:
-                return None
+            contract = found[0]
             violations = [_violation(e) for e in errors]
             self._count(
                 key.project_id,

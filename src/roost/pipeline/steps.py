@@ -14,8 +14,13 @@ condition that limits it to the events it matches:
 Property names are paths: a bare name is in `properties`; `traits.plan`,
 `context.page.path` reach elsewhere. Conditions: `{"field": path, <op>: value}` with op one
 of equals, not_equals, in, not_in, exists, gt, gte, lt, lte, contains, matches; and `all`,
-`any`, `not` to combine them. Every step changes copies, never the dicts it was given, so
-the event before the transformations is intact if one of them fails.
+`any`, `not` to combine them.
+
+A step changes the event it is given in place (`Step.mutate`), so a list of steps costs one
+copy per event, not one per step: `private()` copies the event and the dicts the steps write
+(`Step.writes`) once, and a deeper write copies the nested dicts on its path. The event
+before the transformations is then intact if one of them fails. `Step.apply` does both, for
+a step on its own.
 """
 
 from __future__ import annotations
@@ -65,7 +70,20 @@ Condition = Callable[[Event], bool]
 @dataclass(frozen=True)
 class Step:
     label: str  # "rename_event", "function:my_fn", for the debugger and error messages
-    apply: Apply
+    mutate: Apply  # changes a private event in place; returns it, another event, or None
+    writes: frozenset[str] = frozenset()  # the dict fields it changes in place
+
+    def apply(self, event: Event) -> Event | None:
+        """The step on a private copy: the given event is left as it was."""
+        return self.mutate(private(event, self.writes))
+
+
+def private(event: Event, roots: frozenset[str]) -> Event:
+    """A copy of the event whose own fields and `roots` dicts (at their top level) are its own."""
+    copy = msgspec.structs.replace(event)
+    for root in roots:
+        setattr(copy, root, dict(getattr(event, root)))
+    return copy
 
 
 def _bad(where: str, rule: str) -> BadRequest:
@@ -86,6 +104,17 @@ def parse_path(path: Any, where: str, default_root: str | None = None) -> tuple[
     if default_root is not None:
         return (default_root, *parts)
     raise _bad(where, f"{path!r} is not a field of the event")
+
+
+def getter(path: tuple[str, ...]) -> Callable[[Event], Any]:
+    """`get` for one path, with the common short paths made direct (the hot path)."""
+    if len(path) == 1:
+        name = path[0]
+        return lambda e: getattr(e, name, _MISSING)
+    if len(path) == 2 and path[0] in DICT_FIELDS:
+        root, key = path
+        return lambda e: getattr(e, root).get(key, _MISSING)
+    return lambda e: get(e, path)
 
 
 def get(event: Event, path: tuple[str, ...]) -> Any:
@@ -116,9 +145,21 @@ def _with(root: dict[str, Any], keys: tuple[str, ...], value: Any) -> dict[str, 
     return out
 
 
-def put(event: Event, path: tuple[str, ...], value: Any) -> Event:
+def put(event: Event, path: tuple[str, ...], value: Any) -> None:
+    """Set (or, with _MISSING, remove) a path of a private event, in place."""
     root = getattr(event, path[0])
-    return msgspec.structs.replace(event, **{path[0]: _with(root, path[1:], value)})
+    key = path[1]
+    if len(path) == 2:
+        if value is _MISSING:
+            root.pop(key, None)
+        else:
+            root[key] = value
+        return
+    inner = root.get(key)
+    if isinstance(inner, dict):
+        root[key] = _with(inner, path[2:], value)  # the nested dicts are shared: copied
+    elif value is not _MISSING:
+        root[key] = _with({}, path[2:], value)
 
 
 def _compare(op: str, arg: Any, where: str) -> Callable[[Any], bool]:
@@ -186,7 +227,11 @@ def condition(spec: Any, where: str) -> Condition:
     if len(ops) != 1 or ops[0] not in OPS:
         raise _bad(where, f"needs exactly one of {', '.join(OPS)} beside field")
     test = _compare(ops[0], spec[ops[0]], f"{where}.{ops[0]}")
-    return lambda e: test(get(e, path))
+    value_of = getter(path)
+    if ops[0] == "equals":
+        wanted = spec["equals"]
+        return lambda e: value_of(e) == wanted
+    return lambda e: test(value_of(e))
 
 
 def template(value: Any, where: str) -> Callable[[Event], Any]:
@@ -194,8 +239,8 @@ def template(value: Any, where: str) -> Callable[[Event], Any]:
         return lambda e: value
     whole = _TEMPLATE.fullmatch(value)
     if whole:
-        path = parse_path(whole.group(1), where)
-        return lambda e: None if (v := get(e, path)) is _MISSING else v
+        value_of = getter(parse_path(whole.group(1), where))
+        return lambda e: None if (v := value_of(e)) is _MISSING else v
     paths = {m.group(1): parse_path(m.group(1), where) for m in _TEMPLATE.finditer(value)}
 
     def render(e: Event) -> str:
@@ -245,22 +290,31 @@ def compile_step(spec: Any, where: str) -> Step:
     kind = spec.get("step")
     when = condition(spec["when"], f"{where}.when") if "when" in spec else None
     apply: Apply
+    writes: frozenset[str] = frozenset()
     if kind == "rename_event":
         old, new = _require(spec, where, "from", "to")
         if not isinstance(new, str) or not new:
             raise _bad(f"{where}.to", "must be a non-empty string")
 
         def apply(e: Event) -> Event | None:
-            return msgspec.structs.replace(e, event=new) if e.event == old else e
+            if e.event == old:
+                e.event = new
+            return e
 
     elif kind == "rename_property":
         old, new = _require(spec, where, "from", "to")
         src = parse_path(old, f"{where}.from", "properties")
         dst = parse_path(new, f"{where}.to", "properties")
+        writes = frozenset({src[0], dst[0]})
+
+        value_of = getter(src)
 
         def apply(e: Event) -> Event | None:
-            value = get(e, src)
-            return e if value is _MISSING else put(put(e, src, _MISSING), dst, value)
+            value = value_of(e)
+            if value is not _MISSING:
+                put(e, src, _MISSING)
+                put(e, dst, value)
+            return e
 
     elif kind == "drop_property":
         (names,) = _require(spec, where, "name")
@@ -269,19 +323,23 @@ def compile_step(spec: Any, where: str) -> Step:
             for n in (names if isinstance(names, list) else [names])
         ]
 
+        writes = frozenset(path[0] for path in paths)
+
         def apply(e: Event) -> Event | None:
             for path in paths:
                 if get(e, path) is not _MISSING:
-                    e = put(e, path, _MISSING)
+                    put(e, path, _MISSING)
             return e
 
     elif kind == "set_property":
         name, value = _require(spec, where, "name", "value")
         path = parse_path(name, f"{where}.name", "properties")
         render = template(value, f"{where}.value")
+        writes = frozenset({path[0]})
 
         def apply(e: Event) -> Event | None:
-            return put(e, path, render(e))
+            put(e, path, render(e))
+            return e
 
     elif kind == "filter":
         if when is None:
@@ -316,7 +374,7 @@ def compile_step(spec: Any, where: str) -> Step:
         def apply(e: Event) -> Event | None:
             return inner(e) if only(e) else e
 
-    return Step(str(kind), apply)
+    return Step(str(kind), apply, writes)
 
 
 def compile_steps(specs: Any, where: str = "transformations") -> list[Step]:

@@ -17,7 +17,7 @@ from roost import metrics
 from roost.model import Event, Outcome
 from roost.pipeline.batch import Batch, Refusal
 from roost.pipeline.cache import PerProject
-from roost.pipeline.steps import Step
+from roost.pipeline.steps import Step, private
 
 
 def _failed(event: Event, message: str) -> Event:
@@ -42,17 +42,18 @@ class Transform:
         if not steps:
             return
         applied: dict[int, list[str]] = {}
+        labels = [step.label for step in steps]
+        places = [f"transformations[{n}] ({step.label})" for n, step in enumerate(steps)]
+        roots = frozenset().union(*(step.writes for step in steps))
 
         def transform(index: int, original: Event) -> Event | Refusal:
-            event: Event | None = original
-            done: list[str] = []
+            event: Event | None = private(original, roots)
             for number, step in enumerate(steps):
                 assert event is not None
-                where = f"transformations[{number}] ({step.label})"
                 try:
-                    event = step.apply(event)
+                    event = step.mutate(event)
                 except Exception as exc:
-                    message = f"{where}: {type(exc).__name__}: {exc}"
+                    message = f"{places[number]}: {type(exc).__name__}: {exc}"
                     metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, step.label).inc()
                     batch.outcomes.append(
                         Outcome(
@@ -66,9 +67,8 @@ class Transform:
                     return _failed(original, message)
                 if event is None:
                     reason = "sampled" if step.label == "sample" else "filtered"
-                    return reason, f"dropped by {where}", None, 200
-                done.append(step.label)
-            applied[index] = done
+                    return reason, f"dropped by {places[number]}", None, 200
+            applied[index] = labels
             assert event is not None
             return event
 

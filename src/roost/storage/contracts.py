@@ -10,10 +10,12 @@ happens to events no contract names: `allow`, `flag` or `block`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import msgspec
 import sqlalchemy as sa
@@ -54,10 +56,10 @@ class Contract:
 class Plan:
     """A project's contracts, schemas compiled once."""
 
-    contracts: dict[str, tuple[Contract, Any]]  # target → (contract, compiled validator)
+    contracts: dict[str, tuple[Contract, Schema]]
     unplanned: str
 
-    def find(self, event_type: str, name: str | None) -> tuple[Contract, Any] | None:
+    def find(self, event_type: str, name: str | None) -> tuple[Contract, Schema] | None:
         if (
             name is not None
             and event_type in ("track", "page", "screen")
@@ -159,7 +161,60 @@ class ContractStore:
         )
 
 
+# Keywords whose meaning differs between draft 7 (what fastjsonschema knows) and 2020-12
+# (what jsonschema assumes without a $schema): a schema using one is checked by jsonschema only.
+_LATER_KEYWORDS = frozenset(
+    {
+        "prefixItems", "$defs", "dependentRequired", "dependentSchemas", "unevaluatedItems",
+        "unevaluatedProperties", "$anchor", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
+        "$recursiveAnchor", "minContains", "maxContains", "$vocabulary",
+    }
+)  # fmt: skip
+_DRAFTS = ("draft-04", "draft-06", "draft-07")
+
+
+def _keys(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            if key in ("enum", "const", "default", "examples"):
+                continue  # values, not schemas
+            if key == "items" and isinstance(value, list):
+                yield "prefixItems"  # the tuple form: draft 7's items, 2020-12's prefixItems
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys(item)
+
+
+class Schema:
+    """A contract's schema compiled twice: fastjsonschema's generated code answers whether an
+    event passes (the hot path, ~20x faster); jsonschema, only for an event that does not,
+    lists every way it fails, with the messages and paths the debugger shows."""
+
+    def __init__(self, parsed: dict[str, Any]) -> None:
+        self.full = jsonschema.validators.validator_for(parsed)(parsed)
+        self.fast: Callable[[Any], Any] | None = None
+        declared = parsed.get("$schema")
+        if (declared is None or any(d in str(declared) for d in _DRAFTS)) and not (
+            _LATER_KEYWORDS & set(_keys(parsed))
+        ):
+            try:
+                self.fast = fastjsonschema.compile(parsed)
+            except (fastjsonschema.JsonSchemaDefinitionException, ValueError):
+                self.fast = None  # e.g. a remote $ref: jsonschema alone
+
+    def errors(self, payload: Any) -> list[jsonschema.ValidationError]:
+        if self.fast is not None:
+            try:
+                self.fast(payload)
+                return []
+            except fastjsonschema.JsonSchemaValueException:
+                pass
+        found = self.full.iter_errors(payload)
+        return sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
+
+
 @functools.lru_cache(maxsize=1024)
-def _compile(schema: bytes) -> Any:
-    parsed = msgspec.json.decode(schema)
-    return jsonschema.validators.validator_for(parsed)(parsed)
+def _compile(schema: bytes) -> Schema:
+    return Schema(msgspec.json.decode(schema))
