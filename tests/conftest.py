@@ -65,7 +65,10 @@ class Env:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return replace(Settings(data=str(tmp_path / "data"), log_format="text"), **overrides)
+    """In-process tests run forwarders in a thread (a process per test costs a second);
+    tests/consumers/test_forwarder.py runs each of its tests both ways."""
+    base = Settings(data=str(tmp_path / "data"), log_format="text", forwarders="thread")
+    return replace(base, **overrides)
 
 
 @pytest.fixture

@@ -57,6 +57,14 @@ class Settings:
     checkpoint_wal_mb: int = _setting(
         4, "DuckDB WAL size that triggers a checkpoint, run by the loader between loads."
     )
+    forwarders: str = _setting(
+        "process",
+        "Where destinations' forwarders run: process (their own, at a lower CPU priority, so "
+        "ingest keeps the CPU under load) or thread (in the server's process).",
+    )
+    forwarders_nice: int = _setting(
+        10, "How much lower the forwarders' process runs than the server (a nice increment)."
+    )
     sql_timeout_seconds: float = _setting(10.0, "Time limit of one query on the SQL endpoint.")
     sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")
     default_plan: str = _setting(

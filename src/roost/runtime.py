@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
-from roost.consumers.forwarder import Forwarders
+from roost.consumers.forwarder import Forwarders, reporter
+from roost.consumers.forwarder_process import ForwarderProcess
 from roost.consumers.profiles import ProfilesConsumer
+from roost.errors import BadRequest
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
@@ -56,8 +58,7 @@ class Runtime:
         self.profiles.catch_up()
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
-        self.forwarders = Forwarders(self.log, self.destinations, self.debugger)
-        self.forwarders.sync()
+        self.forwarders = self._forwarders()
         self.log.subscribe(self.loader.notify)
         self.loader.start()
         self.profiles.start()
@@ -93,6 +94,19 @@ class Runtime:
                 "recovered": recovered,
                 "dedup_ids": remembered,
             },
+        )
+
+    def _forwarders(self) -> Forwarders | ForwarderProcess:
+        report = reporter(self.debugger.delivery)
+        where = self.settings.forwarders
+        if where == "thread":
+            forwarders = Forwarders(self.log, self.destinations, report)
+            forwarders.sync()
+            return forwarders
+        if where == "process":
+            return ForwarderProcess(self.settings, self.destinations, report, self.log.last_offset)
+        raise BadRequest(
+            f"setting forwarders: must be process or thread (got {where!r})", field="forwarders"
         )
 
     def configured(self, project_id: int) -> None:

@@ -1,21 +1,32 @@
 """Forwarders against a real webhook receiver on loopback: filters, consent, mapping,
-batching, signatures, retries, Retry-After, dead letters, replays, restarts."""
+batching, signatures, retries, Retry-After, dead letters, replays, restarts. Every test runs
+with the forwarders in a thread and in their own process (the default)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import re
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roost.config import Settings
-from tests.conftest import Env, open_env
+from roost.consumers.forwarder_process import ForwarderProcess
+from tests.conftest import Env, make_settings, open_env
 from tests.integration.receiver import Receiver
 
 FAST = {"batch_seconds": 0.05, "retry_base_seconds": 0.02, "retry_max_seconds": 0.1}
+
+
+@pytest.fixture(params=["thread", "process"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, forwarders=request.param)
 
 
 @pytest.fixture
@@ -54,6 +65,18 @@ def status(env: Env, name: str) -> dict[str, Any]:
     response = env.client.get("/api/v1/destinations", headers={"X-Write-Key": env.read_key})
     assert response.status_code == 200, response.text
     return next(d for d in response.json()["destinations"] if d["name"] == name)
+
+
+def status_when(
+    env: Env, name: str, until: Callable[[dict[str, Any]], bool], timeout: float = 10
+) -> dict[str, Any]:
+    """The status once `until` holds (a forwarder's process reports it within 0.25 s)."""
+    deadline = time.monotonic() + timeout
+    found = status(env, name)
+    while not until(found) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        found = status(env, name)
+    return found
 
 
 def test_a_webhook_gets_the_projects_events_it_takes_signed_and_mapped(
@@ -142,7 +165,7 @@ def test_5xx_is_retried_until_every_event_arrives_once_in_order(
     time.sleep(0.2)
     assert [e["messageId"] for e in receiver.events()] == [f"m{i}" for i in range(5)]
     assert [r.status for r in receiver.received[:3]] == [500, 503, 502]
-    found = status(env, "hook")
+    found = status_when(env, "hook", lambda s: s["delivered"] == 5)
     assert found["failures"] == 3 and found["delivered"] == 5 and found["lag"] == 0
     assert found["last_error"].startswith("HTTP 502")
     assert len(events) == 5
@@ -164,11 +187,8 @@ def test_a_receiver_that_was_down_gets_everything_when_it_comes_back(
     destination(env, "hook", kind="webhook", url=receiver.url, batch_count=10, **FAST)
     receiver.stop()
     send(env, *({"event": "E", "messageId": f"m{i}"} for i in range(25)))
-    deadline = time.monotonic() + 10
-    while status(env, "hook")["failures"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert status(env, "hook")["failures"] >= 2
-    assert "ConnectError" in status(env, "hook")["last_error"]
+    failing = status_when(env, "hook", lambda s: s["failures"] >= 2)
+    assert failing["failures"] >= 2 and "ConnectError" in failing["last_error"]
     receiver.start()
     events = receiver.wait_for(25)
     time.sleep(0.2)
@@ -227,7 +247,7 @@ def test_out_of_tries_or_refused_batches_become_dead_letters_and_replay(
         "/api/v1/admin/destinations/hook/replay", json={"dead_letters": True}, headers=admin(env)
     )
     assert [e["messageId"] for e in receiver.wait_for(3)] == ["m3", "m2", "m1"]
-    found = status(env, "hook")
+    found = status_when(env, "hook", lambda s: s["delivered"] == 3)
     assert found["dead_letters"] == 0 and found["delivered"] == 3
 
 
@@ -313,3 +333,67 @@ def test_destination_endpoints_need_the_right_key(env: Env) -> None:
     )
     assert put.status_code == 403
     assert env.client.get("/api/v1/destinations").status_code == 401
+
+
+def test_a_destination_made_again_after_a_delete_starts_afresh(
+    env: Env, receiver: Receiver
+) -> None:
+    destination(env, "hook", kind="webhook", url=receiver.url, **FAST)
+    send(env, {"event": "E", "messageId": "m1"}, {"event": "E", "messageId": "m2"})
+    receiver.wait_for(2)
+    assert status_when(env, "hook", lambda s: s["delivered"] == 2)["delivered"] == 2
+    gone = env.client.request("DELETE", "/api/v1/admin/destinations/hook", headers=admin(env))
+    assert gone.status_code == 200, gone.text
+    env.runtime.forwarders.sync()  # the old forwarder is stopped and its state dropped
+    destination(env, "again", kind="webhook", url=receiver.url, **FAST)
+    destination(env, "hook", kind="webhook", url=receiver.url, **FAST)
+    for name in ("again", "hook"):
+        fresh = status(env, name)
+        assert fresh["delivered"] == 0 and not fresh["lag"], fresh
+    send(env, {"event": "E", "messageId": "m3"})
+    assert sorted(e["messageId"] for e in receiver.wait_for(4)[2:]) == ["m3", "m3"]
+
+
+def test_deliveries_are_counted_in_the_servers_metrics(env: Env, receiver: Receiver) -> None:
+    def delivered() -> float:
+        text = env.client.get("/metrics").text
+        found = re.search(
+            r'^roost_delivered_events_total\{destination="counted"\} (\S+)$', text, re.M
+        )
+        return float(found.group(1)) if found else 0.0
+
+    before = delivered()  # the registry is the test process's: other tests count too
+    destination(env, "counted", kind="webhook", url=receiver.url, **FAST)
+    send(env, {"event": "E", "messageId": "m1"}, {"event": "E", "messageId": "m2"})
+    receiver.wait_for(2)
+    deadline = time.monotonic() + 10
+    while delivered() < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert delivered() == before + 2
+
+
+def test_the_forwarders_process_runs_niced_and_is_started_again_if_it_dies(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    for env in open_env(make_settings(tmp_path, forwarders="process", forwarders_nice=5)):
+        forwarders = env.runtime.forwarders
+        assert isinstance(forwarders, ForwarderProcess) and forwarders.process is not None
+        child = forwarders.process.pid
+        assert child is not None
+        wanted = os.getpriority(os.PRIO_PROCESS, 0) + 5
+        deadline = time.monotonic() + 15  # the child lowers its priority once it has started
+        while os.getpriority(os.PRIO_PROCESS, child) != wanted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, child) == wanted
+        destination(env, "hook", kind="webhook", url=receiver.url, **FAST)
+        send(env, {"event": "E", "messageId": "m1"})
+        receiver.wait_for(1)
+        os.kill(child, signal.SIGKILL)
+        send(env, {"event": "E", "messageId": "m2"})  # acknowledged while no forwarder runs
+        deadline = time.monotonic() + 20
+        while "m2" not in [e["messageId"] for e in receiver.events()]:
+            assert time.monotonic() < deadline, "m2 never arrived"
+            time.sleep(0.05)
+        ids = [e["messageId"] for e in receiver.events()]
+        assert list(dict.fromkeys(ids)) == ["m1", "m2"]  # m1 again if killed before its save
+        assert forwarders.process.pid != child

@@ -9,7 +9,9 @@ batch out of tries, or refused for good, goes to the dead letters. Only then doe
 move, in the same transaction as the outcome: after a crash the last batch may be sent again
 (destinations deduplicate by messageId where they can), never skipped. Each forwarder runs
 on its own thread, so a slow or failing destination holds back only itself; the Log keeps
-what any forwarder still needs.
+what any forwarder still needs. `Forwarders` keeps one running per enabled destination; it
+runs in the server's process (`forwarders = "thread"`) or in a process of its own
+(consumers/forwarder_process.py, the default).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from roost import metrics
-from roost.consumers.debugger import Debugger
 from roost.destinations.base import DeliveryError, factory
 from roost.destinations.base import Destination as Plugin
 from roost.destinations.payload import to_segment
@@ -35,13 +36,50 @@ from roost.model import Event
 from roost.pipeline.consent import granted
 from roost.storage.destinations import Destination, DestinationStore, State
 from roost.storage.follower import Follower
-from roost.storage.log import Log
+from roost.storage.log import LogReader
 
 log = logging.getLogger("roost.forwarder")
 _encode = msgspec.json.encode
 SAVE_IDLE_EVERY = 1.0  # seconds between saves of a cursor moved past events not for it
 MAX_RETRY_AFTER = 3600.0
 NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
+
+# Where a forwarder's delivery entries go: (project id, entry). In the server that is the
+# metrics and the live debugger (`reporter`); in the forwarders' process, a pipe to them.
+Report = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A running forwarder's status beyond its saved state, for the API."""
+
+    state: State
+    pending: int = 0
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    retry_at: float | None = None  # epoch seconds of the next try of a failing batch
+
+
+def count(entry: dict[str, Any]) -> None:
+    """The delivery metrics, from a delivery entry (so they count where the metrics are)."""
+    name, status = entry["destination"], entry["status"]
+    if status == "delivered":
+        metrics.DELIVERED.labels(name).inc(entry["count"])
+    elif status == "retrying":
+        metrics.DELIVERY_FAILURES.labels(name, "yes").inc()
+    elif status == "dead_letter":
+        metrics.DELIVERY_FAILURES.labels(name, "no").inc()
+        metrics.DEAD_LETTERS.labels(name).inc(entry["count"])
+
+
+def reporter(deliver_to: Callable[[int, dict[str, Any]], None] | None) -> Report:
+    """Count each entry, then hand it on (to the debugger's `delivery`)."""
+
+    def report(project_id: int, entry: dict[str, Any]) -> None:
+        count(entry)
+        if deliver_to is not None:
+            deliver_to(project_id, entry)
+
+    return report
 
 
 def _now() -> datetime:
@@ -76,9 +114,9 @@ class Forwarder(Follower):
         self,
         destination: Destination,
         plugin: Plugin,
-        log: Log,
+        log: LogReader,
         store: DestinationStore,
-        debugger: Debugger | None = None,
+        report: Report | None = None,
         *,
         interval: float = 0.05,
         read_limit: int = 5000,
@@ -90,7 +128,7 @@ class Forwarder(Follower):
         self.plugin = plugin
         self.log = log
         self.store = store
-        self.debugger = debugger
+        self.report = report
         self.read_limit = read_limit
         self.jitter = jitter
         found = store.state(destination.id)
@@ -123,6 +161,9 @@ class Forwarder(Follower):
 
     def position(self) -> int:
         return self.state.log_offset
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.state, len(self.pending), list(self.recent.copy()), self.retry_at)
 
     # The thread
 
@@ -266,11 +307,9 @@ class Forwarder(Follower):
                 error = DeliveryError(f"{type(exc).__name__}: {exc}")
             else:
                 self.retry_at = None
-                metrics.DELIVERED.labels(d.name).inc(len(events))
                 self._report("delivered", events, first, last, attempt, letter=letter)
                 return True, "", attempt
             final = not error.retry or attempt >= d.max_attempts
-            metrics.DELIVERY_FAILURES.labels(d.name, "no" if final else "yes").inc()
             self.state = replace(
                 self.state,
                 failures=self.state.failures + 1,
@@ -279,7 +318,6 @@ class Forwarder(Follower):
             )
             if final:
                 self.retry_at = None
-                metrics.DEAD_LETTERS.labels(d.name).inc(len(events))
                 self._report(
                     "dead_letter", events, first, last, attempt, error.message, letter=letter
                 )
@@ -342,8 +380,8 @@ class Forwarder(Follower):
         if letter is not None:
             entry["dead_letter"] = letter
         self.recent.append({k: v for k, v in entry.items() if k != "message_ids"})
-        if self.debugger is not None:
-            self.debugger.delivery(self.destination.project_id, entry)
+        if self.report is not None:
+            self.report(self.destination.project_id, entry)
 
 
 class Forwarders(Follower):
@@ -353,16 +391,16 @@ class Forwarders(Follower):
 
     def __init__(
         self,
-        log: Log,
+        log: LogReader,
         store: DestinationStore,
-        debugger: Debugger | None = None,
+        report: Report | None = None,
         interval: float = 1.0,
         forwarder_interval: float = 0.05,
     ) -> None:
         super().__init__(interval)
         self.log = log
         self.store = store
-        self.debugger = debugger
+        self.report = report
         self.forwarder_interval = forwarder_interval
         self.running: dict[int, Forwarder] = {}
         self._lock = threading.Lock()
@@ -376,19 +414,28 @@ class Forwarders(Follower):
             cursors = [f.position() for f in self.running.values()]
         return min(cursors) if cursors else self.log.last_offset()
 
-    def get(self, destination_id: int) -> Forwarder | None:
-        return self.running.get(destination_id)
+    def get(self, destination_id: int) -> Snapshot | None:
+        running = self.running.get(destination_id)
+        return running.snapshot() if running is not None else None
+
+    def snapshots(self) -> dict[int, Snapshot]:
+        with self._lock:
+            return {id_: f.snapshot() for id_, f in self.running.items()}
 
     def step(self) -> None:
         self.sync()
 
     def sync(self) -> None:
-        wanted = {d.id: d for d in self.store.configured() if d.enabled}
+        configured = self.store.configured()
+        wanted = {d.id: d for d in configured if d.enabled}
+        existing = {d.id for d in configured}
         with self._lock:
             for id_, forwarder in list(self.running.items()):
                 d = wanted.get(id_)
                 if d is None or d.updated_at != forwarder.destination.updated_at:
                     self._stop(self.running.pop(id_))
+                if id_ not in existing:  # deleted, not just disabled
+                    self.store.forget(id_)
             for id_, d in wanted.items():
                 if id_ not in self.running:
                     try:
@@ -397,7 +444,7 @@ class Forwarders(Follower):
                         log.exception("destination %s could not start", d.name)
                         continue
                     forwarder = Forwarder(
-                        d, plugin, self.log, self.store, self.debugger,
+                        d, plugin, self.log, self.store, self.report,
                         interval=self.forwarder_interval,
                     )  # fmt: skip
                     forwarder.replay_letters()  # letters marked while nothing ran
@@ -427,7 +474,7 @@ def status(
     destination: Destination,
     store: DestinationStore,
     last_offset: int,
-    running: Forwarder | None = None,
+    running: Snapshot | None = None,
 ) -> dict[str, Any]:
     """A destination's delivery health: cursor, lag, counts, last error, retries, dead letters."""
     state = running.state if running is not None else store.state(destination.id)
@@ -444,7 +491,7 @@ def status(
         "running": running is not None,
         "cursor": cursor,
         "lag": max(0, last_offset - cursor) if cursor is not None else None,
-        "pending": len(running.pending) if running is not None else 0,
+        "pending": running.pending if running is not None else 0,
         "delivered": state.delivered if state else 0,
         "failures": state.failures if state else 0,
         "dead_letters": len(waiting),

@@ -7,18 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 from roost.config import Settings
 from roost.errors import BadRequest
-from roost.storage.log import Log
+from roost.storage.log import Log, LogReader
 from roost.storage.warehouse import Warehouse
 
 if TYPE_CHECKING:  # each backend in the tables must satisfy its protocol
     from roost.storage.duckdb import DuckDBWarehouse
-    from roost.storage.sqlite_log import SQLiteLog
+    from roost.storage.sqlite_log import SQLiteLog, SQLiteLogReader
 
     _log: Log = SQLiteLog("")
+    _log_reader: LogReader = SQLiteLogReader("")
     _warehouse: Warehouse = DuckDBWarehouse("")
 
 LOGS = {
     "sqlite": "roost.storage.sqlite_log:SQLiteLog",
+}
+LOG_READERS = {  # the Log from a process that does not write it
+    "sqlite": "roost.storage.sqlite_log:SQLiteLogReader",
 }
 WAREHOUSES = {
     "duckdb": "roost.storage.duckdb:DuckDBWarehouse",
@@ -39,6 +43,13 @@ def open_log(settings: Settings) -> Log:
     cls, path = _pick(LOGS, settings.resolved_log_url(), "log_url")
     log: Log = cls(path, commit_max_events=settings.commit_max_events)
     return log
+
+
+def open_log_reader(settings: Settings) -> LogReader:
+    """The Log of `log_url`, for reading from another process than the writer's."""
+    cls, path = _pick(LOG_READERS, settings.resolved_log_url(), "log_url")
+    reader: LogReader = cls(path)
+    return reader
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

@@ -39,6 +39,7 @@ destinations = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("rewind_to", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("project_id", "name"),
+    sqlite_autoincrement=True,  # an id is never reused: a new destination never inherits state
 )
 states = sa.Table(
     "delivery_states",
@@ -273,12 +274,33 @@ class DestinationStore:
         with self.engine.connect() as conn:
             return [_from_row(row) for row in conn.execute(query)]
 
+    def lowest_cursor(self) -> int | None:
+        """The lowest saved cursor of an enabled destination: the Log must keep what follows."""
+        enabled = [d.id for d in self.configured() if d.enabled]
+        if not enabled:
+            return None
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.min(states.c.log_offset)).where(
+                    states.c.destination_id.in_(enabled)
+                )
+            ).scalar()
+        return None if found is None else int(found)
+
     def delete(self, project_id: int, name: str) -> None:
         found = self.get(project_id, name)
         with self.engine.begin() as conn:
             conn.execute(destinations.delete().where(destinations.c.id == found.id))
-            delete_row(conn, states, destination_id=found.id)
-            conn.execute(dead_letters.delete().where(dead_letters.c.destination_id == found.id))
+        self.forget(found.id)
+
+    def forget(self, destination_id: int) -> None:
+        """Drop a deleted destination's state and letters (again, once its forwarder stopped:
+        a batch it finished after the delete writes its state back)."""
+        with self.engine.begin() as conn:
+            delete_row(conn, states, destination_id=destination_id)
+            conn.execute(
+                dead_letters.delete().where(dead_letters.c.destination_id == destination_id)
+            )
 
     # Replay requests, taken by the running forwarder
 

@@ -17,17 +17,31 @@ from roost.model import Event, LoggedEvent
 Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
 
 
-class Log(Protocol):
+class LogReader(Protocol):
+    """What a consumer in another process than the writer needs: reading, by offset."""
+
+    def last_offset(self) -> int:
+        """The highest offset given so far (0 for an empty Log)."""
+        ...
+
+    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        """Events with an offset above `after_offset`, in offset order, at most `limit`."""
+        ...
+
+    def offset_before(self, received_at: float) -> int:
+        """The offset to read after to replay what was received at or after a time (epoch s)."""
+        ...
+
+    def close_sync(self) -> None: ...
+
+
+class Log(LogReader, Protocol):
     def append(self, events: Sequence[Event]) -> Awaitable[list[int]]:
         """Store events durably; the awaitable gives their offsets or raises BackendError.
 
         It is a future rather than a coroutine so that a caller can attach a callback that
         runs when the commit is known, even if the caller itself is cancelled meanwhile.
         """
-        ...
-
-    def last_offset(self) -> int:
-        """The highest offset given so far (0 for an empty Log)."""
         ...
 
     def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
@@ -38,16 +52,10 @@ class Log(Protocol):
         """Events with an offset above `after_offset`, in offset order, at most `limit`."""
         ...
 
-    def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]: ...
-
     def read_groups(
         self, after_offset: int, limit: int, identities_only: bool = False
     ) -> list[Group]:
         """The groups holding the events after `after_offset` (the first may start before)."""
-        ...
-
-    def offset_before(self, received_at: float) -> int:
-        """The offset to read after to replay what was received at or after a time (epoch s)."""
         ...
 
     def checkpoint(self) -> None:
@@ -61,5 +69,3 @@ class Log(Protocol):
     def drain(self) -> None:
         """Commit what is pending and take no more appends."""
         ...
-
-    def close_sync(self) -> None: ...

@@ -32,64 +32,39 @@ _decode = msgspec.json.Decoder(list[Event]).decode
 IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
 
 
-class SQLiteLog:
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        commit_max_events: int = 20000,
-        on_commit: Callable[[int, int, bytes], None] | None = None,
-    ) -> None:
+class _Reading:
+    """Reading the log table, on a connection per thread (WAL readers never block the writer)."""
+
+    path: Path
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._on_commit = on_commit
-        self._conn = self._connect()
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, "
-            "count INTEGER NOT NULL, received_at REAL NOT NULL, identity_events INTEGER NOT NULL, "
-            "events BLOB NOT NULL)"  # the blob last: reading the columns before it skips it
-        )
-        row = self._conn.execute(
-            "SELECT coalesce(max(first_offset + count - 1), 0) FROM log"
-        ).fetchone()
-        self._last_offset = int(row[0])
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = GroupCommit(self._commit, max_events=commit_max_events)
-        self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
-    def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
-        """Call `on_commit(first_offset, count, json_array)` after each commit."""
-        self._on_commit = on_commit
-
-    # Log
-
-    def append(self, events: Sequence[Event]) -> asyncio.Future[list[int]]:
-        return self._writer.submit(events)
-
-    def last_offset(self) -> int:
-        return self._last_offset
-
-    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        return await asyncio.to_thread(self.read_sync, after_offset, limit)
-
     def _reader(self) -> sqlite3.Connection:
-        """This thread's own read connection (WAL readers never block the writer)."""
+        """This thread's own read connection."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
+
+    def _close_readers(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def last_offset(self) -> int:
+        raise NotImplementedError
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
         found: list[LoggedEvent] = []
@@ -136,7 +111,69 @@ class SQLiteLog:
             .execute("SELECT min(first_offset) FROM log WHERE received_at >= ?", (received_at,))
             .fetchone()
         )
-        return self._last_offset if row[0] is None else int(row[0]) - 1
+        return self.last_offset() if row[0] is None else int(row[0]) - 1
+
+
+class SQLiteLogReader(_Reading):
+    """The Log as a process other than the writer's sees it (the forwarders' process)."""
+
+    def last_offset(self) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT first_offset + count - 1 FROM log ORDER BY first_offset DESC LIMIT 1")
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def close_sync(self) -> None:
+        self._close_readers()
+
+
+class SQLiteLog(_Reading):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        commit_max_events: int = 20000,
+        on_commit: Callable[[int, int, bytes], None] | None = None,
+    ) -> None:
+        super().__init__(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._on_commit = on_commit
+        self._conn = self._connect()
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, "
+            "count INTEGER NOT NULL, received_at REAL NOT NULL, identity_events INTEGER NOT NULL, "
+            "events BLOB NOT NULL)"  # the blob last: reading the columns before it skips it
+        )
+        row = self._conn.execute(
+            "SELECT coalesce(max(first_offset + count - 1), 0) FROM log"
+        ).fetchone()
+        self._last_offset = int(row[0])
+        self._writer = GroupCommit(self._commit, max_events=commit_max_events)
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = super()._connect()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
+        """Call `on_commit(first_offset, count, json_array)` after each commit."""
+        self._on_commit = on_commit
+
+    # Log
+
+    def append(self, events: Sequence[Event]) -> asyncio.Future[list[int]]:
+        return self._writer.submit(events)
+
+    def last_offset(self) -> int:
+        return self._last_offset
+
+    async def read(self, after_offset: int, limit: int) -> list[LoggedEvent]:
+        return await asyncio.to_thread(self.read_sync, after_offset, limit)
 
     def trim(self, received_before: float, loaded_up_to: int) -> int:
         """Delete groups received before a time whose events are all loaded; return how many.
@@ -165,10 +202,7 @@ class SQLiteLog:
             return
         self._closed = True
         self._writer.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._close_readers()
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
