@@ -65,6 +65,11 @@ class Settings:
     forwarders_nice: int = _setting(
         10, "How much lower the forwarders' process runs than the server (a nice increment)."
     )
+    forwarders_yield_at: int = _setting(
+        32,
+        "Ingest requests in flight at which each forwarder sends at most two batches a "
+        "second, so ingest comes first; 0: never.",
+    )
     sql_timeout_seconds: float = _setting(10.0, "Time limit of one query on the SQL endpoint.")
     sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")
     default_plan: str = _setting(

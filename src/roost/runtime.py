@@ -13,6 +13,7 @@ from roost.consumers.forwarder import Forwarders, reporter
 from roost.consumers.forwarder_process import ForwarderProcess
 from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BadRequest
+from roost.inflight import Inflight
 from roost.keyring import Keyring
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
@@ -58,6 +59,7 @@ class Runtime:
         self.profiles.catch_up()
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
+        self.inflight = Inflight(settings.forwarders_yield_at)
         self.forwarders = self._forwarders()
         self.log.subscribe(self.loader.notify)
         self.loader.start()
@@ -100,11 +102,13 @@ class Runtime:
         report = reporter(self.debugger.delivery)
         where = self.settings.forwarders
         if where == "thread":
-            forwarders = Forwarders(self.log, self.destinations, report)
+            forwarders = Forwarders(self.log, self.destinations, report, busy=self.inflight.busy)
             forwarders.sync()
             return forwarders
         if where == "process":
-            return ForwarderProcess(self.settings, self.destinations, report, self.log.last_offset)
+            return ForwarderProcess(
+                self.settings, self.destinations, report, self.log.last_offset, self.inflight
+            )
         raise BadRequest(
             f"setting forwarders: must be process or thread (got {where!r})", field="forwarders"
         )

@@ -11,6 +11,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +398,20 @@ def test_the_forwarders_process_runs_niced_and_is_started_again_if_it_dies(
         ids = [e["messageId"] for e in receiver.events()]
         assert list(dict.fromkeys(ids)) == ["m1", "m2"]  # m1 again if killed before its save
         assert forwarders.process.pid != child
+
+
+def test_forwarders_yield_while_many_ingest_requests_wait(
+    settings: Settings, receiver: Receiver
+) -> None:
+    for env in open_env(replace(settings, forwarders_yield_at=1)):
+        destination(env, "hook", kind="webhook", url=receiver.url, batch_count=1, **FAST)
+        env.runtime.inflight.enter()  # as if a request were waiting all along: ingest is busy
+        send(env, *({"event": "E", "messageId": f"b{i}"} for i in range(3)))
+        receiver.wait_for(3, timeout=20)
+        times = [r.at for r in receiver.accepted()]
+        assert min(b - a for a, b in zip(times, times[1:])) >= 0.4  # one batch per 0.5 s
+        env.runtime.inflight.leave()
+        send(env, *({"event": "E", "messageId": f"q{i}"} for i in range(3)))
+        receiver.wait_for(6, timeout=20)
+        times = [r.at for r in receiver.accepted()][3:]
+        assert max(b - a for a, b in zip(times, times[1:])) < 0.3  # not busy: no pause

@@ -118,6 +118,20 @@ async def ingest(
     headers: dict[str, str],
     receive: Receive,
 ) -> Reply:
+    runtime.inflight.enter()
+    try:
+        return await _ingest(runtime, dialect, scope, headers, receive)
+    finally:
+        runtime.inflight.leave()
+
+
+async def _ingest(
+    runtime: Runtime,
+    dialect: Dialect | None,
+    scope: dict[str, Any],
+    headers: dict[str, str],
+    receive: Receive,
+) -> Reply:
     started = time.perf_counter()
     settings = runtime.settings
     chosen: Dialect = dialect or SEGMENT

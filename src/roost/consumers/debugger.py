@@ -60,7 +60,7 @@ class Debugger:
             return
         when = received_at.isoformat()
         notes = notes or {}
-        applied = notes.get("transformations", {})
+        applied = notes.get("transformations")  # the step labels every stored event went through
         stripped = set(notes.get("consent_stripped", ()))
         failed = {o.index: o.message for o in outcomes if o.reason == "transformation_failed"}
         entries = []
@@ -75,10 +75,10 @@ class Debugger:
             protocols = e.context.get("protocols")
             if isinstance(protocols, dict) and protocols.get("violations"):
                 entry["violations"] = protocols["violations"]
-            if index in applied:
-                entry["transformations"] = applied[index]
             if index in failed:
                 entry["transformation_error"] = failed[index]
+            elif applied:
+                entry["transformations"] = applied
             if index in stripped:
                 entry["consent"] = "stripped"
             entries.append(entry)

@@ -42,6 +42,7 @@ log = logging.getLogger("roost.forwarder")
 _encode = msgspec.json.encode
 SAVE_IDLE_EVERY = 1.0  # seconds between saves of a cursor moved past events not for it
 MAX_RETRY_AFTER = 3600.0
+YIELD_SECONDS = 0.5  # the pause before each batch while ingest is busy
 NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
 
 # Where a forwarder's delivery entries go: (project id, entry). In the server that is the
@@ -118,6 +119,7 @@ class Forwarder(Follower):
         store: DestinationStore,
         report: Report | None = None,
         *,
+        busy: Callable[[], bool] | None = None,
         interval: float = 0.05,
         read_limit: int = 5000,
         jitter: Callable[[], float] = random.random,
@@ -129,6 +131,7 @@ class Forwarder(Follower):
         self.log = log
         self.store = store
         self.report = report
+        self.busy = busy
         self.read_limit = read_limit
         self.jitter = jitter
         found = store.state(destination.id)
@@ -243,6 +246,10 @@ class Forwarder(Follower):
 
     def _flush(self, up_to: int) -> bool:
         """Deliver the pending batch; False if the forwarder is stopping before it is done."""
+        if self.busy is not None and self.busy():  # ingest first: the Log keeps the rest
+            with self._wake:
+                if self._wake.wait_for(lambda: self._stopping, timeout=YIELD_SECONDS):
+                    return False
         events = [body for _, body in self.pending]
         first, last = self.pending[0][0], self.pending[-1][0]
         outcome = self._deliver(events, first, last)
@@ -396,11 +403,13 @@ class Forwarders(Follower):
         report: Report | None = None,
         interval: float = 1.0,
         forwarder_interval: float = 0.05,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(interval)
         self.log = log
         self.store = store
         self.report = report
+        self.busy = busy
         self.forwarder_interval = forwarder_interval
         self.running: dict[int, Forwarder] = {}
         self._lock = threading.Lock()
@@ -445,7 +454,7 @@ class Forwarders(Follower):
                         continue
                     forwarder = Forwarder(
                         d, plugin, self.log, self.store, self.report,
-                        interval=self.forwarder_interval,
+                        busy=self.busy, interval=self.forwarder_interval,
                     )  # fmt: skip
                     forwarder.replay_letters()  # letters marked while nothing ran
                     forwarder.start()

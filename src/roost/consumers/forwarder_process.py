@@ -28,6 +28,7 @@ from typing import Any
 
 from roost.config import Settings
 from roost.consumers.forwarder import Forwarders, Report, Snapshot
+from roost.inflight import Inflight, reading
 from roost.storage.backends import open_log_reader
 from roost.storage.destinations import DestinationStore
 
@@ -45,8 +46,10 @@ class ForwarderProcess:
         store: DestinationStore,
         report: Report,
         last_offset: Callable[[], int],
+        inflight: Inflight,
     ) -> None:
         self.settings = settings
+        self.inflight = inflight
         self.store = store
         self.report = report
         self.last_offset = last_offset
@@ -64,7 +67,7 @@ class ForwarderProcess:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=run_child,
-            args=(self.settings, theirs),
+            args=(self.settings, theirs, self.inflight.shared),
             name="roost-forwarders",
             daemon=True,
         )
@@ -145,7 +148,7 @@ class ForwarderProcess:
             self._relay.join(5)
 
 
-def run_child(settings: Settings, conn: Connection) -> None:
+def run_child(settings: Settings, conn: Connection, inflight: Any) -> None:
     """The child: the forwarders, the pipe, until told to stop or the server is gone."""
     from roost.logs import configure
     from roost.storage.metadata import Metadata
@@ -165,7 +168,10 @@ def run_child(settings: Settings, conn: Connection) -> None:
     metadata = Metadata(settings.resolved_metadata_url())
     reader = open_log_reader(settings)
     forwarders = Forwarders(
-        reader, DestinationStore(metadata.engine), lambda pid, entry: send("delivery", pid, entry)
+        reader,
+        DestinationStore(metadata.engine),
+        lambda pid, entry: send("delivery", pid, entry),
+        busy=reading(inflight, settings.forwarders_yield_at).busy,
     )
     forwarders.sync()
     forwarders.start()

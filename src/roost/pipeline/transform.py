@@ -41,36 +41,39 @@ class Transform:
         steps = self.steps(key.project_id)
         if not steps:
             return
-        applied: dict[int, list[str]] = {}
-        labels = [step.label for step in steps]
         places = [f"transformations[{n}] ({step.label})" for n, step in enumerate(steps)]
         roots = frozenset().union(*(step.writes for step in steps))
+        mutators = [step.mutate for step in steps]
 
         def transform(index: int, original: Event) -> Event | Refusal:
-            event: Event | None = private(original, roots)
-            for number, step in enumerate(steps):
-                assert event is not None
-                try:
-                    event = step.mutate(event)
-                except Exception as exc:
-                    message = f"{places[number]}: {type(exc).__name__}: {exc}"
-                    metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, step.label).inc()
-                    batch.outcomes.append(
-                        Outcome(
-                            index=index,
-                            reason="transformation_failed",
-                            message=message,
-                            status=200,
-                            stored=True,
-                        )
+            event = private(original, roots)
+            number = 0
+            try:
+                for mutate in mutators:
+                    result = mutate(event)
+                    if result is None:
+                        label = steps[number].label
+                        reason = "sampled" if label == "sample" else "filtered"
+                        return reason, f"dropped by {places[number]}", None, 200
+                    event = result
+                    number += 1
+            except Exception as exc:
+                message = f"{places[number]}: {type(exc).__name__}: {exc}"
+                label = steps[number].label
+                metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, label).inc()
+                batch.outcomes.append(
+                    Outcome(
+                        index=index,
+                        reason="transformation_failed",
+                        message=message,
+                        status=200,
+                        stored=True,
                     )
-                    return _failed(original, message)
-                if event is None:
-                    reason = "sampled" if step.label == "sample" else "filtered"
-                    return reason, f"dropped by {places[number]}", None, 200
-            applied[index] = labels
-            assert event is not None
+                )
+                return _failed(original, message)
             return event
 
         batch.rewrite(transform)
-        batch.notes["transformations"] = applied
+        # Every event stored from here went through every step (or failed one: its outcome
+        # says so); the debugger shows these labels for it.
+        batch.notes["transformations"] = [step.label for step in steps]

@@ -204,13 +204,19 @@ class Schema:
             except (fastjsonschema.JsonSchemaDefinitionException, ValueError):
                 self.fast = None  # e.g. a remote $ref: jsonschema alone
 
+    def passes(self, payload: Any) -> bool:
+        """True if the fast check accepts it; False means ask `errors` (which may find none)."""
+        if self.fast is None:
+            return False
+        try:
+            self.fast(payload)
+            return True
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+
     def errors(self, payload: Any) -> list[jsonschema.ValidationError]:
-        if self.fast is not None:
-            try:
-                self.fast(payload)
-                return []
-            except fastjsonschema.JsonSchemaValueException:
-                pass
+        if self.passes(payload):
+            return []
         found = self.full.iter_errors(payload)
         return sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
 
