@@ -7,7 +7,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt bench install clean
+.PHONY: run test lint fmt bench bench-pipeline install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python bench/pipeline.py --rounds 3
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
