@@ -15,6 +15,7 @@ Each batch is one transaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 _PG_TYPES = {"text", "numeric", "boolean", "timestamptz"}
 
 
+@functools.lru_cache(maxsize=65536)  # the same few names, event after event
 def snake(name: str) -> str:
     """Segment's column and table names: `orderId` → `order_id`, `Order Completed` → `order_completed`."""
     out = _NOT_WORD.sub("_", _CAMEL.sub("_", name).lower()).strip("_")
@@ -56,12 +58,17 @@ def snake(name: str) -> str:
 def flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = snake(f"{prefix}_{key}" if prefix else str(key))
+        name = _column(prefix, key)
         if isinstance(item, dict):
             out.update(flatten(item, name))
         elif item is not None:
             out[name] = item
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _column(prefix: str, key: Any) -> str:
+    return snake(f"{prefix}_{key}" if prefix else str(key))
 
 
 def pg_type(value: Any) -> str:
@@ -196,43 +203,53 @@ class PostgresWarehouse:
                 columns[column] = "text"
 
     def _insert(
-        self, conn: psycopg.Connection[Any], table: str, names: tuple[str, ...], rows: list[Any]
+        self, conn: psycopg.Connection[Any], table: str, rows: list[dict[str, Any]]
     ) -> None:
+        """One statement per table: the rows go as one JSON parameter that PostgreSQL itself
+        turns into records of the table's type (no per-row work in Python or the driver)."""
         target = sql.Identifier(self.schema, table)
+        names = list(dict.fromkeys(name for row in rows for name in row))
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in names)
-        marks = sql.SQL(", ").join(sql.Placeholder() for _ in names)
-        if table == "users":  # in order, one by one: the last identify's traits win
-            updates = sql.SQL(", ").join(
+        query = sql.SQL(
+            "INSERT INTO {0} ({1}) SELECT {1} FROM json_populate_recordset(NULL::{0}, %s) "
+            "ON CONFLICT (id) DO NOTHING"
+        ).format(target, cols)
+        conn.execute(query, (msgspec.json.encode(rows).decode(),))
+
+    def _upsert_user(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> None:
+        """In order, one by one: the last identify's traits win."""
+        target = sql.Identifier(self.schema, "users")
+        names = list(row)
+        query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}").format(
+            target,
+            sql.SQL(", ").join(sql.Identifier(c) for c in names),
+            sql.SQL(", ").join(sql.Placeholder() for _ in names),
+            sql.SQL(", ").join(
                 sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in names if c != "id"
-            )
-            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}")
-            for values in rows:
-                conn.execute(query.format(target, cols, marks, updates), values)
-        else:
-            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING")
-            with conn.cursor() as cursor:
-                cursor.executemany(query.format(target, cols, marks), rows)
+            ),
+        )
+        conn.execute(query, list(row.values()))
 
     def deliver(self, events: list[dict[str, Any]]) -> None:
         try:
             conn = self._connect()
             with conn.transaction():
-                batches: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
-                users: list[tuple[tuple[str, ...], list[Any]]] = []
+                tables: dict[str, list[dict[str, Any]]] = {}
+                users: list[dict[str, Any]] = []
                 found = [pair for event in events for pair in rows_of(event)]
                 for table, row in found:
                     self._fit(conn, table, row)
                 for table, row in found:  # after every fit: a later row may have widened a column
-                    names = tuple(row)
-                    values = [as_column(row[c], self.columns[table][c]) for c in names]
+                    types = self.columns[table]
+                    values = {c: as_column(v, types[c]) for c, v in row.items()}
                     if table == "users":
-                        users.append((names, values))
+                        users.append(values)
                     else:
-                        batches.setdefault((table, names), []).append(values)
-                for (table, names), rows in batches.items():
-                    self._insert(conn, table, names, rows)
-                for names, values in users:
-                    self._insert(conn, "users", names, [values])
+                        tables.setdefault(table, []).append(values)
+                for table, rows in tables.items():
+                    self._insert(conn, table, rows)
+                for values in users:
+                    self._upsert_user(conn, values)
         except psycopg.OperationalError as exc:
             self._drop()
             raise DeliveryError(f"PostgreSQL: {exc}".strip()) from None
