@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 
-from roost.api import admin, contracts, debugger, destinations, ingest, ops, profiles, sql
+from roost.api import admin, contracts, debugger, destinations, ingest, ops, profiles, sql, stats
 from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     starlette = Starlette(
         routes=[
             *sql.routes(),
+            *stats.routes(),
             *profiles.routes(),
             *contracts.routes(),
             *admin.routes(),

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from roost import metrics
 from roost.errors import BadRequest
+from roost.query.dialect import DuckDBDialect, SqlDialect
 from roost.query.sql import check_select, plain_value
 from roost.storage.log import Group
 from roost.storage.schema import ALL_COLUMNS, EVENT_COLUMNS
@@ -81,6 +82,7 @@ class DuckDBWarehouse:
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
         self._load_con = self._con.cursor()
         self._closed = False
+        self.dialect: SqlDialect = DuckDBDialect(TABLE, IDENTITIES)
 
     # Loading (one thread only: the Loader's)
 
@@ -205,7 +207,6 @@ class DuckDBWarehouse:
     ) -> QueryResult:
         check_select(sql)
         cursor = self._con.cursor()
-        timer = threading.Timer(timeout, cursor.interrupt)
         try:
             cursor.execute(
                 "CREATE TEMP VIEW events AS SELECT e.*, "
@@ -214,26 +215,42 @@ class DuckDBWarehouse:
                 "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
                 f"WHERE e.project_id = {int(project_id)}"
             )
-            timer.start()
-            try:
-                cursor.execute(sql)
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(max_rows + 1)
-            except duckdb.InterruptException:
-                raise BadRequest(
-                    f"sql: the query ran longer than the {timeout:g} s time limit", field="sql"
-                ) from None
-            except duckdb.Error as exc:
-                raise BadRequest(f"sql: {_first_line(exc)}", field="sql") from None
+            return _limited(cursor, sql, timeout, max_rows, "sql")
         finally:
-            timer.cancel()
             cursor.close()
-        truncated = len(rows) > max_rows
-        return QueryResult(
-            columns=columns,
-            rows=[[plain_value(v) for v in row] for row in rows[:max_rows]],
-            truncated=truncated,
-        )
+
+    def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
+        """Run a query Roost wrote (query/stats.py, through `dialect`)."""
+        cursor = self._con.cursor()
+        try:
+            return _limited(cursor, sql, timeout, max_rows, "query")
+        finally:
+            cursor.close()
+
+
+def _limited(
+    cursor: duckdb.DuckDBPyConnection, sql: str, timeout: float, max_rows: int, field: str
+) -> QueryResult:
+    """Run with a time limit (interrupting the query) and a row limit; errors are 400s."""
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    try:
+        cursor.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchmany(max_rows + 1)
+    except duckdb.InterruptException:
+        raise BadRequest(
+            f"{field}: the query ran longer than the {timeout:g} s time limit", field=field
+        ) from None
+    except duckdb.Error as exc:
+        raise BadRequest(f"{field}: {_first_line(exc)}", field=field) from None
+    finally:
+        timer.cancel()
+    return QueryResult(
+        columns=columns,
+        rows=[[plain_value(v) for v in row] for row in rows[:max_rows]],
+        truncated=len(rows) > max_rows,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from msgspec import Struct
 
+from roost.query.dialect import SqlDialect
 from roost.storage.log import Group
 
 
@@ -24,6 +25,8 @@ class QueryResult(Struct):
 
 
 class Warehouse(Protocol):
+    dialect: SqlDialect  # how reports (query/stats.py) write this backend's SQL
+
     # Loading, on the Loader's thread only
 
     def loaded_offset(self) -> int:
@@ -62,4 +65,8 @@ class Warehouse(Protocol):
         self, project_id: int, sql: str, *, timeout: float, max_rows: int
     ) -> QueryResult:
         """Run one read-only query over an `events` view of one project's rows."""
+        ...
+
+    def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
+        """Run a query Roost wrote through `dialect` (a report), with the same limits."""
         ...

@@ -1,0 +1,85 @@
+"""The few places where the Warehouses' SQL differs, one function each.
+
+Reports (query/stats.py) are written once against this protocol; each Warehouse hands the
+one that renders its SQL. Everything else in a report is the SQL both engines share
+(SELECT, WHERE, GROUP BY, CASE, count(DISTINCT …), sum, avg). Values reach SQL as literals
+the dialect writes (the engines escape differently), never as text pasted in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+INTERVALS = ("hour", "day", "week", "month")
+
+
+class SqlDialect(Protocol):
+    def events(self, project_id: int) -> str:
+        """A relation of one project's events, with `person` (the user id, linked ids resolved)."""
+        ...
+
+    def string(self, value: str) -> str:
+        """A string literal."""
+        ...
+
+    def timestamp(self, value: datetime) -> str:
+        """A literal of the stored timestamps' type, from a naive UTC datetime."""
+        ...
+
+    def local(self, column: str, timezone: str) -> str:
+        """A stored (naive UTC) timestamp as the naive local time of `timezone`."""
+        ...
+
+    def bucket(self, interval: str, local_time: str) -> str:
+        """The start of the hour, day, week (Monday) or month a local time falls in."""
+        ...
+
+    def prop(self, column: str, key: str) -> str:
+        """A top-level member of a JSON column, as text (NULL when absent)."""
+        ...
+
+    def matches(self, expression: str, pattern: str) -> str:
+        """True when a regular expression (given as a literal) matches somewhere in it."""
+        ...
+
+    def contains(self, expression: str, needle: str) -> str:
+        """True when the text contains the literal."""
+        ...
+
+
+class DuckDBDialect:
+    def __init__(self, table: str, identities: str) -> None:
+        self.table = table
+        self.identities = identities
+
+    def events(self, project_id: int) -> str:
+        return (
+            "(SELECT e.*, coalesce(i.user_id, e.user_id, e.anonymous_id) AS person "
+            f"FROM {self.table} e LEFT JOIN {self.identities} i ON i.project_id = e.project_id "
+            "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
+            f"WHERE e.project_id = {int(project_id)})"
+        )
+
+    def string(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def timestamp(self, value: datetime) -> str:
+        return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S.%f}'"
+
+    def local(self, column: str, timezone: str) -> str:
+        return f"timezone({self.string(timezone)}, timezone('UTC', {column}))"
+
+    def bucket(self, interval: str, local_time: str) -> str:
+        assert interval in INTERVALS
+        return f"date_trunc('{interval}', {local_time})"
+
+    def prop(self, column: str, key: str) -> str:
+        path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"json_extract_string({column}, {self.string(path)})"
+
+    def matches(self, expression: str, pattern: str) -> str:
+        return f"regexp_matches({expression}, {pattern})"
+
+    def contains(self, expression: str, needle: str) -> str:
+        return f"contains({expression}, {needle})"

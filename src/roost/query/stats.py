@@ -1,0 +1,370 @@
+"""The Stats API's one query shape (after Plausible's Stats API v2), checked and turned into SQL.
+
+    {"metrics": ["events", "visitors"], "dimensions": ["event", "time:day"],
+     "filters": [["is", "country", ["DE", "FR"]], ["contains", "page", ["/blog"]]],
+     "date_range": "7d", "timezone": "Europe/Berlin",
+     "order_by": [["events", "desc"]], "limit": 100, "page": 1}
+
+`parse` checks a request and names the field and the rule of anything wrong; `build` writes
+the SQL through a Warehouse's `SqlDialect`, so the same report runs on every backend; `shape`
+turns the rows into the answer. Times are the events' `timestamp`, stored in UTC; date
+ranges and time buckets are in the query's time zone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from roost.errors import BadRequest
+from roost.query.dialect import INTERVALS, SqlDialect
+
+NOT_BOT = "NOT coalesce(bot, false)"  # visitor statistics leave bots out (API.md)
+METRICS = {
+    "events": "count(*)",
+    "users": "count(DISTINCT person)",
+    "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
+    "pageviews": f"sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN 1 ELSE 0 END)",
+    "sessions": "count(DISTINCT session_id)",
+    "value_sum": "sum(value)",
+    "value_avg": "avg(value)",
+}
+COLUMNS = {  # dimension → stored column
+    "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",
+    "hostname": "host", "source": "source", "referrer": "referrer",
+    "utm_source": "utm_source", "utm_medium": "utm_medium", "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term", "utm_content": "utm_content", "country": "country",
+    "browser": "browser", "os": "os", "device": "device", "build": "build",
+    "dim1": "dim1", "dim2": "dim2", "dim3": "dim3", "user": "person", "session": "session_id",
+}  # fmt: skip
+ALIASES = {  # Plausible's names for the same dimensions
+    "event:name": "event", "event:page": "page", "event:hostname": "hostname",
+    "visit:source": "source", "visit:referrer": "referrer", "visit:utm_source": "utm_source",
+    "visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign",
+    "visit:utm_term": "utm_term", "visit:utm_content": "utm_content",
+    "visit:country": "country", "visit:country_name": "country", "visit:browser": "browser",
+    "visit:os": "os", "visit:device": "device",
+}  # fmt: skip
+FILTER_OPS = ("is", "is_not", "contains", "matches")
+MAX_LIMIT = 10000
+_RELATIVE = re.compile(r"^(\d{1,4})(d|mo)$")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str  # as the client wrote it
+    kind: str  # "column", "prop", "time"
+    arg: str  # the column, the property key, or the interval
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    metrics: list[str]
+    dimensions: list[Dimension]
+    filters: list[Any]  # parsed: ("op", Dimension, [values]) or ("and"/"or", [..]) / ("not", f)
+    start: datetime  # naive UTC, inclusive
+    end: datetime  # naive UTC, exclusive
+    first_day: date | None  # the range as local dates, for the answer
+    last_day: date | None
+    timezone: str
+    order_by: list[tuple[str, str]]
+    limit: int
+    offset: int
+
+
+def _bad(field: str, rule: str) -> BadRequest:
+    return BadRequest(f"{field}: {rule}", field=field)
+
+
+def _dimension(raw: Any, where: str, interval: str | None, time_allowed: bool) -> Dimension:
+    if not isinstance(raw, str) or not raw:
+        raise _bad(where, "must be a dimension name such as event, country or time:day")
+    name = ALIASES.get(raw, raw)
+    if name.startswith(("props:", "event:props:")):
+        key = name.split("props:", 1)[1]
+        if not key:
+            raise _bad(where, "props: needs a property name, as in props:plan")
+        return Dimension(raw, "prop", key)
+    if name == "time" or name.startswith("time:"):
+        if not time_allowed:
+            raise _bad(where, "time is a dimension, not a filter (use date_range)")
+        chosen = name.partition(":")[2] or interval or "day"
+        if chosen not in INTERVALS:
+            raise _bad(where, f"the interval must be one of {', '.join(INTERVALS)}")
+        return Dimension(raw, "time", chosen)
+    if name in COLUMNS:
+        return Dimension(raw, "column", COLUMNS[name])
+    known = ", ".join([*COLUMNS, "props:<key>", "time:<interval>"])
+    raise _bad(where, f"unknown dimension {raw!r} (known: {known})")
+
+
+def _filter(raw: Any, where: str, interval: str | None) -> Any:
+    if not isinstance(raw, list) or not raw:
+        raise _bad(
+            where, 'must be [op, dimension, [values]], ["and"|"or", [filters]] or ["not", filter]'
+        )
+    op = raw[0]
+    if op in ("and", "or"):
+        if len(raw) != 2 or not isinstance(raw[1], list) or not raw[1]:
+            raise _bad(where, f'must be ["{op}", [filter, ...]] with at least one filter')
+        return (op, [_filter(f, f"{where}[1][{i}]", interval) for i, f in enumerate(raw[1])])
+    if op == "not":
+        if len(raw) != 2:
+            raise _bad(where, 'must be ["not", filter]')
+        return ("not", _filter(raw[1], f"{where}[1]", interval))
+    if op not in FILTER_OPS:
+        raise _bad(f"{where}[0]", f"must be one of {', '.join((*FILTER_OPS, 'and', 'or', 'not'))}")
+    if len(raw) != 3:
+        raise _bad(where, f'must be ["{op}", dimension, [values]]')
+    dimension = _dimension(raw[1], f"{where}[1]", interval, time_allowed=False)
+    values = raw[2]
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values)
+    ):
+        raise _bad(f"{where}[2]", "must be a non-empty list of strings or numbers")
+    texts = [str(v) for v in values]
+    if op == "matches":
+        for i, pattern in enumerate(texts):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise _bad(f"{where}[2][{i}]", f"not a valid regular expression ({exc})") from None
+    return (op, dimension, texts)
+
+
+def _day(raw: Any, where: str) -> date:
+    try:
+        return date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        raise _bad(where, "must be an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def _range(raw: Any, today: date) -> tuple[date | None, date | None]:
+    """(first, last) local dates, both inclusive; (None, None) for all time."""
+    if raw is None:
+        raw = "30d"
+    if isinstance(raw, list):
+        if len(raw) != 2:
+            raise _bad("date_range", "must be a shortcut or [start, end]")
+        first, last = _day(raw[0], "date_range[0]"), _day(raw[1], "date_range[1]")
+        if last < first:
+            raise _bad("date_range", "the end comes before the start")
+        return first, last
+    if raw == "all":
+        return None, None
+    if raw == "day":
+        return today, today
+    if raw == "month":
+        return today.replace(day=1), today
+    if raw == "year":
+        return today.replace(month=1, day=1), today
+    match = _RELATIVE.match(str(raw))
+    if isinstance(raw, str) and match:
+        n, unit = int(match.group(1)), match.group(2)
+        if n < 1:
+            raise _bad("date_range", "the number of days or months must be at least 1")
+        if unit == "d":
+            return today - timedelta(days=n - 1), today
+        months = today.year * 12 + today.month - 1 - (n - 1)
+        return date(months // 12, months % 12 + 1, 1), today
+    raise _bad(
+        "date_range",
+        'must be "day", "7d", "30d", "month", "12mo", "year", "all" or ["YYYY-MM-DD", "YYYY-MM-DD"]',
+    )
+
+
+def _utc(day: date, zone: ZoneInfo) -> datetime:
+    """The naive UTC instant of local midnight starting `day`."""
+    local = datetime.combine(day, time(), tzinfo=zone)
+    return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def parse(body: Any, now: datetime) -> StatsQuery:
+    """Check a request; `now` (aware) decides relative date ranges."""
+    if not isinstance(body, dict):
+        raise _bad("body", "must be a JSON object with metrics")
+    unknown = sorted(
+        set(body)
+        - {"metrics", "dimensions", "filters", "date_range", "interval", "timezone", "order_by",
+           "limit", "page"}
+    )  # fmt: skip
+    if unknown:
+        raise _bad(unknown[0], "is not a field of a query")
+    zone_name = body.get("timezone", "UTC")
+    try:
+        zone = ZoneInfo(str(zone_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _bad(
+            "timezone", f"unknown time zone {zone_name!r} (an IANA name such as Europe/Berlin)"
+        ) from None
+    interval = body.get("interval")
+    if interval is not None and interval not in INTERVALS:
+        raise _bad("interval", f"must be one of {', '.join(INTERVALS)}")
+
+    metrics = body.get("metrics")
+    if not isinstance(metrics, list) or not metrics:
+        raise _bad("metrics", f"must be a non-empty list of {', '.join(METRICS)}")
+    for i, metric in enumerate(metrics):
+        if metric not in METRICS:
+            raise _bad(f"metrics[{i}]", f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    if len(set(metrics)) != len(metrics):
+        raise _bad("metrics", "each metric at most once")
+
+    raw_dims = body.get("dimensions", [])
+    if not isinstance(raw_dims, list):
+        raise _bad("dimensions", "must be a list")
+    dimensions = [
+        _dimension(d, f"dimensions[{i}]", interval, time_allowed=True)
+        for i, d in enumerate(raw_dims)
+    ]
+    if len({d.name for d in dimensions}) != len(dimensions):
+        raise _bad("dimensions", "each dimension at most once")
+    if interval is not None and not any(d.kind == "time" for d in dimensions):
+        dimensions.append(Dimension("time", "time", interval))
+
+    raw_filters = body.get("filters", [])
+    if not isinstance(raw_filters, list):
+        raise _bad("filters", "must be a list of filters")
+    filters = [_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
+
+    today = now.astimezone(zone).date()
+    first, last = _range(body.get("date_range"), today)
+    start = _utc(first, zone) if first else datetime(1970, 1, 1)
+    end = _utc(last + timedelta(days=1), zone) if last else datetime(9999, 1, 1)
+
+    names = [*metrics, *(d.name for d in dimensions)]
+    order: list[tuple[str, str]] = []
+    raw_order = body.get("order_by")
+    if raw_order is None:
+        time_dims = [d.name for d in dimensions if d.kind == "time"]
+        order = [(time_dims[0], "asc")] if time_dims else [(metrics[0], "desc")]
+    else:
+        if not isinstance(raw_order, list):
+            raise _bad("order_by", "must be a list of [metric or dimension, asc|desc]")
+        for i, item in enumerate(raw_order):
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or item[0] not in names
+                or item[1] not in ("asc", "desc")
+            ):
+                raise _bad(
+                    f"order_by[{i}]",
+                    'must be [a metric or dimension of this query, "asc" or "desc"]',
+                )
+            order.append((str(item[0]), str(item[1])))
+
+    limit = body.get("limit", MAX_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise _bad("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    page = body.get("page", 1)
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise _bad("page", "must be a whole number from 1")
+    return StatsQuery(
+        metrics=list(metrics),
+        dimensions=dimensions,
+        filters=filters,
+        start=start,
+        end=end,
+        first_day=first,
+        last_day=last,
+        timezone=str(zone_name),
+        order_by=order,
+        limit=limit,
+        offset=(page - 1) * limit,
+    )
+
+
+def _expression(dimension: Dimension, q: StatsQuery, dialect: SqlDialect) -> str:
+    if dimension.kind == "column":
+        return dimension.arg
+    if dimension.kind == "prop":
+        return dialect.prop("properties", dimension.arg)
+    return dialect.bucket(dimension.arg, dialect.local("timestamp", q.timezone))
+
+
+def _condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
+    op = f[0]
+    if op in ("and", "or"):
+        return "(" + f" {op.upper()} ".join(_condition(g, q, dialect) for g in f[1]) + ")"
+    if op == "not":
+        return f"(NOT coalesce({_condition(f[1], q, dialect)}, false))"
+    dimension, values = f[1], f[2]
+    expression = _expression(dimension, q, dialect)
+    literals = [dialect.string(v) for v in values]
+    if op == "is":
+        return f"({expression} IN ({', '.join(literals)}))"
+    if op == "is_not":  # an event without the dimension is not any of the values
+        return f"({expression} IS NULL OR {expression} NOT IN ({', '.join(literals)}))"
+    test = dialect.contains if op == "contains" else dialect.matches
+    return "(" + " OR ".join(f"coalesce({test(expression, v)}, false)" for v in literals) + ")"
+
+
+def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
+    """One SELECT: the dimensions (d0, d1, …) and metrics (m0, m1, …) of each group."""
+    where = [
+        f"timestamp >= {dialect.timestamp(q.start)}",
+        f"timestamp < {dialect.timestamp(q.end)}",
+        *(_condition(f, q, dialect) for f in q.filters),
+    ]
+    selected = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
+    selected += [f"{METRICS[m]} AS m{i}" for i, m in enumerate(q.metrics)]
+    sql = f"SELECT {', '.join(selected)} FROM {dialect.events(project_id)} AS events"
+    sql += " WHERE " + " AND ".join(where)
+    if q.dimensions:
+        sql += " GROUP BY " + ", ".join(f"d{i}" for i in range(len(q.dimensions)))
+    aliases = {m: f"m{i}" for i, m in enumerate(q.metrics)}
+    aliases.update({d.name: f"d{i}" for i, d in enumerate(q.dimensions)})
+    order = [f"{aliases[name]} {direction.upper()}" for name, direction in q.order_by]
+    order += [f"d{i} ASC" for i in range(len(q.dimensions))]  # a stable order for pages
+    sql += " ORDER BY " + ", ".join(order)
+    sql += f" LIMIT {q.limit} OFFSET {q.offset}"
+    return sql
+
+
+def _label(value: Any, dimension: Dimension) -> Any:
+    """A time bucket as its local date (or date and hour); other values as they are."""
+    if dimension.kind != "time" or value is None:
+        return value
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return f"{text[:13]}:00:00" if dimension.arg == "hour" else text[:10]
+
+
+def _number(value: Any, metric: str) -> Any:
+    if value is None:
+        return 0 if metric not in ("value_avg",) else None
+    if metric == "value_avg" or metric == "value_sum":
+        return round(float(value), 6)
+    return int(value)
+
+
+def shape(q: StatsQuery, rows: list[list[Any]]) -> dict[str, Any]:
+    """The answer: each group's dimensions and metrics in the order asked, and the query as run."""
+    n = len(q.dimensions)
+    results = [
+        {
+            "dimensions": [_label(v, d) for v, d in zip(row[:n], q.dimensions, strict=True)],
+            "metrics": [_number(v, m) for v, m in zip(row[n:], q.metrics, strict=True)],
+        }
+        for row in rows
+    ]
+    return {
+        "results": results,
+        "query": {
+            "metrics": q.metrics,
+            "dimensions": [d.name if d.kind != "time" else f"time:{d.arg}" for d in q.dimensions],
+            "date_range": [
+                q.first_day.isoformat() if q.first_day else None,
+                q.last_day.isoformat() if q.last_day else None,
+            ],
+            "timezone": q.timezone,
+            "order_by": [list(o) for o in q.order_by],
+            "limit": q.limit,
+            "page": q.offset // q.limit + 1,
+        },
+    }

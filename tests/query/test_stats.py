@@ -1,0 +1,211 @@
+"""The Stats API against hand-computed answers on a small fixed data set, time zones and day
+boundaries included (2024-01-01 23:30 UTC is already 2 January in Berlin)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from roost.errors import BadRequest
+from roost.query import stats
+from tests.conftest import Env
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def web(ip: str, ua: str, url: str | None = None, session: str | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"ip": ip, "userAgent": ua}
+    if url:
+        context["page"] = {"url": url}
+    if session:
+        context["sessionId"] = session
+    return context
+
+
+EVENTS: list[dict[str, Any]] = [
+    {"type": "page", "anonymousId": "a1", "messageId": "e1", "timestamp": "2024-01-01T10:00:00Z",
+     "context": web("198.51.100.1", CHROME, "https://shop.example/", "s1")},
+    {"type": "page", "anonymousId": "a1", "messageId": "e2", "timestamp": "2024-01-01T10:05:00Z",
+     "context": web("198.51.100.1", CHROME, "https://shop.example/pricing?utm_source=news", "s1")},
+    {"type": "track", "userId": "u1", "event": "Signup", "messageId": "e3",
+     "timestamp": "2024-01-01T10:06:00Z", "properties": {"plan": "pro", "revenue": 10},
+     "context": web("198.51.100.1", CHROME)},
+    {"type": "page", "anonymousId": "a2", "messageId": "e4", "timestamp": "2024-01-01T23:30:00Z",
+     "context": web("198.51.100.2", FIREFOX, "https://shop.example/", "s2")},
+    {"type": "track", "userId": "u2", "event": "Signup", "messageId": "e5",
+     "timestamp": "2024-01-02T09:00:00Z", "properties": {"plan": "free", "revenue": 0},
+     "context": web("198.51.100.2", FIREFOX)},
+    {"type": "page", "anonymousId": "a3", "messageId": "e6", "timestamp": "2024-01-02T10:00:00Z",
+     "context": web("198.51.100.3", BOT, "https://shop.example/")},
+]  # fmt: skip
+RANGE = ["2024-01-01", "2024-01-02"]
+
+
+def send(env: Env, events: list[dict[str, Any]], key: str | None = None) -> None:
+    response = env.client.post(
+        "/v1/batch", json={"batch": events}, headers={"X-Write-Key": key or env.write_key}
+    )
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+
+
+def query(env: Env, **body: Any) -> Any:
+    body.setdefault("date_range", RANGE)
+    response = env.client.post(
+        "/api/v1/query", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def rows(answer: Any) -> list[tuple[Any, ...]]:
+    return [(*r["dimensions"], *r["metrics"]) for r in answer["results"]]
+
+
+@pytest.fixture
+def shop(env: Env) -> Env:
+    send(env, EVENTS)
+    return env
+
+
+def test_totals_of_every_metric(shop: Env) -> None:
+    metrics = ["events", "users", "visitors", "pageviews", "sessions", "value_sum", "value_avg"]
+    answer = query(shop, metrics=metrics)
+    # users: a1, u1, a2, u2, a3; visitors: the two browsers (the bot is left out), pageviews
+    # likewise; sessions s1, s2; value: revenue 10 and 0.
+    assert rows(answer) == [(6, 5, 2, 3, 2, 10.0, 5.0)]
+    assert answer["query"]["date_range"] == RANGE and answer["query"]["timezone"] == "UTC"
+
+
+def test_days_are_cut_in_the_querys_time_zone(shop: Env) -> None:
+    utc = query(shop, metrics=["events"], dimensions=["time:day"])
+    assert rows(utc) == [("2024-01-01", 4), ("2024-01-02", 2)]
+    berlin = query(shop, metrics=["events"], dimensions=["time"], interval="day",
+                   timezone="Europe/Berlin")  # fmt: skip
+    assert rows(berlin) == [("2024-01-01", 3), ("2024-01-02", 3)]
+    first_day = ["2024-01-01", "2024-01-01"]
+    assert rows(query(shop, metrics=["events"], date_range=first_day)) == [(4,)]
+    assert rows(
+        query(shop, metrics=["events"], date_range=first_day, timezone="Europe/Berlin")
+    ) == [(3,)]
+    hours = query(shop, metrics=["events"], dimensions=["time:hour"])
+    assert rows(hours)[0] == ("2024-01-01T10:00:00", 3)
+    months = query(shop, metrics=["events"], dimensions=["time:month"], date_range="all")
+    assert rows(months) == [("2024-01-01", 6)]
+
+
+def test_dimensions_group_and_order(shop: Env) -> None:
+    by_event = query(shop, metrics=["events"], dimensions=["event:name"],
+                     filters=[["is", "type", ["track"]]])  # fmt: skip
+    assert rows(by_event) == [("Signup", 2)]
+    by_plan = query(shop, metrics=["events"], dimensions=["props:plan"])
+    assert rows(by_plan) == [(None, 4), ("free", 1), ("pro", 1)]
+    by_source = query(shop, metrics=["pageviews"], dimensions=["utm_source", "page"],
+                      filters=[["is", "utm_source", ["news"]]])  # fmt: skip
+    assert rows(by_source) == [("news", "/pricing", 1)]
+    ascending = query(shop, metrics=["events", "users"], dimensions=["type"],
+                      order_by=[["users", "asc"]])  # fmt: skip
+    assert rows(ascending) == [("track", 2, 2), ("page", 4, 3)]
+    assert rows(query(shop, metrics=["events"], dimensions=["type"], limit=1, page=2)) == [
+        ("track", 2)
+    ]
+
+
+@pytest.mark.parametrize(
+    "filters, events",
+    [
+        ([["contains", "page", ["/pricing"]]], 1),
+        ([["is_not", "page", ["/"]]], 3),  # /pricing, and the two tracks without a page
+        ([["matches", "page", ["^/pri", "^/nowhere"]]], 1),
+        ([["not", ["is", "type", ["page"]]]], 2),
+        ([["or", [["is", "event", ["Signup"]], ["is", "page", ["/pricing"]]]]], 3),
+        ([["and", [["is", "type", ["page"]], ["is", "user", ["a1"]]]]], 2),
+        ([["is", "props:plan", ["pro", "free"]], ["is", "event:name", ["Signup"]]], 2),
+        ([["is", "country", ["DE"]]], 0),
+    ],
+)
+def test_filters(shop: Env, filters: list[Any], events: int) -> None:
+    assert rows(query(shop, metrics=["events"], filters=filters)) == [(events,)]
+
+
+def test_linked_ids_count_as_one_user(shop: Env) -> None:
+    send(shop, [{"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "e7",
+                 "timestamp": "2024-01-01T10:07:00Z"}])  # fmt: skip
+    assert rows(query(shop, metrics=["users"])) == [(4,)]  # u1 (with a1), a2, u2, a3
+
+
+def test_another_projects_events_are_not_counted(shop: Env) -> None:
+    other = shop.runtime.metadata.create_project(1, "other")
+    _, key = shop.runtime.metadata.create_key(other.slug, "write")
+    send(shop, [dict(e, messageId=f"o-{e['messageId']}") for e in EVENTS], key=key)
+    assert rows(query(shop, metrics=["events"])) == [(6,)]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"metrics": ["bounces"]}, "metrics[0]"),
+        ({"metrics": []}, "metrics"),
+        ({"metrics": ["events"], "dimensions": ["planet"]}, "dimensions[0]"),
+        ({"metrics": ["events"], "dimensions": ["time:fortnight"]}, "dimensions[0]"),
+        ({"metrics": ["events"], "filters": [["like", "page", ["/"]]]}, "filters[0][0]"),
+        ({"metrics": ["events"], "filters": [["is", "page", []]]}, "filters[0][2]"),
+        ({"metrics": ["events"], "filters": [["matches", "page", ["("]]]}, "filters[0][2][0]"),
+        ({"metrics": ["events"], "filters": [["is", "time:day", ["x"]]]}, "filters[0][1]"),
+        ({"metrics": ["events"], "date_range": "fortnight"}, "date_range"),
+        ({"metrics": ["events"], "date_range": ["2024-02-01", "2024-01-01"]}, "date_range"),
+        ({"metrics": ["events"], "timezone": "Mars/Olympus"}, "timezone"),
+        ({"metrics": ["events"], "order_by": [["users", "desc"]]}, "order_by[0]"),
+        ({"metrics": ["events"], "limit": 0}, "limit"),
+        ({"metrics": ["events"], "page": 0}, "page"),
+        ({"metrics": ["events"], "sort": "x"}, "sort"),
+    ],
+)
+def test_a_bad_query_is_refused_naming_its_field(
+    env: Env, body: dict[str, Any], field: str
+) -> None:
+    response = env.client.post(
+        "/api/v1/query", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_a_write_key_cannot_query(env: Env) -> None:
+    response = env.client.post(
+        "/api/v1/query", json={"metrics": ["events"]}, headers={"X-Write-Key": env.write_key}
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "shortcut, first, last",
+    [
+        ("day", date(2024, 1, 8), date(2024, 1, 8)),
+        ("7d", date(2024, 1, 2), date(2024, 1, 8)),
+        ("month", date(2024, 1, 1), date(2024, 1, 8)),
+        ("12mo", date(2023, 2, 1), date(2024, 1, 8)),
+        ("year", date(2024, 1, 1), date(2024, 1, 8)),
+    ],
+)
+def test_relative_ranges_end_today_in_the_querys_time_zone(
+    shortcut: str, first: date, last: date
+) -> None:
+    now = datetime(2024, 1, 7, 23, 30, tzinfo=UTC)  # already 8 January in Berlin
+    q = stats.parse(
+        {"metrics": ["events"], "date_range": shortcut, "timezone": "Europe/Berlin"}, now
+    )
+    assert (q.first_day, q.last_day) == (first, last)
+    assert q.start == datetime(first.year, first.month, first.day) - (
+        datetime(2024, 1, 1, 1) - datetime(2024, 1, 1)
+    )  # local midnight is 23:00 UTC the day before
+
+
+def test_a_value_with_a_quote_is_a_literal_not_sql(shop: Env) -> None:
+    tricky = ["is", "page", ["/' OR 1=1 --"]]
+    assert rows(query(shop, metrics=["events"], filters=[tricky])) == [(0,)]
+    with pytest.raises(BadRequest):
+        stats.parse({"metrics": ["events; DROP TABLE x"]}, datetime.now(UTC))
