@@ -80,6 +80,40 @@ def test_totals_of_every_metric(shop: Env) -> None:
     assert answer["query"]["date_range"] == RANGE and answer["query"]["timezone"] == "UTC"
 
 
+def test_visits_bounces_and_durations(shop: Env) -> None:
+    metrics = ["visits", "views_per_visit", "bounce_rate", "visit_duration", "session_duration"]
+    # The Chrome visitor: one visit of three events (10:00, 10:05, 10:06; 360 s). The Firefox
+    # visitor: 23:30 and 09:00 the next day, more than 30 minutes apart: two one-event visits,
+    # both bounces. The bot makes none. Sessions: s1 (10:00 to 10:05, 300 s) and s2 (0 s).
+    assert rows(query(shop, metrics=metrics)) == [(3, 1.0, 66.67, 120.0, 150.0)]
+    by_day = query(shop, metrics=["visits", "pageviews", "bounce_rate"], dimensions=["time:day"])
+    assert rows(by_day) == [("2024-01-01", 2, 3, 50.0), ("2024-01-02", 1, 0, 100.0)]
+    # A visit is cut by its group: the pages seen on "/" were two one-page visits.
+    by_page = query(shop, metrics=["visits", "bounce_rate"], dimensions=["page"],
+                    filters=[["is", "type", ["page"]]])  # fmt: skip
+    assert rows(by_page) == [("/", 2, 100.0), ("/pricing", 1, 100.0)]
+    late = query(shop, metrics=["visits", "visit_duration", "session_duration"],
+                 date_range=["2024-01-03", "2024-01-03"])  # fmt: skip
+    assert rows(late) == [(0, None, None)]  # nothing to average
+
+
+def test_conversion_rate_needs_a_goal_and_counts_visitors(shop: Env) -> None:
+    send(shop, [{"type": "page", "anonymousId": "a4", "messageId": "e8",
+                 "timestamp": "2024-01-02T12:00:00Z",
+                 "context": web("198.51.100.4", CHROME, "https://shop.example/")}])  # fmt: skip
+    goal = [["is", "event", ["Signup"]]]
+    # Three visitors (Chrome .1, Firefox .2, Chrome .4); two of them signed up.
+    assert rows(query(shop, metrics=["conversion_rate", "visitors"], filters=goal)) == [(66.67, 2)]
+    by_day = query(shop, metrics=["conversion_rate"], dimensions=["time:day"], filters=goal)
+    assert rows(by_day) == [("2024-01-01", 50.0), ("2024-01-02", 50.0)]
+    refused = shop.client.post(
+        "/api/v1/query",
+        json={"metrics": ["conversion_rate"], "date_range": RANGE},
+        headers={"Authorization": f"Bearer {shop.read_key}"},
+    )
+    assert refused.status_code == 400 and "goal" in refused.json()["error"]["message"]
+
+
 def test_days_are_cut_in_the_querys_time_zone(shop: Env) -> None:
     utc = query(shop, metrics=["events"], dimensions=["time:day"])
     assert rows(utc) == [("2024-01-01", 4), ("2024-01-02", 2)]

@@ -47,6 +47,20 @@ class SqlDialect(Protocol):
         """True when the text contains the literal."""
         ...
 
+    def seconds(self, start: str, end: str) -> str:
+        """Seconds from one timestamp to another, as a number."""
+        ...
+
+    def same(self, left: str, right: str) -> str:
+        """Equal, NULL matching NULL (for joining groups on their dimensions)."""
+        ...
+
+    def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
+        """One row per visit: `keys`, `visitor`, `events`, `pageviews`, `seconds` (first to last
+        event). A visit is a visitor's events in `relation` (which has `visitor`, `timestamp`,
+        `type` and the keys) with no gap longer than `gap_seconds`, within each key group."""
+        ...
+
 
 class DuckDBDialect:
     def __init__(self, table: str, identities: str) -> None:
@@ -83,3 +97,28 @@ class DuckDBDialect:
 
     def contains(self, expression: str, needle: str) -> str:
         return f"contains({expression}, {needle})"
+
+    def seconds(self, start: str, end: str) -> str:
+        return f"(epoch({end}) - epoch({start}))"
+
+    def same(self, left: str, right: str) -> str:
+        return f"{left} IS NOT DISTINCT FROM {right}"
+
+    def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
+        by = ", ".join([*keys, "visitor"])
+        window = f"PARTITION BY {by} ORDER BY timestamp"
+        starts = (
+            f"SELECT {by}, timestamp, type, CASE WHEN lag(timestamp) OVER ({window}) IS NULL "
+            f"OR {self.seconds(f'lag(timestamp) OVER ({window})', 'timestamp')} > {gap_seconds} "
+            f"THEN 1 ELSE 0 END AS starts FROM {relation}"
+        )
+        numbered = (
+            f"SELECT *, sum(starts) OVER ({window} ROWS UNBOUNDED PRECEDING) AS visit "
+            f"FROM ({starts}) AS starts"
+        )
+        return (
+            f"SELECT {by}, count(*) AS events, "
+            "sum(CASE WHEN type = 'page' THEN 1 ELSE 0 END) AS pageviews, "
+            f"{self.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
+            f"FROM ({numbered}) AS numbered GROUP BY {by}, visit"
+        )

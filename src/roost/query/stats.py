@@ -23,7 +23,7 @@ from roost.errors import BadRequest
 from roost.query.dialect import INTERVALS, SqlDialect
 
 NOT_BOT = "NOT coalesce(bot, false)"  # visitor statistics leave bots out (API.md)
-METRICS = {
+SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
     "users": "count(DISTINCT person)",
     "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
@@ -32,6 +32,9 @@ METRICS = {
     "value_sum": "sum(value)",
     "value_avg": "avg(value)",
 }
+VISITS = ("visits", "views_per_visit", "bounce_rate", "visit_duration")
+METRICS = (*SIMPLE, *VISITS, "session_duration", "conversion_rate")
+VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
 COLUMNS = {  # dimension → stored column
     "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",
     "hostname": "host", "source": "source", "referrer": "referrer",
@@ -231,6 +234,11 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     if not isinstance(raw_filters, list):
         raise _bad("filters", "must be a list of filters")
     filters = [_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
+    if "conversion_rate" in metrics and not any(_goal(f) for f in filters):
+        raise _bad(
+            "metrics",
+            'conversion_rate needs a goal: a filter on the event name, as ["is", "event", ["Signup"]]',
+        )
 
     today = now.astimezone(zone).date()
     first, last = _range(body.get("date_range"), today)
@@ -305,23 +313,91 @@ def _condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
     return "(" + " OR ".join(f"coalesce({test(expression, v)}, false)" for v in literals) + ")"
 
 
-def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
-    """One SELECT: the dimensions (d0, d1, …) and metrics (m0, m1, …) of each group."""
+def _goal(f: Any) -> bool:
+    """A top-level filter on the event name: what conversion_rate counts as converting."""
+    return f[0] in FILTER_OPS and f[1].kind == "column" and f[1].arg == "event"
+
+
+def _base(q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any]) -> str:
+    """The matching events, with each dimension as d0, d1, …"""
     where = [
         f"timestamp >= {dialect.timestamp(q.start)}",
         f"timestamp < {dialect.timestamp(q.end)}",
-        *(_condition(f, q, dialect) for f in q.filters),
+        *(_condition(f, q, dialect) for f in filters),
     ]
-    selected = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
-    selected += [f"{METRICS[m]} AS m{i}" for i, m in enumerate(q.metrics)]
-    sql = f"SELECT {', '.join(selected)} FROM {dialect.events(project_id)} AS events"
-    sql += " WHERE " + " AND ".join(where)
-    if q.dimensions:
-        sql += " GROUP BY " + ", ".join(f"d{i}" for i in range(len(q.dimensions)))
+    dims = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
+    return (
+        f"(SELECT {', '.join([*dims, '*'])} FROM {dialect.events(project_id)} AS events "
+        f"WHERE {' AND '.join(where)})"
+    )
+
+
+def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
+    """One SELECT: the dimensions (d0, d1, …) and metrics (m0, m1, …) of each group.
+
+    Simple metrics are one aggregate of the matching events per group (`g`); visit metrics
+    come from the group's visits (`v`, dialect.visits), session_duration from its sessions
+    (`s`), conversion_rate from its visitors without the goal filters (`c`), each joined to
+    `g` on the dimensions.
+    """
+    keys = [f"d{i}" for i in range(len(q.dimensions))]
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    base = _base(q, project_id, dialect, q.filters)
+    wanted = set(q.metrics)
+    simple = [m for m in SIMPLE if m in wanted]
+    if "views_per_visit" in wanted and "pageviews" not in simple:
+        simple.append("pageviews")
+    if "conversion_rate" in wanted and "visitors" not in simple:
+        simple.append("visitors")
+    if not simple:
+        simple.append("events")
+    parts = {
+        "g": f"SELECT {', '.join([*keys, *(f'{SIMPLE[m]} AS {m}' for m in simple)])} "
+        f"FROM {base} AS base{group}"
+    }
+    if wanted & set(VISITS):
+        people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
+        parts["v"] = (
+            f"SELECT {', '.join([*keys, 'count(*) AS visits'])}, "
+            "100.0 * avg(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounce_rate, "
+            "avg(seconds) AS visit_duration "
+            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits{group}"
+        )
+    if "session_duration" in wanted:
+        by = ", ".join([*keys, "session_id"])
+        sessions = (
+            f"SELECT {by}, {dialect.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
+            f"FROM {base} AS base WHERE session_id IS NOT NULL GROUP BY {by}"
+        )
+        parts["s"] = (
+            f"SELECT {', '.join([*keys, 'avg(seconds) AS session_duration'])} "
+            f"FROM ({sessions}) AS sessions{group}"
+        )
+    if "conversion_rate" in wanted:
+        everyone = _base(q, project_id, dialect, [f for f in q.filters if not _goal(f)])
+        parts["c"] = (
+            f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS visitors'])} "
+            f"FROM {everyone} AS base{group}"
+        )
+    metric = {m: f"g.{m}" for m in simple}
+    metric.update(
+        visits="coalesce(v.visits, 0)",
+        views_per_visit="1.0 * g.pageviews / v.visits",
+        bounce_rate="v.bounce_rate",
+        visit_duration="v.visit_duration",
+        session_duration="s.session_duration",
+        conversion_rate="100.0 * g.visitors / c.visitors",
+    )
+    selected = [f"g.{k} AS {k}" for k in keys]
+    selected += [f"{metric[m]} AS m{i}" for i, m in enumerate(q.metrics)]
+    sql = f"SELECT {', '.join(selected)} FROM ({parts.pop('g')}) AS g"
+    for alias, part in parts.items():
+        on = " AND ".join(dialect.same(f"g.{k}", f"{alias}.{k}") for k in keys) or "1 = 1"
+        sql += f" LEFT JOIN ({part}) AS {alias} ON {on}"
     aliases = {m: f"m{i}" for i, m in enumerate(q.metrics)}
     aliases.update({d.name: f"d{i}" for i, d in enumerate(q.dimensions)})
     order = [f"{aliases[name]} {direction.upper()}" for name, direction in q.order_by]
-    order += [f"d{i} ASC" for i in range(len(q.dimensions))]  # a stable order for pages
+    order += [f"{k} ASC" for k in keys]  # a stable order for pages
     sql += " ORDER BY " + ", ".join(order)
     sql += f" LIMIT {q.limit} OFFSET {q.offset}"
     return sql
@@ -335,12 +411,16 @@ def _label(value: Any, dimension: Dimension) -> Any:
     return f"{text[:13]}:00:00" if dimension.arg == "hour" else text[:10]
 
 
+FRACTIONAL = {"value_sum", "value_avg", "views_per_visit", "bounce_rate", "visit_duration",
+              "session_duration", "conversion_rate"}  # fmt: skip
+
+
 def _number(value: Any, metric: str) -> Any:
-    if value is None:
-        return 0 if metric not in ("value_avg",) else None
-    if metric == "value_avg" or metric == "value_sum":
-        return round(float(value), 6)
-    return int(value)
+    """Counts as integers (0 for an empty group); rates, averages and durations (seconds)
+    rounded to two places, None where there is nothing to average."""
+    if metric in FRACTIONAL:
+        return None if value is None else round(float(value), 2)
+    return 0 if value is None else int(value)
 
 
 def shape(q: StatsQuery, rows: list[list[Any]]) -> dict[str, Any]:
