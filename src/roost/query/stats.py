@@ -104,7 +104,7 @@ def _dimension(raw: Any, where: str, interval: str | None, time_allowed: bool) -
     raise _bad(where, f"unknown dimension {raw!r} (known: {known})")
 
 
-def _filter(raw: Any, where: str, interval: str | None) -> Any:
+def parse_filter(raw: Any, where: str, interval: str | None) -> Any:
     if not isinstance(raw, list) or not raw:
         raise _bad(
             where, 'must be [op, dimension, [values]], ["and"|"or", [filters]] or ["not", filter]'
@@ -113,11 +113,11 @@ def _filter(raw: Any, where: str, interval: str | None) -> Any:
     if op in ("and", "or"):
         if len(raw) != 2 or not isinstance(raw[1], list) or not raw[1]:
             raise _bad(where, f'must be ["{op}", [filter, ...]] with at least one filter')
-        return (op, [_filter(f, f"{where}[1][{i}]", interval) for i, f in enumerate(raw[1])])
+        return (op, [parse_filter(f, f"{where}[1][{i}]", interval) for i, f in enumerate(raw[1])])
     if op == "not":
         if len(raw) != 2:
             raise _bad(where, 'must be ["not", filter]')
-        return ("not", _filter(raw[1], f"{where}[1]", interval))
+        return ("not", parse_filter(raw[1], f"{where}[1]", interval))
     if op not in FILTER_OPS:
         raise _bad(f"{where}[0]", f"must be one of {', '.join((*FILTER_OPS, 'and', 'or', 'not'))}")
     if len(raw) != 3:
@@ -233,7 +233,7 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     raw_filters = body.get("filters", [])
     if not isinstance(raw_filters, list):
         raise _bad("filters", "must be a list of filters")
-    filters = [_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
+    filters = [parse_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
     if "conversion_rate" in metrics and not any(_goal(f) for f in filters):
         raise _bad(
             "metrics",
@@ -296,12 +296,12 @@ def _expression(dimension: Dimension, q: StatsQuery, dialect: SqlDialect) -> str
     return dialect.bucket(dimension.arg, dialect.local("timestamp", q.timezone))
 
 
-def _condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
+def condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
     op = f[0]
     if op in ("and", "or"):
-        return "(" + f" {op.upper()} ".join(_condition(g, q, dialect) for g in f[1]) + ")"
+        return "(" + f" {op.upper()} ".join(condition(g, q, dialect) for g in f[1]) + ")"
     if op == "not":
-        return f"(NOT coalesce({_condition(f[1], q, dialect)}, false))"
+        return f"(NOT coalesce({condition(f[1], q, dialect)}, false))"
     dimension, values = f[1], f[2]
     expression = _expression(dimension, q, dialect)
     literals = [dialect.string(v) for v in values]
@@ -318,12 +318,12 @@ def _goal(f: Any) -> bool:
     return f[0] in FILTER_OPS and f[1].kind == "column" and f[1].arg == "event"
 
 
-def _base(q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any]) -> str:
+def base_relation(q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any]) -> str:
     """The matching events, with each dimension as d0, d1, …"""
     where = [
         f"timestamp >= {dialect.timestamp(q.start)}",
         f"timestamp < {dialect.timestamp(q.end)}",
-        *(_condition(f, q, dialect) for f in filters),
+        *(condition(f, q, dialect) for f in filters),
     ]
     dims = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
     return (
@@ -342,7 +342,7 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    base = _base(q, project_id, dialect, q.filters)
+    base = base_relation(q, project_id, dialect, q.filters)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
     if "views_per_visit" in wanted and "pageviews" not in simple:
@@ -374,7 +374,7 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
             f"FROM ({sessions}) AS sessions{group}"
         )
     if "conversion_rate" in wanted:
-        everyone = _base(q, project_id, dialect, [f for f in q.filters if not _goal(f)])
+        everyone = base_relation(q, project_id, dialect, [f for f in q.filters if not _goal(f)])
         parts["c"] = (
             f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS visitors'])} "
             f"FROM {everyone} AS base{group}"

@@ -1,0 +1,141 @@
+"""Funnels: how many people went through ordered steps, each within a window of the first.
+
+    {"steps": ["Product Viewed", ["is", "page", ["/checkout"]], "Order Completed"],
+     "window": "1d", "mode": "loose", "date_range": "30d", "timezone": "UTC", "filters": [...]}
+
+A step is an event name or a Stats API filter. A person reaches step k if, after an event
+of step 1, they did steps 2…k in that order, each before the window (counted from step 1)
+closed. `loose` allows other events between the steps; `strict` wants each step to be the
+person's very next event. People are the Stats API's `users` (ids linked by identify/alias
+are one person). For each start the earliest next step is taken, which leaves the most room
+for the rest, and a person counts once at the deepest step any start reached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from roost.errors import BadRequest
+from roost.query import stats
+from roost.query.dialect import SqlDialect
+
+MODES = ("loose", "strict")
+MAX_STEPS = 8
+_WINDOW = re.compile(r"^(\d{1,6})(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Funnel:
+    scope: stats.StatsQuery  # the date range, time zone and filters every step shares
+    steps: list[Any]  # parsed filters
+    labels: list[str]
+    window_seconds: int
+    mode: str
+
+
+def _bad(field: str, rule: str) -> BadRequest:
+    return BadRequest(f"{field}: {rule}", field=field)
+
+
+def parse(body: Any, now: datetime) -> Funnel:
+    if not isinstance(body, dict):
+        raise _bad("body", "must be a JSON object with steps")
+    unknown = sorted(set(body) - {"steps", "window", "mode", "date_range", "timezone", "filters"})
+    if unknown:
+        raise _bad(unknown[0], "is not a field of a funnel")
+    scope = stats.parse(
+        {
+            "metrics": ["users"],
+            **{k: body[k] for k in ("date_range", "timezone", "filters") if k in body},
+        },
+        now,
+    )
+    raw = body.get("steps")
+    if not isinstance(raw, list) or not 2 <= len(raw) <= MAX_STEPS:
+        raise _bad("steps", f"must be a list of 2 to {MAX_STEPS} steps")
+    steps, labels = [], []
+    for i, step in enumerate(raw):
+        if isinstance(step, str) and step:
+            steps.append(stats.parse_filter(["is", "event", [step]], f"steps[{i}]", None))
+            labels.append(step)
+        elif isinstance(step, list):
+            steps.append(stats.parse_filter(step, f"steps[{i}]", None))
+            labels.append(" ".join(str(part) for part in step))
+        else:
+            raise _bad(
+                f"steps[{i}]", 'must be an event name or a filter such as ["is", "page", ["/"]]'
+            )
+    window = body.get("window", "1d")
+    if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+        seconds = window
+    elif isinstance(window, str) and (match := _WINDOW.match(window)) and int(match.group(1)) > 0:
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise _bad("window", 'must be seconds (a whole number above 0) or like "30m", "12h", "7d"')
+    mode = body.get("mode", "loose")
+    if mode not in MODES:
+        raise _bad("mode", f"must be one of {', '.join(MODES)}")
+    return Funnel(scope, steps, labels, seconds, mode)
+
+
+def build(f: Funnel, project_id: int, dialect: SqlDialect) -> str:
+    """One row: how many people reached each step (r0, r1, …).
+
+    Each person's events are numbered in order (ties by Log offset), so "after" and "next"
+    are exact even for events with the same timestamp.
+    """
+    base = stats.base_relation(f.scope, project_id, dialect, f.scope.filters)
+    parts = [
+        "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
+        f"ORDER BY timestamp, log_offset) AS n FROM {base} AS b)"
+    ]
+    for k, condition in enumerate(f.steps):
+        test = stats.condition(condition, f.scope, dialect)
+        parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
+    parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
+    follows = "nxt.n = prev.n + 1" if f.mode == "strict" else "nxt.n > prev.n"
+    for k in range(1, len(f.steps)):
+        within = f"{dialect.seconds('prev.start', 'nxt.t')} <= {f.window_seconds}"
+        parts.append(
+            f"r{k} AS (SELECT prev.person, prev.start, min(nxt.n) AS n FROM r{k - 1} AS prev "
+            f"JOIN s{k} AS nxt ON nxt.person = prev.person AND {follows} AND {within} "
+            "GROUP BY prev.person, prev.start)"
+        )
+    counts = ", ".join(
+        f"(SELECT count(DISTINCT person) FROM r{k}) AS r{k}" for k in range(len(f.steps))
+    )
+    return f"WITH {', '.join(parts)} SELECT {counts}"
+
+
+def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:
+    people = [int(v or 0) for v in row]
+    first = people[0]
+    steps = [
+        {
+            "step": k + 1,
+            "label": f.labels[k],
+            "people": n,
+            "conversion": round(100.0 * n / first, 2) if first else 0.0,
+            "from_previous": round(100.0 * n / people[k - 1], 2)
+            if k and people[k - 1]
+            else (100.0 if k == 0 and n else 0.0),
+            "dropped": people[k - 1] - n if k else 0,
+        }
+        for k, n in enumerate(people)
+    ]
+    return {
+        "steps": steps,
+        "query": {
+            "window_seconds": f.window_seconds,
+            "mode": f.mode,
+            "date_range": [
+                f.scope.first_day.isoformat() if f.scope.first_day else None,
+                f.scope.last_day.isoformat() if f.scope.last_day else None,
+            ],
+            "timezone": f.scope.timezone,
+        },
+    }

@@ -1,0 +1,137 @@
+"""Retention cohorts: of the people who started in a period, how many came back in each after.
+
+    {"period": "week", "periods": 8, "start": "Signed Up", "return": null,
+     "date_range": "12mo", "timezone": "Europe/Berlin", "filters": [...]}
+
+A person's cohort is the period (day, week from Monday, month; in the query's time zone) of
+their first `start` event in the date range (any event when not given). They are retained in
+period i if they did a `return` event (any event when not given) i periods after their
+cohort's; period 0 is the cohort's own. People are the Stats API's `users`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from roost.errors import BadRequest
+from roost.query import stats
+from roost.query.dialect import SqlDialect
+
+PERIODS = ("day", "week", "month")
+MAX_PERIODS = 60
+
+
+@dataclass(frozen=True)
+class Retention:
+    scope: stats.StatsQuery
+    period: str
+    periods: int
+    start: Any | None  # a parsed filter, or None for any event
+    back: Any | None
+
+
+def _bad(field: str, rule: str) -> BadRequest:
+    return BadRequest(f"{field}: {rule}", field=field)
+
+
+def _condition(raw: Any, field: str) -> Any | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str) and raw:
+        return stats.parse_filter(["is", "event", [raw]], field, None)
+    if isinstance(raw, list):
+        return stats.parse_filter(raw, field, None)
+    raise _bad(field, 'must be an event name or a filter such as ["is", "type", ["page"]]')
+
+
+def parse(body: Any, now: datetime) -> Retention:
+    if not isinstance(body, dict):
+        raise _bad("body", "must be a JSON object")
+    known = {"period", "periods", "start", "return", "date_range", "timezone", "filters"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise _bad(unknown[0], "is not a field of a retention query")
+    shared = {k: body[k] for k in ("date_range", "timezone", "filters") if k in body}
+    scope = stats.parse({"metrics": ["users"], **shared}, now)
+    period = body.get("period", "week")
+    if period not in PERIODS:
+        raise _bad("period", f"must be one of {', '.join(PERIODS)}")
+    periods = body.get("periods", 8)
+    if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= MAX_PERIODS:
+        raise _bad("periods", f"must be a whole number from 1 to {MAX_PERIODS}")
+    return Retention(
+        scope, period, periods, _condition(body.get("start"), "start"),
+        _condition(body.get("return"), "return"),
+    )  # fmt: skip
+
+
+def _where(condition: Any | None, r: Retention, dialect: SqlDialect) -> str:
+    return "" if condition is None else f" WHERE {stats.condition(condition, r.scope, dialect)}"
+
+
+def build(r: Retention, project_id: int, dialect: SqlDialect) -> str:
+    """Rows of (cohort, period, people); a NULL period gives the cohort's size."""
+    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters)
+    bucket = dialect.bucket(r.period, dialect.local("timestamp", r.scope.timezone))
+    return (
+        f"WITH matching AS (SELECT * FROM {base} AS b), "
+        f"cohorts AS (SELECT person, min({bucket}) AS cohort FROM matching"
+        f"{_where(r.start, r, dialect)} GROUP BY person), "
+        f"active AS (SELECT DISTINCT person, {bucket} AS period FROM matching"
+        f"{_where(r.back, r, dialect)}) "
+        "SELECT c.cohort, a.period, count(DISTINCT c.person) AS people FROM cohorts AS c "
+        "JOIN active AS a ON a.person = c.person AND a.period >= c.cohort "
+        "GROUP BY c.cohort, a.period "
+        "UNION ALL SELECT cohort, NULL AS period, count(*) AS people FROM cohorts GROUP BY cohort"
+    )
+
+
+def _day(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
+
+
+def _index(cohort: date, period: date, unit: str) -> int:
+    if unit == "day":
+        return (period - cohort).days
+    if unit == "week":
+        return (period - cohort).days // 7
+    return (period.year - cohort.year) * 12 + period.month - cohort.month
+
+
+def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
+    sizes: dict[date, int] = {}
+    retained: dict[date, list[int]] = {}
+    for cohort, period, people in rows:
+        day = _day(cohort)
+        if period is None:
+            sizes[day] = int(people)
+            continue
+        i = _index(day, _day(period), r.period)
+        if i < r.periods:
+            retained.setdefault(day, [0] * r.periods)[i] = int(people)
+    cohorts = [
+        {
+            "cohort": day.isoformat(),
+            "people": size,
+            "retained": retained.get(day, [0] * r.periods),
+            "percent": [
+                round(100.0 * n / size, 2) if size else 0.0
+                for n in retained.get(day, [0] * r.periods)
+            ],
+        }
+        for day, size in sorted(sizes.items())
+    ]
+    return {
+        "cohorts": cohorts,
+        "query": {
+            "period": r.period,
+            "periods": r.periods,
+            "date_range": [
+                r.scope.first_day.isoformat() if r.scope.first_day else None,
+                r.scope.last_day.isoformat() if r.scope.last_day else None,
+            ],
+            "timezone": r.scope.timezone,
+        },
+    }
