@@ -1,9 +1,11 @@
 """The Stats API (query/stats.py) and the reports on the same engine, for read keys:
-`POST /api/v1/query`, `POST /api/v1/reports/funnel`, `POST /api/v1/reports/retention`."""
+`POST /api/v1/query`, `POST /api/v1/reports/funnel`, `.../retention`, and the game reports
+`.../sessions`, `.../errors`, `.../runs`, `.../resources`."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -11,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from roost.api.reading import json_body, json_response, read_endpoint
-from roost.query import funnels, retention, stats
+from roost.query import funnels, game, retention, stats
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
 from roost.storage.warehouse import QueryResult
@@ -49,9 +51,23 @@ async def cohorts(request: Request, runtime: Runtime, key: Key) -> Response:
     return json_response(retention.shape(parsed, result.rows))
 
 
+def game_report(kind: str) -> Callable[[Request], Awaitable[Response]]:
+    @read_endpoint("queries")
+    async def report(request: Request, runtime: Runtime, key: Key) -> Response:
+        parsed = game.parse(kind, await json_body(request), datetime.now(UTC))
+        result = await _run(runtime, game.build(parsed, key.project_id, runtime.warehouse.dialect))
+        return json_response(game.shape(parsed, result.columns, result.rows))
+
+    return report
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/query", query, methods=["POST"]),
         Route("/api/v1/reports/funnel", funnel, methods=["POST"]),
         Route("/api/v1/reports/retention", cohorts, methods=["POST"]),
+        *(
+            Route(f"/api/v1/reports/{kind}", game_report(kind), methods=["POST"])
+            for kind in game.REPORTS
+        ),
     ]

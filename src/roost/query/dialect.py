@@ -55,6 +55,18 @@ class SqlDialect(Protocol):
         """Equal, NULL matching NULL (for joining groups on their dimensions)."""
         ...
 
+    def distinct_list(self, expression: str) -> str:
+        """An aggregate: the distinct non-NULL values, sorted, as a list."""
+        ...
+
+    def before(self, expression: str, separator: str) -> str:
+        """The text before the first `separator` (all of it when there is none)."""
+        ...
+
+    def after(self, expression: str, separator: str) -> str:
+        """The text after the first `separator` (NULL when there is none)."""
+        ...
+
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         """One row per visit: `keys`, `visitor`, `events`, `pageviews`, `seconds` (first to last
         event). A visit is a visitor's events in `relation` (which has `visitor`, `timestamp`,
@@ -103,6 +115,19 @@ class DuckDBDialect:
 
     def same(self, left: str, right: str) -> str:
         return f"{left} IS NOT DISTINCT FROM {right}"
+
+    def distinct_list(self, expression: str) -> str:
+        return f"list_sort(list(DISTINCT {expression}) FILTER (WHERE {expression} IS NOT NULL))"
+
+    def before(self, expression: str, separator: str) -> str:
+        return f"split_part({expression}, {self.string(separator)}, 1)"
+
+    def after(self, expression: str, separator: str) -> str:
+        sep = self.string(separator)
+        return (
+            f"CASE WHEN strpos({expression}, {sep}) > 0 "
+            f"THEN substr({expression}, strpos({expression}, {sep}) + {len(separator)}) END"
+        )
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         by = ", ".join([*keys, "visitor"])

@@ -1,0 +1,187 @@
+"""The game reports (API.md, dialect 2), on the Stats API's engine: sessions, errors by
+signature, run analytics and resource flows.
+
+Every report takes the Stats API's `date_range`, `timezone` and `filters`. Names follow the
+game convention `Verb:Subject`: progression `Start:Run` / `Complete:Run` / `Fail:Run` (the
+run is the subject), resource `Source:Gold` / `Sink:Gold` with a positive value (the
+currency is the subject), session `Session:Start` / `Session:End`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from roost.errors import BadRequest
+from roost.query import stats
+from roost.query.dialect import INTERVALS, SqlDialect
+
+GROUPABLE = ("build", "dim1", "dim2", "dim3")
+REPORTS = ("sessions", "errors", "runs", "resources")
+
+
+@dataclass(frozen=True)
+class GameReport:
+    kind: str
+    scope: stats.StatsQuery
+    by: list[str]  # extra grouping: build, dim1–3, or time:<interval> (sessions)
+    limit: int
+
+
+def _bad(field: str, rule: str) -> BadRequest:
+    return BadRequest(f"{field}: {rule}", field=field)
+
+
+def parse(kind: str, body: Any, now: datetime) -> GameReport:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise _bad("body", "must be a JSON object")
+    unknown = sorted(set(body) - {"date_range", "timezone", "filters", "by", "limit"})
+    if unknown:
+        raise _bad(unknown[0], f"is not a field of the {kind} report")
+    shared = {k: body[k] for k in ("date_range", "timezone", "filters") if k in body}
+    scope = stats.parse({"metrics": ["events"], **shared}, now)
+    by = body.get("by", [])
+    allowed = [*GROUPABLE, *(f"time:{i}" for i in INTERVALS)] if kind == "sessions" else GROUPABLE
+    if not isinstance(by, list):
+        raise _bad("by", f"must be a list of {', '.join(allowed)}")
+    for i, name in enumerate(by):
+        if name not in allowed:
+            raise _bad(f"by[{i}]", f"must be one of {', '.join(allowed)}")
+    limit = body.get("limit", 100)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= stats.MAX_LIMIT:
+        raise _bad("limit", f"must be a whole number from 1 to {stats.MAX_LIMIT}")
+    return GameReport(kind, scope, list(by), limit)
+
+
+def _keys(r: GameReport) -> tuple[str, str]:
+    """(select list, group by list) of the `by` columns, as k0, k1, …"""
+    select = "".join(f"{name} AS k{i}, " for i, name in enumerate(r.by))
+    group = "".join(f", k{i}" for i in range(len(r.by)))
+    return select, group
+
+
+def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
+    first = "coalesce(started, first_seen)"
+    each = (
+        "SELECT session_id, "
+        "min(CASE WHEN event = 'Session:Start' THEN timestamp END) AS started, "
+        "max(CASE WHEN event = 'Session:End' THEN timestamp END) AS ended, "
+        "min(timestamp) AS first_seen, max(timestamp) AS last_seen, count(*) AS events, "
+        "min(build) AS build, min(dim1) AS dim1, min(dim2) AS dim2, min(dim3) AS dim3 "
+        f"FROM {base} AS b WHERE session_id IS NOT NULL GROUP BY session_id"
+    )
+    keys = []
+    for name in r.by:
+        if name.startswith("time:"):
+            keys.append(dialect.bucket(name[5:], dialect.local(first, r.scope.timezone)))
+        else:
+            keys.append(name)
+    select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
+    group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
+    duration = dialect.seconds(first, "coalesce(ended, last_seen)")
+    return (
+        f"SELECT {select}count(*) AS sessions, "
+        "sum(CASE WHEN ended IS NOT NULL THEN 1 ELSE 0 END) AS ended, "
+        f"avg({duration}) AS avg_duration, avg(events) AS avg_events "
+        f"FROM ({each}) AS per_session{group} "
+        f"ORDER BY {', '.join([*(f'k{i}' for i in range(len(keys))), 'sessions DESC'])}"
+    )
+
+
+def _errors(r: GameReport, base: str, dialect: SqlDialect) -> str:
+    select, group = _keys(r)
+    signature = f"coalesce({dialect.prop('properties', 'signature')}, event)"
+    return (
+        f"SELECT {select}{signature} AS signature, min(event) AS name, count(*) AS occurrences, "
+        "count(DISTINCT person) AS players, min(timestamp) AS first_seen, "
+        f"max(timestamp) AS last_seen, {dialect.distinct_list('build')} AS builds "
+        f"FROM {base} AS b WHERE category = 'error' GROUP BY signature{group} "
+        "ORDER BY occurrences DESC, signature"
+    )
+
+
+def _verbs(
+    r: GameReport,
+    base: str,
+    dialect: SqlDialect,
+    category: str,
+    verbs: dict[str, str],
+    measure: str,
+) -> str:
+    select, group = _keys(r)
+    verb = dialect.before("event", ":")
+    subject = dialect.after("event", ":")
+    columns = ", ".join(
+        f"sum(CASE WHEN {verb} = {dialect.string(v)} THEN {measure} ELSE 0 END) AS {alias}"
+        for v, alias in verbs.items()
+    )
+    extra = " AND value > 0" if category == "resource" else ""
+    return (
+        f"SELECT {select}{subject} AS subject, {columns}, count(DISTINCT person) AS players "
+        f"FROM {base} AS b WHERE category = {dialect.string(category)}{extra} "
+        f"AND {subject} IS NOT NULL GROUP BY subject{group} ORDER BY subject{group}"
+    )
+
+
+def _runs(r: GameReport, base: str, dialect: SqlDialect) -> str:
+    verbs = {"Start": "starts", "Complete": "completes", "Fail": "fails"}
+    return _verbs(r, base, dialect, "progression", verbs, "1")
+
+
+def _resources(r: GameReport, base: str, dialect: SqlDialect) -> str:
+    return _verbs(r, base, dialect, "resource", {"Source": "sources", "Sink": "sinks"}, "value")
+
+
+BUILDERS: dict[str, Callable[[GameReport, str, SqlDialect], str]] = {
+    "sessions": _sessions,
+    "errors": _errors,
+    "runs": _runs,
+    "resources": _resources,
+}
+
+
+def build(r: GameReport, project_id: int, dialect: SqlDialect) -> str:
+    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters)
+    return f"{BUILDERS[r.kind](r, base, dialect)} LIMIT {r.limit}"
+
+
+def _percent(part: Any, whole: Any) -> float | None:
+    return round(100.0 * part / whole, 2) if whole else None
+
+
+def shape(r: GameReport, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    results = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        item["by"] = [item.pop(f"k{i}") for i in range(len(r.by))]
+        for name in ("avg_duration", "avg_events", "sources", "sinks"):
+            if item.get(name) is not None:
+                item[name] = round(float(item[name]), 2)
+        if r.kind == "runs":
+            item["completion_rate"] = _percent(item["completes"], item["starts"])
+            item["fail_rate"] = _percent(item["fails"], item["starts"])
+        if r.kind == "resources":
+            item["net"] = round(item["sources"] - item["sinks"], 2)
+        if r.kind == "sessions" and any(b.startswith("time:") for b in r.by):
+            item["by"] = [
+                str(v)[:13] + ":00:00" if b == "time:hour" else str(v)[:10]
+                if b.startswith("time:") else v
+                for b, v in zip(r.by, item["by"], strict=True)
+            ]  # fmt: skip
+        results.append(item)
+    return {
+        "results": results,
+        "query": {
+            "report": r.kind,
+            "by": r.by,
+            "date_range": [
+                r.scope.first_day.isoformat() if r.scope.first_day else None,
+                r.scope.last_day.isoformat() if r.scope.last_day else None,
+            ],
+            "timezone": r.scope.timezone,
+        },
+    }

@@ -1,0 +1,130 @@
+"""The game reports (sessions, errors by signature, runs, resource flows) against
+hand-computed answers on two players' sessions sent through the game dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Env
+
+S1, S2 = "6f1c2d3e-0000-4000-8000-000000000001", "6f1c2d3e-0000-4000-8000-000000000002"
+A, B = "a" * 32, "b" * 32
+
+
+def game(
+    player: str, session: str, build: str, at: str, kind: str, name: str, **extra: Any
+) -> dict[str, Any]:
+    return {"build_version": build, "session_id": session, "player_hash": player,
+            "ts": f"2024-04-01T{at}:00Z", "type": kind, "name": name, **extra}  # fmt: skip
+
+
+EVENTS = [
+    game(A, S1, "1.0", "10:00", "session", "Session:Start"),
+    game(A, S1, "1.0", "10:01", "progression", "Start:Run", dim01="forest"),
+    game(A, S1, "1.0", "10:02", "resource", "Source:Gold", value=100),
+    game(A, S1, "1.0", "10:03", "resource", "Sink:Gold", value=30),
+    game(A, S1, "1.0", "10:05", "progression", "Complete:Run", dim01="forest"),
+    game(A, S1, "1.0", "10:06", "error", "NullReference", data={"signature": "sig-1"}),
+    game(A, S1, "1.0", "10:10", "session", "Session:End"),
+    game(B, S2, "1.1", "11:00", "session", "Session:Start"),
+    game(B, S2, "1.1", "11:01", "progression", "Start:Run", dim01="cave"),
+    game(B, S2, "1.1", "11:02", "progression", "Fail:Run", dim01="cave"),
+    game(B, S2, "1.1", "11:03", "error", "NullReference", data={"signature": "sig-1"}),
+    game(B, S2, "1.1", "11:04", "error", "Timeout", data={"signature": "sig-2"}),
+    game(B, S2, "1.1", "11:05", "resource", "Source:Gems", value=5),
+    game(B, S2, "1.1", "11:06", "resource", "Sink:Gold", value=0),  # not positive: no flow
+]
+DAY = ["2024-04-01", "2024-04-01"]
+
+
+@pytest.fixture
+def played(env: Env) -> Env:
+    response = env.client.post(
+        "/api/v1/events", json={"events": EVENTS},
+        headers={"Authorization": f"Bearer {env.write_key}"},
+    )  # fmt: skip
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+    return env
+
+
+def report(env: Env, kind: str, **body: Any) -> list[dict[str, Any]]:
+    body.setdefault("date_range", DAY)
+    response = env.client.post(
+        f"/api/v1/reports/{kind}", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["results"])
+
+
+def test_sessions_from_start_to_end_or_last_event(played: Env) -> None:
+    # S1: 10:00 to Session:End at 10:10 (600 s); S2 never ended: to its last event (360 s).
+    [total] = report(played, "sessions")
+    assert (total["sessions"], total["ended"], total["avg_duration"], total["avg_events"]) == (
+        2, 1, 480.0, 7.0,
+    )  # fmt: skip
+    by_build = report(played, "sessions", by=["build"])
+    assert [(s["by"], s["sessions"], s["avg_duration"]) for s in by_build] == [
+        (["1.0"], 1, 600.0),
+        (["1.1"], 1, 360.0),
+    ]
+    by_hour = report(played, "sessions", by=["time:hour"], timezone="Europe/Berlin")
+    assert [(s["by"], s["sessions"]) for s in by_hour] == [
+        (["2024-04-01T12:00:00"], 1),  # Berlin is UTC+2 in April
+        (["2024-04-01T13:00:00"], 1),
+    ]
+
+
+def test_errors_grouped_by_signature(played: Env) -> None:
+    errors = report(played, "errors")
+    assert [
+        (e["signature"], e["name"], e["occurrences"], e["players"], e["builds"]) for e in errors
+    ] == [("sig-1", "NullReference", 2, 2, ["1.0", "1.1"]), ("sig-2", "Timeout", 1, 1, ["1.1"])]
+    assert errors[0]["first_seen"].startswith("2024-04-01T10:06")
+    assert errors[0]["last_seen"].startswith("2024-04-01T11:03")
+
+
+def test_runs_start_complete_fail(played: Env) -> None:
+    [run] = report(played, "runs")
+    assert (run["subject"], run["starts"], run["completes"], run["fails"], run["players"]) == (
+        "Run", 2, 1, 1, 2,
+    )  # fmt: skip
+    assert (run["completion_rate"], run["fail_rate"]) == (50.0, 50.0)
+    by_level = report(played, "runs", by=["dim1"])
+    assert [(r["by"], r["starts"], r["completes"], r["fails"]) for r in by_level] == [
+        (["cave"], 1, 0, 1),
+        (["forest"], 1, 1, 0),
+    ]
+
+
+def test_resource_flows_per_currency(played: Env) -> None:
+    flows = report(played, "resources")
+    assert [(f["subject"], f["sources"], f["sinks"], f["net"], f["players"]) for f in flows] == [
+        ("Gems", 5.0, 0.0, 5.0, 1),
+        ("Gold", 100.0, 30.0, 70.0, 1),
+    ]
+
+
+def test_filters_apply_to_reports(played: Env) -> None:
+    only_b = report(played, "errors", filters=[["is", "build", ["1.0"]]])
+    assert [(e["signature"], e["occurrences"]) for e in only_b] == [("sig-1", 1)]
+
+
+@pytest.mark.parametrize(
+    "kind, body, field",
+    [
+        ("errors", {"by": ["planet"]}, "by[0]"),
+        ("runs", {"by": ["time:day"]}, "by[0]"),  # time grouping is for sessions
+        ("sessions", {"limit": 0}, "limit"),
+        ("resources", {"date_range": "soon"}, "date_range"),
+        ("resources", {"colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_report_is_refused_naming_its_field(
+    env: Env, kind: str, body: dict[str, Any], field: str
+) -> None:
+    response = env.client.post(
+        f"/api/v1/reports/{kind}", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
