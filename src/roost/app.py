@@ -10,7 +10,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 
-from roost.api import admin, contracts, debugger, destinations, ingest, ops, profiles, sql, stats
+from roost.api import (
+    admin,
+    contracts,
+    debugger,
+    destinations,
+    erasure,
+    ingest,
+    ops,
+    profiles,
+    sql,
+    stats,
+)
 from roost.api.body import Receive
 from roost.config import Settings
 from roost.runtime import Runtime
@@ -54,6 +65,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         routes=[
             *sql.routes(),
             *stats.routes(),
+            *erasure.routes(),
             *profiles.routes(),
             *contracts.routes(),
             *admin.routes(),

@@ -25,6 +25,7 @@ from roost.pipeline.visitor import Visitor
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.contracts import ContractStore
 from roost.storage.destinations import DestinationStore
+from roost.storage.erasures import ErasureStore
 from roost.storage.loader import Loader
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata
@@ -59,6 +60,7 @@ class Runtime:
         self.profiles.catch_up()
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
+        self.erasures = ErasureStore(self.metadata.engine)
         self.inflight = Inflight(settings.forwarders_yield_at)
         self.forwarders = self._forwarders()
         self.log.subscribe(self.loader.notify)

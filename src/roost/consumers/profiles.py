@@ -198,6 +198,13 @@ class ProfilesConsumer(Follower):
                 self.apply(groups, up_to=groups[-1][0] + groups[-1][1] - 1 if full else target)
         return self.offset - before
 
+    def erase(self, project_id: int, user_id: str) -> list[str]:
+        """Forget a user between two batches (storage/profiles.py); the ids it had."""
+        with self._lock:
+            ids = self.store.erase(project_id, user_id)
+            self.identities_version += 1  # the Warehouse's copy of the links follows
+        return ids
+
     def rebuild(self) -> int:
         """Forget every profile and apply the Log again from its start."""
         with self._lock:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -218,6 +219,39 @@ class DuckDBWarehouse:
             return _limited(cursor, sql, timeout, max_rows, "sql")
         finally:
             cursor.close()
+
+    def erase(
+        self,
+        project_id: int,
+        *,
+        ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Delete the project's events of these user, anonymous or previous ids, or with a
+        timestamp in [since, until); how many."""
+        where = ["project_id = ?"]
+        params: list[Any] = [project_id]
+        if ids is not None:
+            where.append(
+                "(list_contains(?, user_id) OR list_contains(?, anonymous_id) "
+                "OR list_contains(?, previous_id))"
+            )
+            params += [list(ids)] * 3
+        if since is not None:
+            where.append("timestamp >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("timestamp < ?")
+            params.append(until)
+        cursor = self._con.cursor()
+        try:
+            row = cursor.execute(
+                f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", params
+            ).fetchone()
+        finally:
+            cursor.close()
+        return int(row[0]) if row else 0
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         """Run a query Roost wrote (query/stats.py, through `dialect`)."""

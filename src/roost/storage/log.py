@@ -69,3 +69,10 @@ class Log(LogReader, Protocol):
     def drain(self) -> None:
         """Commit what is pending and take no more appends."""
         ...
+
+    def erase(
+        self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
+    ) -> int:
+        """Replace the project's stored events that match with tombstones (offsets stay);
+        `hints`: strings a group must contain to hold one. How many were erased."""
+        ...

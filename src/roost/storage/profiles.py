@@ -166,6 +166,24 @@ class ProfileStore:
             )
         replace_row(conn, cursors, consumer=consumer, log_offset=offset)
 
+    def erase(self, project_id: int, user_id: str) -> list[str]:
+        """Forget a user: the profile, every id linked to it, its memberships. The ids it had."""
+        with self.engine.begin() as conn:
+            found = self.resolve(conn, project_id, user_id) or user_id  # a linked id finds it
+            ids = [found, *self.aliases_of(conn, project_id, found)]
+            delete_row(conn, profiles, project_id=project_id, user_id=found)
+            conn.execute(
+                identities.delete().where(
+                    identities.c.project_id == project_id, identities.c.user_id == found
+                )
+            )
+            conn.execute(
+                memberships.delete().where(
+                    memberships.c.project_id == project_id, memberships.c.user_id == found
+                )
+            )
+        return sorted(set(ids) | {user_id})
+
     def reset(self, consumer: str) -> None:
         """Forget every profile, so the consumer rebuilds them from the Log."""
         with self.engine.begin() as conn:

@@ -32,6 +32,19 @@ _decode = msgspec.json.Decoder(list[Event]).decode
 IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
 
 
+def tombstone(event: Event) -> Event:
+    """What an erased event leaves in the Log: its messageId and times, in project 0, which no
+    query, forwarder or profile reads. Nothing personal is left."""
+    return Event(
+        message_id=event.message_id,
+        project_id=0,
+        dialect=event.dialect,
+        type="track",
+        timestamp=event.timestamp,
+        received_at=event.received_at,
+    )
+
+
 class _Reading:
     """Reading the log table, on a connection per thread (WAL readers never block the writer)."""
 
@@ -186,6 +199,40 @@ class SQLiteLog(_Reading):
             (received_before, loaded_up_to),
         )
         return cursor.rowcount
+
+    def erase(
+        self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
+    ) -> int:
+        """Replace the project's events that match with tombstones, group by group.
+
+        Offsets stay where they were, so every consumer's cursor stays right. `hints`, when
+        given, are strings (ids) one of which a group must contain to be looked at. Each
+        group is its own short write, so appends wait at most for one of them.
+        """
+        conn = self._reader()
+        query = "SELECT first_offset FROM log"
+        needles = [_encode(h) for h in hints]
+        if needles:
+            query += " WHERE " + " OR ".join("instr(events, ?) > 0" for _ in needles)
+        firsts = [row[0] for row in conn.execute(query + " ORDER BY first_offset", needles)]
+        erased = 0
+        for first in firsts:
+            row = conn.execute("SELECT events FROM log WHERE first_offset = ?", (first,)).fetchone()
+            if row is None:  # trimmed meanwhile
+                continue
+            events = _decode(row[0])
+            hits = [i for i, e in enumerate(events) if e.project_id == project_id and matches(e)]
+            if not hits:
+                continue
+            for i in hits:
+                events[i] = tombstone(events[i])
+            identity_events = sum(1 for e in events if e.type in IDENTITY_TYPES)
+            conn.execute(
+                "UPDATE log SET events = ?, identity_events = ? WHERE first_offset = ?",
+                (_encode(events), identity_events, first),
+            )
+            erased += len(hits)
+        return erased
 
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -67,6 +67,18 @@ class Warehouse(Protocol):
         """Run one read-only query over an `events` view of one project's rows."""
         ...
 
+    def erase(
+        self,
+        project_id: int,
+        *,
+        ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Delete the project's events of these user/anonymous ids, or with a timestamp in
+        [since, until) (naive UTC); how many."""
+        ...
+
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         """Run a query Roost wrote through `dialect` (a report), with the same limits."""
         ...

@@ -1,0 +1,90 @@
+"""The record of erasures: who was erased (or which time range), when, by which key, and how
+many events went. The record holds the erased ids, as the proof a regulator asks for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+schema = sa.MetaData()
+erasures = sa.Table(
+    "erasures",
+    schema,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, nullable=False, index=True),
+    sa.Column("user_id", sa.String(255), nullable=True),  # None for a time range
+    sa.Column("ids", sa.Text, nullable=False),
+    sa.Column("since", sa.DateTime, nullable=True),
+    sa.Column("until", sa.DateTime, nullable=True),
+    sa.Column("events", sa.BigInteger, nullable=False),  # from the Warehouse
+    sa.Column("log_events", sa.BigInteger, nullable=False),  # tombstoned in the Log
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("requested_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value else None
+
+
+class ErasureStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        schema.create_all(engine)
+
+    def record(
+        self,
+        project_id: int,
+        key_id: str,
+        *,
+        user_id: str | None,
+        ids: list[str],
+        since: datetime | None,
+        until: datetime | None,
+        events: int,
+        log_events: int,
+    ) -> dict[str, Any]:
+        row = {
+            "project_id": project_id,
+            "user_id": user_id,
+            "ids": msgspec.json.encode(ids).decode(),
+            "since": since,
+            "until": until,
+            "events": events,
+            "log_events": log_events,
+            "key_id": key_id,
+            "requested_at": datetime.now(UTC).replace(tzinfo=None),
+        }
+        with self.engine.begin() as conn:
+            made = conn.execute(erasures.insert().values(**row))
+            key = made.inserted_primary_key
+        assert key is not None
+        return self._shown({"id": int(key[0]), **row})
+
+    def list(self, project_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(erasures)
+                .where(erasures.c.project_id == project_id)
+                .order_by(erasures.c.id)
+            ).all()
+        return [self._shown(dict(r._mapping)) for r in rows]
+
+    @staticmethod
+    def _shown(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "user_id": row["user_id"],
+            "ids": msgspec.json.decode(row["ids"]),
+            "since": _when(row["since"]),
+            "until": _when(row["until"]),
+            "events": row["events"],
+            "log_events": row["log_events"],
+            "key_id": row["key_id"],
+            "requested_at": _when(row["requested_at"]),
+        }
