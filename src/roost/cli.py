@@ -21,7 +21,7 @@ import click
 import httpx
 
 from roost import config
-from roost.commands import pipeline
+from roost.commands import pipeline, transfer
 from roost.commands.common import (
     SERVER_FILE,
     borrowed_key,
@@ -507,5 +507,5 @@ def data_path(data: str | None) -> Path:
     return load_settings(data=data).data_dir
 
 
-for command in pipeline.COMMANDS:
+for command in [*pipeline.COMMANDS, *transfer.COMMANDS]:
     main.add_command(command)

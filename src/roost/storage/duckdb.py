@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,35 @@ class DuckDBWarehouse:
         finally:
             cursor.close()
         return int(row[0]) if row else 0
+
+    def export(
+        self,
+        project_id: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 10000,
+    ) -> Iterator[pa.RecordBatch]:
+        """The project's events in Log order, a record batch at a time (never all in memory)."""
+        where = ["project_id = ?"]
+        params: list[Any] = [project_id]
+        if since is not None:
+            where.append("timestamp >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("timestamp < ?")
+            params.append(until)
+        columns = ", ".join(c.name for c in EVENT_COLUMNS if c.name != "project_id")
+        cursor = self._con.cursor()
+        try:
+            relation = cursor.sql(
+                f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY log_offset",
+                params=params,
+            )
+            reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
+            yield from reader
+        finally:
+            cursor.close()
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         """Run a query Roost wrote (query/stats.py, through `dialect`)."""

@@ -8,10 +8,11 @@ confined to one project) and profiles (a user's activity over linked ids).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import pyarrow as pa
 from msgspec import Struct
 
 from roost.query.dialect import SqlDialect
@@ -77,6 +78,18 @@ class Warehouse(Protocol):
     ) -> int:
         """Delete the project's events of these user/anonymous ids, or with a timestamp in
         [since, until) (naive UTC); how many."""
+        ...
+
+    def export(
+        self,
+        project_id: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 10000,
+    ) -> Iterator[pa.RecordBatch]:
+        """The project's events (timestamp in [since, until), naive UTC) in Log order, as
+        Arrow record batches, streamed."""
         ...
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:

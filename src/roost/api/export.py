@@ -1,0 +1,49 @@
+"""`GET /api/v1/export?format=ndjson|csv|parquet&since=…&until=…` (read key): the project's
+events streamed in Log order, encoded a record batch at a time (query/export.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from roost.api.reading import read_endpoint
+from roost.errors import BadRequest
+from roost.query import export as encode
+from roost.runtime import Runtime
+from roost.storage.metadata import Key
+
+
+def _time(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: must be an ISO 8601 time", field=name) from None
+    if when.tzinfo is None:
+        raise BadRequest(f"{name}: must carry a time zone (Z or +hh:mm)", field=name)
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+@read_endpoint("exports")
+async def export(request: Request, runtime: Runtime, key: Key) -> Response:
+    kind = request.query_params.get("format", "ndjson")
+    if kind not in encode.FORMATS:
+        raise BadRequest(f"format: must be one of {', '.join(encode.FORMATS)}", field="format")
+    since, until = _time(request, "since"), _time(request, "until")
+    await runtime.caught_up()  # read your writes
+    batches = runtime.warehouse.export(key.project_id, since=since, until=until)
+    name = f"{key.project_slug}-events.{kind}"
+    return StreamingResponse(
+        encode.ENCODERS[kind](batches),  # a sync iterator: Starlette runs it in a thread
+        media_type=encode.FORMATS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/export", export, methods=["GET"])]

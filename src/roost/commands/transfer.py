@@ -1,0 +1,209 @@
+"""`roost export` and `roost import`: events out of and into a running server, over HTTP.
+
+Import reads NDJSON, one event a line, in any of the four dialects (API.md) or Segment's
+export format, tells each line's dialect by its fields, and sends it the way that dialect
+takes it: Segment and game events in batches, web and free-form events one by one. Going
+through ingest, imported events are checked, enriched and deduplicated by messageId (a
+game event's `event_id`) like any other, and keep their own times (`timestamp`, `ts`) —
+except web events, whose dialect has no time field.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+import httpx
+import msgspec
+
+from roost.commands.common import (
+    borrowed_key,
+    data_option,
+    load_settings,
+    post_json,
+    server_options,
+    server_url,
+)
+
+SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+BATCH = {"segment": 500, "game": 100}  # events per request (game: the dialect's limit)
+
+
+def dialect_of(event: Any) -> str | None:
+    """Which dialect a decoded line speaks, by its fields; None if none."""
+    if not isinstance(event, dict):
+        return None
+    if "player_hash" in event or ("build_version" in event and "session_id" in event):
+        return "game"
+    if "site_id" in event:
+        return "web"
+    if event.get("type") in SEGMENT_TYPES:
+        return "segment"
+    if "event_name" in event:
+        return "freeform"
+    return None
+
+
+def _path(dialect: str, event: dict[str, Any]) -> str:
+    if dialect == "web":
+        return "/api/v1/events/custom" if "event_name" in event else "/api/v1/events/pageview"
+    return {"segment": "/v1/batch", "game": "/api/v1/events", "freeform": "/post"}[dialect]
+
+
+class Importer:
+    def __init__(self, base: str, key: str) -> None:
+        self.base = base
+        self.key = key
+        self.accepted = 0
+        self.rejected = 0
+        self.problems: list[str] = []
+        self.pending: list[tuple[int, dict[str, Any]]] = []
+        self.dialect: str | None = None
+
+    def add(self, line_no: int, dialect: str, event: dict[str, Any]) -> None:
+        if dialect in BATCH:
+            if self.dialect != dialect or len(self.pending) >= BATCH[dialect]:
+                self.flush()
+            self.dialect = dialect
+            self.pending.append((line_no, event))
+            return
+        self.flush()
+        self._send(dialect, [(line_no, event)], event)
+
+    def flush(self) -> None:
+        if self.pending and self.dialect is not None:
+            body = {
+                "batch" if self.dialect == "segment" else "events": [e for _, e in self.pending]
+            }
+            self._send(self.dialect, self.pending, body)
+        self.pending, self.dialect = [], None
+
+    def refuse(self, line_no: int, message: str) -> None:
+        self.rejected += 1
+        if len(self.problems) < 20:
+            self.problems.append(f"line {line_no}: {message}")
+
+    def _send(self, dialect: str, lines: list[tuple[int, dict[str, Any]]], body: Any) -> None:
+        response = post_json(f"{self.base}{_path(dialect, lines[0][1])}", self.key, body)
+        if response.status_code in (401, 403):
+            raise click.ClickException(f"{response.status_code}: {response.text}")
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code >= 300:
+            message = json.dumps(answer.get("error", answer)) if answer else response.text
+            for line_no, _ in lines:
+                self.refuse(line_no, f"{response.status_code} {message}")
+            return
+        errors = answer.get("errors", []) if isinstance(answer, dict) else []
+        for error in errors:
+            self.refuse(lines[int(error.get("index", 0))][0], str(error.get("message")))
+        self.accepted += len(lines) - len(errors)
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    for number, line in enumerate(stream, start=1):
+        yield number, len(line), line.strip()
+
+
+@click.command("import")
+@data_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@server_options
+@click.option(
+    "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
+)
+def import_events(
+    data: str | None, file: Path, url: str | None, project: str, key: str | None
+) -> None:
+    """Send the events of an NDJSON file (any dialect, or Segment's export) to the server."""
+    base = server_url(load_settings(data=data), url)
+    with borrowed_key(data, project, "write", key) as raw, file.open("rb") as stream:
+        importer = Importer(base, raw)
+        with click.progressbar(
+            length=file.stat().st_size, label="Importing", file=sys.stderr
+        ) as bar:
+            for number, size, line in _lines(stream):
+                bar.update(size)
+                if not line:
+                    continue
+                try:
+                    event = msgspec.json.decode(line)
+                except msgspec.DecodeError as exc:
+                    importer.refuse(number, f"not JSON ({exc})")
+                    continue
+                dialect = dialect_of(event)
+                if dialect is None:
+                    importer.refuse(number, "not an event of any dialect (see API.md)")
+                    continue
+                importer.add(number, dialect, event)
+            importer.flush()
+    for problem in importer.problems:
+        click.echo(problem, err=True)
+    click.echo(f"Imported {importer.accepted} events; {importer.rejected} refused.")
+    if importer.rejected:
+        raise SystemExit(1)
+
+
+@click.command("export")
+@data_option
+@server_options
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv", "parquet"]),
+    default="ndjson",
+    show_default=True,
+)
+@click.option("--since", default=None, help="Only events from this time (ISO 8601 with a zone).")
+@click.option("--until", default=None, help="Only events before this time (ISO 8601 with a zone).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def export_events(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    output: Path,
+) -> None:
+    """Write the project's events to a file, streamed from the server."""
+    base = server_url(load_settings(data=data), url)
+    params = {
+        "format": fmt,
+        **({"since": since} if since else {}),
+        **({"until": until} if until else {}),
+    }
+    written = 0
+    with borrowed_key(data, project, "read", key) as raw:
+        try:
+            with httpx.stream(
+                "GET", f"{base}/api/v1/export", params=params,
+                headers={"Authorization": f"Bearer {raw}"}, timeout=None,
+            ) as response:  # fmt: skip
+                if response.status_code != 200:
+                    response.read()
+                    raise click.ClickException(f"{response.status_code}: {response.text}")
+                with output.open("wb") as out, click.progressbar(
+                    length=0, label="Exporting", file=sys.stderr,
+                    show_percent=False, show_pos=True,
+                ) as bar:  # fmt: skip
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        written += len(chunk)
+                        bar.update(len(chunk))
+        except httpx.HTTPError as error:
+            raise click.ClickException(f"cannot reach Roost at {base}: {error}") from None
+    click.echo(f"Wrote {written} bytes to {output}.")
+
+
+COMMANDS = [import_events, export_events]
