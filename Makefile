@@ -7,7 +7,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt bench bench-pipeline install clean
+.PHONY: run demo test lint fmt bench bench-pipeline install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/roost serve --data $(DATA) --host $(HOST) --port $(PORT)
+
+demo: $(STAMP)
+	$(BIN)/roost demo --data $(DATA)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

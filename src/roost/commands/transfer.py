@@ -207,3 +207,59 @@ def export_events(
 
 
 COMMANDS = [import_events, export_events]
+
+
+@click.command("demo")
+@data_option
+@server_options
+@click.option(
+    "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=28, show_default=True)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.01, 10000),
+    default=1.0,
+    show_default=True,
+    help="Traffic multiplier (1: ~40,000 events over 28 days).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--until", "until", default=None, help="Last day (YYYY-MM-DD; default: today, UTC).")
+def demo(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    days: int,
+    scale: float,
+    seed: int,
+    until: str | None,
+) -> None:
+    """Fill a project with realistic demo traffic: a website, a game and a SaaS app.
+
+    The same options give the same events (and messageIds: sending twice stores once).
+    """
+    from datetime import date as date_type
+
+    from roost.demo import generate
+
+    last = date_type.fromisoformat(until) if until else None
+    base = server_url(load_settings(data=data), url)
+    with borrowed_key(data, project, "write", key) as raw:
+        importer = Importer(base, raw)
+        with click.progressbar(length=days, label="Sending demo days", file=sys.stderr) as bar:
+            for _, events in generate(seed, days, scale, last):
+                for number, (dialect, event) in enumerate(events, start=1):
+                    importer.add(number, dialect, event)
+                importer.flush()
+                bar.update(1)
+    for problem in importer.problems:
+        click.echo(problem, err=True)
+    click.echo(
+        f"Sent {importer.accepted} demo events to project {project!r}; {importer.rejected} refused."
+    )
+    if importer.rejected:
+        raise SystemExit(1)
+
+
+COMMANDS.append(demo)

@@ -138,12 +138,13 @@ class DuckDBDialect:
             f"THEN 1 ELSE 0 END AS starts FROM {relation}"
         )
         numbered = (
-            f"SELECT *, sum(starts) OVER ({window} ROWS UNBOUNDED PRECEDING) AS visit "
+            f"SELECT *, count(CASE WHEN starts = 1 THEN 1 END) OVER ({window} "
+            "ROWS UNBOUNDED PRECEDING) AS visit "
             f"FROM ({starts}) AS starts"
         )
         return (
             f"SELECT {by}, count(*) AS events, "
-            "sum(CASE WHEN type = 'page' THEN 1 ELSE 0 END) AS pageviews, "
+            "count(CASE WHEN type = 'page' THEN 1 END) AS pageviews, "
             f"{self.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
             f"FROM ({numbered}) AS numbered GROUP BY {by}, visit"
         )

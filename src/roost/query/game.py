@@ -85,7 +85,7 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
     duration = dialect.seconds(first, "coalesce(ended, last_seen)")
     return (
         f"SELECT {select}count(*) AS sessions, "
-        "sum(CASE WHEN ended IS NOT NULL THEN 1 ELSE 0 END) AS ended, "
+        "count(ended) AS ended, "
         f"avg({duration}) AS avg_duration, avg(events) AS avg_events "
         f"FROM ({each}) AS per_session{group} "
         f"ORDER BY {', '.join([*(f'k{i}' for i in range(len(keys))), 'sessions DESC'])}"
@@ -115,8 +115,10 @@ def _verbs(
     select, group = _keys(r)
     verb = dialect.before("event", ":")
     subject = dialect.after("event", ":")
+    aggregate = "count" if measure == "1" else "sum"  # count: a sum of 1s may be typed too small
     columns = ", ".join(
-        f"sum(CASE WHEN {verb} = {dialect.string(v)} THEN {measure} ELSE 0 END) AS {alias}"
+        f"coalesce({aggregate}(CASE WHEN {verb} = {dialect.string(v)} THEN {measure} END), 0) "
+        f"AS {alias}"
         for v, alias in verbs.items()
     )
     extra = " AND value > 0" if category == "resource" else ""

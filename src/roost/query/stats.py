@@ -27,7 +27,8 @@ SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
     "users": "count(DISTINCT person)",
     "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
-    "pageviews": f"sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN 1 ELSE 0 END)",
+    # count(CASE …) rather than sum(CASE … 1 ELSE 0): DuckDB 2.0 may type such a sum too small
+    "pageviews": f"count(CASE WHEN type = 'page' AND {NOT_BOT} THEN 1 END)",
     "sessions": "count(DISTINCT session_id)",
     "value_sum": "sum(value)",
     "value_avg": "avg(value)",
@@ -359,7 +360,7 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
         people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
         parts["v"] = (
             f"SELECT {', '.join([*keys, 'count(*) AS visits'])}, "
-            "100.0 * avg(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounce_rate, "
+            "100.0 * count(CASE WHEN events = 1 THEN 1 END) / count(*) AS bounce_rate, "
             "avg(seconds) AS visit_duration "
             f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits{group}"
         )
