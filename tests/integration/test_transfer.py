@@ -71,7 +71,7 @@ def test_import_every_dialect_then_export(tmp_path: Path) -> None:
         done = roost("export", "--url", server.url, "-o", str(out), data=data)
         assert "Wrote" in done.stdout
         exported = [json.loads(line) for line in out.read_text().splitlines()]
-        assert len(exported) == 7 and exported[0]["message_id"] == "s1"
+        assert len(exported) == 7 and "s1" in {e["message_id"] for e in exported}
         parquet = tmp_path / "out.parquet"
         roost("export", "--url", server.url, "--format", "parquet", "-o", str(parquet), data=data)
         assert parquet.read_bytes()[:4] == b"PAR1"

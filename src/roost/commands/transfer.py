@@ -24,7 +24,6 @@ from roost.commands.common import (
     borrowed_key,
     data_option,
     load_settings,
-    post_json,
     server_options,
     server_url,
 )
@@ -55,32 +54,44 @@ def _path(dialect: str, event: dict[str, Any]) -> str:
 
 
 class Importer:
+    """Sends events the way each dialect takes them, over one keep-alive connection; Segment
+    and game events wait in a batch per dialect until it is full (or `flush`)."""
+
     def __init__(self, base: str, key: str) -> None:
         self.base = base
-        self.key = key
+        self.client = httpx.Client(
+            base_url=base,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=120,
+        )
         self.accepted = 0
         self.rejected = 0
         self.problems: list[str] = []
-        self.pending: list[tuple[int, dict[str, Any]]] = []
-        self.dialect: str | None = None
+        self.pending: dict[str, list[tuple[int, dict[str, Any]]]] = {d: [] for d in BATCH}
 
     def add(self, line_no: int, dialect: str, event: dict[str, Any]) -> None:
         if dialect in BATCH:
-            if self.dialect != dialect or len(self.pending) >= BATCH[dialect]:
-                self.flush()
-            self.dialect = dialect
-            self.pending.append((line_no, event))
+            waiting = self.pending[dialect]
+            waiting.append((line_no, event))
+            if len(waiting) >= BATCH[dialect]:
+                self._flush(dialect)
             return
-        self.flush()
         self._send(dialect, [(line_no, event)], event)
 
     def flush(self) -> None:
-        if self.pending and self.dialect is not None:
-            body = {
-                "batch" if self.dialect == "segment" else "events": [e for _, e in self.pending]
-            }
-            self._send(self.dialect, self.pending, body)
-        self.pending, self.dialect = [], None
+        for dialect in BATCH:
+            self._flush(dialect)
+
+    def close(self) -> None:
+        self.flush()
+        self.client.close()
+
+    def _flush(self, dialect: str) -> None:
+        lines = self.pending[dialect]
+        if lines:
+            body = {"batch" if dialect == "segment" else "events": [e for _, e in lines]}
+            self._send(dialect, lines, body)
+            self.pending[dialect] = []
 
     def refuse(self, line_no: int, message: str) -> None:
         self.rejected += 1
@@ -88,7 +99,12 @@ class Importer:
             self.problems.append(f"line {line_no}: {message}")
 
     def _send(self, dialect: str, lines: list[tuple[int, dict[str, Any]]], body: Any) -> None:
-        response = post_json(f"{self.base}{_path(dialect, lines[0][1])}", self.key, body)
+        try:
+            response = self.client.post(
+                _path(dialect, lines[0][1]), content=msgspec.json.encode(body)
+            )
+        except httpx.HTTPError as error:
+            raise click.ClickException(f"cannot reach Roost at {self.base}: {error}") from None
         if response.status_code in (401, 403):
             raise click.ClickException(f"{response.status_code}: {response.text}")
         try:
@@ -101,8 +117,8 @@ class Importer:
                 self.refuse(line_no, f"{response.status_code} {message}")
             return
         errors = answer.get("errors", []) if isinstance(answer, dict) else []
-        for error in errors:
-            self.refuse(lines[int(error.get("index", 0))][0], str(error.get("message")))
+        for refused in errors:
+            self.refuse(lines[int(refused.get("index", 0))][0], str(refused.get("message")))
         self.accepted += len(lines) - len(errors)
 
 
@@ -142,7 +158,7 @@ def import_events(
                     importer.refuse(number, "not an event of any dialect (see API.md)")
                     continue
                 importer.add(number, dialect, event)
-            importer.flush()
+            importer.close()
     for problem in importer.problems:
         click.echo(problem, err=True)
     click.echo(f"Imported {importer.accepted} events; {importer.rejected} refused.")
@@ -251,8 +267,8 @@ def demo(
             for _, events in generate(seed, days, scale, last):
                 for number, (dialect, event) in enumerate(events, start=1):
                     importer.add(number, dialect, event)
-                importer.flush()
                 bar.update(1)
+            importer.close()
     for problem in importer.problems:
         click.echo(problem, err=True)
     click.echo(

@@ -1,0 +1,165 @@
+"""How fast the Stats API and the reports answer on a large demo data set.
+
+    python bench/queries.py [--scale 250] [--days 28] [--repeat 20] [--data DIR]
+
+Starts `roost serve`, fills it with `roost demo --scale S` (through HTTP, as any client;
+scale 250 is about 10 million events) unless `--data` names a directory already filled, then
+runs each standard query `--repeat` times and records p50 and p95 (target: p95 < 500 ms).
+Appends a dated section to bench/RESULTS.md unless --no-record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from run import RESULTS, free_port, roost_cli
+from run import wait_ready as wait_up
+
+UNTIL = date(2024, 6, 30)  # fixed, so a filled data dir can be reused
+
+
+def queries(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    first = (UNTIL - timedelta(days=days - 1)).isoformat()
+    span = [first, UNTIL.isoformat()]
+    week = [(UNTIL - timedelta(days=6)).isoformat(), UNTIL.isoformat()]
+    return {
+        "overview: events per day": (
+            "/api/v1/query", {"metrics": ["events", "users"], "dimensions": ["time:day"], "date_range": span},
+        ),
+        "top events": ("/api/v1/query", {"metrics": ["events"], "dimensions": ["event"], "date_range": span, "limit": 10}),
+        "web totals (visitors, visits, bounce, duration)": (
+            "/api/v1/query",
+            {"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], "date_range": span},
+        ),
+        "web: visitors per day": ("/api/v1/query", {"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"], "date_range": span}),
+        "top pages": ("/api/v1/query", {"metrics": ["visitors", "pageviews"], "dimensions": ["page"], "date_range": span, "limit": 10}),
+        "sources": ("/api/v1/query", {"metrics": ["visitors"], "dimensions": ["source"], "date_range": span, "limit": 10}),
+        "browsers and OS": ("/api/v1/query", {"metrics": ["visitors"], "dimensions": ["browser", "os"], "date_range": span}),
+        "conversion rate (Signed Up)": (
+            "/api/v1/query",
+            {"metrics": ["conversion_rate"], "filters": [["is", "event", ["Signed Up"]]], "date_range": span},
+        ),
+        "funnel pricing → signup → Signed Up": (
+            "/api/v1/reports/funnel",
+            {"steps": [["is", "page", ["/pricing"]], ["is", "page", ["/signup"]], "Signed Up"], "date_range": span},
+        ),
+        "retention (weekly)": ("/api/v1/reports/retention", {"period": "week", "periods": 4, "date_range": span}),
+        "game sessions": ("/api/v1/reports/sessions", {"date_range": week}),
+        "errors by signature": ("/api/v1/reports/errors", {"date_range": span}),
+        "runs": ("/api/v1/reports/runs", {"date_range": span, "by": ["dim1"]}),
+        "resource flows": ("/api/v1/reports/resources", {"date_range": span}),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=250)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--data", type=Path, default=None, help="a data dir to fill, or filled")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="roost-bench-queries-"))
+    data = args.data or work / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
+        env={**os.environ, "ROOST_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_up(url, "/readyz", timeout=600)
+        read = json.loads(
+            roost_cli(data, "keys", "create", "--project", "default", "--kind", "read", "--json")
+        )["key"]
+        headers = {"Authorization": f"Bearer {read}"}
+        filled = httpx.post(
+            f"{url}/api/v1/sql",
+            json={"sql": "select count(*) from events"},
+            headers=headers,
+            timeout=600,
+        ).json()["rows"][0][0]
+        load_seconds = None
+        if filled == 0:
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "roost", "demo", "--data", str(data), "--url", url,
+                 "--scale", str(args.scale), "--days", str(args.days), "--until", UNTIL.isoformat()],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            load_seconds = time.perf_counter() - started
+            filled = httpx.post(
+                f"{url}/api/v1/sql",
+                json={"sql": "select count(*) from events"},
+                headers=headers,
+                timeout=600,
+            ).json()["rows"][0][0]
+        timings: dict[str, list[float]] = {}
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+            for name, (path, body) in queries(args.days).items():
+                client.post(path, json=body).raise_for_status()  # warm
+                runs = []
+                for _ in range(args.repeat):
+                    started = time.perf_counter()
+                    client.post(path, json=body).raise_for_status()
+                    runs.append(time.perf_counter() - started)
+                timings[name] = runs
+    finally:
+        server.terminate()
+        server.wait(120)
+    report = render(args, int(filled), load_seconds, timings)
+    print(report)
+    if not args.no_record:
+        with RESULTS.open("a") as f:
+            f.write(report)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def render(
+    args: argparse.Namespace,
+    events: int,
+    load_seconds: float | None,
+    timings: dict[str, list[float]],
+) -> str:
+    def q(values: list[float], p: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    filled = (
+        f"filled by `roost demo` over HTTP in {load_seconds:.0f} s" if load_seconds else "reused"
+    )
+    lines = [
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — queries — `python bench/queries.py --scale {args.scale:g} --days {args.days} --repeat {args.repeat}`\n",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
+        f"{events:,} events ({filled}); each query {args.repeat} times after a warm-up, "
+        "through HTTP (read-your-writes wait included). Target: p95 < 500 ms.\n",
+        "| query | p50 ms | p95 ms | under 500 ms at p95 |",
+        "|---|---|---|---|",
+    ]
+    for name, runs in timings.items():
+        p95 = q(runs, 0.95)
+        lines.append(
+            f"| {name} | {statistics.median(runs) * 1000:.0f} | {p95:.0f} | {'yes' if p95 < 500 else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
