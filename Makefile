@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/roost serve --data $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/roost serve --data $(DATA) --host $(HOST) --port $(PORT) --demo
 
 demo: $(STAMP)
 	$(BIN)/roost demo --data $(DATA)

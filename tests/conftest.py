@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,17 @@ class Env:
     client: Client
     write_key: str
     read_key: str
+    app: Any = None
+    portal: BlockingPortal | None = None
+    others: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def new_client(self) -> Client:
+        """Another client on the same app, with its own cookies (a second browser)."""
+        assert self.portal is not None
+        transport = httpx.ASGITransport(app=self.app, client=("203.0.113.51", 40001))
+        client = httpx.AsyncClient(transport=transport, base_url="http://roost.test")
+        self.others.append(client)
+        return Client(self.portal, client)
 
     def sql(self, query: str, key: str | None = None) -> list[dict[str, Any]]:
         response = self.client.post(
@@ -86,9 +97,13 @@ def open_env(settings: Settings, plan: str = "enterprise") -> Iterator[Env]:
     with start_blocking_portal() as portal:
         async_client = httpx.AsyncClient(transport=transport, base_url="http://roost.test")
         try:
-            yield Env(settings, runtime, Client(portal, async_client), write_key, read_key)
+            env = Env(
+                settings, runtime, Client(portal, async_client), write_key, read_key, app, portal
+            )
+            yield env
         finally:
-            portal.call(async_client.aclose)
+            for other in [async_client, *env.others]:
+                portal.call(other.aclose)
             portal.call(runtime.close)
 
 

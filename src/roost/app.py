@@ -9,7 +9,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
+from roost import dashboard
 from roost.api import (
     admin,
     contracts,
@@ -74,6 +77,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             *destinations.routes(),
             *debugger.routes(),
             *ops.routes(),
+            *dashboard.routes(),
+            Mount("/static", StaticFiles(directory=dashboard.STATIC), name="static"),
         ],
         lifespan=lifespan,
     )

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import click
 import httpx
 
 from roost import config
-from roost.commands import pipeline, transfer
+from roost.commands import pipeline, transfer, users
 from roost.commands.common import (
     SERVER_FILE,
     borrowed_key,
@@ -36,6 +37,8 @@ from roost.commands.common import (
     server_options,
     server_url,
 )
+from roost.commands.transfer import fill_demo
+from roost.commands.users import first_login
 from roost.errors import RoostError
 from roost.storage.contracts import ACTIONS, UNPLANNED, ContractStore
 from roost.storage.metadata import KEY_KINDS, PLANS, Key, Metadata
@@ -72,8 +75,13 @@ def main() -> None:
 @data_option
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default 8000).")
-def serve(data: str | None, host: str | None, port: int | None) -> None:
-    """Run the Roost server: ingest, SQL, metrics."""
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="On an empty data dir: make a dashboard login and fill the project with demo data.",
+)
+def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> None:
+    """Run the Roost server: ingest, queries, the dashboard, metrics."""
     import uvicorn
 
     from roost import logs
@@ -101,6 +109,13 @@ def serve(data: str | None, host: str | None, port: int | None) -> None:
                 f"  curl -s {url}/v1/track -u '{raw}:' -H 'Content-Type: application/json' "
                 """-d '{"userId": "user-1", "event": "Hello Roost"}'"""
             )
+            if demo:
+                first_login(metadata, url)
+                threading.Thread(
+                    target=fill_demo, args=(url, raw), name="roost-demo", daemon=True
+                ).start()
+            else:
+                click.echo(f"Dashboard: {url}/ — make a login: roost users create you@example.com")
         else:
             click.echo(f"Data in {settings.data_dir.resolve()}; project '{project.slug}'.")
             click.echo("New key: roost keys create --project default --kind write")
@@ -507,5 +522,5 @@ def data_path(data: str | None) -> Path:
     return load_settings(data=data).data_dir
 
 
-for command in [*pipeline.COMMANDS, *transfer.COMMANDS]:
+for command in [*pipeline.COMMANDS, *transfer.COMMANDS, *users.COMMANDS]:
     main.add_command(command)

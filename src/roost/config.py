@@ -79,6 +79,12 @@ class Settings:
         0.0, "Events per second per key on the enterprise plan; 0 means unlimited."
     )
     enterprise_burst: float = _setting(0.0, "Burst per key on the enterprise plan (with a rate).")
+    cookie_secure: str = _setting(
+        "auto",
+        "Mark the dashboard's cookies Secure: auto (when the request came over HTTPS, as seen "
+        "directly or through X-Forwarded-Proto from a local proxy), always, or never.",
+    )
+    session_days: float = _setting(14.0, "How long a dashboard login lasts.")
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
     log_format: str = _setting("json", "Log format: json (one object per line) or text.")
 

@@ -37,3 +37,5 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request at info: the forwarders' and the demo's would drown the server's
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

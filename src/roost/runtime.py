@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from roost import project_config
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
 from roost.consumers.forwarder import Forwarders, reporter
@@ -22,6 +23,7 @@ from roost.pipeline.contract import Contracts
 from roost.pipeline.geo import Geo
 from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
+from roost.storage.accounts import Accounts
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.contracts import ContractStore
 from roost.storage.destinations import DestinationStore
@@ -61,6 +63,7 @@ class Runtime:
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
         self.erasures = ErasureStore(self.metadata.engine)
+        self.accounts = Accounts(self.metadata.engine, settings.session_days)
         self.inflight = Inflight(settings.forwarders_yield_at)
         self.forwarders = self._forwarders()
         self.log.subscribe(self.loader.notify)
@@ -114,6 +117,9 @@ class Runtime:
         raise BadRequest(
             f"setting forwarders: must be process or thread (got {where!r})", field="forwarders"
         )
+
+    def config_stores(self) -> project_config.Stores:
+        return project_config.Stores(self.contract_store, self.project_settings, self.destinations)
 
     def configured(self, project_id: int) -> None:
         """A project's pipeline configuration changed here: apply it now, not after the TTL."""

@@ -22,14 +22,8 @@ from roost.runtime import Runtime
 from roost.storage.metadata import Key
 
 
-def _stores(runtime: Runtime) -> project_config.Stores:
-    return project_config.Stores(
-        runtime.contract_store, runtime.project_settings, runtime.destinations
-    )
-
-
 async def _apply(runtime: Runtime, key: Key, doc: Any) -> Response:
-    stores = _stores(runtime)
+    stores = runtime.config_stores()
     await asyncio.to_thread(project_config.apply, stores, key.project_id, doc)
     runtime.configured(key.project_id)
     return json_response(await asyncio.to_thread(project_config.export, stores, key.project_id))
@@ -37,7 +31,7 @@ async def _apply(runtime: Runtime, key: Key, doc: Any) -> Response:
 
 @admin_endpoint("configuration")
 async def get_config(request: Request, runtime: Runtime, key: Key) -> Response:
-    doc = await asyncio.to_thread(project_config.export, _stores(runtime), key.project_id)
+    doc = await asyncio.to_thread(project_config.export, runtime.config_stores(), key.project_id)
     return json_response(doc)
 
 

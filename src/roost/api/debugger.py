@@ -18,7 +18,12 @@ _encode = msgspec.json.Encoder().encode
 
 @read_endpoint("the debugger")
 async def stream(request: Request, runtime: Runtime, key: Key) -> Response:
-    subscriber = runtime.debugger.subscribe(key.project_id)  # before the first byte goes out
+    return sse(runtime, key.project_id)
+
+
+def sse(runtime: Runtime, project_id: int) -> Response:
+    """A project's debugger entries as Server-Sent Events (also the dashboard's live stream)."""
+    subscriber = runtime.debugger.subscribe(project_id)  # before the first byte goes out
 
     async def events() -> AsyncIterator[bytes]:
         try:
@@ -35,7 +40,7 @@ async def stream(request: Request, runtime: Runtime, key: Key) -> Response:
                         + b"\n\n"
                     )
         finally:
-            runtime.debugger.unsubscribe(key.project_id, subscriber)
+            runtime.debugger.unsubscribe(project_id, subscriber)
 
     return StreamingResponse(
         events(),

@@ -17,7 +17,7 @@ from roost.runtime import Runtime
 from roost.storage.metadata import Key
 
 
-def _statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
+def statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
     last = runtime.log.last_offset()
     return [
         status(d, runtime.destinations, last, runtime.forwarders.get(d.id))
@@ -27,7 +27,7 @@ def _statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
 
 @read_endpoint("delivery status")
 async def list_destinations(request: Request, runtime: Runtime, key: Key) -> Response:
-    found = await asyncio.to_thread(_statuses, runtime, key.project_id)
+    found = await asyncio.to_thread(statuses, runtime, key.project_id)
     return json_response({"destinations": found})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,8 +20,9 @@ from roost.storage.metadata import Key
 from roost.storage.warehouse import QueryResult
 
 
-async def _run(runtime: Runtime, sql: str) -> QueryResult:
-    await runtime.caught_up()  # read your writes, as the SQL endpoint does
+async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
+    if wait:
+        await runtime.caught_up()  # read your writes, as the SQL endpoint does
     return await asyncio.to_thread(
         runtime.warehouse.report,
         sql,
@@ -29,45 +31,46 @@ async def _run(runtime: Runtime, sql: str) -> QueryResult:
     )
 
 
-@read_endpoint("queries")
-async def query(request: Request, runtime: Runtime, key: Key) -> Response:
-    parsed = stats.parse(await json_body(request), datetime.now(UTC))
-    result = await _run(runtime, stats.build(parsed, key.project_id, runtime.warehouse.dialect))
-    return json_response(stats.shape(parsed, result.rows))
+async def answer(
+    runtime: Runtime, kind: str, body: Any, project_id: int, *, wait: bool = True
+) -> dict[str, Any]:
+    """A report's answer: `query` (the Stats API), `funnel`, `retention`, or a game report.
+    The API and the dashboard both ask here, so they cannot disagree. `wait`: first let the
+    Warehouse catch up with every acknowledged event (the API reads its writes; a dashboard
+    page does not hold up for the last second of traffic)."""
+    now = datetime.now(UTC)
+    dialect = runtime.warehouse.dialect
+    if kind == "query":
+        q = stats.parse(body, now)
+        return stats.shape(q, (await _run(runtime, stats.build(q, project_id, dialect), wait)).rows)
+    if kind == "funnel":
+        f = funnels.parse(body, now)
+        return funnels.shape(
+            f, (await _run(runtime, funnels.build(f, project_id, dialect), wait)).rows[0]
+        )
+    if kind == "retention":
+        r = retention.parse(body, now)
+        return retention.shape(
+            r, (await _run(runtime, retention.build(r, project_id, dialect), wait)).rows
+        )
+    g = game.parse(kind, body, now)
+    result = await _run(runtime, game.build(g, project_id, dialect), wait)
+    return game.shape(g, result.columns, result.rows)
 
 
-@read_endpoint("queries")
-async def funnel(request: Request, runtime: Runtime, key: Key) -> Response:
-    parsed = funnels.parse(await json_body(request), datetime.now(UTC))
-    result = await _run(runtime, funnels.build(parsed, key.project_id, runtime.warehouse.dialect))
-    return json_response(funnels.shape(parsed, result.rows[0]))
-
-
-@read_endpoint("queries")
-async def cohorts(request: Request, runtime: Runtime, key: Key) -> Response:
-    parsed = retention.parse(await json_body(request), datetime.now(UTC))
-    sql = retention.build(parsed, key.project_id, runtime.warehouse.dialect)
-    result = await _run(runtime, sql)
-    return json_response(retention.shape(parsed, result.rows))
-
-
-def game_report(kind: str) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
     @read_endpoint("queries")
     async def report(request: Request, runtime: Runtime, key: Key) -> Response:
-        parsed = game.parse(kind, await json_body(request), datetime.now(UTC))
-        result = await _run(runtime, game.build(parsed, key.project_id, runtime.warehouse.dialect))
-        return json_response(game.shape(parsed, result.columns, result.rows))
+        return json_response(await answer(runtime, kind, await json_body(request), key.project_id))
 
     return report
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/v1/query", query, methods=["POST"]),
-        Route("/api/v1/reports/funnel", funnel, methods=["POST"]),
-        Route("/api/v1/reports/retention", cohorts, methods=["POST"]),
+        Route("/api/v1/query", endpoint("query"), methods=["POST"]),
         *(
-            Route(f"/api/v1/reports/{kind}", game_report(kind), methods=["POST"])
-            for kind in game.REPORTS
+            Route(f"/api/v1/reports/{kind}", endpoint(kind), methods=["POST"])
+            for kind in ("funnel", "retention", *game.REPORTS)
         ),
     ]

@@ -1,0 +1,70 @@
+"""Single events rather than aggregates: the explorer's newest-first list, one event whole, a
+person's timeline and the count of the last minutes — for the dashboard, in any dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from roost.query.dialect import SqlDialect
+
+LISTED = ("timestamp", "type", "event", "user_id", "anonymous_id", "path", "country", "message_id")
+EVENT_TYPES_SHOWN = ("track", "page", "screen", "identify", "group", "alias", "game")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the explorer filters on; empty fields do not filter."""
+
+    event: str = ""
+    type: str = ""
+    user: str = ""
+    before: datetime | None = None  # the page after: events older than the last one shown
+
+
+def listing(search: Search, project_id: int, dialect: SqlDialect, limit: int) -> str:
+    where = ["TRUE"]
+    if search.event:
+        where.append(f"event = {dialect.string(search.event)}")
+    if search.type:
+        where.append(f"type = {dialect.string(search.type)}")
+    if search.user:
+        who = dialect.string(search.user)
+        where.append(f"(user_id = {who} OR anonymous_id = {who})")
+    if search.before is not None:
+        where.append(f"timestamp < {dialect.timestamp(search.before)}")
+    return (
+        f"SELECT {', '.join(LISTED)} FROM {dialect.rows(project_id)} AS e "
+        f"WHERE {' AND '.join(where)} ORDER BY timestamp DESC, log_offset DESC LIMIT {int(limit)}"
+    )
+
+
+def one(message_id: str, project_id: int, dialect: SqlDialect) -> str:
+    return (
+        f"SELECT * FROM {dialect.rows(project_id)} AS e "
+        f"WHERE message_id = {dialect.string(message_id)} LIMIT 1"
+    )
+
+
+def timeline(ids: Sequence[str], project_id: int, dialect: SqlDialect, limit: int) -> str:
+    """A person's newest events, under any of their ids (user id, linked anonymous ids)."""
+    listed = ", ".join(dialect.string(i) for i in ids) or "NULL"
+    return (
+        f"SELECT {', '.join(LISTED)} FROM {dialect.rows(project_id)} AS e "
+        f"WHERE user_id IN ({listed}) OR anonymous_id IN ({listed}) "
+        f"ORDER BY timestamp DESC, log_offset DESC LIMIT {int(limit)}"
+    )
+
+
+def recent(since: datetime, project_id: int, dialect: SqlDialect) -> str:
+    """Events received since a moment, and the people behind them: the live counter."""
+    return (
+        "SELECT count(*) AS events, count(DISTINCT coalesce(user_id, anonymous_id)) AS people "
+        f"FROM {dialect.rows(project_id)} AS e WHERE received_at >= {dialect.timestamp(since)}"
+    )
+
+
+def as_dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -1,0 +1,100 @@
+"""The dashboard in a real browser: log in, read the charts, make a key, watch the live
+stream, build a funnel."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.browser.conftest import Site
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def test_pages_need_a_login(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/p/default/web")
+    assert page.url.startswith(f"{site.url}/login?next=")
+    page.fill("input[name=email]", "owner@example.com")
+    page.fill("input[name=password]", "wrong password!")
+    page.click("button[type=submit]")
+    assert page.locator(".problem").inner_text() == "Wrong email or password."
+
+
+def test_log_in_and_see_the_overview_charts(page: Any, site: Site) -> None:
+    site.send(
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": f"u{i % 4}", "event": "Level Up",
+                    "messageId": f"lv{i}", "timestamp": ago(days=i % 5, minutes=i)}
+                   for i in range(20)]},
+    )  # fmt: skip
+    site.log_in(page)
+    chart = page.locator("svg.chart.timeseries")
+    assert chart.get_attribute("data-points") == "30"
+    assert chart.locator("circle.dot.series0").count() == 30
+    assert int(page.locator("#total-events").inner_text().replace(",", "")) >= 20
+    assert page.locator(".bars li", has_text="Level Up").count() == 1
+    # The live counter refreshes itself from /live-counter
+    site.send("/v1/track", {"userId": "u9", "event": "Ping", "messageId": "ping-1"})
+    before = page.locator("#live-events").inner_text()
+    page.wait_for_function(
+        "b => document.getElementById('live-events').textContent !== b", arg=before, timeout=15000
+    )
+
+
+def test_a_new_key_is_shown_once(page: Any, site: Site) -> None:
+    site.log_in(page)
+    page.click("nav.tabs >> text=Settings")
+    page.select_option("select[name=kind]", "read")
+    page.fill("input[name=label]", "browser-test")
+    page.click("text=Create key")
+    raw = page.locator("#new-key").inner_text()
+    assert re.fullmatch(r"rr_[\w-]{20,}", raw)
+    page.goto(f"{site.url}/p/default/settings")
+    assert page.locator("#new-key").count() == 0
+    assert raw not in page.content()
+    assert page.locator("tr", has_text="browser-test").count() == 1
+
+
+def test_a_sent_event_appears_in_the_live_stream(page: Any, site: Site) -> None:
+    site.log_in(page)
+    page.goto(f"{site.url}/p/default/live")
+    page.wait_for_selector("#live-state.on")
+    site.send(
+        "/v1/track", {"userId": "stream-user", "event": "Checkout Started", "messageId": "live-1"}
+    )
+    row = page.locator("#stream tbody tr", has_text="Checkout Started")
+    row.wait_for(timeout=10000)
+    assert row.get_attribute("data-outcome") == "accepted"
+    assert "stream-user" in row.inner_text()
+    site.send(
+        "/v1/batch", {"batch": [{"type": "track", "userId": "stream-user", "messageId": "live-2"}]}
+    )
+    refused = page.locator("#stream tbody tr[data-outcome=rejected]")
+    refused.wait_for(timeout=10000)
+    assert "event" in refused.inner_text()
+
+
+def test_build_a_funnel(page: Any, site: Site) -> None:
+    events = []
+    for i in range(6):
+        steps = ["Viewed", "Added", "Bought"][: 1 + i % 3]
+        for k, name in enumerate(steps):
+            events.append({"type": "track", "userId": f"f{i}", "event": name,
+                           "messageId": f"fn{i}-{k}", "timestamp": ago(hours=3, minutes=-k)})  # fmt: skip
+    site.send("/v1/batch", {"batch": events})
+    site.log_in(page)
+    page.click("nav.tabs >> text=Product")
+    inputs = page.locator("#funnel-builder input[name=step]")
+    for k, name in enumerate(["Viewed", "Added", "Bought"]):
+        inputs.nth(k).fill(name)
+    page.click("text=Show funnel")
+    steps = page.locator("ol.funnel li")
+    assert steps.count() == 3
+    texts = [steps.nth(k).inner_text() for k in range(3)]
+    assert "6 people" in texts[0] and "4 people" in texts[1] and "2 people" in texts[2]
+    assert "33.33% of the first step" in texts[2]
+    width = page.locator(".funnel-bar").nth(2).evaluate("e => e.style.width")
+    assert width == "33.3%"

@@ -1,0 +1,184 @@
+"""Each page shows what the stored events say (the numbers checked, not just a 200)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Client, Env
+from tests.dashboard.conftest import csrf_of, send
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def site(env: Env) -> Env:
+    """Three visitors, a sign-up funnel, a game session with a run and an error."""
+    events = []
+    for i, user in enumerate(["u1", "u2", "u3"]):
+        events.append({"type": "page", "userId": user, "name": "/", "messageId": f"p{i}",
+                       "properties": {"path": "/", "url": "https://shop.test/"}, "context": {"ip": f"198.51.100.{i}"},
+                       "timestamp": ago(hours=2, minutes=i)})  # fmt: skip
+    events += [
+        {"type": "page", "userId": "u1", "name": "/pricing", "messageId": "p9",
+         "properties": {"path": "/pricing", "url": "https://shop.test/pricing"},
+         "context": {"ip": "198.51.100.0"},
+         "timestamp": ago(hours=1, minutes=59)},
+        {"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "s1",
+         "timestamp": ago(hours=1, minutes=58)},
+        {"type": "track", "userId": "u2", "event": "Signed Up", "messageId": "s2",
+         "timestamp": ago(hours=1, minutes=50)},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "o1",
+         "properties": {"revenue": 30}, "timestamp": ago(hours=1, minutes=40)},
+        {"type": "identify", "userId": "u1", "messageId": "i1",
+         "traits": {"plan": "pro", "email": "u1@shop.test"}, "timestamp": ago(hours=1)},
+    ]  # fmt: skip
+    send(env, events)
+    session, player = "6f1c2d3e-0000-4000-8000-00000000000a", "c" * 32
+
+    def game(kind: str, name: str, minutes: int, **extra: Any) -> dict[str, Any]:
+        return {"build_version": "1.0", "session_id": session, "player_hash": player,
+                "ts": ago(minutes=minutes), "type": kind, "name": name, **extra}  # fmt: skip
+
+    game_events = [
+        game("session", "Session:Start", 30),
+        game("progression", "Start:Run", 29),
+        game("progression", "Fail:Run", 20),
+        game("error", "NullReferenceException", 19, data={"signature": "sig-null"}),
+    ]
+    response = env.client.post(
+        "/api/v1/events", json={"events": game_events}, headers={"X-Write-Key": env.write_key}
+    )
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+    return env
+
+
+def stat(html: str, label: str) -> str:
+    found = re.search(rf'<span class="label">{label}</span><span class="value"[^>]*>([^<]*)<', html)
+    assert found, f"no stat {label}"
+    return found.group(1)
+
+
+def test_overview_counts_events_and_draws_them_over_time(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/?period=7d").text
+    assert stat(html, "Events") == "12"
+    assert stat(html, "Users") == "4"
+    chart = re.search(r'<svg class="chart timeseries"[^>]*data-points="(\d+)"', html)
+    assert chart and chart.group(1) == "7"  # every day of the period, empty ones as zeros
+    assert 'href="/p/default/events?event=Signed%20Up"' in html or "Signed Up" in html
+    assert re.search(r'id="live-events">12<', html)  # all received in the last five minutes
+
+
+def test_live_counter_is_json(site: Env, owner: Client) -> None:
+    assert owner.get("/p/default/live-counter").json() == {"events": 12, "people": 4}
+
+
+def test_web_page_shows_visitors_pages_and_bounce_rate(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/web?period=7d").text
+    assert stat(html, "Pageviews") == "4"
+    assert stat(html, "Visitors") == "4"  # three page IPs, and the test client's for the rest
+    pages = re.findall(
+        r'<span class="label">([^<]*)</span><span class="value">([^<]*)</span>', html
+    )
+    assert ("/", "3") in pages and ("/pricing", "1") in pages
+
+
+def test_game_page_shows_runs_and_errors(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/game?period=7d").text
+    assert stat(html, "Sessions") == "1"
+    assert "1 starts · 0.0% complete · 100.0% fail" in html
+    assert "sig-null" in html
+
+
+def test_product_page_builds_a_funnel_from_typed_steps(site: Env, owner: Client) -> None:
+    html = owner.get(
+        "/p/default/product?period=7d&step=/pricing&step=Signed+Up&step=Order+Completed&window=1d"
+    ).text
+    assert "<strong>1. /pricing</strong> <span>1 people" in html
+    assert "<strong>3. Order Completed</strong> <span>1 people · 100% of the first step" in html
+    assert 'class="retention"' in html
+
+
+def test_product_page_names_a_bad_funnel_field(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/product?step=A&step=B&window=forever").text
+    assert 'class="problem"' in html and "window" in html
+
+
+def test_events_explorer_filters_and_opens_one_event(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/events?event=Signed+Up").text
+    assert html.count("<td>Signed Up</td>") == 2 and "Order Completed" not in html
+    html = owner.get("/p/default/events?user=u1&type=identify").text
+    assert "/p/default/events/i1" in html and "/p/default/events/s1" not in html
+    detail = owner.get("/p/default/events/o1").text
+    assert "Order Completed" in detail and "&#34;revenue&#34;: 30" in detail
+    assert owner.get("/p/default/events/nope").status_code == 404
+
+
+def test_profile_shows_traits_and_timeline(site: Env, owner: Client) -> None:
+    assert owner.get("/p/default/profiles?user=u1").headers["location"] == "/p/default/profiles/u1"
+    html = owner.get("/p/default/profiles/u1").text
+    assert "&#34;plan&#34;: &#34;pro&#34;" in html
+    assert html.index("/p/default/events/i1") < html.index("/p/default/events/p0")  # newest first
+    assert owner.get("/p/default/profiles/nobody").status_code == 404
+
+
+def test_a_new_key_is_shown_once_and_works(env: Env, owner: Client) -> None:
+    token = csrf_of(owner.get("/p/default/settings").text)
+    html = owner.post(
+        "/p/default/settings/keys", data={"csrf": token, "kind": "read", "label": "bi"}
+    ).text
+    raw = re.search(r'<code id="new-key">([^<]+)</code>', html)
+    assert raw
+    assert raw.group(1) not in owner.get("/p/default/settings").text
+    ok = env.client.post("/api/v1/sql", json={"sql": "SELECT 1 AS one"},
+                         headers={"Authorization": f"Bearer {raw.group(1)}"})  # fmt: skip
+    assert ok.status_code == 200
+
+
+def test_a_revoked_key_is_refused(env: Env, owner: Client) -> None:
+    key = next(k for k in env.runtime.metadata.list_keys("default") if k.kind == "read")
+    token = csrf_of(owner.get("/p/default/settings").text)
+    response = owner.post(f"/p/default/settings/keys/{key.id}/revoke", data={"csrf": token})
+    assert response.status_code == 303
+    assert f'class="revoked" data-key="{key.id}"' in owner.get("/p/default/settings").text
+    deadline = time.monotonic() + 3 * env.settings.key_cache_seconds
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = env.client.post(
+            "/api/v1/sql",
+            json={"sql": "SELECT 1"},
+            headers={"Authorization": f"Bearer {env.read_key}"},
+        ).status_code
+        time.sleep(0.05)
+    assert status == 401
+
+
+def test_configuration_is_saved_whole_or_refused_with_the_field(env: Env, owner: Client) -> None:
+    token = csrf_of(owner.get("/p/default/settings").text)
+    bad = owner.post("/p/default/settings/config",
+                     data={"csrf": token, "config": "unplanned: maybe\n"})  # fmt: skip
+    assert bad.status_code == 400 and "unplanned" in bad.text and "unplanned: maybe" in bad.text
+    good = owner.post(
+        "/p/default/settings/config",
+        data={"csrf": token, "config": "unplanned: block\ncontracts:\n- target: Signed Up\n  action: block\n  schema: {type: object}\n"},
+    )  # fmt: skip
+    assert good.status_code == 303
+    assert env.runtime.contract_store.list(1)[1] == "block"
+    html = owner.get("/p/default/settings").text
+    assert "Unplanned events: <strong>block</strong> · 1 contracts" in html
+
+
+def test_budget_meter_marks_80_and_100_percent(env: Env, owner: Client) -> None:
+    env.runtime.metadata.update_workspace("default", monthly_budget=10)
+    send(
+        env,
+        [{"type": "track", "userId": "u", "event": "E", "messageId": f"b{i}"} for i in range(9)],
+    )
+    html = owner.get("/p/default/settings").text
+    assert 'class="meter warn"' in html and "9 of 10 events this month (90.0%)" in html
