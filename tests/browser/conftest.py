@@ -6,6 +6,7 @@ they fail instead. Screenshots go to tests/artifacts/screenshots (or $ROOST_ARTI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.integration.server import Server, create_key, roost
 from tests.integration.services import missing
@@ -45,11 +47,8 @@ def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
         missing("Chromium", "apt-get install chromium (the browser tests drive it headless)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is in the dev extras
-        missing("Playwright", "pip install playwright")
-        raise
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         yield launched
@@ -110,6 +109,8 @@ def page(
     try:
         yield opened
     finally:
-        opened.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
+        if not opened.is_closed():
+            with contextlib.suppress(PlaywrightError):  # a page the test closed is closing
+                opened.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
         context.close()
     assert errors == [], f"the page logged errors: {errors}"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from starlette.routing import BaseRoute
 
-from roost.dashboard import auth, pages, settings
+from roost.dashboard import auth, pages, scripts, settings
 
 STATIC = Path(__file__).parent / "static"
 
 
 def routes() -> list[BaseRoute]:
-    return [*auth.routes(), *pages.routes(), *settings.routes()]
+    return [*auth.routes(), *pages.routes(), *settings.routes(), *scripts.routes()]

@@ -54,6 +54,7 @@ class GameEvent(msgspec.Struct):
 
 class Envelope(msgspec.Struct):
     events: list[msgspec.Raw]
+    writeKey: str | None = None  # API.md: any write request may carry its key in the body
 
 
 _event = msgspec.json.Decoder(GameEvent)
@@ -114,7 +115,10 @@ class GameDialect:
                 f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events"
             )
         parsed = Parsed(
-            key=key_from_headers(request.headers), total=count, single=False, prefix="events"
+            key=key_from_headers(request.headers) or envelope.writeKey,
+            total=count,
+            single=False,
+            prefix="events",
         )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"

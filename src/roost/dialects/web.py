@@ -39,6 +39,9 @@ class Pageview(msgspec.Struct):
     referrer: str | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    # API.md: any write request may carry its key in the body; navigator.sendBeacon, which
+    # the browser tracker uses, cannot set an Authorization header.
+    writeKey: str | None = None
 
 
 class Custom(msgspec.Struct):
@@ -49,6 +52,7 @@ class Custom(msgspec.Struct):
     props: dict[str, Any] | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    writeKey: str | None = None
 
 
 _pageview = msgspec.json.Decoder(Pageview)
@@ -119,7 +123,10 @@ class WebDialect:
             check_props(properties)
             name = body.event_name
         parsed = Parsed(
-            key=key_from_headers(request.headers), total=1, single=True, site=body.site_id
+            key=key_from_headers(request.headers) or body.writeKey,
+            total=1,
+            single=True,
+            site=body.site_id,
         )
         if len(request.body) > request.max_event_bytes:
             message = f"event must be at most {request.max_event_bytes} bytes"
