@@ -7,7 +7,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run demo test lint fmt bench bench-pipeline bench-queries install clean
+.PHONY: run demo test lint fmt bench bench-pipeline bench-queries bench-sdk install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python bench/pipeline.py --rounds 3
+
+bench-sdk: $(STAMP)
+	$(BIN)/python bench/sdk.py
 
 bench-queries: $(STAMP)
 	$(BIN)/python bench/queries.py
