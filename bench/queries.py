@@ -86,10 +86,14 @@ PAGES = {
 PASSWORD = "bench password 1"
 
 
-def timed(call: Any, repeat: int) -> list[float]:
+def timed(call: Any, repeat: int, change: Any = None) -> list[float]:
+    """Times of `repeat` calls after a warm-up; with `change`, each call follows a new
+    event (so Roost computes the answer again instead of reusing a kept one)."""
     call().raise_for_status()  # warm
     runs = []
     for _ in range(repeat):
+        if change is not None:
+            change()
         started = time.perf_counter()
         call().raise_for_status()
         runs.append(time.perf_counter() - started)
@@ -159,13 +163,34 @@ def main() -> None:
                 headers=headers,
                 timeout=600,
             ).json()["rows"][0][0]
-        timings: dict[str, list[float]] = {}
+        write = json.loads(
+            roost_cli(data, "keys", "create", "--project", "default", "--kind", "write", "--json")
+        )["key"]
+        sent = iter(range(10**9))
+
+        def change() -> None:  # one new event today: outside the timed ranges, but new data
+            httpx.post(
+                f"{url}/v1/track",
+                json={
+                    "userId": "bench",
+                    "event": "Tick",
+                    "messageId": f"tick-{next(sent)}-{time.time()}",
+                },
+                headers={"X-Write-Key": write},
+            ).raise_for_status()
+
+        timings: dict[str, tuple[list[float], list[float]]] = {}
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
             for name, (path, body) in queries(args.days).items():
-                timings[name] = timed(functools.partial(client.post, path, json=body), args.repeat)
+                ask = functools.partial(client.post, path, json=body)
+                timings[name] = (timed(ask, args.repeat, change), timed(ask, args.repeat))
         with logged_in(data, url) as browser:
             for name, path in PAGES.items():
-                timings[f"page: {name}"] = timed(functools.partial(browser.get, path), args.repeat)
+                load = functools.partial(browser.get, path)
+                timings[f"page: {name}"] = (
+                    timed(load, args.repeat, change),
+                    timed(load, args.repeat),
+                )
     finally:
         server.terminate()
         server.wait(120)
@@ -181,7 +206,7 @@ def render(
     args: argparse.Namespace,
     events: int,
     load_seconds: float | None,
-    timings: dict[str, list[float]],
+    timings: dict[str, tuple[list[float], list[float]]],
 ) -> str:
     def q(values: list[float], p: float) -> float:
         ordered = sorted(values)
@@ -195,14 +220,17 @@ def render(
         f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
         f"{events:,} events ({filled}); each query {args.repeat} times after a warm-up, "
         "through HTTP (read-your-writes wait included); pages as a logged-in browser gets them "
-        "(the whole HTML; `period=all`). Target: p95 < 500 ms.\n",
-        "| query or page | p50 ms | p95 ms | under 500 ms at p95 |",
-        "|---|---|---|---|",
+        "(the whole HTML; `period=all`). *Computed*: a new event arrives before each ask, so "
+        "Roost computes every answer afresh (live traffic); *kept*: nothing changed since the "
+        "last ask, so answers come from the result cache. Target: p95 < 500 ms.\n",
+        "| query or page | computed p50 ms | computed p95 ms | kept p50 ms | kept p95 ms | computed under 500 ms at p95 |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, runs in timings.items():
-        p95 = q(runs, 0.95)
+    for name, (computed, kept) in timings.items():
+        p95 = q(computed, 0.95)
         lines.append(
-            f"| {name} | {statistics.median(runs) * 1000:.0f} | {p95:.0f} | {'yes' if p95 < 500 else '**no**'} |"
+            f"| {name} | {statistics.median(computed) * 1000:.0f} | {p95:.0f} | "
+            f"{statistics.median(kept) * 1000:.0f} | {q(kept, 0.95):.0f} | {'yes' if p95 < 500 else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 

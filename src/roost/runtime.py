@@ -23,6 +23,7 @@ from roost.pipeline.contract import Contracts
 from roost.pipeline.geo import Geo
 from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
+from roost.query.cache import ResultCache
 from roost.storage.accounts import Accounts
 from roost.storage.backends import open_log, open_warehouse
 from roost.storage.contracts import ContractStore
@@ -64,6 +65,7 @@ class Runtime:
         self.destinations = DestinationStore(self.metadata.engine)
         self.erasures = ErasureStore(self.metadata.engine)
         self.accounts = Accounts(self.metadata.engine, settings.session_days)
+        self.results = ResultCache()
         self.inflight = Inflight(settings.forwarders_yield_at)
         self.forwarders = self._forwarders()
         self.log.subscribe(self.loader.notify)

@@ -72,9 +72,10 @@ class SqlDialect(Protocol):
         ...
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
-        """One row per visit: `keys`, `visitor`, `events`, `pageviews`, `seconds` (first to last
-        event). A visit is a visitor's events in `relation` (which has `visitor`, `timestamp`,
-        `type` and the keys) with no gap longer than `gap_seconds`, within each key group."""
+        """Per group of `keys`: `visits`, `bounces` (visits of one event) and `seconds` (the
+        visits' durations, first to last event, summed). A visit is a visitor's events in
+        `relation` (which has `visitor`, `timestamp` and the keys) with no gap longer than
+        `gap_seconds`, within each key group."""
         ...
 
 
@@ -101,6 +102,8 @@ class DuckDBDialect:
         return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S.%f}'"
 
     def local(self, column: str, timezone: str) -> str:
+        if timezone in ("UTC", "Etc/UTC"):
+            return column  # stored times are naive UTC already: no ICU call per row
         return f"timezone({self.string(timezone)}, timezone('UTC', {column}))"
 
     def bucket(self, interval: str, local_time: str) -> str:
@@ -137,21 +140,23 @@ class DuckDBDialect:
         )
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
-        by = ", ".join([*keys, "visitor"])
-        window = f"PARTITION BY {by} ORDER BY timestamp"
-        starts = (
-            f"SELECT {by}, timestamp, type, CASE WHEN lag(timestamp) OVER ({window}) IS NULL "
-            f"OR {self.seconds(f'lag(timestamp) OVER ({window})', 'timestamp')} > {gap_seconds} "
-            f"THEN 1 ELSE 0 END AS starts FROM {relation}"
+        # One sort: each event's gaps to the visitor's previous and next event. An event
+        # starts a visit when the gap before is missing or too long, ends one likewise after;
+        # a visit's duration is the sum of the short gaps inside it.
+        window = f"PARTITION BY {', '.join([*keys, 'visitor'])} ORDER BY timestamp"
+        gaps = (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}"
+            f"{self.seconds(f'lag(timestamp) OVER ({window})', 'timestamp')} AS before, "
+            f"{self.seconds('timestamp', f'lead(timestamp) OVER ({window})')} AS after "
+            f"FROM {relation}"
         )
-        numbered = (
-            f"SELECT *, count(CASE WHEN starts = 1 THEN 1 END) OVER ({window} "
-            "ROWS UNBOUNDED PRECEDING) AS visit "
-            f"FROM ({starts}) AS starts"
-        )
+        starts = f"(before IS NULL OR before > {gap_seconds})"
+        ends = f"(after IS NULL OR after > {gap_seconds})"
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
         return (
-            f"SELECT {by}, count(*) AS events, "
-            "count(CASE WHEN type = 'page' THEN 1 END) AS pageviews, "
-            f"{self.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
-            f"FROM ({numbered}) AS numbered GROUP BY {by}, visit"
+            f"SELECT {''.join(f'{k}, ' for k in keys)}"
+            f"count(CASE WHEN {starts} THEN 1 END) AS visits, "
+            f"count(CASE WHEN {starts} AND {ends} THEN 1 END) AS bounces, "
+            f"coalesce(sum(CASE WHEN NOT {ends} THEN after END), 0) AS seconds "
+            f"FROM ({gaps}) AS gaps{group}"
         )

@@ -88,13 +88,16 @@ def build(f: Funnel, project_id: int, dialect: SqlDialect) -> str:
     Each person's events are numbered in order (ties by Log offset), so "after" and "next"
     are exact even for events with the same timestamp.
     """
-    base = stats.base_relation(f.scope, project_id, dialect, f.scope.filters)
+    base = stats.base_relation(f.scope, project_id, dialect, f.scope.filters, people=True)
+    tests = [stats.condition(condition, f.scope, dialect) for condition in f.steps]
+    # Loose order needs only the step events' order among themselves: number just those (a
+    # fraction of the events); strict order must see every event in between.
+    only = "" if f.mode == "strict" else f" WHERE {' OR '.join(f'({t})' for t in tests)}"
     parts = [
         "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
-        f"ORDER BY timestamp, log_offset) AS n FROM {base} AS b)"
+        f"ORDER BY timestamp, log_offset) AS n FROM {base} AS b{only})"
     ]
-    for k, condition in enumerate(f.steps):
-        test = stats.condition(condition, f.scope, dialect)
+    for k, test in enumerate(tests):
         parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
     parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
     follows = "nxt.n = prev.n + 1" if f.mode == "strict" else "nxt.n > prev.n"

@@ -147,7 +147,7 @@ BUILDERS: dict[str, Callable[[GameReport, str, SqlDialect], str]] = {
 
 
 def build(r: GameReport, project_id: int, dialect: SqlDialect) -> str:
-    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters)
+    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters, people=True)
     return f"{BUILDERS[r.kind](r, base, dialect)} LIMIT {r.limit}"
 
 

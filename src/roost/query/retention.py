@@ -73,7 +73,7 @@ def _where(condition: Any | None, r: Retention, dialect: SqlDialect) -> str:
 
 def build(r: Retention, project_id: int, dialect: SqlDialect) -> str:
     """Rows of (cohort, period, people); a NULL period gives the cohort's size."""
-    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters)
+    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters, people=True)
     bucket = dialect.bucket(r.period, dialect.local("timestamp", r.scope.timezone))
     return (
         f"WITH matching AS (SELECT * FROM {base} AS b), "

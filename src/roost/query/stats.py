@@ -319,17 +319,22 @@ def _goal(f: Any) -> bool:
     return f[0] in FILTER_OPS and f[1].kind == "column" and f[1].arg == "event"
 
 
-def base_relation(q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any]) -> str:
-    """The matching events, with each dimension as d0, d1, …"""
+def base_relation(
+    q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any], *, people: bool = False
+) -> str:
+    """The matching events, with each dimension as d0, d1, …, and `person` when `people` (or
+    the query counts users, or groups or filters by them)."""
     where = [
         f"timestamp >= {dialect.timestamp(q.start)}",
         f"timestamp < {dialect.timestamp(q.end)}",
         *(condition(f, q, dialect) for f in filters),
     ]
     dims = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
+    # Resolving linked ids is a join over every event: only when the query counts people
+    needs_person = people or "users" in q.metrics or "person" in " ".join([*dims, *where])
+    relation = dialect.events(project_id) if needs_person else dialect.rows(project_id)
     return (
-        f"(SELECT {', '.join([*dims, '*'])} FROM {dialect.events(project_id)} AS events "
-        f"WHERE {' AND '.join(where)})"
+        f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
     )
 
 
@@ -359,10 +364,10 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
     if wanted & set(VISITS):
         people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
         parts["v"] = (
-            f"SELECT {', '.join([*keys, 'count(*) AS visits'])}, "
-            "100.0 * count(CASE WHEN events = 1 THEN 1 END) / count(*) AS bounce_rate, "
-            "avg(seconds) AS visit_duration "
-            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits{group}"
+            f"SELECT {', '.join([*keys, 'visits'])}, "
+            "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
+            "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
+            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits"
         )
     if "session_duration" in wanted:
         by = ", ".join([*keys, "session_id"])

@@ -80,6 +80,7 @@ class DuckDBWarehouse:
         row = setup.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
         setup.close()
         self._loaded = int(row[0]) if row else 0
+        self._version = 0  # bumped by every change of what queries see
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
         self._load_con = self._con.cursor()
         self._closed = False
@@ -90,6 +91,9 @@ class DuckDBWarehouse:
     def loaded_offset(self) -> int:
         """The highest Log offset loaded; events up to it are queryable."""
         return self._loaded
+
+    def version(self) -> int:
+        return self._version
 
     def load(self, groups: Sequence[Group]) -> None:
         """Insert the events after `loaded_offset()`, in one statement (one transaction)."""
@@ -110,6 +114,7 @@ class DuckDBWarehouse:
         finally:
             con.unregister("roost_groups")
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
+        self._version += 1
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
@@ -132,6 +137,7 @@ class DuckDBWarehouse:
         except BaseException:
             con.rollback()
             raise
+        self._version += 1
 
     def maybe_checkpoint(self, busy: bool = False) -> None:
         """Checkpoint past the threshold; when `busy`, only past eight times it."""
@@ -251,6 +257,7 @@ class DuckDBWarehouse:
             ).fetchone()
         finally:
             cursor.close()
+            self._version += 1
         return int(row[0]) if row else 0
 
     def export(

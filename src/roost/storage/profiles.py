@@ -34,7 +34,10 @@ identities = sa.Table(
     schema,
     sa.Column("project_id", sa.Integer, primary_key=True),
     sa.Column("alias", sa.String(255), primary_key=True),  # an anonymous or earlier id
-    sa.Column("user_id", sa.String(255), nullable=False, index=True),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    # (project, user) and not user alone: with the project in the query SQLite otherwise
+    # walks the primary key's (project, alias) index, a scan of the project per link
+    sa.Index("ix_identities_project_user", "project_id", "user_id"),
 )
 group_traits = sa.Table(
     "group_traits",
@@ -113,11 +116,11 @@ class ProfileStore:
 
     def aliases_of(self, conn: Connection, project_id: int, user_id: str) -> list[str]:
         rows = conn.execute(
-            sa.select(identities.c.alias)
-            .where(identities.c.project_id == project_id, identities.c.user_id == user_id)
-            .order_by(identities.c.alias)
+            sa.select(identities.c.alias).where(
+                identities.c.project_id == project_id, identities.c.user_id == user_id
+            )
         ).all()
-        return [r[0] for r in rows]
+        return sorted(r[0] for r in rows)  # sorted here: ORDER BY made SQLite scan (above)
 
     def all_identities(self) -> list[tuple[int, str, str]]:
         with self.engine.connect() as conn:
