@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from roost import dashboard
 from roost.api import (
     admin,
+    compat,
     contracts,
     debugger,
     destinations,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             *destinations.routes(),
             *debugger.routes(),
             *ops.routes(),
+            *compat.routes(),
             *dashboard.routes(),
             Mount("/static", StaticFiles(directory=dashboard.STATIC), name="static"),
         ],

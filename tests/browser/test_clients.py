@@ -5,10 +5,14 @@ while, a 400 dropped, Session:End on leaving, the ES module)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +20,7 @@ import pytest
 
 from tests.browser.conftest import Site
 from tests.integration.server import create_key
+from tests.integration.services import missing
 
 
 class Pages:
@@ -27,9 +32,11 @@ class Pages:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = pages.html.get(self.path.split("?")[0].split("#")[0])
+                path = self.path.split("?")[0].split("#")[0]
+                body = pages.html.get(path)
                 self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
+                kind = "text/javascript" if path.endswith(".js") else "text/html"
+                self.send_header("Content-Type", f"{kind}; charset=utf-8")
                 self.end_headers()
                 self.wfile.write((body or "not found").encode())
 
@@ -72,13 +79,16 @@ def test_tracker_records_pageviews_spa_navigation_events_and_outbound_clicks(
 ) -> None:
     pages.html["/shop/"] = f"""<!doctype html><title>Shop</title>
 <script defer data-site="default" data-key="{site.write_key}" data-outbound="true"
-        src="{site.url}/js/roost.js"></script>
-<a id="out" href="http://127.0.0.1:9/partner">Partner</a>"""
+        data-downloads="true" src="{site.url}/js/roost.js"></script>
+<a id="pdf" href="/files/report.pdf">Report</a>
+<a id="out" href="http://127.0.0.1:9/partner">Partner</a>
+<script>document.getElementById("pdf").addEventListener("click", e => e.preventDefault());</script>"""
     page.goto(f"{pages.url}/shop/?ref=test")
     page.wait_for_function("typeof window.roost === 'function'")
     page.evaluate("history.pushState({}, '', '/shop/cart')")
     page.evaluate("location.hash = 'step2'")
     page.evaluate("roost('event', 'Signup', {props: {plan: 'pro', seats: 3}})")
+    page.click("#pdf")  # the page stays (the test page prevents the navigation)
     page.click("#out", no_wait_after=True)
     views = wait_rows(site, "SELECT url FROM events WHERE type = 'page' AND host = '127.0.0.1' "
                             "ORDER BY received_at", 3)  # fmt: skip
@@ -90,6 +100,10 @@ def test_tracker_records_pageviews_spa_navigation_events_and_outbound_clicks(
     outbound = wait_rows(site, "SELECT properties->>'url' FROM events "
                                "WHERE event = 'Outbound Link: Click'", 1)  # fmt: skip
     assert outbound == [["http://127.0.0.1:9/partner"]]
+    download = wait_rows(
+        site, "SELECT properties->>'url' FROM events WHERE event = 'File Download'", 1
+    )
+    assert download == [[f"{pages.url}/files/report.pdf"]]
     # Nothing stored in the browser
     assert page.context.cookies() == [] or all(
         c["domain"] != "127.0.0.1" for c in page.context.cookies()
@@ -197,3 +211,44 @@ window.G = RoostGame;
                            "WHERE build = '2.0.0' ORDER BY timestamp", 2)  # fmt: skip
     assert rows == [["Session:Start", None], ["Crash", "sig-9"]]
     assert page.evaluate("G.trackDesign(undefined, 'not an object')") is None  # never throws
+
+
+def analytics_js() -> str:
+    """Segment's analytics.js (the UMD build of @segment/analytics-next from npm)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        missing("npm", "apt-get install npm (the analytics.js test installs it from npm)")
+    cache = Path(
+        os.environ.get("ROOST_NODE_CACHE", Path.home() / ".cache" / "roost-tests" / "node")
+    )
+    built = cache / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd" / "index.js"
+    if not built.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(npm), "install", "--silent", "--prefix", str(cache),
+                        "@segment/analytics-next@1"], check=True, timeout=300)  # fmt: skip
+    return built.read_text()
+
+
+def test_segments_analytics_js_by_its_host_setting_alone(
+    page: Any, site: Site, pages: Pages
+) -> None:
+    pages.html["/ajs.js"] = analytics_js()
+    pages.html["/ajs.html"] = f"""<!doctype html><title>analytics.js</title>
+<script src="/ajs.js"></script>
+<script>
+AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{site.write_key}", cdnURL: "{site.url}"}})
+  .then(([analytics]) => {{ window.ajs = analytics; }});
+</script>"""
+    page.goto(f"{pages.url}/ajs.html")
+    page.wait_for_function("window.ajs !== undefined", timeout=15000)
+    page.evaluate("""async () => {
+        await ajs.identify("ajs-user", {plan: "pro"});
+        await ajs.track("Ajs Order", {revenue: 9.5});
+        await ajs.page("Docs", "Install");
+        await ajs.group("ajs-co", {name: "Ajs Co"});
+        await ajs.alias("ajs-user", "ajs-anon");
+    }""")
+    rows = wait_rows(site, "SELECT type, event, properties->>'revenue' FROM events "
+                           "WHERE user_id = 'ajs-user' ORDER BY type", 5)  # fmt: skip
+    assert [r[0] for r in rows] == ["alias", "group", "identify", "page", "track"]
+    assert ["track", "Ajs Order", "9.5"] in rows

@@ -199,3 +199,22 @@ def test_the_sdk_imports_without_the_servers_packages() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Client"
+
+
+def test_many_threads_share_one_client(server: Server) -> None:
+    import threading
+
+    client = Client(create_key(server.data, "write"), server.url, flush_at_exit=False)
+
+    def calls(n: int) -> None:
+        for i in range(250):
+            client.track("Threaded", {"i": i}, user_id=f"t{n}")
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    assert client.sent == 1000 and client.dropped == 0
+    assert rows(server, "SELECT count(DISTINCT message_id), count(*) FROM events") == [[1000, 1000]]

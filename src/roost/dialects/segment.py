@@ -61,7 +61,10 @@ _message = msgspec.json.Decoder(Message)
 _envelope = msgspec.json.Decoder(Envelope)
 
 SINGLE_PATHS = {f"/v1/{t}": t for t in EVENT_TYPES}
-BATCH_LIMITS = {"/v1/batch": 2500, "/v1/import": 2500, "/api/v1/events/batch": 500}
+# analytics.js (Segment's browser library) posts each call to `<apiHost>/<first letter>`,
+# and batches to `/b` when its batching delivery is on.
+SINGLE_PATHS.update({f"/v1/{t[0]}": t for t in EVENT_TYPES})
+BATCH_LIMITS = {"/v1/batch": 2500, "/v1/import": 2500, "/v1/b": 2500, "/api/v1/events/batch": 500}
 MAX_MESSAGE_ID = 100
 
 

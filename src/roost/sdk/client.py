@@ -53,7 +53,11 @@ class Failure:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(time.time())
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _clean(values: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -64,7 +68,8 @@ class Client:
     """A Roost client. Calls never block or raise on delivery problems; `on_error` hears them.
 
     `max_queue` bounds the events waiting to be sent (overflow is dropped and counted in
-    `dropped`), `batch_size`/`max_batch_bytes`/`flush_interval` decide when a batch goes,
+    `dropped`), `batch_size` and `flush_interval` decide when a batch goes (one over
+    `max_batch_bytes` goes in halves),
     `max_retries` how often a 5xx, 429 or network error is tried again (exponential backoff
     with jitter, at most `max_backoff` seconds, or what Retry-After says).
     """
@@ -209,8 +214,9 @@ class Client:
         if anonymous_id is not None:
             event["anonymousId"] = anonymous_id
         timestamp = fields.pop("timestamp", None)
+        # A bare clock reading here; the sender thread writes it out (cheaper for the caller)
         event["timestamp"] = (
-            timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp or _now()
+            timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp or time.time()
         )
         for name in ("context", "integrations"):
             if name in fields:
@@ -271,7 +277,7 @@ class Client:
             "build_version": self.build_version,
             "session_id": self.session_id,
             "player_hash": self.player_hash,
-            "ts": _now(),
+            "ts": time.time(),  # written out by the sender thread
             "type": kind,
             "name": name,
             "event_id": event_id,
@@ -374,14 +380,12 @@ class Sender:
     def run(self) -> None:
         client = self.client
         pending: dict[str, list[dict[str, Any]]] = {SEGMENT: [], GAME: []}
-        sizes = {SEGMENT: 0, GAME: 0}
         since: dict[str, float] = {}
         limits = {SEGMENT: client.batch_size, GAME: min(client.batch_size, MAX_GAME_BATCH)}
         while True:
             try:
                 kind, event = client._queue.get(timeout=0.02)
                 pending[kind].append(event)
-                sizes[kind] += len(json.dumps(event, default=str))
                 since.setdefault(kind, time.monotonic())
             except queue.Empty:
                 pass
@@ -391,10 +395,10 @@ class Sender:
                 batch = pending[name]
                 if not batch:
                     continue
-                full = len(batch) >= limits[name] or sizes[name] >= client.max_batch_bytes
+                full = len(batch) >= limits[name]
                 old = time.monotonic() - since[name] >= client.flush_interval
                 if full or (idle and (hurry or old)):
-                    pending[name], sizes[name] = [], 0
+                    pending[name] = []
                     del since[name]
                     try:
                         self.deliver(name, batch)
@@ -410,11 +414,20 @@ class Sender:
 
     def deliver(self, kind: str, events: list[dict[str, Any]]) -> None:
         client = self.client
+        stamp = "timestamp" if kind == SEGMENT else "ts"
+        for event in events:
+            if isinstance(event.get(stamp), float):
+                event[stamp] = _iso(event[stamp])
         key = "batch" if kind == SEGMENT else "events"
         body: dict[str, Any] = {key: events}
         if kind == SEGMENT:
             body["sentAt"] = _now()
         raw = json.dumps(body, default=str).encode()
+        if len(raw) > client.max_batch_bytes and len(events) > 1:
+            half = len(events) // 2  # over the byte limit: send it as two
+            self.deliver(kind, events[:half])
+            self.deliver(kind, events[half:])
+            return
         headers = {
             "Content-Type": "application/json",
             "Authorization": f"Bearer {client.write_key}",

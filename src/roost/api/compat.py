@@ -1,0 +1,52 @@
+"""What Segment's browser library (analytics.js) asks besides ingest: its settings.
+
+analytics.js first fetches `<cdnURL>/v1/projects/<writeKey>/settings`; pointed at Roost
+(`cdnURL`), it gets settings that send every call back to this server (`apiHost`), so the
+host is the only thing a site changes. Nothing secret is in them; an unknown or revoked key
+gets 404.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from roost.runtime import Runtime
+
+CORS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
+
+
+async def settings(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    key = runtime.keys.find(request.path_params["write_key"])
+    if key is None or key.revoked_at is not None or key.kind != "write":
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": "no such write key", "field": None}},
+            404,
+            headers=CORS,
+        )
+    host = request.headers.get("host") or request.url.netloc
+    body = {
+        "integrations": {
+            "Segment.io": {
+                "apiKey": request.path_params["write_key"],
+                "apiHost": f"{host}/v1",
+                "protocol": request.url.scheme,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": False,
+            }
+        },
+        "plan": {"track": {"__default": {"enabled": True, "integrations": {}}}},
+        "analyticsNextEnabled": True,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": False,
+        "remotePlugins": [],
+    }
+    return JSONResponse(body, headers=CORS)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/v1/projects/{write_key}/settings", settings, methods=["GET"])]
