@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import platform
 import re
@@ -32,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from run import RESULTS, free_port, roost_cli
+from run import RESULTS, new_key, roost_cli, start_roost
 from run import wait_ready as wait_up
 
 UNTIL = date(2024, 6, 30)  # fixed, so a filled data dir can be reused
@@ -128,19 +127,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="roost-bench-queries-"))
     data = args.data or work / "data"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
-        env={**os.environ, "ROOST_LOG_LEVEL": "warning"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, url = start_roost(data)
     try:
         wait_up(url, "/readyz", timeout=600)
-        read = json.loads(
-            roost_cli(data, "keys", "create", "--project", "default", "--kind", "read", "--json")
-        )["key"]
+        read = new_key(data, "read")
         headers = {"Authorization": f"Bearer {read}"}
         filled = httpx.post(
             f"{url}/api/v1/sql",
@@ -163,9 +153,7 @@ def main() -> None:
                 headers=headers,
                 timeout=600,
             ).json()["rows"][0][0]
-        write = json.loads(
-            roost_cli(data, "keys", "create", "--project", "default", "--kind", "write", "--json")
-        )["key"]
+        write = new_key(data, "write")
         sent = iter(range(10**9))
 
         def change() -> None:  # one new event today: outside the timed ranges, but new data

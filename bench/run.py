@@ -149,6 +149,25 @@ class Process:
         return out
 
 
+def start_roost(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`roost serve` on `data` at a free loopback port, logging warnings only: its process and
+    URL (wait for /readyz before using it)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
+        env={**os.environ, "ROOST_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def new_key(data: Path, kind: str) -> str:
+    """A raw key of `kind` for the default project."""
+    made = roost_cli(data, "keys", "create", "--project", "default", "--kind", kind, "--json")
+    return str(json.loads(made)["key"])
+
+
 def roost_cli(data: Path, *args: str) -> str:
     return subprocess.run(
         [sys.executable, "-m", "roost", *args, "--data", str(data)],

@@ -12,20 +12,17 @@ returns with every event acknowledged. Appends a dated section to bench/RESULTS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from roost.sdk import Client
-from run import RESULTS, free_port, roost_cli, wait_ready
+from run import RESULTS, new_key, start_roost, wait_ready
 
 
 def one_round(url: str, key: str, events: int) -> dict[str, float]:
@@ -58,19 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roost-bench-sdk-"))
     data = work / "data"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
-        env={**os.environ, "ROOST_LOG_LEVEL": "warning"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, url = start_roost(data)
     try:
         wait_ready(url, "/readyz", timeout=60)
-        key = json.loads(
-            roost_cli(data, "keys", "create", "--project", "default", "--kind", "write", "--json")
-        )["key"]
+        key = new_key(data, "write")
         rounds = [one_round(url, key, args.events) for _ in range(args.rounds)]
     finally:
         server.terminate()
