@@ -182,3 +182,15 @@ def test_budget_meter_marks_80_and_100_percent(env: Env, owner: Client) -> None:
     )
     html = owner.get("/p/default/settings").text
     assert 'class="meter warn"' in html and "9 of 10 events this month (90.0%)" in html
+
+
+def test_events_explorer_pages_back_in_time(env: Env, owner: Client) -> None:
+    send(env, [{"type": "track", "userId": "u", "event": f"E{i:02d}", "messageId": f"e{i}",
+                "timestamp": ago(minutes=60 - i)} for i in range(60)])  # fmt: skip
+    first = owner.get("/p/default/events").text
+    shown = re.findall(r"<td>(E\d\d)</td>", first)
+    assert shown == [f"E{i:02d}" for i in range(59, 9, -1)]  # newest first, 50 of them
+    older = re.search(r'href="(\?event=[^"]*before=[^"]+)"', first)
+    assert older
+    rest = owner.get("/p/default/events" + older.group(1).replace("&amp;", "&")).text
+    assert re.findall(r"<td>(E\d\d)</td>", rest) == [f"E{i:02d}" for i in range(9, -1, -1)]
