@@ -36,12 +36,12 @@ from typing import Any
 import httpx
 
 from run import (
-    RESULTS,
     ROOT,
     Process,
     batch_body,
     free_port,
     lua_script,
+    publish,
     roost_cli,
     track_body,
     wrk,
@@ -240,10 +240,7 @@ def main() -> None:
         if pg:
             pg.stop()
     report = render(args, rounds, rates, postgres=pg is not None)
-    print(report)
-    if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(report)
+    publish(report, record=not args.no_record)
     shutil.rmtree(work, ignore_errors=True)
 
 

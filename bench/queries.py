@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from run import RESULTS, new_key, roost_cli, start_roost
+from run import new_key, publish, roost_cli, start_roost
 from run import wait_ready as wait_up
 
 UNTIL = date(2024, 6, 30)  # fixed, so a filled data dir can be reused
@@ -183,10 +183,7 @@ def main() -> None:
         server.terminate()
         server.wait(120)
     report = render(args, int(filled), load_seconds, timings)
-    print(report)
-    if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(report)
+    publish(report, record=not args.no_record)
     shutil.rmtree(work, ignore_errors=True)
 
 

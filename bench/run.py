@@ -149,6 +149,14 @@ class Process:
         return out
 
 
+def publish(report: str, *, record: bool) -> None:
+    """Print a dated report section, and append it to bench/RESULTS.md when `record`."""
+    print(report)
+    if record:
+        with RESULTS.open("a") as f:
+            f.write(report)
+
+
 def start_roost(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`roost serve` on `data` at a free loopback port, logging warnings only: its process and
     URL (wait for /readyz before using it)."""
@@ -293,10 +301,7 @@ def main() -> None:
         metrics,
         profile_out if profile_out.exists() else None,
     )
-    print(report)
-    if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(report)
+    publish(report, record=not args.no_record)
     shutil.rmtree(work, ignore_errors=True)
 
 

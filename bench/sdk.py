@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from roost.sdk import Client
-from run import RESULTS, new_key, start_roost, wait_ready
+from run import new_key, publish, start_roost, wait_ready
 
 
 def one_round(url: str, key: str, events: int) -> dict[str, float]:
@@ -79,10 +79,7 @@ def main() -> None:
             f"{r['delivered_per_s']:,.0f} | {ok} |"
         )
     report = "\n".join(lines) + "\n"
-    print(report)
-    if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(report)
+    publish(report, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ def test_points_are_placed_on_the_axis() -> None:
     assert x0 == charts.LEFT and x1 == charts.WIDTH - charts.RIGHT
 
 
+def test_links_carry_the_value_url_encoded() -> None:
+    html = str(charts.bars([["R&D #1", 2]], "Top", "events", "/p/x/events?event="))
+    assert 'href="/p/x/events?event=R%26D%20%231">R&amp;D #1</a>' in html
+
+
 def test_labels_are_escaped() -> None:
     html = str(charts.bars([["<script>", 3], ["b", 1]], "Top", "events"))
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -10,6 +10,7 @@ import pytest
 
 from roost.errors import BadRequest
 from roost.query import stats
+from roost.query.dialect import DuckDBDialect
 from tests.conftest import Env
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
@@ -243,3 +244,20 @@ def test_a_value_with_a_quote_is_a_literal_not_sql(shop: Env) -> None:
     assert rows(query(shop, metrics=["events"], filters=[tricky])) == [(0,)]
     with pytest.raises(BadRequest):
         stats.parse({"metrics": ["events; DROP TABLE x"]}, datetime.now(UTC))
+
+
+@pytest.mark.parametrize(
+    "body, joined",
+    [
+        ({"metrics": ["events"], "dimensions": ["event"]}, False),
+        ({"metrics": ["visitors", "visits"], "filters": [["is", "event", ["person"]]]}, False),
+        ({"metrics": ["users"]}, True),
+        ({"metrics": ["events"], "dimensions": ["user"]}, True),
+        ({"metrics": ["events"], "filters": [["not", ["or", [["is", "user", ["a"]]]]]]}, True),
+    ],
+)
+def test_linked_ids_are_joined_only_when_people_are_asked_about(
+    body: dict[str, Any], joined: bool
+) -> None:
+    sql = stats.build(stats.parse(body, datetime.now(UTC)), 1, DuckDBDialect("ev", "ids"))
+    assert ("LEFT JOIN ids" in sql) is joined

@@ -8,7 +8,6 @@ applies to this server at once; other servers see it within `key_cache_seconds`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from roost import project_config
-from roost.api.reading import admin_endpoint, json_body, json_response
+from roost.api.reading import admin_endpoint, json_body, json_response, parse_time
 from roost.errors import BadRequest
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
@@ -127,14 +126,7 @@ def replay_offset(runtime: Runtime, body: dict[str, Any]) -> int:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
             raise BadRequest("from_offset: must be a Log offset of at least 1", field="from_offset")
         return offset - 1
-    since = body["since"]
-    try:
-        when = datetime.fromisoformat(str(since))
-    except ValueError:
-        raise BadRequest("since: must be an ISO 8601 time", field="since") from None
-    if when.tzinfo is None:
-        raise BadRequest("since: must carry a time zone (Z or +hh:mm)", field="since")
-    return runtime.log.offset_before(when.timestamp())
+    return runtime.log.offset_before(parse_time(body["since"], "since").timestamp())
 
 
 def routes() -> list[BaseRoute]:

@@ -5,15 +5,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from roost import erasure
-from roost.api.reading import json_body, json_response, read_endpoint
+from roost.api.reading import json_body, json_response, parse_time, read_endpoint
 from roost.errors import BadRequest
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
@@ -25,19 +23,6 @@ KINDS = ("delete", "admin")
 async def erase_user(request: Request, runtime: Runtime, key: Key) -> Response:
     user_id = request.path_params["user_id"]
     return json_response(await erasure.erase_user(runtime, key, user_id))
-
-
-def _time(body: dict[str, Any], name: str) -> datetime:
-    raw = body.get(name)
-    if not isinstance(raw, str):
-        raise BadRequest(f"{name}: is required (an ISO 8601 time with a zone)", field=name)
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name}: must be an ISO 8601 time", field=name) from None
-    if when.tzinfo is None:
-        raise BadRequest(f"{name}: must carry a time zone (Z or +hh:mm)", field=name)
-    return when
 
 
 @read_endpoint("erasure", KINDS)
@@ -54,7 +39,7 @@ async def erase(request: Request, runtime: Runtime, key: Key) -> Response:
         if not isinstance(user_id, str) or not user_id:
             raise BadRequest("user_id: must be a non-empty string", field="user_id")
         return json_response(await erasure.erase_user(runtime, key, user_id))
-    since, until = _time(body, "since"), _time(body, "until")
+    since, until = parse_time(body.get("since"), "since"), parse_time(body.get("until"), "until")
     if until <= since:
         raise BadRequest("until: must come after since", field="until")
     return json_response(await erasure.erase_range(runtime, key, since, until))

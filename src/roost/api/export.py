@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from roost.api.reading import read_endpoint
+from roost.api.reading import parse_time, read_endpoint
 from roost.errors import BadRequest
 from roost.query import export as encode
 from roost.runtime import Runtime
@@ -17,16 +17,11 @@ from roost.storage.metadata import Key
 
 
 def _time(request: Request, name: str) -> datetime | None:
+    """An optional query parameter's time, as the Warehouse keeps times (naive UTC)."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name}: must be an ISO 8601 time", field=name) from None
-    if when.tzinfo is None:
-        raise BadRequest(f"{name}: must carry a time zone (Z or +hh:mm)", field=name)
-    return when.astimezone(UTC).replace(tzinfo=None)
+    return parse_time(raw, name).astimezone(UTC).replace(tzinfo=None)
 
 
 @read_endpoint("exports")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -64,6 +65,20 @@ def read_endpoint(
 
 def admin_endpoint(what: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     return read_endpoint(what, ("admin",))
+
+
+def parse_time(raw: Any, field: str) -> datetime:
+    """An ISO 8601 time with a zone (`Z` or `+hh:mm`), as an aware datetime; 400 naming
+    `field` otherwise. A naive time would be read in whatever zone the server runs in."""
+    if not isinstance(raw, str):
+        raise BadRequest(f"{field}: is required (an ISO 8601 time with a zone)", field=field)
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{field}: must be an ISO 8601 time", field=field) from None
+    if when.tzinfo is None:
+        raise BadRequest(f"{field}: must carry a time zone (Z or +hh:mm)", field=field)
+    return when
 
 
 async def json_body(request: Request) -> Any:

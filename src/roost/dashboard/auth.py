@@ -32,6 +32,7 @@ from roost.storage.metadata import Project
 SESSION_COOKIE = "roost_session"
 LOGIN_COOKIE = "roost_login_csrf"
 FORM_FIELD = "csrf"
+BAD_TOKEN = "This form's CSRF token is missing or wrong: reload the page and try again."
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,7 @@ def page(*, configure: bool = False, project: bool = True) -> Callable[[PageHand
                 form = await request.form()
                 sent = form.get(FORM_FIELD)
                 if not isinstance(sent, str) or not secrets.compare_digest(sent, session.csrf):
-                    return refused(
-                        request,
-                        403,
-                        "This form's CSRF token is missing or wrong: reload the page and try again.",
-                    )
+                    return refused(request, 403, BAD_TOKEN)
             if configure and not session.user.can_configure:
                 return refused(request, 403, "Viewers cannot see or change settings.")
             projects = await asyncio.to_thread(_projects_of, runtime, session.user)
@@ -180,11 +177,7 @@ async def login(request: Request) -> Response:
     sent = form.get(FORM_FIELD)
     target = _safe_next(str(form.get("next") or ""))
     if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent, cookie):
-        return refused(
-            request,
-            403,
-            "This form's CSRF token is missing or wrong: reload the page and try again.",
-        )
+        return refused(request, 403, BAD_TOKEN)
     runtime: Runtime = request.app.state.runtime
     email, password = str(form.get("email") or ""), str(form.get("password") or "")
     user = await asyncio.to_thread(runtime.accounts.authenticate, email, password)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
@@ -159,7 +160,8 @@ def bars(
         share = 100.0 * float(row[1] or 0) / top
         text = escape(label)
         if link is not None and row[0] not in (None, ""):
-            text = Markup(f'<a href="{escape(link + str(row[0]))}">{text}</a>')
+            href = link + quote(str(row[0]), safe="")  # names with &, # or / stay one value
+            text = Markup(f'<a href="{escape(href)}">{text}</a>')
         out.append(
             f'<li><span class="bar" style="width:{share:.1f}%"></span>'
             f'<span class="label">{text}</span>'

@@ -8,7 +8,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -109,4 +108,4 @@ def when(value: Any) -> str:
 
 
 templates.env.filters.update(pretty=pretty, number=number, duration=duration, when=when)
-templates.env.globals.update(PERIODS=PERIODS, Markup=Markup)
+templates.env.globals.update(PERIODS=PERIODS)

@@ -135,10 +135,6 @@ def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:
         "query": {
             "window_seconds": f.window_seconds,
             "mode": f.mode,
-            "date_range": [
-                f.scope.first_day.isoformat() if f.scope.first_day else None,
-                f.scope.last_day.isoformat() if f.scope.last_day else None,
-            ],
-            "timezone": f.scope.timezone,
+            **f.scope.stated(),
         },
     }

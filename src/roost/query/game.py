@@ -180,10 +180,6 @@ def shape(r: GameReport, columns: list[str], rows: list[list[Any]]) -> dict[str,
         "query": {
             "report": r.kind,
             "by": r.by,
-            "date_range": [
-                r.scope.first_day.isoformat() if r.scope.first_day else None,
-                r.scope.last_day.isoformat() if r.scope.last_day else None,
-            ],
-            "timezone": r.scope.timezone,
+            **r.scope.stated(),
         },
     }

@@ -128,10 +128,6 @@ def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
         "query": {
             "period": r.period,
             "periods": r.periods,
-            "date_range": [
-                r.scope.first_day.isoformat() if r.scope.first_day else None,
-                r.scope.last_day.isoformat() if r.scope.last_day else None,
-            ],
-            "timezone": r.scope.timezone,
+            **r.scope.stated(),
         },
     }

@@ -78,6 +78,17 @@ class StatsQuery:
     limit: int
     offset: int
 
+    def stated(self) -> dict[str, Any]:
+        """The date range (local dates, None for open ends) and time zone, as every answer
+        states them."""
+        return {
+            "date_range": [
+                self.first_day.isoformat() if self.first_day else None,
+                self.last_day.isoformat() if self.last_day else None,
+            ],
+            "timezone": self.timezone,
+        }
+
 
 def _bad(field: str, rule: str) -> BadRequest:
     return BadRequest(f"{field}: {rule}", field=field)
@@ -330,12 +341,30 @@ def base_relation(
         *(condition(f, q, dialect) for f in filters),
     ]
     dims = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
-    # Resolving linked ids is a join over every event: only when the query counts people
-    needs_person = people or "users" in q.metrics or "person" in " ".join([*dims, *where])
+    # Resolving linked ids is a join over every event: only when the query counts people,
+    # or groups or filters by them
+    needs_person = (
+        people
+        or "users" in q.metrics
+        or any(_is_person(d) for d in q.dimensions)
+        or any(_names_person(f) for f in filters)
+    )
     relation = dialect.events(project_id) if needs_person else dialect.rows(project_id)
     return (
         f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
     )
+
+
+def _is_person(dimension: Dimension) -> bool:
+    return dimension.kind == "column" and dimension.arg == "person"
+
+
+def _names_person(f: Any) -> bool:
+    if f[0] in ("and", "or"):
+        return any(_names_person(g) for g in f[1])
+    if f[0] == "not":
+        return _names_person(f[1])
+    return _is_person(f[1])
 
 
 def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
@@ -444,11 +473,7 @@ def shape(q: StatsQuery, rows: list[list[Any]]) -> dict[str, Any]:
         "query": {
             "metrics": q.metrics,
             "dimensions": [d.name if d.kind != "time" else f"time:{d.arg}" for d in q.dimensions],
-            "date_range": [
-                q.first_day.isoformat() if q.first_day else None,
-                q.last_day.isoformat() if q.last_day else None,
-            ],
-            "timezone": q.timezone,
+            **q.stated(),
             "order_by": [list(o) for o in q.order_by],
             "limit": q.limit,
             "page": q.offset // q.limit + 1,

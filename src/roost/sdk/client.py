@@ -42,8 +42,8 @@ class Failure:
     """What `on_error` is told: why these events were not stored.
 
     `reason` is `rejected` (Roost refused the event: a 4xx, or one event of a batch),
-    `overflow` (the queue was full), `gave_up` (retries ran out) or `opted_out` is never
-    reported (opted-out events are dropped silently, as asked).
+    `overflow` (the queue was full) or `gave_up` (retries ran out, or `close()` ran out of
+    time). Events dropped because of opt-out are not reported: that drop was asked for.
     """
 
     reason: str

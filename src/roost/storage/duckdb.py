@@ -236,20 +236,13 @@ class DuckDBWarehouse:
     ) -> int:
         """Delete the project's events of these user, anonymous or previous ids, or with a
         timestamp in [since, until); how many."""
-        where = ["project_id = ?"]
-        params: list[Any] = [project_id]
+        where, params = _scope(project_id, since, until)
         if ids is not None:
             where.append(
                 "(list_contains(?, user_id) OR list_contains(?, anonymous_id) "
                 "OR list_contains(?, previous_id))"
             )
             params += [list(ids)] * 3
-        if since is not None:
-            where.append("timestamp >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("timestamp < ?")
-            params.append(until)
         cursor = self._con.cursor()
         try:
             row = cursor.execute(
@@ -269,14 +262,7 @@ class DuckDBWarehouse:
         batch_rows: int = 10000,
     ) -> Iterator[pa.RecordBatch]:
         """The project's events in Log order, a record batch at a time (never all in memory)."""
-        where = ["project_id = ?"]
-        params: list[Any] = [project_id]
-        if since is not None:
-            where.append("timestamp >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("timestamp < ?")
-            params.append(until)
+        where, params = _scope(project_id, since, until)
         columns = ", ".join(c.name for c in EVENT_COLUMNS if c.name != "project_id")
         cursor = self._con.cursor()
         try:
@@ -296,6 +282,21 @@ class DuckDBWarehouse:
             return _limited(cursor, sql, timeout, max_rows, "query")
         finally:
             cursor.close()
+
+
+def _scope(
+    project_id: int, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """The conditions (and their parameters) for a project's events in [since, until)."""
+    where = ["project_id = ?"]
+    params: list[Any] = [project_id]
+    if since is not None:
+        where.append("timestamp >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    return where, params
 
 
 def _limited(

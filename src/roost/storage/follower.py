@@ -13,11 +13,12 @@ import asyncio
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 
 log = logging.getLogger("roost.storage")
 
 
-class Follower:
+class Follower(ABC):
     name = "roost-follower"
 
     def __init__(self, interval: float) -> None:
@@ -27,19 +28,19 @@ class Follower:
         self._thread: threading.Thread | None = None
         self._waiters = 0
 
+    @abstractmethod
     def position(self) -> int:
         """The highest Log offset this follower has fully handled."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self) -> None:
         """One round of work, on the follower's thread."""
-        raise NotImplementedError
 
-    def finish(self) -> None:
-        """What is left to do at a clean stop, on the caller's thread."""
+    def finish(self) -> None:  # noqa: B027 - an optional hook
+        """What is left to do at a clean stop, on the caller's thread (by default nothing)."""
 
-    def failed(self) -> None:
-        """Called after a step raised (for a metric, say)."""
+    def failed(self) -> None:  # noqa: B027 - an optional hook
+        """Called after a step raised (for a metric, say; by default nothing)."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)

@@ -16,6 +16,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,8 +46,10 @@ def tombstone(event: Event) -> Event:
     )
 
 
-class _Reading:
-    """Reading the log table, on a connection per thread (WAL readers never block the writer)."""
+class _Reading(ABC):
+    """Reading the log table, on a connection per thread (WAL readers never block the writer).
+    The writing Log and the read-only reader of the forwarders' process each say where the
+    Log ends their own way."""
 
     path: Path
 
@@ -76,8 +79,8 @@ class _Reading:
                 conn.close()
             self._readers.clear()
 
-    def last_offset(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def last_offset(self) -> int: ...
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
         found: list[LoggedEvent] = []
