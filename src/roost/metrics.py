@@ -56,6 +56,11 @@ WAREHOUSE_CHECKPOINT_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+LOG_PUBLISH_RETRIES = Counter(
+    "roost_log_publish_retries",
+    "Events published to JetStream again because their acknowledgement did not come.",
+    registry=REGISTRY,
+)
 LOG_BATCH_EVENTS = Histogram(
     "roost_log_batch_events",
     "Events per group commit.",

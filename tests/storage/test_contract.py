@@ -7,7 +7,8 @@ test here then runs on them too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,27 +19,41 @@ import pytest
 from roost.model import Event
 from roost.storage.duckdb import DuckDBWarehouse
 from roost.storage.loader import Loader
+from roost.storage.nats import NatsLog
 from roost.storage.sqlite_log import SQLiteLog
+from tests.integration.services import Nats
 
-LOGS = ["sqlite"]
+LOGS = ["sqlite", "nats"]
 WAREHOUSES = ["duckdb"]
+Opener = Callable[[], Any]
 
 
-def open_log(name: str, path: Path) -> Any:
-    if name == "sqlite":
-        return SQLiteLog(path / "log.sqlite")
-    raise AssertionError(name)
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    server = Nats().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=LOGS)
+def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens the same Log each time it is called (a stream of its own per test on NATS)."""
+    if request.param == "sqlite":
+        return lambda: SQLiteLog(tmp_path / "log.sqlite")
+    url = request.getfixturevalue("nats_url")
+    stream = "T" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
+    return lambda: NatsLog(f"{url}?stream={stream}")
+
+
+@pytest.fixture
+def open_sqlite_log(tmp_path: Path) -> Opener:
+    return lambda: SQLiteLog(tmp_path / "log.sqlite")
 
 
 def open_warehouse(name: str, path: Path) -> Any:
     if name == "duckdb":
         return DuckDBWarehouse(path / "events.duckdb")
     raise AssertionError(name)
-
-
-@pytest.fixture(params=LOGS)
-def log_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(params=WAREHOUSES)
@@ -64,8 +79,8 @@ def event(n: int, project: int = 1, when: datetime | None = None) -> Event:
     )
 
 
-def test_append_gives_increasing_offsets_and_read_follows(log_kind: str, tmp_path: Path) -> None:
-    log = open_log(log_kind, tmp_path)
+def test_append_gives_increasing_offsets_and_read_follows(open_log: Opener) -> None:
+    log = open_log()
 
     async def run() -> None:
         first = await log.append([event(1), event(2)])
@@ -86,16 +101,16 @@ def test_append_gives_increasing_offsets_and_read_follows(log_kind: str, tmp_pat
     asyncio.run(run())
 
 
-def test_acknowledged_events_survive_reopen(log_kind: str, tmp_path: Path) -> None:
+def test_acknowledged_events_survive_reopen(open_log: Opener) -> None:
     async def write() -> None:
-        log = open_log(log_kind, tmp_path)
+        log = open_log()
         await log.append([event(n) for n in range(100)])
         await log.close()
 
     asyncio.run(write())
 
     async def check() -> None:
-        log = open_log(log_kind, tmp_path)
+        log = open_log()
         assert log.last_offset() == 100
         assert [e.offset for e in await log.read(98, 10)] == [99, 100]
         assert await log.append([event(101)]) == [101]
@@ -104,10 +119,8 @@ def test_acknowledged_events_survive_reopen(log_kind: str, tmp_path: Path) -> No
     asyncio.run(check())
 
 
-def test_loader_follows_the_log_into_the_warehouse(
-    log_kind: str, warehouse: Any, tmp_path: Path
-) -> None:
-    log = open_log(log_kind, tmp_path)
+def test_loader_follows_the_log_into_the_warehouse(open_log: Opener, warehouse: Any) -> None:
+    log = open_log()
     loader = Loader(log, warehouse, batch_events=3)
 
     async def run() -> None:
@@ -157,9 +170,9 @@ def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: 
 
 
 def test_loader_reads_the_log_when_memory_has_a_gap(
-    log_kind: str, warehouse: Any, tmp_path: Path
+    open_sqlite_log: Opener, warehouse: Any
 ) -> None:
-    log = open_log(log_kind, tmp_path)
+    log = open_sqlite_log()
     loader = Loader(log, warehouse, batch_events=2)
 
     async def run() -> None:
@@ -184,13 +197,13 @@ def test_loader_reads_the_log_when_memory_has_a_gap(
 
 
 def test_trim_drops_loaded_old_groups_but_keeps_the_newest(
-    log_kind: str, warehouse: Any, tmp_path: Path
+    open_sqlite_log: Opener, warehouse: Any
 ) -> None:
     old = datetime(2026, 1, 1, tzinfo=UTC)
     loader_holder: list[Loader] = []
 
     async def run() -> None:
-        log = open_log(log_kind, tmp_path)
+        log = open_sqlite_log()
         loader = Loader(log, warehouse, retention=86400)
         loader_holder.append(loader)
         await log.append([event(1, when=old), event(2, when=old)])  # group 1-2
@@ -204,7 +217,7 @@ def test_trim_drops_loaded_old_groups_but_keeps_the_newest(
         loader.catch_up()
         assert loader.trim(now=old.timestamp() + 2 * 86400) == 0  # the newest stays
         await log.close()
-        reopened = open_log(log_kind, tmp_path)
+        reopened = open_sqlite_log()
         assert reopened.last_offset() == 4
         assert await reopened.append([event(5)]) == [5]
         await reopened.close()
@@ -213,12 +226,12 @@ def test_trim_drops_loaded_old_groups_but_keeps_the_newest(
 
 
 def test_trim_keeps_what_another_consumer_still_needs(
-    log_kind: str, warehouse: Any, tmp_path: Path
+    open_sqlite_log: Opener, warehouse: Any
 ) -> None:
     old = datetime(2026, 1, 1, tzinfo=UTC)
 
     async def run() -> None:
-        log = open_log(log_kind, tmp_path)
+        log = open_sqlite_log()
         loader = Loader(log, warehouse, retention=86400, holds=lambda: 1)  # e.g. profiles at 1
         for n in range(4):
             await log.append([event(n, when=old)])
@@ -230,16 +243,66 @@ def test_trim_keeps_what_another_consumer_still_needs(
     asyncio.run(run())
 
 
-def test_identity_groups_are_flagged(log_kind: str, tmp_path: Path) -> None:
+def test_identity_reads_give_every_identify_alias_and_group(open_log: Opener) -> None:
     async def run() -> None:
-        log = open_log(log_kind, tmp_path)
+        log = open_log()
         await log.append([event(1), event(2)])
         identify = event(3)
         identify.type = "identify"
         await log.append([event(4), identify])
         await log.append([event(6)])
-        assert [(f, n) for f, n, _ in log.read_groups(0, 100)] == [(1, 2), (3, 2), (5, 1)]
-        assert [(f, n) for f, n, _ in log.read_groups(0, 100, identities_only=True)] == [(3, 2)]
+
+        def typed(groups: list[tuple[int, int, bytes]]) -> dict[int, str]:
+            decoded = (
+                (first, msgspec.json.decode(blob, type=list[Event])) for first, _, blob in groups
+            )
+            return {first + i: e.type for first, events in decoded for i, e in enumerate(events)}
+
+        everything = typed(log.read_groups(0, 100))
+        assert everything == {1: "track", 2: "track", 3: "track", 4: "identify", 5: "track"}
+        identities = typed(log.read_groups(0, 100, identities_only=True))
+        assert identities[4] == "identify"  # with, at most, the other events of its group
+        assert all(everything[offset] == kind for offset, kind in identities.items())
+        assert 1 not in identities and 5 not in identities
+        await log.close()
+
+    asyncio.run(run())
+
+
+def test_a_retried_message_id_keeps_its_first_offset(open_log: Opener) -> None:
+    """Ingest dedups first; the Log's own dedup (JetStream's `Nats-Msg-Id`) catches a retry
+    that reached another ingest node. SQLite's Log, behind one ingest, stores what it is given."""
+
+    async def run() -> None:
+        log = open_log()
+        first = await log.append([event(1), event(2)])
+        again = await log.append([event(2), event(3)])
+        assert first == [1, 2]
+        if isinstance(log, NatsLog):
+            assert again == [2, 3] and log.last_offset() == 3
+            assert [e.event.event for e in await log.read(0, 10)] == ["E1", "E2", "E3"]
+        else:
+            assert again == [3, 4]
+        await log.close()
+
+    asyncio.run(run())
+
+
+def test_nats_stream_is_made_as_configured_and_erasure_deletes(nats_url: str) -> None:
+    async def run() -> None:
+        log = NatsLog(f"{nats_url}?stream=CONFIGURED&duplicate_window=30", max_age_hours=2)
+        info = log.stream_info()
+        assert info.config.max_age == 7200 and info.config.duplicate_window == 30
+        assert info.config.allow_direct and info.config.num_replicas == 1
+        kept, gone = event(1), event(2)
+        gone.user_id = "erase-me"
+        await log.append([kept, gone, event(3)])
+        erased = log.erase(1, lambda e: e.user_id == "erase-me", hints=["erase-me"])
+        assert erased == 1
+        assert [e.offset for e in await log.read(0, 10)] == [1, 3]  # offsets stay
+        assert log.read_groups(0, 10)[0][:2] == (1, 1)
+        assert log.offset_before(0) == 0
+        assert log.offset_before(datetime.now(UTC).timestamp() + 60) == 3
         await log.close()
 
     asyncio.run(run())

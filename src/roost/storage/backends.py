@@ -1,4 +1,8 @@
-"""Backends picked by the scheme of a URL, from one table (uvicorn's HTTP_PROTOCOLS)."""
+"""Backends picked by the scheme of a URL, from one table (uvicorn's HTTP_PROTOCOLS).
+
+Each entry names a function `(url, settings) -> backend`; the SQLite and DuckDB URLs carry a
+file path (`sqlite:///relative` or `sqlite:////absolute`), the cluster ones their servers.
+"""
 
 from __future__ import annotations
 
@@ -12,48 +16,58 @@ from roost.storage.warehouse import Warehouse
 
 if TYPE_CHECKING:  # each backend in the tables must satisfy its protocol
     from roost.storage.duckdb import DuckDBWarehouse
+    from roost.storage.nats import NatsLog, NatsLogReader
     from roost.storage.sqlite_log import SQLiteLog, SQLiteLogReader
 
     _log: Log = SQLiteLog("")
     _log_reader: LogReader = SQLiteLogReader("")
+    _nats_log: Log = NatsLog("")
+    _nats_reader: LogReader = NatsLogReader("")
     _warehouse: Warehouse = DuckDBWarehouse("")
 
 LOGS = {
-    "sqlite": "roost.storage.sqlite_log:SQLiteLog",
+    "sqlite": "roost.storage.sqlite_log:open_log",
+    "nats": "roost.storage.nats:open_log",
 }
 LOG_READERS = {  # the Log from a process that does not write it
-    "sqlite": "roost.storage.sqlite_log:SQLiteLogReader",
+    "sqlite": "roost.storage.sqlite_log:open_reader",
+    "nats": "roost.storage.nats:open_reader",
 }
 WAREHOUSES = {
-    "duckdb": "roost.storage.duckdb:DuckDBWarehouse",
+    "duckdb": "roost.storage.duckdb:open_warehouse",
 }
 
 
-def _pick(table: dict[str, str], url: str, setting: str) -> tuple[Any, str]:
-    scheme, sep, rest = url.partition("://")
+def _pick(table: dict[str, str], url: str, setting: str) -> Any:
+    scheme, sep, _ = url.partition("://")
     if not sep or scheme not in table:
         known = ", ".join(table)
         raise BadRequest(f"{setting}: unknown backend {scheme!r} (known: {known})", field=setting)
     module_name, _, attr = table[scheme].partition(":")
-    return getattr(importlib.import_module(module_name), attr), rest.removeprefix("/")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def file_path(url: str) -> str:
+    """The path of a `scheme:///path` URL (relative), or `scheme:////path` (absolute)."""
+    return url.partition("://")[2].removeprefix("/")
 
 
 def open_log(settings: Settings) -> Log:
-    """The Log named by `log_url` (`sqlite:///relative` or `sqlite:////absolute` path)."""
-    cls, path = _pick(LOGS, settings.resolved_log_url(), "log_url")
-    log: Log = cls(path, commit_max_events=settings.commit_max_events)
+    """The Log named by `log_url`."""
+    url = settings.resolved_log_url()
+    log: Log = _pick(LOGS, url, "log_url")(url, settings)
     return log
 
 
 def open_log_reader(settings: Settings) -> LogReader:
     """The Log of `log_url`, for reading from another process than the writer's."""
-    cls, path = _pick(LOG_READERS, settings.resolved_log_url(), "log_url")
-    reader: LogReader = cls(path)
+    url = settings.resolved_log_url()
+    reader: LogReader = _pick(LOG_READERS, url, "log_url")(url, settings)
     return reader
 
 
 def open_warehouse(settings: Settings) -> Warehouse:
     """The Warehouse named by `warehouse_url`."""
-    cls, path = _pick(WAREHOUSES, settings.resolved_warehouse_url(), "warehouse_url")
-    warehouse: Warehouse = cls(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+    url = settings.resolved_warehouse_url()
+    warehouse: Warehouse = _pick(WAREHOUSES, url, "warehouse_url")(url, settings)
     return warehouse

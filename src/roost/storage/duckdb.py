@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -26,9 +26,13 @@ from roost import metrics
 from roost.errors import BadRequest
 from roost.query.dialect import DuckDBDialect, SqlDialect
 from roost.query.sql import check_select, plain_value
+from roost.storage.backends import file_path
 from roost.storage.log import Group
 from roost.storage.schema import ALL_COLUMNS, EVENT_COLUMNS
 from roost.storage.warehouse import QueryResult
+
+if TYPE_CHECKING:
+    from roost.config import Settings
 
 log = logging.getLogger("roost.storage")
 
@@ -327,3 +331,7 @@ def _limited(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_warehouse(url: str, settings: Settings) -> DuckDBWarehouse:
+    return DuckDBWarehouse(file_path(url), checkpoint_wal_mb=settings.checkpoint_wal_mb)

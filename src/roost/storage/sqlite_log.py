@@ -19,13 +19,18 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from roost import metrics
 from roost.model import Event, LoggedEvent
+from roost.storage.backends import file_path
 from roost.storage.log import Group
 from roost.storage.writer import GroupCommit
+
+if TYPE_CHECKING:
+    from roost.config import Settings
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
@@ -276,3 +281,11 @@ class SQLiteLog(_Reading):
         if self._on_commit is not None:
             self._on_commit(first, len(events), blob)
         return first
+
+
+def open_log(url: str, settings: Settings) -> SQLiteLog:
+    return SQLiteLog(file_path(url), commit_max_events=settings.commit_max_events)
+
+
+def open_reader(url: str, settings: Settings) -> SQLiteLogReader:
+    return SQLiteLogReader(file_path(url))
