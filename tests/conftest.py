@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from roost.app import create_app
 from roost.config import Settings
 from roost.runtime import Runtime
+from tests.integration.services import Postgres
 
 
 class Client:
@@ -75,10 +80,29 @@ class Env:
         return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
 
 
+_servers: dict[str, Postgres] = {}
+
+
+def fresh_postgres_url() -> str:
+    """A new, empty database on one PostgreSQL started for the whole run."""
+    if "postgres" not in _servers:
+        _servers["postgres"] = Postgres().start()
+        atexit.register(_servers["postgres"].stop)
+    server = _servers["postgres"]
+    name = f"roost_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """In-process tests run forwarders in a thread (a process per test costs a second);
-    tests/consumers/test_forwarder.py runs each of its tests both ways."""
+    tests/consumers/test_forwarder.py runs each of its tests both ways. With
+    ROOST_TEST_METADATA=postgres the metadata lives in PostgreSQL (`make test` runs the
+    API, consumer, dashboard and pipeline tests that way too)."""
     base = Settings(data=str(tmp_path / "data"), log_format="text", forwarders="thread")
+    if os.environ.get("ROOST_TEST_METADATA") == "postgres":
+        base = replace(base, metadata_url=fresh_postgres_url())
     return replace(base, **overrides)
 
 
