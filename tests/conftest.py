@@ -18,7 +18,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from roost.app import create_app
 from roost.config import Settings
 from roost.runtime import Runtime
-from tests.integration.services import Postgres
+from tests.integration.services import ClickHouse, Postgres
 
 
 class Client:
@@ -80,7 +80,7 @@ class Env:
         return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
 
 
-_servers: dict[str, Postgres] = {}
+_servers: dict[str, Any] = {}
 
 
 def fresh_postgres_url() -> str:
@@ -95,6 +95,15 @@ def fresh_postgres_url() -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
 
 
+def fresh_clickhouse_url() -> str:
+    """A database of its own on one ClickHouse started for the whole run."""
+    if "clickhouse" not in _servers:
+        _servers["clickhouse"] = ClickHouse().start()
+        atexit.register(_servers["clickhouse"].stop)
+    server = _servers["clickhouse"]
+    return f"clickhouse://127.0.0.1:{server.port}/roost_{uuid.uuid4().hex[:12]}"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """In-process tests run forwarders in a thread (a process per test costs a second);
     tests/consumers/test_forwarder.py runs each of its tests both ways. With
@@ -103,6 +112,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base = Settings(data=str(tmp_path / "data"), log_format="text", forwarders="thread")
     if os.environ.get("ROOST_TEST_METADATA") == "postgres":
         base = replace(base, metadata_url=fresh_postgres_url())
+    if os.environ.get("ROOST_TEST_WAREHOUSE") == "clickhouse":
+        base = replace(base, warehouse_url=fresh_clickhouse_url())
     return replace(base, **overrides)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -138,6 +139,84 @@ class Nats:
 
     def stop(self) -> None:
         self.halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def clickhouse_binary() -> list[str] | None:
+    for name in ("clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    found = shutil.which("clickhouse")  # the single binary of newer releases
+    return [found, "server"] if found else None
+
+
+class ClickHouse:
+    """clickhouse-server with its stock config copied into a temp dir, on free ports."""
+
+    CONFIG = Path("/etc/clickhouse-server/config.xml")
+
+    def __init__(self) -> None:
+        command = clickhouse_binary()
+        if command is None or not self.CONFIG.exists():
+            missing("clickhouse-server", "apt-get install clickhouse-server")
+        assert command is not None
+        self.command = command
+        self.dir = Path(tempfile.mkdtemp(prefix="roost-ch-"))
+        self.port = free_port()
+        self.url = f"clickhouse://127.0.0.1:{self.port}/roost"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> Path:
+        text = self.CONFIG.read_text()
+        text = text.replace("/var/lib/clickhouse/", f"{self.dir}/data/")
+        text = text.replace("/var/log/clickhouse-server/", f"{self.dir}/log/")
+        text = re.sub(r"<http_port>\d+</http_port>", f"<http_port>{self.port}</http_port>", text)
+        for tag in ("tcp_port", "interserver_http_port"):
+            text = re.sub(rf"<{tag}>\d+</{tag}>", f"<{tag}>{free_port()}</{tag}>", text)
+        text = re.sub(
+            r"<(https_port|tcp_port_secure|mysql_port|postgresql_port)>\d+</\1>", "", text
+        )
+        text = text.replace("<listen_host>::1</listen_host>", "")
+        text = re.sub(r"<timezone>.*?</timezone>", "", text)
+        text = text.replace("</yandex>", "<timezone>UTC</timezone></yandex>")
+        text = text.replace("</clickhouse>", "<timezone>UTC</timezone></clickhouse>")
+        config = self.dir / "config.xml"
+        config.write_text(text)
+        shutil.copy(self.CONFIG.with_name("users.xml"), self.dir / "users.xml")
+        return config
+
+    def start(self) -> ClickHouse:
+        config = self._config()
+        self.process = subprocess.Popen(
+            [*self.command, f"--config-file={config}"],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+                    if b"Ok." in conn.recv(1024):
+                        return self
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("clickhouse-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Protocol
 
 INTERVALS = ("hour", "day", "week", "month")
+DATETIME_FIRST = datetime(1970, 1, 1)  # ClickHouse's DateTime range
+DATETIME_LAST = datetime(2105, 12, 31)
 
 
 class SqlDialect(Protocol):
@@ -159,4 +161,102 @@ class DuckDBDialect:
             f"count(CASE WHEN {starts} AND {ends} THEN 1 END) AS bounces, "
             f"coalesce(sum(CASE WHEN NOT {ends} THEN after END), 0) AS seconds "
             f"FROM ({gaps}) AS gaps{group}"
+        )
+
+
+class ClickHouseDialect:
+    """ClickHouse's SQL, in the subset 18.16 runs (storage/clickhouse.py says why)."""
+
+    def __init__(self, table: str, identities: str) -> None:
+        self.table = table
+        self.identities = identities
+
+    def events(self, project_id: int) -> str:
+        pid = int(project_id)
+        return (
+            "(SELECT *, if(isNull(linked), coalesce(user_id, anonymous_id), linked) AS person "
+            f"FROM (SELECT *, ifNull(user_id, ifNull(anonymous_id, '')) AS who "
+            f"FROM {self.table} WHERE project_id = {pid}) "
+            f"ANY LEFT JOIN (SELECT alias AS who, user_id AS linked FROM {self.identities} "
+            f"WHERE project_id = {pid}) USING who)"
+        )
+
+    def rows(self, project_id: int) -> str:
+        return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
+
+    def string(self, value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def timestamp(self, value: datetime) -> str:
+        # DateTime holds 1970 to 2105: "all time" (years 1 to 9999) is clamped to it
+        clamped = min(max(value, DATETIME_FIRST), DATETIME_LAST)
+        return f"toDateTime('{clamped:%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+    def local(self, column: str, timezone: str) -> str:
+        if timezone in ("UTC", "Etc/UTC"):
+            return column
+        return f"toTimeZone({column}, {self.string(timezone)})"
+
+    def bucket(self, interval: str, local_time: str) -> str:
+        assert interval in INTERVALS
+        if interval == "hour":
+            return f"toStartOfHour({local_time})"
+        if interval == "day":
+            return f"toDateTime(toDate({local_time}), 'UTC')"
+        start = "toMonday" if interval == "week" else "toStartOfMonth"
+        return f"toDateTime({start}({local_time}), 'UTC')"
+
+    def prop(self, column: str, key: str) -> str:
+        k = self.string(key)
+        keys, values = f"{column}_keys", f"{column}_values"
+        return f"if(has({keys}, {k}), {values}[indexOf({keys}, {k})], NULL)"
+
+    def matches(self, expression: str, pattern: str) -> str:
+        return f"match({expression}, {pattern})"
+
+    def contains(self, expression: str, needle: str) -> str:
+        return f"(position({expression}, {needle}) > 0)"
+
+    def seconds(self, start: str, end: str) -> str:
+        return f"(toInt64({end}) - toInt64({start}))"
+
+    def same(self, left: str, right: str) -> str:
+        return f"((isNull({left}) AND isNull({right})) OR {left} = {right})"
+
+    def distinct_list(self, expression: str) -> str:
+        return f"arraySort(groupUniqArray({expression}))"
+
+    def before(self, expression: str, separator: str) -> str:
+        sep = self.string(separator)
+        return (
+            f"substring({expression}, 1, if(position({expression}, {sep}) > 0, "
+            f"position({expression}, {sep}) - 1, length({expression})))"
+        )
+
+    def after(self, expression: str, separator: str) -> str:
+        sep = self.string(separator)
+        return (
+            f"if(position({expression}, {sep}) > 0, "
+            f"substring({expression}, position({expression}, {sep}) + {len(separator)}), NULL)"
+        )
+
+    def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
+        # Each visitor's times, sorted, in an array: a gap over `gap_seconds` between two
+        # neighbours ends a visit; a visit of one event has a long gap (or none) on both sides.
+        grouped = ", ".join([*keys, "visitor"])
+        long = f"arrayMap(g -> g > {gap_seconds}, arrayPopFront(arrayDifference(ts)))"
+        per_visitor = (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}"
+            f"arraySort(groupArray(toInt64(timestamp))) AS ts, {long} AS long, "
+            "arrayPushFront(long, 1) AS starts, arrayPushBack(long, 1) AS ends "
+            f"FROM {relation} GROUP BY {grouped}"
+        )
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        return (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}"
+            "sum(arraySum(starts)) AS visits, "
+            "sum(arraySum(arrayMap((s, e) -> s AND e, starts, ends))) AS bounces, "
+            f"sum(arraySum(arrayMap(g -> if(g <= {gap_seconds}, g, 0), "
+            "arrayPopFront(arrayDifference(ts))))) AS seconds "
+            f"FROM ({per_visitor}) AS visitors{group}"
         )

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from roost.errors import BadRequest
 from roost.query.dialect import INTERVALS, SqlDialect
 
-NOT_BOT = "NOT coalesce(bot, false)"  # visitor statistics leave bots out (API.md)
+NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (API.md); 1 = 0: no FALSE in ClickHouse 18
 SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
     "users": "count(DISTINCT person)",
@@ -313,7 +313,7 @@ def condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
     if op in ("and", "or"):
         return "(" + f" {op.upper()} ".join(condition(g, q, dialect) for g in f[1]) + ")"
     if op == "not":
-        return f"(NOT coalesce({condition(f[1], q, dialect)}, false))"
+        return f"(NOT coalesce({condition(f[1], q, dialect)}, 1 = 0))"
     dimension, values = f[1], f[2]
     expression = _expression(dimension, q, dialect)
     literals = [dialect.string(v) for v in values]
@@ -322,7 +322,7 @@ def condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
     if op == "is_not":  # an event without the dimension is not any of the values
         return f"({expression} IS NULL OR {expression} NOT IN ({', '.join(literals)}))"
     test = dialect.contains if op == "contains" else dialect.matches
-    return "(" + " OR ".join(f"coalesce({test(expression, v)}, false)" for v in literals) + ")"
+    return "(" + " OR ".join(f"coalesce({test(expression, v)}, 1 = 0)" for v in literals) + ")"
 
 
 def _goal(f: Any) -> bool:

@@ -35,6 +35,7 @@ LOG_READERS = {  # the Log from a process that does not write it
 }
 WAREHOUSES = {
     "duckdb": "roost.storage.duckdb:open_warehouse",
+    "clickhouse": "roost.storage.clickhouse:open_warehouse",
 }
 
 
