@@ -386,17 +386,18 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
         simple.append("visitors")
     if not simple:
         simple.append("events")
-    parts = {
-        "g": f"SELECT {', '.join([*keys, *(f'{SIMPLE[m]} AS {m}' for m in simple)])} "
-        f"FROM {base} AS base{group}"
-    }
+    parts: dict[str, tuple[list[str], str]] = {  # each part's columns, and its SELECT
+        "g": (simple, f"SELECT {', '.join([*keys, *(f'{SIMPLE[m]} AS {m}' for m in simple)])} "
+              f"FROM {base} AS base{group}"),
+    }  # fmt: skip
     if wanted & set(VISITS):
         people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
         parts["v"] = (
+            ["visits", "bounce_rate", "visit_duration"],
             f"SELECT {', '.join([*keys, 'visits'])}, "
             "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
             "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
-            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits"
+            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits",
         )
     if "session_duration" in wanted:
         by = ", ".join([*keys, "session_id"])
@@ -405,30 +406,39 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
             f"FROM {base} AS base WHERE session_id IS NOT NULL GROUP BY {by}"
         )
         parts["s"] = (
+            ["session_duration"],
             f"SELECT {', '.join([*keys, 'avg(seconds) AS session_duration'])} "
-            f"FROM ({sessions}) AS sessions{group}"
+            f"FROM ({sessions}) AS sessions{group}",
         )
     if "conversion_rate" in wanted:
         everyone = base_relation(q, project_id, dialect, [f for f in q.filters if not _goal(f)])
         parts["c"] = (
-            f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS visitors'])} "
-            f"FROM {everyone} AS base{group}"
+            ["all_visitors"],
+            f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS all_visitors'])} "
+            f"FROM {everyone} AS base{group}",
         )
-    metric = {m: f"g.{m}" for m in simple}
+    metric = {m: f"max({m})" for m in simple}
     metric.update(
-        visits="coalesce(v.visits, 0)",
-        views_per_visit="1.0 * g.pageviews / v.visits",
-        bounce_rate="v.bounce_rate",
-        visit_duration="v.visit_duration",
-        session_duration="s.session_duration",
-        conversion_rate="100.0 * g.visitors / c.visitors",
+        visits="coalesce(max(visits), 0)",
+        views_per_visit="1.0 * max(pageviews) / max(visits)",
+        bounce_rate="max(bounce_rate)",
+        visit_duration="max(visit_duration)",
+        session_duration="max(session_duration)",
+        conversion_rate="100.0 * max(visitors) / max(all_visitors)",
     )
-    selected = [f"g.{k} AS {k}" for k in keys]
-    selected += [f"{metric[m]} AS m{i}" for i, m in enumerate(q.metrics)]
-    sql = f"SELECT {', '.join(selected)} FROM ({parts.pop('g')}) AS g"
-    for alias, part in parts.items():
-        on = " AND ".join(dialect.same(f"g.{k}", f"{alias}.{k}") for k in keys) or "1 = 1"
-        sql += f" LEFT JOIN ({part}) AS {alias} ON {on}"
+    # The parts side by side: stacked (UNION ALL), then grouped by the dimensions, so a NULL
+    # dimension meets its NULL in every engine (ClickHouse 18 joins only on `=`); only the
+    # groups of `g` are kept, as a join from it would.
+    columns = [c for names, _ in parts.values() for c in names]
+    stacked = " UNION ALL ".join(
+        f"SELECT {', '.join([*keys, *(c if c in names else f'NULL AS {c}' for c in columns)])}, "
+        f"{1 if alias == 'g' else 'NULL'} AS in_g FROM ({part}) AS {alias}"
+        for alias, (names, part) in parts.items()
+    )
+    selected = [*keys, *(f"{metric[m]} AS m{i}" for i, m in enumerate(q.metrics))]
+    sql = f"SELECT {', '.join(selected)} FROM ({stacked}) AS parts"
+    if keys:
+        sql += f"{group} HAVING max(in_g) = 1"
     aliases = {m: f"m{i}" for i, m in enumerate(q.metrics)}
     aliases.update({d.name: f"d{i}" for i, d in enumerate(q.dimensions)})
     order = [f"{aliases[name]} {direction.upper()}" for name, direction in q.order_by]
