@@ -26,13 +26,19 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address `roost serve` listens on.")
     port: int = _setting(8000, "Port `roost serve` listens on.")
     log_url: str = _setting(
-        "", "Where events are made durable; empty means `sqlite:///<data>/log.sqlite`."
+        "",
+        "Where events are made durable; empty means `sqlite:///<data>/log.sqlite`; "
+        "or a JetStream stream: `nats://host:4222[,host:4222…][?stream=ROOST&replicas=3]`.",
     )
     warehouse_url: str = _setting(
-        "", "Where events are queried; empty means `duckdb:///<data>/events.duckdb`."
+        "",
+        "Where events are queried; empty means `duckdb:///<data>/events.duckdb`; "
+        "or ClickHouse over HTTP: `clickhouse://[user:password@]host:8123/database`.",
     )
     metadata_url: str = _setting(
-        "", "SQLAlchemy URL of the metadata store; empty means `sqlite:///<data>/metadata.sqlite`."
+        "",
+        "SQLAlchemy URL of the metadata store; empty means `sqlite:///<data>/metadata.sqlite`; "
+        "or PostgreSQL: `postgresql+psycopg://user@host/db`.",
     )
     max_request_bytes: int = _setting(
         524288, "Largest request body accepted, before and after gzip (413 above it)."
