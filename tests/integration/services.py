@@ -28,6 +28,18 @@ def missing(what: str, install: str) -> None:
     pytest.skip(message)
 
 
+def terminate(process: subprocess.Popen[bytes] | None, grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def postgres_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
@@ -133,9 +145,7 @@ class Nats:
 
     def halt(self) -> None:
         """Stop the server, keeping its store, so `start()` brings it back as it was."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        terminate(self.process)
 
     def stop(self) -> None:
         self.halt()
@@ -210,13 +220,7 @@ class ClickHouse:
         raise RuntimeError("clickhouse-server did not start")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -22,7 +22,8 @@ from roost.storage.duckdb import DuckDBWarehouse
 from roost.storage.loader import Loader
 from roost.storage.nats import NatsLog
 from roost.storage.sqlite_log import SQLiteLog
-from tests.integration.services import ClickHouse, Nats
+from tests.conftest import fresh_clickhouse_url
+from tests.integration.services import Nats
 
 LOGS = ["sqlite", "nats"]
 WAREHOUSES = ["duckdb", "clickhouse"]
@@ -51,22 +52,13 @@ def open_sqlite_log(tmp_path: Path) -> Opener:
     return lambda: SQLiteLog(tmp_path / "log.sqlite")
 
 
-@pytest.fixture(scope="module")
-def clickhouse_url() -> Iterator[str]:
-    server = ClickHouse().start()
-    yield server.url
-    server.stop()
-
-
 @pytest.fixture(params=WAREHOUSES)
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A Warehouse of its own per test (a database of its own on ClickHouse)."""
     if request.param == "duckdb":
         store: Any = DuckDBWarehouse(tmp_path / "events.duckdb")
     else:
-        url = request.getfixturevalue("clickhouse_url")
-        database = "t" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
-        store = ClickHouseWarehouse(url.rsplit("/", 1)[0] + "/" + database)
+        store = ClickHouseWarehouse(fresh_clickhouse_url())  # one server, a database each
     yield store
     store.close()
 

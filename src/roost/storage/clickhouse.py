@@ -53,7 +53,6 @@ def clickhouse_type(column: Column) -> str:
         "TIMESTAMP": "Nullable(DateTime)",
         "DOUBLE": "Nullable(Float64)",
         "BOOLEAN": "Nullable(UInt8)",
-        "INTEGER": "Nullable(Int64)",
     }[column.duckdb]
 
 
@@ -203,7 +202,7 @@ class ClickHouseWarehouse:
         rows = [[_value(k, v) for k, v in zip(kinds, row, strict=True)] for row in answer["data"]]
         return [m["name"] for m in answer["meta"]], rows
 
-    def _scalar_rows(self, sql: str) -> list[list[Any]]:
+    def _rows(self, sql: str) -> list[list[Any]]:
         try:
             return self._select(sql)[1]
         except _Refused as exc:
@@ -230,7 +229,7 @@ class ClickHouseWarehouse:
         )
 
     def _position(self) -> tuple[int, int]:
-        rows = self._scalar_rows(
+        rows = self._rows(
             f"SELECT argMax(loaded_offset, version), max(version) FROM {self.db}.loads"
         )
         return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
@@ -290,19 +289,23 @@ class ClickHouseWarehouse:
     # Queries
 
     def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
+        """Paged by offset: a week of ids is millions of rows, never one answer in memory."""
         stamp = self.dialect.timestamp(since.astimezone(UTC).replace(tzinfo=None))
-        rows = self._scalar_rows(
-            f"SELECT project_id, message_id, received_at FROM {self.table} "
-            f"WHERE received_at >= {stamp}"
-        )
-        return [(int(p), str(m), r) for p, m, r in rows]
+        after = 0
+        while rows := self._rows(
+            f"SELECT log_offset, project_id, message_id, received_at FROM {self.table} "
+            f"WHERE received_at >= {stamp} AND log_offset > {after} ORDER BY log_offset "
+            "LIMIT 100000"
+        ):
+            yield from ((int(p), str(m), r) for _, p, m, r in rows)
+            after = int(rows[-1][0])
 
     def count_since(self, project_ids: Sequence[int], since: datetime) -> int:
         if not project_ids:
             return 0
         stamp = self.dialect.timestamp(since.astimezone(UTC).replace(tzinfo=None))
         listed = ", ".join(str(int(p)) for p in project_ids)
-        rows = self._scalar_rows(
+        rows = self._rows(
             f"SELECT count() FROM {self.table} WHERE received_at >= {stamp} "
             f"AND project_id IN ({listed})"
         )
@@ -312,7 +315,7 @@ class ClickHouseWarehouse:
         self, project_id: int, ids: Sequence[str]
     ) -> tuple[int, datetime | None, datetime | None]:
         listed = ", ".join(self.dialect.string(i) for i in ids) or "''"
-        rows = self._scalar_rows(
+        rows = self._rows(
             "SELECT count(), min(timestamp), max(timestamp) FROM ("
             f"SELECT timestamp FROM {self.table} WHERE project_id = {int(project_id)} "
             f"AND ifNull(user_id, anonymous_id) IN ({listed}))"
@@ -388,7 +391,7 @@ class ClickHouseWarehouse:
                 f"OR previous_id IN ({listed}))"
             )
         condition = " AND ".join(where)
-        count = int(self._scalar_rows(f"SELECT count() FROM {self.table} WHERE {condition}")[0][0])
+        count = int(self._rows(f"SELECT count() FROM {self.table} WHERE {condition}")[0][0])
         if count:
             self._command(f"ALTER TABLE {self.table} DELETE WHERE {condition}")
             self._wait_for_mutations()
@@ -398,7 +401,7 @@ class ClickHouseWarehouse:
     def _wait_for_mutations(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            left = self._scalar_rows(
+            left = self._rows(
                 f"SELECT count() FROM system.mutations WHERE database = '{self.db}' "
                 "AND table = 'events' AND is_done = 0"
             )
@@ -430,7 +433,7 @@ class ClickHouseWarehouse:
         condition = " AND ".join(self._scope(project_id, since, until))
         after = 0
         while True:
-            rows = self._scalar_rows(
+            rows = self._rows(
                 f"SELECT log_offset, {', '.join(names)} FROM {self.table} "
                 f"WHERE {condition} AND log_offset > {after} ORDER BY log_offset "
                 f"LIMIT {int(batch_rows)}"

@@ -12,9 +12,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+import msgspec
+
 from roost.model import Event, LoggedEvent
 
 Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
+_decode = msgspec.json.Decoder(list[Event]).decode
+
+
+def logged_events(groups: Sequence[Group], after_offset: int, limit: int) -> list[LoggedEvent]:
+    """The events of groups after `after_offset`, at most `limit` (every Log's `read_sync`)."""
+    found: list[LoggedEvent] = []
+    for first, _, blob in groups:
+        found.extend(
+            LoggedEvent(first + i, event)
+            for i, event in enumerate(_decode(blob))
+            if first + i > after_offset
+        )
+    return found[:limit]
 
 
 class LogReader(Protocol):

@@ -38,7 +38,7 @@ from nats.js.errors import NotFoundError
 from roost import metrics
 from roost.errors import BackendError, BadRequest
 from roost.model import Event, LoggedEvent
-from roost.storage.log import Group
+from roost.storage.log import Group, logged_events
 from roost.storage.sqlite_log import IDENTITY_TYPES
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def _groups(stored: list[tuple[int, bytes]]) -> list[Group]:
 class NatsLogReader:
     """The stream, read by sequence: what every consumer needs."""
 
-    def __init__(self, url: str, *, max_age_hours: float = 168.0, **_: Any) -> None:
+    def __init__(self, url: str, *, max_age_hours: float = 168.0) -> None:
         self.settings = parse_url(url, max_age_hours)
         self.stream = self.settings.stream
         self.subject = self.stream.lower()
@@ -238,11 +238,7 @@ class NatsLogReader:
         return _groups(self._loop.call(self._direct(request)))
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        found: list[LoggedEvent] = []
-        for first, _, blob in self.read_groups(after_offset, limit):
-            events = msgspec.json.decode(blob, type=list[Event])
-            found.extend(LoggedEvent(first + i, e) for i, e in enumerate(events))
-        return found
+        return logged_events(self.read_groups(after_offset, limit), after_offset, limit)
 
     def offset_before(self, received_at: float) -> int:
         start = datetime.fromtimestamp(received_at, UTC).isoformat().replace("+00:00", "Z")
@@ -261,7 +257,7 @@ class NatsLogReader:
 class NatsLog(NatsLogReader):
     """The stream, written: an ingest node's Log."""
 
-    def __init__(self, url: str, *, max_age_hours: float = 168.0, **options: Any) -> None:
+    def __init__(self, url: str, *, max_age_hours: float = 168.0) -> None:
         super().__init__(url, max_age_hours=max_age_hours)
         self._on_commit: Callable[[int, int, bytes], None] | None = None
         self._draining = False

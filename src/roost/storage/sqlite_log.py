@@ -26,7 +26,7 @@ import msgspec
 from roost import metrics
 from roost.model import Event, LoggedEvent
 from roost.storage.backends import file_path
-from roost.storage.log import Group
+from roost.storage.log import Group, logged_events
 from roost.storage.writer import GroupCommit
 
 if TYPE_CHECKING:
@@ -88,14 +88,7 @@ class _Reading(ABC):
     def last_offset(self) -> int: ...
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
-        found: list[LoggedEvent] = []
-        for first, _, blob in self.read_groups(after_offset, limit):
-            found.extend(
-                LoggedEvent(first + i, event)
-                for i, event in enumerate(_decode(blob))
-                if first + i > after_offset
-            )
-        return found[:limit]
+        return logged_events(self.read_groups(after_offset, limit), after_offset, limit)
 
     def read_groups(
         self, after_offset: int, limit: int, identities_only: bool = False
