@@ -80,6 +80,13 @@ class SqlDialect(Protocol):
         `gap_seconds`, within each key group."""
         ...
 
+    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+        """One row: how many people (`person` in `source`, a FROM clause) reached each step
+        (r0, r1, …). After a step-0 event, each next step is the earliest matching event
+        after the previous one (strict: the very next event), within `window_seconds` of the
+        start; events are ordered by timestamp, then Log offset, so ties are exact."""
+        ...
+
 
 class DuckDBDialect:
     def __init__(self, table: str, identities: str) -> None:
@@ -163,6 +170,28 @@ class DuckDBDialect:
             f"FROM ({gaps}) AS gaps{group}"
         )
 
+    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+        # Each person's events numbered once; each step joins the previous step's reach
+        parts = [
+            "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
+            f"ORDER BY timestamp, log_offset) AS n FROM {source})"
+        ]
+        for k, test in enumerate(tests):
+            parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
+        parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
+        follows = "nxt.n = prev.n + 1" if strict else "nxt.n > prev.n"
+        for k in range(1, len(tests)):
+            within = f"{self.seconds('prev.start', 'nxt.t')} <= {int(window_seconds)}"
+            parts.append(
+                f"r{k} AS (SELECT prev.person, prev.start, min(nxt.n) AS n FROM r{k - 1} AS prev "
+                f"JOIN s{k} AS nxt ON nxt.person = prev.person AND {follows} AND {within} "
+                "GROUP BY prev.person, prev.start)"
+            )
+        counts = ", ".join(
+            f"(SELECT count(DISTINCT person) FROM r{k}) AS r{k}" for k in range(len(tests))
+        )
+        return f"WITH {', '.join(parts)} SELECT {counts}"
+
 
 class ClickHouseDialect:
     """ClickHouse's SQL, in the subset 18.16 runs (storage/clickhouse.py says why)."""
@@ -230,7 +259,7 @@ class ClickHouseDialect:
         sep = self.string(separator)
         return (
             f"substring({expression}, 1, if(position({expression}, {sep}) > 0, "
-            f"position({expression}, {sep}) - 1, length({expression})))"
+            f"position({expression}, {sep}), length({expression}) + 1) - 1)"
         )
 
     def after(self, expression: str, separator: str) -> str:
@@ -260,3 +289,34 @@ class ClickHouseDialect:
             "arrayPopFront(arrayDifference(ts))))) AS seconds "
             f"FROM ({per_visitor}) AS visitors{group}"
         )
+
+    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+        # Each person's events, sorted, in one array (no window functions or inequality
+        # joins in 18.16). p0 holds the positions of the starts; p_k, for each start, the
+        # position of step k (0: not reached), found from p_(k-1).
+        flags = "".join(f", toUInt8(ifNull({t}, 0))" for t in tests)
+        per_person = (
+            f"SELECT arraySort(groupArray((toInt64(timestamp), log_offset{flags}))) AS ev "
+            f"FROM {source} GROUP BY person"
+        )
+        columns = [
+            "arrayMap(e -> e.1, ev) AS t",
+            "arrayEnumerate(ev) AS ix",
+            *(f"arrayMap(e -> e.{k + 3}, ev) AS f{k}" for k in range(len(tests))),
+            "arrayFilter(i -> f0[i] = 1, ix) AS p0",
+        ]
+        window = int(window_seconds)
+        for k in range(1, len(tests)):
+            if strict:
+                nxt = f"if(q > 0 AND f{k}[q + 1] = 1 AND t[q + 1] - t[s] <= {window}, q + 1, 0)"
+            else:
+                nxt = (
+                    f"if(q = 0, 0, arrayFirstIndex(i -> i > q AND f{k}[i] = 1 "
+                    f"AND t[i] - t[s] <= {window}, ix))"
+                )
+            columns.append(f"arrayMap((s, q) -> {nxt}, p0, p{k - 1}) AS p{k}")
+        counts = ", ".join(
+            ["sum(notEmpty(p0)) AS r0"]
+            + [f"sum(arrayExists(x -> x > 0, p{k})) AS r{k}" for k in range(1, len(tests))]
+        )
+        return f"SELECT {counts} FROM (SELECT {', '.join(columns)} FROM ({per_person}))"

@@ -25,7 +25,7 @@ class Search:
 
 
 def listing(search: Search, project_id: int, dialect: SqlDialect, limit: int) -> str:
-    where = ["TRUE"]
+    where = ["1 = 1"]  # ClickHouse 18 has no TRUE
     if search.event:
         where.append(f"event = {dialect.string(search.event)}")
     if search.type:

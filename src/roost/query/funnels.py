@@ -83,35 +83,13 @@ def parse(body: Any, now: datetime) -> Funnel:
 
 
 def build(f: Funnel, project_id: int, dialect: SqlDialect) -> str:
-    """One row: how many people reached each step (r0, r1, …).
-
-    Each person's events are numbered in order (ties by Log offset), so "after" and "next"
-    are exact even for events with the same timestamp.
-    """
+    """One row: how many people reached each step (r0, r1, …)."""
     base = stats.base_relation(f.scope, project_id, dialect, f.scope.filters, people=True)
     tests = [stats.condition(condition, f.scope, dialect) for condition in f.steps]
-    # Loose order needs only the step events' order among themselves: number just those (a
-    # fraction of the events); strict order must see every event in between.
+    # Loose order needs only the step events' order among themselves: just those (a fraction
+    # of the events); strict order must see every event in between.
     only = "" if f.mode == "strict" else f" WHERE {' OR '.join(f'({t})' for t in tests)}"
-    parts = [
-        "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
-        f"ORDER BY timestamp, log_offset) AS n FROM {base} AS b{only})"
-    ]
-    for k, test in enumerate(tests):
-        parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
-    parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
-    follows = "nxt.n = prev.n + 1" if f.mode == "strict" else "nxt.n > prev.n"
-    for k in range(1, len(f.steps)):
-        within = f"{dialect.seconds('prev.start', 'nxt.t')} <= {f.window_seconds}"
-        parts.append(
-            f"r{k} AS (SELECT prev.person, prev.start, min(nxt.n) AS n FROM r{k - 1} AS prev "
-            f"JOIN s{k} AS nxt ON nxt.person = prev.person AND {follows} AND {within} "
-            "GROUP BY prev.person, prev.start)"
-        )
-    counts = ", ".join(
-        f"(SELECT count(DISTINCT person) FROM r{k}) AS r{k}" for k in range(len(f.steps))
-    )
-    return f"WITH {', '.join(parts)} SELECT {counts}"
+    return dialect.funnel(f"{base} AS b{only}", tests, f.window_seconds, f.mode == "strict")
 
 
 def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:

@@ -65,11 +65,12 @@ def _keys(r: GameReport) -> tuple[str, str]:
 
 
 def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
-    first = "coalesce(started, first_seen)"
+    # The inner names differ from the outer ones: ClickHouse's aliases are global to a query
+    first = "coalesce(started_at, first_seen)"
     each = (
         "SELECT session_id, "
-        "min(CASE WHEN event = 'Session:Start' THEN timestamp END) AS started, "
-        "max(CASE WHEN event = 'Session:End' THEN timestamp END) AS ended, "
+        "min(CASE WHEN event = 'Session:Start' THEN timestamp END) AS started_at, "
+        "max(CASE WHEN event = 'Session:End' THEN timestamp END) AS ended_at, "
         "min(timestamp) AS first_seen, max(timestamp) AS last_seen, count(*) AS events, "
         "min(build) AS build, min(dim1) AS dim1, min(dim2) AS dim2, min(dim3) AS dim3 "
         f"FROM {base} AS b WHERE session_id IS NOT NULL GROUP BY session_id"
@@ -82,10 +83,10 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
             keys.append(name)
     select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
     group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
-    duration = dialect.seconds(first, "coalesce(ended, last_seen)")
+    duration = dialect.seconds(first, "coalesce(ended_at, last_seen)")
     return (
         f"SELECT {select}count(*) AS sessions, "
-        "count(ended) AS ended, "
+        "count(ended_at) AS ended, "
         f"avg({duration}) AS avg_duration, avg(events) AS avg_events "
         f"FROM ({each}) AS per_session{group} "
         f"ORDER BY {', '.join([*(f'k{i}' for i in range(len(keys))), 'sessions DESC'])}"

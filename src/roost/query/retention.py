@@ -72,19 +72,26 @@ def _where(condition: Any | None, r: Retention, dialect: SqlDialect) -> str:
 
 
 def build(r: Retention, project_id: int, dialect: SqlDialect) -> str:
-    """Rows of (cohort, period, people); a NULL period gives the cohort's size."""
+    """Rows of (cohort, period, people, whole); `whole` marks the row of the cohort's size.
+
+    Written in the SQL both engines run: no CTEs or inequality joins (ClickHouse 18), so the
+    cohorts are read twice and "period ≥ cohort" is a WHERE after the join on the person.
+    """
     base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters, people=True)
     bucket = dialect.bucket(r.period, dialect.local("timestamp", r.scope.timezone))
+    cohorts = (
+        f"(SELECT person, min({bucket}) AS cohort FROM {base} AS b"
+        f"{_where(r.start, r, dialect)} GROUP BY person)"
+    )
+    active = (
+        f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, dialect)})"
+    )
     return (
-        f"WITH matching AS (SELECT * FROM {base} AS b), "
-        f"cohorts AS (SELECT person, min({bucket}) AS cohort FROM matching"
-        f"{_where(r.start, r, dialect)} GROUP BY person), "
-        f"active AS (SELECT DISTINCT person, {bucket} AS period FROM matching"
-        f"{_where(r.back, r, dialect)}) "
-        "SELECT c.cohort, a.period, count(DISTINCT c.person) AS people FROM cohorts AS c "
-        "JOIN active AS a ON a.person = c.person AND a.period >= c.cohort "
-        "GROUP BY c.cohort, a.period "
-        "UNION ALL SELECT cohort, NULL AS period, count(*) AS people FROM cohorts GROUP BY cohort"
+        "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "
+        f"FROM {cohorts} AS c JOIN {active} AS a USING (person) "
+        "WHERE period >= cohort GROUP BY cohort, period "
+        "UNION ALL SELECT cohort, cohort AS period, count(*) AS people, 1 AS whole "
+        f"FROM {cohorts} AS c GROUP BY cohort"
     )
 
 
@@ -103,9 +110,9 @@ def _index(cohort: date, period: date, unit: str) -> int:
 def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
     sizes: dict[date, int] = {}
     retained: dict[date, list[int]] = {}
-    for cohort, period, people in rows:
+    for cohort, period, people, whole in rows:
         day = _day(cohort)
-        if period is None:
+        if whole:
             sizes[day] = int(people)
             continue
         i = _index(day, _day(period), r.period)

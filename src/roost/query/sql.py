@@ -25,7 +25,14 @@ from roost.errors import BadRequest
 
 ALLOWED_TABLES = frozenset({"events"})
 ALLOWED_TABLE_FUNCTIONS = frozenset(
-    {"range", "generate_series", "unnest", "json_each", "json_tree"}
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "json_each",
+        "json_tree",
+        "numbers",
+    }  # numbers: ClickHouse's
 )
 DENIED_FUNCTION_PREFIXES = (
     "duckdb_",
