@@ -63,6 +63,11 @@ class Settings:
     checkpoint_wal_mb: int = _setting(
         4, "DuckDB WAL size that triggers a checkpoint, run by the loader between loads."
     )
+    consumers: str = _setting(
+        "here",
+        "Where the Log's consumers (loader, profiles, forwarders) run: here (in `roost serve`) "
+        "or workers (`roost worker` processes; a cluster, on nats:// and clickhouse://).",
+    )
     forwarders: str = _setting(
         "process",
         "Where destinations' forwarders run: process (their own, at a lower CPU priority, so "
@@ -80,6 +85,12 @@ class Settings:
     sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")
     default_plan: str = _setting(
         "enterprise", "Plan of the workspace `roost serve` creates on an empty data dir."
+    )
+    rate_limit_url: str = _setting(
+        "",
+        "Where the keys' rate limit buckets live; empty: in each node's memory; a SQLAlchemy "
+        "URL (the metadata's PostgreSQL, say): shared, so all ingest nodes together admit a "
+        "key's rate.",
     )
     enterprise_rate: float = _setting(
         0.0, "Events per second per key on the enterprise plan; 0 means unlimited."

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from roost.pipeline.ratelimit import Bucket, RateLimit
-from tests.conftest import Env
+import os
+from pathlib import Path
+
+import pytest
+
+from roost.pipeline.ratelimit import Bucket, RateLimit, SharedBuckets
+from tests.conftest import Env, fresh_postgres_url, make_settings, open_env
 
 
 def test_bucket_grants_burst_then_refills() -> None:
@@ -64,3 +69,39 @@ def test_free_plan_key_gets_plan_limits(env: Env) -> None:
     )
     response = env.client.post("/v1/batch", json={"batch": [item] * 100}, headers=headers)
     assert response.status_code == 429
+
+
+def shared_url(tmp_path: Path) -> str:
+    if os.environ.get("ROOST_TEST_METADATA") == "postgres":
+        return fresh_postgres_url()
+    return f"sqlite:///{tmp_path / 'limits.sqlite'}"
+
+
+def test_shared_buckets_admit_the_rate_across_nodes(tmp_path: Path) -> None:
+    """Two ingest nodes on one bucket: together they get its burst, then its rate."""
+    now = [1000.0]
+    url = shared_url(tmp_path)
+    a = SharedBuckets(url, clock=lambda: now[0])
+    b = SharedBuckets(url, clock=lambda: now[0])
+    assert a.take("k", rate=10, burst=20, n=15) == 0  # draws 15 and a slice of 1
+    wait = b.take("k", rate=10, burst=20, n=10)  # 4 left in the shared bucket
+    assert wait == pytest.approx(0.6)
+    now[0] += 1.0  # 10 more tokens
+    assert b.take("k", rate=10, burst=20, n=10) == 0
+    assert a.take("k", rate=10, burst=20, n=1) == 0  # its slice
+    assert a.take("k", rate=10, burst=20, n=5) > 0  # the bucket is nearly empty
+    a.close()
+    b.close()
+
+
+def test_a_key_drained_on_another_node_is_limited_here(tmp_path: Path) -> None:
+    url = shared_url(tmp_path)
+    for env in open_env(make_settings(tmp_path, rate_limit_url=url)):
+        key, raw = env.runtime.metadata.create_key("default", "write", rate=1, burst=2)
+        other_node = SharedBuckets(url)
+        assert other_node.take(str(key.id), rate=1, burst=2, n=2) == 0
+        answer = env.client.post(
+            "/v1/track", json={"userId": "u", "event": "E"}, headers={"X-Write-Key": raw}
+        )
+        assert answer.status_code == 429, answer.text
+        other_node.close()

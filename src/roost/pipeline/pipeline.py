@@ -22,7 +22,7 @@ from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
-from roost.pipeline.ratelimit import RateLimit
+from roost.pipeline.ratelimit import RateLimit, buckets_for
 from roost.pipeline.transform import Transform
 from roost.pipeline.useragent import UserAgent
 from roost.pipeline.validate import Validate
@@ -70,7 +70,10 @@ def build(
     return Pipeline(
         [
             Authorize(),
-            RateLimit(enterprise=(settings.enterprise_rate, settings.enterprise_burst)),
+            RateLimit(
+                enterprise=(settings.enterprise_rate, settings.enterprise_burst),
+                buckets=buckets_for(settings.rate_limit_url),
+            ),
             Validate(),
             consent,
             contracts,
