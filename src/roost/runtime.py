@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from roost import project_config
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
-from roost.consumers.forwarder import Forwarders, reporter
-from roost.consumers.forwarder_process import ForwarderProcess
+from roost.consumers.forwarder import Forwarders
+from roost.consumers.group import Consumers
+from roost.consumers.profiles import NAME as PROFILES
 from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BadRequest
 from roost.inflight import Inflight
@@ -25,11 +26,10 @@ from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.query.cache import ResultCache
 from roost.storage.accounts import Accounts
-from roost.storage.backends import open_log, open_warehouse
+from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.contracts import ContractStore
 from roost.storage.destinations import DestinationStore
 from roost.storage.erasures import ErasureStore
-from roost.storage.loader import Loader
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
@@ -50,28 +50,34 @@ class Runtime:
         self.metadata = Metadata(settings.resolved_metadata_url())
         self.log: Log = open_log(settings)
         self.warehouse: Warehouse = open_warehouse(settings)
-        self.profiles = ProfilesConsumer(self.log, ProfileStore(self.metadata.engine))
-        self.loader = Loader(
-            self.log,
-            self.warehouse,
-            retention=settings.log_retention_hours * 3600,
-            holds=lambda: min(self.profiles.offset, self.forwarders.holds()),
-            also=self._copy_identities,
-        )
-        self._identities_copied = 0
-        recovered = self.loader.catch_up()  # events acknowledged just before a crash
-        self.profiles.catch_up()
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
         self.erasures = ErasureStore(self.metadata.engine)
         self.accounts = Accounts(self.metadata.engine, settings.session_days)
         self.results = ResultCache()
         self.inflight = Inflight(settings.forwarders_yield_at)
-        self.forwarders = self._forwarders()
-        self.log.subscribe(self.loader.notify)
-        self.loader.start()
-        self.profiles.start()
-        self.forwarders.start()
+        profile_store = ProfileStore(self.metadata.engine)
+        recovered = 0
+        self.consumers: Consumers | None = None
+        if settings.consumers == "here":
+            self.consumers = Consumers(
+                settings, self.log, self.warehouse, profile_store, self.destinations,
+                self.debugger, self.inflight, forwarders_in=settings.forwarders,
+            )  # fmt: skip
+            recovered = self.consumers.catch_up()
+            self.consumers.start()
+            self.profiles = self.consumers.profiles
+            self.forwarders = self.consumers.forwarders
+        elif settings.consumers == "workers":
+            require_cluster(settings, "consumers = workers")
+            # Run by `roost worker`: here only their stores, read (profiles, delivery state)
+            self.profiles = ProfilesConsumer(self.log, profile_store)
+            self.forwarders = Forwarders(self.log, self.destinations)
+        else:
+            raise BadRequest(
+                f"setting consumers: must be here or workers (got {settings.consumers!r})",
+                field="consumers",
+            )
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
@@ -105,21 +111,6 @@ class Runtime:
             },
         )
 
-    def _forwarders(self) -> Forwarders | ForwarderProcess:
-        report = reporter(self.debugger.delivery)
-        where = self.settings.forwarders
-        if where == "thread":
-            forwarders = Forwarders(self.log, self.destinations, report, busy=self.inflight.busy)
-            forwarders.sync()
-            return forwarders
-        if where == "process":
-            return ForwarderProcess(
-                self.settings, self.destinations, report, self.log.last_offset, self.inflight
-            )
-        raise BadRequest(
-            f"setting forwarders: must be process or thread (got {where!r})", field="forwarders"
-        )
-
     def config_stores(self) -> project_config.Stores:
         return project_config.Stores(self.contract_store, self.project_settings, self.destinations)
 
@@ -133,27 +124,35 @@ class Runtime:
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
 
-    def _copy_identities(self) -> None:
-        """On the loader thread: give the Warehouse the profiles' links when they changed."""
-        version = self.profiles.identities_version
-        if version != self._identities_copied:
-            self.warehouse.replace_identities(self.profiles.store.all_identities())
-            self._identities_copied = version
-
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""
         deadline = time.monotonic() + timeout
         target = self.log.last_offset()
+        if self.consumers is None:  # a worker elsewhere: watch the cursors it stores
+            return await self._stored_up_to(target, deadline)
         await self.profiles.caught_up(target, timeout)
         version = self.profiles.identities_version
-        if not await self.loader.caught_up(target, max(0.0, deadline - time.monotonic())):
+        if not await self.consumers.loader.caught_up(target, max(0.0, deadline - time.monotonic())):
             return False
-        while self._identities_copied < version:
+        while not self.consumers.identities_copied(version):
             if time.monotonic() >= deadline:
                 return False
-            self.loader.poke()
+            self.consumers.loader.poke()
             await asyncio.sleep(0.005)
         return True
+
+    async def _stored_up_to(self, target: int, deadline: float) -> bool:
+        delay = 0.005
+        while True:
+            profiles, loaded = await asyncio.to_thread(
+                lambda: (self.profiles.store.cursor(PROFILES), self.warehouse.stored_offset())
+            )
+            if profiles >= target and loaded >= target:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def close(self) -> None:
         self.ready = False
@@ -166,9 +165,8 @@ class Runtime:
         self._closed = True
         self.ready = False
         self.log.drain()  # commit what was acknowledged, refuse the rest
-        self.forwarders.stop()  # each forwarder's cursor saved; undelivered events stay in the Log
-        self.loader.stop()  # load all of it into the warehouse
-        self.profiles.stop()  # and apply all of it to profiles
+        if self.consumers is not None:
+            self.consumers.stop()
         self.log.close_sync()
         self.warehouse.close()
         self.geo.close()

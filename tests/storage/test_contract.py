@@ -306,3 +306,27 @@ def test_nats_stream_is_made_as_configured_and_erasure_deletes(nats_url: str) ->
         await log.close()
 
     asyncio.run(run())
+
+
+def test_a_loader_taking_over_inserts_only_what_a_killed_one_had_not() -> None:
+    """ClickHouse records the loaded offset after the insert: a loader killed between the two
+    leaves rows past it, which the next one must not insert again."""
+    url = fresh_clickhouse_url()
+    first = ClickHouseWarehouse(url)
+    first._command(f"SYSTEM STOP MERGES {first.table}")  # a duplicate stays visible
+    first.load([group(1, [event(1), event(2)])])
+
+    def killed(loaded: int | None) -> None:
+        raise SystemExit  # the process died after the insert returned
+
+    first._advance = killed  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        first.load([group(3, [event(3), event(4)])])
+    second = ClickHouseWarehouse(url)
+    assert second.take_over() == 2
+    second.load([group(3, [event(3), event(4), event(5)])])
+    offsets = second._rows(f"SELECT log_offset FROM {second.table} ORDER BY log_offset")
+    assert offsets == [[1], [2], [3], [4], [5]]
+    assert second.stored_offset() == 5 and second.loaded_offset() == 5
+    first.close()
+    second.close()

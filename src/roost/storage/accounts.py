@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BadRequest, NotFound
-from roost.storage.metadata import metadata, workspaces
+from roost.storage.metadata import create_tables, metadata, workspaces
 
 ROLES = ("owner", "member", "viewer")
 MIN_PASSWORD = 10
@@ -103,7 +103,7 @@ class Accounts:
     def __init__(self, engine: Engine, session_days: float = 14.0) -> None:
         self.engine = engine
         self.session_lifetime = timedelta(days=session_days)
-        metadata.create_all(engine, tables=[users, sessions])
+        create_tables(engine, metadata, [users, sessions])
 
     def create_user(self, workspace_id: int, email: str, password: str, role: str) -> User:
         email = email.strip().lower()

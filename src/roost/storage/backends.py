@@ -72,3 +72,23 @@ def open_warehouse(settings: Settings) -> Warehouse:
     url = settings.resolved_warehouse_url()
     warehouse: Warehouse = _pick(WAREHOUSES, url, "warehouse_url")(url, settings)
     return warehouse
+
+
+SHARED_LOGS = ("nats",)  # the backends several processes (and machines) can share
+SHARED_WAREHOUSES = ("clickhouse",)
+
+
+def require_cluster(settings: Settings, why: str) -> None:
+    """Refuse to split ingest from the consumers on backends only one process can open."""
+    for setting, url, shared in (
+        ("log_url", settings.resolved_log_url(), SHARED_LOGS),
+        ("warehouse_url", settings.resolved_warehouse_url(), SHARED_WAREHOUSES),
+    ):
+        scheme = url.partition("://")[0]
+        if scheme not in shared:
+            wanted = " or ".join(f"{s}://" for s in shared)
+            raise BadRequest(
+                f"{setting}: {why} needs a backend other processes can share ({wanted}), "
+                f"not {scheme}://",
+                field=setting,
+            )

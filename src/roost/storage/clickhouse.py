@@ -5,11 +5,13 @@ DateTime64 (timestamps are whole seconds), no JSON functions (a row keeps its pr
 level members as two arrays of keys and text values, which `prop` reads), no window functions
 (`visits` sorts each visitor's times into an array instead).
 
-Events go into a ReplacingMergeTree keyed by project, day and messageId, so a copy of an event
-loaded twice (two loaders at once after a split) is merged away. The Loader's position is the
+Events go into a ReplacingMergeTree keyed by project, day and messageId, so two copies of
+one event (sent twice past every dedup window) are merged away. The Loader's position is the
 `loads` row it writes after each insert has returned: events are loaded only once ClickHouse
-has them all, whatever parts the insert made. `version()` is that row's counter, so every API
-node's result cache sees what any loader did.
+has them all, whatever parts the insert made; a loader killed between the two leaves rows past
+its recorded position, which the next one notes and does not insert again (`take_over`), so
+each acknowledged event is in the table once. `version()` is the highest counter of that table, so
+every API node's result cache sees what any loader or erasure did.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ def _value(kind: str, value: Any) -> Any:
         return None
     if kind.startswith("Nullable("):
         kind = kind[9:-1]
+    if kind.startswith(("DateTime", "Date")) and value.startswith("0000-00-00"):
+        return None  # the zero date: what min()/max() of no rows give
     if kind.startswith("DateTime"):
         return datetime.fromisoformat(value)
     if kind == "Date":
@@ -161,6 +165,7 @@ class ClickHouseWarehouse:
             auth = httpx.BasicAuth(self.settings.user, self.settings.password or "")
         self._http = httpx.Client(base_url=self.settings.base, timeout=timeout, auth=auth)
         self._views: set[int] = set()
+        self._present: set[int] = set()  # offsets past the loaded one already in the table
         self._lock = threading.Lock()
         self._closed = False
         self._create()
@@ -194,6 +199,7 @@ class ClickHouseWarehouse:
         raw = self._post(
             f"{sql} FORMAT JSONCompact",
             join_use_nulls=1,
+            join_default_strictness="ALL",  # a plain JOIN, as the reports (and DuckDB) write it
             output_format_json_quote_64bit_integers=0,
             **settings,
         )
@@ -229,16 +235,18 @@ class ClickHouseWarehouse:
         )
 
     def _position(self) -> tuple[int, int]:
-        rows = self._rows(
-            f"SELECT argMax(loaded_offset, version), max(version) FROM {self.db}.loads"
-        )
+        rows = self._rows(f"SELECT max(loaded_offset), max(version) FROM {self.db}.loads")
         return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
 
-    def _advance(self, loaded: int) -> None:
-        """Record a change of what queries see (a load, new links, an erasure)."""
-        self._loaded = max(self._loaded, loaded)
+    def _advance(self, loaded: int | None) -> None:
+        """Record a change of what queries see: a load (row 0, by the one loader) or, from
+        any process, new links or an erasure (row 1, which moves only the version)."""
         self._version = max(self._version, self._position()[1]) + 1
-        row = {"id": 0, "loaded_offset": self._loaded, "version": self._version}
+        if loaded is None:
+            row = {"id": 1, "loaded_offset": 0, "version": self._version}
+        else:
+            self._loaded = max(self._loaded, loaded)
+            row = {"id": 0, "loaded_offset": self._loaded, "version": self._version}
         self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
 
     # Loading (the Loader's thread)
@@ -249,6 +257,18 @@ class ClickHouseWarehouse:
     def version(self) -> int:
         return self._position()[1]
 
+    def take_over(self) -> int:
+        """A loader killed between an insert and its `loads` row left rows no one counted:
+        note their offsets, so the next loads insert only the events still missing (no
+        mutation: a partial insert across months is completed, not deleted and redone)."""
+        self._loaded, self._version = self._position()
+        rows = self._rows(f"SELECT log_offset FROM {self.table} WHERE log_offset > {self._loaded}")
+        self._present = {int(row[0]) for row in rows}
+        return self._loaded
+
+    def stored_offset(self) -> int:
+        return self._position()[0]
+
     def load(self, groups: Sequence[Group]) -> None:
         fresh = [g for g in groups if g[0] + g[1] - 1 > self._loaded]
         if not fresh:
@@ -257,10 +277,14 @@ class ClickHouseWarehouse:
         lines = []
         for first, _, blob in fresh:
             for i, event in enumerate(_decode_events(blob)):
-                if first + i > self._loaded:
-                    lines.append(_encode(_row(first + i, event)))
-        self._command(f"INSERT INTO {self.table} FORMAT JSONEachRow", b"\n".join(lines))
+                offset = first + i
+                if offset > self._loaded and offset not in self._present:
+                    lines.append(_encode(_row(offset, event)))
+        if lines:
+            self._command(f"INSERT INTO {self.table} FORMAT JSONEachRow", b"\n".join(lines))
         self._advance(max(g[0] + g[1] - 1 for g in fresh))
+        if self._present:
+            self._present = {o for o in self._present if o > self._loaded}
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
@@ -395,7 +419,7 @@ class ClickHouseWarehouse:
         if count:
             self._command(f"ALTER TABLE {self.table} DELETE WHERE {condition}")
             self._wait_for_mutations()
-        self._advance(self._loaded)
+        self._advance(None)
         return count
 
     def _wait_for_mutations(self, timeout: float = 300.0) -> None:

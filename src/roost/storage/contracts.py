@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BadRequest
-from roost.storage.metadata import delete_row, replace_row
+from roost.storage.metadata import create_tables, delete_row, replace_row
 
 ACTIONS = ("block", "omit", "allow")
 UNPLANNED = ("allow", "flag", "block")
@@ -94,7 +94,7 @@ def check(target: Any, json_schema: Any, action: Any, where: str = "") -> Contra
 class ContractStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        schema.create_all(engine)
+        create_tables(engine, schema)
 
     def set(
         self, project_id: int, target: str, json_schema: dict[str, Any], action: str

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from roost.destinations.base import factory
 from roost.errors import BadRequest, NotFound
 from roost.model import EVENT_TYPES
-from roost.storage.metadata import delete_row, replace_row
+from roost.storage.metadata import create_tables, delete_row, replace_row
 
 schema = sa.MetaData()
 destinations = sa.Table(
@@ -230,7 +230,7 @@ def _from_row(row: Any) -> Destination:
 class DestinationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        schema.create_all(engine)
+        create_tables(engine, schema)
 
     # Configuration
 

@@ -99,6 +99,12 @@ class DuckDBWarehouse:
     def version(self) -> int:
         return self._version
 
+    def take_over(self) -> int:
+        return self.loaded_offset()  # the offset commits with the rows: nothing to drop
+
+    def stored_offset(self) -> int:
+        return self.loaded_offset()  # one process opens the file: the loader is this one
+
     def load(self, groups: Sequence[Group]) -> None:
         """Insert the events after `loaded_offset()`, in one statement (one transaction)."""
         fresh = [g for g in groups if g[0] + g[1] - 1 > self._loaded]

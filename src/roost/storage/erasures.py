@@ -10,6 +10,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from roost.storage.metadata import create_tables
+
 schema = sa.MetaData()
 erasures = sa.Table(
     "erasures",
@@ -35,7 +37,7 @@ def _when(value: datetime | None) -> str | None:
 class ErasureStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        schema.create_all(engine)
+        create_tables(engine, schema)
 
     def record(
         self,

@@ -119,6 +119,20 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+SCHEMA_LOCK = 0x526F6F73  # "Roos": serializes table creation between nodes starting at once
+
+
+def create_tables(
+    engine: Engine, schema: sa.MetaData, tables: list[sa.Table] | None = None
+) -> None:
+    """CREATE TABLE IF NOT EXISTS, once even when several nodes start together: PostgreSQL's
+    check-then-create is not atomic, so the creation holds a transaction-level lock."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        schema.create_all(conn, tables=tables)
+
+
 class Metadata:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -126,7 +140,7 @@ class Metadata:
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()

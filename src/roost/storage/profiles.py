@@ -18,7 +18,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from roost.storage.metadata import delete_row, replace_row
+from roost.storage.metadata import create_tables, delete_row, replace_row
 
 schema = sa.MetaData()
 
@@ -53,6 +53,7 @@ memberships = sa.Table(
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("group_id", sa.String(255), primary_key=True),
 )
+LINKS_CHANGED = "links-changed"  # a counter kept among the cursors
 cursors = sa.Table(
     "consumer_cursors",
     schema,
@@ -85,7 +86,7 @@ class Changes:
 class ProfileStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        schema.create_all(engine)
+        create_tables(engine, schema)
 
     def cursor(self, consumer: str) -> int:
         with self.engine.connect() as conn:
@@ -185,6 +186,7 @@ class ProfileStore:
                     memberships.c.project_id == project_id, memberships.c.user_id == found
                 )
             )
+            self._links_changed(conn)
         return sorted(set(ids) | {user_id})
 
     def reset(self, consumer: str) -> None:
@@ -193,3 +195,15 @@ class ProfileStore:
             for table in (profiles, identities, group_traits, memberships):
                 conn.execute(table.delete())
             conn.execute(cursors.delete().where(cursors.c.consumer == consumer))
+            self._links_changed(conn)
+
+    def links_changes(self) -> int:
+        """How many times links were removed outside the consumer (an erasure, a rebuild):
+        a worker in another process copies the links to the Warehouse again when it moves."""
+        return self.cursor(LINKS_CHANGED)
+
+    def _links_changed(self, conn: Connection) -> None:
+        now = conn.execute(
+            sa.select(cursors.c.log_offset).where(cursors.c.consumer == LINKS_CHANGED)
+        ).scalar()
+        replace_row(conn, cursors, consumer=LINKS_CHANGED, log_offset=int(now or 0) + 1)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from roost.errors import BadRequest
 from roost.pipeline.consent import ACTIONS, StorageConsent
 from roost.pipeline.steps import Step, compile_steps
-from roost.storage.metadata import delete_row, replace_row
+from roost.storage.metadata import create_tables, delete_row, replace_row
 
 schema = sa.MetaData()
 settings = sa.Table(
@@ -54,7 +54,7 @@ def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
 class ProjectSettings:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        schema.create_all(engine)
+        create_tables(engine, schema)
 
     def _get(self, project_id: int, name: str) -> Any:
         with self.engine.connect() as conn:

@@ -38,6 +38,16 @@ class Warehouse(Protocol):
         """Insert the events of these groups after `loaded_offset()`, at once."""
         ...
 
+    def take_over(self) -> int:
+        """Become the one loader (a worker that got the lease): read where the last loader
+        stopped and drop any rows it inserted past that without recording them, so they are
+        loaded again exactly once. The loaded offset."""
+        ...
+
+    def stored_offset(self) -> int:
+        """The loaded offset as stored now (a loader in another process moves it)."""
+        ...
+
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links (project_id, alias, user_id) the given ones."""
         ...

@@ -1,0 +1,108 @@
+"""The Log's consumers, run together: the Loader, profiles and the forwarders.
+
+One machine runs them inside `roost serve` (the embedded default); a cluster runs them in
+`roost worker`, one active worker at a time (roost/lease.py). Either way the same object
+starts them, catches them up and stops them; each keeps its cursor beside its effect (the
+Warehouse's loaded offset, the profiles' and forwarders' cursors in the metadata), so a
+consumer resumes exactly where the last one stopped, whichever process that was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from roost.config import Settings
+from roost.consumers.debugger import Debugger
+from roost.consumers.forwarder import Forwarders, reporter
+from roost.consumers.forwarder_process import ForwarderProcess
+from roost.consumers.profiles import ProfilesConsumer
+from roost.errors import BadRequest
+from roost.inflight import Inflight
+from roost.storage.destinations import DestinationStore
+from roost.storage.loader import Loader
+from roost.storage.log import Log
+from roost.storage.profiles import ProfileStore
+from roost.storage.warehouse import Warehouse
+
+log = logging.getLogger("roost")
+LINKS_CHECK_SECONDS = 1.0
+
+
+class Consumers:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Log,
+        warehouse: Warehouse,
+        profiles: ProfileStore,
+        destinations: DestinationStore,
+        debugger: Debugger,
+        inflight: Inflight,
+        *,
+        forwarders_in: str,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.warehouse = warehouse
+        self.profiles = ProfilesConsumer(log, profiles)
+        self.loader = Loader(
+            log,
+            warehouse,
+            retention=settings.log_retention_hours * 3600,
+            holds=lambda: min(self.profiles.offset, self.forwarders.holds()),
+            also=self._copy_identities,
+        )
+        self._copied: tuple[int, int] = (0, -1)  # (links version here, erasures elsewhere)
+        self._links_changes = 0
+        self._links_checked = 0.0
+        report = reporter(debugger.delivery)
+        self.forwarders: Forwarders | ForwarderProcess
+        if forwarders_in == "thread":
+            self.forwarders = Forwarders(log, destinations, report, busy=inflight.busy)
+        elif forwarders_in == "process":
+            self.forwarders = ForwarderProcess(
+                settings, destinations, report, log.last_offset, inflight
+            )
+        else:
+            raise BadRequest(
+                f"setting forwarders: must be process or thread (got {forwarders_in!r})",
+                field="forwarders",
+            )
+
+    def catch_up(self) -> int:
+        """Load and apply what the Log holds beyond the cursors (events acknowledged just
+        before a crash); the number of events loaded."""
+        recovered = self.loader.catch_up()
+        self.profiles.catch_up()
+        return recovered
+
+    def start(self) -> None:
+        if isinstance(self.forwarders, Forwarders):
+            self.forwarders.sync()
+        self.log.subscribe(self.loader.notify)
+        self.loader.start()
+        self.profiles.start()
+        self.forwarders.start()
+
+    def stop(self) -> None:
+        """Stop each with its work done: cursors saved, every acknowledged event applied."""
+        self.forwarders.stop()  # each forwarder's cursor saved; undelivered events stay in the Log
+        self.loader.stop()  # load all of it into the warehouse
+        self.profiles.stop()  # and apply all of it to profiles
+
+    def _copy_identities(self) -> None:
+        """On the loader thread: give the Warehouse the profiles' links when they changed —
+        here (the consumer linked ids) or in another process (an API node erased a user)."""
+        now = time.monotonic()
+        if now - self._links_checked >= LINKS_CHECK_SECONDS:
+            self._links_checked = now
+            self._links_changes = self.profiles.store.links_changes()
+        wanted = (self.profiles.identities_version, self._links_changes)
+        if wanted != self._copied:
+            self.warehouse.replace_identities(self.profiles.store.all_identities())
+            self._copied = wanted
+
+    def identities_copied(self, version: int) -> bool:
+        """The Warehouse has the links of this version of the profiles' (or later ones)."""
+        return self._copied[0] >= version
