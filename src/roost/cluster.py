@@ -113,6 +113,7 @@ class LocalCluster:
         self.workers = [Node("worker", root / f"worker{i}", self.env) for i in range(workers)]
         self.write_key = ""
         self.read_key = ""
+        self.project_id = 0
         self.plan = plan
 
     def start(self) -> LocalCluster:
@@ -123,6 +124,7 @@ class LocalCluster:
             metadata = Metadata(self.env["ROOST_METADATA_URL"])
             try:
                 _, project, _ = metadata.ensure_default(self.plan)
+                self.project_id = project.id
                 _, self.write_key = metadata.create_key(project.slug, "write", label="cluster")
                 _, self.read_key = metadata.create_key(project.slug, "read", label="cluster")
             finally:

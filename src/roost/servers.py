@@ -188,6 +188,8 @@ class NatsCluster:
         cluster_ports = [free_port() for _ in range(size)]
         self.nodes = [
             Nats(root, name=f"n{i}", cluster_port=cluster_ports[i], routes=cluster_ports)
+            if size > 1
+            else Nats(root, name="n0")  # one node: no cluster to form
             for i in range(size)
         ]
         self.url = "nats://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)

@@ -163,3 +163,19 @@ def test_acknowledged_events_survive_killed_nodes_exactly_once(cluster: LocalClu
     assert acked - set(delivered) == set(), "acknowledged events never delivered"
     assert len(delivered) == len(set(delivered)), "events delivered twice"
     assert set(delivered) <= counts.keys()  # nothing delivered that is not stored
+
+    # Read your writes through an API node: it waits for the worker's stored position
+    survivor = cluster.ingest[1]
+    mid = uuid.uuid4().hex
+    sent = httpx.post(
+        f"{survivor.url}/v1/track",
+        json={"userId": "reader", "event": "Mine", "messageId": mid},
+        headers={"X-Write-Key": cluster.write_key},
+    )
+    assert sent.status_code == 200, sent.text
+    seen = httpx.post(
+        f"{survivor.url}/api/v1/sql",
+        json={"sql": f"select count(*) as n from events where message_id = '{mid}'"},
+        headers={"Authorization": f"Bearer {cluster.read_key}"},
+    )
+    assert seen.status_code == 200 and seen.json()["rows"] == [[1]], seen.text

@@ -308,13 +308,16 @@ class NatsLog(NatsLogReader):
             error: BaseException | None = None
             acks: dict[asyncio.Future[Any], int] = {}
             try:
+                # nats-py waits for a free publish slot through asyncio.wait_for, which makes a
+                # task per message when given a timeout: give one only when slots run short
+                room = MAX_PENDING - self._js.publish_async_pending() > len(todo)
                 for i in todo:
                     e = events[i]
                     ack = await self._js.publish_async(
                         self._subject(e),
                         bodies[i],
                         headers={"Nats-Msg-Id": f"{e.project_id}/{e.message_id}"},
-                        wait_stall=max(0.1, deadline - loop.time()),
+                        wait_stall=None if room else max(0.1, deadline - loop.time()),
                     )
                     acks[ack] = i
             except Exception as exc:  # not connected, too many pending: retried below

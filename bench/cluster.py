@@ -1,0 +1,197 @@
+"""Cluster mode's throughput and lag, beside the embedded default's, on this machine.
+
+    python bench/cluster.py [--duration 10] [--connections 64] [--nats 3] [--no-record]
+
+For one and then two ingest nodes (each a `roost serve` on JetStream, ClickHouse and
+PostgreSQL, with two `roost worker`s, started by roost/cluster.py as `roost cluster up` does),
+wrk posts 100-event batches for `--duration` seconds — two wrk processes, aimed at the one
+node or one at each of the two (a load balancer's split) — while a probe measures the lag
+from an event's acknowledgement to the moment it is in ClickHouse. The embedded default
+(one `roost serve` on SQLite and DuckDB) takes the same load, its lag measured to the moment
+its SQL endpoint sees the event. Appends a dated section to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from roost.cluster import LocalCluster
+from run import (
+    batch_body,
+    freshness,
+    lua_script,
+    publish,
+    roost_cli,
+    start_roost,
+    wait_ready,
+    wrk,
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def load(urls: list[str], script: Path, duration: int, connections: int) -> dict[str, float]:
+    """Two wrk processes at once, the first at urls[0], the second at urls[-1]."""
+    targets = [urls[0], urls[-1]]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(
+            pool.map(lambda u: wrk(u + "/v1/batch", script, duration, connections // 2), targets)
+        )
+    requests = sum(r["requests"] for r in runs)
+    seconds = max(r["seconds"] for r in runs)
+    return {
+        "events_per_s": requests * 100 / seconds,
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] + r["non2xx"] for r in runs),
+    }
+
+
+async def clickhouse_lag(
+    ingest: str, clickhouse: str, write: str, project: int, samples: int, pause: float = 0.1
+) -> list[float]:
+    """Seconds from acknowledgement to the row being in ClickHouse's table (looked up by the
+    table's key, so the probe costs ClickHouse next to nothing)."""
+    gaps = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(samples):
+            mid = uuid.uuid4().hex
+            answer = await client.post(
+                f"{ingest}/v1/track",
+                json={"userId": "probe", "event": "Lag", "messageId": mid},
+                headers={"Authorization": f"Bearer {write}"},
+            )
+            acked = time.perf_counter()
+            assert answer.status_code == 200, answer.text
+            sql = (
+                f"SELECT count() FROM roost.events WHERE project_id = {project} "
+                f"AND toDate(timestamp) >= yesterday() AND message_id = '{mid}'"
+            )
+            while (await client.post(clickhouse, content=sql)).text.strip() != "1":
+                await asyncio.sleep(0.02)
+            gaps.append(time.perf_counter() - acked)
+            await asyncio.sleep(pause)
+    return gaps
+
+
+def measure_cluster(
+    work: Path, ingest: int, args: argparse.Namespace
+) -> tuple[dict[str, float], list[float]]:
+    cluster = LocalCluster(
+        work / f"cluster{ingest}", ingest=ingest, workers=2, nats_nodes=args.nats,
+        extra_env={"ROOST_LOG_LEVEL": "warning"},
+    )  # fmt: skip
+    cluster.start()
+    try:
+        urls = [node.url for node in cluster.ingest]
+        script = lua_script(work, batch_body(), cluster.write_key)
+        load(urls, script, 2, args.connections)  # warm up
+        clickhouse = f"http://127.0.0.1:{cluster.clickhouse.port}/"
+
+        async def both() -> tuple[dict[str, float], list[float]]:
+            running = asyncio.to_thread(load, urls, script, args.duration, args.connections)
+            probe = clickhouse_lag(
+                urls[0], clickhouse, cluster.write_key, cluster.project_id, args.duration * 8
+            )
+            return await asyncio.gather(running, probe)
+
+        return asyncio.run(both())
+    finally:
+        cluster.stop()
+
+
+def measure_embedded(work: Path, args: argparse.Namespace) -> tuple[dict[str, float], list[float]]:
+    data = work / "embedded"
+    roost_cli(data, "projects", "create", "bench")
+    write, read = (
+        json.loads(
+            roost_cli(data, "keys", "create", "--project", "bench", "--kind", kind, "--json")
+        )["key"]
+        for kind in ("write", "read")
+    )
+    server, url = start_roost(data)
+    try:
+        wait_ready(url, "/readyz")
+        script = lua_script(work, batch_body(), write)
+        load([url], script, 2, args.connections)
+
+        async def both() -> tuple[dict[str, float], list[float]]:
+            running = asyncio.to_thread(load, [url], script, args.duration, args.connections)
+            probe = freshness(url, write, read, args.duration * 8)
+            return await asyncio.gather(running, probe)
+
+        return asyncio.run(both())
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def render(args: argparse.Namespace, rows: dict[str, tuple[dict[str, float], list[float]]]) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python bench/cluster.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "no_record"
+    )
+    lines = [
+        f"\n## {stamp} — cluster — `{command}`\n",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}. Every process (wrk, Roost, NATS ×{args.nats}, "
+        "ClickHouse, PostgreSQL) shares these cores.\n",
+        "| setup | events/s (100-event batches) | p99 ms | errors | lag p50 s | lag p95 s "
+        "| lag max s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (figures, gaps) in rows.items():
+        lines.append(
+            f"| {name} | {figures['events_per_s']:,.0f} | {figures['p99_ms']:.1f} "
+            f"| {figures['errors']:.0f} | {statistics.median(gaps):.3f} "
+            f"| {percentile(gaps, 0.95):.3f} | {max(gaps):.3f} |"
+        )
+    one = rows["cluster, 1 ingest node"][0]["events_per_s"]
+    two = rows["cluster, 2 ingest nodes"][0]["events_per_s"]
+    lines.append(f"\nTwo ingest nodes / one: {two / one:.2f}× (target ≥ 1.8×).\n")
+    lines.append(
+        "Lag: cluster rows, acknowledgement to the row in ClickHouse's table; embedded row, "
+        "acknowledgement to the SQL endpoint answering with it.\n"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--nats", type=int, default=3, help="JetStream nodes (replicas ≤ 3)")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="roost-bench-cluster-"))
+    rows = {
+        "embedded (SQLite Log, DuckDB)": measure_embedded(work, args),
+        "cluster, 1 ingest node": measure_cluster(work, 1, args),
+        "cluster, 2 ingest nodes": measure_cluster(work, 2, args),
+    }
+    publish(render(args, rows), record=not args.no_record)
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({k: v[0] for k, v in rows.items()}))
+
+
+if __name__ == "__main__":
+    main()
