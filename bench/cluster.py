@@ -146,7 +146,9 @@ def measure_embedded(work: Path, args: argparse.Namespace) -> tuple[dict[str, fl
 def render(args: argparse.Namespace, rows: dict[str, tuple[dict[str, float], list[float]]]) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "python bench/cluster.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "no_record"
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k not in ("no_record", "keep")
     )
     lines = [
         f"\n## {stamp} — cluster — `{command}`\n",
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--nats", type=int, default=3, help="JetStream nodes (replicas ≤ 3)")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' logs; say where")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -189,7 +192,10 @@ def main() -> None:
         "cluster, 2 ingest nodes": measure_cluster(work, 2, args),
     }
     publish(render(args, rows), record=not args.no_record)
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"the nodes' logs: {work}/cluster*/")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({k: v[0] for k, v in rows.items()}))
 
 

@@ -167,8 +167,9 @@ class Runtime:
         self.log.drain()  # commit what was acknowledged, refuse the rest
         if self.consumers is not None:
             self.consumers.stop()
+        last = self.log.last_offset()  # asked before the Log closes (NATS: its connection)
         self.log.close_sync()
         self.warehouse.close()
         self.geo.close()
         self.metadata.close()
-        log.info("store closed", extra={"last_offset": self.log.last_offset()})
+        log.info("store closed", extra={"last_offset": last})

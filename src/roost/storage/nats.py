@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Event).decode
+log = logging.getLogger("roost.storage")
 REQUEST_SECONDS = 10.0
 READ_BYTES = 8 * 1024 * 1024  # the most one batched read asks JetStream for
 APPEND_SECONDS = 15.0  # how long an append keeps trying before the client is told 503
@@ -137,6 +139,12 @@ def _groups(stored: list[tuple[int, bytes]]) -> list[Group]:
     return groups
 
 
+async def _connection_error(exc: Exception) -> None:
+    """One line per connection problem (a node down, a reconnect), not nats-py's traceback:
+    the client goes on to the cluster's other servers by itself."""
+    log.warning("NATS connection: %s", exc or type(exc).__name__)
+
+
 class NatsLogReader:
     """The stream, read by sequence: what every consumer needs."""
 
@@ -164,6 +172,7 @@ class NatsLogReader:
             reconnect_time_wait=0.5,
             connect_timeout=5,
             allow_reconnect=True,
+            error_cb=_connection_error,
         )
 
     async def _ensure_stream(self) -> None:
