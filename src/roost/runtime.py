@@ -45,6 +45,13 @@ def utcnow() -> datetime:
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
+        if settings.consumers not in ("here", "workers"):
+            raise BadRequest(
+                f"setting consumers: must be here or workers (got {settings.consumers!r})",
+                field="consumers",
+            )
+        if settings.consumers == "workers":
+            require_cluster(settings, "consumers = workers")
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = Metadata(settings.resolved_metadata_url())
@@ -68,16 +75,9 @@ class Runtime:
             self.consumers.start()
             self.profiles = self.consumers.profiles
             self.forwarders = self.consumers.forwarders
-        elif settings.consumers == "workers":
-            require_cluster(settings, "consumers = workers")
-            # Run by `roost worker`: here only their stores, read (profiles, delivery state)
+        else:  # run by `roost worker`: here only their stores, read (profiles, delivery state)
             self.profiles = ProfilesConsumer(self.log, profile_store)
             self.forwarders = Forwarders(self.log, self.destinations)
-        else:
-            raise BadRequest(
-                f"setting consumers: must be here or workers (got {settings.consumers!r})",
-                field="consumers",
-            )
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
