@@ -91,6 +91,19 @@ async def clickhouse_lag(
     return gaps
 
 
+def clickhouse_pressure(cluster: LocalCluster) -> dict[str, float]:
+    """How hard the loads pressed ClickHouse: inserts it delayed for too many parts, and the
+    most active parts a partition had at the end."""
+    delayed = cluster.clickhouse_sql(
+        "SELECT sum(value) FROM system.events WHERE event IN ('DelayedInserts', 'RejectedInserts')"
+    )
+    parts = cluster.clickhouse_sql(
+        "SELECT max(c) FROM (SELECT partition, count() AS c FROM system.parts "
+        "WHERE database = 'roost' AND table = 'events' AND active GROUP BY partition)"
+    )
+    return {"delayed_inserts": float(delayed.strip() or 0), "parts": float(parts.strip() or 0)}
+
+
 def measure_cluster(
     work: Path, ingest: int, args: argparse.Namespace
 ) -> tuple[dict[str, float], list[float]]:
@@ -112,7 +125,9 @@ def measure_cluster(
             )
             return await asyncio.gather(running, probe)
 
-        return asyncio.run(both())
+        figures, gaps = asyncio.run(both())
+        figures.update(clickhouse_pressure(cluster))
+        return figures, gaps
     finally:
         cluster.stop()
 
@@ -156,14 +171,19 @@ def render(args: argparse.Namespace, rows: dict[str, tuple[dict[str, float], lis
         f"{platform.python_version()}. Every process (wrk, Roost, NATS ×{args.nats}, "
         "ClickHouse, PostgreSQL) shares these cores.\n",
         "| setup | events/s (100-event batches) | p99 ms | errors | lag p50 s | lag p95 s "
-        "| lag max s |",
-        "|---|---|---|---|---|---|---|",
+        "| lag max s | ClickHouse inserts delayed / most parts |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, (figures, gaps) in rows.items():
+        pressure = (
+            f"{figures['delayed_inserts']:.0f} / {figures['parts']:.0f}"
+            if "parts" in figures
+            else "–"
+        )
         lines.append(
             f"| {name} | {figures['events_per_s']:,.0f} | {figures['p99_ms']:.1f} "
             f"| {figures['errors']:.0f} | {statistics.median(gaps):.3f} "
-            f"| {percentile(gaps, 0.95):.3f} | {max(gaps):.3f} |"
+            f"| {percentile(gaps, 0.95):.3f} | {max(gaps):.3f} | {pressure} |"
         )
     one = rows["cluster, 1 ingest node"][0]["events_per_s"]
     two = rows["cluster, 2 ingest nodes"][0]["events_per_s"]

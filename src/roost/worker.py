@@ -10,22 +10,29 @@ once without finishing, leaving the rest to the new holder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 
+import sqlalchemy as sa
+
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
 from roost.consumers.group import Consumers
+from roost.errors import BackendError
 from roost.inflight import Inflight
 from roost.lease import Lease, keep, lease_for, wait_for
 from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.destinations import DestinationStore
+from roost.storage.log import Log
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
+from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost.worker")
 LEASE = "consumers"
+RETRY_SECONDS = 1.0
 
 
 class Worker:
@@ -40,17 +47,14 @@ class Worker:
         if not wait_for(self.lease, self.stopping):
             return 0
         log.info("worker took the lease: running the loader, profiles and forwarders")
-        metadata = Metadata(self.settings.resolved_metadata_url())
-        events_log = open_log(self.settings)
-        warehouse = open_warehouse(self.settings)
-        resumed = warehouse.take_over()
-        consumers = Consumers(
-            self.settings, events_log, warehouse, ProfileStore(metadata.engine),
-            DestinationStore(metadata.engine), Debugger(), Inflight(0), forwarders_in="thread",
-        )  # fmt: skip
-        recovered = consumers.catch_up()
-        consumers.start()
-        log.info("worker running", extra={"resumed_at": resumed, "recovered": recovered})
+        while (opened := self._open()) is None:  # the stores are unreachable for now
+            if self.stopping.wait(RETRY_SECONDS):
+                self.lease.release()
+                return 0
+            if not self.lease.held():
+                log.error("worker lost its lease before it could start")
+                return 1
+        metadata, events_log, warehouse, consumers = opened
         if not keep(self.lease, self.stopping):
             log.error("worker lost its lease; stopping at once so the new holder alone works")
             os._exit(1)  # no finishing: another worker may be loading already
@@ -61,6 +65,32 @@ class Worker:
         self.lease.release()
         log.info("worker stopped; its consumers' cursors are saved")
         return 0
+
+    def _open(self) -> tuple[Metadata, Log, Warehouse, Consumers] | None:
+        """The stores, caught up and consuming; None (all closed again) if one of them cannot
+        be reached now — a JetStream cluster electing a leader, ClickHouse restarting."""
+        with contextlib.ExitStack() as undo:  # what was opened, closed again on failure
+            try:
+                metadata = Metadata(self.settings.resolved_metadata_url())
+                undo.callback(metadata.close)
+                events_log = open_log(self.settings)
+                undo.callback(events_log.close_sync)
+                warehouse = open_warehouse(self.settings)
+                undo.callback(warehouse.close)
+                resumed = warehouse.take_over()
+                consumers = Consumers(
+                    self.settings, events_log, warehouse, ProfileStore(metadata.engine),
+                    DestinationStore(metadata.engine), Debugger(), Inflight(0),
+                    forwarders_in="thread",
+                )  # fmt: skip
+                recovered = consumers.catch_up()
+            except (BackendError, sa.exc.OperationalError) as exc:
+                log.warning("worker cannot reach its stores yet (%s); trying again", exc)
+                return None
+            undo.pop_all()
+        consumers.start()
+        log.info("worker running", extra={"resumed_at": resumed, "recovered": recovered})
+        return metadata, events_log, warehouse, consumers
 
     def stop(self) -> None:
         self.stopping.set()

@@ -158,6 +158,9 @@ class NatsLogReader:
             self._nc: Client = self._loop.call(self._connect())
             self._loop.call(self._ensure_stream())
         except Exception as exc:
+            if hasattr(self, "_nc"):  # connected, but the stream did not answer: hang up
+                with contextlib.suppress(Exception):
+                    self._loop.call(self._nc.close(), timeout=5)
             self._loop.stop()
             raise BackendError(f"NATS at {', '.join(self.settings.servers)}: {exc}") from exc
         self._js = self._nc.jetstream(
