@@ -148,7 +148,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 1.0
     assert client.dropped >= 100 - 10 - 5 - 1  # the queue, a batch, one in hand
     assert sum(1 for f in failures if f.reason == "overflow") == client.dropped
-    client.close(timeout=0.5)  # gives up on what it holds, and says so
+    client.close(timeout=0.5)  # gives up on what it holds and what is queued, and says so
     deadline = time.monotonic() + 30  # on a loaded machine the sender may need longer to say it
 
     def given_up() -> int:
@@ -156,7 +156,26 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
 
     while client.dropped + given_up() < 100 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert client.dropped + given_up() == 100, (client.dropped, given_up(), client._thread)
+    reasons = [(f.reason, len(f.events), f.message) for f in failures if f.reason != "overflow"]
+    assert client.dropped + given_up() == 100, (client.dropped, client.sent, reasons)
+
+
+def test_close_reports_what_was_queued_while_a_batch_was_retrying() -> None:
+    failures: list[Failure] = []
+    client = Client("rw_x", "http://127.0.0.1:9", max_queue=100, batch_size=5, max_retries=1000,
+                    max_backoff=0.05, on_error=failures.append, flush_at_exit=False)  # fmt: skip
+    for i in range(5):
+        client.track("E", user_id=f"u{i}")
+    deadline = time.monotonic() + 10
+    while not client._queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the sender holds the five, retrying them
+    for i in range(10):
+        client.track("E", user_id=f"v{i}")
+    client.close(timeout=0.5)
+    client._thread.join(10)
+    given_up = sum(len(f.events) for f in failures if f.reason == "gave_up")
+    assert given_up == 15  # the batch in hand and the ten queued behind it
 
 
 def test_opt_out_drops_at_the_source(server: Server) -> None:

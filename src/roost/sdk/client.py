@@ -405,7 +405,9 @@ class Sender:
                     finally:
                         for _ in batch:
                             client._queue.task_done()
-            if idle and not pending[SEGMENT] and not pending[GAME]:
+            # Asked afresh: a delivery may have taken seconds since `idle` was read, and the
+            # events queued meanwhile must not be left behind by a stop
+            if not pending[SEGMENT] and not pending[GAME] and client._queue.empty():
                 self.wake.clear()
                 if self.stopping:
                     if self.connection is not None:
