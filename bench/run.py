@@ -17,7 +17,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,14 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from roost.servers import free_port
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, path: str = "/healthz", timeout: float = 30) -> None:

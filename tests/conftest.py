@@ -18,7 +18,26 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from roost.app import create_app
 from roost.config import Settings
 from roost.runtime import Runtime
-from tests.integration.services import ClickHouse, Postgres
+from roost.servers import ClickHouse, Missing, Postgres
+from tests.integration.services import missing
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+    """A server binary missing while a fixture starts it: skip (fail in CI), saying why."""
+    try:
+        return (yield)
+    except Missing as exc:
+        missing(exc.what, exc.install)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """The same for a server a test body starts."""
+    try:
+        return (yield)
+    except Missing as exc:
+        missing(exc.what, exc.install)
 
 
 class Client:

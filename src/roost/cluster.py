@@ -51,17 +51,8 @@ class Node:
 
     def ready(self, timeout: float = 60) -> None:
         """For an ingest node: until /readyz answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"roost {self.role} exited; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"roost {self.role} did not become ready; see {self.log_path}")
+        if not servers.wait_until_ready(self.url, timeout, self.process):
+            raise RuntimeError(f"roost {self.role} did not become ready; see {self.log_path}")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

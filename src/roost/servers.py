@@ -16,6 +16,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 
 class Missing(Exception):
@@ -29,6 +32,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_ready(
+    url: str, timeout: float, process: subprocess.Popen[Any] | None = None
+) -> bool:
+    """Until a Roost server at `url` answers /readyz (True), or its process exits or the time
+    is up (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None) -> bool:

@@ -25,10 +25,8 @@ from roost.inflight import Inflight
 from roost.lease import Lease, keep, lease_for, wait_for
 from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.destinations import DestinationStore
-from roost.storage.log import Log
 from roost.storage.metadata import Metadata
 from roost.storage.profiles import ProfileStore
-from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost.worker")
 LEASE = "consumers"
@@ -54,21 +52,20 @@ class Worker:
             if not self.lease.held():
                 log.error("worker lost its lease before it could start")
                 return 1
-        metadata, events_log, warehouse, consumers = opened
+        consumers, stores = opened
         if not keep(self.lease, self.stopping):
             log.error("worker lost its lease; stopping at once so the new holder alone works")
             os._exit(1)  # no finishing: another worker may be loading already
         consumers.stop()
-        events_log.close_sync()
-        warehouse.close()
-        metadata.close()
+        stores.close()
         self.lease.release()
         log.info("worker stopped; its consumers' cursors are saved")
         return 0
 
-    def _open(self) -> tuple[Metadata, Log, Warehouse, Consumers] | None:
-        """The stores, caught up and consuming; None (all closed again) if one of them cannot
-        be reached now — a JetStream cluster electing a leader, ClickHouse restarting."""
+    def _open(self) -> tuple[Consumers, contextlib.ExitStack] | None:
+        """The consumers, caught up and running, and what closes their stores; None (all
+        closed again) if a store cannot be reached now — a JetStream cluster electing a
+        leader, ClickHouse restarting."""
         with contextlib.ExitStack() as undo:  # what was opened, closed again on failure
             try:
                 metadata = Metadata(self.settings.resolved_metadata_url())
@@ -87,10 +84,10 @@ class Worker:
             except (BackendError, sa.exc.OperationalError) as exc:
                 log.warning("worker cannot reach its stores yet (%s); trying again", exc)
                 return None
-            undo.pop_all()
+            stores = undo.pop_all()
         consumers.start()
         log.info("worker running", extra={"resumed_at": resumed, "recovered": recovered})
-        return metadata, events_log, warehouse, consumers
+        return consumers, stores
 
     def stop(self) -> None:
         self.stopping.set()

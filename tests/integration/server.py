@@ -7,12 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from roost.servers import free_port
+from roost.servers import free_port, wait_until_ready
 
 
 def roost(*args: str, data: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -59,18 +56,11 @@ class Server:
             text=True,
             env=env,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"roost serve exited: {self.process.stdout.read() if self.process.stdout else ''}"
-                )
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_until_ready(self.url, timeout, self.process):
+            return self
+        if self.process.poll() is not None:
+            output = self.process.stdout.read() if self.process.stdout else ""
+            raise RuntimeError(f"roost serve exited: {output}")
         self.kill()
         raise RuntimeError("roost serve did not become ready")
 

@@ -1,19 +1,16 @@
-"""The real servers (roost/servers.py) as the tests take them: without one a test skips
-saying what to install; with ROOST_REQUIRE_SERVICES=1 (CI) a missing server fails instead."""
+"""The real servers (roost/servers.py) as the tests take them. A server whose binary is
+missing raises `servers.Missing`; the hooks in tests/conftest.py turn that, wherever it is
+raised (a fixture, a test body), into a skip saying what to install — or, with
+ROOST_REQUIRE_SERVICES=1 (CI), into a failure, so a missing install step cannot hide."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from roost import servers
-from roost.servers import terminate
-
-__all__ = ["ClickHouse", "Nats", "NatsCluster", "Postgres", "missing", "terminate"]
 
 
 def missing(what: str, install: str) -> None:
@@ -23,47 +20,15 @@ def missing(what: str, install: str) -> None:
     pytest.skip(message)
 
 
-@contextlib.contextmanager
-def _installed() -> Iterator[None]:
-    try:
-        yield
-    except servers.Missing as exc:
-        missing(exc.what, exc.install)
-
-
-class Postgres(servers.Postgres):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        with _installed():
-            super().__init__(*args, **kwargs)
-
-
-class Nats(servers.Nats):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        with _installed():
-            super().__init__(*args, **kwargs)
-
-
-class NatsCluster(servers.NatsCluster):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        with _installed():
-            super().__init__(*args, **kwargs)
-
-
-class ClickHouse(servers.ClickHouse):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        with _installed():
-            super().__init__(*args, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[servers.Postgres]:
-    server = Postgres().start()
+    server = servers.Postgres().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
 def nats_server() -> Iterator[servers.Nats]:
-    server = Nats().start()
+    server = servers.Nats().start()
     yield server
     server.stop()

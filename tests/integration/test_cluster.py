@@ -2,7 +2,8 @@
 cluster, ClickHouse and PostgreSQL (roost/cluster.py, as `roost cluster up` starts them).
 Mid-load one JetStream node, one ingest node and the active worker are SIGKILLed: every
 acknowledged event must end in ClickHouse exactly once, and in the PostgreSQL destination
-exactly once."""
+(whose key on the messageId makes a second copy impossible, so what is checked there is that
+none is missing)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,8 @@ import httpx
 import psycopg
 import pytest
 
-from roost import servers
 from roost.cluster import LocalCluster, Node
 from roost.storage.metadata import Metadata
-from tests.integration.services import missing
 
 pytestmark = pytest.mark.slow
 BATCH = 25
@@ -28,11 +27,7 @@ BATCH = 25
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    try:
-        local = LocalCluster(tmp_path / "cluster", ingest=2, workers=2, nats_nodes=3)
-    except servers.Missing as exc:
-        missing(exc.what, exc.install)
-    local.start()
+    local = LocalCluster(tmp_path / "cluster", ingest=2, workers=2, nats_nodes=3).start()
     try:
         # No merges: a row loaded twice stays visible as two, so "exactly once" is checked
         local.clickhouse_sql("SYSTEM STOP MERGES roost.events")
@@ -161,7 +156,6 @@ def test_acknowledged_events_survive_killed_nodes_exactly_once(cluster: LocalClu
     assert acked - counts.keys() == set(), "acknowledged events missing from ClickHouse"
     assert {m: c for m, c in counts.items() if c > 1} == {}, "events loaded twice"
     assert acked - set(delivered) == set(), "acknowledged events never delivered"
-    assert len(delivered) == len(set(delivered)), "events delivered twice"
     assert set(delivered) <= counts.keys()  # nothing delivered that is not stored
 
     # Read your writes through an API node: it waits for the worker's stored position

@@ -11,8 +11,8 @@ from typing import Any
 import nats
 import pytest
 
+from roost.servers import Nats
 from tests.conftest import Env
-from tests.integration.services import Nats
 
 pytestmark = pytest.mark.slow
 

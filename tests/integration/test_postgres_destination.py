@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from roost.servers import Postgres
 from tests.conftest import Env
-from tests.integration.services import Postgres
 
 pytestmark = pytest.mark.slow
 

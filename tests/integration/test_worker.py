@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from roost.model import Event
-from roost.servers import free_port
+from roost.servers import Nats, free_port
 from roost.storage.clickhouse import ClickHouseWarehouse
 from roost.storage.nats import NatsLog
 from roost.worker import Worker
 from tests.conftest import fresh_clickhouse_url, make_settings
-from tests.integration.services import Nats
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,13 @@ import msgspec
 import pytest
 
 from roost.model import Event
+from roost.servers import Nats
 from roost.storage.clickhouse import ClickHouseWarehouse
 from roost.storage.duckdb import DuckDBWarehouse
 from roost.storage.loader import Loader
 from roost.storage.nats import NatsLog
 from roost.storage.sqlite_log import SQLiteLog
 from tests.conftest import fresh_clickhouse_url
-from tests.integration.services import Nats
 
 LOGS = ["sqlite", "nats"]
 WAREHOUSES = ["duckdb", "clickhouse"]

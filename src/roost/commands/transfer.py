@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -282,15 +281,9 @@ def demo(
 def fill_demo(url: str, key: str, days: int = 28, seed: int = 42) -> None:
     """Send the demo to a server that is starting (`roost serve --demo`), once it is ready."""
     from roost.demo import generate
+    from roost.servers import wait_until_ready
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    wait_until_ready(url, 60)
     click.echo(f"Filling the project with {days} days of demo traffic…")
     importer = Importer(url, key)
     for _, events in generate(seed, days, 1.0, None):

@@ -98,10 +98,13 @@ class Consumers:
         if now - self._links_checked >= LINKS_CHECK_SECONDS:
             self._links_checked = now
             self._links_changes = self.profiles.store.links_changes()
-        wanted = (self.profiles.identities_version, self._links_changes)
-        if wanted != self._copied:
+        version = self.profiles.identities_version
+        if (version, self._links_changes) != self._copied:
+            # The erasures this copy includes, read before the links: an erasure here bumps
+            # both counters, and must not make a second copy when the stored one is next read
+            self._links_changes = self.profiles.store.links_changes()
             self.warehouse.replace_identities(self.profiles.store.all_identities())
-            self._copied = wanted
+            self._copied = (version, self._links_changes)
 
     def identities_copied(self, version: int) -> bool:
         """The Warehouse has the links of this version of the profiles' (or later ones)."""
