@@ -44,6 +44,11 @@ class Settings:
         524288, "Largest request body accepted, before and after gzip (413 above it)."
     )
     max_event_bytes: int = _setting(32768, "Largest single event accepted (413 or per-event).")
+    max_clock_skew_days: float = _setting(
+        365.0,
+        "Largest clock correction a Segment `sentAt` may make; a larger one is ignored and "
+        "noted in the event's `context.roost.clock`.",
+    )
     dedup_window_days: float = _setting(
         7.0, "How long a messageId is remembered per project for deduplication."
     )

@@ -89,6 +89,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     field: str | None = None
     status: int = 400
     stored: bool = False
+    more: tuple[tuple[str, str], ...] = ()  # further (field, rule) the same event breaks
 
 
 _counter = itertools.count()

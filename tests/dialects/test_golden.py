@@ -46,7 +46,7 @@ def _stored(env: Env) -> list[dict[str, Any]]:
                 continue
             if name == "received_at":
                 continue
-            if name == "timestamp" and e.sent_at is not None:
+            if name == "timestamp" and e.sent_at is not None and value != e.original_timestamp:
                 value = f"<received{(value - e.received_at).total_seconds():+g}s>"
             elif name == "timestamp" and value == e.received_at:
                 value = "<received>"

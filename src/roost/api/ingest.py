@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -148,6 +148,7 @@ async def _ingest(
             client_ip=client_ip(scope, headers, settings.trust_forwarded_for),
             received_at=datetime.now(UTC),
             max_event_bytes=settings.max_event_bytes,
+            max_clock_skew=timedelta(days=settings.max_clock_skew_days),
         )
         parsed = chosen.parse(incoming)
         batch = Batch.of(chosen.name, runtime.keys.find(parsed.key), parsed)

@@ -12,11 +12,12 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
+from roost.dialects.clock import DEFAULT_MAX_SKEW
 from roost.errors import ClientError
 from roost.model import Event, Outcome
 
@@ -29,6 +30,7 @@ class IngestRequest:
     client_ip: str | None
     received_at: datetime  # the server's clock, UTC
     max_event_bytes: int = 32768
+    max_clock_skew: timedelta = DEFAULT_MAX_SKEW  # a larger sentAt correction is ignored
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from roost.dialects import clock
 from roost.dialects.base import (
     IngestRequest,
     Parsed,
@@ -27,7 +28,6 @@ from roost.model import Event, new_message_id
 MAX_EVENT_NAME = 200
 VALIDATION_FAILED = "Body JSON validation failed."
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
-_datetime = msgspec.json.Decoder(datetime).decode
 
 
 def _invalid(detail: str, field: str | None) -> BadRequest:
@@ -37,14 +37,22 @@ def _invalid(detail: str, field: str | None) -> BadRequest:
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, str):
         try:
-            return _datetime(msgspec.json.encode(value))
-        except msgspec.ValidationError:
-            raise _invalid("timestamp: must be an ISO 8601 date-time", "timestamp") from None
+            parsed = clock.parse(value)
+        except clock.OutOfRange as exc:
+            raise _invalid(f"timestamp: {exc}", "timestamp") from None
+        if parsed is None:
+            raise _invalid("timestamp: must be an ISO 8601 date-time", "timestamp")
+        if not clock.storable(parsed):
+            raise _invalid(f"timestamp: {clock.OUT_OF_RANGE}", "timestamp")
+        return parsed
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         try:
-            return datetime.fromtimestamp(value / 1000, UTC)
+            parsed = datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, OSError, ValueError):
-            pass
+            parsed = None
+        if parsed is not None and clock.storable(parsed):
+            return parsed
+        raise _invalid(f"timestamp: {clock.OUT_OF_RANGE}", "timestamp")
     raise _invalid("timestamp: must be an ISO 8601 string or epoch milliseconds", "timestamp")
 
 
@@ -89,7 +97,7 @@ class FreeformDialect:
                 type="track",
                 event=name,
                 user_id=str(customer) if customer is not None and customer != "" else None,
-                timestamp=request.received_at,
+                timestamp=original or request.received_at,
                 original_timestamp=original,
                 received_at=request.received_at,
                 properties=body,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from roost.dialects import clock
 from roost.dialects.base import (
     IngestRequest,
     Parsed,
@@ -34,6 +34,7 @@ from roost.model import Event, new_message_id
 
 GAME_TYPES = ("progression", "design", "resource", "error", "session")
 MAX_EVENTS = 100
+TS_RULE = "must be an ISO 8601 date-time or date (2026-11-29T10:00:00+01:00, 2026-11-29)"
 Scalar = str | int | float | bool | None
 
 
@@ -41,7 +42,7 @@ class GameEvent(msgspec.Struct):
     build_version: str
     session_id: str
     player_hash: str
-    ts: datetime
+    ts: str
     type: str
     name: str
     value: int | float | None = None
@@ -67,35 +68,42 @@ def _length(value: str, low: int, high: int) -> str | None:
     return f"must be {low}–{high} characters (got {len(value)})"
 
 
-def check(e: GameEvent) -> tuple[str, str] | None:
-    """The first (field, rule) this event breaks, or None."""
+def problems(e: GameEvent) -> list[tuple[str, str]]:
+    """Every (field, rule) this event breaks: the SDK is told them all at once."""
+    found: list[tuple[str, str]] = []
     if problem := _length(e.build_version, 1, 64):
-        return "build_version", problem
+        found.append(("build_version", problem))
     try:
         uuid.UUID(e.session_id)
     except ValueError:
-        return "session_id", f"must be a UUID (got {e.session_id[:40]!r})"
+        found.append(("session_id", f"must be a UUID (got {e.session_id[:40]!r})"))
     if problem := _length(e.player_hash, 32, 64):
-        return "player_hash", problem
+        found.append(("player_hash", problem))
+    try:
+        ts = clock.parse(e.ts)
+        if ts is None:
+            found.append(("ts", TS_RULE))
+        elif not clock.storable(ts):
+            found.append(("ts", clock.OUT_OF_RANGE))
+    except clock.OutOfRange as exc:
+        found.append(("ts", str(exc)))
     if e.type not in GAME_TYPES:
-        return "type", f"must be one of {', '.join(GAME_TYPES)} (got {e.type[:40]!r})"
+        found.append(("type", f"must be one of {', '.join(GAME_TYPES)} (got {e.type[:40]!r})"))
     if problem := _length(e.name, 1, 100):
-        return "name", problem
+        found.append(("name", problem))
     if e.value is not None and (isinstance(e.value, bool) or not math.isfinite(e.value)):
-        return "value", "must be a finite number"
+        found.append(("value", "must be a finite number"))
     for name in ("dim01", "dim02", "dim03"):
         dim = getattr(e, name)
         if dim is not None and len(dim) > 64:
-            return name, f"must be at most 64 characters (got {len(dim)})"
+            found.append((name, f"must be at most 64 characters (got {len(dim)})"))
     for key, value in (e.data or {}).items():
         if not isinstance(value, Scalar):
-            return (
-                f"data.{key}",
-                f"must be a string, number, boolean or null (got {json_kind(value)})",
-            )
+            kind = json_kind(value)
+            found.append((f"data.{key}", f"must be a string, number, boolean or null (got {kind})"))
     if e.event_id is not None and not 0 < len(e.event_id) <= 100:
-        return "event_id", f"must be 1–100 characters (got {len(e.event_id)})"
-    return None
+        found.append(("event_id", f"must be 1–100 characters (got {len(e.event_id)})"))
+    return found
 
 
 class GameDialect:
@@ -132,10 +140,14 @@ class GameDialect:
                 field, rule = validation_field(exc, prefix)
                 parsed.reject(index, "invalid_request", describe(field, rule), field)
                 continue
-            if problem := check(e):
-                field = f"{prefix}.{problem[0]}"
-                parsed.reject(index, "invalid_request", f"{field}: {problem[1]}", field)
+            if found := problems(e):
+                named = [(f"{prefix}.{f}", rule) for f, rule in found]
+                first, rule = named[0]
+                parsed.reject(index, "invalid_request", f"{first}: {rule}", first)
+                parsed.outcomes[-1].more = tuple(named[1:])
                 continue
+            ts = clock.parse(e.ts)
+            assert ts is not None  # problems() checked it
             parsed.add(
                 index,
                 Event(
@@ -146,8 +158,8 @@ class GameDialect:
                     event=e.name,
                     anonymous_id=e.player_hash,
                     session_id=e.session_id,
-                    timestamp=request.received_at,
-                    original_timestamp=e.ts,
+                    timestamp=ts,
+                    original_timestamp=ts,
                     received_at=request.received_at,
                     category=e.type,
                     value=float(e.value) if e.value is not None else None,
@@ -165,11 +177,18 @@ class GameDialect:
         return parsed
 
     def respond(self, result: Result) -> Reply:
-        errors = [
-            {"index": o.index, "field": o.field, "message": o.message, "code": o.reason}
-            for o in sorted(result.refused, key=lambda o: o.index)
-        ]
-        return Reply(200, {"accepted": result.accepted, "rejected": len(errors), "errors": errors})
+        errors = []
+        refused = sorted(result.refused, key=lambda o: o.index)
+        for o in refused:
+            errors.append(
+                {"index": o.index, "field": o.field, "message": o.message, "code": o.reason}
+            )
+            errors.extend(
+                {"index": o.index, "field": f, "message": f"{f}: {rule}", "code": o.reason}
+                for f, rule in o.more
+            )
+        body = {"accepted": result.accepted, "rejected": len(refused), "errors": errors}
+        return Reply(200, body)
 
     def refuse(self, error: ClientError, total: int) -> Reply:
         if isinstance(error, BudgetExceeded):

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from roost.dialects import fields
+from roost.dialects import clock, fields
 from roost.dialects.base import (
     IngestRequest,
     Parsed,
@@ -188,6 +188,18 @@ class SegmentDialect:
         else:
             integrations = m.integrations or {}
         properties = m.properties or {}
+        try:
+            times = clock.event_times(
+                m.timestamp,
+                m.originalTimestamp or m.timestamp,
+                m.sentAt or batch_sent_at,
+                request.received_at,
+                request.max_clock_skew,
+            )
+        except clock.OutOfRange as exc:
+            return reject("timestamp", str(exc))
+        if times.note is not None:
+            context = _note(context, "clock", times.note)
         event = Event(
             message_id=m.messageId or new_message_id(),
             project_id=0,
@@ -198,9 +210,9 @@ class SegmentDialect:
             anonymous_id=anonymous_id,
             group_id=group_id,
             previous_id=previous_id,
-            timestamp=request.received_at,
-            original_timestamp=m.originalTimestamp or m.timestamp,
-            sent_at=m.sentAt or batch_sent_at,
+            timestamp=times.timestamp,
+            original_timestamp=times.original,
+            sent_at=times.sent,
             received_at=request.received_at,
             category=m.category if kind in ("page", "screen") else None,
             properties=properties,
@@ -287,6 +299,14 @@ def _from_properties(event: Event, properties: dict[str, Any], kind: str) -> Non
                 setattr(event, name, fields.text(found) or getattr(event, name))
     elif kind == "track" and (category := properties.get("category")) is not None:
         event.category = fields.text(category)
+
+
+def _note(context: dict[str, Any], name: str, text: str) -> dict[str, Any]:
+    """The context with a note of Roost's under `context.roost` (a copy: it may be shared)."""
+    roost = context.get("roost")
+    notes = dict(roost) if isinstance(roost, dict) else {}
+    notes[name] = text
+    return {**context, "roost": notes}
 
 
 def _id(value: Id | None) -> str | None:

@@ -16,7 +16,6 @@ from roost.pipeline.authorize import Authorize
 from roost.pipeline.batch import Batch, Stage
 from roost.pipeline.budget import Budget, Usage
 from roost.pipeline.campaign import Campaign
-from roost.pipeline.clock import ClockSkew
 from roost.pipeline.consent import Consent
 from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
@@ -78,7 +77,6 @@ def build(
             consent,
             contracts,
             Budget(usage),
-            ClockSkew(),
             UserAgent(),
             geo,
             visitor,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from roost.model import EVENT_TYPES, Event
 from roost.pipeline.batch import Batch, Verdict
 
@@ -29,10 +27,6 @@ class Validate:
                     field,
                     400,
                 )
-            for name in ("original_timestamp", "sent_at"):
-                value = getattr(event, name)
-                if value is not None and value.tzinfo is None:
-                    setattr(event, name, value.replace(tzinfo=UTC))  # no zone given: UTC
             return None
 
         batch.keep(verdict)

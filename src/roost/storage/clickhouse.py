@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +28,7 @@ import msgspec
 import pyarrow as pa
 
 from roost import metrics
+from roost.dialects.clock import STORABLE, storable
 from roost.errors import BackendError, BadRequest
 from roost.query.dialect import ClickHouseDialect, SqlDialect
 from roost.query.sql import check_select, plain_value
@@ -84,8 +85,9 @@ def _time(value: Any) -> str | None:
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC)
+    parsed = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if not storable(parsed):  # written before ingest refused such times: never wedge a load
+        parsed = min(max(parsed, STORABLE[0]), STORABLE[1] - timedelta(seconds=1))
     return f"{parsed:%Y-%m-%d %H:%M:%S}"
 
 
