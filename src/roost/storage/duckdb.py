@@ -75,6 +75,11 @@ class DuckDBWarehouse:
                 "allow_community_extensions": "false",
                 "python_enable_replacements": "false",
                 "checkpoint_threshold": "1TB",
+                # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics
+                # prove empty (the events view joins the identity links, empty until the
+                # first alias): an answer must mean what its statement says, so that pass is
+                # off (tests/query/test_sql_meaning.py; ~0-40% slower on some reports).
+                "disabled_optimizers": "statistics_propagation",
                 "lock_configuration": "true",
             },
         )
