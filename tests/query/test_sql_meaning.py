@@ -48,7 +48,7 @@ BOTH = [
     (
         "select user_id, count(*) as n from events group by user_id order by n desc, user_id limit 1",
         [["u0", 4]],
-    ),  # fmt: skip
+    ),
     (
         "select count(*) from (select * from (select value from events limit 2) "
         "union all select * from (select value from events limit 3))",
@@ -69,16 +69,16 @@ DUCKDB_ONLY = [
     (
         "select count(*) from (select value from events union select value from events limit 4)",
         [[4]],
-    ),  # fmt: skip
+    ),
     (
         "select count(*) from (select * from range(10) t(x) left join events on x = value limit 2)",
         [[2]],
-    ),  # fmt: skip
+    ),
     (
         "select count(*) from (select * from range(10) t(x) left join "
         "(select * from events where event = 'none') e on x = e.value limit 2)",
         [[2]],
-    ),  # fmt: skip
+    ),
     ("from events select event limit 1", [["E"]]),
 ]
 
