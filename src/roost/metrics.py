@@ -98,6 +98,13 @@ DELIVERED = Counter(
     ["destination"],
     registry=REGISTRY,
 )
+SKIPPED = Counter(
+    "roost_destination_skipped_events",
+    "Events a destination would take that the event itself opted out of, by destination "
+    "and reason (Segment's `integrations`).",
+    ["destination", "reason"],
+    registry=REGISTRY,
+)
 DELIVERY_FAILURES = Counter(
     "roost_delivery_failures",
     "Delivery attempts that failed, by destination and whether they will be retried.",

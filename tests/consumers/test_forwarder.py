@@ -138,6 +138,32 @@ def test_a_webhook_gets_the_projects_events_it_takes_signed_and_mapped(
     assert request.headers["X-Roost-Signature"] == f"sha256={expected.hexdigest()}"
 
 
+def test_segments_integrations_opt_an_event_out_by_the_destinations_name(
+    env: Env, receiver: Receiver
+) -> None:
+    destination(env, "hook_all", kind="webhook", url=receiver.url, **FAST)
+    send(
+        env,
+        {"event": "E", "messageId": "off", "integrations": {"hook_all": False}},
+        {"event": "E", "messageId": "all-off", "integrations": {"All": False}},
+        {"event": "E", "messageId": "all-off-but-me",
+         "integrations": {"All": False, "hook_all": True}},
+        {"event": "E", "messageId": "object-on", "integrations": {"All": False, "hook_all": {}}},
+        {"event": "E", "messageId": "others-off", "integrations": {"Mixpanel": False}},
+        {"event": "E", "messageId": "case", "integrations": {"Hook_All": False}},
+        {"event": "E", "messageId": "plain"},
+    )  # fmt: skip
+    receiver.wait_for(5)
+    time.sleep(0.3)
+    assert [e["messageId"] for e in receiver.events()] == [
+        "all-off-but-me", "object-on", "others-off", "case", "plain",
+    ]  # fmt: skip
+    found = status_when(env, "hook_all", lambda s: s["skipped"] == 2)
+    assert found["skipped"] == 2
+    skipped = [r for r in found["recent"] if r["status"] == "skipped"]
+    assert sum(r["count"] for r in skipped) == 2 and skipped[0]["reason"] == "integrations"
+
+
 def test_batches_are_cut_by_count_and_by_time(env: Env, receiver: Receiver) -> None:
     destination(env, "hook", kind="webhook", url=receiver.url, batch_count=3, **FAST)
     send(env, *({"event": "E", "messageId": f"m{i}"} for i in range(7)))

@@ -58,6 +58,7 @@ class Snapshot:
     pending: int = 0
     recent: list[dict[str, Any]] = field(default_factory=list)
     retry_at: float | None = None  # epoch seconds of the next try of a failing batch
+    skipped: int = 0
 
 
 def count(entry: dict[str, Any]) -> None:
@@ -147,6 +148,9 @@ class Forwarder(Follower):
         self.saved_at = time.monotonic()
         self.retry_at: float | None = None  # when the batch being retried is tried next
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
+        self.skipped = 0  # events opted out by their `integrations`, since this start
+        self.skipping: list[str] = []  # their messageIds, until the next debugger entry
+        self.skipping_from = 0
         self._requests = threading.Lock()
         self._rewind: int | None = None
         self._letters = False
@@ -166,7 +170,8 @@ class Forwarder(Follower):
         return self.state.log_offset
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.state, len(self.pending), list(self.recent.copy()), self.retry_at)
+        recent = list(self.recent.copy())
+        return Snapshot(self.state, len(self.pending), recent, self.retry_at, self.skipped)
 
     # The thread
 
@@ -178,6 +183,17 @@ class Forwarder(Follower):
             and (d.events is None or event.type not in NAMED or event.event in d.events)
             and granted(event.context, d.consent)
         )
+
+    def opted_in(self, event: Event) -> bool:
+        """Segment's `integrations` rules: the destination's own name (case-sensitive) decides
+        when present; otherwise `All` does, and without it everything is on."""
+        chosen = event.integrations
+        if not chosen:
+            return True
+        own = chosen.get(self.destination.name)
+        if own is not None:
+            return own is not False
+        return chosen.get("All") is not False
 
     def payload(self, event: Event) -> dict[str, Any]:
         out = to_segment(event)
@@ -209,7 +225,10 @@ class Forwarder(Follower):
             for logged in self.log.read_sync(self.scan, self.read_limit):
                 if self._stopping:
                     return
-                if self.takes(logged.event):
+                if self.takes(logged.event) and not self.opted_in(logged.event):
+                    self._skip(logged.offset, logged.event)
+                    self.scan = logged.offset
+                elif self.takes(logged.event):
                     body = self.payload(logged.event)
                     size = len(_encode(body))
                     full = self.pending and self.pending_bytes + size > d.batch_bytes
@@ -224,6 +243,7 @@ class Forwarder(Follower):
                         return
                 else:
                     self.scan = logged.offset
+            self._report_skipped()
             if self._due() and not self._flush(up_to=self.scan):
                 return
         if self._due():
@@ -232,6 +252,33 @@ class Forwarder(Follower):
             self.state = replace(self.state, log_offset=self.scan)
             if time.monotonic() - self.saved_at >= SAVE_IDLE_EVERY:
                 self._save()
+
+    def _skip(self, offset: int, event: Event) -> None:
+        self.skipped += 1
+        if not self.skipping:
+            self.skipping_from = offset
+        self.skipping.append(event.message_id)
+        metrics.SKIPPED.labels(self.destination.name, "integrations").inc()
+
+    def _report_skipped(self) -> None:
+        """One debugger entry for the events the last read opted out of this destination."""
+        if not self.skipping:
+            return
+        ids, self.skipping = self.skipping, []
+        entry: dict[str, Any] = {
+            "outcome": "delivery",
+            "destination": self.destination.name,
+            "status": "skipped",
+            "reason": "integrations",
+            "count": len(ids),
+            "first_offset": self.skipping_from,
+            "last_offset": self.scan,
+            "at": datetime.now(UTC).isoformat(),
+            "message_ids": ids,
+        }
+        self.recent.append({k: v for k, v in entry.items() if k != "message_ids"})
+        if self.report is not None:
+            self.report(self.destination.project_id, entry)
 
     def _due(self) -> bool:
         waited = time.monotonic() - self.pending_since
@@ -510,6 +557,7 @@ def status(
         "last_error_at": when(state.last_error_at) if state else None,
         "next_retry_at": None,
         "recent": list(running.recent) if running is not None else [],
+        "skipped": running.skipped if running is not None else 0,
     }
     if running is not None and running.retry_at is not None:
         out["next_retry_at"] = datetime.fromtimestamp(running.retry_at, UTC).isoformat()
