@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,26 @@ def test_profile_rules(env: Env) -> None:
     status, u2 = profile(env, "u2")
     assert u2["groups"] == [{"group_id": "acme", "traits": {"name": "Acme", "seats": 5}}]
     assert u2["event_count"] == 1
+
+
+def test_context_traits_are_identify_traits_too(env: Env) -> None:
+    """RudderStack's libraries send an identify's traits only in context.traits."""
+    send(
+        env,
+        {"type": "identify", "userId": "r1", "context": {"traits": {"email": "r@x.io", "plan": "a"}}},
+        {"type": "identify", "userId": "r1", "traits": {"plan": "b"},
+         "context": {"traits": {"plan": "ignored", "seats": 3}}},
+        {"type": "track", "userId": "r1", "event": "E", "context": {"traits": {"plan": "no"}}},
+    )  # fmt: skip
+    status, body = profile(env, "r1")
+    assert status == 200, body
+    assert body["traits"] == {"email": "r@x.io", "plan": "b", "seats": 3}
+    stored = env.sql("select type, traits from events where user_id = 'r1' order by log_offset")
+    assert [(r["type"], json.loads(r["traits"])) for r in stored] == [
+        ("identify", {"email": "r@x.io", "plan": "a"}),
+        ("identify", {"plan": "b", "seats": 3}),
+        ("track", {}),
+    ]
 
 
 def test_unknown_user_and_keys(env: Env) -> None:

@@ -216,7 +216,7 @@ class SegmentDialect:
             received_at=request.received_at,
             category=m.category if kind in ("page", "screen") else None,
             properties=properties,
-            traits=(m.traits or {}) if kind in ("identify", "group") else {},
+            traits=_traits(kind, m.traits, context),
             context=context,
             integrations=integrations,
             ip=request.client_ip,
@@ -299,6 +299,18 @@ def _from_properties(event: Event, properties: dict[str, Any], kind: str) -> Non
                 setattr(event, name, fields.text(found) or getattr(event, name))
     elif kind == "track" and (category := properties.get("category")) is not None:
         event.category = fields.text(category)
+
+
+def _traits(kind: str, traits: dict[str, Any] | None, context: dict[str, Any]) -> dict[str, Any]:
+    """An identify's traits with `context.traits` under them (RudderStack's libraries send
+    them only there); a group's own traits. The top-level value wins a clash."""
+    if kind == "identify":
+        inner = context.get("traits")
+        if isinstance(inner, dict) and inner:
+            return {**inner, **traits} if traits else dict(inner)
+    if kind in ("identify", "group"):
+        return traits or {}
+    return {}
 
 
 def _note(context: dict[str, Any], name: str, text: str) -> dict[str, Any]:
