@@ -69,11 +69,14 @@ def _iso(moment: datetime) -> str:
 
 
 class Demo:
-    def __init__(self, seed: int, days: int, scale: float, until: date) -> None:
+    def __init__(
+        self, seed: int, days: int, scale: float, until: date, now: datetime | None = None
+    ) -> None:
         self.rng = random.Random(seed)
         self.days = days
         self.scale = scale
         self.until = until
+        self.now = now  # nothing is made to happen after it
 
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -95,6 +98,8 @@ class Demo:
             today += self._game(day, index)
             today += self._app(day, index, customers, joined)
             today.sort(key=lambda item: item[0])
+            if self.now is not None:
+                today = [item for item in today if item[0] <= self.now]
             yield day, [event for _, event in today]
 
     # The website: visits, a sign-up funnel, purchases
@@ -259,4 +264,7 @@ def generate(
     seed: int = 42, days: int = 28, scale: float = 1.0, until: date | None = None
 ) -> Iterator[tuple[date, list[Event]]]:
     """The demo's events day by day, as (dialect, event) pairs: "segment" or "game"."""
-    return Demo(seed, days, scale, until or datetime.now(UTC).date()).by_day()
+    if until is not None:
+        return Demo(seed, days, scale, until).by_day()
+    now = datetime.now(UTC)
+    return Demo(seed, days, scale, now.date(), now).by_day()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,17 @@ def test_the_same_seed_gives_the_same_events() -> None:
 
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+
+def test_the_demo_writes_nothing_later_than_now() -> None:
+    now = datetime.now(UTC)
+    times = [
+        datetime.fromisoformat(str(event.get("timestamp") or event.get("ts")))
+        for _, events in generate(3, days=2, scale=0.2)
+        for _, event in events
+    ]
+    assert times and max(times) <= now
+    assert max(times).date() == now.date() or now.hour < 7  # today's events up to now
 
 
 def test_demo_fills_every_report(tmp_path: Path) -> None:

@@ -76,6 +76,18 @@ def test_sessions_from_start_to_end_or_last_event(played: Env) -> None:
     ]
 
 
+def test_a_web_session_without_a_build_is_no_game_session(played: Env) -> None:
+    response = played.client.post(
+        "/v1/track",
+        json={"userId": "web", "event": "Clicked", "timestamp": "2024-04-01T12:00:00Z",
+              "context": {"sessionId": "web-session-1"}},
+        headers={"X-Write-Key": played.write_key},
+    )  # fmt: skip
+    assert response.status_code == 200
+    [total] = report(played, "sessions")
+    assert total["sessions"] == 2
+
+
 def test_errors_grouped_by_signature(played: Env) -> None:
     errors = report(played, "errors")
     assert [

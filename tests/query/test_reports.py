@@ -132,6 +132,16 @@ def test_daily_cohorts(app: Env) -> None:
     assert answer["cohorts"][0]["percent"] == [100.0, 50.0, 50.0, 50.0]
 
 
+def test_periods_after_the_range_are_null_not_zero(app: Env) -> None:
+    """A period that has not happened (here: after the range's last day) is no 0% period."""
+    answer = report(app, "retention", period="day", periods=4,
+                    date_range=["2024-03-01", "2024-03-03"])  # fmt: skip
+    assert [(c["cohort"], c["retained"], c["percent"]) for c in answer["cohorts"]] == [
+        ("2024-03-01", [2, 1, 1, None], [100.0, 50.0, 50.0, None]),
+        ("2024-03-02", [1, 1, None, None], [100.0, 100.0, None, None]),
+    ]
+
+
 def test_weekly_cohorts_start_on_monday(app: Env) -> None:
     answer = report(app, "retention", period="week", periods=2, date_range=MARCH)
     assert [(c["cohort"], c["people"], c["retained"]) for c in answer["cohorts"]] == [

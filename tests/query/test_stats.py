@@ -149,6 +149,14 @@ def test_dimensions_group_and_order(shop: Env) -> None:
     ]
 
 
+def test_a_breakdown_lists_only_groups_that_have_what_was_asked(shop: Env) -> None:
+    """The Signup tracks have no page: no `null` row with 0 pageviews."""
+    by_page = query(shop, metrics=["pageviews"], dimensions=["page"])
+    assert rows(by_page) == [("/", 2), ("/pricing", 1)]
+    both = query(shop, metrics=["pageviews", "events"], dimensions=["page"])
+    assert rows(both) == [("/", 2, 3), ("/pricing", 1, 1), (None, 0, 2)]
+
+
 @pytest.mark.parametrize(
     "filters, events",
     [

@@ -75,8 +75,10 @@ def _totals(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 async def _live(context: Context) -> dict[str, int]:
-    since = datetime.now(UTC).replace(tzinfo=None) - LIVE_WINDOW
-    sql = event_queries.recent(since, context.project.id, context.runtime.warehouse.dialect)
+    await context.runtime.caught_up()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    dialect = context.runtime.warehouse.dialect
+    sql = event_queries.recent(now - LIVE_WINDOW, now, context.project.id, dialect)
     result = await _sql(context, sql, 1)
     events, people = result.rows[0] if result.rows else (0, 0)
     return {"events": int(events or 0), "people": int(people or 0)}

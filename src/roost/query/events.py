@@ -58,11 +58,15 @@ def timeline(ids: Sequence[str], project_id: int, dialect: SqlDialect, limit: in
     )
 
 
-def recent(since: datetime, project_id: int, dialect: SqlDialect) -> str:
-    """Events received since a moment, and the people behind them: the live counter."""
+def recent(since: datetime, until: datetime, project_id: int, dialect: SqlDialect) -> str:
+    """Events that happened in [since, until] and the people behind them: the live counter.
+
+    By the events' own time, not their arrival: a backfill or an offline device's batch
+    arriving now did not happen in the last five minutes."""
     return (
         "SELECT count(*) AS events, count(DISTINCT coalesce(user_id, anonymous_id)) AS people "
-        f"FROM {dialect.rows(project_id)} AS e WHERE received_at >= {dialect.timestamp(since)}"
+        f"FROM {dialect.rows(project_id)} AS e WHERE timestamp >= {dialect.timestamp(since)} "
+        f"AND timestamp <= {dialect.timestamp(until)}"
     )
 
 

@@ -73,7 +73,10 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
         "max(CASE WHEN event = 'Session:End' THEN timestamp END) AS ended_at, "
         "min(timestamp) AS first_seen, max(timestamp) AS last_seen, count(*) AS events, "
         "min(build) AS build, min(dim1) AS dim1, min(dim2) AS dim2, min(dim3) AS dim3 "
-        f"FROM {base} AS b WHERE session_id IS NOT NULL GROUP BY session_id"
+        # a game session carries its build (every game event does): a web or Segment
+        # session (context.sessionId, no build) is not one
+        f"FROM {base} AS b WHERE session_id IS NOT NULL AND build IS NOT NULL "
+        "GROUP BY session_id"
     )
     keys = []
     for name in r.by:

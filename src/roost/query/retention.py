@@ -12,7 +12,7 @@ cohort's; period 0 is the cohort's own. People are the Stats API's `users`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from roost.errors import BadRequest
@@ -107,6 +107,16 @@ def _index(cohort: date, period: date, unit: str) -> int:
     return (period.year - cohort.year) * 12 + period.month - cohort.month
 
 
+def _start(cohort: date, i: int, unit: str) -> date:
+    """The first day of a cohort's i-th period."""
+    if unit == "day":
+        return cohort + timedelta(days=i)
+    if unit == "week":
+        return cohort + timedelta(days=7 * i)
+    month = cohort.month - 1 + i
+    return date(cohort.year + month // 12, month % 12 + 1, 1)
+
+
 def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
     sizes: dict[date, int] = {}
     retained: dict[date, list[int]] = {}
@@ -118,18 +128,23 @@ def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
         i = _index(day, _day(period), r.period)
         if i < r.periods:
             retained.setdefault(day, [0] * r.periods)[i] = int(people)
-    cohorts = [
-        {
-            "cohort": day.isoformat(),
-            "people": size,
-            "retained": retained.get(day, [0] * r.periods),
-            "percent": [
-                round(100.0 * n / size, 2) if size else 0.0
-                for n in retained.get(day, [0] * r.periods)
-            ],
-        }
-        for day, size in sorted(sizes.items())
-    ]
+    last = r.scope.last_day or (r.scope.end - timedelta(microseconds=1)).date()
+    cohorts = []
+    for day, size in sorted(sizes.items()):
+        # a period that begins after the range's last day has not been seen: null, not 0%
+        seen = [_start(day, i, r.period) <= last for i in range(r.periods)]
+        counts = retained.get(day, [0] * r.periods)
+        cohorts.append(
+            {
+                "cohort": day.isoformat(),
+                "people": size,
+                "retained": [n if ok else None for n, ok in zip(counts, seen, strict=True)],
+                "percent": [
+                    (round(100.0 * n / size, 2) if size else 0.0) if ok else None
+                    for n, ok in zip(counts, seen, strict=True)
+                ],
+            }
+        )
     return {
         "cohorts": cohorts,
         "query": {

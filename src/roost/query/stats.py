@@ -439,6 +439,10 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
     sql = f"SELECT {', '.join(selected)} FROM ({stacked}) AS parts"
     if keys:
         sql += f"{group} HAVING max(in_g) = 1"
+    if keys and not any(d.kind == "time" for d in q.dimensions):
+        # A breakdown lists the groups that have what was asked: a track event's NULL page
+        # is no row of "pageviews by page" (a time series keeps its empty buckets)
+        sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
     aliases = {m: f"m{i}" for i, m in enumerate(q.metrics)}
     aliases.update({d.name: f"d{i}" for i, d in enumerate(q.dimensions)})
     order = [f"{aliases[name]} {direction.upper()}" for name, direction in q.order_by]
