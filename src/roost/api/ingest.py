@@ -26,6 +26,7 @@ from roost.api.body import Receive, read_body
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
+from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
 from roost.dialects.web import WebDialect
 from roost.errors import BackendError, ClientError
@@ -40,6 +41,7 @@ SEGMENT = SegmentDialect()
 GAME = GameDialect()
 WEB = WebDialect()
 FREEFORM = FreeformDialect()
+RESTORE = RestoreDialect()
 CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
 
 
@@ -49,6 +51,7 @@ def _paths() -> dict[str, Dialect | None]:
     table["/api/v1/events/pageview"] = WEB
     table["/api/v1/events/custom"] = WEB
     table["/post"] = FREEFORM
+    table["/api/v1/restore"] = RESTORE
     return {**table, **{path + "/": dialect for path, dialect in table.items()}}
 
 

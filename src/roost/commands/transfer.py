@@ -1,7 +1,8 @@
 """`roost export` and `roost import`: events out of and into a running server, over HTTP.
 
-Import reads NDJSON, one event a line, in any of the four dialects (API.md) or Segment's
-export format, tells each line's dialect by its fields, and sends it the way that dialect
+Import reads NDJSON, one event a line, in any of the four dialects (API.md), Segment's
+export format or Roost's own NDJSON export (restored as it was stored, through
+`/api/v1/restore`), tells each line's dialect by its fields, and sends it the way that dialect
 takes it: Segment and game events in batches, web and free-form events one by one. Going
 through ingest, imported events are checked, enriched and deduplicated by messageId (a
 game event's `event_id`) like any other, and keep their own times (`timestamp`, `ts`) —
@@ -27,15 +28,18 @@ from roost.commands.common import (
     server_options,
     server_url,
 )
+from roost.dialects.restore import is_export_row
 
 SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
-BATCH = {"segment": 500, "game": 100}  # events per request (game: the dialect's limit)
+BATCH = {"segment": 500, "game": 100, "restore": 500}  # events per request (game: its limit)
 
 
 def dialect_of(event: Any) -> str | None:
     """Which dialect a decoded line speaks, by its fields; None if none."""
     if not isinstance(event, dict):
         return None
+    if is_export_row(event):
+        return "restore"
     if "player_hash" in event or ("build_version" in event and "session_id" in event):
         return "game"
     if "site_id" in event:
@@ -50,7 +54,9 @@ def dialect_of(event: Any) -> str | None:
 def _path(dialect: str, event: dict[str, Any]) -> str:
     if dialect == "web":
         return "/api/v1/events/custom" if "event_name" in event else "/api/v1/events/pageview"
-    return {"segment": "/v1/batch", "game": "/api/v1/events", "freeform": "/post"}[dialect]
+    paths = {"segment": "/v1/batch", "game": "/api/v1/events", "freeform": "/post",
+             "restore": "/api/v1/restore"}  # fmt: skip
+    return paths[dialect]
 
 
 class Importer:

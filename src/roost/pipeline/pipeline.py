@@ -29,13 +29,17 @@ from roost.pipeline.visitor import Visitor
 
 
 class Pipeline:
-    def __init__(self, stages: list[Stage]) -> None:
+    def __init__(self, stages: list[Stage], restore: list[Stage] | None = None) -> None:
         self.stages = stages
+        self.restore = stages if restore is None else restore  # for Roost's own export
+
+    def _for(self, batch: Batch) -> list[Stage]:
+        return self.restore if batch.dialect == "restore" else self.stages
 
     def run(self, batch: Batch) -> None:
         done: list[Stage] = []
         try:
-            for stage in self.stages:
+            for stage in self._for(batch):
                 if not batch.events and done:
                     break
                 stage(batch)
@@ -45,7 +49,7 @@ class Pipeline:
             raise
 
     def settle(self, batch: Batch, stored: bool) -> None:
-        self._settle(self.stages, batch, stored)
+        self._settle(self._for(batch), batch, stored)
 
     @staticmethod
     def _settle(stages: list[Stage], batch: Batch, stored: bool) -> None:
@@ -66,25 +70,31 @@ def build(
     consent: Consent,
     transform: Transform,
 ) -> Pipeline:
+    authorize = Authorize()
+    rate_limit = RateLimit(
+        enterprise=(settings.enterprise_rate, settings.enterprise_burst),
+        buckets=buckets_for(settings.rate_limit_url),
+    )
+    validate, budget, dedup_stage = Validate(), Budget(usage), Dedup(dedup)
     return Pipeline(
         [
-            Authorize(),
-            RateLimit(
-                enterprise=(settings.enterprise_rate, settings.enterprise_burst),
-                buckets=buckets_for(settings.rate_limit_url),
-            ),
-            Validate(),
+            authorize,
+            rate_limit,
+            validate,
             consent,
             contracts,
-            Budget(usage),
+            budget,
             UserAgent(),
             geo,
             visitor,
             Campaign(),
             DropIP(),
-            Dedup(dedup),
+            dedup_stage,
             transform,
-        ]
+        ],
+        # Roost's own export coming back: checked and counted, not enriched or transformed
+        # again (that ran when the events first came in)
+        restore=[authorize, rate_limit, validate, budget, dedup_stage],
     )
 
 
