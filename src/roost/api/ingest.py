@@ -61,7 +61,7 @@ CORS = [
     (b"access-control-allow-methods", b"POST, OPTIONS"),
     (
         b"access-control-allow-headers",
-        b"Authorization, Content-Type, Content-Encoding, X-Write-Key",
+        b"Authorization, Content-Type, Content-Encoding, X-Write-Key, X-Eventbunker-Write-Key",
     ),
     (b"access-control-max-age", b"86400"),
 ]

@@ -104,7 +104,8 @@ class Dialect(Protocol):
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The key of any header scheme of API.md: Basic `key:`, Bearer, or X-Write-Key."""
+    """The key of any header scheme of API.md: Basic `key:`, Bearer, X-Write-Key, or
+    x-eventbunker-write-key (the free-form dialect's document)."""
     auth = headers.get("authorization", "").strip()
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -118,7 +119,11 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
                 return None
             user, _, password = decoded.partition(":")
             return user or password or None
-    return headers.get("x-write-key", "").strip() or None
+    return (
+        headers.get("x-write-key", "").strip()
+        or headers.get("x-eventbunker-write-key", "").strip()  # 002's documented header
+        or None
+    )
 
 
 def retry_headers(error: ClientError) -> dict[str, str]:

@@ -27,6 +27,7 @@ from roost.model import Event, new_message_id
 
 MAX_EVENT_NAME = 200
 VALIDATION_FAILED = "Body JSON validation failed."
+INVALID_KEY = "Invalid x-eventbunker-write-key"  # 002's error texts, word for word
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -81,7 +82,10 @@ class FreeformDialect:
                 raise _invalid(
                     f"{key}: nested objects are not allowed (got {json_kind(value)})", key
                 )
-        parsed = Parsed(key=key_from_headers(request.headers), total=1, single=True)
+        body_key = body.pop("writeKey", None)  # API.md: any write request may carry it
+        if body_key is not None and not isinstance(body_key, str):
+            raise _invalid("writeKey: must be a string", "writeKey")
+        parsed = Parsed(key=key_from_headers(request.headers) or body_key, total=1, single=True)
         if len(request.body) > request.max_event_bytes:
             parsed.reject(
                 0, "too_large", f"event must be at most {request.max_event_bytes} bytes", None, 413
@@ -122,7 +126,7 @@ class FreeformDialect:
 
     def refuse(self, error: ClientError, total: int) -> Reply:
         if isinstance(error, Unauthorized):
-            message = error.message if error.message == WRONG_KIND else "Invalid write key"
+            message = f"{WRONG_KIND} {INVALID_KEY}" if error.message == WRONG_KIND else INVALID_KEY
             body: dict[str, Any] = {"error": message}
         elif error.status == 400:
             body = {"error": VALIDATION_FAILED, "detail": error.message, "field": error.field}
