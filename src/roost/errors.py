@@ -37,6 +37,13 @@ class ClientError(RoostError):
     code = "invalid_request"
 
 
+class Stale(ClientError):
+    """A consistent answer was asked for while the Warehouse is behind the Log."""
+
+    status = 503
+    code = "warehouse_behind"
+
+
 class BadRequest(ClientError):
     status = 400
     code = "invalid_request"

@@ -141,6 +141,15 @@ class Runtime:
             await asyncio.sleep(0.005)
         return True
 
+    async def behind(self) -> int:
+        """How many acknowledged Log offsets the Warehouse has not loaded yet (0: none)."""
+        target = self.log.last_offset()
+        if self.consumers is None:
+            loaded = await asyncio.to_thread(self.warehouse.stored_offset)
+        else:
+            loaded = self.warehouse.loaded_offset()
+        return max(0, target - loaded)
+
     async def _stored_up_to(self, target: int, deadline: float) -> bool:
         delay = 0.005
         while True:

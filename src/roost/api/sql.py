@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from roost.api.body import read_body
 from roost.api.reading import json_response, read_endpoint
-from roost.errors import BadRequest
+from roost.errors import BadRequest, Stale
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
 
@@ -30,7 +30,15 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
         query = _decode(body)
     except msgspec.DecodeError as exc:
         raise BadRequest(f'body: must be {{"sql": "..."}} ({exc})', field="sql") from None
-    await runtime.caught_up()  # read your writes: every acknowledged event is visible
+    consistent = request.query_params.get("consistent", "").lower() in ("1", "true", "yes")
+    # read your writes: every acknowledged event is visible, or the answer says how many not
+    behind = 0 if await runtime.caught_up() else await runtime.behind()
+    if behind and consistent:
+        raise Stale(
+            f"consistent: the Warehouse is {behind} events behind what was acknowledged; "
+            "try again, or ask without consistent=true for an answer that says so",
+            field="consistent",
+        )
     result = await asyncio.to_thread(
         runtime.warehouse.project_sql,
         key.project_id,
@@ -38,7 +46,12 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
         timeout=runtime.settings.sql_timeout_seconds,
         max_rows=runtime.settings.sql_max_rows,
     )
-    return json_response(result)
+    body = {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+    if behind:
+        body["behind"] = behind
+    response = json_response(body)
+    response.headers["X-Roost-Behind"] = str(behind)
+    return response
 
 
 def routes() -> list[BaseRoute]:

@@ -74,9 +74,10 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
         "min(timestamp) AS first_seen, max(timestamp) AS last_seen, count(*) AS events, "
         "min(build) AS build, min(dim1) AS dim1, min(dim2) AS dim2, min(dim3) AS dim3 "
         # a game session carries its build (every game event does): a web or Segment
-        # session (context.sessionId, no build) is not one
-        f"FROM {base} AS b WHERE session_id IS NOT NULL AND build IS NOT NULL "
-        "GROUP BY session_id"
+        # session (context.sessionId, no build) is not one. Filtered a level down: here
+        # `build` is also min(build)'s alias, and ClickHouse's aliases are query-global
+        f"FROM (SELECT * FROM {base} AS b0 WHERE session_id IS NOT NULL AND build IS NOT NULL) "
+        "AS b GROUP BY session_id"
     )
     keys = []
     for name in r.by:
