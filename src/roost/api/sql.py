@@ -46,10 +46,12 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
         timeout=runtime.settings.sql_timeout_seconds,
         max_rows=runtime.settings.sql_max_rows,
     )
-    body = {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+    answer: dict[str, object] = {
+        "columns": result.columns, "rows": result.rows, "truncated": result.truncated,
+    }  # fmt: skip
     if behind:
-        body["behind"] = behind
-    response = json_response(body)
+        answer["behind"] = behind
+    response = json_response(answer)
     response.headers["X-Roost-Behind"] = str(behind)
     return response
 
