@@ -274,6 +274,8 @@ _CONTEXT_FIELDS = (
     ("campaign", "content", "utm_content"),
     ("app", "build", "build"),
     ("app", "version", "build"),
+    ("device", "type", "device"),  # a mobile library's platform; a userAgent, if any, wins
+    ("os", "name", "os"),
 )
 
 
