@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from roost.dialects.clock import DEFAULT_MAX_SKEW
-from roost.errors import ClientError
+from roost.errors import BadRequest, ClientError
 from roost.model import Event, Outcome
 
 
@@ -150,6 +150,20 @@ def validation_field(error: msgspec.ValidationError, prefix: str = "") -> tuple[
         message = message.replace("`", "")
     full = f"{prefix}.{path}" if prefix and path else (prefix or path)
     return (full or None), message
+
+
+T = TypeVar("T")
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """The request's envelope, or a 400 naming the field and the rule it breaks."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        field, rule = validation_field(exc)
+        raise BadRequest(describe(field, rule), field=field) from None
+    except msgspec.DecodeError:
+        raise BadRequest("body: must be a JSON object", field="body") from None
 
 
 def describe(field: str | None, message: str) -> str:

@@ -23,6 +23,7 @@ from roost.dialects.base import (
     Parsed,
     Reply,
     Result,
+    decode_body,
     describe,
     json_kind,
     key_from_headers,
@@ -110,13 +111,7 @@ class GameDialect:
     name = "game"
 
     def parse(self, request: IngestRequest) -> Parsed:
-        try:
-            envelope = _envelope.decode(request.body)
-        except msgspec.ValidationError as exc:
-            field, rule = validation_field(exc)
-            raise BadRequest(describe(field, rule), field=field) from None
-        except msgspec.DecodeError:
-            raise BadRequest("body: must be a JSON object", field="body") from None
+        envelope = decode_body(_envelope, request.body)
         count = len(envelope.events)
         if not 1 <= count <= MAX_EVENTS:
             raise BadRequest(

@@ -18,6 +18,7 @@ from roost.dialects.base import (
     Parsed,
     Reply,
     Result,
+    decode_body,
     describe,
     key_from_headers,
     retry_headers,
@@ -78,13 +79,7 @@ class SegmentDialect:
         return self._parse_single(request, SINGLE_PATHS.get(path))
 
     def _parse_single(self, request: IngestRequest, call_type: str | None) -> Parsed:
-        try:
-            message = _message.decode(request.body)
-        except msgspec.ValidationError as exc:
-            field, rule = validation_field(exc)
-            raise BadRequest(describe(field, rule), field=field) from None
-        except msgspec.DecodeError:
-            raise BadRequest("body: must be a JSON object", field="body") from None
+        message = decode_body(_message, request.body)
         parsed = Parsed(
             key=key_from_headers(request.headers) or message.writeKey, total=1, single=True
         )
@@ -95,13 +90,7 @@ class SegmentDialect:
         return parsed
 
     def _parse_batch(self, request: IngestRequest, limit: int) -> Parsed:
-        try:
-            envelope = _envelope.decode(request.body)
-        except msgspec.ValidationError as exc:
-            field, rule = validation_field(exc)
-            raise BadRequest(describe(field, rule), field=field) from None
-        except msgspec.DecodeError:
-            raise BadRequest("body: must be a JSON object", field="body") from None
+        envelope = decode_body(_envelope, request.body)
         if envelope.batch is None:
             raise BadRequest("batch: is required and must be an array of events", field="batch")
         if len(envelope.batch) > limit:
