@@ -66,8 +66,17 @@ def _check_url(url: str, field: str) -> None:
         parts = urlsplit(url)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadRequest(f"{field}: must be an absolute http(s) URL", field=field)
+    # any absolute URL: a web page's https://, a mobile app's app://example/screen (001)
+    # (not a script: javascript:, data: and vbscript: are never a page anyone was on)
+    if (
+        parts is None
+        or not parts.scheme
+        or parts.scheme in ("javascript", "data", "vbscript")
+        or not (parts.netloc or parts.path)
+    ):
+        raise BadRequest(
+            f"{field}: must be an absolute URL with a scheme (https://…, app://…)", field=field
+        )
 
 
 def check_props(props: dict[str, Any]) -> None:
