@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,8 +64,9 @@ class Importer:
     """Sends events the way each dialect takes them, over one keep-alive connection; Segment
     and game events wait in a batch per dialect until it is full (or `flush`)."""
 
-    def __init__(self, base: str, key: str) -> None:
+    def __init__(self, base: str, key: str, restore_key: Callable[[], str] | None = None) -> None:
         self.base = base
+        self.restore_key = restore_key  # an admin key, asked for at the first export row
         self.client = httpx.Client(
             base_url=base,
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -105,9 +107,12 @@ class Importer:
             self.problems.append(f"line {line_no}: {message}")
 
     def _send(self, dialect: str, lines: list[tuple[int, dict[str, Any]]], body: Any) -> None:
+        headers = {}
+        if dialect == "restore" and self.restore_key is not None:
+            headers["Authorization"] = f"Bearer {self.restore_key()}"
         try:
             response = self.client.post(
-                _path(dialect, lines[0][1]), content=msgspec.json.encode(body)
+                _path(dialect, lines[0][1]), content=msgspec.json.encode(body), headers=headers
             )
         except httpx.HTTPError as error:
             raise click.ClickException(f"cannot reach Roost at {self.base}: {error}") from None
@@ -140,13 +145,33 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
 @click.option(
     "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
 )
+@click.option(
+    "--admin-key",
+    envvar="ROOST_ADMIN_KEY",
+    default=None,
+    help="Admin key for lines of Roost's own export, restored as stored (default: a temporary one).",
+)
 def import_events(
-    data: str | None, file: Path, url: str | None, project: str, key: str | None
+    data: str | None,
+    file: Path,
+    url: str | None,
+    project: str,
+    key: str | None,
+    admin_key: str | None,
 ) -> None:
-    """Send the events of an NDJSON file (any dialect, or Segment's export) to the server."""
+    """Send the events of an NDJSON file (any dialect, Segment's export or Roost's) to the server."""
     base = server_url(load_settings(data=data), url)
-    with borrowed_key(data, project, "write", key) as raw, file.open("rb") as stream:
-        importer = Importer(base, raw)
+    with ExitStack() as stack:
+        raw = stack.enter_context(borrowed_key(data, project, "write", key))
+        stream = stack.enter_context(file.open("rb"))
+        admin: list[str] = []
+
+        def restore_key() -> str:  # borrowed only if the file holds export rows
+            if not admin:
+                admin.append(stack.enter_context(borrowed_key(data, project, "admin", admin_key)))
+            return admin[0]
+
+        importer = Importer(base, raw, restore_key)
         with click.progressbar(
             length=file.stat().st_size, label="Importing", file=sys.stderr
         ) as bar:

@@ -225,10 +225,11 @@ class Forwarder(Follower):
             for logged in self.log.read_sync(self.scan, self.read_limit):
                 if self._stopping:
                     return
-                if self.takes(logged.event) and not self.opted_in(logged.event):
+                takes = self.takes(logged.event)
+                if takes and not self.opted_in(logged.event):
                     self._skip(logged.offset, logged.event)
-                    self.scan = logged.offset
-                elif self.takes(logged.event):
+                    takes = False
+                if takes:
                     body = self.payload(logged.event)
                     size = len(_encode(body))
                     full = self.pending and self.pending_bytes + size > d.batch_bytes

@@ -53,12 +53,31 @@ class Parsed:
         self.indexes.append(index)
         self.events.append(event)
 
+    def oversized(self, index: int, raw: bytes, max_bytes: int) -> bool:
+        """Refuse a batch item over `max_bytes` (413 for it alone); True if it was."""
+        if len(raw) <= max_bytes:
+            return False
+        where = self.field(index, "").rstrip(".")
+        self.reject(index, "too_large", f"{where}: event must be at most {max_bytes} bytes",
+                    where, 413)  # fmt: skip
+        return True
+
     def reject(
-        self, index: int, reason: str, message: str, field: str | None, status: int = 400
+        self,
+        index: int,
+        reason: str,
+        message: str,
+        field: str | None,
+        status: int = 400,
+        more: list[tuple[str, str]] | None = None,
     ) -> None:
+        """Refuse one event; `more` are further (field, rule) it breaks, reported with it."""
         self.outcomes.append(
-            Outcome(index=index, reason=reason, message=message, field=field, status=status)
-        )
+            Outcome(
+                index=index, reason=reason, message=message, field=field, status=status,
+                more=tuple(more or ()),
+            )
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,13 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise BadRequest(describe(field, rule), field=field) from None
     except msgspec.DecodeError:
         raise BadRequest("body: must be a JSON object", field="body") from None
+
+
+def counted(items: list[Any], field: str, most: int) -> int:
+    """How many items a batch holds; a 400 naming the field unless 1 to `most`."""
+    if not 1 <= len(items) <= most:
+        raise BadRequest(f"{field}: must hold 1–{most} events (got {len(items)})", field=field)
+    return len(items)
 
 
 def describe(field: str | None, message: str) -> str:

@@ -30,8 +30,15 @@ OUT_OF_RANGE = "must fall between 1970-01-01 and 2105-12-31 once converted to UT
 _rfc3339 = msgspec.json.Decoder(datetime).decode
 
 
-class OutOfRange(ValueError):
-    """The event's own time cannot be stored."""
+ISO_RULE = "must be an ISO 8601 date-time or date (2026-11-29T10:00:00+01:00, 2026-11-29)"
+
+
+class BadTime(ValueError):
+    """A time a client sent that cannot be an event's time; the message is the rule."""
+
+
+class OutOfRange(BadTime):
+    """The instant cannot be stored (outside what every engine holds, or the calendar)."""
 
 
 def utc(value: datetime) -> datetime:
@@ -47,23 +54,37 @@ def utc(value: datetime) -> datetime:
         raise OutOfRange(OUT_OF_RANGE) from None
 
 
-def parse(text: str) -> datetime | None:
-    """An ISO 8601 date-time (any offset, or none) or a date, in UTC; None if it is neither.
+def read(text: str) -> datetime:
+    """The instant an ISO 8601 date-time (any offset, or none) or date names, in UTC.
 
-    Raises OutOfRange when the instant falls outside years 1–9999 in UTC.
+    Raises BadTime naming the rule it breaks: not such a text, or not storable.
     """
     try:
-        return utc(_rfc3339(msgspec.json.encode(text)))
+        value = utc(_rfc3339(msgspec.json.encode(text)))
     except msgspec.ValidationError:
-        pass
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), UTC)
-        return utc(datetime.fromisoformat(text))
-    except ValueError as exc:
-        if isinstance(exc, OutOfRange):
+        try:
+            if len(text) == 10:
+                value = datetime.combine(date.fromisoformat(text), time(), UTC)
+            else:
+                value = utc(datetime.fromisoformat(text))
+        except OutOfRange:
             raise
-        return None
+        except ValueError:
+            raise BadTime(ISO_RULE) from None
+    if not storable(value):
+        raise OutOfRange(OUT_OF_RANGE)
+    return value
+
+
+def from_millis(millis: float) -> datetime:
+    """The instant of epoch milliseconds, in UTC; raises OutOfRange if it is not storable."""
+    try:
+        value = datetime.fromtimestamp(millis / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise OutOfRange(OUT_OF_RANGE) from None
+    if not storable(value):
+        raise OutOfRange(OUT_OF_RANGE)
+    return value
 
 
 def storable(value: datetime) -> bool:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -36,24 +36,13 @@ def _invalid(detail: str, field: str | None) -> BadRequest:
 
 
 def _timestamp(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            parsed = clock.parse(value)
-        except clock.OutOfRange as exc:
-            raise _invalid(f"timestamp: {exc}", "timestamp") from None
-        if parsed is None:
-            raise _invalid("timestamp: must be an ISO 8601 date-time", "timestamp")
-        if not clock.storable(parsed):
-            raise _invalid(f"timestamp: {clock.OUT_OF_RANGE}", "timestamp")
-        return parsed
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        try:
-            parsed = datetime.fromtimestamp(value / 1000, UTC)
-        except (OverflowError, OSError, ValueError):
-            parsed = None
-        if parsed is not None and clock.storable(parsed):
-            return parsed
-        raise _invalid(f"timestamp: {clock.OUT_OF_RANGE}", "timestamp")
+    try:
+        if isinstance(value, str):
+            return clock.read(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return clock.from_millis(value)
+    except clock.BadTime as exc:
+        raise _invalid(f"timestamp: {exc}", "timestamp") from None
     raise _invalid("timestamp: must be an ISO 8601 string or epoch milliseconds", "timestamp")
 
 

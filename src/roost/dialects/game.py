@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from roost.dialects.base import (
     Parsed,
     Reply,
     Result,
+    counted,
     decode_body,
     describe,
     json_kind,
@@ -30,12 +32,11 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
-from roost.errors import BadRequest, BudgetExceeded, ClientError
+from roost.errors import BudgetExceeded, ClientError
 from roost.model import Event, new_message_id
 
 GAME_TYPES = ("progression", "design", "resource", "error", "session")
 MAX_EVENTS = 100
-TS_RULE = "must be an ISO 8601 date-time or date (2026-11-29T10:00:00+01:00, 2026-11-29)"
 Scalar = str | int | float | bool | None
 
 
@@ -69,9 +70,10 @@ def _length(value: str, low: int, high: int) -> str | None:
     return f"must be {low}–{high} characters (got {len(value)})"
 
 
-def problems(e: GameEvent) -> list[tuple[str, str]]:
-    """Every (field, rule) this event breaks: the SDK is told them all at once."""
+def check(e: GameEvent) -> tuple[datetime | None, list[tuple[str, str]]]:
+    """The event's time, and every (field, rule) it breaks: the SDK is told them all at once."""
     found: list[tuple[str, str]] = []
+    ts: datetime | None = None
     if problem := _length(e.build_version, 1, 64):
         found.append(("build_version", problem))
     try:
@@ -81,12 +83,8 @@ def problems(e: GameEvent) -> list[tuple[str, str]]:
     if problem := _length(e.player_hash, 32, 64):
         found.append(("player_hash", problem))
     try:
-        ts = clock.parse(e.ts)
-        if ts is None:
-            found.append(("ts", TS_RULE))
-        elif not clock.storable(ts):
-            found.append(("ts", clock.OUT_OF_RANGE))
-    except clock.OutOfRange as exc:
+        ts = clock.read(e.ts)
+    except clock.BadTime as exc:
         found.append(("ts", str(exc)))
     if e.type not in GAME_TYPES:
         found.append(("type", f"must be one of {', '.join(GAME_TYPES)} (got {e.type[:40]!r})"))
@@ -104,7 +102,7 @@ def problems(e: GameEvent) -> list[tuple[str, str]]:
             found.append((f"data.{key}", f"must be a string, number, boolean or null (got {kind})"))
     if e.event_id is not None and not 0 < len(e.event_id) <= 100:
         found.append(("event_id", f"must be 1–100 characters (got {len(e.event_id)})"))
-    return found
+    return ts, found
 
 
 class GameDialect:
@@ -112,11 +110,7 @@ class GameDialect:
 
     def parse(self, request: IngestRequest) -> Parsed:
         envelope = decode_body(_envelope, request.body)
-        count = len(envelope.events)
-        if not 1 <= count <= MAX_EVENTS:
-            raise BadRequest(
-                f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events"
-            )
+        count = counted(envelope.events, "events", MAX_EVENTS)
         parsed = Parsed(
             key=key_from_headers(request.headers) or envelope.writeKey,
             total=count,
@@ -125,9 +119,7 @@ class GameDialect:
         )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"
-            if len(raw) > request.max_event_bytes:
-                message = f"{prefix}: event must be at most {request.max_event_bytes} bytes"
-                parsed.reject(index, "too_large", message, prefix, 413)
+            if parsed.oversized(index, raw, request.max_event_bytes):
                 continue
             try:
                 e = _event.decode(raw)
@@ -135,14 +127,12 @@ class GameDialect:
                 field, rule = validation_field(exc, prefix)
                 parsed.reject(index, "invalid_request", describe(field, rule), field)
                 continue
-            if found := problems(e):
+            ts, found = check(e)
+            if found or ts is None:
                 named = [(f"{prefix}.{f}", rule) for f, rule in found]
                 first, rule = named[0]
-                parsed.reject(index, "invalid_request", f"{first}: {rule}", first)
-                parsed.outcomes[-1].more = tuple(named[1:])
+                parsed.reject(index, "invalid_request", f"{first}: {rule}", first, more=named[1:])
                 continue
-            ts = clock.parse(e.ts)
-            assert ts is not None  # problems() checked it
             parsed.add(
                 index,
                 Event(

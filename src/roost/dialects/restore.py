@@ -21,13 +21,14 @@ from roost.dialects.base import (
     Parsed,
     Reply,
     Result,
+    counted,
     decode_body,
     describe,
     key_from_headers,
     retry_headers,
     validation_field,
 )
-from roost.errors import BadRequest, ClientError
+from roost.errors import ClientError
 from roost.model import Event
 
 MAX_EVENTS = 2500
@@ -52,19 +53,13 @@ class RestoreDialect:
 
     def parse(self, request: IngestRequest) -> Parsed:
         envelope = decode_body(_envelope, request.body)
-        count = len(envelope.events)
-        if not 1 <= count <= MAX_EVENTS:
-            raise BadRequest(
-                f"events: must hold 1–{MAX_EVENTS} events (got {count})", field="events"
-            )
+        count = counted(envelope.events, "events", MAX_EVENTS)
         parsed = Parsed(
             key=key_from_headers(request.headers), total=count, single=False, prefix="events"
         )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"
-            if len(raw) > request.max_event_bytes:
-                message = f"{prefix}: event must be at most {request.max_event_bytes} bytes"
-                parsed.reject(index, "too_large", message, prefix, 413)
+            if parsed.oversized(index, raw, request.max_event_bytes):
                 continue
             try:
                 row = _row.decode(raw)

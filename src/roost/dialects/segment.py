@@ -84,7 +84,8 @@ class SegmentDialect:
             key=key_from_headers(request.headers) or message.writeKey, total=1, single=True
         )
         if len(request.body) > request.max_event_bytes:
-            parsed.reject(0, "too_large", _too_large(request), None, 413)
+            rule = f"event must be at most {request.max_event_bytes} bytes"
+            parsed.reject(0, "too_large", rule, None, 413)
             return parsed
         self._convert(parsed, 0, message, call_type, request, None, None, None, "")
         return parsed
@@ -106,8 +107,7 @@ class SegmentDialect:
         )
         for index, raw in enumerate(envelope.batch):
             prefix = f"batch[{index}]"
-            if len(raw) > request.max_event_bytes:
-                parsed.reject(index, "too_large", _too_large(request, prefix), prefix, 413)
+            if parsed.oversized(index, raw, request.max_event_bytes):
                 continue
             try:
                 message = _message.decode(raw)
@@ -319,8 +319,3 @@ def _id(value: Id | None) -> str | None:
         value = int(value)
     text = str(value)
     return text or None
-
-
-def _too_large(request: IngestRequest, field: str | None = None) -> str:
-    what = f"{field}: event" if field else "event"
-    return f"{what} must be at most {request.max_event_bytes} bytes"

@@ -6,16 +6,24 @@ from roost.errors import WRONG_KIND, BadRequest, Unauthorized
 from roost.model import Event
 from roost.pipeline.batch import Batch, Verdict
 
+RESTORE_KIND = (
+    "Restoring Roost's own export writes stored events as they were (past the tracking plan, "
+    "consent and transformations): it takes an admin key."
+)
+
 
 class Authorize:
+    def __init__(self, kind: str = "write") -> None:
+        self.kind = kind  # "admin" for restores: a write key may sit in any browser
+
     def __call__(self, batch: Batch) -> None:
         key = batch.key
         if key is None:
             raise Unauthorized("missing or unknown key")
         if key.revoked_at is not None:
             raise Unauthorized("this key has been revoked")
-        if key.kind != "write":
-            raise Unauthorized(WRONG_KIND)
+        if key.kind != self.kind:
+            raise Unauthorized(WRONG_KIND if self.kind == "write" else RESTORE_KIND)
         site = batch.parsed.site
         if site is not None and site != key.project_slug:
             raise BadRequest(

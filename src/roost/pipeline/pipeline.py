@@ -70,7 +70,6 @@ def build(
     consent: Consent,
     transform: Transform,
 ) -> Pipeline:
-    authorize = Authorize()
     rate_limit = RateLimit(
         enterprise=(settings.enterprise_rate, settings.enterprise_burst),
         buckets=buckets_for(settings.rate_limit_url),
@@ -78,7 +77,7 @@ def build(
     validate, budget, dedup_stage = Validate(), Budget(usage), Dedup(dedup)
     return Pipeline(
         [
-            authorize,
+            Authorize(),
             rate_limit,
             validate,
             consent,
@@ -92,9 +91,9 @@ def build(
             dedup_stage,
             transform,
         ],
-        # Roost's own export coming back: checked and counted, not enriched or transformed
-        # again (that ran when the events first came in)
-        restore=[authorize, rate_limit, validate, budget, dedup_stage],
+        # Roost's own export coming back, with an admin key: checked and counted, not
+        # enriched or transformed again (that ran when the events first came in)
+        restore=[Authorize("admin"), rate_limit, validate, budget, dedup_stage],
     )
 
 
