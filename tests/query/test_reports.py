@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -139,6 +140,18 @@ def test_periods_after_the_range_are_null_not_zero(app: Env) -> None:
     assert [(c["cohort"], c["retained"], c["percent"]) for c in answer["cohorts"]] == [
         ("2024-03-01", [2, 1, 1, None], [100.0, 50.0, 50.0, None]),
         ("2024-03-02", [1, 1, None, None], [100.0, 100.0, None, None]),
+    ]
+
+
+def test_periods_that_have_not_happened_yet_are_null(env: Env) -> None:
+    """A range that reaches past today: tomorrow's period is null, not 0%."""
+    today = datetime.now(UTC).date()
+    send(env, [{"type": "track", "userId": "n1", "event": "Open", "messageId": "today",
+                "timestamp": datetime.now(UTC).isoformat()}])  # fmt: skip
+    answer = report(env, "retention", period="day", periods=3,
+                    date_range=[today.isoformat(), (today + timedelta(days=5)).isoformat()])  # fmt: skip
+    assert [(c["retained"], c["percent"]) for c in answer["cohorts"]] == [
+        ([1, None, None], [100.0, None, None])
     ]
 
 

@@ -266,20 +266,7 @@ class Forwarder(Follower):
         if not self.skipping:
             return
         ids, self.skipping = self.skipping, []
-        entry: dict[str, Any] = {
-            "outcome": "delivery",
-            "destination": self.destination.name,
-            "status": "skipped",
-            "reason": "integrations",
-            "count": len(ids),
-            "first_offset": self.skipping_from,
-            "last_offset": self.scan,
-            "at": datetime.now(UTC).isoformat(),
-            "message_ids": ids,
-        }
-        self.recent.append({k: v for k, v in entry.items() if k != "message_ids"})
-        if self.report is not None:
-            self.report(self.destination.project_id, entry)
+        self._publish("skipped", ids, self.skipping_from, self.scan, {"reason": "integrations"})
 
     def _due(self) -> bool:
         waited = time.monotonic() - self.pending_since
@@ -417,23 +404,25 @@ class Forwarder(Follower):
         retry_in: float | None = None,
         letter: int | None = None,
     ) -> None:
+        details = {"attempt": attempt, "error": error, "dead_letter": letter,
+                   "retry_in": round(retry_in, 3) if retry_in is not None else None}  # fmt: skip
+        self._publish(status, [e["messageId"] for e in events], first, last, details)
+
+    def _publish(
+        self, status: str, ids: list[str], first: int, last: int, details: dict[str, Any]
+    ) -> None:
+        """A delivery entry for the debugger (with the messageIds) and `recent` (without)."""
         entry: dict[str, Any] = {
             "outcome": "delivery",
             "destination": self.destination.name,
             "status": status,
-            "count": len(events),
+            "count": len(ids),
             "first_offset": first,
             "last_offset": last,
-            "attempt": attempt,
+            **{k: v for k, v in details.items() if v is not None},
             "at": datetime.now(UTC).isoformat(),
-            "message_ids": [e["messageId"] for e in events],
+            "message_ids": ids,
         }
-        if error is not None:
-            entry["error"] = error
-        if retry_in is not None:
-            entry["retry_in"] = round(retry_in, 3)
-        if letter is not None:
-            entry["dead_letter"] = letter
         self.recent.append({k: v for k, v in entry.items() if k != "message_ids"})
         if self.report is not None:
             self.report(self.destination.project_id, entry)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from roost.errors import BadRequest
 from roost.query import stats
@@ -30,6 +31,7 @@ class Retention:
     periods: int
     start: Any | None  # a parsed filter, or None for any event
     back: Any | None
+    today: date  # in the query's time zone: no period after it has happened
 
 
 def _bad(field: str, rule: str) -> BadRequest:
@@ -64,6 +66,7 @@ def parse(body: Any, now: datetime) -> Retention:
     return Retention(
         scope, period, periods, _condition(body.get("start"), "start"),
         _condition(body.get("return"), "return"),
+        now.astimezone(ZoneInfo(scope.timezone)).date(),
     )  # fmt: skip
 
 
@@ -128,10 +131,11 @@ def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
         i = _index(day, _day(period), r.period)
         if i < r.periods:
             retained.setdefault(day, [0] * r.periods)[i] = int(people)
-    last = r.scope.last_day or (r.scope.end - timedelta(microseconds=1)).date()
+    last = min(r.scope.last_day or r.today, r.today)
     cohorts = []
     for day, size in sorted(sizes.items()):
-        # a period that begins after the range's last day has not been seen: null, not 0%
+        # a period that begins after the range's last day (or today) has not been seen:
+        # null, not 0%
         seen = [_start(day, i, r.period) <= last for i in range(r.periods)]
         counts = retained.get(day, [0] * r.periods)
         cohorts.append(
