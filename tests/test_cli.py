@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,15 @@ def test_serve_send_query_while_running(tmp_path: Path) -> None:
             "send", "--project", "second", "--key", write, "--event", "Second", data=data
         )
         assert second.returncode == 0
+        erased = roost("erase", "roost-cli", data=data).stdout
+        assert erased.startswith("Erased 1 events (1 in the Log) of user roost-cli"), erased
+        deadline = time.monotonic() + 60
+        while "pending" in (listed := roost("erasures", data=data).stdout):
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.2)
+        record = json.loads(roost("erasures", "--json", data=data).stdout)
+        assert [(r["user_id"], r["events"]) for r in record] == [("roost-cli", 1)]
+        assert record[0]["on_disk_at"] >= record[0]["requested_at"]
         bad = roost("query", "delete from events", data=data, check=False)
         assert bad.returncode != 0 and "only SELECT" in bad.stderr
         keys = json.loads(roost("keys", "list", "--json", data=data).stdout)

@@ -22,7 +22,7 @@ import click
 import httpx
 
 from roost import config
-from roost.commands import pipeline, transfer, users
+from roost.commands import erasures, pipeline, transfer, users
 from roost.commands.common import (
     SERVER_FILE,
     borrowed_key,
@@ -572,5 +572,5 @@ def data_path(data: str | None) -> Path:
     return load_settings(data=data).data_dir
 
 
-for command in [*pipeline.COMMANDS, *transfer.COMMANDS, *users.COMMANDS]:
+for command in [*pipeline.COMMANDS, *transfer.COMMANDS, *users.COMMANDS, *erasures.COMMANDS]:
     main.add_command(command)

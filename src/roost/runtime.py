@@ -14,6 +14,7 @@ from roost.consumers.forwarder import Forwarders
 from roost.consumers.group import Consumers
 from roost.consumers.profiles import NAME as PROFILES
 from roost.consumers.profiles import ProfilesConsumer
+from roost.erasure import Scrubber
 from roost.errors import BadRequest
 from roost.inflight import Inflight
 from roost.keyring import Keyring
@@ -100,6 +101,8 @@ class Runtime:
             consent=self.consent,
             transform=self.transform,
         )
+        self.scrubber = Scrubber(self.log, self.warehouse, self.metadata.engine, self.erasures)
+        self.scrubber.start()
         self.ready = True
         self._closed = False
         log.info(
@@ -174,6 +177,7 @@ class Runtime:
         self._closed = True
         self.ready = False
         self.log.drain()  # commit what was acknowledged, refuse the rest
+        self.scrubber.stop()
         if self.consumers is not None:
             self.consumers.stop()
         last = self.log.last_offset()  # asked before the Log closes (NATS: its connection)

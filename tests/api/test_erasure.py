@@ -5,11 +5,17 @@ through a rebuild or a forwarder's replay."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from roost.storage.erasures import ErasureStore
+from tests import conftest
 from tests.conftest import Env
 from tests.integration.receiver import Receiver
 
@@ -129,3 +135,117 @@ def test_a_time_range_is_erased(env: Env) -> None:
 def test_a_bad_erasure_is_refused(env: Env, body: dict[str, Any], field: str) -> None:
     answer = env.client.post("/api/v1/erasures", json=body, headers=delete_key(env))
     assert answer.status_code == 400 and answer.json()["error"]["field"] == field
+
+
+def files_holding(roots: list[Path], needle: bytes) -> list[str]:
+    """Every file under the roots whose bytes contain the needle."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and needle in path.read_bytes():
+                    found.append(str(path))
+            except OSError:  # a file removed while walking
+                continue
+    return found
+
+
+def data_roots(env: Env) -> list[Path]:
+    """Every directory Roost writes: its data directory, and a ClickHouse Warehouse's."""
+    roots = [Path(env.settings.data)]
+    if env.settings.warehouse_url.startswith("clickhouse"):
+        roots.append(conftest._servers["clickhouse"].dir)
+    return roots
+
+
+def test_erased_values_are_gone_from_every_file_roost_writes(env: Env) -> None:
+    erased = (b"erase-me-trait-7f3a9", b"erase-me-prop-91c2e", b"erase-me-page-5b7d0")
+    kept = b"keep-me-prop-d41e8"
+    send(env, [
+        {"type": "identify", "userId": "u1", "messageId": "i1",
+         "traits": {"email": erased[0].decode()}},
+        *[{"type": "track", "userId": "u1", "event": "Buy", "messageId": f"t{i}",
+           "properties": {"secret": erased[1].decode()},
+           "context": {"page": {"url": f"https://example.com/{erased[2].decode()}"}}}
+          for i in range(50)],
+        {"type": "track", "userId": "u2", "event": "Buy", "messageId": "k1",
+         "properties": {"secret": kept.decode()}},
+    ])  # fmt: skip
+    assert env.portal is not None and env.portal.call(env.runtime.caught_up, 30.0)
+    roots = data_roots(env)
+    for needle in (*erased, kept):
+        assert files_holding(roots, needle), needle  # written somewhere, or the test means nothing
+    for root in roots:
+        assert files_holding([root], erased[0]), root  # the Warehouse's too (ClickHouse parts)
+
+    answer = env.client.request("DELETE", "/api/v1/users/u1", headers=delete_key(env))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["on_disk_at"] is None  # gone from queries now, from disk shortly
+
+    deadline = time.monotonic() + 180
+    while True:
+        record = env.client.get("/api/v1/erasures", headers=delete_key(env)).json()
+        if record["erasures"][0]["on_disk_at"] is not None:
+            break
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+    for needle in erased:
+        assert files_holding(roots, needle) == [], needle
+    assert files_holding(roots, kept)
+    assert [r["message_id"] for r in env.sql("select message_id from events")] == ["k1"]
+    send(env, [{"type": "track", "userId": "u3", "event": "After", "messageId": "a1"}])
+    assert env.portal is not None and env.portal.call(env.runtime.caught_up, 30.0)
+    assert len(env.sql("select message_id from events")) == 2  # the rewritten store goes on
+
+
+def test_erased_events_leave_the_dead_letters(env: Env, receiver: Receiver) -> None:
+    receiver.script.append((400, {}))  # the first batch is refused: a dead letter
+    admin = {"Authorization": f"Bearer {env.runtime.metadata.create_key('default', 'admin')[1]}"}
+    made = env.client.request(
+        "PUT", "/api/v1/admin/destinations/hook",
+        json={"kind": "webhook", "url": receiver.url, "batch_seconds": 0.2},
+        headers=admin,
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    send(env, [
+        {"type": "track", "userId": "u1", "event": "Buy", "messageId": "m1"},
+        {"type": "track", "userId": "u2", "event": "Buy", "messageId": "m2"},
+        {"type": "track", "userId": "u1", "event": "Buy", "messageId": "m3"},
+    ])  # fmt: skip
+    read = {"Authorization": f"Bearer {env.read_key}"}
+    deadline = time.monotonic() + 10
+
+    def letters() -> list[list[str]]:
+        found = env.client.get("/api/v1/destinations/hook/dead-letters", headers=read).json()
+        return [x["message_ids"] for x in found["dead_letters"]]
+
+    while letters() != [["m1", "m2", "m3"]]:
+        assert time.monotonic() < deadline, letters()
+        time.sleep(0.05)
+    deleting = delete_key(env)
+    assert env.client.request("DELETE", "/api/v1/users/u1", headers=deleting).status_code == 200
+    assert letters() == [["m2"]]
+    assert env.client.request("DELETE", "/api/v1/users/u2", headers=deleting).status_code == 200
+    assert letters() == []
+
+
+def test_erasures_recorded_by_an_older_roost_are_scrubbed_too(tmp_path: Path) -> None:
+    """A store made before `on_disk_at` gains the column; its erasures count as waiting."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, project_id INTEGER "
+            "NOT NULL, user_id VARCHAR(255), ids TEXT NOT NULL, since DATETIME, until DATETIME, "
+            "events BIGINT NOT NULL, log_events BIGINT NOT NULL, key_id VARCHAR(64) NOT NULL, "
+            "requested_at DATETIME NOT NULL)"
+        ))  # fmt: skip
+        conn.execute(sa.text(
+            "INSERT INTO erasures (project_id, user_id, ids, events, log_events, key_id, "
+            "requested_at) VALUES (1, 'u1', '[\"u1\"]', 3, 3, 'k', '2026-01-02 03:04:05')"
+        ))  # fmt: skip
+    store = ErasureStore(engine)
+    assert store.list(1)[0]["on_disk_at"] is None
+    ids, at = store.waiting()
+    assert ids == (1,) and at == datetime(2026, 1, 2, 3, 4, 5)
+    store.on_disk(ids)
+    assert store.waiting() == ((), None) and store.list(1)[0]["on_disk_at"] is not None

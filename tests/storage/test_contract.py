@@ -298,7 +298,7 @@ def test_nats_stream_is_made_as_configured_and_erasure_deletes(nats_url: str) ->
         gone.user_id = "erase-me"
         await log.append([kept, gone, event(3)])
         erased = log.erase(1, lambda e: e.user_id == "erase-me", hints=["erase-me"])
-        assert erased == 1
+        assert erased == [gone.message_id]
         assert [e.offset for e in await log.read(0, 10)] == [1, 3]  # offsets stay
         assert log.read_groups(0, 10)[0][:2] == (1, 1)
         assert log.offset_before(0) == 0

@@ -113,3 +113,25 @@ def post_json(url: str, key: str, body: Any) -> httpx.Response:
         )
     except httpx.HTTPError as error:
         raise click.ClickException(f"cannot reach Roost at {url}: {error}") from None
+
+
+def call_server(data: str | None, url: str | None, project: str, kind: str, method: str, path: str,
+                body: Any = None, timeout: float = 30) -> Any:  # fmt: skip
+    """One request to the running server with a key of `kind` borrowed for it; its JSON."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, kind, None) as raw:
+        target = f"{server_url(settings, url)}{path}"
+        try:
+            response = httpx.request(
+                method,
+                target,
+                content=msgspec.json.encode(body) if body is not None else None,
+                headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"},
+                timeout=timeout,
+            )
+        except httpx.HTTPError as error:
+            raise click.ClickException(f"cannot reach Roost at {target}: {error}") from None
+    if response.status_code != 200:
+        problem = response.json().get("error", {}) if response.content else {}
+        raise click.ClickException(problem.get("message") or f"HTTP {response.status_code}")
+    return response.json()

@@ -13,21 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
-import msgspec
 import yaml
 
 from roost import project_config
 from roost.commands.common import (
-    borrowed_key,
+    call_server,
     data_option,
     echo_json,
     format_table,
     json_option,
-    load_settings,
     metadata_for,
     server_options,
-    server_url,
 )
 from roost.errors import NotFound, RoostError
 from roost.storage.metadata import Metadata
@@ -96,34 +92,13 @@ def destinations_group() -> None:
     """Destinations and their delivery health."""
 
 
-def _server(data: str | None, url: str | None, project: str, kind: str, method: str, path: str,
-            body: Any = None) -> Any:  # fmt: skip
-    settings = load_settings(data=data)
-    with borrowed_key(data, project, kind, None) as raw:
-        target = f"{server_url(settings, url)}{path}"
-        try:
-            response = httpx.request(
-                method,
-                target,
-                content=msgspec.json.encode(body) if body is not None else None,
-                headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"},
-                timeout=30,
-            )
-        except httpx.HTTPError as error:
-            raise click.ClickException(f"cannot reach Roost at {target}: {error}") from None
-    if response.status_code != 200:
-        problem = response.json().get("error", {}) if response.content else {}
-        raise click.ClickException(problem.get("message") or f"HTTP {response.status_code}")
-    return response.json()
-
-
 @destinations_group.command("status")
 @data_option
 @server_options
 @json_option
 def destinations_status(data: str | None, url: str | None, project: str, as_json: bool) -> None:
     """Each destination's cursor, lag, deliveries, failures and dead letters (from the server)."""
-    found = _server(data, url, project, "read", "GET", "/api/v1/destinations")["destinations"]
+    found = call_server(data, url, project, "read", "GET", "/api/v1/destinations")["destinations"]
     if as_json:
         echo_json(found)
         return
@@ -172,7 +147,7 @@ def replay(
     else:
         body = {"dead_letters": list(ids) if ids else True}
     path = f"/api/v1/admin/destinations/{destination}/replay"
-    answer = _server(data, url, project, "admin", "POST", path, body)
+    answer = call_server(data, url, project, "admin", "POST", path, body)
     if "dead_letters" in answer:
         click.echo(f"{destination}: {answer['dead_letters']} dead letters queued for another try")
     else:
@@ -191,7 +166,7 @@ def dead_letters(
 ) -> None:
     """List a destination's dead letters: batches set aside after their last try."""
     path = f"/api/v1/destinations/{destination}/dead-letters"
-    letters = _server(data, url, project, "read", "GET", path)["dead_letters"]
+    letters = call_server(data, url, project, "read", "GET", path)["dead_letters"]
     if as_json:
         echo_json(letters)
         return

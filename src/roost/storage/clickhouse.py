@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 _decode_events = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode = msgspec.json.Encoder().encode
+OLD_PARTS_SECONDS = 60  # how long replaced parts stay on disk: an erasure's bound (README)
 KEYED = ("properties",)  # JSON columns whose top level members `prop` reads
 
 
@@ -223,7 +224,9 @@ class ClickHouseWarehouse:
         self._command(
             f"CREATE TABLE IF NOT EXISTS {self.table} ({_columns_sql()}) "
             "ENGINE = ReplacingMergeTree(log_offset) PARTITION BY toYYYYMM(timestamp) "
-            "ORDER BY (project_id, toDate(timestamp), message_id)"
+            "ORDER BY (project_id, toDate(timestamp), message_id) "
+            # replaced parts (an erasure's mutation, merges) go from disk after this long
+            f"SETTINGS old_parts_lifetime = {OLD_PARTS_SECONDS}"
         )
         self._command(
             f"CREATE TABLE IF NOT EXISTS {self.db}.identities "
@@ -423,6 +426,18 @@ class ClickHouseWarehouse:
             self._wait_for_mutations()
         self._advance(None)
         return count
+
+    def scrub(self, erased_at: datetime) -> bool:
+        """Whether every part of the events table made by the time of the erasure and replaced
+        since (by its mutation, or a merge) is gone from disk: ClickHouse drops replaced parts
+        after `old_parts_lifetime`, which the table sets to OLD_PARTS_SECONDS."""
+        self._wait_for_mutations()
+        made_by = self.dialect.timestamp(erased_at + timedelta(seconds=1))
+        left = self._rows(
+            f"SELECT count() FROM system.parts WHERE database = '{self.db}' "
+            f"AND table = 'events' AND NOT active AND modification_time <= {made_by}"
+        )
+        return not int(left[0][0])
 
     def _wait_for_mutations(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout

@@ -338,6 +338,33 @@ class DestinationStore:
         with self.engine.begin() as conn:
             return conn.execute(query.values(status="replay")).rowcount
 
+    def erase_letters(self, project_id: int, message_ids: Sequence[str]) -> int:
+        """Take erased events out of the project's dead letters (a letter left empty goes);
+        how many were taken."""
+        wanted = frozenset(message_ids)
+        taken = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(dead_letters.c.id, dead_letters.c.events)
+                .join(destinations, destinations.c.id == dead_letters.c.destination_id)
+                .where(destinations.c.project_id == project_id)
+            ).all()
+            for letter_id, text in rows:
+                events = msgspec.json.decode(text)
+                kept = [e for e in events if e.get("messageId") not in wanted]
+                if len(kept) == len(events):
+                    continue
+                taken += len(events) - len(kept)
+                found = dead_letters.c.id == letter_id
+                if kept:
+                    encoded = msgspec.json.encode(kept).decode()
+                    conn.execute(
+                        dead_letters.update().where(found).values(events=encoded, count=len(kept))
+                    )
+                else:
+                    conn.execute(dead_letters.delete().where(found))
+        return taken
+
     # Delivery state, written by the forwarder
 
     def state(self, destination_id: int) -> State | None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,39 +64,103 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+SCRUB_WAIT_SECONDS = 30.0
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(
+        str(path),
+        config={
+            "enable_external_access": "false",
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            "allow_community_extensions": "false",
+            "python_enable_replacements": "false",
+            "checkpoint_threshold": "1TB",
+            # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
+            # empty (the events view joins the identity links, empty until the first alias):
+            # an answer must mean what its statement says, so that pass is off
+            # (tests/query/test_sql_meaning.py; no measurable cost at 1M events:
+            # bench/RESULTS.md).
+            "disabled_optimizers": "statistics_propagation",
+            "lock_configuration": "true",
+        },
+    )
+
+
+class Gate:
+    """Shared use by queries and loads, or exclusive use by a rewrite of the file; a rewrite
+    waiting holds new users back, and gives up after `timeout` rather than wait on a slow
+    export for ever."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._users = 0
+        self._closed = False  # an exclusive holder or one waiting for the users to leave
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, timeout: float) -> Iterator[bool]:
+        """Yields whether it got the gate (False: users stayed past the timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._closed = True
+            got = self._cond.wait_for(lambda: self._users == 0, timeout)
+        try:
+            yield got
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
+
+
 class DuckDBWarehouse:
     def __init__(self, path: str | Path, *, checkpoint_wal_mb: int = 4) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(
-            str(self.path),
-            config={
-                "enable_external_access": "false",
-                "autoinstall_known_extensions": "false",
-                "autoload_known_extensions": "false",
-                "allow_community_extensions": "false",
-                "python_enable_replacements": "false",
-                "checkpoint_threshold": "1TB",
-                # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics
-                # prove empty (the events view joins the identity links, empty until the
-                # first alias): an answer must mean what its statement says, so that pass is
-                # off (tests/query/test_sql_meaning.py; no measurable cost at 1M events:
-                # bench/RESULTS.md).
-                "disabled_optimizers": "statistics_propagation",
-                "lock_configuration": "true",
-            },
-        )
+        self._gate = Gate()
+        self._open()
         setup = self._con.cursor()
-        create_schema(setup)
-        setup.execute("CHECKPOINT")
         row = setup.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
         setup.close()
         self._loaded = int(row[0]) if row else 0
         self._version = 0  # bumped by every change of what queries see
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
-        self._load_con = self._con.cursor()
         self._closed = False
         self.dialect: SqlDialect = DuckDBDialect(TABLE, IDENTITIES)
+
+    def _open(self) -> None:
+        self._con = _connect(self.path)
+        setup = self._con.cursor()
+        create_schema(setup)
+        setup.execute("CHECKPOINT")
+        setup.close()
+        self._load_con = self._con.cursor()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one query, which a rewrite of the file waits for."""
+        with self._gate.shared():
+            cursor = self._con.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
 
     # Loading (one thread only: the Loader's)
 
@@ -123,12 +189,13 @@ class DuckDBWarehouse:
                 "events": pa.array([g[2] for g in fresh], pa.binary()).cast(pa.string()),
             }
         )
-        con = self._load_con
-        con.register("roost_groups", table)
-        try:
-            con.execute(_INSERT, [self._loaded])
-        finally:
-            con.unregister("roost_groups")
+        with self._gate.shared():
+            con = self._load_con
+            con.register("roost_groups", table)
+            try:
+                con.execute(_INSERT, [self._loaded])
+            finally:
+                con.unregister("roost_groups")
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
         self._version += 1
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
@@ -142,22 +209,23 @@ class DuckDBWarehouse:
                 "user_id": pa.array([r[2] for r in rows], pa.string()),
             }
         )
-        con = self._load_con
-        con.begin()
-        try:
-            con.execute(f"DELETE FROM {IDENTITIES}")
-            con.register("roost_identities", table)
-            con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
-            con.unregister("roost_identities")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+        with self._gate.shared():
+            con = self._load_con
+            con.begin()
+            try:
+                con.execute(f"DELETE FROM {IDENTITIES}")
+                con.register("roost_identities", table)
+                con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
+                con.unregister("roost_identities")
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
         self._version += 1
 
     def maybe_checkpoint(self, busy: bool = False) -> None:
         """Checkpoint past the threshold; when `busy`, only past eight times it."""
-        wal = self.path.with_name(self.path.name + ".wal")
+        wal = _wal(self.path)
         try:
             size = wal.stat().st_size
         except FileNotFoundError:
@@ -166,7 +234,8 @@ class DuckDBWarehouse:
             return
         started = time.perf_counter()
         try:
-            self._load_con.execute("CHECKPOINT")
+            with self._gate.shared():
+                self._load_con.execute("CHECKPOINT")
         except duckdb.Error:
             log.exception("checkpoint failed; it will be tried again after the next load")
             return
@@ -176,52 +245,83 @@ class DuckDBWarehouse:
         if self._closed:
             return
         self._closed = True
-        try:
+        with self._gate.exclusive(timeout=SCRUB_WAIT_SECONDS):
+            try:
+                self._load_con.execute("CHECKPOINT")
+            finally:
+                self._load_con.close()
+                self._con.close()
+
+    def scrub(self, erased_at: datetime) -> bool:
+        """Rewrite the file with only the rows it holds now, so what was deleted is gone
+        from disk (DuckDB leaves deleted rows in place and freed blocks as they were). Queries
+        and loads wait meanwhile; False when they did not leave within SCRUB_WAIT_SECONDS (an
+        export streaming to a slow client): try again later."""
+        fresh = self.path.with_name(self.path.name + ".scrub")
+        with self._gate.exclusive(timeout=SCRUB_WAIT_SECONDS) as got:
+            if not got or self._closed:
+                return False
+            started = time.perf_counter()
             self._load_con.execute("CHECKPOINT")
-        finally:
+            for stale in (fresh, _wal(fresh)):
+                stale.unlink(missing_ok=True)
+            copy = _connect(fresh)
+            try:
+                create_schema(copy)
+                tables = self._load_con.execute(
+                    "SELECT schema_name, table_name FROM duckdb_tables() "
+                    "WHERE database_name = current_database() AND NOT temporary"
+                ).fetchall()
+                for schema, name in tables:
+                    table = f'"{schema}"."{name}"'
+                    reader = self._load_con.sql(f"SELECT * FROM {table}").to_arrow_reader(100_000)
+                    for batch in reader:
+                        copy.register("roost_rows", batch)
+                        copy.execute(f"INSERT INTO {table} SELECT * FROM roost_rows")
+                        copy.unregister("roost_rows")
+                copy.execute("CHECKPOINT")
+            finally:
+                copy.close()
             self._load_con.close()
             self._con.close()
+            os.replace(fresh, self.path)
+            _wal(self.path).unlink(missing_ok=True)  # empty after the checkpoint; never replay it
+            self._open()
+            self._version += 1
+            log.info("warehouse rewritten", extra={"seconds": time.perf_counter() - started})
+        return True
 
     # Queries (any thread: each uses its own cursor)
 
     def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             cursor.execute(
                 f"SELECT project_id, message_id, received_at FROM {TABLE} WHERE received_at >= ?",
                 [since.replace(tzinfo=None)],
             )
             while batch := cursor.fetchmany(100_000):
                 yield from batch
-        finally:
-            cursor.close()
 
     def count_since(self, project_ids: Sequence[int], since: datetime) -> int:
         if not project_ids:
             return 0
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             row = cursor.execute(
                 f"SELECT count(*) FROM {TABLE} WHERE received_at >= ? AND list_contains(?, project_id)",
                 [since.replace(tzinfo=None), list(project_ids)],
             ).fetchone()
-        finally:
-            cursor.close()
         return int(row[0]) if row else 0
 
     def activity(
         self, project_id: int, ids: Sequence[str]
     ) -> tuple[int, datetime | None, datetime | None]:
         """(events, first, last) of the events whose user id, or else anonymous id, is in `ids`."""
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             row = cursor.execute(
                 f"SELECT count(*), min(timestamp), max(timestamp) FROM {TABLE} "
                 "WHERE project_id = ? AND list_contains(?, coalesce(user_id, anonymous_id))",
                 [project_id, list(ids)],
             ).fetchone()
-        finally:
-            cursor.close()
         assert row is not None
         return int(row[0]), row[1], row[2]
 
@@ -229,8 +329,7 @@ class DuckDBWarehouse:
         self, project_id: int, sql: str, *, timeout: float, max_rows: int
     ) -> QueryResult:
         check_select(sql)
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP VIEW events AS SELECT e.*, "
                 "coalesce(i.user_id, e.user_id, e.anonymous_id) AS resolved_user_id "
@@ -239,8 +338,6 @@ class DuckDBWarehouse:
                 f"WHERE e.project_id = {int(project_id)}"
             )
             return _limited(cursor, sql, timeout, max_rows, "sql")
-        finally:
-            cursor.close()
 
     def erase(
         self,
@@ -259,13 +356,10 @@ class DuckDBWarehouse:
                 "OR list_contains(?, previous_id))"
             )
             params += [list(ids)] * 3
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             row = cursor.execute(
                 f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", params
             ).fetchone()
-        finally:
-            cursor.close()
             self._version += 1
         return int(row[0]) if row else 0
 
@@ -280,24 +374,18 @@ class DuckDBWarehouse:
         """The project's events in Log order, a record batch at a time (never all in memory)."""
         where, params = _scope(project_id, since, until)
         columns = ", ".join(c.name for c in EVENT_COLUMNS if c.name != "project_id")
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             relation = cursor.sql(
                 f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY log_offset",
                 params=params,
             )
             reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
             yield from reader
-        finally:
-            cursor.close()
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         """Run a query Roost wrote (query/stats.py, through `dialect`)."""
-        cursor = self._con.cursor()
-        try:
+        with self._cursor() as cursor:
             return _limited(cursor, sql, timeout, max_rows, "query")
-        finally:
-            cursor.close()
 
 
 def _scope(

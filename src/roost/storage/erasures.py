@@ -1,8 +1,10 @@
-"""The record of erasures: who was erased (or which time range), when, by which key, and how
-many events went. The record holds the erased ids, as the proof a regulator asks for."""
+"""The record of erasures: who was erased (or which time range), when, by which key, how
+many events went, and when what was erased was gone from disk too (`on_disk_at`). The record
+holds the erased ids, as the proof a regulator asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +12,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from roost.storage.metadata import create_tables
+from roost.storage.metadata import add_columns, create_tables
 
 schema = sa.MetaData()
 erasures = sa.Table(
@@ -26,6 +28,7 @@ erasures = sa.Table(
     sa.Column("log_events", sa.BigInteger, nullable=False),  # tombstoned in the Log
     sa.Column("key_id", sa.String(64), nullable=False),
     sa.Column("requested_at", sa.DateTime, nullable=False),
+    sa.Column("on_disk_at", sa.DateTime, nullable=True),  # None until scrubbed from disk
     sqlite_autoincrement=True,
 )
 
@@ -38,6 +41,7 @@ class ErasureStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_tables(engine, schema)
+        add_columns(engine, erasures)
 
     def record(
         self,
@@ -61,6 +65,7 @@ class ErasureStore:
             "log_events": log_events,
             "key_id": key_id,
             "requested_at": datetime.now(UTC).replace(tzinfo=None),
+            "on_disk_at": None,
         }
         with self.engine.begin() as conn:
             made = conn.execute(erasures.insert().values(**row))
@@ -77,6 +82,25 @@ class ErasureStore:
             ).all()
         return [self._shown(dict(r._mapping)) for r in rows]
 
+    def waiting(self) -> tuple[tuple[int, ...], datetime | None]:
+        """The erasures (of every project) not yet scrubbed from disk, and the latest one's
+        time."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(erasures.c.id, erasures.c.requested_at).where(
+                    erasures.c.on_disk_at.is_(None)
+                )
+            ).all()
+        return tuple(r[0] for r in rows), max((r[1] for r in rows), default=None)
+
+    def on_disk(self, ids: Sequence[int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                erasures.update()
+                .where(erasures.c.id.in_(ids))
+                .values(on_disk_at=datetime.now(UTC).replace(tzinfo=None))
+            )
+
     @staticmethod
     def _shown(row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -89,4 +113,5 @@ class ErasureStore:
             "log_events": row["log_events"],
             "key_id": row["key_id"],
             "requested_at": _when(row["requested_at"]),
+            "on_disk_at": _when(row["on_disk_at"]),
         }

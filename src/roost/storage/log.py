@@ -87,7 +87,12 @@ class Log(LogReader, Protocol):
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> int:
+    ) -> list[str]:
         """Replace the project's stored events that match with tombstones (offsets stay);
-        `hints`: strings a group must contain to hold one. How many were erased."""
+        `hints`: strings a group must contain to hold one. The messageIds erased."""
+        ...
+
+    def scrub(self) -> bool:
+        """Make what `erase` replaced unreadable in every file the Log keeps; False when it
+        could not finish now (try again later)."""
         ...

@@ -133,6 +133,20 @@ def create_tables(
         schema.create_all(conn, tables=tables)
 
 
+def add_columns(engine: Engine, table: sa.Table) -> None:
+    """ALTER TABLE ADD COLUMN for the table's nullable columns a store made by an older
+    Roost lacks (the only kind of change the metadata schema has needed)."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for column in missing:
+            assert column.nullable, f"{table.name}.{column.name}: a new column must be nullable"
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
 class Metadata:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -403,4 +417,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")  # an erased profile is zeroed, not freed
     cursor.close()

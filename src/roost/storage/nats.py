@@ -362,19 +362,25 @@ class NatsLog(NatsLogReader):
     def checkpoint(self) -> None:
         """Nothing to do: JetStream keeps its own files."""
 
+    def scrub(self) -> bool:
+        """Nothing left to do: a deleted message is overwritten where it was stored."""
+        return True
+
     def trim(self, received_before: float, loaded_up_to: int) -> int:
         """Nothing to do: the stream's `max_age` retires old events."""
         return 0
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> int:
-        """Delete the project's matching events from the stream (overwritten on disk).
+    ) -> list[str]:
+        """Delete the project's matching events from the stream (overwritten on disk, so
+        `scrub` has nothing left to do); their messageIds.
 
         Reads the whole stream; `hints` (ids) skip messages that hold none of them unparsed.
         """
         needles = [_encode(h) for h in hints]
-        erased, after = 0, 0
+        erased: list[str] = []
+        after = 0
         while True:
             stored = self._loop.call(
                 self._direct({"seq": after + 1, "batch": 10_000, "max_bytes": READ_BYTES})
@@ -387,7 +393,7 @@ class NatsLog(NatsLogReader):
                 event = _decode(data)
                 if event.project_id == project_id and matches(event):
                     self._loop.call(self._js.delete_msg(self.stream, seq))
-                    erased += 1
+                    erased.append(event.message_id)
             after = stored[-1][0]
 
     def drain(self) -> None:

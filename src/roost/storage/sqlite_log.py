@@ -51,6 +51,13 @@ def tombstone(event: Event) -> Event:
     )
 
 
+def truncate_wal(conn: sqlite3.Connection) -> bool:
+    """A TRUNCATE checkpoint: the WAL copied into the database file and cut to nothing; it
+    waits (busy_timeout) for readers on older snapshots and writers. Whether it completed."""
+    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return row is not None and row[0] == 0
+
+
 class _Reading(ABC):
     """Reading the log table, on a connection per thread (WAL readers never block the writer).
     The writing Log and the read-only reader of the forwarders' process each say where the
@@ -172,6 +179,7 @@ class SQLiteLog(_Reading):
         conn = super()._connect()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA secure_delete=ON")  # what an erasure rewrites is zeroed, not freed
         return conn
 
     def subscribe(self, on_commit: Callable[[int, int, bytes], None]) -> None:
@@ -203,8 +211,9 @@ class SQLiteLog(_Reading):
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> int:
-        """Replace the project's events that match with tombstones, group by group.
+    ) -> list[str]:
+        """Replace the project's events that match with tombstones, group by group; their
+        messageIds.
 
         Offsets stay where they were, so every consumer's cursor stays right. `hints`, when
         given, are strings (ids) one of which a group must contain to be looked at. Each
@@ -216,7 +225,7 @@ class SQLiteLog(_Reading):
         if needles:
             query += " WHERE " + " OR ".join("instr(events, ?) > 0" for _ in needles)
         firsts = [row[0] for row in conn.execute(query + " ORDER BY first_offset", needles)]
-        erased = 0
+        erased: list[str] = []
         for first in firsts:
             row = conn.execute("SELECT events FROM log WHERE first_offset = ?", (first,)).fetchone()
             if row is None:  # trimmed meanwhile
@@ -232,11 +241,17 @@ class SQLiteLog(_Reading):
                 "UPDATE log SET events = ?, identity_events = ? WHERE first_offset = ?",
                 (_encode(events), identity_events, first),
             )
-            erased += len(hits)
+            erased += [events[i].message_id for i in hits]
         return erased
 
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def scrub(self) -> bool:
+        """Copy the WAL into the file and empty it, so the frames that held erased rows are
+        gone too (the rows themselves were zeroed: secure_delete). False when readers kept it
+        busy: try again later."""
+        return truncate_wal(self._reader())
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_sync)

@@ -95,6 +95,12 @@ class Warehouse(Protocol):
         [since, until) (naive UTC); how many."""
         ...
 
+    def scrub(self, erased_at: datetime) -> bool:
+        """Make what `erase` deleted (by `erased_at`, naive UTC) unreadable in every file the
+        Warehouse keeps (DuckDB rewrites its file; ClickHouse waits for the parts from before
+        to be removed). False when it could not finish now: try again later."""
+        ...
+
     def export(
         self,
         project_id: int,
