@@ -16,14 +16,14 @@ from roost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"body: must be at most {limit} bytes", field="body")
 
 
 async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -34,7 +34,7 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -55,7 +55,7 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
     except zlib.error:
         raise BadRequest(f"body: not valid {encoding} data", field="body") from None
     if len(data) > limit or decompressor.unconsumed_tail:
-        raise _too_large(limit)
+        raise too_large(limit)
     if not decompressor.eof:
         raise BadRequest(f"body: truncated {encoding} data", field="body")
     return data

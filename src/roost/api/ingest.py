@@ -22,14 +22,15 @@ from typing import Any
 import msgspec
 
 from roost import metrics
-from roost.api.body import Receive, read_body
+from roost.api.body import Receive, read_body, too_large
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
+from roost.dialects.game import body_limit as game_body_limit
 from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
 from roost.dialects.web import WebDialect
-from roost.errors import BackendError, ClientError
+from roost.errors import BackendError, ClientError, PayloadTooLarge
 from roost.pipeline.batch import Batch
 from roost.runtime import Runtime
 
@@ -141,9 +142,17 @@ async def _ingest(
     parsed: Parsed | None = None
     batch: Batch | None = None
     try:
-        body = await read_body(headers, receive, settings.max_request_bytes)
+        limit = _body_limit(settings.max_request_bytes, settings.max_event_bytes, dialect)
+        try:
+            body = await read_body(headers, receive, limit)
+        except PayloadTooLarge:
+            if dialect is None:  # too large to tell: the shape of the route's own document
+                chosen = GAME
+            raise
         if dialect is None and is_game_batch(body):
             chosen = GAME
+        elif len(body) > settings.max_request_bytes:
+            raise too_large(settings.max_request_bytes)
         incoming = IngestRequest(
             path=scope["path"],
             headers=headers,
@@ -185,11 +194,20 @@ async def _ingest(
             runtime.debugger.refused(key.project_id, chosen.name, error, total)
     except BackendError as error:
         log.error("ingest failed: %s", error.message)
-        reply = Reply(503, {"error": error.message, "code": error.code}, {"Retry-After": "1"})
+        refused = chosen.refuse(error, parsed.total if parsed else 1)
+        reply = Reply(refused.status, refused.body, {"Retry-After": "1", **refused.headers})
     metrics.INGEST_REQUEST_SECONDS.labels(chosen.name, str(reply.status)).observe(
         time.perf_counter() - started
     )
     return reply
+
+
+def _body_limit(max_request_bytes: int, max_event_bytes: int, dialect: Dialect | None) -> int:
+    """The request limit; on the game route what a full batch may be (a body found not to
+    be a batch is then held to the request limit)."""
+    if dialect is not None:
+        return max_request_bytes
+    return max(max_request_bytes, game_body_limit(max_event_bytes))
 
 
 async def _append(runtime: Runtime, batch: Batch) -> None:

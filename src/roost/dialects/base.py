@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from roost.dialects.clock import DEFAULT_MAX_SKEW
-from roost.errors import BadRequest, ClientError
+from roost.errors import BadRequest, RoostError
 from roost.model import Event, Outcome
 
 
@@ -117,8 +117,8 @@ class Dialect(Protocol):
         """The answer to a request whose events went through."""
         ...
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
-        """The answer to a request refused as a whole."""
+    def refuse(self, error: RoostError, total: int) -> Reply:
+        """The answer to a request refused as a whole (a BackendError too: a 503)."""
         ...
 
 
@@ -145,7 +145,7 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
     )
 
 
-def retry_headers(error: ClientError) -> dict[str, str]:
+def retry_headers(error: RoostError) -> dict[str, str]:
     retry_after = getattr(error, "retry_after", None)
     return {"Retry-After": str(retry_after)} if retry_after is not None else {}
 

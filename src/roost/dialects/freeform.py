@@ -22,7 +22,7 @@ from roost.dialects.base import (
     key_from_headers,
     retry_headers,
 )
-from roost.errors import WRONG_KIND, BadRequest, ClientError, Unauthorized
+from roost.errors import WRONG_KIND, BadRequest, RoostError, Unauthorized
 from roost.model import Event, new_message_id
 
 MAX_EVENT_NAME = 200
@@ -113,7 +113,7 @@ class FreeformDialect:
         millis = int(result.received_at.timestamp() * 1000)
         return Reply(200, {"unique_req_id": event.message_id, "time_recorded": millis})
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
+    def refuse(self, error: RoostError, total: int) -> Reply:
         if isinstance(error, Unauthorized):
             message = f"{WRONG_KIND} {INVALID_KEY}" if error.message == WRONG_KIND else INVALID_KEY
             body: dict[str, Any] = {"error": message}

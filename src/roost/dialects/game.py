@@ -32,7 +32,7 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
-from roost.errors import BudgetExceeded, ClientError
+from roost.errors import BudgetExceeded, RateLimited, RoostError
 from roost.model import Event, new_message_id
 
 GAME_TYPES = ("progression", "design", "resource", "error", "session")
@@ -175,11 +175,33 @@ class GameDialect:
         body = {"accepted": result.accepted, "rejected": len(refused), "errors": errors}
         return Reply(200, body)
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
+    def refuse(self, error: RoostError, total: int) -> Reply:
+        """The batch shape whatever went wrong, so an SDK reads one shape. Its document's
+        SDK retries a 5xx and drops a 4xx: a spent budget is a 200 (as documented), a rate
+        limit a 503 with Retry-After, so a throttled batch is sent again, not lost."""
+        status = error.status
         if isinstance(error, BudgetExceeded):
-            return Reply(200, {"accepted": 0, "rejected": total, "reason": "tier_limit"})
-        body = {"error": error.message, "code": error.code, "field": error.field}
-        return Reply(error.status, body, retry_headers(error))
+            status = 200
+        elif isinstance(error, RateLimited):
+            status = 503
+        problem = {
+            "index": None,
+            "field": error.field,
+            "message": error.message,
+            "code": error.code,
+        }
+        body: dict[str, Any] = {"accepted": 0, "rejected": total, "errors": [problem]}
+        if isinstance(error, BudgetExceeded):
+            body["reason"] = "tier_limit"
+            return Reply(status, body)
+        return Reply(status, body, retry_headers(error))
+
+
+def body_limit(max_event_bytes: int) -> int:
+    """The largest body a batch of MAX_EVENTS events each within `max_event_bytes` can be,
+    with room for the envelope: the game route reads this much, whatever the request limit
+    (its SDK drops a batch refused with a 4xx)."""
+    return MAX_EVENTS * max_event_bytes + 65536
 
 
 class _Probe(msgspec.Struct):

@@ -28,7 +28,7 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
-from roost.errors import ClientError
+from roost.errors import RoostError
 from roost.model import Event
 
 MAX_EVENTS = 2500
@@ -90,7 +90,7 @@ class RestoreDialect:
                 "rejected": len(errors), "errors": errors}  # fmt: skip
         return Reply(200, body)
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
+    def refuse(self, error: RoostError, total: int) -> Reply:
         body = {"success": False, "code": error.code, "message": error.message,
                 "field": error.field}  # fmt: skip
         return Reply(error.status, body, retry_headers(error))

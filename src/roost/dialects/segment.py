@@ -24,7 +24,7 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
-from roost.errors import BadRequest, ClientError
+from roost.errors import BadRequest, RoostError
 from roost.model import EVENT_TYPES, Event, new_message_id
 
 Id = str | int | float
@@ -241,7 +241,7 @@ class SegmentDialect:
             },
         )
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
+    def refuse(self, error: RoostError, total: int) -> Reply:
         body = {
             "success": False,
             "code": error.code,

@@ -24,7 +24,7 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
-from roost.errors import BadRequest, ClientError
+from roost.errors import BadRequest, RoostError
 from roost.model import Event
 
 MAX_URL = 2048
@@ -173,6 +173,6 @@ class WebDialect:
             {"success": True, "event_id": result.stored[0].message_id if result.stored else None},
         )
 
-    def refuse(self, error: ClientError, total: int) -> Reply:
+    def refuse(self, error: RoostError, total: int) -> Reply:
         body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
         return Reply(error.status, body, retry_headers(error))
