@@ -251,3 +251,59 @@ AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{site.write_key}", cdnURL: "{si
                            "WHERE user_id = 'ajs-user' ORDER BY type", 5)  # fmt: skip
     assert [r[0] for r in rows] == ["alias", "group", "identify", "page", "track"]
     assert ["track", "Ajs Order", "9.5"] in rows
+
+
+# The game document's own snippet, verbatim but for the key (its import resolves to Roost's
+# module through an import map, so not even the import line changes).
+DOCUMENT_SNIPPET = """import { OwlsignalClient } from '@owlsignal/web';
+OwlsignalClient.Initialize({
+apiKey: 'pk_live_...',
+buildVersion: '1.4.0',
+// endpointUrl is optional — defaults to https://owlsignal.dev/api/v1/events
+});
+// Then anywhere a meaningful moment happens:
+OwlsignalClient.TrackProgression('Complete:Tutorial');
+OwlsignalClient.TrackDesign('CTA:Clicked', { dim01: 'pricing-pro' });
+OwlsignalClient.TrackResource('Source:Coins', { value: 50 });
+OwlsignalClient.TrackError('NullRef', { data: { stack: 'at foo.bar:12' } });
+// Optional: identify the user (still anonymous — this is just a stable hash).
+OwlsignalClient.IdentifyUser('user-abc');
+// Optional: respect a user opt-out flag.
+OwlsignalClient.SetOptOut(true);
+"""
+
+
+def test_game_sdk_runs_the_documents_own_snippet(page: Any, site: Site, pages: Pages) -> None:
+    snippet = DOCUMENT_SNIPPET.replace("pk_live_...", site.write_key)
+    pages.html["/owlsignal.html"] = f"""<!doctype html>
+<script type="importmap">{{"imports": {{"@owlsignal/web": "{site.url}/js/roost-game.mjs"}}}}</script>
+<script type="module">
+{snippet}
+window.O = OwlsignalClient;
+</script>"""
+    page.goto(f"{pages.url}/owlsignal.html")
+    page.wait_for_function("window.O !== undefined")
+    rows = wait_rows(site, "SELECT category, event, dim1, value, properties->>'stack' FROM events "
+                           "WHERE build = '1.4.0' ORDER BY timestamp, event", 5)  # fmt: skip
+    assert sorted(rows, key=str) == sorted([
+        ["session", "Session:Start", None, None, None],
+        ["progression", "Complete:Tutorial", None, None, None],
+        ["design", "CTA:Clicked", "pricing-pro", None, None],
+        ["resource", "Source:Coins", None, 50.0, None],
+        ["error", "NullRef", None, None, "at foo.bar:12"],
+    ], key=str)  # fmt: skip  (what was tracked before opting out is sent; nothing after)
+    page.evaluate("O.TrackDesign('After:OptOut'); O.flush()")
+    page.wait_for_timeout(500)
+    assert sql(site, "SELECT count(*) FROM events WHERE build = '1.4.0'") == [[5]]
+
+
+def test_game_sdk_endpoint_url_is_the_full_events_url(page: Any, site: Site, pages: Pages) -> None:
+    pages.html["/endpoint.html"] = f"""<!doctype html>
+<script src="{site.url}/js/roost-game.js"></script>
+<script>OwlsignalClient.Initialize({{apiKey: "{site.write_key}", buildVersion: "1.5.0",
+  endpointUrl: "{site.url}/api/v1/events"}});
+OwlsignalClient.TrackDesign("Shop:Opened"); OwlsignalClient.flush();</script>"""
+    page.goto(f"{pages.url}/endpoint.html")
+    rows = wait_rows(site, "SELECT event FROM events WHERE build = '1.5.0' ORDER BY timestamp", 2)
+    assert [r[0] for r in rows] == ["Session:Start", "Shop:Opened"]
+    assert page.evaluate("window.RoostGame === window.OwlsignalClient")

@@ -27,8 +27,9 @@ def test_scripts_are_served_with_cors_and_revalidated_by_etag(env: Env) -> None:
 def test_the_game_sdk_is_one_code_as_module_and_classic_script(env: Env) -> None:
     module = env.client.get("/js/roost-game.mjs").text
     classic = env.client.get("/js/roost-game.js").text
-    assert "export default RoostGame;" in module and "import.meta.url" in module
+    exported = "export { RoostGame as default, RoostGame, RoostGame as OwlsignalClient };"
+    assert exported in module and "import.meta.url" in module
     assert "export" not in classic.replace("exports", "") and "import.meta" not in classic
-    assert "window.RoostGame = RoostGame;" in classic
-    body = module.split("const BATCH_EVENTS")[1].split("export default")[0]
+    assert "window.RoostGame = window.OwlsignalClient = RoostGame;" in classic
+    body = module.split("const BATCH_EVENTS")[1].split(exported)[0]
     assert body.replace("import.meta.url", "location.href") in classic

@@ -16,7 +16,10 @@ SOURCES = Path(__file__).parent / "static" / "js"
 
 
 def _classic(module: str) -> str:
-    body = module.replace("export default RoostGame;", "window.RoostGame = RoostGame;")
+    body = module.replace(
+        "export { RoostGame as default, RoostGame, RoostGame as OwlsignalClient };",
+        "window.RoostGame = window.OwlsignalClient = RoostGame;",
+    )
     body = body.replace("import.meta.url", "location.href")
     return f"(function () {{\n{body}\n}})();\n"
 

@@ -1,11 +1,15 @@
 /* Roost's game SDK for the web: events in the game-telemetry dialect, batched.
- * import RoostGame from "https://ROOST/js/roost-game.mjs"  (or /js/roost-game.js: window.RoostGame)
- * RoostGame.initialize({apiKey, buildVersion, endpointUrl?});
- * RoostGame.trackProgression("Start:Run", {value, dim01}); trackDesign, trackResource, trackError;
- * identifyUser(id); setOptOut(true).
+ * Called as the game document shows (import { OwlsignalClient } from this module):
+ *   OwlsignalClient.Initialize({apiKey, buildVersion, endpointUrl?});  // the full events URL
+ *   TrackProgression(name, {value, dim01..dim03, data}); TrackDesign(name, {dim01});
+ *   TrackResource("Source:Coins", {value: 50}); TrackError(name, {data: {stack}});
+ *   IdentifyUser(id); SetOptOut(true).
+ * The same object is this module's default (RoostGame; /js/roost-game.js sets window.RoostGame
+ * and window.OwlsignalClient), with camelCase aliases (initialize, trackProgression, …).
  * A session starts with the first event and ends on pagehide (sent with keepalive). Batches go
  * every 30 s or 30 events; 5xx, 429 and network errors are retried with exponential backoff,
- * other 4xx batches dropped. Nothing here ever throws into the game. */
+ * other 4xx batches dropped. SetOptOut(true) sends what was tracked before and drops the rest.
+ * Nothing here ever throws into the game. */
 const BATCH_EVENTS = 30;
 const INTERVAL_MS = 30000;
 const MAX_REQUEST = 100;
@@ -82,7 +86,7 @@ async function flush() {
   const batch = state.queue.splice(0, MAX_REQUEST);
   let again = false;
   try {
-    const response = await fetch(`${state.endpoint}/api/v1/events`, {
+    const response = await fetch(state.endpoint, {
       method: "POST", body: body(batch), credentials: "omit",
       headers: { "Content-Type": "text/plain" },
     });
@@ -108,39 +112,56 @@ function leave() {
   state.session = null;
   while (state.queue.length) {
     const data = body(state.queue.splice(0, MAX_REQUEST));
-    const url = `${state.endpoint}/api/v1/events`;
+    const url = state.endpoint;
     const beacon = navigator.sendBeacon && navigator.sendBeacon(url, new Blob([data], { type: "text/plain" }));
     if (!beacon) fetch(url, { method: "POST", body: data, keepalive: true, credentials: "omit", headers: { "Content-Type": "text/plain" } }).catch(() => {});
   }
 }
 
+function endpoint(given) {
+  // The full events URL, as the document has it; a bare origin (Roost's older form) gets the path.
+  const url = new URL(given || "/api/v1/events", here);
+  if (url.pathname === "/" && !url.search) url.pathname = "/api/v1/events";
+  return url.href;
+}
+
+function options(opts) {
+  // A number where an options object goes is its value (trackResource("Source:Gold", 5)).
+  return typeof opts === "number" ? { value: opts } : opts;
+}
+
 const RoostGame = {
-  initialize: safe((options) => {
-    const o = options || {};
+  Initialize: safe((settings) => {
+    const o = settings || {};
     state.key = String(o.apiKey || "");
     state.build = String(o.buildVersion || "");
-    state.endpoint = String(o.endpointUrl || new URL(here).origin).replace(/\/+$/, "");
+    state.endpoint = endpoint(o.endpointUrl);
     state.ready = Boolean(state.key && state.build);
     if (!state.timer) state.timer = setInterval(safe(flush), INTERVAL_MS);
     addEventListener("pagehide", safe(leave));
   }),
-  trackProgression: safe((name, opts) => push("progression", name, opts)),
-  trackDesign: safe((name, opts) => push("design", name, typeof opts === "number" ? { value: opts } : opts)),
-  trackResource: safe((name, amount, opts) => push("resource", name, { ...(opts || {}), value: Number(amount) })),
-  trackError: safe((name, opts) => {
-    const o = { ...(opts || {}) };
+  TrackProgression: safe((name, opts) => push("progression", name, options(opts))),
+  TrackDesign: safe((name, opts) => push("design", name, options(opts))),
+  TrackResource: safe((name, opts, more) => {
+    push("resource", name, typeof opts === "number" ? { ...(more || {}), value: opts } : opts);
+  }),
+  TrackError: safe((name, opts) => {
+    const o = { ...(options(opts) || {}) };
     if (o.signature) o.data = { ...(o.data || {}), signature: String(o.signature) };
     push("error", name, o);
   }),
-  identifyUser: safe((id) => {
+  IdentifyUser: safe((id) => {
     const text = String(id);
     state.player = /^[A-Za-z0-9_-]{32,64}$/.test(text) ? text : hash128(text);
   }),
-  setOptOut: safe((value) => {
+  SetOptOut: safe((value) => {
+    if (Boolean(value) && !state.optOut) flush();  // what was tracked before opting out goes
     state.optOut = Boolean(value);
-    if (state.optOut) state.queue.length = 0;
   }),
-  flush: safe(() => flush()),
+  Flush: safe(() => flush()),
 };
+for (const name of Object.keys(RoostGame)) {
+  RoostGame[name[0].toLowerCase() + name.slice(1)] = RoostGame[name];  // camelCase aliases
+}
 
-export default RoostGame;
+export { RoostGame as default, RoostGame, RoostGame as OwlsignalClient };
