@@ -42,6 +42,8 @@ from roost.commands.users import first_login
 from roost.errors import RoostError
 from roost.storage.contracts import ACTIONS, UNPLANNED, ContractStore
 from roost.storage.metadata import KEY_KINDS, PLANS, Key, Metadata
+from roost.storage.notices import TLS_MODES, NoticeStore
+from roost.storage.notices import checked as notice_channels
 
 
 def key_view(key: Key, raw: str | None = None) -> dict[str, Any]:
@@ -232,6 +234,41 @@ def workspaces_set(
         else:
             ws = metadata.update_workspace(name, plan=plan)
     click.echo(f"{ws.name}: plan {ws.plan}, budget {ws.monthly_budget or 'none'}")
+
+
+@workspaces.command("notices")
+@data_option
+@click.argument("name")
+@click.option("--smtp-host", default=None, help="SMTP server for the budget emails.")
+@click.option("--smtp-port", type=int, default=None, help="Default: 587 (starttls), 465, 25.")
+@click.option("--smtp-tls", type=click.Choice(TLS_MODES), default=None, help="Default: starttls.")
+@click.option("--smtp-user", default=None)
+@click.option("--smtp-password", envvar="ROOST_SMTP_PASSWORD", default=None,
+              help="Or ROOST_SMTP_PASSWORD.")  # fmt: skip
+@click.option("--mail-from", default=None, help="The sender address.")
+@click.option("--mail-to", default=None, help="Comma-separated; default: the owners.")
+@click.option("--webhook-url", default=None, help="POSTed a JSON notice.")
+@click.option("--clear", is_flag=True, help="Forget every notice setting first.")
+@json_option
+def workspaces_notices(data: str | None, name: str, clear: bool, as_json: bool,
+                       **given: str | int | None) -> None:  # fmt: skip
+    """Where the 80% and 100% budget notices go (SMTP and/or a webhook), and those sent."""
+    with metadata_for(data) as (_, metadata):
+        store = NoticeStore(metadata.engine)
+        ws = metadata.workspace(name)
+        current = {} if clear else store.channels(ws.id).__dict__
+        changes = {k: v for k, v in given.items() if v is not None}
+        if changes or clear:
+            store.set_channels(ws.id, notice_channels({**current, **changes}))
+        shown = store.channels(ws.id).shown()
+        sent = [{**n.__dict__, "created_at": n.created_at.isoformat()} for n in store.sent(ws.id)]
+    if as_json:
+        echo_json({"channels": shown, "sent": sent})
+        return
+    for field, value in shown.items():
+        click.echo(f"{field}\t{value if value is not None else ''}")
+    for n in sent:
+        click.echo(f"{n['month']} {n['threshold']}%: email {n['email']}, webhook {n['webhook']}")
 
 
 @workspaces.command("list")

@@ -18,6 +18,7 @@ from roost.erasure import Scrubber
 from roost.errors import BadRequest
 from roost.inflight import Inflight
 from roost.keyring import Keyring
+from roost.notices import Notifier
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
 from roost.pipeline.consent import Consent
@@ -33,6 +34,7 @@ from roost.storage.destinations import DestinationStore
 from roost.storage.erasures import ErasureStore
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata
+from roost.storage.notices import NoticeStore
 from roost.storage.profiles import ProfileStore
 from roost.storage.project_settings import ProjectSettings
 from roost.storage.warehouse import Warehouse
@@ -83,7 +85,9 @@ class Runtime:
         self.dedup = pipeline.dedup_index(settings)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
         remembered = self.dedup.load(self.warehouse.recent_message_ids(since))
-        self.usage = Usage(self._usage_since, utcnow)
+        self.notices = NoticeStore(self.metadata.engine)
+        self.notifier = Notifier(self.notices, self._owners, self._workspace_name)
+        self.usage = Usage(self._usage_since, utcnow, self.notifier.notify)
         self.geo = Geo(settings.geoip_db or None)
         self.contract_store = ContractStore(self.metadata.engine)
         self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
@@ -123,6 +127,13 @@ class Runtime:
         self.consent.setting.forget(project_id)
         self.transform.steps.forget(project_id)
         self.forwarders.poke()
+
+    def _owners(self, workspace_id: int) -> list[str]:
+        return [u.email for u in self.accounts.list_users(workspace_id) if u.role == "owner"]
+
+    def _workspace_name(self, workspace_id: int) -> str:
+        found = [w.name for w in self.metadata.list_workspaces() if w.id == workspace_id]
+        return found[0] if found else str(workspace_id)
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
@@ -178,6 +189,7 @@ class Runtime:
         self.ready = False
         self.log.drain()  # commit what was acknowledged, refuse the rest
         self.scrubber.stop()
+        self.notifier.stop()
         if self.consumers is not None:
             self.consumers.stop()
         last = self.log.last_offset()  # asked before the Log closes (NATS: its connection)

@@ -285,13 +285,16 @@ window.O = OwlsignalClient;
     page.wait_for_function("window.O !== undefined")
     rows = wait_rows(site, "SELECT category, event, dim1, value, properties->>'stack' FROM events "
                            "WHERE build = '1.4.0' ORDER BY timestamp, event", 5)  # fmt: skip
-    assert sorted(rows, key=str) == sorted([
-        ["session", "Session:Start", None, None, None],
-        ["progression", "Complete:Tutorial", None, None, None],
-        ["design", "CTA:Clicked", "pricing-pro", None, None],
-        ["resource", "Source:Coins", None, 50.0, None],
-        ["error", "NullRef", None, None, "at foo.bar:12"],
-    ], key=str)  # fmt: skip  (what was tracked before opting out is sent; nothing after)
+    assert sorted(rows, key=str) == sorted(
+        [
+            ["session", "Session:Start", None, None, None],
+            ["progression", "Complete:Tutorial", None, None, None],
+            ["design", "CTA:Clicked", "pricing-pro", None, None],
+            ["resource", "Source:Coins", None, 50.0, None],
+            ["error", "NullRef", None, None, "at foo.bar:12"],
+        ],
+        key=str,
+    )  # fmt: skip  (what was tracked before opting out is sent; nothing after)
     page.evaluate("O.TrackDesign('After:OptOut'); O.flush()")
     page.wait_for_timeout(500)
     assert sql(site, "SELECT count(*) FROM events WHERE build = '1.4.0'") == [[5]]

@@ -1,4 +1,4 @@
-"""The settings page (owners and members): keys, budget use, the project's pipeline
+"""The settings page (owners and members): keys, budget use and notices, the project's pipeline
 configuration (tracking plan, transformations, consent, destinations) as one YAML document,
 delivery health and dead letters; and, for owners, the workspace's people."""
 
@@ -19,8 +19,14 @@ from roost.dashboard.auth import Context, page
 from roost.errors import ClientError, Forbidden
 from roost.storage.accounts import ROLES
 from roost.storage.metadata import KEY_KINDS
+from roost.storage.notices import TLS_MODES
+from roost.storage.notices import checked as notice_channels
 
 LETTERS_SHOWN = 20
+NOTICE_FIELDS = (
+    "smtp_host", "smtp_port", "smtp_tls", "smtp_user", "smtp_password", "mail_from", "mail_to",
+    "webhook_url",
+)  # fmt: skip
 
 
 def _gather(context: Context) -> dict[str, Any]:
@@ -53,6 +59,8 @@ def _gather(context: Context) -> dict[str, Any]:
         "letters": letters,
         "violations": violations[:50],
         "people": runtime.accounts.list_users(workspace.id) if context.user.role == "owner" else [],
+        "channels": runtime.notices.channels(workspace.id),
+        "notices": runtime.notices.sent(workspace.id)[:24],
     }
 
 
@@ -63,7 +71,9 @@ async def _show(context: Context, status: int = 200, **extra: Any) -> Response:
     return render.page(
         context.request,
         "settings.html",
-        context.values(**found, kinds=KEY_KINDS, roles=ROLES, utc=UTC, **extra),
+        context.values(
+            **found, kinds=KEY_KINDS, roles=ROLES, tls_modes=TLS_MODES, utc=UTC, **extra
+        ),
         status,
     )
 
@@ -153,6 +163,25 @@ async def create_person(context: Context) -> Response:
     return _back(context, "people")
 
 
+@page(configure=True)
+async def save_notices(context: Context) -> Response:
+    """Where the workspace's budget notices go (owners: it holds the SMTP password)."""
+    if context.user.role != "owner":
+        raise Forbidden("Only owners set where budget notices go.")
+    store = context.runtime.notices
+    current = await asyncio.to_thread(store.channels, context.user.workspace_id)
+    given = {name: _field(context, name) for name in NOTICE_FIELDS}
+    if not given["smtp_password"]:  # left empty: keep the one set
+        given["smtp_password"] = current.smtp_password or ""
+    try:
+        await asyncio.to_thread(
+            store.set_channels, context.user.workspace_id, notice_channels(given)
+        )
+    except ClientError as error:
+        return await _show(context, 400, notice_problem=error.message)
+    return _back(context, "budget")
+
+
 def routes() -> list[BaseRoute]:
     base = "/p/{slug}/settings"
     return [
@@ -162,4 +191,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/config", save_config, methods=["POST"]),
         Route(f"{base}/destinations/{{name}}/replay", replay_letters, methods=["POST"]),
         Route(f"{base}/people", create_person, methods=["POST"]),
+        Route(f"{base}/notices", save_notices, methods=["POST"]),
     ]

@@ -3,12 +3,12 @@
 Usage is counted in stored events. It starts each month (and each process) from the
 Warehouse's own count, so it survives restarts; a request reserves what it may store, and
 `settle` gives back what was not stored (refused later, deduplicated, or a failed commit).
-When usage crosses 80% and 100% of the budget a notice is logged and counted once a month.
+When usage crosses 80% and 100% of the budget a notice goes to `on_notice` (roost/notices.py
+sends it, once per month and threshold) and is counted.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,7 +17,6 @@ from roost.errors import BudgetExceeded
 from roost.model import Event
 from roost.pipeline.batch import Batch, Verdict
 
-log = logging.getLogger("roost.budget")
 NOTICE_THRESHOLDS = (80, 100)
 
 
@@ -37,9 +36,15 @@ def next_month(now: datetime) -> datetime:
 class Usage:
     """Events stored per workspace this month; loaded once from the Warehouse, then counted."""
 
-    def __init__(self, load: Callable[[int, datetime], int], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        load: Callable[[int, datetime], int],
+        clock: Callable[[], datetime],
+        on_notice: Callable[[int, str, int, int, int], None] | None = None,
+    ) -> None:
         self.load = load
         self.clock = clock
+        self.on_notice = on_notice  # (workspace id, month, threshold, used, budget)
         self.counts: dict[tuple[int, str], int] = {}
         self.noticed: set[tuple[int, str, int]] = set()
 
@@ -65,15 +70,8 @@ class Usage:
             if used * 100 >= budget * threshold and mark not in self.noticed:
                 self.noticed.add(mark)
                 metrics.BUDGET_NOTICES.labels(str(workspace_id), str(threshold)).inc()
-                log.warning(
-                    "workspace budget notice",
-                    extra={
-                        "workspace": workspace_id,
-                        "threshold": threshold,
-                        "used": used,
-                        "budget": budget,
-                    },
-                )
+                if self.on_notice is not None:
+                    self.on_notice(workspace_id, slot[1], threshold, used, budget)
 
 
 class Budget:
