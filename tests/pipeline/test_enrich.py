@@ -154,3 +154,38 @@ def test_project_that_opted_in_keeps_the_ip(tmp_path: Path) -> None:
         assert env.sql("select context->>'ip' as ip from events", key=read) == [
             {"ip": "198.51.100.9"}
         ]
+
+
+def test_server_side_events_are_visitors_not_bots(env: Env) -> None:
+    """The web document's server-side examples send no user_agent: the HTTP client's own agent
+    (curl, python) is the sender's, not a visitor's, and must not make the event a bot."""
+    key = {"Authorization": f"Bearer {env.write_key}"}
+    for client_agent in ("python-httpx/0.27.0", "curl/8.5.0", "python-requests/2.32.3"):
+        sent = env.client.post(
+            "/api/v1/events/pageview",
+            json={"site_id": "default", "url": "https://example.com/pricing"},
+            headers={**key, "User-Agent": client_agent},
+        )
+        assert sent.status_code in (200, 201), sent.text
+    free = env.client.post(
+        "/post", json={"event_name": "report_generated"},
+        headers={**key, "User-Agent": "python-httpx/0.27.0"},
+    )  # fmt: skip
+    assert free.status_code == 200, free.text
+    env.client.post(
+        "/api/v1/events/pageview",
+        json={"site_id": "default", "url": "https://example.com/", "user_agent": GOOGLEBOT},
+        headers={**key, "User-Agent": "python-httpx/0.27.0"},
+    )  # a crawler named by the body is still one
+    rows = env.sql("select dialect, device, bot from events order by dialect, device")
+    assert [(r["dialect"], r["device"], r["bot"]) for r in rows] == [
+        ("freeform", "server", False),
+        ("web", "bot", True),
+        *[("web", "server", False)] * 3,
+    ]
+    answer = env.client.post(
+        "/api/v1/query",
+        json={"metrics": ["pageviews", "visitors"], "date_range": "all"},
+        headers={"Authorization": f"Bearer {env.read_key}"},
+    )
+    assert answer.json()["results"][0]["metrics"] == [3, 1]  # one server address, three views

@@ -22,6 +22,7 @@ from roost.dialects.base import (
     key_from_headers,
     retry_headers,
 )
+from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import WRONG_KIND, BadRequest, RoostError, Unauthorized
 from roost.model import Event, new_message_id
 
@@ -81,6 +82,9 @@ class FreeformDialect:
             )
             return parsed
         user_agent = request.headers.get("user-agent")
+        server_side = sent_by_a_program(user_agent)
+        if server_side:  # a program's own agent names no visitor's device
+            user_agent = None
         parsed.add(
             0,
             Event(
@@ -95,6 +99,7 @@ class FreeformDialect:
                 received_at=request.received_at,
                 properties=body,
                 context={"userAgent": user_agent} if user_agent else {},
+                device=SERVER if server_side else None,
                 ip=request.client_ip,
             ),
         )

@@ -24,6 +24,7 @@ from roost.dialects.base import (
     retry_headers,
     validation_field,
 )
+from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import BadRequest, RoostError
 from roost.model import Event
 
@@ -142,6 +143,9 @@ class WebDialect:
             parsed.reject(0, "too_large", message, None, 413)
             return parsed
         user_agent = body.user_agent or request.headers.get("user-agent")
+        server_side = not body.user_agent and sent_by_a_program(user_agent)
+        if server_side:  # the document's server-side calls: the sender's agent, no visitor's
+            user_agent = None
         parsed.add(
             0,
             Event(
@@ -156,6 +160,7 @@ class WebDialect:
                 referrer=body.referrer or None,
                 properties=properties,
                 context={"userAgent": user_agent} if user_agent else {},
+                device=SERVER if server_side else None,
                 ip=body.ip_address or request.client_ip,
             ),
         )
