@@ -374,6 +374,10 @@ def keys_create(
         echo_json(key_view(key, raw))
         return
     click.echo(f"Created {kind} key {key.id} for project {project}.")
+    if kind == "jwt-secret":
+        click.echo(f"Secret (shown once): {raw}")
+        click.echo(f'Sign HS256 tokens with it, claims {{"site_id": "{project}", "exp": …}}.')
+        return
     click.echo(f"Key (shown once): {raw}")
 
 

@@ -1,7 +1,9 @@
 """Key lookups for every request, cached for at most `key_cache_seconds`.
 
 Unknown keys are cached too, so garbage keys cannot hammer the metadata store. The short
-lifetime is what makes revocation effective within a second, from any process.
+lifetime is what makes revocation effective within a second, from any process. A JWT bearer
+token (tokens.py) is looked up as the jwt-secret that signed it, and cached no longer than it
+is valid.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from roost import tokens
 from roost.storage.metadata import Key, Metadata
 
 MAX_ENTRIES = 10000
@@ -22,6 +25,7 @@ class Keyring:
         self.ttl = ttl
         self.clock = clock
         self._cache: dict[str, tuple[Key | None, float]] = {}
+        self._secrets: dict[str, tuple[list[tuple[Key, str]], float]] = {}
 
     def find(self, raw: str | None) -> Key | None:
         if not raw:
@@ -30,8 +34,25 @@ class Keyring:
         hit = self._cache.get(raw)
         if hit is not None and hit[1] > now:
             return hit[0]
-        key = self.metadata.find_key(raw)
+        until = now + self.ttl
+        key: Key | None
+        if tokens.looks_like_token(raw):
+            key, expires = tokens.verify(raw, self._secrets_of)
+            until = min(until, now + expires - time.time())
+        else:
+            key = self.metadata.find_key(raw)
         if len(self._cache) >= MAX_ENTRIES:
             self._cache.clear()
-        self._cache[raw] = (key, now + self.ttl)
+        self._cache[raw] = (key, until)
         return key
+
+    def _secrets_of(self, site: str) -> list[tuple[Key, str]]:
+        now = self.clock()
+        hit = self._secrets.get(site)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        found = self.metadata.jwt_secrets(site)
+        if len(self._secrets) >= MAX_ENTRIES:
+            self._secrets.clear()
+        self._secrets[site] = (found, now + self.ttl)
+        return found

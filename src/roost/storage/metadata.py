@@ -22,9 +22,9 @@ from sqlalchemy.engine import Engine
 from roost.errors import BadRequest, NotFound
 from roost.model import EVENT_TYPES
 
-KEY_KINDS = ("write", "read", "delete", "admin")
+KEY_KINDS = ("write", "read", "delete", "admin", "jwt-secret")
 PLANS = ("free", "pro", "enterprise")
-KEY_PREFIX = {"write": "rw_", "read": "rr_", "delete": "rd_", "admin": "ra_"}
+KEY_PREFIX = {"write": "rw_", "read": "rr_", "delete": "rd_", "admin": "ra_", "jwt-secret": "rj_"}
 
 metadata = sa.MetaData()
 
@@ -63,6 +63,8 @@ keys = sa.Table(
     sa.Column("burst", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime, nullable=True),
+    # a jwt-secret's own value: verifying a token's HMAC needs it (every other kind: a hash)
+    sa.Column("secret", sa.Text, nullable=True),
 )
 
 salts = sa.Table(
@@ -155,6 +157,7 @@ class Metadata:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         create_tables(self.engine, metadata)
+        add_columns(self.engine, keys)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -304,6 +307,7 @@ class Metadata:
                     rate=rate,
                     burst=burst if burst is not None else (rate * 5 if rate else None),
                     created_at=_now(),
+                    secret=raw if kind == "jwt-secret" else None,
                 )
             )
         key = self.find_key(raw)
@@ -329,6 +333,18 @@ class Metadata:
         with self.engine.connect() as conn:
             row = conn.execute(self._key_query().where(keys.c.hash == hash_key(raw))).first()
         return _key_from_row(row) if row is not None else None
+
+    def jwt_secrets(self, project_slug: str) -> list[tuple[Key, str]]:
+        """The project's live jwt-secrets, each with its value (tokens/verify)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._key_query().where(
+                    projects.c.slug == project_slug,
+                    keys.c.kind == "jwt-secret",
+                    keys.c.revoked_at.is_(None),
+                )
+            ).all()
+        return [(_key_from_row(r), str(r.secret)) for r in rows if r.secret]
 
     def list_keys(self, project_slug: str | None = None) -> list[Key]:
         query = self._key_query().order_by(keys.c.created_at)
