@@ -56,6 +56,7 @@ def key_view(key: Key, raw: str | None = None) -> dict[str, Any]:
         "allowed_types": list(key.allowed_types) if key.allowed_types else None,
         "rate": key.rate,
         "burst": key.burst,
+        "hourly": key.hourly,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }
@@ -354,6 +355,7 @@ def keys() -> None:
 @click.option("--allow", "allowed", multiple=True, help="Allowed event type (repeatable).")
 @click.option("--rate", type=float, default=None, help="Events per second (default: the plan's).")
 @click.option("--burst", type=float, default=None, help="Burst (default: 5 × rate).")
+@click.option("--hourly", type=float, default=None, help="Events per hour (default: the plan's).")
 @json_option
 def keys_create(
     data: str | None,
@@ -363,13 +365,15 @@ def keys_create(
     allowed: tuple[str, ...],
     rate: float | None,
     burst: float | None,
+    hourly: float | None,
     as_json: bool,
 ) -> None:
     """Create a key; its raw value is printed once and never again."""
     with metadata_for(data) as (_, metadata):
         key, raw = metadata.create_key(
-            project, kind, label=label, allowed_types=allowed or None, rate=rate, burst=burst
-        )
+            project, kind, label=label, allowed_types=allowed or None, rate=rate, burst=burst,
+            hourly=hourly,
+        )  # fmt: skip
     if as_json:
         echo_json(key_view(key, raw))
         return

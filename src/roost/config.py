@@ -101,6 +101,9 @@ class Settings:
         0.0, "Events per second per key on the enterprise plan; 0 means unlimited."
     )
     enterprise_burst: float = _setting(0.0, "Burst per key on the enterprise plan (with a rate).")
+    enterprise_hourly: float = _setting(
+        0.0, "Events per hour per key on the enterprise plan; 0 means unlimited."
+    )
     cookie_secure: str = _setting(
         "auto",
         "Mark the dashboard's cookies Secure: auto (when the request came over HTTPS, as seen "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from roost.pipeline.ratelimit import Bucket, RateLimit, SharedBuckets
+from roost.errors import RateLimited
+from roost.pipeline.ratelimit import Bucket, LocalBuckets, RateLimit, SharedBuckets
 from tests.conftest import Env, fresh_postgres_url, make_settings, open_env
 
 
@@ -32,6 +35,8 @@ def test_plan_defaults() -> None:
     assert limits.limits_for("pro", None, None) == (1000.0, 5000.0)
     assert limits.limits_for("enterprise", None, None) == (0.0, 0.0)
     assert limits.limits_for("free", 5.0, None) == (5.0, 500.0)
+    assert (limits.hourly_for("free", None), limits.hourly_for("pro", None)) == (1000, 10000)
+    assert (limits.hourly_for("enterprise", None), limits.hourly_for("free", 50.0)) == (0, 50)
 
 
 def test_429_with_retry_after_in_every_dialect(env: Env) -> None:
@@ -69,6 +74,53 @@ def test_free_plan_key_gets_plan_limits(env: Env) -> None:
     )
     response = env.client.post("/v1/batch", json={"batch": [item] * 100}, headers=headers)
     assert response.status_code == 429
+
+
+def test_an_hourly_window_beside_the_per_second_one(env: Env) -> None:
+    """The web document's tiers are per hour (free 1,000/h): a key's or plan's limit may
+    have both windows, and a request passes only when both grant it."""
+    ws = env.runtime.metadata.create_workspace("hourly", "free")
+    env.runtime.metadata.create_project(ws.id, "hourly-site")
+    _, fast = env.runtime.metadata.create_key("hourly-site", "write", rate=10_000)
+    _, own = env.runtime.metadata.create_key("hourly-site", "write", rate=10_000, hourly=30)
+    item = {"type": "track", "userId": "u", "event": "E"}
+
+    def batch(key: str, n: int) -> Any:
+        return env.client.post(
+            "/v1/batch", json={"batch": [item] * n}, headers={"X-Write-Key": key}
+        )
+
+    assert batch(fast, 600).status_code == 200  # past the free plan's burst of 500 a second
+    assert batch(fast, 400).status_code == 200  # 1,000 this hour
+    refused = batch(fast, 1)
+    assert refused.status_code == 429, refused.text
+    assert "1000 events per hour" in refused.json()["message"]
+    assert int(refused.headers["retry-after"]) == 4  # one event's worth at 1,000/h: 3.6 s
+    assert batch(own, 30).status_code == 200
+    again = batch(own, 1)
+    assert again.status_code == 429 and "30 events per hour" in again.json()["message"]
+    assert int(again.headers["retry-after"]) == 120
+    _, read = env.runtime.metadata.create_key("hourly-site", "read")
+    assert env.sql("select count(*) as n from events", key=read) == [{"n": 1030}]
+
+
+def test_a_window_that_refuses_returns_the_others_tokens() -> None:
+    now = [0.0]
+    limits = RateLimit(buckets=LocalBuckets(clock=lambda: now[0]), enterprise_hourly=3600)
+    limits.limits["enterprise"] = (2.0, 2.0)
+    key = SimpleNamespace(id="k", plan="enterprise", rate=None, burst=None, hourly=None)
+
+    def request(n: int) -> None:
+        limits(SimpleNamespace(project_key=key, events=[None] * n))  # type: ignore[arg-type]
+
+    request(2)  # both windows grant: per second 0 left, per hour 3,598
+    now[0] = 1.0
+    limits.hourly["enterprise"] = 3600.0  # unchanged: one token a second
+    limits.buckets.take("k:hour", 1.0, 3600.0, 3599)  # the hour nearly spent elsewhere
+    with pytest.raises(RateLimited) as refused:
+        request(2)  # the second grants 2, the hour refuses: the second gets them back
+    assert "per hour" in refused.value.message
+    assert limits.buckets.take("k", 2.0, 2.0, 2) == 0
 
 
 def shared_url(tmp_path: Path) -> str:

@@ -72,6 +72,7 @@ def build(
 ) -> Pipeline:
     rate_limit = RateLimit(
         enterprise=(settings.enterprise_rate, settings.enterprise_burst),
+        enterprise_hourly=settings.enterprise_hourly,
         buckets=buckets_for(settings.rate_limit_url),
     )
     validate, budget, dedup_stage = Validate(), Budget(usage), Dedup(dedup)

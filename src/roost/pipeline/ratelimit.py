@@ -1,4 +1,6 @@
-"""Rate limit: a token bucket per key (events per second plus a burst).
+"""Rate limit: a token bucket per key (events per second plus a burst), and beside it an
+hourly one (events per hour; its burst is the hour's allowance) where the key or its plan
+sets one. A request goes through only when both grant it.
 
 A request takes as many tokens as it has events. It goes through when the bucket holds at
 least min(events, burst) tokens, and may leave the bucket in debt, so a batch larger than
@@ -24,8 +26,10 @@ from roost.errors import RateLimited
 from roost.pipeline.batch import Batch
 from roost.storage.metadata import create_tables
 
-# Plan defaults (API.md): events per second, burst. Enterprise is configured (0 = unlimited).
+# Plan defaults (API.md): events per second, burst; and per hour (the web analytics
+# document's tiers). Enterprise is configured (0 = unlimited).
 PLAN_LIMITS: dict[str, tuple[float, float]] = {"free": (100.0, 500.0), "pro": (1000.0, 5000.0)}
+PLAN_HOURLY: dict[str, float] = {"free": 1000.0, "pro": 10000.0}
 
 
 class Bucket:
@@ -53,6 +57,10 @@ class Buckets(Protocol):
         """Take n tokens from the key's bucket; 0 if granted, else the seconds to wait."""
         ...
 
+    def give(self, key_id: str, n: int) -> None:
+        """Return n tokens taken for a request another window refused."""
+        ...
+
 
 class LocalBuckets:
     """This process's own buckets (one node)."""
@@ -67,6 +75,11 @@ class LocalBuckets:
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
             bucket = self.buckets[key_id] = Bucket(rate, burst, now)
         return bucket.take(n, now)
+
+    def give(self, key_id: str, n: int) -> None:
+        bucket = self.buckets.get(key_id)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.tokens + n)
 
 
 _schema = sa.MetaData()
@@ -103,6 +116,10 @@ class SharedBuckets:
                 return 0.0
             self.held[key_id] = held
             return (need - held) / rate
+
+    def give(self, key_id: str, n: int) -> None:
+        with self._lock:
+            self.held[key_id] = self.held.get(key_id, 0.0) + n
 
     def _draw(self, key_id: str, rate: float, burst: float, want: float) -> float:
         """Move up to `want` tokens from the shared bucket to this node."""
@@ -149,8 +166,10 @@ class RateLimit:
         self,
         enterprise: tuple[float, float] = (0.0, 0.0),
         buckets: Buckets | None = None,
+        enterprise_hourly: float = 0.0,
     ) -> None:
         self.limits = {**PLAN_LIMITS, "enterprise": enterprise}
+        self.hourly = {**PLAN_HOURLY, "enterprise": enterprise_hourly}
         self.buckets = buckets or LocalBuckets()
 
     def limits_for(self, plan: str, rate: float | None, burst: float | None) -> tuple[float, float]:
@@ -159,14 +178,32 @@ class RateLimit:
         burst = burst if burst is not None else (default_burst or rate * 5)
         return rate, max(burst, 1.0) if rate > 0 else 0.0
 
+    def hourly_for(self, plan: str, hourly: float | None) -> float:
+        """Events per hour (0: no hourly window)."""
+        return hourly if hourly is not None else self.hourly.get(plan, 0.0)
+
     def __call__(self, batch: Batch) -> None:
         key = batch.project_key
-        rate, burst = self.limits_for(key.plan, key.rate, key.burst)
-        if rate <= 0 or not batch.events:
+        n = len(batch.events)
+        if not n:
             return
-        wait = self.buckets.take(str(key.id), rate, burst, len(batch.events))
-        if wait > 0:
-            raise RateLimited(
-                f"rate limit of {rate:g} events/s (burst {burst:g}) exceeded for this key",
-                retry_after=max(1, math.ceil(wait)),
-            )
+        rate, burst = self.limits_for(key.plan, key.rate, key.burst)
+        taken: list[str] = []
+        if rate > 0:
+            wait = self.buckets.take(str(key.id), rate, burst, n)
+            if wait > 0:
+                raise RateLimited(
+                    f"rate limit of {rate:g} events/s (burst {burst:g}) exceeded for this key",
+                    retry_after=max(1, math.ceil(wait)),
+                )
+            taken.append(str(key.id))
+        hourly = self.hourly_for(key.plan, key.hourly)
+        if hourly > 0:
+            wait = self.buckets.take(f"{key.id}:hour", hourly / 3600, hourly, n)
+            if wait > 0:
+                for bucket in taken:  # the other window's tokens were not used
+                    self.buckets.give(bucket, n)
+                raise RateLimited(
+                    f"rate limit of {hourly:g} events per hour exceeded for this key",
+                    retry_after=max(1, math.ceil(wait)),
+                )

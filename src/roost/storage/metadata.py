@@ -63,6 +63,7 @@ keys = sa.Table(
     sa.Column("burst", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime, nullable=True),
+    sa.Column("hourly", sa.Float, nullable=True),  # events per hour, beside the rate
     # a jwt-secret's own value: verifying a token's HMAC needs it (every other kind: a hash)
     sa.Column("secret", sa.Text, nullable=True),
 )
@@ -111,6 +112,7 @@ class Key:
     burst: float | None
     created_at: datetime
     revoked_at: datetime | None
+    hourly: float | None = None
 
 
 def hash_key(raw: str) -> str:
@@ -275,6 +277,7 @@ class Metadata:
         allowed_types: Sequence[str] | None = None,
         rate: float | None = None,
         burst: float | None = None,
+        hourly: float | None = None,
     ) -> tuple[Key, str]:
         """Make a key and return it with its raw value, which is never stored or shown again."""
         if kind not in KEY_KINDS:
@@ -289,6 +292,8 @@ class Metadata:
                 )
         if rate is not None and rate <= 0:
             raise BadRequest("rate: must be a positive number of events per second", field="rate")
+        if hourly is not None and hourly <= 0:
+            raise BadRequest("hourly: must be a positive number of events per hour", field="hourly")
         project = self.project(project_slug)
         raw = KEY_PREFIX[kind] + secrets.token_urlsafe(24)
         key_id = "key_" + secrets.token_hex(8)
@@ -308,6 +313,7 @@ class Metadata:
                     burst=burst if burst is not None else (rate * 5 if rate else None),
                     created_at=_now(),
                     secret=raw if kind == "jwt-secret" else None,
+                    hourly=hourly,
                 )
             )
         key = self.find_key(raw)
@@ -420,6 +426,7 @@ def _key_from_row(row: Any) -> Key:
         burst=row.burst,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        hourly=row.hourly,
     )
 
 
