@@ -5,7 +5,13 @@ each destination's categories (an event that carries no consent preferences at a
 by a client that does not collect consent, and goes everywhere, as in Segment). A project
 may also require consent to categories for storage: an event that does not grant them all
 (or carries no preferences) is stored with its properties and traits stripped, or refused,
-as the project's setting says.
+as the project's setting says. The rule applies to the dialects that can carry consent
+(Segment's) unless the project names others: a game, web or free-form event has nowhere to
+put it, and would otherwise always count as refusing.
+
+A refused event never reaches the tracking plan; a stripped one is checked by it as it was
+sent, and stripped after (`ConsentStrip`), so consent is never reported as a contract
+violation.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ from roost.pipeline.batch import Batch, Verdict
 from roost.pipeline.cache import PerProject
 
 ACTIONS = ("strip", "refuse")
+DIALECTS = ("segment", "web", "game", "freeform")
+CARRY_CONSENT = ("segment",)
+STRIP = "consent_strip"  # the note naming the events ConsentStrip empties
 
 
 @dataclass(frozen=True)
 class StorageConsent:
     categories: tuple[str, ...] = ()
     action: str = "strip"
+    dialects: tuple[str, ...] = CARRY_CONSENT
 
 
 def preferences(context: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,10 +65,11 @@ class Consent:
 
     def __call__(self, batch: Batch) -> None:
         setting = self.setting(batch.project_key.project_id)
-        if not setting.categories:
+        if not setting.categories or batch.dialect not in setting.dialects:
             return
         wanted = ", ".join(setting.categories)
         stripped: list[int] = []
+        to_strip: set[int] = set()
 
         def verdict(index: int, event: Event) -> Verdict:
             if granted(event.context, setting.categories, required=True):
@@ -71,11 +82,25 @@ class Consent:
                     field,
                     422,
                 )
-            event.properties = {}
-            event.traits = {}
+            to_strip.add(id(event))
             stripped.append(index)
             return None
 
         batch.keep(verdict)
         if stripped:
             batch.notes["consent_stripped"] = stripped
+            batch.notes[STRIP] = to_strip
+
+
+class ConsentStrip:
+    """Empties the properties and traits of the events Consent marked, once the tracking
+    plan has seen them as they were sent."""
+
+    def __call__(self, batch: Batch) -> None:
+        marked = batch.notes.get(STRIP)
+        if not marked:
+            return
+        for event in batch.events:
+            if id(event) in marked:
+                event.properties = {}
+                event.traits = {}

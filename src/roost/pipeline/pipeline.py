@@ -16,7 +16,7 @@ from roost.pipeline.authorize import Authorize
 from roost.pipeline.batch import Batch, Stage
 from roost.pipeline.budget import Budget, Usage
 from roost.pipeline.campaign import Campaign
-from roost.pipeline.consent import Consent
+from roost.pipeline.consent import Consent, ConsentStrip
 from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
@@ -83,6 +83,7 @@ def build(
             validate,
             consent,
             contracts,
+            ConsentStrip(),
             budget,
             UserAgent(),
             geo,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BadRequest
-from roost.pipeline.consent import ACTIONS, StorageConsent
+from roost.pipeline.consent import ACTIONS, CARRY_CONSENT, DIALECTS, StorageConsent
 from roost.pipeline.steps import Step, compile_steps
 from roost.storage.metadata import create_tables, delete_row, replace_row
 
@@ -32,7 +32,7 @@ settings = sa.Table(
 def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}: must be a table with categories and action", field=where)
-    unknown = set(raw) - {"categories", "action"}
+    unknown = set(raw) - {"categories", "action", "dialects"}
     if unknown:
         raise BadRequest(
             f"{where}.{min(unknown)}: unknown setting", field=f"{where}.{min(unknown)}"
@@ -48,7 +48,14 @@ def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
             f"{where}.action: must be one of {', '.join(ACTIONS)} (got {action!r})",
             field=f"{where}.action",
         )
-    return StorageConsent(tuple(categories), action)
+    dialects = raw.get("dialects", list(CARRY_CONSENT))
+    if not isinstance(dialects, list) or not all(d in DIALECTS for d in dialects):
+        raise BadRequest(
+            f"{where}.dialects: must be a list of dialects ({', '.join(DIALECTS)}) the rule "
+            "applies to",
+            field=f"{where}.dialects",
+        )
+    return StorageConsent(tuple(categories), action, tuple(dialects))
 
 
 class ProjectSettings:
