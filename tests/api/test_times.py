@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Env
+from tests.conftest import Env, fresh_postgres_url
 
 PLAYER = "p" * 32
 WHOLE_SECONDS = os.environ.get("ROOST_TEST_WAREHOUSE") == "clickhouse"
@@ -142,7 +144,9 @@ instants = st.datetimes(
 def test_any_offset_round_trips_to_the_same_instant(
     env: Env, instant: datetime, offset: timezone
 ) -> None:
-    """Through every dialect that carries a time, then SQL and export."""
+    """Through every dialect that carries a time, then SQL, export and the PostgreSQL
+    destination."""
+    destination = _postgres_destination(env)
     sent = instant.astimezone(offset).isoformat()
     tag = uuid.uuid4().hex
     _send_segment(env, f"s-{tag}", timestamp=sent)
@@ -161,3 +165,29 @@ def test_any_offset_round_trips_to_the_same_instant(
     assert len(mine) == 3
     for row in mine:
         assert datetime.fromisoformat(row["timestamp"]) == instant, (sent, row["timestamp"])
+    delivered: list[Any] = []
+    deadline = time.monotonic() + 15
+    while len(delivered) < 3 and time.monotonic() < deadline:
+        with psycopg.connect(destination) as conn:
+            delivered = conn.execute(
+                'select "timestamp" from roost.tracks where id like %s or event_text = %s',
+                (f"%{tag}", f"f-{tag}"),
+            ).fetchall()
+        time.sleep(0.05)
+    assert [r[0] for r in delivered] == [instant] * 3, (sent, delivered)
+
+
+def _postgres_destination(env: Env) -> str:
+    """A PostgreSQL destination on a database of its own, made once per test (its DSN)."""
+    dsn: str | None = getattr(env, "pg_destination", None)
+    if dsn is None:
+        dsn = fresh_postgres_url().replace("postgresql+psycopg://", "postgresql://")
+        _, admin = env.runtime.metadata.create_key("default", "admin")
+        made = env.client.request(
+            "PUT", "/api/v1/admin/destinations/pg",
+            json={"kind": "postgres", "dsn": dsn, "batch_seconds": 0.05},
+            headers={"Authorization": f"Bearer {admin}"},
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        env.pg_destination = dsn  # type: ignore[attr-defined]
+    return dsn
