@@ -4,6 +4,7 @@ sent, and a `sentAt` that would move an event absurdly far is ignored and noted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -168,14 +169,15 @@ def test_any_offset_round_trips_to_the_same_instant(
     delivered: list[Any] = []
     deadline = time.monotonic() + 15
     while len(delivered) < 3 and time.monotonic() < deadline:
-        with psycopg.connect(destination) as conn:
-            try:
-                delivered = conn.execute(
-                    'select "timestamp" from roost.tracks where id like %s or event_text = %s',
-                    (f"%{tag}", f"f-{tag}"),
-                ).fetchall()
-            except psycopg.errors.UndefinedTable:  # the first delivery has not made it yet
-                pass
+        # the first delivery may not have made the table yet
+        with (
+            psycopg.connect(destination) as conn,
+            contextlib.suppress(psycopg.errors.UndefinedTable),
+        ):
+            delivered = conn.execute(
+                'select "timestamp" from roost.tracks where id like %s or event_text = %s',
+                (f"%{tag}", f"f-{tag}"),
+            ).fetchall()
         time.sleep(0.05)
     assert [r[0] for r in delivered] == [instant] * 3, (sent, delivered)
 
