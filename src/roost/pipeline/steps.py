@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from roost import patterns
 from roost.errors import BadRequest
 from roost.model import STORED_FIELDS, Event
 
@@ -199,9 +200,9 @@ def _compare(op: str, arg: Any, where: str) -> Callable[[Any], bool]:
     if not isinstance(arg, str):
         raise _bad(where, "must be a regular expression")
     try:
-        pattern = re.compile(arg)
-    except re.error as exc:
-        raise _bad(where, f"not a valid regular expression ({exc})") from None
+        pattern = patterns.compile(arg)
+    except patterns.PatternError as exc:
+        raise _bad(where, str(exc)) from None
     return lambda v: isinstance(v, str) and pattern.search(v) is not None
 
 

@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from roost import patterns
 from roost.errors import BadRequest
 from roost.query.dialect import INTERVALS, SqlDialect
 
@@ -146,9 +147,9 @@ def parse_filter(raw: Any, where: str, interval: str | None) -> Any:
     if op == "matches":
         for i, pattern in enumerate(texts):
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise _bad(f"{where}[2][{i}]", f"not a valid regular expression ({exc})") from None
+                patterns.compile(pattern)  # what DuckDB and ClickHouse run it with: RE2
+            except patterns.PatternError as exc:
+                raise _bad(f"{where}[2][{i}]", str(exc)) from None
     return (op, dimension, texts)
 
 

@@ -21,6 +21,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from roost import patterns, schemas
 from roost.errors import BadRequest
 from roost.storage.metadata import create_tables, delete_row, replace_row
 
@@ -88,6 +89,7 @@ def check(target: Any, json_schema: Any, action: Any, where: str = "") -> Contra
         raise BadRequest(
             f"{where}schema: not a valid JSON Schema ({exc.message})", field=f"{where}schema"
         ) from None
+    schemas.audit(json_schema, f"{where}schema")
     return Contract(target, json_schema, action)
 
 
@@ -173,6 +175,25 @@ _LATER_KEYWORDS = frozenset(
 _DRAFTS = ("draft-04", "draft-06", "draft-07")
 
 
+def _refuse_fetch(uri: str) -> Any:
+    raise ValueError(f"{uri}: Roost fetches no schema")
+
+
+# fastjsonschema would fetch a remote ref itself: it may not.
+_NO_FETCH = dict.fromkeys(("http", "https", "file", "ftp", "data"), _refuse_fetch)
+
+
+def _on_re2(fast: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
+    """fastjsonschema's code with its patterns (compiled with Python's re, which a pattern
+    can stall) swapped for RE2's; None (jsonschema alone) if they cannot be found."""
+    compiled = getattr(fast, "__globals__", {}).get("REGEX_PATTERNS")
+    if not isinstance(compiled, dict):
+        return None
+    for pattern in list(compiled):
+        compiled[pattern] = patterns.compile(pattern)
+    return fast
+
+
 def _keys(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -193,16 +214,22 @@ class Schema:
     lists every way it fails, with the messages and paths the debugger shows."""
 
     def __init__(self, parsed: dict[str, Any]) -> None:
-        self.full = jsonschema.validators.validator_for(parsed)(parsed)
+        self.full = schemas.validator(parsed)
         self.fast: Callable[[Any], Any] | None = None
+        self.broken: str | None = None
+        try:
+            schemas.audit(parsed, "schema")
+        except BadRequest as exc:  # saved before Roost refused such schemas: never run it
+            self.broken = exc.message
+            return
         declared = parsed.get("$schema")
         if (declared is None or any(d in str(declared) for d in _DRAFTS)) and not (
             _LATER_KEYWORDS & set(_keys(parsed))
         ):
             try:
-                self.fast = fastjsonschema.compile(parsed)
+                self.fast = _on_re2(fastjsonschema.compile(parsed, handlers=_NO_FETCH))
             except (fastjsonschema.JsonSchemaDefinitionException, ValueError):
-                self.fast = None  # e.g. a remote $ref: jsonschema alone
+                self.fast = None  # jsonschema alone
 
     def passes(self, payload: Any) -> bool:
         """True if the fast check accepts it; False means ask `errors` (which may find none)."""
@@ -215,6 +242,8 @@ class Schema:
             return False
 
     def errors(self, payload: Any) -> list[jsonschema.ValidationError]:
+        if self.broken is not None:
+            return [jsonschema.ValidationError(f"the contract's schema cannot run: {self.broken}")]
         if self.passes(payload):
             return []
         found = self.full.iter_errors(payload)
