@@ -135,16 +135,48 @@ def _unique(names: list[str], where: str, key: str) -> None:
         seen.add(name)
 
 
+MAX_DOCUMENT_BYTES = 1 << 20  # a pipeline document (or roost.toml) larger is refused
+
+
+class _PlainYAML(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few hundred bytes of nested aliases expand to
+    gigabytes (a "billion laughs"), and a configuration has no need of them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                None, None, "anchors and aliases (&, *) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str | bytes, where: str) -> Any:
+    """A YAML document Roost reads (a pipeline document), bounded in size, without aliases."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise BadRequest(
+            f"{where}: must be at most {MAX_DOCUMENT_BYTES} bytes (got {len(text)})", field=where
+        )
+    try:
+        return yaml.load(text, Loader=_PlainYAML)
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"{where}: not valid YAML ({exc})", field=where) from None
+
+
 def read_file(path: Path, project: str | None = None) -> dict[str, Any]:
     """{project slug: document} from a roost.toml or a per-project YAML file; a file naming no
     project is `project`'s, if one is given."""
     text = path.read_bytes()
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise BadRequest(f"{path}: must be at most {MAX_DOCUMENT_BYTES} bytes")
     try:
         if path.suffix in (".yaml", ".yml"):
-            loaded = yaml.safe_load(text) or {}
+            loaded = load_yaml(text, str(path)) or {}
         else:
             loaded = tomllib.loads(text.decode())
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except BadRequest as exc:
+        raise BadRequest(exc.message) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"{path}: cannot be read ({exc})") from None
     if not isinstance(loaded, dict):
         raise BadRequest(f"{path}: must hold a table")

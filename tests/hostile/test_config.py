@@ -7,11 +7,15 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from roost.errors import BadRequest
+from roost.project_config import read_file
 from tests.conftest import Env
+from tests.dashboard.conftest import csrf_of, person
 from tests.pipeline.test_transform import batch, configure
 
 
@@ -117,3 +121,32 @@ def test_a_pattern_re2_cannot_run_is_refused(
     answer = configure(env, section, value)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["field"] == field
+
+
+BOMB = """a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+"""
+
+
+def test_a_yaml_alias_bomb_is_refused_on_the_settings_page_and_from_a_file(
+    env: Env, tmp_path: Path
+) -> None:
+    owner = person(env, "owner@example.com", "owner")
+    page = owner.get("/p/default/settings")
+    answer = owner.post(
+        "/p/default/settings/config", data={"csrf": csrf_of(page.text), "config": BOMB}
+    )
+    assert answer.status_code == 400
+    assert "anchors and aliases" in answer.text and len(answer.text) < 200_000
+    path = tmp_path / "bomb.yaml"
+    path.write_text("project: default\n" + BOMB)
+    with pytest.raises(BadRequest, match="anchors and aliases"):
+        read_file(path)
+    path.write_text("project: default\nunplanned: " + "x" * (2 << 20))
+    with pytest.raises(BadRequest, match="at most"):
+        read_file(path)

@@ -120,11 +120,9 @@ async def revoke_key(context: Context) -> Response:
 async def save_config(context: Context) -> Response:
     text = _field(context, "config")
     try:
-        doc = yaml.safe_load(text) if text else {}
-    except yaml.YAMLError as exc:
-        return await _show(
-            context, 400, config_problem=f"config: not valid YAML ({exc})", config_text=text
-        )
+        doc = project_config.load_yaml(text, "config") if text else {}
+    except ClientError as error:
+        return await _show(context, 400, config_problem=error.message, config_text=text[:100_000])
     try:
         await asyncio.to_thread(
             project_config.apply, context.runtime.config_stores(), context.project.id, doc
