@@ -47,15 +47,26 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
             f"Content-Encoding: {encoding!r} is not supported (use gzip or none)",
             field="Content-Encoding",
         )
-    decompressor = zlib.decompressobj(
-        32 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
-    )
-    try:
-        data = decompressor.decompress(body, limit + 1)
-    except zlib.error:
-        raise BadRequest(f"body: not valid {encoding} data", field="body") from None
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise too_large(limit)
-    if not decompressor.eof:
-        raise BadRequest(f"body: truncated {encoding} data", field="body")
-    return data
+    gzip = encoding != "deflate"
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    while True:  # a gzip body may hold several members (RFC 1952), one after another
+        decompressor = zlib.decompressobj(32 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        try:
+            data = decompressor.decompress(rest, limit + 1 - size)
+        except zlib.error:
+            raise BadRequest(f"body: not valid {encoding} data", field="body") from None
+        size += len(data)
+        if size > limit or decompressor.unconsumed_tail:
+            raise too_large(limit)
+        if not decompressor.eof:
+            raise BadRequest(f"body: truncated {encoding} data", field="body")
+        out.append(data)
+        rest = decompressor.unused_data
+        if not rest:
+            return out[0] if len(out) == 1 else b"".join(out)
+        if not gzip or not rest.startswith(b"\x1f\x8b"):
+            raise BadRequest(
+                f"body: {len(rest)} bytes of garbage after the {encoding} data", field="body"
+            )

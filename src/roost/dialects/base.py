@@ -21,6 +21,8 @@ from roost.dialects.clock import DEFAULT_MAX_SKEW
 from roost.errors import BadRequest, RoostError
 from roost.model import Event, Outcome
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class IngestRequest:
@@ -61,6 +63,28 @@ class Parsed:
         self.reject(index, "too_large", f"{where}: event must be at most {max_bytes} bytes",
                     where, 413)  # fmt: skip
         return True
+
+    def item(
+        self, index: int, raw: bytes, decoder: msgspec.json.Decoder[T], max_bytes: int
+    ) -> T | None:
+        """A batch item decoded, or None with it rejected alone: too large, nested too deep,
+        not JSON (invalid UTF-8, NaN), or breaking a field's rule (named)."""
+        if self.oversized(index, raw, max_bytes):
+            return None
+        where = self.field(index, "").rstrip(".")
+        if too_deep(bytes(raw)):  # a msgspec.Raw: a view, without bytes' methods
+            message = f"{where}: nested more than {MAX_DEPTH} levels deep"
+            self.reject(index, "invalid_request", message, where)
+            return None
+        try:
+            return decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            field, rule = validation_field(exc, where)
+            self.reject(index, "invalid_request", describe(field, rule), field)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            problem = json_problem(bytes(raw), exc)
+            self.reject(index, "invalid_request", f"{where}: {problem}", where)
+        return None
 
     def reject(
         self,
@@ -171,7 +195,39 @@ def validation_field(error: msgspec.ValidationError, prefix: str = "") -> tuple[
     return (full or None), message
 
 
-T = TypeVar("T")
+MAX_DEPTH = 64  # levels of JSON nesting an event may have (Python walks some recursively)
+_BYTE = re.compile(r"\(byte (\d+)\)")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)  # linear: the alternatives start apart
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"{}[]")
+
+
+def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests deeper than `limit` (strings' brackets not counted). Nearly
+    free for what clients send: only text with more brackets than the limit is scanned."""
+    if data.count(b"{") + data.count(b"[") <= limit:
+        return False
+    depth = 0
+    for c in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if c in (123, 91) else -1  # { [
+        if depth > limit:
+            return True
+    return False
+
+
+def json_problem(data: bytes, error: Exception) -> str:
+    """Why text is not JSON Roost takes, in words naming what is wrong."""
+    if isinstance(error, RecursionError):
+        return f"nested more than {MAX_DEPTH} levels deep"
+    text = str(error)
+    found = _BYTE.search(text)
+    if found:
+        rest = data[int(found.group(1)) :].lstrip(b"-")
+        for word in (b"NaN", b"Infinity"):
+            if rest.startswith(word):
+                return f"{word.decode()} is not a JSON number (byte {found.group(1)})"
+    if "UTF-8" in text:
+        return "not valid UTF-8 text"
+    return f"not valid JSON ({text})"
 
 
 def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
@@ -181,8 +237,15 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     except msgspec.ValidationError as exc:
         field, rule = validation_field(exc)
         raise BadRequest(describe(field, rule), field=field) from None
-    except msgspec.DecodeError:
-        raise BadRequest("body: must be a JSON object", field="body") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadRequest(f"body: {json_problem(body, exc)}", field="body") from None
+
+
+def decode_single(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """A one-event body: its nesting bounded, then decoded as `decode_body` does."""
+    if too_deep(body):
+        raise BadRequest(f"body: nested more than {MAX_DEPTH} levels deep", field="body")
+    return decode_body(decoder, body)
 
 
 def counted(items: list[Any], field: str, most: int) -> int:

@@ -14,13 +14,16 @@ import msgspec
 
 from roost.dialects import clock
 from roost.dialects.base import (
+    MAX_DEPTH,
     IngestRequest,
     Parsed,
     Reply,
     Result,
     json_kind,
+    json_problem,
     key_from_headers,
     retry_headers,
+    too_deep,
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import WRONG_KIND, BadRequest, RoostError, Unauthorized
@@ -51,10 +54,14 @@ class FreeformDialect:
     name = "freeform"
 
     def parse(self, request: IngestRequest) -> Parsed:
+        if too_deep(request.body):
+            raise _invalid(f"body: nested more than {MAX_DEPTH} levels deep", "body")
         try:
             body = _decode(request.body)
-        except msgspec.DecodeError:
+        except msgspec.ValidationError:
             raise _invalid("body: must be a JSON object", "body") from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise _invalid(f"body: {json_problem(request.body, exc)}", "body") from None
         name = body.pop("event_name", None)
         if not isinstance(name, str) or not name:
             raise _invalid("event_name: is required and must be a non-empty string", "event_name")

@@ -26,11 +26,9 @@ from roost.dialects.base import (
     Result,
     counted,
     decode_body,
-    describe,
     json_kind,
     key_from_headers,
     retry_headers,
-    validation_field,
 )
 from roost.errors import BudgetExceeded, RateLimited, RoostError
 from roost.model import Event, new_message_id
@@ -119,13 +117,8 @@ class GameDialect:
         )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"
-            if parsed.oversized(index, raw, request.max_event_bytes):
-                continue
-            try:
-                e = _event.decode(raw)
-            except msgspec.ValidationError as exc:
-                field, rule = validation_field(exc, prefix)
-                parsed.reject(index, "invalid_request", describe(field, rule), field)
+            e = parsed.item(index, raw, _event, request.max_event_bytes)
+            if e is None:
                 continue
             ts, found = check(e)
             if found or ts is None:
@@ -217,6 +210,6 @@ def is_game_batch(body: bytes) -> bool:
         return False
     try:
         events = _probe.decode(body).events
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     return len(events) > 0

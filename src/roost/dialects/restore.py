@@ -59,10 +59,10 @@ class RestoreDialect:
         )
         for index, raw in enumerate(envelope.events):
             prefix = f"events[{index}]"
-            if parsed.oversized(index, raw, request.max_event_bytes):
+            row = parsed.item(index, raw, _row, request.max_event_bytes)
+            if row is None:
                 continue
             try:
-                row = _row.decode(raw)
                 row.pop("log_offset", None)
                 row["project_id"] = 0  # the key's project, set by authorize
                 event = msgspec.convert(row, Event, strict=False)

@@ -19,10 +19,9 @@ from roost.dialects.base import (
     Reply,
     Result,
     decode_body,
-    describe,
+    decode_single,
     key_from_headers,
     retry_headers,
-    validation_field,
 )
 from roost.errors import BadRequest, RoostError
 from roost.model import EVENT_TYPES, Event, new_message_id
@@ -79,7 +78,7 @@ class SegmentDialect:
         return self._parse_single(request, SINGLE_PATHS.get(path))
 
     def _parse_single(self, request: IngestRequest, call_type: str | None) -> Parsed:
-        message = decode_body(_message, request.body)
+        message = decode_single(_message, request.body)
         parsed = Parsed(
             key=key_from_headers(request.headers) or message.writeKey, total=1, single=True
         )
@@ -106,14 +105,8 @@ class SegmentDialect:
             prefix="batch",
         )
         for index, raw in enumerate(envelope.batch):
-            prefix = f"batch[{index}]"
-            if parsed.oversized(index, raw, request.max_event_bytes):
-                continue
-            try:
-                message = _message.decode(raw)
-            except msgspec.ValidationError as exc:
-                field, rule = validation_field(exc, prefix)
-                parsed.reject(index, "invalid_request", describe(field, rule), field)
+            message = parsed.item(index, raw, _message, request.max_event_bytes)
+            if message is None:
                 continue
             self._convert(
                 parsed,
@@ -124,7 +117,7 @@ class SegmentDialect:
                 envelope.sentAt,
                 envelope.context,
                 envelope.integrations,
-                prefix + ".",
+                f"batch[{index}].",
             )
         return parsed
 

@@ -18,11 +18,10 @@ from roost.dialects.base import (
     Parsed,
     Reply,
     Result,
-    describe,
+    decode_single,
     json_kind,
     key_from_headers,
     retry_headers,
-    validation_field,
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import BadRequest, RoostError
@@ -109,13 +108,11 @@ class WebDialect:
         custom = request.path.rstrip("/").endswith("/custom")
         decoder: msgspec.json.Decoder[Any] = _custom if custom else _pageview
         try:
-            body: Pageview | Custom = decoder.decode(request.body)
-        except msgspec.ValidationError as exc:
-            field, rule = validation_field(exc)
+            body: Pageview | Custom = decode_single(decoder, request.body)
+        except BadRequest as error:
+            field = error.field
             code = "invalid_props" if field and field.startswith("props") else "invalid_request"
-            raise BadRequest(describe(field, rule), field=field, code=code) from None
-        except msgspec.DecodeError:
-            raise BadRequest("body: must be a JSON object", field="body") from None
+            raise BadRequest(error.message, field=field, code=code) from None
         if not body.site_id:
             raise BadRequest("site_id: must not be empty", field="site_id")
         _check_url(body.url, "url")

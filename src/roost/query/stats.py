@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from roost import patterns
+from roost.dialects.clock import STORABLE
 from roost.errors import BadRequest
 from roost.query.dialect import INTERVALS, SqlDialect
 
@@ -153,6 +154,9 @@ def parse_filter(raw: Any, where: str, interval: str | None) -> Any:
     return (op, dimension, texts)
 
 
+FIRST_DAY, LAST_DAY = STORABLE[0].date(), STORABLE[1].date() - timedelta(days=2)
+
+
 def _day(raw: Any, where: str) -> date:
     try:
         return date.fromisoformat(str(raw)[:10])
@@ -170,7 +174,9 @@ def _range(raw: Any, today: date) -> tuple[date | None, date | None]:
         first, last = _day(raw[0], "date_range[0]"), _day(raw[1], "date_range[1]")
         if last < first:
             raise _bad("date_range", "the end comes before the start")
-        return first, last
+        # what can be stored lies within these (dialects/clock.py): a range past them holds
+        # nothing more, and the end of time has no day after it to stop at
+        return max(first, FIRST_DAY), min(last, LAST_DAY)
     if raw == "all":
         return None, None
     if raw == "day":
