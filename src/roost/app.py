@@ -29,6 +29,7 @@ from roost.api import (
 )
 from roost.api.body import Receive
 from roost.config import Settings
+from roost.dashboard.throttle import LoginThrottle
 from roost.runtime import Runtime
 
 
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     if runtime is not None:
         starlette.state.runtime = runtime
+    starlette.state.logins = LoginThrottle()
     return RoostApp(starlette)

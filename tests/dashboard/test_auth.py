@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from roost.cli import main
+from roost.dashboard.throttle import LoginThrottle
 from roost.storage.accounts import users
 from tests.conftest import Client, Env
 from tests.dashboard.conftest import PASSWORD, csrf_of, login, person
@@ -199,3 +200,20 @@ def test_roost_users_create_makes_a_login(tmp_path: Path) -> None:
         main, ["users", "create", "b@example.com", "--password", "short", "--data", data]
     )
     assert short.exit_code != 0 and "at least 10 characters" in short.output
+
+
+def test_password_guessing_is_throttled_per_account_and_per_address(env: Env) -> None:
+    now = [1000.0]
+    env.app.state.logins = LoginThrottle(clock=lambda: now[0])
+    env.runtime.accounts.create_user(1, "a@example.com", PASSWORD, "owner")
+    for i in range(20):  # one address (every new_client's) guessing many accounts
+        assert login(env.new_client(), f"nobody{i}@example.com", "a guess").status_code == 401
+    assert login(env.new_client(), "a@example.com", PASSWORD).status_code == 429
+    for _ in range(5):  # another address guessing one account
+        assert login(env.client, "a@example.com", "a wrong guess").status_code == 401
+    refused = login(env.client, "a@example.com", PASSWORD)  # even the right one must wait
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) == 901
+    assert "Too many failed logins; try again in 901 seconds." in refused.text
+    now[0] += 901
+    assert login(env.client, "a@example.com", PASSWORD).status_code == 303

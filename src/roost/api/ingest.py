@@ -31,6 +31,7 @@ from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
 from roost.dialects.web import WebDialect
 from roost.errors import BackendError, ClientError, PayloadTooLarge
+from roost.peer import client_ip
 from roost.pipeline.batch import Batch
 from roost.runtime import Runtime
 
@@ -66,17 +67,6 @@ CORS = [
     ),
     (b"access-control-max-age", b"86400"),
 ]
-
-
-def client_ip(
-    scope: dict[str, Any], headers: dict[str, str], trust_forwarded_for: bool
-) -> str | None:
-    if trust_forwarded_for:
-        forwarded = headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

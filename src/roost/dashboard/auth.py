@@ -24,7 +24,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.dashboard import render
-from roost.errors import ClientError
+from roost.dashboard.throttle import LoginThrottle
+from roost.errors import ClientError, RateLimited
+from roost.peer import client_ip
 from roost.runtime import Runtime
 from roost.storage.accounts import Session, User
 from roost.storage.metadata import Project
@@ -180,9 +182,19 @@ async def login(request: Request) -> Response:
         return refused(request, 403, BAD_TOKEN)
     runtime: Runtime = request.app.state.runtime
     email, password = str(form.get("email") or ""), str(form.get("password") or "")
-    user = await asyncio.to_thread(runtime.accounts.authenticate, email, password)
+    address = client_ip(request.scope, request.headers, runtime.settings.trust_forwarded_for)
+    throttle: LoginThrottle = request.app.state.logins
+    try:
+        throttle.check(email, address)
+        user = await throttle.hash(lambda: runtime.accounts.authenticate(email, password))
+    except RateLimited as error:
+        page = _login_page(request, target, error.message, 429)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     if user is None:
+        throttle.failed(email, address)
         return _login_page(request, target, "Wrong email or password.", 401)
+    throttle.succeeded(email)
     token, _ = await asyncio.to_thread(runtime.accounts.start_session, user)
     response = RedirectResponse(target, 303)
     response.headers.update(render.HEADERS)
