@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from roost.errors import ClientError
+from roost.errors import ClientError, RateLimited
 from roost.model import Event, Outcome
 
 QUEUE_ENTRIES = 1000
@@ -24,14 +24,25 @@ _OUTCOMES = {"duplicate": "deduplicated", "filtered": "dropped", "sampled": "dro
 _to_builtins = msgspec.to_builtins
 
 
+MAX_PER_HOLDER = 5  # open streams per key (or dashboard login)
+MAX_SUBSCRIBERS = 100  # open streams in all
+
+
+class TooManyStreams(RateLimited):
+    pass
+
+
 class Subscriber:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_ENTRIES)
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        # each entry with how many this subscriber had lost before it: shared, not copied
+        self.queue: asyncio.Queue[tuple[dict[str, Any], int]] = asyncio.Queue(QUEUE_ENTRIES)
         self.dropped = 0
 
     def offer(self, entry: dict[str, Any]) -> None:
+        """Never waits: a subscriber too slow to keep up loses entries, counted for it."""
         try:
-            self.queue.put_nowait({**entry, "dropped": self.dropped})
+            self.queue.put_nowait((entry, self.dropped))
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -126,10 +137,22 @@ class Debugger:
         for subscriber in self._subscribers.get(project_id, ()):
             subscriber.offer(entry)
 
-    def subscribe(self, project_id: int) -> Subscriber:
-        """A subscriber that receives entries from now on, until `unsubscribe`."""
+    def subscribe(self, project_id: int, holder: str) -> Subscriber:
+        """A subscriber that receives entries from now on, until `unsubscribe`; refused when
+        its holder (a key, a login) or everyone has as many open as allowed."""
+        everyone = [s for group in self._subscribers.values() for s in group]
+        if len(everyone) >= MAX_SUBSCRIBERS:
+            raise TooManyStreams(
+                f"the server has {MAX_SUBSCRIBERS} debugger streams open; try again later",
+                retry_after=10,
+            )
+        if sum(1 for s in everyone if s.holder == holder) >= MAX_PER_HOLDER:
+            raise TooManyStreams(
+                f"this key has {MAX_PER_HOLDER} debugger streams open; close one first",
+                retry_after=10,
+            )
         self.loop = asyncio.get_running_loop()
-        subscriber = Subscriber()
+        subscriber = Subscriber(holder)
         self._subscribers.setdefault(project_id, set()).add(subscriber)
         return subscriber
 
@@ -140,12 +163,13 @@ class Debugger:
             self._subscribers.pop(project_id, None)
 
     @staticmethod
-    async def entries(
-        subscriber: Subscriber, heartbeat: float
-    ) -> AsyncIterator[dict[str, Any] | None]:
-        """The subscriber's entries as they come; None after every `heartbeat` seconds of quiet."""
+    async def entries(subscriber: Subscriber, every: float) -> AsyncIterator[dict[str, Any] | None]:
+        """The subscriber's entries as they come, each with `dropped` (how many it had lost
+        before it); None after every `every` seconds of quiet."""
         while True:
             try:
-                yield await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+                entry, dropped = await asyncio.wait_for(subscriber.queue.get(), every)
             except TimeoutError:
                 yield None
+            else:
+                yield {**entry, "dropped": dropped}

@@ -19,7 +19,7 @@ from roost.api.debugger import sse
 from roost.api.profiles import read_profile
 from roost.api.stats import answer
 from roost.dashboard import charts, render
-from roost.dashboard.auth import Context, page
+from roost.dashboard.auth import SESSION_COOKIE, Context, page
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
 from roost.storage.warehouse import QueryResult
@@ -347,7 +347,13 @@ async def live(context: Context) -> Response:
 
 @page()
 async def live_stream(context: Context) -> Response:
-    return sse(context.runtime, context.project.id)
+    token = context.request.cookies.get(SESSION_COOKIE, "")
+    accounts = context.runtime.accounts
+
+    async def allowed() -> bool:  # a login that ended (logout, expiry, removal) stops reading
+        return await asyncio.to_thread(accounts.session, token) is not None
+
+    return sse(context.runtime, context.project.id, f"user:{context.user.id}", allowed)
 
 
 def routes() -> list[BaseRoute]:
