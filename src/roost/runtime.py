@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from roost import project_config
 from roost.config import Settings
@@ -40,6 +44,7 @@ from roost.storage.project_settings import ProjectSettings
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -65,6 +70,11 @@ class Runtime:
         self.erasures = ErasureStore(self.metadata.engine)
         self.accounts = Accounts(self.metadata.engine, settings.session_days)
         self.results = ResultCache()
+        # queries on threads of their own, a bounded number at once: they never hold the
+        # shared pool that ingest and the dashboard use, and what waits is bounded too
+        self.query_pool = ThreadPoolExecutor(
+            max(1, settings.query_concurrency), thread_name_prefix="roost-query"
+        )
         self.inflight = Inflight(settings.forwarders_yield_at)
         profile_store = ProfileStore(self.metadata.engine)
         recovered = 0
@@ -155,6 +165,11 @@ class Runtime:
             await asyncio.sleep(0.005)
         return True
 
+    async def query(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a Warehouse query on the query threads."""
+        call = functools.partial(work, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.query_pool, call)
+
     async def behind(self) -> int:
         """How many acknowledged Log offsets the Warehouse has not loaded yet (0: none)."""
         target = self.log.last_offset()
@@ -195,6 +210,7 @@ class Runtime:
         last = self.log.last_offset()  # asked before the Log closes (NATS: its connection)
         self.log.close_sync()
         self.warehouse.close()
+        self.query_pool.shutdown(wait=True, cancel_futures=True)
         self.geo.close()
         self.metadata.close()
         log.info("store closed", extra={"last_offset": last})

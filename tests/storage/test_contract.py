@@ -136,7 +136,7 @@ def test_loader_follows_the_log_into_the_warehouse(open_log: Opener, warehouse: 
 
     asyncio.run(run())
     result = warehouse.project_sql(
-        1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10
+        1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10, max_bytes=1 << 20
     )
     assert result.rows == [[12, 12]]
 
@@ -162,10 +162,12 @@ def test_warehouse_counts_recent_ids_and_confines_sql(warehouse: Any, tmp_path: 
     recent = {(p, m) for p, m, _ in warehouse.recent_message_ids(since)}
     assert recent == {(1, "m2"), (2, "m3"), (3, "m4"), (2, "m5")}
     result = warehouse.project_sql(
-        2, "select event from events order by event", timeout=5, max_rows=10
+        2, "select event from events order by event", timeout=5, max_rows=10, max_bytes=1 << 20
     )
     assert result.columns == ["event"] and result.rows == [["E3"], ["E5"]]
-    limited = warehouse.project_sql(2, "select event from events", timeout=5, max_rows=1)
+    limited = warehouse.project_sql(
+        2, "select event from events", timeout=5, max_rows=1, max_bytes=1 << 20
+    )
     assert limited.truncated and len(limited.rows) == 1
 
 
@@ -191,7 +193,11 @@ def test_loader_reads_the_log_when_memory_has_a_gap(
 
     asyncio.run(run())
     result = warehouse.project_sql(
-        1, "select log_offset from events order by log_offset", timeout=5, max_rows=10
+        1,
+        "select log_offset from events order by log_offset",
+        timeout=5,
+        max_rows=10,
+        max_bytes=1 << 20,
     )
     assert result.rows == [[1], [2], [3], [4], [5]]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,12 +37,13 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
             "try again, or ask without consistent=true for an answer that says so",
             field="consistent",
         )
-    result = await asyncio.to_thread(
+    result = await runtime.query(
         runtime.warehouse.project_sql,
         key.project_id,
         query.sql,
         timeout=runtime.settings.sql_timeout_seconds,
         max_rows=runtime.settings.sql_max_rows,
+        max_bytes=runtime.settings.sql_max_bytes,
     )
     answer: dict[str, object] = {
         "columns": result.columns, "rows": result.rows, "truncated": result.truncated,

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
     kept = runtime.results.get(sql, version)
     if kept is not None:
         return kept
-    result = await asyncio.to_thread(
+    result = await runtime.query(
         runtime.warehouse.report,
         sql,
         timeout=runtime.settings.sql_timeout_seconds,

@@ -22,6 +22,7 @@ import duckdb
 import msgspec
 
 from roost.errors import BadRequest
+from roost.storage.warehouse import QueryResult
 
 ALLOWED_TABLES = frozenset({"events"})
 ALLOWED_TABLE_FUNCTIONS = frozenset(
@@ -149,6 +150,19 @@ def _functions(node: Any) -> Iterator[tuple[str, bool]]:
     elif isinstance(node, list):
         for item in node:
             yield from _functions(item)
+
+
+_json = msgspec.json.encode
+
+
+def cut(result: QueryResult, max_bytes: int) -> QueryResult:
+    """The answer's first rows within about `max_bytes` of JSON; `truncated` if cut."""
+    size = 0
+    for i, row in enumerate(result.rows):
+        size += len(_json(row))
+        if size > max_bytes:
+            return QueryResult(result.columns, result.rows[:i], True)
+    return result
 
 
 def plain_value(value: Any) -> Any:

@@ -31,7 +31,7 @@ from roost import metrics
 from roost.dialects.clock import STORABLE, storable
 from roost.errors import BackendError, BadRequest
 from roost.query.dialect import ClickHouseDialect, SqlDialect
-from roost.query.sql import check_select, plain_value
+from roost.query.sql import check_select, cut, plain_value
 from roost.storage.log import Group
 from roost.storage.schema import EVENT_COLUMNS, Column
 from roost.storage.warehouse import QueryResult
@@ -159,7 +159,8 @@ def _value(kind: str, value: Any) -> Any:
 
 
 class ClickHouseWarehouse:
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, query_memory_mb: int = 2048) -> None:
+        self.query_memory = query_memory_mb << 20
         self.settings = parse_url(url)
         self.db = self.settings.database
         self.table = f"{self.db}.events"
@@ -368,11 +369,15 @@ class ClickHouseWarehouse:
         return database
 
     def project_sql(
-        self, project_id: int, sql: str, *, timeout: float, max_rows: int
+        self, project_id: int, sql: str, *, timeout: float, max_rows: int, max_bytes: int
     ) -> QueryResult:
         check_select(sql)  # one SELECT naming no table but `events`: the view below
         database = self._project_view(project_id)
-        return self._limited(sql, timeout, max_rows, "sql", database=database)
+        result = self._limited(
+            sql, timeout, max_rows, "sql", database=database,
+            max_result_bytes=max_bytes, max_block_size=1024,  # a block past it is the overshoot
+        )  # fmt: skip
+        return cut(result, max_bytes)
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         return self._limited(sql, timeout, max_rows, "query")
@@ -387,6 +392,7 @@ class ClickHouseWarehouse:
                 max_execution_time=max(1, round(timeout)),
                 max_result_rows=max_rows + 1,
                 result_overflow_mode="break",
+                max_memory_usage=self.query_memory,
                 **settings,
             )
         except _Refused as exc:
@@ -520,4 +526,4 @@ class _Refused(Exception):
 
 
 def open_warehouse(url: str, settings: Settings) -> ClickHouseWarehouse:
-    return ClickHouseWarehouse(url)
+    return ClickHouseWarehouse(url, query_memory_mb=settings.query_memory_mb)

@@ -71,7 +71,7 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, memory_mb: int = 2048) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(
         str(path),
         config={
@@ -81,6 +81,7 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
             "allow_community_extensions": "false",
             "python_enable_replacements": "false",
             "checkpoint_threshold": "1TB",
+            "memory_limit": f"{memory_mb}MB",
             # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
             # empty (the events view joins the identity links, empty until the first alias):
             # an answer must mean what its statement says, so that pass is off
@@ -130,8 +131,11 @@ class Gate:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: str | Path, *, checkpoint_wal_mb: int = 4) -> None:
+    def __init__(
+        self, path: str | Path, *, checkpoint_wal_mb: int = 4, memory_mb: int = 2048
+    ) -> None:
         self.path = Path(path)
+        self.memory_mb = memory_mb
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._gate = Gate()
         self._open()
@@ -145,7 +149,7 @@ class DuckDBWarehouse:
         self.dialect: SqlDialect = DuckDBDialect(TABLE, IDENTITIES)
 
     def _open(self) -> None:
-        self._con = _connect(self.path)
+        self._con = _connect(self.path, self.memory_mb)
         setup = self._con.cursor()
         create_schema(setup)
         setup.execute("CHECKPOINT")
@@ -265,7 +269,7 @@ class DuckDBWarehouse:
             self._load_con.execute("CHECKPOINT")
             for stale in (fresh, _wal(fresh)):
                 stale.unlink(missing_ok=True)
-            copy = _connect(fresh)
+            copy = _connect(fresh, self.memory_mb)
             try:
                 create_schema(copy)
                 tables = self._load_con.execute(
@@ -326,7 +330,7 @@ class DuckDBWarehouse:
         return int(row[0]), row[1], row[2]
 
     def project_sql(
-        self, project_id: int, sql: str, *, timeout: float, max_rows: int
+        self, project_id: int, sql: str, *, timeout: float, max_rows: int, max_bytes: int
     ) -> QueryResult:
         check_select(sql)
         with self._cursor() as cursor:
@@ -337,7 +341,8 @@ class DuckDBWarehouse:
                 "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
                 f"WHERE e.project_id = {int(project_id)}"
             )
-            return _limited(cursor, sql, timeout, max_rows, "sql")
+            with self._cursor() as back:
+                return _streamed(cursor, back, sql, timeout, max_rows, max_bytes)
 
     def erase(
         self,
@@ -428,10 +433,67 @@ def _limited(
     )
 
 
+FETCH_ROWS = 256  # rows DuckDB hands over at a time, as Arrow, on the SQL endpoint
+
+
+def _streamed(
+    cursor: duckdb.DuckDBPyConnection,
+    back: duckdb.DuckDBPyConnection,
+    sql: str,
+    timeout: float,
+    max_rows: int,
+    max_bytes: int,
+) -> QueryResult:
+    """A user's query read as a stream of Arrow batches, stopped as soon as the answer holds
+    `max_rows` rows or about `max_bytes` bytes (fetching a result whole would build all of it
+    first), within one time limit for running and reading both. Each kept batch goes back
+    through DuckDB (on `back`, another cursor) to Python values, so they are the ones
+    `fetchmany` would give."""
+    deadline = time.monotonic() + timeout
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    rows: list[list[Any]] = []
+    size, truncated = 0, False
+    try:
+        relation = cursor.sql(sql)
+        if relation is None:
+            return QueryResult(columns=[], rows=[])
+        columns = list(relation.columns)
+        for batch in relation.to_arrow_reader(FETCH_ROWS):
+            take = batch.slice(0, max(0, max_rows - len(rows)))
+            truncated = take.num_rows < batch.num_rows
+            if size + take.nbytes > max_bytes:
+                fits = 0
+                while fits < take.num_rows and size + take.slice(0, fits + 1).nbytes <= max_bytes:
+                    fits += 1
+                take, truncated = take.slice(0, fits), True
+            size += take.nbytes
+            if take.num_rows:
+                values = back.from_arrow(take).fetchall()
+                rows += [[plain_value(v) for v in row] for row in values]
+            if time.monotonic() > deadline:
+                raise duckdb.InterruptException("the time limit passed while reading rows")
+            if truncated:
+                break
+    except duckdb.InterruptException:
+        raise BadRequest(
+            f"sql: the query ran longer than the {timeout:g} s time limit", field="sql"
+        ) from None
+    except duckdb.Error as exc:
+        raise BadRequest(f"sql: {_first_line(exc)}", field="sql") from None
+    finally:
+        timer.cancel()
+    return QueryResult(columns=columns, rows=rows, truncated=truncated)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_warehouse(url: str, settings: Settings) -> DuckDBWarehouse:
-    return DuckDBWarehouse(file_path(url), checkpoint_wal_mb=settings.checkpoint_wal_mb)
+    return DuckDBWarehouse(
+        file_path(url),
+        checkpoint_wal_mb=settings.checkpoint_wal_mb,
+        memory_mb=settings.query_memory_mb,
+    )

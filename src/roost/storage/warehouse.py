@@ -78,9 +78,11 @@ class Warehouse(Protocol):
         ...
 
     def project_sql(
-        self, project_id: int, sql: str, *, timeout: float, max_rows: int
+        self, project_id: int, sql: str, *, timeout: float, max_rows: int, max_bytes: int
     ) -> QueryResult:
-        """Run one read-only query over an `events` view of one project's rows."""
+        """Run one read-only query over an `events` view of one project's rows; the answer
+        cut (`truncated`) past `max_rows` rows or about `max_bytes` bytes, the time limit
+        counting the reading of the rows too."""
         ...
 
     def erase(
