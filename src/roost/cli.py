@@ -9,14 +9,17 @@ without a key given they make a short-lived key, use it, and delete it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import gc
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import httpx
@@ -74,6 +77,41 @@ def main() -> None:
 # serve
 
 
+def hold_data_dir(data: Path) -> IO[str]:
+    """An exclusive lock on the data dir for as long as the server runs (the file held
+    open); a second server on it stops here, with one line, having touched nothing."""
+    lock = (data / "serve.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        running = ""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            found = json.loads((data / SERVER_FILE).read_text())
+            running = f" (pid {found['pid']}, {found['url']})"
+        raise click.ClickException(
+            f"a Roost server is already running on {data}{running}; stop it first, or give "
+            "another --data"
+        ) from None
+    return lock
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says Roost is listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise click.ClickException(f"cannot listen on {host} port {port}: {reason}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 @main.command()
 @data_option
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
@@ -99,7 +137,10 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     # ones (modules, caches, the dedup index) cost more than the work itself. Freeze what
     # exists at start-up and collect the young generation less often.
     gc.set_threshold(50_000, 20, 100)
-    with metadata_for(settings.data) as (_, metadata):
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    held = hold_data_dir(settings.data_dir)  # before anything in it is read or written
+    listening = bind(settings.host, settings.port)
+    with metadata_for(settings.data, create=True) as (_, metadata):
         _, project, created = metadata.ensure_default(settings.default_plan)
         pipeline.apply_at_start(metadata, config.config_file(settings.data))
         url = f"http://{display_host(settings.host)}:{settings.port}"
@@ -130,20 +171,20 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     # the previous handler; a no-op one lets `roost serve` exit 0 after a clean shutdown.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    server_config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=10,
+    )
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            loop="auto",
-            http="auto",
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn.Server(server_config).run(sockets=[listening])
     finally:
         with contextlib.suppress(FileNotFoundError):
-            state.unlink()
+            state.unlink()  # ours: the lock on the data dir says no other server wrote it
+        held.close()
 
 
 @main.command()
@@ -309,7 +350,7 @@ def projects_create(
     data: str | None, slug: str, name: str | None, workspace: str, store_ip: bool, as_json: bool
 ) -> None:
     """Create a project."""
-    with metadata_for(data) as (settings, metadata):
+    with metadata_for(data, create=True) as (settings, metadata):
         try:
             ws = metadata.workspace(workspace)
         except RoostError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,31 +142,66 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+CHOICES = {
+    "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("json", "text"),
+    "cookie_secure": ("auto", "always", "never"),
+    "consumers": ("here", "workers"),
+    "forwarders": ("process", "thread"),
+    "default_plan": ("free", "pro", "enterprise"),
+}
+NOT_SETTINGS = ("projects",)  # roost.toml's other tables: the projects' pipelines
 
 
 def _coerce(name: str, value: Any) -> Any:
     kind: type = type(FIELDS[name].default)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    text = str(value).strip()
-    try:
-        if kind is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(text)
-        return kind(text)
-    except ValueError:
-        raise BadRequest(f"setting {name}: expected {kind.__name__}, got {text!r}") from None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        text = str(value).strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                    raise ValueError(text)
+                value = text.lower() in ("1", "true", "yes", "on")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise BadRequest(f"setting {name}: expected {kind.__name__}, got {text!r}") from None
+    if name in CHOICES and value not in CHOICES[name]:
+        raise BadRequest(
+            f"setting {name}: must be one of {', '.join(CHOICES[name])} (got {value!r})"
+        )
+    return value
 
 
 def config_file(data: str, environ: Mapping[str, str] | None = None) -> Path | None:
-    """The roost.toml in use: $ROOST_CONFIG, else the data dir's, else the working dir's."""
+    """The roost.toml in use: $ROOST_CONFIG (which must exist), else the data dir's, else
+    the working dir's."""
     env = os.environ if environ is None else environ
     given = env.get("ROOST_CONFIG")
-    candidates = [Path(given)] if given else [Path(data) / "roost.toml", Path("roost.toml")]
+    if given:
+        if not Path(given).is_file():
+            raise BadRequest(f"ROOST_CONFIG: there is no file at {given}")
+        return Path(given)
+    candidates = [Path(data) / "roost.toml", Path("roost.toml")]
     return next((path for path in candidates if path.is_file()), None)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The settings table of a roost.toml; an error names the file, the line and the key."""
+    text = path.read_text(errors="replace")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadRequest(f"{path}: not valid TOML: {exc}") from None
+    settings = table.get("roost", table)
+    if not isinstance(settings, dict):
+        raise BadRequest(f"{path}: [roost] must be a table of settings")
+    for key in settings:
+        if key not in FIELDS and key not in NOT_SETTINGS and key != "roost":
+            found = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M)
+            line = f", line {text[: found.start()].count(chr(10)) + 1}" if found else ""
+            raise BadRequest(f"{path}{line}: {key!r} is not a setting (see the README)")
+    return {k: v for k, v in settings.items() if k in FIELDS}
 
 
 def load(
@@ -178,12 +214,11 @@ def load(
     data = str(flags.get("data") or env.get("ROOST_DATA") or Settings.data)
     path = config_file(data, env)
     if path is not None:
-        with path.open("rb") as f:
-            table = tomllib.load(f)
-        table = table.get("roost", table)
-        for key, value in table.items():
-            if key in FIELDS:
+        for key, value in _read_toml(path).items():
+            try:
                 values[key] = _coerce(key, value)
+            except BadRequest as exc:
+                raise BadRequest(f"{path}: {exc.message}") from None
     for name in FIELDS:
         env_value = env.get(f"ROOST_{name.upper()}")
         if env_value is not None:

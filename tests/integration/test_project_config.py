@@ -100,7 +100,7 @@ def test_a_bad_config_file_is_refused_naming_the_field(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text(
         '[projects.default]\ntransformations = [{ step = "sample", rate = 5 }]\n'
     )
-    roost("projects", "list", data=data)  # makes the data dir
+    data.mkdir()
     result = roost("config", "apply", str(tmp_path / "bad.toml"), data=data, check=False)
     assert result.returncode != 0
     assert "projects.default.transformations[0].rate: must be a number above 0" in result.stderr

@@ -58,7 +58,7 @@ def config_group() -> None:
 @click.option("--project", default=None, help="Only this project (or the project of a YAML file).")
 def config_apply(data: str | None, file: Path, project: str | None) -> None:
     """Apply FILE: each section it has replaces the project's; the rest is left alone."""
-    with metadata_for(data) as (settings, metadata):
+    with metadata_for(data, create=True) as (settings, metadata):
         metadata.ensure_default(settings.default_plan)  # as `roost serve` would on a new data dir
         applied = apply_file(metadata, file, project)
     if not applied:
