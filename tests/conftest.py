@@ -88,6 +88,12 @@ class Env:
         self.others.append(client)
         return Client(self.portal, client)
 
+    def metrics(self) -> str:
+        """The Prometheus text, as a scraper with the metrics token reads it."""
+        response = self.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert response.status_code == 200, response.text
+        return response.text
+
     def sql(self, query: str, key: str | None = None) -> list[dict[str, Any]]:
         response = self.client.post(
             "/api/v1/sql",
@@ -100,6 +106,7 @@ class Env:
 
 
 _servers: dict[str, Any] = {}
+METRICS_TOKEN = "test-metrics-token"
 
 
 def fresh_postgres_url() -> str:
@@ -128,7 +135,10 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     tests/consumers/test_forwarder.py runs each of its tests both ways. With
     ROOST_TEST_METADATA=postgres the metadata lives in PostgreSQL (`make test` runs the
     API, consumer, dashboard and pipeline tests that way too)."""
-    base = Settings(data=str(tmp_path / "data"), log_format="text", forwarders="thread")
+    base = Settings(
+        data=str(tmp_path / "data"), log_format="text", forwarders="thread",
+        metrics_token=METRICS_TOKEN,
+    )  # fmt: skip
     if os.environ.get("ROOST_TEST_METADATA") == "postgres":
         base = replace(base, metadata_url=fresh_postgres_url())
     if os.environ.get("ROOST_TEST_WAREHOUSE") == "clickhouse":

@@ -96,6 +96,23 @@ def hold_data_dir(data: Path) -> IO[str]:
     return lock
 
 
+def serve_metrics(listen: str) -> None:
+    """Prometheus metrics on their own address (a thread of prometheus_client's)."""
+    if not listen:
+        return
+    from prometheus_client import start_http_server
+
+    from roost import metrics
+
+    host, _, port = listen.rpartition(":")
+    try:
+        start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry=metrics.REGISTRY)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(
+            f"metrics_listen {listen}: cannot listen there ({exc})"
+        ) from None
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything says Roost is listening."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -140,6 +157,7 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     held = hold_data_dir(settings.data_dir)  # before anything in it is read or written
     listening = bind(settings.host, settings.port)
+    serve_metrics(settings.metrics_listen)
     with metadata_for(settings.data, create=True) as (_, metadata):
         _, project, created = metadata.ensure_default(settings.default_plan)
         pipeline.apply_at_start(metadata, config.config_file(settings.data))

@@ -41,12 +41,12 @@ class Node:
     def start(self) -> Node:
         self.data.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "roost", self.role, "--data", str(self.data)]
+        env = {**os.environ, **self.env}
         if self.role == "serve":
             command += ["--port", str(self.port)]
+            env["ROOST_METRICS_LISTEN"] = f"127.0.0.1:{servers.free_port()}"  # one per node
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-            )
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         return self
 
     def ready(self, timeout: float = 60) -> None:

@@ -124,6 +124,16 @@ class Settings:
         "directly or through X-Forwarded-Proto from a local proxy), always, or never.",
     )
     session_days: float = _setting(14.0, "How long a dashboard login lasts.")
+    metrics_listen: str = _setting(
+        "127.0.0.1:9464",
+        "Where `roost serve` serves Prometheus metrics (`/metrics`), apart from the API: "
+        "host:port, loopback by default; empty: not at all.",
+    )
+    metrics_token: str = _setting(
+        "",
+        "With a token, `/metrics` on the main port too, to `Authorization: Bearer <token>`; "
+        "empty: not there (its labels name every project).",
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
     log_format: str = _setting("json", "Log format: json (one object per line) or text.")
 

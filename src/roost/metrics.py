@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+for _standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_standard)  # CPU, memory, open files; Python's version; GC passes
+
+LOG_LAST_OFFSET = Gauge(
+    "roost_log_last_offset", "The Log's last acknowledged offset.", registry=REGISTRY
+)
+WAREHOUSE_BEHIND = Gauge(
+    "roost_warehouse_behind_events",
+    "Acknowledged events the Warehouse has not loaded yet (what queries cannot see).",
+    registry=REGISTRY,
+)
 
 EVENTS_ACCEPTED = Counter(
     "roost_events_accepted",

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from roost import project_config
+from roost import metrics, project_config
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
 from roost.consumers.forwarder import Forwarders
@@ -115,6 +115,8 @@ class Runtime:
             consent=self.consent,
             transform=self.transform,
         )
+        metrics.LOG_LAST_OFFSET.set_function(self.log.last_offset)
+        metrics.WAREHOUSE_BEHIND.set_function(self._behind_now)
         self.scrubber = Scrubber(self.log, self.warehouse, self.metadata.engine, self.erasures)
         self.scrubber.start()
         self.ready = True
@@ -169,6 +171,14 @@ class Runtime:
         """Run a Warehouse query on the query threads."""
         call = functools.partial(work, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.query_pool, call)
+
+    def _behind_now(self) -> int:
+        loaded = (
+            self.warehouse.loaded_offset()
+            if self.consumers is not None
+            else self.warehouse.stored_offset()
+        )
+        return max(0, self.log.last_offset() - loaded)
 
     async def behind(self) -> int:
         """How many acknowledged Log offsets the Warehouse has not loaded yet (0: none)."""

@@ -385,7 +385,7 @@ def test_a_destination_made_again_after_a_delete_starts_afresh(
 
 def test_deliveries_are_counted_in_the_servers_metrics(env: Env, receiver: Receiver) -> None:
     def delivered() -> float:
-        text = env.client.get("/metrics").text
+        text = env.metrics()
         found = re.search(
             r'^roost_delivered_events_total\{destination="counted"\} (\S+)$', text, re.M
         )

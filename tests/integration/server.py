@@ -34,7 +34,11 @@ class Server:
         self.data = data
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {f"ROOST_{k.upper()}": v for k, v in env.items()}
+        self.metrics_port = free_port()  # each server its own: several run at once
+        self.env = {
+            "ROOST_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
+            **{f"ROOST_{k.upper()}": v for k, v in env.items()},
+        }
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
 

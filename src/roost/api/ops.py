@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +30,17 @@ async def readyz(request: Request) -> Response:
 
 
 async def prometheus(request: Request) -> Response:
+    """On the main port only behind `metrics_token` (the labels name every project): the
+    metrics' own address (`metrics_listen`, loopback) serves them to a local scraper."""
+    runtime = request.app.state.runtime
+    token = runtime.settings.metrics_token
+    given = request.headers.get("authorization", "")
+    if not token or not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": "metrics are served on metrics_listen, "
+                       "or here with metrics_token", "field": None}},
+            404,
+        )  # fmt: skip
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
