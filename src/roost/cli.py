@@ -142,7 +142,7 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     """Run the Roost server: ingest, queries, the dashboard, metrics."""
     import uvicorn
 
-    from roost import logs
+    from roost import logs, serving
     from roost.app import create_app
 
     settings = load_settings(data=data, host=host, port=port)
@@ -194,7 +194,9 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
         log_config=None,
         access_log=False,
         loop="auto",
-        http="auto",
+        http=serving.protocol(settings),
+        timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=10,
     )
     try:

@@ -45,6 +45,25 @@ class Settings:
         524288, "Largest request body accepted, before and after gzip (413 above it)."
     )
     max_event_bytes: int = _setting(32768, "Largest single event accepted (413 or per-event).")
+    max_header_bytes: int = _setting(
+        65536,
+        "Largest request line and headers accepted (431 above it, and the connection closed).",
+    )
+    header_timeout_seconds: float = _setting(
+        10.0, "Time a request's line and headers may take to arrive (408, closed, after it)."
+    )
+    body_timeout_seconds: float = _setting(
+        30.0, "Time a request's body may take to arrive once its headers have (408 after it)."
+    )
+    keep_alive_seconds: float = _setting(5.0, "How long an idle kept-alive connection stays open.")
+    max_connections_per_client: int = _setting(
+        256,
+        "Connections one client address may hold open at once (more: 429, closed); not "
+        "applied with trust_forwarded_for (every client is then the proxy).",
+    )
+    max_connections: int = _setting(
+        8192, "Connections and requests in flight in all; more are answered 503 at once."
+    )
     max_clock_skew_days: float = _setting(
         365.0,
         "Largest clock correction a Segment `sentAt` may make; a larger one is ignored and "
