@@ -182,7 +182,11 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
             click.echo(f"Data in {settings.data_dir.resolve()}; project '{project.slug}'.")
             click.echo("New key: roost keys create --project default --kind write")
     state = settings.data_dir / SERVER_FILE
-    state.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    try:
+        state.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    except OSError as exc:  # a full disk: serve anyway (give `send`/`query` --url meanwhile)
+        click.echo(f"roost: cannot write {state} ({exc.strerror}); other commands need --url",
+                   err=True)  # fmt: skip
     click.echo(f"Roost listening on {url}", err=False)
     sys.stdout.flush()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then raises the signal again for

@@ -85,6 +85,11 @@ class Settings:
     log_retention_hours: float = _setting(
         168.0, "How long the Log keeps events the Warehouse has already loaded."
     )
+    disk_reserve_mb: int = _setting(
+        100,
+        "Free space the embedded stores leave on their disk: under it ingest answers 503 "
+        "(the Warehouse may still catch up into the last three quarters of it); 0: none.",
+    )
     checkpoint_wal_mb: int = _setting(
         4, "DuckDB WAL size that triggers a checkpoint, run by the loader between loads."
     )

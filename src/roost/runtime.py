@@ -121,6 +121,10 @@ class Runtime:
         self.scrubber.start()
         self.ready = True
         self._closed = False
+        room = getattr(self.log, "room", None)
+        if room is not None and not room.enough():
+            log.warning("%s: queries are answered, ingest answers 503 until there is room",
+                        room.problem())  # fmt: skip
         log.info(
             "store opened",
             extra={
@@ -208,19 +212,29 @@ class Runtime:
         await asyncio.to_thread(self.close_sync)
 
     def close_sync(self) -> None:
+        """Close everything, each step whatever the others did (a full disk may fail a
+        checkpoint; what was acknowledged is already durable in the Log)."""
         if self._closed:
             return
         self._closed = True
         self.ready = False
-        self.log.drain()  # commit what was acknowledged, refuse the rest
-        self.scrubber.stop()
-        self.notifier.stop()
-        if self.consumers is not None:
-            self.consumers.stop()
+        try:
+            self.log.drain()  # commit what was acknowledged, refuse the rest
+        except Exception as exc:
+            log.error("closing: the Log's last commit failed: %s", exc)
         last = self.log.last_offset()  # asked before the Log closes (NATS: its connection)
-        self.log.close_sync()
-        self.warehouse.close()
-        self.query_pool.shutdown(wait=True, cancel_futures=True)
-        self.geo.close()
-        self.metadata.close()
+        for step in (
+            self.scrubber.stop,
+            self.notifier.stop,
+            *([self.consumers.stop] if self.consumers is not None else []),
+            self.log.close_sync,
+            self.warehouse.close,
+            lambda: self.query_pool.shutdown(wait=True, cancel_futures=True),
+            self.geo.close,
+            self.metadata.close,
+        ):
+            try:
+                step()
+            except Exception as exc:
+                log.error("closing: %s failed: %s", getattr(step, "__qualname__", step), exc)
         log.info("store closed", extra={"last_offset": last})

@@ -29,6 +29,7 @@ from roost.errors import BadRequest
 from roost.query.dialect import DuckDBDialect, SqlDialect
 from roost.query.sql import check_select, plain_value
 from roost.storage.backends import file_path
+from roost.storage.disk import Room
 from roost.storage.log import Group
 from roost.storage.schema import ALL_COLUMNS, EVENT_COLUMNS
 from roost.storage.warehouse import QueryResult
@@ -132,10 +133,16 @@ class Gate:
 
 class DuckDBWarehouse:
     def __init__(
-        self, path: str | Path, *, checkpoint_wal_mb: int = 4, memory_mb: int = 2048
+        self,
+        path: str | Path,
+        *,
+        checkpoint_wal_mb: int = 4,
+        memory_mb: int = 2048,
+        reserve_bytes: int = 0,
     ) -> None:
         self.path = Path(path)
         self.memory_mb = memory_mb
+        self.room = Room(self.path.parent, reserve_bytes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._gate = Gate()
         self._open()
@@ -152,7 +159,10 @@ class DuckDBWarehouse:
         self._con = _connect(self.path, self.memory_mb)
         setup = self._con.cursor()
         create_schema(setup)
-        setup.execute("CHECKPOINT")
+        try:
+            setup.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # a full disk: queries still answer, loads wait for room
+            log.warning("warehouse checkpoint at start failed: %s", _first_line(exc))
         setup.close()
         self._load_con = self._con.cursor()
 
@@ -186,6 +196,7 @@ class DuckDBWarehouse:
         fresh = [g for g in groups if g[0] + g[1] - 1 > self._loaded]
         if not fresh:
             return
+        self.room.check(share=0.25)  # catching up may use the reserve, but not its last part
         started = time.perf_counter()
         table = pa.table(
             {
@@ -252,6 +263,8 @@ class DuckDBWarehouse:
         with self._gate.exclusive(timeout=SCRUB_WAIT_SECONDS):
             try:
                 self._load_con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # a full disk: the WAL replays at the next start
+                log.warning("warehouse checkpoint at close failed: %s", _first_line(exc))
             finally:
                 self._load_con.close()
                 self._con.close()
@@ -496,4 +509,5 @@ def open_warehouse(url: str, settings: Settings) -> DuckDBWarehouse:
         file_path(url),
         checkpoint_wal_mb=settings.checkpoint_wal_mb,
         memory_mb=settings.query_memory_mb,
+        reserve_bytes=settings.disk_reserve_mb << 20,
     )

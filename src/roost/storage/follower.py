@@ -15,6 +15,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 
+from roost.errors import BackendError
+
 log = logging.getLogger("roost.storage")
 
 
@@ -27,6 +29,7 @@ class Follower(ABC):
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._waiters = 0
+        self._said_at = float("-inf")  # when a pause was last logged
 
     @abstractmethod
     def position(self) -> int:
@@ -85,6 +88,12 @@ class Follower(ABC):
                     return
             try:
                 self.step()
+            except BackendError as exc:  # a condition (a full disk, a store away), not a bug
+                self.failed()
+                if time.monotonic() - self._said_at > 60:
+                    self._said_at = time.monotonic()
+                    log.warning("%s paused: %s", self.name, exc.message)
+                time.sleep(1.0)
             except Exception:
                 self.failed()
                 log.exception("%s failed; retrying", self.name)

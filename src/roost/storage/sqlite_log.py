@@ -13,6 +13,7 @@ commit); `checkpoint()` runs a PASSIVE one from another connection, which never 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -24,14 +25,17 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from roost import metrics
+from roost.errors import BackendError
 from roost.model import Event, LoggedEvent
 from roost.storage.backends import file_path
+from roost.storage.disk import Room
 from roost.storage.log import Group, logged_events
 from roost.storage.writer import GroupCommit
 
 if TYPE_CHECKING:
     from roost.config import Settings
 
+log = logging.getLogger("roost.storage")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
 
@@ -157,9 +161,11 @@ class SQLiteLog(_Reading):
         *,
         commit_max_events: int = 20000,
         on_commit: Callable[[int, int, bytes], None] | None = None,
+        reserve_bytes: int = 0,
     ) -> None:
         super().__init__(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.room = Room(self.path.parent, reserve_bytes)
         self._on_commit = on_commit
         self._conn = self._connect()
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -189,6 +195,10 @@ class SQLiteLog(_Reading):
     # Log
 
     def append(self, events: Sequence[Event]) -> asyncio.Future[list[int]]:
+        if not self.room.enough():  # refused whole, before anything is written
+            refused: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+            refused.set_exception(BackendError(self.room.problem()))
+            return refused
         return self._writer.submit(events)
 
     def last_offset(self) -> int:
@@ -268,6 +278,8 @@ class SQLiteLog(_Reading):
         self._close_readers()
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # a full disk: the WAL is replayed at the next start
+            log.warning("log checkpoint at close failed: %s", exc)
         finally:
             self._conn.close()
 
@@ -292,7 +304,11 @@ class SQLiteLog(_Reading):
 
 
 def open_log(url: str, settings: Settings) -> SQLiteLog:
-    return SQLiteLog(file_path(url), commit_max_events=settings.commit_max_events)
+    return SQLiteLog(
+        file_path(url),
+        commit_max_events=settings.commit_max_events,
+        reserve_bytes=settings.disk_reserve_mb << 20,
+    )
 
 
 def open_reader(url: str, settings: Settings) -> SQLiteLogReader:
