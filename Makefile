@@ -7,7 +7,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run demo test lint fmt bench bench-pipeline bench-queries bench-sdk install clean
+.PHONY: run demo test fuzz lint fmt bench bench-pipeline bench-queries bench-sdk install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,13 @@ fmt: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 	ROOST_TEST_METADATA=postgres ROOST_TEST_WAREHOUSE=clickhouse $(BIN)/python -m pytest -q \
-		-p no:randomly tests/api tests/consumers tests/storage tests/dashboard tests/query
+		-p no:randomly tests/api tests/consumers tests/storage tests/dashboard tests/query \
+		tests/hostile/test_sql.py tests/hostile/test_config.py
+
+# The fuzz suite of `make test`, longer and with fresh random examples each run.
+fuzz: $(STAMP)
+	ROOST_FUZZ_EXAMPLES=$${ROOST_FUZZ_EXAMPLES:-20000} ROOST_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest -q tests/hostile/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
