@@ -276,7 +276,7 @@ def workspaces_create(
     data: str | None, name: str, plan: str, budget: int | None, as_json: bool
 ) -> None:
     """Create a workspace."""
-    with metadata_for(data) as (_, metadata):
+    with metadata_for(data, create=True) as (_, metadata):
         ws = metadata.create_workspace(name, plan, budget)
     view = {"id": ws.id, "name": ws.name, "plan": ws.plan, "monthly_budget": ws.monthly_budget}
     echo_json(view) if as_json else click.echo(f"Created workspace {ws.name} ({ws.plan}).")

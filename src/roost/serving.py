@@ -103,7 +103,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer and close, whatever the parser was in the middle of. The client may still
         be sending: closing at once would reset the connection and lose the answer, so what
-        comes for a moment longer is read and dropped (a lingering close)."""
+        comes for a moment longer is left unread, and the connection closed after it (a
+        lingering close)."""
         self._disarm()
         if self.transport.is_closing() or self._refused:
             return
@@ -120,6 +121,7 @@ class GuardedProtocol(HttpToolsProtocol):
             + "\r\n"
         )
         self.transport.write(head.encode() + body)
+        self.transport.pause_reading()  # what else comes waits in the kernel, unread
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)

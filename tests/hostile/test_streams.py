@@ -85,7 +85,9 @@ def test_a_subscriber_that_never_reads_loses_its_own_entries(tmp_path: Path) -> 
         debugger.delivery(1, {"outcome": "delivered", "n": "after"})
         await asyncio.sleep(0)
         entries = debugger.entries(stuck, every=1)
-        return await anext(entries)  # type: ignore[arg-type]
+        entry = await anext(entries)
+        assert entry is not None and entry.outcome == b"delivered"
+        return dict(json.loads(entry.body))
 
     entry = asyncio.run(run())
     assert (entry["n"], entry["dropped"]) == ("after", 7)

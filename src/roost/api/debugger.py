@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -15,9 +14,6 @@ from roost.consumers.debugger import TooManyStreams
 from roost.dialects.base import key_from_headers
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
-
-_encode = msgspec.json.Encoder().encode
-
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -54,8 +50,7 @@ def sse(
             async for entry in runtime.debugger.entries(subscriber, every=check):
                 if entry is not None:
                     quiet = 0.0
-                    yield b"event: " + entry["outcome"].encode() + b"\ndata: " + _encode(entry)
-                    yield b"\n\n"
+                    yield b"event: " + entry.outcome + b"\ndata: " + entry.body + b"\n\n"
                     continue
                 verdict = allowed()
                 if not (await verdict if inspect.isawaitable(verdict) else verdict):

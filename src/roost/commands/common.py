@@ -46,14 +46,15 @@ def metadata_for(
     data: str | None, *, create: bool = False
 ) -> Iterator[tuple[config.Settings, Metadata]]:
     """The settings and the metadata store of a data directory, which must exist unless
-    `create` (`roost serve` and `roost projects create` make one; a typo in --data must not)."""
+    `create` (`roost serve` and the commands that make a workspace, a project or a project's
+    configuration make one; a typo in --data given to any other must not)."""
     settings = load_settings(data=data)
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     elif not settings.data_dir.is_dir():
         raise click.ClickException(
-            f"no data directory at {settings.data_dir} (`roost serve` or `roost projects "
-            "create` makes one; give --data or ROOST_DATA)"
+            f"no data directory at {settings.data_dir} (`roost serve`, `roost workspaces "
+            "create` or `roost projects create` makes one; give --data or ROOST_DATA)"
         )
     metadata = Metadata(settings.resolved_metadata_url())
     try:

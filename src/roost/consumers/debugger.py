@@ -12,16 +12,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from roost.errors import ClientError, RateLimited
 from roost.model import Event, Outcome
 
-QUEUE_ENTRIES = 1000
+QUEUE_ENTRIES = 256  # a stuck reader holds this much, and costs ingest nothing once full
 _OUTCOMES = {"duplicate": "deduplicated", "filtered": "dropped", "sampled": "dropped"}
 _to_builtins = msgspec.to_builtins
+_encode = msgspec.json.Encoder().encode
+
+
+class Encoded(NamedTuple):
+    """An entry encoded once for every subscriber: its outcome and its JSON object."""
+
+    outcome: bytes
+    body: bytes
+
+
+def encoded(entry: dict[str, Any]) -> Encoded:
+    return Encoded(str(entry["outcome"]).encode(), _encode(entry))
 
 
 MAX_PER_HOLDER = 5  # open streams per key (or dashboard login)
@@ -36,15 +48,15 @@ class Subscriber:
     def __init__(self, holder: str) -> None:
         self.holder = holder
         # each entry with how many this subscriber had lost before it: shared, not copied
-        self.queue: asyncio.Queue[tuple[dict[str, Any], int]] = asyncio.Queue(QUEUE_ENTRIES)
+        self.queue: asyncio.Queue[tuple[Encoded, int]] = asyncio.Queue(QUEUE_ENTRIES)
         self.dropped = 0
 
-    def offer(self, entry: dict[str, Any]) -> None:
+    def offer(self, entry: Encoded) -> None:
         """Never waits: a subscriber too slow to keep up loses entries, counted for it."""
-        try:
-            self.queue.put_nowait((entry, self.dropped))
-        except asyncio.QueueFull:
+        if self.queue.full():  # asked, not raised: a stuck subscriber costs ingest little
             self.dropped += 1
+        else:
+            self.queue.put_nowait((entry, self.dropped))
 
 
 class Debugger:
@@ -107,9 +119,10 @@ class Debugger:
             if o.reason != "transformation_failed"
         ]
         entries.sort(key=lambda entry: entry["index"])
+        ready = [encoded(entry) for entry in entries]  # once, whoever reads them
         for subscriber in subscribers:
-            for entry in entries:
-                subscriber.offer(entry)
+            for ready_entry in ready:
+                subscriber.offer(ready_entry)
 
     def refused(self, project_id: int, dialect: str, error: ClientError, total: int) -> None:
         """A whole request refused after its key was known (rate limit, budget, a bad key kind)."""
@@ -134,8 +147,9 @@ class Debugger:
         self.loop.call_soon_threadsafe(self._offer, project_id, entry)
 
     def _offer(self, project_id: int, entry: dict[str, Any]) -> None:
+        ready = encoded(entry)
         for subscriber in self._subscribers.get(project_id, ()):
-            subscriber.offer(entry)
+            subscriber.offer(ready)
 
     def subscribe(self, project_id: int, holder: str) -> Subscriber:
         """A subscriber that receives entries from now on, until `unsubscribe`; refused when
@@ -163,13 +177,18 @@ class Debugger:
             self._subscribers.pop(project_id, None)
 
     @staticmethod
-    async def entries(subscriber: Subscriber, every: float) -> AsyncIterator[dict[str, Any] | None]:
+    async def entries(subscriber: Subscriber, every: float) -> AsyncIterator[Encoded | None]:
         """The subscriber's entries as they come, each with `dropped` (how many it had lost
-        before it); None after every `every` seconds of quiet."""
+        before it) as the first member of its JSON object; None after every `every` seconds
+        of quiet."""
+        queue = subscriber.queue
         while True:
-            try:
-                entry, dropped = await asyncio.wait_for(subscriber.queue.get(), every)
-            except TimeoutError:
-                yield None
+            if queue.empty():  # only then a timed wait (each one costs a task)
+                try:
+                    entry, dropped = await asyncio.wait_for(queue.get(), every)
+                except TimeoutError:
+                    yield None
+                    continue
             else:
-                yield {**entry, "dropped": dropped}
+                entry, dropped = queue.get_nowait()
+            yield Encoded(entry.outcome, b'{"dropped":%d,' % dropped + entry.body[1:])

@@ -83,6 +83,8 @@ def _connect(path: Path, memory_mb: int = 2048) -> duckdb.DuckDBPyConnection:
             "python_enable_replacements": "false",
             "checkpoint_threshold": "1TB",
             "memory_limit": f"{memory_mb}MB",
+            # a core left to the event loop: a heavy query slows ingest, never stops it
+            "threads": max(1, (os.cpu_count() or 2) - 1),
             # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
             # empty (the events view joins the identity links, empty until the first alias):
             # an answer must mean what its statement says, so that pass is off
