@@ -50,6 +50,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Event).decode
 log = logging.getLogger("roost.storage")
 REQUEST_SECONDS = 10.0
+STARTING_SECONDS = 60.0  # how long a starting JetStream cluster may take to answer
 READ_BYTES = 8 * 1024 * 1024  # the most one batched read asks JetStream for
 APPEND_SECONDS = 15.0  # how long an append keeps trying before the client is told 503
 MAX_PENDING = 20_000  # publishes awaiting their acknowledgement, per connection
@@ -156,7 +157,7 @@ class NatsLogReader:
         self._closed = False
         try:
             self._nc: Client = self._loop.call(self._connect())
-            self._loop.call(self._ensure_stream())
+            self._loop.call(self._ensure_stream(), timeout=STARTING_SECONDS + REQUEST_SECONDS * 2)
         except Exception as exc:
             if hasattr(self, "_nc"):  # connected, but the stream did not answer: hang up
                 with contextlib.suppress(Exception):
@@ -179,22 +180,32 @@ class NatsLogReader:
         )
 
     async def _ensure_stream(self) -> None:
+        """The stream, made if missing. A JetStream cluster starting with Roost may not
+        answer yet (no meta leader elected): asked again for up to STARTING_SECONDS."""
         js = self._nc.jetstream(timeout=REQUEST_SECONDS)
-        try:
-            await js.stream_info(self.stream)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=self.stream,
-                    subjects=[f"{self.subject}.*"],
-                    storage=StorageType.FILE,
-                    num_replicas=self.settings.replicas,
-                    max_age=self.settings.max_age_hours * 3600,
-                    duplicate_window=self.settings.duplicate_window_seconds,
-                    discard=DiscardPolicy.OLD,
-                    allow_direct=True,
-                )
+        deadline = time.monotonic() + STARTING_SECONDS
+        while True:
+            try:
+                await js.stream_info(self.stream)
+                return
+            except NotFoundError:
+                break
+            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        await js.add_stream(
+            StreamConfig(
+                name=self.stream,
+                subjects=[f"{self.subject}.*"],
+                storage=StorageType.FILE,
+                num_replicas=self.settings.replicas,
+                max_age=self.settings.max_age_hours * 3600,
+                duplicate_window=self.settings.duplicate_window_seconds,
+                discard=DiscardPolicy.OLD,
+                allow_direct=True,
             )
+        )
 
     def _subject(self, event: Event) -> str:
         return f"{self.subject}.{'identity' if event.type in IDENTITY_TYPES else 'event'}"
