@@ -114,12 +114,15 @@ class Settings:
     sql_timeout_seconds: float = _setting(10.0, "Time limit of one query on the SQL endpoint.")
     sql_max_rows: int = _setting(10000, "Row limit of one query on the SQL endpoint.")
     sql_max_bytes: int = _setting(
-        16 << 20,
+        4 << 20,
         "Size limit of one answer on the SQL endpoint (the rows as Arrow holds them, about "
         "their JSON size); past it the answer is cut and says `truncated`.",
     )
     query_concurrency: int = _setting(
         4, "Queries (SQL endpoint, reports) run at once, on threads of their own; more wait."
+    )
+    query_nice: int = _setting(
+        10, "Niceness of the query threads: a heavy query yields the CPU to ingest (0: none)."
     )
     query_memory_mb: int = _setting(
         2048,

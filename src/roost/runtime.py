@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +50,13 @@ log = logging.getLogger("roost")
 T = TypeVar("T")
 
 
+def _lower_priority(nice: int) -> None:
+    """This thread only (Linux nices threads one by one): a query yields to ingest."""
+    if nice > 0:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -73,7 +83,10 @@ class Runtime:
         # queries on threads of their own, a bounded number at once: they never hold the
         # shared pool that ingest and the dashboard use, and what waits is bounded too
         self.query_pool = ThreadPoolExecutor(
-            max(1, settings.query_concurrency), thread_name_prefix="roost-query"
+            max(1, settings.query_concurrency),
+            thread_name_prefix="roost-query",
+            initializer=_lower_priority,
+            initargs=(settings.query_nice,),
         )
         self.inflight = Inflight(settings.forwarders_yield_at)
         profile_store = ProfileStore(self.metadata.engine)
