@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -13,16 +14,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# `make run` installs what serving needs and no more; the dev tools (pytest, mypy, Playwright,
+# the NATS and SMTP servers of the tests) come with `make test`.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/roost serve --data $(DATA) --host $(HOST) --port $(PORT) --demo
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/roost demo --data $(DATA)
 
 lint: $(STAMP)
