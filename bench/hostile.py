@@ -136,7 +136,8 @@ class Hostile:
                 sock.close()
 
 
-def attack(port: int, reads: list[str], stop: Any, counts: Any, only: str) -> None:
+def attack(port: int, reads: list[str], stop: Any, counts: Any, only: str, nice: int) -> None:
+    os.nice(nice)  # with --nice: the generator yields the cores, as if it ran elsewhere
     hostile = Hostile(port, reads, only)
     hostile.start()
     stop.wait()
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--only", default="", help="one kind: idle, slow, huge, sql, streams")
+    parser.add_argument("--nice", type=int, default=0, help="niceness of the load generator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -172,7 +174,7 @@ def main() -> None:
             counts: Any = multiprocessing.Manager().dict()
             stop = multiprocessing.Event()
             attacker = multiprocessing.Process(
-                target=attack, args=(port, reads, stop, counts, args.only)
+                target=attack, args=(port, reads, stop, counts, args.only, args.nice)
             )
             attacker.start()
             time.sleep(4)  # everyone connected
@@ -197,7 +199,7 @@ def render(args: argparse.Namespace, figures: dict[str, Any]) -> str:
     return f"""
 ## Ingest under hostile load ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)
 
-`python bench/hostile.py --requests {args.requests}` on {platform.machine()}, {os.cpu_count()} cores,
+`python bench/hostile.py --requests {args.requests}{f" --nice {args.nice}" if args.nice else ""}{f" --only {args.only}" if args.only else ""}` on {platform.machine()}, {os.cpu_count()} cores,
 Python {platform.python_version()}. Single-event `POST /v1/track`, one keep-alive client, in
 sequence; the hostile load at once: {IDLE} idle connections, {SLOW} sending headers a byte
 every 0.2 s, 1 MB headers in a loop, {SQL_THREADS} clients asking for a 100 MB SQL answer in a
