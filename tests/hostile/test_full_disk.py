@@ -28,7 +28,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     where.mkdir()
     if os.geteuid() != 0:
         missing("root (to mount a small tmpfs)", "run the full-disk test as root, as CI does")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(where)], check=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(where)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if mounted.returncode != 0:  # root in a container without CAP_SYS_ADMIN: not an install
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield where
     finally:
