@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from roost.servers import free_port, wait_until_ready
 from tests.integration.server import Server, roost
 
 pytestmark = pytest.mark.slow
@@ -100,3 +103,21 @@ def test_a_missing_roost_config_file_is_an_error(tmp_path: Path) -> None:
         answer.returncode != 0 and "ROOST_CONFIG" in answer.stderr and "nope.toml" in answer.stderr
     )
     assert json.dumps  # (the module is used by the server tests above)
+
+
+def test_a_signal_to_the_whole_process_group_is_a_clean_stop(tmp_path: Path) -> None:
+    """As Ctrl-C in a terminal or systemd stopping the unit send it: the forwarders' process
+    leaves its stopping to the server, which is not told it died."""
+    data = tmp_path / "data"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "roost", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "ROOST_DATA": str(data), "ROOST_METRICS_LISTEN": ""},
+    )  # fmt: skip
+    assert wait_until_ready(f"http://127.0.0.1:{port}", 30, process)
+    time.sleep(1)  # the forwarders' process is up
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "forwarders' process ended" not in output and "Traceback" not in output, output

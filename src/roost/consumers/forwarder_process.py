@@ -20,6 +20,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -154,6 +155,11 @@ def run_child(settings: Settings, conn: Connection, inflight: Any) -> None:
     from roost.storage.metadata import Metadata
 
     configure(settings.log_level, settings.log_format)
+    # A signal to the whole process group (Ctrl-C in a terminal, systemd stopping the unit)
+    # is the server's to act on: it stops this process through the pipe once what is in
+    # flight is done, and a server gone for good closes the pipe, which ends it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if settings.forwarders_nice:
         try:
             os.nice(settings.forwarders_nice)
