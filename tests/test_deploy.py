@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.services import missing
+
 DEPLOY = Path(__file__).parent.parent / "deploy"
 
 
@@ -19,7 +21,7 @@ DEPLOY = Path(__file__).parent.parent / "deploy"
 def test_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze not found (apt-get install systemd)")
+        missing("systemd-analyze", "apt-get install systemd")
     roost = Path(sys.executable).with_name("roost")
     text = (DEPLOY / unit).read_text()
     assert "ExecStart=/opt/roost/.venv/bin/roost " in text

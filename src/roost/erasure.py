@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.errors import BackendError
+from roost.model import Event
 from roost.storage.erasures import ErasureStore
 from roost.storage.log import Log
 from roost.storage.metadata import Key
@@ -91,10 +93,10 @@ async def erase_range(
 
 
 async def _erase_logged(
-    runtime: Runtime, project: int, matches: Any, hints: list[str] | None = None
+    runtime: Runtime, project: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
 ) -> int:
     """Tombstones in the Log, and the same events out of the dead letters; how many."""
-    erased = await asyncio.to_thread(runtime.log.erase, project, matches, hints or ())
+    erased = await asyncio.to_thread(runtime.log.erase, project, matches, hints)
     await asyncio.to_thread(runtime.destinations.erase_letters, project, erased)
     return len(erased)
 

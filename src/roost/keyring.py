@@ -8,6 +8,7 @@ is valid.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ from roost import tokens
 from roost.storage.metadata import Key, Metadata
 
 MAX_ENTRIES = 10000
+MAX_KEPT = 128  # characters of a raw key (or token) kept as the cache's key
 
 
 class Keyring:
@@ -31,7 +33,9 @@ class Keyring:
         if not raw:
             return None
         now = self.clock()
-        hit = self._cache.get(raw)
+        # a client picks the string (up to a header's size): a long one is kept as its digest
+        slot = raw if len(raw) <= MAX_KEPT else hashlib.sha256(raw.encode()).hexdigest()
+        hit = self._cache.get(slot)
         if hit is not None and hit[1] > now:
             return hit[0]
         until = now + self.ttl
@@ -43,7 +47,7 @@ class Keyring:
             key = self.metadata.find_key(raw)
         if len(self._cache) >= MAX_ENTRIES:
             self._cache.clear()
-        self._cache[raw] = (key, until)
+        self._cache[slot] = (key, until)
         return key
 
     def _secrets_of(self, site: str) -> list[tuple[Key, str]]:

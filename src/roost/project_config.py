@@ -158,9 +158,11 @@ def load_yaml(text: str | bytes, where: str) -> Any:
             f"{where}: must be at most {MAX_DOCUMENT_BYTES} bytes (got {len(text)})", field=where
         )
     try:
-        return yaml.load(text, Loader=_PlainYAML)
+        return yaml.load(text, Loader=_PlainYAML)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         raise BadRequest(f"{where}: not valid YAML ({exc})", field=where) from None
+    except RecursionError:  # the composer recurses once per level of nesting
+        raise BadRequest(f"{where}: nested too deep", field=where) from None
 
 
 def read_file(path: Path, project: str | None = None) -> dict[str, Any]:

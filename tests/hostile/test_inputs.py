@@ -105,3 +105,43 @@ def test_gzip_of_several_members_is_one_body_and_garbage_after_is_refused(env: E
         env, "/v1/batch", gzip.compress(one) + b"garbage", **{"Content-Encoding": "gzip"}
     )
     assert garbage.status_code == 400 and "gzip" in garbage.text, garbage.text
+
+
+def admin_headers(env: Env) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.runtime.metadata.create_key('default', 'admin')[1]}"}
+
+
+def test_api_bodies_are_bounded_in_size_and_depth(env: Env) -> None:
+    headers = admin_headers(env)
+    deep = env.client.request("PUT", "/api/v1/admin/config", content=nested(5000), headers=headers)
+    assert deep.status_code == 400 and "deep" in deep.text, deep.text
+    huge = b'{"unplanned": "' + b"x" * (env.settings.max_request_bytes + 1) + b'"}'
+    big = env.client.request("PUT", "/api/v1/admin/config", content=huge, headers=headers)
+    assert big.status_code == 413, big.text
+    schema: dict[str, Any] = {"type": "object"}
+    for _ in range(20):  # 41 levels: within a body's 64, past a schema's 32
+        schema = {"properties": {"a": schema}}
+    planned = env.client.request(
+        "PUT", "/api/v1/admin/config", headers=headers,
+        json={"contracts": [{"target": "E", "schema": schema, "action": "block"}]},
+    )  # fmt: skip
+    assert planned.status_code == 400, planned.text
+    assert planned.json()["error"]["field"] == "contracts[0].schema"
+
+
+def test_a_long_garbage_key_is_not_kept_whole(env: Env) -> None:
+    for i in range(20):
+        answer = env.client.post(
+            "/v1/track", json={"userId": "u", "event": "E"},
+            headers={"Authorization": f"Bearer {i}{'k' * 20000}"},
+        )  # fmt: skip
+        assert answer.status_code == 401
+    assert max(len(k) for k in env.runtime.keys._cache) <= 128
+
+
+def test_yaml_nested_too_deep_is_a_400() -> None:
+    from roost.errors import BadRequest
+    from roost.project_config import load_yaml
+
+    with pytest.raises(BadRequest, match="nested too deep"):
+        load_yaml("a: " + "[" * 5000 + "]" * 5000, "config")

@@ -11,7 +11,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from roost.dialects.base import key_from_headers
+from roost.api.body import read_body
+from roost.dialects.base import MAX_DEPTH, json_problem, key_from_headers, too_deep
 from roost.errors import BadRequest, ClientError, Forbidden, Unauthorized
 from roost.runtime import Runtime
 from roost.storage.metadata import Key
@@ -82,9 +83,13 @@ def parse_time(raw: Any, field: str) -> datetime:
 
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON body; 400 naming the problem if it is not JSON."""
-    raw = await request.body()
+    """The request's JSON body, read within the request limit and nested at most MAX_DEPTH
+    deep (as ingest reads one); 400 naming the problem otherwise."""
+    limit = request.app.state.runtime.settings.max_request_bytes
+    raw = await read_body(request.headers, request.receive, limit)
+    if too_deep(raw):
+        raise BadRequest(f"body: nested more than {MAX_DEPTH} levels deep", field="body")
     try:
         return msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"body: not valid JSON ({exc})", field="body") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadRequest(f"body: {json_problem(raw, exc)}", field="body") from None

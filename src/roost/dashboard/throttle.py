@@ -42,10 +42,15 @@ class LoginThrottle:
             found.popleft()
         return found
 
+    @staticmethod
+    def _names(email: str, address: str | None) -> tuple[str, str]:
+        # the email is what a client typed: bounded, as an address may be (RFC 5321: 254)
+        return f"account:{email.strip().lower()[:254]}", f"address:{address}"
+
     def check(self, email: str, address: str | None) -> None:
         """Raise RateLimited (with the wait) when the account or the address must wait."""
-        for name, most in ((f"account:{email.strip().lower()}", PER_ACCOUNT),
-                           (f"address:{address}", PER_ADDRESS)):  # fmt: skip
+        account, place = self._names(email, address)
+        for name, most in ((account, PER_ACCOUNT), (place, PER_ADDRESS)):
             recent = self._recent(name)
             if len(recent) >= most:
                 wait = recent[len(recent) - most] + WINDOW_SECONDS - self.clock()
@@ -56,11 +61,11 @@ class LoginThrottle:
 
     def failed(self, email: str, address: str | None) -> None:
         now = self.clock()
-        for name in (f"account:{email.strip().lower()}", f"address:{address}"):
+        for name in self._names(email, address):
             self._recent(name).append(now)
 
     def succeeded(self, email: str) -> None:
-        self._failures.pop(f"account:{email.strip().lower()}", None)
+        self._failures.pop(self._names(email, None)[0], None)
 
     async def hash(self, work: Callable[[], T]) -> T:
         """Run password hashing on the login threads; refuse when too many already wait."""

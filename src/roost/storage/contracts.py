@@ -22,10 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost import patterns, schemas
+from roost.dialects.base import too_deep
 from roost.errors import BadRequest
 from roost.storage.metadata import create_tables, delete_row, replace_row
 
 ACTIONS = ("block", "omit", "allow")
+MAX_SCHEMA_DEPTH = 32
 UNPLANNED = ("allow", "flag", "block")
 
 schema = sa.MetaData()
@@ -83,6 +85,11 @@ def check(target: Any, json_schema: Any, action: Any, where: str = "") -> Contra
         )
     if not isinstance(json_schema, dict):
         raise BadRequest(f"{where}schema: must be a JSON Schema object", field=f"{where}schema")
+    if too_deep(msgspec.json.encode(json_schema), MAX_SCHEMA_DEPTH):  # checkers recurse
+        raise BadRequest(
+            f"{where}schema: nested more than {MAX_SCHEMA_DEPTH} levels deep",
+            field=f"{where}schema",
+        )
     try:
         jsonschema.validators.validator_for(json_schema).check_schema(json_schema)
     except jsonschema.SchemaError as exc:

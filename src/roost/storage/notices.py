@@ -90,6 +90,10 @@ def checked(raw: dict[str, Any]) -> Channels:
     values: dict[str, Any] = {
         k: (v.strip() if isinstance(v, str) else v) or None for k, v in raw.items()
     }
+    for name, value in values.items():
+        longest = 2000 if name in ("mail_to", "webhook_url") else 255  # the columns' sizes
+        if isinstance(value, str) and len(value) > longest:
+            raise BadRequest(f"{name}: must be at most {longest} characters", field=name)
     port = values.get("smtp_port")
     if port is not None:
         if isinstance(port, str) and port.isdigit():
