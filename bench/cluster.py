@@ -3,7 +3,7 @@
     python bench/cluster.py [--duration 10] [--connections 64] [--nats 3] [--no-record]
 
 For one and then two ingest nodes (each a `roost serve` on JetStream, ClickHouse and
-PostgreSQL, with two `roost worker`s, started by roost/cluster.py as `roost cluster up` does),
+PostgreSQL, with two `roost worker`s, started by roost/devtools/cluster.py as `roost cluster up` does),
 wrk posts 100-event batches for `--duration` seconds — two wrk processes, aimed at the one
 node or one at each of the two (a load balancer's split) — while a probe measures the lag
 from an event's acknowledgement to the moment it is in ClickHouse. The embedded default
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from roost.cluster import LocalCluster
+from roost.devtools.cluster import LocalCluster
 from run import (
     batch_body,
     freshness,

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from roost.servers import free_port
+from roost.devtools.servers import free_port
 from run import new_key, publish, wait_ready
 
 IDLE, SLOW, STREAMS, SQL_THREADS = 200, 50, 100, 2

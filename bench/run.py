@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from roost.servers import free_port
+from roost.devtools.servers import free_port
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from roost.app import create_app
 from roost.config import Settings
+from roost.devtools.servers import ClickHouse, Missing, Postgres
 from roost.runtime import Runtime
-from roost.servers import ClickHouse, Missing, Postgres
+from roost.web.app import create_app
 from tests.integration.services import missing
 
 

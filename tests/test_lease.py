@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from roost.lease import AdvisoryLease, FileLease, lease_for
+from roost.consumers.lease import AdvisoryLease, FileLease, lease_for
 from tests.conftest import fresh_postgres_url
 
 

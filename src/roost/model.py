@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -90,6 +91,51 @@ class Outcome(msgspec.Struct, kw_only=True):
     status: int = 400
     stored: bool = False
     more: tuple[tuple[str, str], ...] = ()  # further (field, rule) the same event breaks
+
+
+# Who sends and reads: workspaces hold projects, projects hold keys.
+KEY_KINDS = ("write", "read", "delete", "admin", "jwt-secret")
+PLANS = ("free", "pro", "enterprise")
+KEY_PREFIX = {"write": "rw_", "read": "rr_", "delete": "rd_", "admin": "ra_", "jwt-secret": "rj_"}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: int
+    name: str
+    plan: str
+    monthly_budget: int | None
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    workspace_id: int
+    slug: str
+    name: str
+    store_ip: bool
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key as the ingest path needs it: its kind, limits, project and workspace."""
+
+    id: str
+    kind: str
+    label: str | None
+    prefix: str
+    project_id: int
+    project_slug: str
+    workspace_id: int
+    plan: str
+    monthly_budget: int | None
+    store_ip: bool
+    allowed_types: tuple[str, ...] | None
+    rate: float | None
+    burst: float | None
+    created_at: datetime
+    revoked_at: datetime | None
+    hourly: float | None = None
 
 
 _counter = itertools.count()

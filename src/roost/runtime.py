@@ -14,18 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from roost import metrics, project_config
+from roost import metrics
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
+from roost.consumers.erasure import Scrubber
 from roost.consumers.forwarder import Forwarders
 from roost.consumers.group import Consumers
+from roost.consumers.inflight import Inflight
+from roost.consumers.notices import Notifier
 from roost.consumers.profiles import NAME as PROFILES
 from roost.consumers.profiles import ProfilesConsumer
-from roost.erasure import Scrubber
 from roost.errors import BadRequest
-from roost.inflight import Inflight
-from roost.keyring import Keyring
-from roost.notices import Notifier
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
 from roost.pipeline.consent import Consent
@@ -34,16 +33,17 @@ from roost.pipeline.geo import Geo
 from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.query.cache import ResultCache
-from roost.storage.accounts import Accounts
 from roost.storage.backends import open_log, open_warehouse, require_cluster
-from roost.storage.contracts import ContractStore
-from roost.storage.destinations import DestinationStore
-from roost.storage.erasures import ErasureStore
 from roost.storage.log import Log
-from roost.storage.metadata import Metadata
-from roost.storage.notices import NoticeStore
-from roost.storage.profiles import ProfileStore
-from roost.storage.project_settings import ProjectSettings
+from roost.storage.metadata import Metadata, project_config
+from roost.storage.metadata.accounts import Accounts
+from roost.storage.metadata.contracts import ContractStore
+from roost.storage.metadata.destinations import DestinationStore
+from roost.storage.metadata.erasures import ErasureStore
+from roost.storage.metadata.keyring import Keyring
+from roost.storage.metadata.notices import NoticeStore
+from roost.storage.metadata.profiles import ProfileStore
+from roost.storage.metadata.settings import ProjectSettings
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")

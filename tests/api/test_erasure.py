@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from roost.storage.erasures import ErasureStore
+from roost.storage.metadata.erasures import ErasureStore
 from tests import conftest
 from tests.conftest import Env
 from tests.integration.receiver import Receiver

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from roost.cli import main
-from roost.dashboard.throttle import LoginThrottle
-from roost.storage.accounts import users
+from roost.storage.metadata.accounts import users
+from roost.web.dashboard.throttle import LoginThrottle
 from tests.conftest import Client, Env
 from tests.dashboard.conftest import PASSWORD, csrf_of, login, person
 

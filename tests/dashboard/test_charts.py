@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from roost.dashboard import charts
+from roost.web.dashboard import charts
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from roost.dashboard.scripts import script
+from roost.web.dashboard.scripts import script
 from tests.conftest import Env
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from roost.errors import BadRequest
-from roost.project_config import read_file
+from roost.storage.metadata.project_config import read_file
 from tests.conftest import Env
 from tests.dashboard.conftest import csrf_of, person
 from tests.pipeline.test_transform import batch, configure

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roost.api.ingest import PATHS
-from roost.app import create_app
+from roost.web.app import create_app
+from roost.web.ingest import PATHS
 from tests.integration.server import Server, create_key
 
 pytestmark = [

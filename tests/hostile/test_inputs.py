@@ -141,7 +141,7 @@ def test_a_long_garbage_key_is_not_kept_whole(env: Env) -> None:
 
 def test_yaml_nested_too_deep_is_a_400() -> None:
     from roost.errors import BadRequest
-    from roost.project_config import load_yaml
+    from roost.storage.metadata.project_config import load_yaml
 
     with pytest.raises(BadRequest, match="nested too deep"):
         load_yaml("a: " + "[" * 5000 + "]" * 5000, "config")

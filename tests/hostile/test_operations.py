@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.servers import free_port, wait_until_ready
+from roost.devtools.servers import free_port, wait_until_ready
 from tests.integration.server import Server, roost
 
 pytestmark = pytest.mark.slow

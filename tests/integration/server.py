@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from roost.servers import free_port, wait_until_ready
+from roost.devtools.servers import free_port, wait_until_ready
 
 
 def roost(*args: str, data: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

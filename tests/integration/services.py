@@ -1,4 +1,4 @@
-"""The real servers (roost/servers.py) as the tests take them. A server whose binary is
+"""The real servers (roost/devtools/servers.py) as the tests take them. A server whose binary is
 missing raises `servers.Missing`; the hooks in tests/conftest.py turn that, wherever it is
 raised (a fixture, a test body), into a skip saying what to install — or, with
 ROOST_REQUIRE_SERVICES=1 (CI), into a failure, so a missing install step cannot hide."""
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from roost import servers
+from roost.devtools import servers
 
 
 def missing(what: str, install: str) -> None:

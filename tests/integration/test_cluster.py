@@ -1,5 +1,5 @@
 """Cluster mode under failure: two ingest nodes and two workers on a 3-node JetStream
-cluster, ClickHouse and PostgreSQL (roost/cluster.py, as `roost cluster up` starts them).
+cluster, ClickHouse and PostgreSQL (roost/devtools/cluster.py, as `roost cluster up` starts them).
 Mid-load one JetStream node, one ingest node and the active worker are SIGKILLed: every
 acknowledged event must end in ClickHouse exactly once, and in the PostgreSQL destination
 (whose key on the messageId makes a second copy impossible, so what is checked there is that
@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from roost.cluster import LocalCluster, Node
+from roost.devtools.cluster import LocalCluster, Node
 from roost.storage.metadata import Metadata
 
 pytestmark = pytest.mark.slow

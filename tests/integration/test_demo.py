@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from roost.demo import generate
+from roost.devtools.demo import generate
 from tests.integration.server import Server, create_key, roost
 
 WEEK = ["2024-06-24", "2024-06-30"]

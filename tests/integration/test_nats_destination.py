@@ -11,7 +11,7 @@ from typing import Any
 import nats
 import pytest
 
-from roost.servers import Nats
+from roost.devtools.servers import Nats
 from tests.conftest import Env
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from roost.servers import Postgres
+from roost.devtools.servers import Postgres
 from tests.conftest import Env
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from roost.consumers.worker import Worker
+from roost.devtools.servers import Nats, free_port
 from roost.model import Event
-from roost.servers import Nats, free_port
-from roost.storage.clickhouse import ClickHouseWarehouse
-from roost.storage.nats import NatsLog
-from roost.worker import Worker
+from roost.storage.log.jetstream import NatsLog
+from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
 from tests.conftest import fresh_clickhouse_url, make_settings
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from roost.devtools.servers import free_port
 from roost.errors import BadRequest
-from roost.servers import free_port
-from roost.storage.notices import checked
+from roost.storage.metadata.notices import checked
 from tests.conftest import Env, make_settings, open_env
 from tests.dashboard.conftest import person
 from tests.integration.receiver import Receiver

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from roost.cli import main
 from roost.errors import BadRequest
-from roost.storage.contracts import Schema
+from roost.pipeline.plan import Schema
 from tests.conftest import Env
 
 ORDER = {

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from roost.errors import RateLimited
-from roost.pipeline.ratelimit import Bucket, LocalBuckets, RateLimit, SharedBuckets
+from roost.pipeline.ratelimit import Bucket, LocalBuckets, RateLimit
+from roost.storage.metadata.buckets import SharedBuckets
 from tests.conftest import Env, fresh_postgres_url, make_settings, open_env
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.query.dialect import DuckDBDialect
+from roost.storage.warehouse.flavor import DuckDBDialect
 from tests.conftest import Env
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"

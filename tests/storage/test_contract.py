@@ -16,13 +16,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from roost.consumers.loader import Loader
+from roost.devtools.servers import Nats
 from roost.model import Event
-from roost.servers import Nats
-from roost.storage.clickhouse import ClickHouseWarehouse
-from roost.storage.duckdb import DuckDBWarehouse
-from roost.storage.loader import Loader
-from roost.storage.nats import NatsLog
-from roost.storage.sqlite_log import SQLiteLog
+from roost.storage.log.jetstream import NatsLog
+from roost.storage.log.sqlite import SQLiteLog
+from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
+from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import fresh_clickhouse_url
 
 LOGS = ["sqlite", "nats"]

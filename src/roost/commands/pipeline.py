@@ -15,7 +15,6 @@ from typing import Any
 import click
 import yaml
 
-from roost import project_config
 from roost.commands.common import (
     call_server,
     data_option,
@@ -26,7 +25,7 @@ from roost.commands.common import (
     server_options,
 )
 from roost.errors import NotFound, RoostError
-from roost.storage.metadata import Metadata
+from roost.storage.metadata import Metadata, project_config
 
 
 def apply_file(metadata: Metadata, path: Path, project: str | None = None) -> dict[str, Any]:

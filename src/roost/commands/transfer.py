@@ -288,7 +288,7 @@ def demo(
     """
     from datetime import date as date_type
 
-    from roost.demo import generate
+    from roost.devtools.demo import generate
 
     last = date_type.fromisoformat(until) if until else None
     base = server_url(load_settings(data=data), url)
@@ -311,8 +311,8 @@ def demo(
 
 def fill_demo(url: str, key: str, days: int = 28, seed: int = 42) -> None:
     """Send the demo to a server that is starting (`roost serve --demo`), once it is ready."""
-    from roost.demo import generate
-    from roost.servers import wait_until_ready
+    from roost.devtools.demo import generate
+    from roost.devtools.servers import wait_until_ready
 
     wait_until_ready(url, 60)
     click.echo(f"Filling the project with {days} days of demo traffic…")

@@ -7,8 +7,8 @@ import secrets
 import click
 
 from roost.commands.common import data_option, echo_json, format_table, json_option, metadata_for
-from roost.storage.accounts import ROLES, Accounts
 from roost.storage.metadata import Metadata
+from roost.storage.metadata.accounts import ROLES, Accounts
 
 DEMO_EMAIL = "admin@roost.local"
 

@@ -29,14 +29,14 @@ from typing import Any
 import msgspec
 
 from roost import metrics
+from roost.consumers.follower import Follower
 from roost.destinations.base import DeliveryError, factory
 from roost.destinations.base import Destination as Plugin
 from roost.destinations.payload import to_segment
 from roost.model import Event
 from roost.pipeline.consent import granted
-from roost.storage.destinations import Destination, DestinationStore, State
-from roost.storage.follower import Follower
 from roost.storage.log import LogReader
+from roost.storage.metadata.destinations import Destination, DestinationStore, State
 
 log = logging.getLogger("roost.forwarder")
 _encode = msgspec.json.encode

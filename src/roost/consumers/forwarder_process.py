@@ -29,9 +29,9 @@ from typing import Any
 
 from roost.config import Settings
 from roost.consumers.forwarder import Forwarders, Report, Snapshot
-from roost.inflight import Inflight, reading
+from roost.consumers.inflight import Inflight, reading
 from roost.storage.backends import open_log_reader
-from roost.storage.destinations import DestinationStore
+from roost.storage.metadata.destinations import DestinationStore
 
 log = logging.getLogger("roost.forwarder")
 STATUS_EVERY = 0.25  # seconds between the child's snapshots

@@ -1,7 +1,7 @@
 """The Log's consumers, run together: the Loader, profiles and the forwarders.
 
 One machine runs them inside `roost serve` (the embedded default); a cluster runs them in
-`roost worker`, one active worker at a time (roost/lease.py). Either way the same object
+`roost worker`, one active worker at a time (roost/consumers/lease.py). Either way the same object
 starts them, catches them up and stops them; each keeps its cursor beside its effect (the
 Warehouse's loaded offset, the profiles' and forwarders' cursors in the metadata), so a
 consumer resumes exactly where the last one stopped, whichever process that was.
@@ -16,13 +16,13 @@ from roost.config import Settings
 from roost.consumers.debugger import Debugger
 from roost.consumers.forwarder import Forwarders, reporter
 from roost.consumers.forwarder_process import ForwarderProcess
+from roost.consumers.inflight import Inflight
+from roost.consumers.loader import Loader
 from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BadRequest
-from roost.inflight import Inflight
-from roost.storage.destinations import DestinationStore
-from roost.storage.loader import Loader
 from roost.storage.log import Log
-from roost.storage.profiles import ProfileStore
+from roost.storage.metadata.destinations import DestinationStore
+from roost.storage.metadata.profiles import ProfileStore
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import msgspec
 from sqlalchemy.engine import Connection
 
+from roost.consumers.follower import Follower
 from roost.model import Event
-from roost.storage.follower import Follower
-from roost.storage.profiles import Changes, Profile, ProfileStore
+from roost.storage.metadata.profiles import Changes, Profile, ProfileStore
 
 NAME = "profiles"
 

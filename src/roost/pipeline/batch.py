@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from roost.dialects.base import Parsed
-from roost.model import Event, Outcome
-from roost.storage.metadata import Key
+from roost.model import Event, Key, Outcome
 
 # A stage's verdict on one event: None keeps it; (reason, message, field, status) drops it.
 Refusal = tuple[str, str, str | None, int]

@@ -3,7 +3,7 @@
 Usage is counted in stored events. It starts each month (and each process) from the
 Warehouse's own count, so it survives restarts; a request reserves what it may store, and
 `settle` gives back what was not stored (refused later, deduplicated, or a failed commit).
-When usage crosses 80% and 100% of the budget a notice goes to `on_notice` (roost/notices.py
+When usage crosses 80% and 100% of the budget a notice goes to `on_notice` (roost/consumers/notices.py
 sends it, once per month and threshold) and is counted.
 """
 

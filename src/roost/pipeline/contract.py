@@ -17,7 +17,7 @@ from roost import metrics
 from roost.model import Event
 from roost.pipeline.batch import Batch, Verdict
 from roost.pipeline.cache import PerProject
-from roost.storage.contracts import Plan
+from roost.pipeline.plan import Plan
 
 IDENTITY_CALLS = ("identify", "group")
 

@@ -21,11 +21,12 @@ from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
-from roost.pipeline.ratelimit import RateLimit, buckets_for
+from roost.pipeline.ratelimit import RateLimit
 from roost.pipeline.transform import Transform
 from roost.pipeline.useragent import UserAgent
 from roost.pipeline.validate import Validate
 from roost.pipeline.visitor import Visitor
+from roost.storage.metadata.buckets import buckets_for
 
 
 class Pipeline:

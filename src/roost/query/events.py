@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from roost.query.dialect import SqlDialect
+from roost.storage.warehouse.flavor import SqlDialect
 
 LISTED = ("timestamp", "type", "event", "user_id", "anonymous_id", "path", "country", "message_id")
 EVENT_TYPES_SHOWN = ("track", "page", "screen", "identify", "group", "alias", "game")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from roost.storage.schema import EVENT_COLUMNS
+from roost.storage.warehouse.schema import EVENT_COLUMNS
 
 JSON_COLUMNS = frozenset(c.name for c in EVENT_COLUMNS if c.json)
 FORMATS = {

@@ -20,7 +20,7 @@ from typing import Any
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.query.dialect import SqlDialect
+from roost.storage.warehouse.flavor import SqlDialect
 
 MODES = ("loose", "strict")
 MAX_STEPS = 8

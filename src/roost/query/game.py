@@ -16,7 +16,7 @@ from typing import Any
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.query.dialect import INTERVALS, SqlDialect
+from roost.storage.warehouse.flavor import INTERVALS, SqlDialect
 
 GROUPABLE = ("build", "dim1", "dim2", "dim3")
 REPORTS = ("sessions", "errors", "runs", "resources")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.query.dialect import SqlDialect
+from roost.storage.warehouse.flavor import SqlDialect
 
 PERIODS = ("day", "week", "month")
 MAX_PERIODS = 60

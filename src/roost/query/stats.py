@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from roost import patterns
 from roost.dialects.clock import STORABLE
 from roost.errors import BadRequest
-from roost.query.dialect import INTERVALS, SqlDialect
+from roost.storage.warehouse.flavor import INTERVALS, SqlDialect
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (API.md); 1 = 0: no FALSE in ClickHouse 18
 SIMPLE = {  # one aggregate over the matching events

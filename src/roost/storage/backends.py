@@ -15,9 +15,9 @@ from roost.storage.log import Log, LogReader
 from roost.storage.warehouse import Warehouse
 
 if TYPE_CHECKING:  # each backend in the tables must satisfy its protocol
-    from roost.storage.duckdb import DuckDBWarehouse
-    from roost.storage.nats import NatsLog, NatsLogReader
-    from roost.storage.sqlite_log import SQLiteLog, SQLiteLogReader
+    from roost.storage.log.jetstream import NatsLog, NatsLogReader
+    from roost.storage.log.sqlite import SQLiteLog, SQLiteLogReader
+    from roost.storage.warehouse.duckdb import DuckDBWarehouse
 
     _log: Log = SQLiteLog("")
     _log_reader: LogReader = SQLiteLogReader("")
@@ -26,16 +26,16 @@ if TYPE_CHECKING:  # each backend in the tables must satisfy its protocol
     _warehouse: Warehouse = DuckDBWarehouse("")
 
 LOGS = {
-    "sqlite": "roost.storage.sqlite_log:open_log",
-    "nats": "roost.storage.nats:open_log",
+    "sqlite": "roost.storage.log.sqlite:open_log",
+    "nats": "roost.storage.log.jetstream:open_log",
 }
 LOG_READERS = {  # the Log from a process that does not write it
-    "sqlite": "roost.storage.sqlite_log:open_reader",
-    "nats": "roost.storage.nats:open_reader",
+    "sqlite": "roost.storage.log.sqlite:open_reader",
+    "nats": "roost.storage.log.jetstream:open_reader",
 }
 WAREHOUSES = {
-    "duckdb": "roost.storage.duckdb:open_warehouse",
-    "clickhouse": "roost.storage.clickhouse:open_warehouse",
+    "duckdb": "roost.storage.warehouse.duckdb:open_warehouse",
+    "clickhouse": "roost.storage.warehouse.clickhouse:open_warehouse",
 }
 
 
@@ -46,11 +46,6 @@ def _pick(table: dict[str, str], url: str, setting: str) -> Any:
         raise BadRequest(f"{setting}: unknown backend {scheme!r} (known: {known})", field=setting)
     module_name, _, attr = table[scheme].partition(":")
     return getattr(importlib.import_module(module_name), attr)
-
-
-def file_path(url: str) -> str:
-    """The path of a `scheme:///path` URL (relative), or `scheme:////path` (absolute)."""
-    return url.partition("://")[2].removeprefix("/")
 
 
 def open_log(settings: Settings) -> Log:

@@ -51,3 +51,8 @@ class Room:
         """BackendError (a 503 to a client) unless there is room."""
         if not self.enough(share):
             raise BackendError(self.problem())
+
+
+def file_path(url: str) -> str:
+    """The path of a `scheme:///path` URL (relative), or `scheme:////path` (absolute)."""
+    return url.partition("://")[2].removeprefix("/")

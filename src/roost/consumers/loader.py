@@ -1,0 +1,146 @@
+"""The Loader: follows the Log into the Warehouse, in large batches, on its own thread.
+
+Acknowledgement waits only for the Log; the Warehouse catches up behind it, every
+`interval` or whenever a full batch is waiting. A reader that must see everything
+acknowledged so far (the SQL endpoint) asks `caught_up(offset)` first, which wakes the
+Loader and returns once it has loaded that far — normally within a few ms — so an
+acknowledged event is visible to the next query. At start-up `catch_up()` loads whatever
+the Log holds beyond the Warehouse (events acknowledged just before a crash).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from roost import metrics
+from roost.consumers.follower import Follower
+from roost.storage.log import Group
+
+
+class Source(Protocol):
+    def last_offset(self) -> int: ...
+    def read_groups(self, after_offset: int, limit: int) -> list[Group]: ...
+    def checkpoint(self) -> None: ...
+    def trim(self, received_before: float, loaded_up_to: int) -> int: ...
+
+
+class Sink(Protocol):
+    def loaded_offset(self) -> int: ...
+    def load(self, groups: list[Group]) -> None: ...
+    def maybe_checkpoint(self, busy: bool) -> None: ...
+
+
+class Loader(Follower):
+    name = "roost-loader"
+
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        *,
+        batch_events: int = 5_000,
+        interval: float = 0.1,
+        retention: float = 7 * 86400.0,
+        holds: Callable[[], int] | None = None,
+        also: Callable[[], None] | None = None,
+    ) -> None:
+        """`holds()` is the lowest offset another consumer of the Log has yet to apply;
+        `also()` is other work that writes to the Warehouse, run on this, its one writer thread.
+        """
+        super().__init__(interval)
+        self.source = source
+        self.sink = sink
+        self.batch_events = batch_events
+        self.retention = retention
+        self.holds = holds
+        self.also = also
+        self._trimmed_at = 0.0
+        self._recent: collections.deque[Group] = collections.deque()
+        self._recent_count = 0
+        self._recent_lock = threading.Lock()
+
+    def position(self) -> int:
+        return self.sink.loaded_offset()
+
+    def catch_up(self) -> int:
+        """Load everything the Log holds beyond the Warehouse, on the calling thread."""
+        before = self.sink.loaded_offset()
+        while self.sink.loaded_offset() < self.source.last_offset():
+            groups = self.source.read_groups(self.sink.loaded_offset(), self.batch_events)
+            if not groups:
+                break
+            self.sink.load(groups)
+        return self.sink.loaded_offset() - before
+
+    def notify(self, first_offset: int, count: int, events: bytes) -> None:
+        """Called by the Log after each commit, with what it committed.
+
+        The group is kept in memory for the next load, which then needs no read back from
+        the Log; if too many pile up, they are dropped and the Log is read instead.
+        """
+        with self._recent_lock:
+            self._recent.append((first_offset, count, events))
+            self._recent_count += count
+            while self._recent_count > 4 * self.batch_events:
+                self._recent_count -= self._recent.popleft()[1]
+        if first_offset + count - 1 - self.sink.loaded_offset() >= self.batch_events:
+            self.poke()
+
+    def _next_batch(self) -> list[Group]:
+        """What follows the Warehouse: from memory when it is contiguous, else from the Log."""
+        loaded = self.sink.loaded_offset()
+        batch: list[Group] = []
+        with self._recent_lock:
+            recent = self._recent
+            while recent and recent[0][0] + recent[0][1] - 1 <= loaded:
+                self._recent_count -= recent.popleft()[1]
+            following = loaded + 1
+            for first, count, events in recent:
+                if first > following or following - loaded > self.batch_events:
+                    break
+                batch.append((first, count, events))
+                following = first + count
+        return batch or self.source.read_groups(loaded, self.batch_events)
+
+    def trim(self, now: float | None = None) -> int:
+        """Drop from the Log what the Warehouse holds and is older than the retention.
+
+        Runs at most once a minute unless `now` is given.
+        """
+        clock = time.time() if now is None else now
+        if now is None and clock - self._trimmed_at < 60:
+            return 0
+        self._trimmed_at = clock
+        up_to = self.sink.loaded_offset()
+        if self.holds is not None:
+            up_to = min(up_to, self.holds())
+        return self.source.trim(clock - self.retention, up_to)
+
+    def finish(self) -> None:
+        self.catch_up()
+        if self.also is not None:
+            self.also()
+
+    def failed(self) -> None:
+        metrics.WAREHOUSE_LOAD_ERRORS.inc()
+
+    def step(self) -> None:
+        # Loads every `interval`, or at once when a batch is full or a reader waits: few large
+        # loads cost the ingest path far less than many small ones.
+        if self.also is not None:
+            self.also()
+        if self.sink.loaded_offset() >= self.source.last_offset():
+            return
+        self.sink.load(self._next_batch())
+        # A checkpoint costs ~4 µs per event loaded since the last one and holds up the loads
+        # behind it: at its threshold when caught up with no reader waiting, and only far
+        # past it otherwise (so the WAL stays bounded).
+        idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()
+        self.sink.maybe_checkpoint(busy=not idle)
+        if idle:
+            self.source.checkpoint()
+            self.trim()

@@ -1,0 +1,514 @@
+"""The embedded Warehouse: DuckDB, loaded from the Log in large batches of JSON.
+
+Only the Loader writes here (one thread), so a checkpoint stalls loading, never an
+acknowledgement. Automatic checkpoints are off; the Loader runs them between loads, when the
+WAL has grown past `checkpoint_wal_mb`.
+
+External file and network access are switched off for the whole database and the
+configuration is locked, so no query — the SQL endpoint's included — can turn them back on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from roost import metrics
+from roost.errors import BadRequest
+from roost.storage.disk import Room, file_path
+from roost.storage.log import Group
+from roost.storage.warehouse import QueryResult
+from roost.storage.warehouse.flavor import DuckDBDialect, SqlDialect
+from roost.storage.warehouse.sandbox import check_select, plain_value
+from roost.storage.warehouse.schema import ALL_COLUMNS, EVENT_COLUMNS
+
+if TYPE_CHECKING:
+    from roost.config import Settings
+
+log = logging.getLogger("roost.storage")
+
+TABLE = "roost.events"
+IDENTITIES = "roost.identities"  # a copy of the profiles' links, for attribution in queries
+
+
+# The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
+# into the columns of storage/schema.py, so loading costs no Python work per event.
+_STRUCTURE = json.dumps([{c.name: "JSON" if c.json else c.duckdb for c in EVENT_COLUMNS}])
+_FIELDS = ", ".join(f'e."{c.name}"' for c in EVENT_COLUMNS)
+_INSERT = (
+    f"INSERT INTO {TABLE} SELECT first_offset + i AS log_offset, {_FIELDS} FROM ("
+    "SELECT first_offset, unnest(generate_series(0, len(l) - 1)) AS i, unnest(l) AS e "
+    f"FROM (SELECT first_offset, from_json(events, '{_STRUCTURE}') AS l FROM roost_groups)"
+    ") WHERE first_offset + i > ?"
+)
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
+    con.execute("CREATE SCHEMA IF NOT EXISTS roost")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
+        "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
+    )
+
+
+SCRUB_WAIT_SECONDS = 30.0
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _connect(path: Path, memory_mb: int = 2048) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(
+        str(path),
+        config={
+            "enable_external_access": "false",
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            "allow_community_extensions": "false",
+            "python_enable_replacements": "false",
+            "checkpoint_threshold": "1TB",
+            "memory_limit": f"{memory_mb}MB",
+            # a core left to the event loop: a heavy query slows ingest, never stops it
+            "threads": max(1, (os.cpu_count() or 2) - 1),
+            # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
+            # empty (the events view joins the identity links, empty until the first alias):
+            # an answer must mean what its statement says, so that pass is off
+            # (tests/query/test_sql_meaning.py; no measurable cost at 1M events:
+            # bench/RESULTS.md).
+            "disabled_optimizers": "statistics_propagation",
+            "lock_configuration": "true",
+        },
+    )
+
+
+class Gate:
+    """Shared use by queries and loads, or exclusive use by a rewrite of the file; a rewrite
+    waiting holds new users back, and gives up after `timeout` rather than wait on a slow
+    export for ever."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._users = 0
+        self._closed = False  # an exclusive holder or one waiting for the users to leave
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, timeout: float) -> Iterator[bool]:
+        """Yields whether it got the gate (False: users stayed past the timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._closed = True
+            got = self._cond.wait_for(lambda: self._users == 0, timeout)
+        try:
+            yield got
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
+
+
+class DuckDBWarehouse:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        checkpoint_wal_mb: int = 4,
+        memory_mb: int = 2048,
+        reserve_bytes: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.memory_mb = memory_mb
+        self.room = Room(self.path.parent, reserve_bytes)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._gate = Gate()
+        self._open()
+        setup = self._con.cursor()
+        row = setup.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
+        setup.close()
+        self._loaded = int(row[0]) if row else 0
+        self._version = 0  # bumped by every change of what queries see
+        self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
+        self._closed = False
+        self.dialect: SqlDialect = DuckDBDialect(TABLE, IDENTITIES)
+
+    def _open(self) -> None:
+        self._con = _connect(self.path, self.memory_mb)
+        setup = self._con.cursor()
+        create_schema(setup)
+        try:
+            setup.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # a full disk: queries still answer, loads wait for room
+            log.warning("warehouse checkpoint at start failed: %s", _first_line(exc))
+        setup.close()
+        self._load_con = self._con.cursor()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one query, which a rewrite of the file waits for."""
+        with self._gate.shared():
+            cursor = self._con.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+
+    # Loading (one thread only: the Loader's)
+
+    def loaded_offset(self) -> int:
+        """The highest Log offset loaded; events up to it are queryable."""
+        return self._loaded
+
+    def version(self) -> int:
+        return self._version
+
+    def take_over(self) -> int:
+        return self.loaded_offset()  # the offset commits with the rows: nothing to drop
+
+    def stored_offset(self) -> int:
+        return self.loaded_offset()  # one process opens the file: the loader is this one
+
+    def load(self, groups: Sequence[Group]) -> None:
+        """Insert the events after `loaded_offset()`, in one statement (one transaction)."""
+        fresh = [g for g in groups if g[0] + g[1] - 1 > self._loaded]
+        if not fresh:
+            return
+        self.room.check(share=0.25)  # catching up may use the reserve, but not its last part
+        started = time.perf_counter()
+        table = pa.table(
+            {
+                "first_offset": pa.array([g[0] for g in fresh], pa.int64()),
+                "events": pa.array([g[2] for g in fresh], pa.binary()).cast(pa.string()),
+            }
+        )
+        with self._gate.shared():
+            con = self._load_con
+            con.register("roost_groups", table)
+            try:
+                con.execute(_INSERT, [self._loaded])
+            finally:
+                con.unregister("roost_groups")
+        self._loaded = max(g[0] + g[1] - 1 for g in fresh)
+        self._version += 1
+        metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
+
+    def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Make the identity links the given ones (project_id, alias, user_id), at once."""
+        table = pa.table(
+            {
+                "project_id": pa.array([r[0] for r in rows], pa.int32()),
+                "alias": pa.array([r[1] for r in rows], pa.string()),
+                "user_id": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+        with self._gate.shared():
+            con = self._load_con
+            con.begin()
+            try:
+                con.execute(f"DELETE FROM {IDENTITIES}")
+                con.register("roost_identities", table)
+                con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
+                con.unregister("roost_identities")
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        self._version += 1
+
+    def maybe_checkpoint(self, busy: bool = False) -> None:
+        """Checkpoint past the threshold; when `busy`, only past eight times it."""
+        wal = _wal(self.path)
+        try:
+            size = wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size < self._checkpoint_bytes * (8 if busy else 1):
+            return
+        started = time.perf_counter()
+        try:
+            with self._gate.shared():
+                self._load_con.execute("CHECKPOINT")
+        except duckdb.Error:
+            log.exception("checkpoint failed; it will be tried again after the next load")
+            return
+        metrics.WAREHOUSE_CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._gate.exclusive(timeout=SCRUB_WAIT_SECONDS):
+            try:
+                self._load_con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # a full disk: the WAL replays at the next start
+                log.warning("warehouse checkpoint at close failed: %s", _first_line(exc))
+            finally:
+                self._load_con.close()
+                self._con.close()
+
+    def scrub(self, erased_at: datetime) -> bool:
+        """Rewrite the file with only the rows it holds now, so what was deleted is gone
+        from disk (DuckDB leaves deleted rows in place and freed blocks as they were). Queries
+        and loads wait meanwhile; False when they did not leave within SCRUB_WAIT_SECONDS (an
+        export streaming to a slow client): try again later."""
+        fresh = self.path.with_name(self.path.name + ".scrub")
+        with self._gate.exclusive(timeout=SCRUB_WAIT_SECONDS) as got:
+            if not got or self._closed:
+                return False
+            started = time.perf_counter()
+            self._load_con.execute("CHECKPOINT")
+            for stale in (fresh, _wal(fresh)):
+                stale.unlink(missing_ok=True)
+            copy = _connect(fresh, self.memory_mb)
+            try:
+                create_schema(copy)
+                tables = self._load_con.execute(
+                    "SELECT schema_name, table_name FROM duckdb_tables() "
+                    "WHERE database_name = current_database() AND NOT temporary"
+                ).fetchall()
+                for schema, name in tables:
+                    table = f'"{schema}"."{name}"'
+                    reader = self._load_con.sql(f"SELECT * FROM {table}").to_arrow_reader(100_000)
+                    for batch in reader:
+                        copy.register("roost_rows", batch)
+                        copy.execute(f"INSERT INTO {table} SELECT * FROM roost_rows")
+                        copy.unregister("roost_rows")
+                copy.execute("CHECKPOINT")
+            finally:
+                copy.close()
+            self._load_con.close()
+            self._con.close()
+            os.replace(fresh, self.path)
+            _wal(self.path).unlink(missing_ok=True)  # empty after the checkpoint; never replay it
+            self._open()
+            self._version += 1
+            log.info("warehouse rewritten", extra={"seconds": time.perf_counter() - started})
+        return True
+
+    # Queries (any thread: each uses its own cursor)
+
+    def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
+        with self._cursor() as cursor:
+            cursor.execute(
+                f"SELECT project_id, message_id, received_at FROM {TABLE} WHERE received_at >= ?",
+                [since.replace(tzinfo=None)],
+            )
+            while batch := cursor.fetchmany(100_000):
+                yield from batch
+
+    def count_since(self, project_ids: Sequence[int], since: datetime) -> int:
+        if not project_ids:
+            return 0
+        with self._cursor() as cursor:
+            row = cursor.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE received_at >= ? AND list_contains(?, project_id)",
+                [since.replace(tzinfo=None), list(project_ids)],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def activity(
+        self, project_id: int, ids: Sequence[str]
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """(events, first, last) of the events whose user id, or else anonymous id, is in `ids`."""
+        with self._cursor() as cursor:
+            row = cursor.execute(
+                f"SELECT count(*), min(timestamp), max(timestamp) FROM {TABLE} "
+                "WHERE project_id = ? AND list_contains(?, coalesce(user_id, anonymous_id))",
+                [project_id, list(ids)],
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), row[1], row[2]
+
+    def project_sql(
+        self, project_id: int, sql: str, *, timeout: float, max_rows: int, max_bytes: int
+    ) -> QueryResult:
+        check_select(sql)
+        with self._cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP VIEW events AS SELECT e.*, "
+                "coalesce(i.user_id, e.user_id, e.anonymous_id) AS resolved_user_id "
+                f"FROM {TABLE} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id "
+                "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
+                f"WHERE e.project_id = {int(project_id)}"
+            )
+            with self._cursor() as back:
+                return _streamed(cursor, back, sql, timeout, max_rows, max_bytes)
+
+    def erase(
+        self,
+        project_id: int,
+        *,
+        ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Delete the project's events of these user, anonymous or previous ids, or with a
+        timestamp in [since, until); how many."""
+        where, params = _scope(project_id, since, until)
+        if ids is not None:
+            where.append(
+                "(list_contains(?, user_id) OR list_contains(?, anonymous_id) "
+                "OR list_contains(?, previous_id))"
+            )
+            params += [list(ids)] * 3
+        with self._cursor() as cursor:
+            row = cursor.execute(
+                f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", params
+            ).fetchone()
+            self._version += 1
+        return int(row[0]) if row else 0
+
+    def export(
+        self,
+        project_id: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 10000,
+    ) -> Iterator[pa.RecordBatch]:
+        """The project's events in Log order, a record batch at a time (never all in memory)."""
+        where, params = _scope(project_id, since, until)
+        columns = ", ".join(c.name for c in EVENT_COLUMNS if c.name != "project_id")
+        with self._cursor() as cursor:
+            relation = cursor.sql(
+                f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY log_offset",
+                params=params,
+            )
+            reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
+            yield from reader
+
+    def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
+        """Run a query Roost wrote (query/stats.py, through `dialect`)."""
+        with self._cursor() as cursor:
+            return _limited(cursor, sql, timeout, max_rows, "query")
+
+
+def _scope(
+    project_id: int, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """The conditions (and their parameters) for a project's events in [since, until)."""
+    where = ["project_id = ?"]
+    params: list[Any] = [project_id]
+    if since is not None:
+        where.append("timestamp >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    return where, params
+
+
+def _limited(
+    cursor: duckdb.DuckDBPyConnection, sql: str, timeout: float, max_rows: int, field: str
+) -> QueryResult:
+    """Run with a time limit (interrupting the query) and a row limit; errors are 400s."""
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    try:
+        cursor.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchmany(max_rows + 1)
+    except duckdb.InterruptException:
+        raise BadRequest(
+            f"{field}: the query ran longer than the {timeout:g} s time limit", field=field
+        ) from None
+    except duckdb.Error as exc:
+        raise BadRequest(f"{field}: {_first_line(exc)}", field=field) from None
+    finally:
+        timer.cancel()
+    return QueryResult(
+        columns=columns,
+        rows=[[plain_value(v) for v in row] for row in rows[:max_rows]],
+        truncated=len(rows) > max_rows,
+    )
+
+
+FETCH_ROWS = 256  # rows DuckDB hands over at a time, as Arrow, on the SQL endpoint
+
+
+def _streamed(
+    cursor: duckdb.DuckDBPyConnection,
+    back: duckdb.DuckDBPyConnection,
+    sql: str,
+    timeout: float,
+    max_rows: int,
+    max_bytes: int,
+) -> QueryResult:
+    """A user's query read as a stream of Arrow batches, stopped as soon as the answer holds
+    `max_rows` rows or about `max_bytes` bytes (fetching a result whole would build all of it
+    first), within one time limit for running and reading both. Each kept batch goes back
+    through DuckDB (on `back`, another cursor) to Python values, so they are the ones
+    `fetchmany` would give."""
+    deadline = time.monotonic() + timeout
+    timer = threading.Timer(timeout, cursor.interrupt)
+    timer.start()
+    rows: list[list[Any]] = []
+    size, truncated = 0, False
+    try:
+        relation = cursor.sql(sql)
+        if relation is None:
+            return QueryResult(columns=[], rows=[])
+        columns = list(relation.columns)
+        for batch in relation.to_arrow_reader(FETCH_ROWS):
+            take = batch.slice(0, max(0, max_rows - len(rows)))
+            truncated = take.num_rows < batch.num_rows
+            if size + take.nbytes > max_bytes:
+                fits = 0
+                while fits < take.num_rows and size + take.slice(0, fits + 1).nbytes <= max_bytes:
+                    fits += 1
+                take, truncated = take.slice(0, fits), True
+            size += take.nbytes
+            if take.num_rows:
+                values = back.from_arrow(take).fetchall()
+                rows += [[plain_value(v) for v in row] for row in values]
+            if time.monotonic() > deadline:
+                raise duckdb.InterruptException("the time limit passed while reading rows")
+            if truncated:
+                break
+    except duckdb.InterruptException:
+        raise BadRequest(
+            f"sql: the query ran longer than the {timeout:g} s time limit", field="sql"
+        ) from None
+    except duckdb.Error as exc:
+        raise BadRequest(f"sql: {_first_line(exc)}", field="sql") from None
+    finally:
+        timer.cancel()
+    return QueryResult(columns=columns, rows=rows, truncated=truncated)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_warehouse(url: str, settings: Settings) -> DuckDBWarehouse:
+    return DuckDBWarehouse(
+        file_path(url),
+        checkpoint_wal_mb=settings.checkpoint_wal_mb,
+        memory_mb=settings.query_memory_mb,
+        reserve_bytes=settings.disk_reserve_mb << 20,
+    )

@@ -1,0 +1,1 @@
+"""What faces the network: the ASGI app, ingest, the HTTP API and the dashboard."""

@@ -1,0 +1,90 @@
+"""The ASGI app: ingest paths straight to api/ingest.py, everything else through Starlette."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import State
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from roost.config import Settings
+from roost.runtime import Runtime
+from roost.web import dashboard, ingest
+from roost.web.api import (
+    admin,
+    compat,
+    contracts,
+    debugger,
+    destinations,
+    erasure,
+    export,
+    ops,
+    profiles,
+    sql,
+    stats,
+)
+from roost.web.body import Receive
+from roost.web.dashboard.throttle import LoginThrottle
+
+
+class RoostApp:
+    """Dispatches on the path: the ingest endpoints are bare ASGI, the rest is Starlette."""
+
+    def __init__(self, starlette: Starlette) -> None:
+        self.starlette = starlette
+
+    @property
+    def state(self) -> State:
+        return self.starlette.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: ingest.Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path in ingest.PATHS:
+                await ingest.handle(self.state.runtime, ingest.PATHS[path], scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> RoostApp:
+    """An app that opens its Runtime at start-up, or uses the one given (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = runtime if runtime is not None else Runtime(settings or Settings())
+        gc.freeze()  # what start-up made lives as long as the process: keep it out of GC
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.runtime.close()
+            gc.unfreeze()  # let exit finalise what start-up made (DuckDB's objects among them)
+
+    starlette = Starlette(
+        routes=[
+            *sql.routes(),
+            *stats.routes(),
+            *erasure.routes(),
+            *export.routes(),
+            *profiles.routes(),
+            *contracts.routes(),
+            *admin.routes(),
+            *destinations.routes(),
+            *debugger.routes(),
+            *ops.routes(),
+            *compat.routes(),
+            *dashboard.routes(),
+            Mount("/static", StaticFiles(directory=dashboard.STATIC), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        starlette.state.runtime = runtime
+    starlette.state.logins = LoginThrottle()
+    return RoostApp(starlette)

@@ -1,0 +1,373 @@
+"""The reading pages: overview, web, game, product, events, profiles and the live stream.
+
+Each page asks the same reports the API answers (api/stats.py `answer`), several at once
+(DuckDB runs them on separate cursors, in threads), after one wait for the Warehouse to
+catch up with what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from roost.errors import BadRequest, NotFound
+from roost.query import events as event_queries
+from roost.storage.warehouse import QueryResult
+from roost.web.api.debugger import sse
+from roost.web.api.profiles import read_profile
+from roost.web.api.stats import answer
+from roost.web.dashboard import charts, render
+from roost.web.dashboard.auth import SESSION_COOKIE, Context, page
+
+EXPLORER_ROWS = 50
+TIMELINE_ROWS = 100
+LIVE_WINDOW = timedelta(minutes=5)
+
+
+def _scope(context: Context) -> dict[str, Any]:
+    return {"date_range": render.period_of(context.request).name, "timezone": "UTC"}
+
+
+async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run reports side by side; each (kind, body) gets the page's date range."""
+    runtime = context.runtime
+    await runtime.caught_up()
+    scope = _scope(context)
+    return list(
+        await asyncio.gather(
+            *(
+                answer(runtime, kind, {**scope, **body}, context.project.id, wait=False)
+                for kind, body in asks
+            )
+        )
+    )
+
+
+async def _sql(context: Context, sql: str, rows: int) -> QueryResult:
+    runtime = context.runtime
+    return await asyncio.to_thread(
+        runtime.warehouse.report, sql, timeout=runtime.settings.sql_timeout_seconds, max_rows=rows
+    )
+
+
+def _series(found: dict[str, Any], interval: str) -> list[tuple[str, list[float]]]:
+    first, last = found["query"]["date_range"]
+    return charts.filled(
+        found["results"],
+        date.fromisoformat(first) if first else None,
+        date.fromisoformat(last) if last else None,
+        interval,
+    )
+
+
+def _rows(found: dict[str, Any]) -> list[list[Any]]:
+    return [[*r["dimensions"], *r["metrics"]] for r in found["results"]]
+
+
+def _totals(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    metrics = found["results"][0]["metrics"] if found["results"] else [None] * len(names)
+    return dict(zip(names, metrics, strict=True))
+
+
+async def _live(context: Context) -> dict[str, int]:
+    await context.runtime.caught_up()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    dialect = context.runtime.warehouse.dialect
+    sql = event_queries.recent(now - LIVE_WINDOW, now, context.project.id, dialect)
+    result = await _sql(context, sql, 1)
+    events, people = result.rows[0] if result.rows else (0, 0)
+    return {"events": int(events or 0), "people": int(people or 0)}
+
+
+@page()
+async def overview(context: Context) -> Response:
+    period = render.period_of(context.request)
+    totals_names = ["events", "users", "visitors", "sessions"]
+    totals, series, top, kinds = await _reports(
+        context,
+        ("query", {"metrics": totals_names}),
+        ("query", {"metrics": ["events", "users"], "interval": period.interval}),
+        ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "limit": 10}),
+        ("query", {"metrics": ["events"], "dimensions": ["type"], "limit": 10}),
+    )
+    return render.page(
+        context.request,
+        "overview.html",
+        context.values(
+            totals=_totals(totals, totals_names),
+            series=_series(series, period.interval),
+            top=_rows(top),
+            kinds=_rows(kinds),
+            live=await _live(context),
+        ),
+    )
+
+
+@page()
+async def live_counter(context: Context) -> Response:
+    """The overview's live counter, polled by static/live-counter.js."""
+    return JSONResponse(await _live(context), headers={"Cache-Control": "no-store"})
+
+
+WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
+
+
+@page()
+async def web(context: Context) -> Response:
+    period = render.period_of(context.request)
+    pages_only = {"filters": [["is", "type", ["page"]]]}
+
+    def top(dimension: str) -> tuple[str, dict[str, Any]]:
+        return (
+            "query",
+            {"metrics": ["visitors"], "dimensions": [dimension], "limit": 10, **pages_only},
+        )
+
+    found = await _reports(
+        context,
+        ("query", {"metrics": WEB_TOTALS}),
+        ("query", {"metrics": ["visitors", "pageviews"], "interval": period.interval}),
+        (
+            "query",
+            {
+                "metrics": ["pageviews", "visitors"],
+                "dimensions": ["page"],
+                "limit": 10,
+                **pages_only,
+            },
+        ),
+        top("source"),
+        top("country"),
+        top("device"),
+        top("browser"),
+        top("os"),
+    )
+    totals, series, pages, sources, countries, devices, browsers, systems = found
+    return render.page(
+        context.request,
+        "web.html",
+        context.values(
+            totals=_totals(totals, WEB_TOTALS),
+            series=_series(series, period.interval),
+            pages=_rows(pages),
+            sources=_rows(sources),
+            countries=_rows(countries),
+            devices=_rows(devices),
+            browsers=_rows(browsers),
+            systems=_rows(systems),
+        ),
+    )
+
+
+@page()
+async def game(context: Context) -> Response:
+    period = render.period_of(context.request)
+    by_time = f"time:{period.interval}"
+    totals, per_time, builds, runs, resources, errors = await _reports(
+        context,
+        ("sessions", {}),
+        ("sessions", {"by": [by_time]}),
+        ("sessions", {"by": ["build"], "limit": 20}),
+        ("runs", {"limit": 20}),
+        ("resources", {"limit": 20}),
+        ("errors", {"limit": 20}),
+    )
+    first, last = totals["query"]["date_range"]
+    series = charts.filled(
+        [
+            {"dimensions": r["by"], "metrics": [r["sessions"], r["avg_duration"] or 0]}
+            for r in per_time["results"]
+        ],
+        date.fromisoformat(first) if first else None,
+        date.fromisoformat(last) if last else None,
+        period.interval,
+    )
+    return render.page(
+        context.request,
+        "game.html",
+        context.values(
+            totals=totals["results"][0] if totals["results"] else {},
+            series=[(label, values[:1]) for label, values in series],
+            builds=builds["results"],
+            runs=runs["results"],
+            resources=resources["results"],
+            errors=errors["results"],
+        ),
+    )
+
+
+def _step(raw: str) -> Any:
+    """A funnel step typed in the form: an event name, or `/path` for a pageview of it."""
+    raw = raw.strip()
+    return ["is", "page", [raw]] if raw.startswith("/") else raw
+
+
+@page()
+async def product(context: Context) -> Response:
+    params = context.request.query_params
+    typed = [s for s in params.getlist("step") if s.strip()][:8]
+    window = params.get("window", "1d").strip() or "1d"
+    mode = params.get("mode", "loose")
+    period_name = params.get("retention_period", "week")
+    if period_name not in ("day", "week", "month"):
+        period_name = "week"
+    start_event = params.get("start", "").strip()
+    return_event = params.get("return", "").strip()
+    retention_body: dict[str, Any] = {"period": period_name, "periods": 8}
+    if start_event:
+        retention_body["start"] = start_event
+    if return_event:
+        retention_body["return"] = return_event
+    asks: list[tuple[str, dict[str, Any]]] = [("retention", retention_body)]
+    if len(typed) >= 2:
+        asks.append(
+            ("funnel", {"steps": [_step(s) for s in typed], "window": window, "mode": mode})
+        )
+    problem = None
+    try:
+        found = await _reports(context, *asks)
+    except BadRequest as error:
+        problem = error.message
+        found = await _reports(context, ("retention", {"period": "week", "periods": 8}))
+    events = await _reports(
+        context, ("query", {"metrics": ["events"], "dimensions": ["event"], "limit": 200})
+    )
+    return render.page(
+        context.request,
+        "product.html",
+        context.values(
+            cohorts=found[0]["cohorts"],
+            retention_period=period_name,
+            funnel=[{**step, "label": typed[k]} for k, step in enumerate(found[1]["steps"])]
+            if len(found) > 1
+            else None,
+            steps=typed or ["", "", ""],
+            window=window,
+            mode=mode,
+            start=start_event,
+            returned=return_event,
+            problem=problem,
+            event_names=[r["dimensions"][0] for r in events[0]["results"] if r["dimensions"][0]],
+        ),
+    )
+
+
+@page()
+async def explorer(context: Context) -> Response:
+    params = context.request.query_params
+    before = None
+    if params.get("before"):
+        try:
+            before = datetime.fromisoformat(params["before"]).replace(tzinfo=None)
+        except ValueError:
+            raise BadRequest("before: must be an ISO 8601 time", field="before") from None
+    search = event_queries.Search(
+        event=params.get("event", "").strip(),
+        type=params.get("type", "").strip(),
+        user=params.get("user", "").strip(),
+        before=before,
+    )
+    await context.runtime.caught_up()
+    dialect = context.runtime.warehouse.dialect
+    sql = event_queries.listing(search, context.project.id, dialect, EXPLORER_ROWS)
+    result = await _sql(context, sql, EXPLORER_ROWS)
+    rows = event_queries.as_dicts(result.columns, result.rows)
+    more = None
+    if len(rows) == EXPLORER_ROWS:
+        last = rows[-1]["timestamp"]
+        more = last.isoformat() if isinstance(last, datetime) else str(last)
+    return render.page(
+        context.request,
+        "events.html",
+        context.values(rows=rows, search=search, more=more, types=event_queries.EVENT_TYPES_SHOWN),
+    )
+
+
+@page()
+async def event_detail(context: Context) -> Response:
+    message_id = context.request.path_params["message_id"]
+    dialect = context.runtime.warehouse.dialect
+    result = await _sql(context, event_queries.one(message_id, context.project.id, dialect), 1)
+    if not result.rows:
+        raise NotFound(f"No event with messageId {message_id!r} in this project.")
+    event = event_queries.as_dicts(result.columns, result.rows)[0]
+    return render.page(
+        context.request, "event.html", context.values(event=event, message_id=message_id)
+    )
+
+
+@page()
+async def profiles(context: Context) -> Response:
+    wanted = context.request.query_params.get("user", "").strip()
+    if wanted:
+        return Response(
+            status_code=303,
+            headers={"Location": f"/p/{context.project.slug}/profiles/{quote(wanted, safe='')}"},
+        )
+    (people,) = await _reports(
+        context,
+        (
+            "query",
+            {
+                "metrics": ["events"],
+                "dimensions": ["user"],
+                "limit": 50,
+                "filters": [["is_not", "user", [""]]],
+            },
+        ),
+    )
+    return render.page(context.request, "profiles.html", context.values(people=_rows(people)))
+
+
+@page()
+async def profile(context: Context) -> Response:
+    wanted = context.request.path_params["user_id"]
+    runtime = context.runtime
+    await runtime.caught_up()
+    found = await asyncio.to_thread(read_profile, runtime, context.project.id, wanted)
+    ids = [found["user_id"], *found["linked_ids"]]
+    sql = event_queries.timeline(ids, context.project.id, runtime.warehouse.dialect, TIMELINE_ROWS)
+    result = await _sql(context, sql, TIMELINE_ROWS)
+    return render.page(
+        context.request,
+        "profile.html",
+        context.values(profile=found, timeline=event_queries.as_dicts(result.columns, result.rows)),
+    )
+
+
+@page()
+async def live(context: Context) -> Response:
+    return render.page(context.request, "live.html", context.values())
+
+
+@page()
+async def live_stream(context: Context) -> Response:
+    token = context.request.cookies.get(SESSION_COOKIE, "")
+    accounts = context.runtime.accounts
+
+    async def allowed() -> bool:  # a login that ended (logout, expiry, removal) stops reading
+        return await asyncio.to_thread(accounts.session, token) is not None
+
+    return sse(context.runtime, context.project.id, f"user:{context.user.id}", allowed)
+
+
+def routes() -> list[BaseRoute]:
+    base = "/p/{slug}"
+    return [
+        Route(f"{base}/", overview, methods=["GET"]),
+        Route(f"{base}/live-counter", live_counter, methods=["GET"]),
+        Route(f"{base}/web", web, methods=["GET"]),
+        Route(f"{base}/game", game, methods=["GET"]),
+        Route(f"{base}/product", product, methods=["GET"]),
+        Route(f"{base}/events", explorer, methods=["GET"]),
+        Route(f"{base}/events/{{message_id:path}}", event_detail, methods=["GET"]),
+        Route(f"{base}/profiles", profiles, methods=["GET"]),
+        Route(f"{base}/profiles/{{user_id:path}}", profile, methods=["GET"]),
+        Route(f"{base}/live", live, methods=["GET"]),
+        Route(f"{base}/live/stream", live_stream, methods=["GET"]),
+    ]

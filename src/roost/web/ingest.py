@@ -1,0 +1,225 @@
+"""The ingest endpoints: body → dialect → pipeline → Log → answer, the same for every dialect.
+
+They are bare ASGI: on the hottest path of the server, Starlette's request objects, routing
+and middleware cost more than Roost's own work on a small event (bench/RESULTS.md). Every
+other route goes through Starlette (app.py).
+
+An event is acknowledged only after the Log's append has completed. The pipeline's
+reservations are settled by a callback on the append itself, so they are right even when
+the client goes away before the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from roost import metrics
+from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
+from roost.dialects.freeform import FreeformDialect
+from roost.dialects.game import GameDialect, is_game_batch
+from roost.dialects.game import body_limit as game_body_limit
+from roost.dialects.restore import RestoreDialect
+from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
+from roost.dialects.web import WebDialect
+from roost.errors import BackendError, ClientError, PayloadTooLarge
+from roost.pipeline.batch import Batch
+from roost.runtime import Runtime
+from roost.web.body import Receive, read_body, too_large
+from roost.web.peer import client_ip
+
+log = logging.getLogger("roost.ingest")
+_encode = msgspec.json.Encoder().encode
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+SEGMENT = SegmentDialect()
+GAME = GameDialect()
+WEB = WebDialect()
+FREEFORM = FreeformDialect()
+RESTORE = RestoreDialect()
+CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
+
+
+def _paths() -> dict[str, Dialect | None]:
+    table: dict[str, Dialect | None] = dict.fromkeys((*SINGLE_PATHS, *BATCH_LIMITS), SEGMENT)
+    table["/api/v1/events"] = CHOOSE
+    table["/api/v1/events/pageview"] = WEB
+    table["/api/v1/events/custom"] = WEB
+    table["/post"] = FREEFORM
+    table["/api/v1/restore"] = RESTORE
+    return {**table, **{path + "/": dialect for path, dialect in table.items()}}
+
+
+PATHS = _paths()
+
+CORS = [
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Content-Type, Content-Encoding, X-Write-Key, X-Eventbunker-Write-Key",
+    ),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def handle(
+    runtime: Runtime, dialect: Dialect | None, scope: dict[str, Any], receive: Receive, send: Send
+) -> None:
+    """The ASGI endpoint of every ingest path."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    origin = headers.get("origin", "*").encode("latin-1")
+    method = scope["method"]
+    if method == "OPTIONS":
+        allow = CORS
+        asked = headers.get("access-control-request-headers")
+        if asked:
+            allow = [*CORS[:1], (b"access-control-allow-headers", asked.encode("latin-1")), CORS[2]]
+        await _send(send, 204, b"", [(b"access-control-allow-origin", origin), *allow])
+        return
+    if method != "POST":
+        body = _encode(
+            {"error": f"{method} is not allowed here; use POST", "code": "method_not_allowed"}
+        )
+        await _send(
+            send, 405, body, [(b"content-type", b"application/json"), (b"allow", b"POST, OPTIONS")]
+        )
+        return
+    reply = await ingest(runtime, dialect, scope, headers, receive)
+    out = [
+        (b"content-type", b"application/json"),
+        (b"access-control-allow-origin", origin),
+        *((k.lower().encode(), v.encode()) for k, v in reply.headers.items()),
+    ]
+    await _send(send, reply.status, _encode(reply.body), out)
+
+
+async def ingest(
+    runtime: Runtime,
+    dialect: Dialect | None,
+    scope: dict[str, Any],
+    headers: dict[str, str],
+    receive: Receive,
+) -> Reply:
+    runtime.inflight.enter()
+    try:
+        return await _ingest(runtime, dialect, scope, headers, receive)
+    finally:
+        runtime.inflight.leave()
+
+
+async def _ingest(
+    runtime: Runtime,
+    dialect: Dialect | None,
+    scope: dict[str, Any],
+    headers: dict[str, str],
+    receive: Receive,
+) -> Reply:
+    started = time.perf_counter()
+    settings = runtime.settings
+    chosen: Dialect = dialect or SEGMENT
+    parsed: Parsed | None = None
+    batch: Batch | None = None
+    try:
+        limit = _body_limit(settings.max_request_bytes, settings.max_event_bytes, dialect)
+        try:
+            body = await read_body(headers, receive, limit)
+        except PayloadTooLarge:
+            if dialect is None:  # too large to tell: the shape of the route's own document
+                chosen = GAME
+            raise
+        if dialect is None and is_game_batch(body):
+            chosen = GAME
+        elif len(body) > settings.max_request_bytes:
+            raise too_large(settings.max_request_bytes)
+        incoming = IngestRequest(
+            path=scope["path"],
+            headers=headers,
+            body=body,
+            client_ip=client_ip(scope, headers, settings.trust_forwarded_for),
+            received_at=datetime.now(UTC),
+            max_event_bytes=settings.max_event_bytes,
+            max_clock_skew=timedelta(days=settings.max_clock_skew_days),
+        )
+        parsed = chosen.parse(incoming)
+        batch = Batch.of(chosen.name, runtime.keys.find(parsed.key), parsed)
+        runtime.pipeline.run(batch)
+        await _append(runtime, batch)
+        result = Result(
+            total=parsed.total,
+            single=parsed.single,
+            stored=batch.events,
+            outcomes=batch.outcomes,
+            received_at=incoming.received_at,
+        )
+        reply = chosen.respond(result)
+        _count(chosen.name, batch)
+        if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
+            runtime.debugger.publish(
+                batch.key.project_id,
+                chosen.name,
+                incoming.received_at,
+                batch.events,
+                batch.indexes,
+                batch.outcomes,
+                batch.notes,
+            )
+    except ClientError as error:
+        total = parsed.total if parsed else 1
+        reply = chosen.refuse(error, total)
+        metrics.EVENTS_REJECTED.labels(chosen.name, error.code).inc(total)
+        key = batch.key if batch is not None else None
+        if key is not None and runtime.debugger.watching(key.project_id):
+            runtime.debugger.refused(key.project_id, chosen.name, error, total)
+    except BackendError as error:
+        log.error("ingest failed: %s", error.message)
+        refused = chosen.refuse(error, parsed.total if parsed else 1)
+        reply = Reply(refused.status, refused.body, {"Retry-After": "1", **refused.headers})
+    metrics.INGEST_REQUEST_SECONDS.labels(chosen.name, str(reply.status)).observe(
+        time.perf_counter() - started
+    )
+    return reply
+
+
+def _body_limit(max_request_bytes: int, max_event_bytes: int, dialect: Dialect | None) -> int:
+    """The request limit; on the game route what a full batch may be (a body found not to
+    be a batch is then held to the request limit)."""
+    if dialect is not None:
+        return max_request_bytes
+    return max(max_request_bytes, game_body_limit(max_event_bytes))
+
+
+async def _append(runtime: Runtime, batch: Batch) -> None:
+    if not batch.events:
+        runtime.pipeline.settle(batch, stored=True)
+        return
+    appended = asyncio.ensure_future(runtime.log.append(batch.events))  # a future: no task
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        ok = not done.cancelled() and done.exception() is None
+        runtime.pipeline.settle(batch, stored=ok)
+
+    appended.add_done_callback(settle)
+    await asyncio.shield(appended)
+
+
+def _count(dialect: str, batch: Batch) -> None:
+    project = batch.key.project_slug if batch.key else ""
+    if batch.events:
+        metrics.EVENTS_ACCEPTED.labels(dialect, project).inc(len(batch.events))
+    if batch.outcomes:
+        duplicates = sum(1 for o in batch.outcomes if o.reason == "duplicate")
+        if duplicates:
+            metrics.EVENTS_DEDUPLICATED.labels(dialect, project).inc(duplicates)
+        metrics.count_rejections(dialect, Counter(o.reason for o in batch.outcomes if not o.stored))
