@@ -152,7 +152,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def open_env(settings: Settings, plan: str = "enterprise") -> Iterator[Env]:
-    runtime = Runtime(settings)
+    runtime = Runtime(settings).open()
     runtime.metadata.ensure_default(plan)
     _, write_key = runtime.metadata.create_key("default", "write")
     _, read_key = runtime.metadata.create_key("default", "read")

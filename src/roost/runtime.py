@@ -19,6 +19,7 @@ from roost.config import Settings
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
 from roost.consumers.forwarder import Forwarders
+from roost.consumers.forwarder_process import ForwarderProcess
 from roost.consumers.group import Consumers
 from roost.consumers.inflight import Inflight
 from roost.consumers.notices import Notifier
@@ -29,7 +30,9 @@ from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
 from roost.pipeline.consent import Consent
 from roost.pipeline.contract import Contracts
+from roost.pipeline.dedup import DedupIndex
 from roost.pipeline.geo import Geo
+from roost.pipeline.pipeline import Pipeline
 from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.query.cache import ResultCache
@@ -37,6 +40,7 @@ from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata, project_config
 from roost.storage.metadata.accounts import Accounts
+from roost.storage.metadata.buckets import buckets_for
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
@@ -62,6 +66,37 @@ def utcnow() -> datetime:
 
 
 class Runtime:
+    """Everything one running Roost holds. Made cheaply; `open()` opens the stores, catches
+    the consumers up and starts their threads; `close()` stops and closes all of it. Also an
+    async context: `async with Runtime(settings) as runtime: ...`."""
+
+    metadata: Metadata
+    log: Log
+    warehouse: Warehouse
+    debugger: Debugger
+    destinations: DestinationStore
+    erasures: ErasureStore
+    accounts: Accounts
+    results: ResultCache
+    query_pool: ThreadPoolExecutor
+    inflight: Inflight
+    consumers: Consumers | None
+    profiles: ProfilesConsumer
+    forwarders: Forwarders | ForwarderProcess
+    keys: Keyring
+    dedup: DedupIndex
+    notices: NoticeStore
+    notifier: Notifier
+    usage: Usage
+    geo: Geo
+    contract_store: ContractStore
+    contracts: Contracts
+    project_settings: ProjectSettings
+    consent: Consent
+    transform: Transform
+    pipeline: Pipeline
+    scrubber: Scrubber
+
     def __init__(self, settings: Settings) -> None:
         if settings.consumers not in ("here", "workers"):
             raise BadRequest(
@@ -71,10 +106,25 @@ class Runtime:
         if settings.consumers == "workers":
             require_cluster(settings, "consumers = workers")
         self.settings = settings
+        self.ready = False
+        self._opened = False
+        self._closed = False
+
+    async def __aenter__(self) -> Runtime:
+        return self.open()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def open(self) -> Runtime:
+        """Open the stores, replay what the consumers have not seen, start their threads."""
+        assert not self._opened, "a Runtime opens once"
+        self._opened = True
+        settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = Metadata(settings.resolved_metadata_url())
-        self.log: Log = open_log(settings)
-        self.warehouse: Warehouse = open_warehouse(settings)
+        self.log = open_log(settings)
+        self.warehouse = open_warehouse(settings)
         self.debugger = Debugger()
         self.destinations = DestinationStore(self.metadata.engine)
         self.erasures = ErasureStore(self.metadata.engine)
@@ -91,14 +141,13 @@ class Runtime:
         self.inflight = Inflight(settings.forwarders_yield_at)
         profile_store = ProfileStore(self.metadata.engine)
         recovered = 0
-        self.consumers: Consumers | None = None
+        self.consumers = None
         if settings.consumers == "here":
             self.consumers = Consumers(
                 settings, self.log, self.warehouse, profile_store, self.destinations,
                 self.debugger, self.inflight, forwarders_in=settings.forwarders,
             )  # fmt: skip
             recovered = self.consumers.catch_up()
-            self.consumers.start()
             self.profiles = self.consumers.profiles
             self.forwarders = self.consumers.forwarders
         else:  # run by `roost worker`: here only their stores, read (profiles, delivery state)
@@ -127,13 +176,16 @@ class Runtime:
             contracts=self.contracts,
             consent=self.consent,
             transform=self.transform,
+            buckets=buckets_for(settings.rate_limit_url),
         )
         metrics.LOG_LAST_OFFSET.set_function(self.log.last_offset)
         metrics.WAREHOUSE_BEHIND.set_function(self._behind_now)
         self.scrubber = Scrubber(self.log, self.warehouse, self.metadata.engine, self.erasures)
+        if self.consumers is not None:
+            self.consumers.start()
         self.scrubber.start()
+        self.notifier.start()
         self.ready = True
-        self._closed = False
         room = getattr(self.log, "room", None)
         if room is not None and not room.enough():
             log.warning("%s: queries are answered, ingest answers 503 until there is room",
@@ -146,6 +198,7 @@ class Runtime:
                 "dedup_ids": remembered,
             },
         )
+        return self
 
     def config_stores(self) -> project_config.Stores:
         return project_config.Stores(self.contract_store, self.project_settings, self.destinations)
@@ -227,7 +280,7 @@ class Runtime:
     def close_sync(self) -> None:
         """Close everything, each step whatever the others did (a full disk may fail a
         checkpoint; what was acknowledged is already durable in the Log)."""
-        if self._closed:
+        if self._closed or not self._opened:
             return
         self._closed = True
         self.ready = False

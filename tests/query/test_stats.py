@@ -10,7 +10,7 @@ import pytest
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.storage.warehouse.flavor import DuckDBDialect
+from roost.storage.warehouse.flavor import DuckDBFlavor
 from tests.conftest import Env
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
@@ -267,5 +267,5 @@ def test_a_value_with_a_quote_is_a_literal_not_sql(shop: Env) -> None:
 def test_linked_ids_are_joined_only_when_people_are_asked_about(
     body: dict[str, Any], joined: bool
 ) -> None:
-    sql = stats.build(stats.parse(body, datetime.now(UTC)), 1, DuckDBDialect("ev", "ids"))
+    sql = stats.build(stats.parse(body, datetime.now(UTC)), 1, DuckDBFlavor("ev", "ids"))
     assert ("LEFT JOIN ids" in sql) is joined

@@ -17,19 +17,18 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BackendError
 from roost.model import Event, Key
 from roost.storage.log import Log
+from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.warehouse import Warehouse
-
-if TYPE_CHECKING:
-    from roost.runtime import Runtime
 
 log = logging.getLogger("roost")
 
@@ -37,12 +36,25 @@ CATCH_UP_SECONDS = 30.0
 RETRY_SECONDS = 10.0  # a scrub that could not finish (readers, ClickHouse parts) tries again
 
 
-async def _caught_up(runtime: Runtime) -> None:
+class Stores(Protocol):
+    """What an erasure reaches: every store that may hold the user's data (the Runtime)."""
+
+    log: Log
+    warehouse: Warehouse
+    profiles: ProfilesConsumer
+    destinations: DestinationStore
+    erasures: ErasureStore
+    scrubber: Scrubber
+
+    async def caught_up(self, timeout: float = 1.0) -> bool: ...
+
+
+async def _caught_up(runtime: Stores) -> None:
     if not await runtime.caught_up(timeout=CATCH_UP_SECONDS):
         raise BackendError("the Warehouse is behind the Log; try again shortly")
 
 
-async def erase_user(runtime: Runtime, key: Key, user_id: str) -> dict[str, Any]:
+async def erase_user(runtime: Stores, key: Key, user_id: str) -> dict[str, Any]:
     await _caught_up(runtime)
     project = key.project_id
     ids = await asyncio.to_thread(runtime.profiles.erase, project, user_id)
@@ -68,7 +80,7 @@ async def erase_user(runtime: Runtime, key: Key, user_id: str) -> dict[str, Any]
 
 
 async def erase_range(
-    runtime: Runtime, key: Key, since: datetime, until: datetime
+    runtime: Stores, key: Key, since: datetime, until: datetime
 ) -> dict[str, Any]:
     """The project's events with a timestamp in [since, until) (aware datetimes)."""
     await _caught_up(runtime)
@@ -92,7 +104,7 @@ async def erase_range(
 
 
 async def _erase_logged(
-    runtime: Runtime, project: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
+    runtime: Stores, project: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
 ) -> int:
     """Tombstones in the Log, and the same events out of the dead letters; how many."""
     erased = await asyncio.to_thread(runtime.log.erase, project, matches, hints)
@@ -100,7 +112,7 @@ async def _erase_logged(
     return len(erased)
 
 
-async def _recorded(runtime: Runtime, *args: Any, **kwargs: Any) -> dict[str, Any]:
+async def _recorded(runtime: Stores, *args: Any, **kwargs: Any) -> dict[str, Any]:
     done = await asyncio.to_thread(runtime.erasures.record, *args, **kwargs)
     runtime.scrubber.wake()
     return done

@@ -1,11 +1,11 @@
 """Forwarders: one per destination, each following the Log with its own durable cursor.
 
-A forwarder reads the Log after its cursor, keeps its project's events that the destination
-takes (type, event name, consent categories), maps their properties, and gathers them into a
-batch until it holds `batch_count` events or `batch_bytes`, or its first event has waited
-`batch_seconds`. A batch is tried until it is delivered or its tries run out, with
-exponential backoff and jitter between tries (or the Retry-After the destination gave); a
-batch out of tries, or refused for good, goes to the dead letters. Only then does the cursor
+A forwarder is three parts, as a sink is in Vector: what to send (outbound.py: the events
+the destination takes, mapped), how to send it (delivery.py: tries, backoff, dead letters)
+and, here, the loop with its cursor. It reads the Log after its cursor, keeps what Outbound
+takes, and gathers it into a batch until it holds `batch_count` events or `batch_bytes`, or
+its first event has waited `batch_seconds`; Delivery tries the batch until it is delivered
+or set aside as a dead letter. Only then does the cursor
 move, in the same transaction as the outcome: after a crash the last batch may be sent again
 (destinations deduplicate by messageId where they can), never skipped. Each forwarder runs
 on its own thread, so a slow or failing destination holds back only itself; the Log keeps
@@ -29,21 +29,19 @@ from typing import Any
 import msgspec
 
 from roost import metrics
+from roost.consumers.delivery import Delivery
 from roost.consumers.follower import Follower
-from roost.destinations.base import DeliveryError, factory
+from roost.consumers.outbound import Outbound
 from roost.destinations.base import Destination as Plugin
-from roost.destinations.payload import to_segment
+from roost.destinations.base import factory
 from roost.model import Event
-from roost.pipeline.consent import granted
 from roost.storage.log import LogReader
 from roost.storage.metadata.destinations import Destination, DestinationStore, State
 
 log = logging.getLogger("roost.forwarder")
 _encode = msgspec.json.encode
 SAVE_IDLE_EVERY = 1.0  # seconds between saves of a cursor moved past events not for it
-MAX_RETRY_AFTER = 3600.0
 YIELD_SECONDS = 0.5  # the pause before each batch while ingest is busy
-NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
 
 # Where a forwarder's delivery entries go: (project id, entry). In the server that is the
 # metrics and the live debugger (`reporter`); in the forwarders' process, a pipe to them.
@@ -88,29 +86,6 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _move(event: dict[str, Any], source: str, target: str) -> None:
-    """Move one (dotted) field of the Segment-shaped event; bare names are properties."""
-
-    def parts(path: str) -> list[str]:
-        split = path.split(".")
-        return split if len(split) > 1 and split[0] in event else ["properties", *split]
-
-    src, dst = parts(source), parts(target)
-    holder: Any = event
-    for part in src[:-1]:
-        holder = holder.get(part) if isinstance(holder, dict) else None
-    if not isinstance(holder, dict) or src[-1] not in holder:
-        return
-    value = holder.pop(src[-1])
-    holder = event
-    for part in dst[:-1]:
-        inner = holder.get(part)
-        if not isinstance(inner, dict):
-            inner = holder[part] = {}
-        holder = inner
-    holder[dst[-1]] = value
-
-
 class Forwarder(Follower):
     def __init__(
         self,
@@ -134,7 +109,11 @@ class Forwarder(Follower):
         self.report = report
         self.busy = busy
         self.read_limit = read_limit
-        self.jitter = jitter
+        self.outbound = Outbound(destination)
+        self.delivery = Delivery(
+            destination, plugin, name=self.name, report=self._report, failed=self._failed,
+            pause=self._pause, jitter=jitter,
+        )  # fmt: skip
         found = store.state(destination.id)
         if found is None:  # a new destination gets what arrived since it was made
             made = destination.created_at or _now()
@@ -146,7 +125,6 @@ class Forwarder(Follower):
         self.pending_bytes = 0
         self.pending_since = 0.0
         self.saved_at = time.monotonic()
-        self.retry_at: float | None = None  # when the batch being retried is tried next
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self.skipped = 0  # events opted out by their `integrations`, since this start
         self.skipping: list[str] = []  # their messageIds, until the next debugger entry
@@ -171,41 +149,9 @@ class Forwarder(Follower):
 
     def snapshot(self) -> Snapshot:
         recent = list(self.recent.copy())
-        return Snapshot(self.state, len(self.pending), recent, self.retry_at, self.skipped)
+        return Snapshot(self.state, len(self.pending), recent, self.delivery.retry_at, self.skipped)
 
     # The thread
-
-    def takes(self, event: Event) -> bool:
-        d = self.destination
-        return (
-            event.project_id == d.project_id
-            and (d.types is None or event.type in d.types)
-            and (d.events is None or event.type not in NAMED or event.event in d.events)
-            and granted(event.context, d.consent)
-        )
-
-    def opted_in(self, event: Event) -> bool:
-        """Segment's `integrations` rules: the destination's own name (case-sensitive) decides
-        when present; otherwise `All` does, and without it everything is on."""
-        chosen = event.integrations
-        if not chosen:
-            return True
-        own = chosen.get(self.destination.name)
-        if own is not None:
-            return own is not False
-        return chosen.get("All") is not False
-
-    def payload(self, event: Event) -> dict[str, Any]:
-        out = to_segment(event)
-        if self.destination.mapping:
-            out["properties"] = dict(out.get("properties") or {})
-            out["traits"] = dict(out.get("traits") or {})
-            for source, target in self.destination.mapping.items():
-                _move(out, source, target)
-            for part in ("properties", "traits"):
-                if not out[part] and part not in to_segment(event):
-                    del out[part]
-        return out
 
     def step(self) -> None:
         with self._requests:
@@ -225,12 +171,12 @@ class Forwarder(Follower):
             for logged in self.log.read_sync(self.scan, self.read_limit):
                 if self._stopping:
                     return
-                takes = self.takes(logged.event)
-                if takes and not self.opted_in(logged.event):
+                takes = self.outbound.takes(logged.event)
+                if takes and not self.outbound.opted_in(logged.event):
                     self._skip(logged.offset, logged.event)
                     takes = False
                 if takes:
-                    body = self.payload(logged.event)
+                    body = self.outbound.payload(logged.event)
                     size = len(_encode(body))
                     full = self.pending and self.pending_bytes + size > d.batch_bytes
                     if full and not self._flush(up_to=self.scan):
@@ -287,11 +233,10 @@ class Forwarder(Follower):
                     return False
         events = [body for _, body in self.pending]
         first, last = self.pending[0][0], self.pending[-1][0]
-        outcome = self._deliver(events, first, last)
-        if outcome is None:
+        tried = self.delivery.deliver(events, first, last)
+        if tried is None:
             return False
-        delivered, error, attempts = outcome
-        if delivered:
+        if tried.delivered:
             self.state = replace(
                 self.state,
                 log_offset=up_to,
@@ -306,7 +251,9 @@ class Forwarder(Follower):
                 dead_lettered=self.state.dead_lettered + len(events),
             )
             self.store.record(
-                self.destination.id, self.state, letter=(first, last, events, error, attempts)
+                self.destination.id,
+                self.state,
+                letter=(first, last, events, tried.error, tried.attempts),
             )
         self.saved_at = time.monotonic()
         self.pending.clear()
@@ -315,13 +262,12 @@ class Forwarder(Follower):
 
     def _replay_letters(self) -> None:
         for letter in self.store.letters(self.destination.id, status="replay"):
-            outcome = self._deliver(
+            tried = self.delivery.deliver(
                 letter.events, letter.first_offset, letter.last_offset, letter=letter.id
             )
-            if outcome is None:
+            if tried is None:
                 return
-            delivered, error, attempts = outcome
-            if delivered:
+            if tried.delivered:
                 self.state = replace(
                     self.state,
                     delivered=self.state.delivered + letter.count,
@@ -330,55 +276,20 @@ class Forwarder(Follower):
                 )
                 self.store.record(self.destination.id, self.state, replayed=letter.id)
             else:
-                self.store.letter_failed(letter.id, error, letter.attempts + attempts)
+                self.store.letter_failed(letter.id, tried.error, letter.attempts + tried.attempts)
 
-    def _deliver(
-        self, events: list[dict[str, Any]], first: int, last: int, letter: int | None = None
-    ) -> tuple[bool, str, int] | None:
-        """Try until delivered or out of tries: (delivered, last error, tries); None if stopping."""
-        d = self.destination
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                self.plugin.deliver(events)
-            except DeliveryError as exc:
-                error = exc
-            except Exception as exc:  # a plugin's bug: keep the batch, try again later
-                log.exception("%s: destination raised", self.name)
-                error = DeliveryError(f"{type(exc).__name__}: {exc}")
-            else:
-                self.retry_at = None
-                self._report("delivered", events, first, last, attempt, letter=letter)
-                return True, "", attempt
-            final = not error.retry or attempt >= d.max_attempts
-            self.state = replace(
-                self.state,
-                failures=self.state.failures + 1,
-                last_error=error.message,
-                last_error_at=_now(),
-            )
-            if final:
-                self.retry_at = None
-                self._report(
-                    "dead_letter", events, first, last, attempt, error.message, letter=letter
-                )
-                log.warning("%s: batch %d-%d set aside: %s", self.name, first, last, error.message)
-                return False, error.message, attempt
-            delay = self._delay(attempt, error.retry_after)
-            self.retry_at = time.time() + delay
-            self._report("retrying", events, first, last, attempt, error.message, delay, letter)
-            self._save_failure()
-            with self._wake:
-                if self._wake.wait_for(lambda: self._stopping, timeout=delay):
-                    return None
+    def _failed(self, message: str) -> None:
+        self.state = replace(
+            self.state,
+            failures=self.state.failures + 1,
+            last_error=message,
+            last_error_at=_now(),
+        )
+        self._save_failure()
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER)
-        d = self.destination
-        ceiling = min(d.retry_max_seconds, d.retry_base_seconds * 2.0 ** (attempt - 1))
-        return ceiling / 2 + self.jitter() * ceiling / 2  # "equal jitter": never all at once
+    def _pause(self, seconds: float) -> bool:
+        with self._wake:
+            return self._wake.wait_for(lambda: self._stopping, timeout=seconds)
 
     def _save_failure(self) -> None:
         saved = self.store.state(self.destination.id)

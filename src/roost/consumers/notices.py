@@ -38,6 +38,8 @@ class Notifier:
         self.workspace_name = workspace_name
         self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="roost-notices", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def notify(self, workspace_id: int, month: str, threshold: int, used: int, budget: int) -> None:
@@ -45,8 +47,9 @@ class Notifier:
         self._queue.put((workspace_id, month, threshold, used, budget))
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=SEND_SECONDS * 2)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=SEND_SECONDS * 2)
 
     def _run(self) -> None:
         while (notice := self._queue.get()) is not None:

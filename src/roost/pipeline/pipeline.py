@@ -21,12 +21,11 @@ from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
-from roost.pipeline.ratelimit import RateLimit
+from roost.pipeline.ratelimit import Buckets, RateLimit
 from roost.pipeline.transform import Transform
 from roost.pipeline.useragent import UserAgent
 from roost.pipeline.validate import Validate
 from roost.pipeline.visitor import Visitor
-from roost.storage.metadata.buckets import buckets_for
 
 
 class Pipeline:
@@ -70,11 +69,12 @@ def build(
     contracts: Contracts,
     consent: Consent,
     transform: Transform,
+    buckets: Buckets,
 ) -> Pipeline:
     rate_limit = RateLimit(
         enterprise=(settings.enterprise_rate, settings.enterprise_burst),
         enterprise_hourly=settings.enterprise_hourly,
-        buckets=buckets_for(settings.rate_limit_url),
+        buckets=buckets,
     )
     validate, budget, dedup_stage = Validate(), Budget(usage), Dedup(dedup)
     return Pipeline(

@@ -1,5 +1,5 @@
 """Single events rather than aggregates: the explorer's newest-first list, one event whole, a
-person's timeline and the count of the last minutes — for the dashboard, in any dialect."""
+person's timeline and the count of the last minutes — for the dashboard, in any flavor."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from roost.storage.warehouse.flavor import SqlDialect
+from roost.storage.warehouse.flavor import Flavor
 
 LISTED = ("timestamp", "type", "event", "user_id", "anonymous_id", "path", "country", "message_id")
 EVENT_TYPES_SHOWN = ("track", "page", "screen", "identify", "group", "alias", "game")
@@ -24,49 +24,49 @@ class Search:
     before: datetime | None = None  # the page after: events older than the last one shown
 
 
-def listing(search: Search, project_id: int, dialect: SqlDialect, limit: int) -> str:
+def listing(search: Search, project_id: int, flavor: Flavor, limit: int) -> str:
     where = ["1 = 1"]  # ClickHouse 18 has no TRUE
     if search.event:
-        where.append(f"event = {dialect.string(search.event)}")
+        where.append(f"event = {flavor.string(search.event)}")
     if search.type:
-        where.append(f"type = {dialect.string(search.type)}")
+        where.append(f"type = {flavor.string(search.type)}")
     if search.user:
-        who = dialect.string(search.user)
+        who = flavor.string(search.user)
         where.append(f"(user_id = {who} OR anonymous_id = {who})")
     if search.before is not None:
-        where.append(f"timestamp < {dialect.timestamp(search.before)}")
+        where.append(f"timestamp < {flavor.timestamp(search.before)}")
     return (
-        f"SELECT {', '.join(LISTED)} FROM {dialect.rows(project_id)} AS e "
+        f"SELECT {', '.join(LISTED)} FROM {flavor.rows(project_id)} AS e "
         f"WHERE {' AND '.join(where)} ORDER BY timestamp DESC, log_offset DESC LIMIT {int(limit)}"
     )
 
 
-def one(message_id: str, project_id: int, dialect: SqlDialect) -> str:
+def one(message_id: str, project_id: int, flavor: Flavor) -> str:
     return (
-        f"SELECT * FROM {dialect.rows(project_id)} AS e "
-        f"WHERE message_id = {dialect.string(message_id)} LIMIT 1"
+        f"SELECT * FROM {flavor.rows(project_id)} AS e "
+        f"WHERE message_id = {flavor.string(message_id)} LIMIT 1"
     )
 
 
-def timeline(ids: Sequence[str], project_id: int, dialect: SqlDialect, limit: int) -> str:
+def timeline(ids: Sequence[str], project_id: int, flavor: Flavor, limit: int) -> str:
     """A person's newest events, under any of their ids (user id, linked anonymous ids)."""
-    listed = ", ".join(dialect.string(i) for i in ids) or "NULL"
+    listed = ", ".join(flavor.string(i) for i in ids) or "NULL"
     return (
-        f"SELECT {', '.join(LISTED)} FROM {dialect.rows(project_id)} AS e "
+        f"SELECT {', '.join(LISTED)} FROM {flavor.rows(project_id)} AS e "
         f"WHERE user_id IN ({listed}) OR anonymous_id IN ({listed}) "
         f"ORDER BY timestamp DESC, log_offset DESC LIMIT {int(limit)}"
     )
 
 
-def recent(since: datetime, until: datetime, project_id: int, dialect: SqlDialect) -> str:
+def recent(since: datetime, until: datetime, project_id: int, flavor: Flavor) -> str:
     """Events that happened in [since, until] and the people behind them: the live counter.
 
     By the events' own time, not their arrival: a backfill or an offline device's batch
     arriving now did not happen in the last five minutes."""
     return (
         "SELECT count(*) AS events, count(DISTINCT coalesce(user_id, anonymous_id)) AS people "
-        f"FROM {dialect.rows(project_id)} AS e WHERE timestamp >= {dialect.timestamp(since)} "
-        f"AND timestamp <= {dialect.timestamp(until)}"
+        f"FROM {flavor.rows(project_id)} AS e WHERE timestamp >= {flavor.timestamp(since)} "
+        f"AND timestamp <= {flavor.timestamp(until)}"
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.storage.warehouse.flavor import SqlDialect
+from roost.storage.warehouse.flavor import Flavor
 
 MODES = ("loose", "strict")
 MAX_STEPS = 8
@@ -82,14 +82,14 @@ def parse(body: Any, now: datetime) -> Funnel:
     return Funnel(scope, steps, labels, seconds, mode)
 
 
-def build(f: Funnel, project_id: int, dialect: SqlDialect) -> str:
+def build(f: Funnel, project_id: int, flavor: Flavor) -> str:
     """One row: how many people reached each step (r0, r1, …)."""
-    base = stats.base_relation(f.scope, project_id, dialect, f.scope.filters, people=True)
-    tests = [stats.condition(condition, f.scope, dialect) for condition in f.steps]
+    base = stats.base_relation(f.scope, project_id, flavor, f.scope.filters, people=True)
+    tests = [stats.condition(condition, f.scope, flavor) for condition in f.steps]
     # Loose order needs only the step events' order among themselves: just those (a fraction
     # of the events); strict order must see every event in between.
     only = "" if f.mode == "strict" else f" WHERE {' OR '.join(f'({t})' for t in tests)}"
-    return dialect.funnel(f"{base} AS b{only}", tests, f.window_seconds, f.mode == "strict")
+    return flavor.funnel(f"{base} AS b{only}", tests, f.window_seconds, f.mode == "strict")
 
 
 def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The game reports (API.md, dialect 2), on the Stats API's engine: sessions, errors by
+"""The game reports (API.md, flavor 2), on the Stats API's engine: sessions, errors by
 signature, run analytics and resource flows.
 
 Every report takes the Stats API's `date_range`, `timezone` and `filters`. Names follow the
@@ -16,7 +16,7 @@ from typing import Any
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.storage.warehouse.flavor import INTERVALS, SqlDialect
+from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
 GROUPABLE = ("build", "dim1", "dim2", "dim3")
 REPORTS = ("sessions", "errors", "runs", "resources")
@@ -64,7 +64,7 @@ def _keys(r: GameReport) -> tuple[str, str]:
     return select, group
 
 
-def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
+def _sessions(r: GameReport, base: str, flavor: Flavor) -> str:
     # The inner names differ from the outer ones: ClickHouse's aliases are global to a query
     first = "coalesce(started_at, first_seen)"
     each = (
@@ -82,12 +82,12 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
     keys = []
     for name in r.by:
         if name.startswith("time:"):
-            keys.append(dialect.bucket(name[5:], dialect.local(first, r.scope.timezone)))
+            keys.append(flavor.bucket(name[5:], flavor.local(first, r.scope.timezone)))
         else:
             keys.append(name)
     select = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
     group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
-    duration = dialect.seconds(first, "coalesce(ended_at, last_seen)")
+    duration = flavor.seconds(first, "coalesce(ended_at, last_seen)")
     return (
         f"SELECT {select}count(*) AS sessions, "
         "count(ended_at) AS ended, "
@@ -97,13 +97,13 @@ def _sessions(r: GameReport, base: str, dialect: SqlDialect) -> str:
     )
 
 
-def _errors(r: GameReport, base: str, dialect: SqlDialect) -> str:
+def _errors(r: GameReport, base: str, flavor: Flavor) -> str:
     select, group = _keys(r)
-    signature = f"coalesce({dialect.prop('properties', 'signature')}, event)"
+    signature = f"coalesce({flavor.prop('properties', 'signature')}, event)"
     return (
         f"SELECT {select}{signature} AS signature, min(event) AS name, count(*) AS occurrences, "
         "count(DISTINCT person) AS players, min(timestamp) AS first_seen, "
-        f"max(timestamp) AS last_seen, {dialect.distinct_list('build')} AS builds "
+        f"max(timestamp) AS last_seen, {flavor.distinct_list('build')} AS builds "
         f"FROM {base} AS b WHERE category = 'error' GROUP BY signature{group} "
         "ORDER BY occurrences DESC, signature"
     )
@@ -112,38 +112,38 @@ def _errors(r: GameReport, base: str, dialect: SqlDialect) -> str:
 def _verbs(
     r: GameReport,
     base: str,
-    dialect: SqlDialect,
+    flavor: Flavor,
     category: str,
     verbs: dict[str, str],
     measure: str,
 ) -> str:
     select, group = _keys(r)
-    verb = dialect.before("event", ":")
-    subject = dialect.after("event", ":")
+    verb = flavor.before("event", ":")
+    subject = flavor.after("event", ":")
     aggregate = "count" if measure == "1" else "sum"  # count: a sum of 1s may be typed too small
     columns = ", ".join(
-        f"coalesce({aggregate}(CASE WHEN {verb} = {dialect.string(v)} THEN {measure} END), 0) "
+        f"coalesce({aggregate}(CASE WHEN {verb} = {flavor.string(v)} THEN {measure} END), 0) "
         f"AS {alias}"
         for v, alias in verbs.items()
     )
     extra = " AND value > 0" if category == "resource" else ""
     return (
         f"SELECT {select}{subject} AS subject, {columns}, count(DISTINCT person) AS players "
-        f"FROM {base} AS b WHERE category = {dialect.string(category)}{extra} "
+        f"FROM {base} AS b WHERE category = {flavor.string(category)}{extra} "
         f"AND {subject} IS NOT NULL GROUP BY subject{group} ORDER BY subject{group}"
     )
 
 
-def _runs(r: GameReport, base: str, dialect: SqlDialect) -> str:
+def _runs(r: GameReport, base: str, flavor: Flavor) -> str:
     verbs = {"Start": "starts", "Complete": "completes", "Fail": "fails"}
-    return _verbs(r, base, dialect, "progression", verbs, "1")
+    return _verbs(r, base, flavor, "progression", verbs, "1")
 
 
-def _resources(r: GameReport, base: str, dialect: SqlDialect) -> str:
-    return _verbs(r, base, dialect, "resource", {"Source": "sources", "Sink": "sinks"}, "value")
+def _resources(r: GameReport, base: str, flavor: Flavor) -> str:
+    return _verbs(r, base, flavor, "resource", {"Source": "sources", "Sink": "sinks"}, "value")
 
 
-BUILDERS: dict[str, Callable[[GameReport, str, SqlDialect], str]] = {
+BUILDERS: dict[str, Callable[[GameReport, str, Flavor], str]] = {
     "sessions": _sessions,
     "errors": _errors,
     "runs": _runs,
@@ -151,9 +151,9 @@ BUILDERS: dict[str, Callable[[GameReport, str, SqlDialect], str]] = {
 }
 
 
-def build(r: GameReport, project_id: int, dialect: SqlDialect) -> str:
-    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters, people=True)
-    return f"{BUILDERS[r.kind](r, base, dialect)} LIMIT {r.limit}"
+def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
+    base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
+    return f"{BUILDERS[r.kind](r, base, flavor)} LIMIT {r.limit}"
 
 
 def _percent(part: Any, whole: Any) -> float | None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from roost.errors import BadRequest
 from roost.query import stats
-from roost.storage.warehouse.flavor import SqlDialect
+from roost.storage.warehouse.flavor import Flavor
 
 PERIODS = ("day", "week", "month")
 MAX_PERIODS = 60
@@ -70,24 +70,24 @@ def parse(body: Any, now: datetime) -> Retention:
     )  # fmt: skip
 
 
-def _where(condition: Any | None, r: Retention, dialect: SqlDialect) -> str:
-    return "" if condition is None else f" WHERE {stats.condition(condition, r.scope, dialect)}"
+def _where(condition: Any | None, r: Retention, flavor: Flavor) -> str:
+    return "" if condition is None else f" WHERE {stats.condition(condition, r.scope, flavor)}"
 
 
-def build(r: Retention, project_id: int, dialect: SqlDialect) -> str:
+def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     """Rows of (cohort, period, people, whole); `whole` marks the row of the cohort's size.
 
     Written in the SQL both engines run: no CTEs or inequality joins (ClickHouse 18), so the
     cohorts are read twice and "period ≥ cohort" is a WHERE after the join on the person.
     """
-    base = stats.base_relation(r.scope, project_id, dialect, r.scope.filters, people=True)
-    bucket = dialect.bucket(r.period, dialect.local("timestamp", r.scope.timezone))
+    base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
+    bucket = flavor.bucket(r.period, flavor.local("timestamp", r.scope.timezone))
     cohorts = (
         f"(SELECT person, min({bucket}) AS cohort FROM {base} AS b"
-        f"{_where(r.start, r, dialect)} GROUP BY person)"
+        f"{_where(r.start, r, flavor)} GROUP BY person)"
     )
     active = (
-        f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, dialect)})"
+        f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
     )
     return (
         "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "

@@ -6,7 +6,7 @@
      "order_by": [["events", "desc"]], "limit": 100, "page": 1}
 
 `parse` checks a request and names the field and the rule of anything wrong; `build` writes
-the SQL through a Warehouse's `SqlDialect`, so the same report runs on every backend; `shape`
+the SQL through a Warehouse's `Flavor`, so the same report runs on every backend; `shape`
 turns the rows into the answer. Times are the events' `timestamp`, stored in UTC; date
 ranges and time buckets are in the query's time zone.
 """
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from roost import patterns
 from roost.dialects.clock import STORABLE
 from roost.errors import BadRequest
-from roost.storage.warehouse.flavor import INTERVALS, SqlDialect
+from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (API.md); 1 = 0: no FALSE in ClickHouse 18
 SIMPLE = {  # one aggregate over the matching events
@@ -307,28 +307,28 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     )
 
 
-def _expression(dimension: Dimension, q: StatsQuery, dialect: SqlDialect) -> str:
+def _expression(dimension: Dimension, q: StatsQuery, flavor: Flavor) -> str:
     if dimension.kind == "column":
         return dimension.arg
     if dimension.kind == "prop":
-        return dialect.prop("properties", dimension.arg)
-    return dialect.bucket(dimension.arg, dialect.local("timestamp", q.timezone))
+        return flavor.prop("properties", dimension.arg)
+    return flavor.bucket(dimension.arg, flavor.local("timestamp", q.timezone))
 
 
-def condition(f: Any, q: StatsQuery, dialect: SqlDialect) -> str:
+def condition(f: Any, q: StatsQuery, flavor: Flavor) -> str:
     op = f[0]
     if op in ("and", "or"):
-        return "(" + f" {op.upper()} ".join(condition(g, q, dialect) for g in f[1]) + ")"
+        return "(" + f" {op.upper()} ".join(condition(g, q, flavor) for g in f[1]) + ")"
     if op == "not":
-        return f"(NOT coalesce({condition(f[1], q, dialect)}, 1 = 0))"
+        return f"(NOT coalesce({condition(f[1], q, flavor)}, 1 = 0))"
     dimension, values = f[1], f[2]
-    expression = _expression(dimension, q, dialect)
-    literals = [dialect.string(v) for v in values]
+    expression = _expression(dimension, q, flavor)
+    literals = [flavor.string(v) for v in values]
     if op == "is":
         return f"({expression} IN ({', '.join(literals)}))"
     if op == "is_not":  # an event without the dimension is not any of the values
         return f"({expression} IS NULL OR {expression} NOT IN ({', '.join(literals)}))"
-    test = dialect.contains if op == "contains" else dialect.matches
+    test = flavor.contains if op == "contains" else flavor.matches
     return "(" + " OR ".join(f"coalesce({test(expression, v)}, 1 = 0)" for v in literals) + ")"
 
 
@@ -338,16 +338,16 @@ def _goal(f: Any) -> bool:
 
 
 def base_relation(
-    q: StatsQuery, project_id: int, dialect: SqlDialect, filters: list[Any], *, people: bool = False
+    q: StatsQuery, project_id: int, flavor: Flavor, filters: list[Any], *, people: bool = False
 ) -> str:
     """The matching events, with each dimension as d0, d1, …, and `person` when `people` (or
     the query counts users, or groups or filters by them)."""
     where = [
-        f"timestamp >= {dialect.timestamp(q.start)}",
-        f"timestamp < {dialect.timestamp(q.end)}",
-        *(condition(f, q, dialect) for f in filters),
+        f"timestamp >= {flavor.timestamp(q.start)}",
+        f"timestamp < {flavor.timestamp(q.end)}",
+        *(condition(f, q, flavor) for f in filters),
     ]
-    dims = [f"{_expression(d, q, dialect)} AS d{i}" for i, d in enumerate(q.dimensions)]
+    dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
     # Resolving linked ids is a join over every event: only when the query counts people,
     # or groups or filters by them
     needs_person = (
@@ -356,7 +356,7 @@ def base_relation(
         or any(_is_person(d) for d in q.dimensions)
         or any(_names_person(f) for f in filters)
     )
-    relation = dialect.events(project_id) if needs_person else dialect.rows(project_id)
+    relation = flavor.events(project_id) if needs_person else flavor.rows(project_id)
     return (
         f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
     )
@@ -374,17 +374,17 @@ def _names_person(f: Any) -> bool:
     return _is_person(f[1])
 
 
-def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
+def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """One SELECT: the dimensions (d0, d1, …) and metrics (m0, m1, …) of each group.
 
     Simple metrics are one aggregate of the matching events per group (`g`); visit metrics
-    come from the group's visits (`v`, dialect.visits), session_duration from its sessions
+    come from the group's visits (`v`, flavor.visits), session_duration from its sessions
     (`s`), conversion_rate from its visitors without the goal filters (`c`), each joined to
     `g` on the dimensions.
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    base = base_relation(q, project_id, dialect, q.filters)
+    base = base_relation(q, project_id, flavor, q.filters)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
     if "views_per_visit" in wanted and "pageviews" not in simple:
@@ -404,12 +404,12 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
             f"SELECT {', '.join([*keys, 'visits'])}, "
             "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
             "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
-            f"FROM ({dialect.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits",
+            f"FROM ({flavor.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits",
         )
     if "session_duration" in wanted:
         by = ", ".join([*keys, "session_id"])
         sessions = (
-            f"SELECT {by}, {dialect.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
+            f"SELECT {by}, {flavor.seconds('min(timestamp)', 'max(timestamp)')} AS seconds "
             f"FROM {base} AS base WHERE session_id IS NOT NULL GROUP BY {by}"
         )
         parts["s"] = (
@@ -418,7 +418,7 @@ def build(q: StatsQuery, project_id: int, dialect: SqlDialect) -> str:
             f"FROM ({sessions}) AS sessions{group}",
         )
     if "conversion_rate" in wanted:
-        everyone = base_relation(q, project_id, dialect, [f for f in q.filters if not _goal(f)])
+        everyone = base_relation(q, project_id, flavor, [f for f in q.filters if not _goal(f)])
         parts["c"] = (
             ["all_visitors"],
             f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS all_visitors'])} "

@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime if runtime is not None else Runtime(settings or Settings())
+        app.state.runtime = (
+            runtime if runtime is not None else Runtime(settings or Settings()).open()
+        )
         gc.freeze()  # what start-up made lives as long as the process: keep it out of GC
         try:
             yield

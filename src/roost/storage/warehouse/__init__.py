@@ -16,7 +16,7 @@ import pyarrow as pa
 from msgspec import Struct
 
 from roost.storage.log import Group
-from roost.storage.warehouse.flavor import SqlDialect
+from roost.storage.warehouse.flavor import Flavor
 
 
 class QueryResult(Struct):
@@ -26,7 +26,7 @@ class QueryResult(Struct):
 
 
 class Warehouse(Protocol):
-    dialect: SqlDialect  # how reports (query/stats.py) write this backend's SQL
+    flavor: Flavor  # how reports (query/stats.py) write this backend's SQL
 
     # Loading, on the Loader's thread only
 
@@ -116,5 +116,5 @@ class Warehouse(Protocol):
         ...
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
-        """Run a query Roost wrote through `dialect` (a report), with the same limits."""
+        """Run a query Roost wrote through `flavor` (a report), with the same limits."""
         ...

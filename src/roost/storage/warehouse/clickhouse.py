@@ -32,7 +32,7 @@ from roost.dialects.clock import STORABLE, storable
 from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
 from roost.storage.warehouse import QueryResult
-from roost.storage.warehouse.flavor import ClickHouseDialect, SqlDialect
+from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
 from roost.storage.warehouse.schema import EVENT_COLUMNS, Column
 
@@ -174,7 +174,7 @@ class ClickHouseWarehouse:
         self._closed = False
         self._create()
         self._loaded, self._version = self._position()
-        self.dialect: SqlDialect = ClickHouseDialect(self.table, f"{self.db}.identities")
+        self.flavor: Flavor = ClickHouseFlavor(self.table, f"{self.db}.identities")
 
     # HTTP
 
@@ -320,7 +320,7 @@ class ClickHouseWarehouse:
 
     def recent_message_ids(self, since: datetime) -> Iterable[tuple[int, str, datetime]]:
         """Paged by offset: a week of ids is millions of rows, never one answer in memory."""
-        stamp = self.dialect.timestamp(since.astimezone(UTC).replace(tzinfo=None))
+        stamp = self.flavor.timestamp(since.astimezone(UTC).replace(tzinfo=None))
         after = 0
         while rows := self._rows(
             f"SELECT log_offset, project_id, message_id, received_at FROM {self.table} "
@@ -333,7 +333,7 @@ class ClickHouseWarehouse:
     def count_since(self, project_ids: Sequence[int], since: datetime) -> int:
         if not project_ids:
             return 0
-        stamp = self.dialect.timestamp(since.astimezone(UTC).replace(tzinfo=None))
+        stamp = self.flavor.timestamp(since.astimezone(UTC).replace(tzinfo=None))
         listed = ", ".join(str(int(p)) for p in project_ids)
         rows = self._rows(
             f"SELECT count() FROM {self.table} WHERE received_at >= {stamp} "
@@ -344,7 +344,7 @@ class ClickHouseWarehouse:
     def activity(
         self, project_id: int, ids: Sequence[str]
     ) -> tuple[int, datetime | None, datetime | None]:
-        listed = ", ".join(self.dialect.string(i) for i in ids) or "''"
+        listed = ", ".join(self.flavor.string(i) for i in ids) or "''"
         rows = self._rows(
             "SELECT count(), min(timestamp), max(timestamp) FROM ("
             f"SELECT timestamp FROM {self.table} WHERE project_id = {int(project_id)} "
@@ -362,7 +362,7 @@ class ClickHouseWarehouse:
             self._command(
                 f"CREATE VIEW IF NOT EXISTS {database}.events AS SELECT *, "
                 "person AS resolved_user_id "
-                f"FROM {self.dialect.events(pid)}"
+                f"FROM {self.flavor.events(pid)}"
             )
             with self._lock:
                 self._views.add(pid)
@@ -420,7 +420,7 @@ class ClickHouseWarehouse:
         background)."""
         where = self._scope(project_id, since, until)
         if ids is not None:
-            listed = ", ".join(self.dialect.string(i) for i in ids) or "''"
+            listed = ", ".join(self.flavor.string(i) for i in ids) or "''"
             where.append(
                 f"(user_id IN ({listed}) OR anonymous_id IN ({listed}) "
                 f"OR previous_id IN ({listed}))"
@@ -438,7 +438,7 @@ class ClickHouseWarehouse:
         since (by its mutation, or a merge) is gone from disk: ClickHouse drops replaced parts
         after `old_parts_lifetime`, which the table sets to OLD_PARTS_SECONDS."""
         self._wait_for_mutations()
-        made_by = self.dialect.timestamp(erased_at + timedelta(seconds=1))
+        made_by = self.flavor.timestamp(erased_at + timedelta(seconds=1))
         left = self._rows(
             f"SELECT count() FROM system.parts WHERE database = '{self.db}' "
             f"AND table = 'events' AND NOT active AND modification_time <= {made_by}"
@@ -461,9 +461,9 @@ class ClickHouseWarehouse:
     def _scope(self, project_id: int, since: datetime | None, until: datetime | None) -> list[str]:
         where = [f"project_id = {int(project_id)}"]
         if since is not None:
-            where.append(f"timestamp >= {self.dialect.timestamp(since)}")
+            where.append(f"timestamp >= {self.flavor.timestamp(since)}")
         if until is not None:
-            where.append(f"timestamp < {self.dialect.timestamp(until)}")
+            where.append(f"timestamp < {self.flavor.timestamp(until)}")
         return where
 
     def export(

@@ -29,7 +29,7 @@ from roost.errors import BadRequest
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
 from roost.storage.warehouse import QueryResult
-from roost.storage.warehouse.flavor import DuckDBDialect, SqlDialect
+from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
 from roost.storage.warehouse.sandbox import check_select, plain_value
 from roost.storage.warehouse.schema import ALL_COLUMNS, EVENT_COLUMNS
 
@@ -154,7 +154,7 @@ class DuckDBWarehouse:
         self._version = 0  # bumped by every change of what queries see
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
         self._closed = False
-        self.dialect: SqlDialect = DuckDBDialect(TABLE, IDENTITIES)
+        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES)
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb)
@@ -402,7 +402,7 @@ class DuckDBWarehouse:
             yield from reader
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
-        """Run a query Roost wrote (query/stats.py, through `dialect`)."""
+        """Run a query Roost wrote (query/stats.py, through `flavor`)."""
         with self._cursor() as cursor:
             return _limited(cursor, sql, timeout, max_rows, "query")
 

@@ -3,7 +3,7 @@
 Reports (query/stats.py) are written once against this protocol; each Warehouse hands the
 one that renders its SQL. Everything else in a report is the SQL both engines share
 (SELECT, WHERE, GROUP BY, CASE, count(DISTINCT …), sum, avg). Values reach SQL as literals
-the dialect writes (the engines escape differently), never as text pasted in.
+the flavor writes (the engines escape differently), never as text pasted in.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ DATETIME_FIRST = datetime(1970, 1, 1)  # ClickHouse's DateTime range
 DATETIME_LAST = datetime(2105, 12, 31)
 
 
-class SqlDialect(Protocol):
+class Flavor(Protocol):
     def events(self, project_id: int) -> str:
         """A relation of one project's events, with `person` (the user id, linked ids resolved)."""
         ...
@@ -88,7 +88,7 @@ class SqlDialect(Protocol):
         ...
 
 
-class DuckDBDialect:
+class DuckDBFlavor:
     def __init__(self, table: str, identities: str) -> None:
         self.table = table
         self.identities = identities
@@ -193,7 +193,7 @@ class DuckDBDialect:
         return f"WITH {', '.join(parts)} SELECT {counts}"
 
 
-class ClickHouseDialect:
+class ClickHouseFlavor:
     """ClickHouse's SQL, in the subset 18.16 runs (storage/clickhouse.py says why)."""
 
     def __init__(self, table: str, identities: str) -> None:

@@ -44,22 +44,22 @@ async def answer(
     Warehouse catch up with every acknowledged event (the API reads its writes; a dashboard
     page does not hold up for the last second of traffic)."""
     now = datetime.now(UTC)
-    dialect = runtime.warehouse.dialect
+    flavor = runtime.warehouse.flavor
     if kind == "query":
         q = stats.parse(body, now)
-        return stats.shape(q, (await _run(runtime, stats.build(q, project_id, dialect), wait)).rows)
+        return stats.shape(q, (await _run(runtime, stats.build(q, project_id, flavor), wait)).rows)
     if kind == "funnel":
         f = funnels.parse(body, now)
         return funnels.shape(
-            f, (await _run(runtime, funnels.build(f, project_id, dialect), wait)).rows[0]
+            f, (await _run(runtime, funnels.build(f, project_id, flavor), wait)).rows[0]
         )
     if kind == "retention":
         r = retention.parse(body, now)
         return retention.shape(
-            r, (await _run(runtime, retention.build(r, project_id, dialect), wait)).rows
+            r, (await _run(runtime, retention.build(r, project_id, flavor), wait)).rows
         )
     g = game.parse(kind, body, now)
-    result = await _run(runtime, game.build(g, project_id, dialect), wait)
+    result = await _run(runtime, game.build(g, project_id, flavor), wait)
     return game.shape(g, result.columns, result.rows)
 
 

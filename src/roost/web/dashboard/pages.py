@@ -77,8 +77,8 @@ def _totals(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
 async def _live(context: Context) -> dict[str, int]:
     await context.runtime.caught_up()
     now = datetime.now(UTC).replace(tzinfo=None)
-    dialect = context.runtime.warehouse.dialect
-    sql = event_queries.recent(now - LIVE_WINDOW, now, context.project.id, dialect)
+    flavor = context.runtime.warehouse.flavor
+    sql = event_queries.recent(now - LIVE_WINDOW, now, context.project.id, flavor)
     result = await _sql(context, sql, 1)
     events, people = result.rows[0] if result.rows else (0, 0)
     return {"events": int(events or 0), "people": int(people or 0)}
@@ -273,8 +273,8 @@ async def explorer(context: Context) -> Response:
         before=before,
     )
     await context.runtime.caught_up()
-    dialect = context.runtime.warehouse.dialect
-    sql = event_queries.listing(search, context.project.id, dialect, EXPLORER_ROWS)
+    flavor = context.runtime.warehouse.flavor
+    sql = event_queries.listing(search, context.project.id, flavor, EXPLORER_ROWS)
     result = await _sql(context, sql, EXPLORER_ROWS)
     rows = event_queries.as_dicts(result.columns, result.rows)
     more = None
@@ -291,8 +291,8 @@ async def explorer(context: Context) -> Response:
 @page()
 async def event_detail(context: Context) -> Response:
     message_id = context.request.path_params["message_id"]
-    dialect = context.runtime.warehouse.dialect
-    result = await _sql(context, event_queries.one(message_id, context.project.id, dialect), 1)
+    flavor = context.runtime.warehouse.flavor
+    result = await _sql(context, event_queries.one(message_id, context.project.id, flavor), 1)
     if not result.rows:
         raise NotFound(f"No event with messageId {message_id!r} in this project.")
     event = event_queries.as_dicts(result.columns, result.rows)[0]
@@ -331,7 +331,7 @@ async def profile(context: Context) -> Response:
     await runtime.caught_up()
     found = await asyncio.to_thread(read_profile, runtime, context.project.id, wanted)
     ids = [found["user_id"], *found["linked_ids"]]
-    sql = event_queries.timeline(ids, context.project.id, runtime.warehouse.dialect, TIMELINE_ROWS)
+    sql = event_queries.timeline(ids, context.project.id, runtime.warehouse.flavor, TIMELINE_ROWS)
     result = await _sql(context, sql, TIMELINE_ROWS)
     return render.page(
         context.request,

@@ -1,0 +1,143 @@
+"""`roost send`, `query` and `tail`: through the running server's HTTP API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import httpx
+
+from roost.commands.common import (
+    borrowed_key,
+    data_option,
+    format_table,
+    json_option,
+    load_settings,
+    post_json,
+    server_options,
+    server_url,
+)
+
+
+@click.command()
+@data_option
+@server_options
+@click.option(
+    "--key", envvar="ROOST_WRITE_KEY", default=None, help="Write key (default: a temporary one)."
+)
+@click.option("--event", "event_name", default="Test Event", show_default=True)
+@click.option("--user", "user_id", default="roost-cli", show_default=True)
+@click.option("--property", "props", multiple=True, help="name=value (repeatable).")
+def send(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    event_name: str,
+    user_id: str,
+    props: tuple[str, ...],
+) -> None:
+    """Send one test track event to a running server."""
+    settings = load_settings(data=data)
+    properties = dict(p.partition("=")[::2] for p in props)
+    body = {"userId": user_id, "event": event_name, "properties": properties}
+    with borrowed_key(data, project, "write", key) as raw:
+        response = post_json(f"{server_url(settings, url)}/v1/track", raw, body)
+    if response.status_code != 200:
+        raise click.ClickException(f"{response.status_code}: {response.text}")
+    click.echo(f"Sent {event_name!r} for {user_id!r}: {response.text}")
+
+
+@click.command()
+@data_option
+@click.argument("sql")
+@server_options
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@json_option
+def query(
+    data: str | None, sql: str, url: str | None, project: str, key: str | None, as_json: bool
+) -> None:
+    """Run SQL over the project's `events` through the running server."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, "read", key) as raw:
+        response = post_json(f"{server_url(settings, url)}/api/v1/sql", raw, {"sql": sql})
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    result = response.json()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(format_table(result["columns"], result["rows"]))
+    if result.get("truncated"):
+        click.echo("(truncated at the row limit)")
+
+
+@click.command()
+@data_option
+@server_options
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@click.option("--count", type=int, default=None, help="Stop after this many entries.")
+@json_option
+def tail(
+    data: str | None,
+    url: str | None,
+    project: str,
+    key: str | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """Print the project's incoming events and their outcomes as they arrive (the live debugger)."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, "read", key) as raw:
+        target = f"{server_url(settings, url)}/api/v1/debugger/stream"
+        seen = 0
+        try:
+            with httpx.stream(
+                "GET",
+                target,
+                headers={"Authorization": f"Bearer {raw}"},
+                timeout=httpx.Timeout(10, read=None),
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise click.ClickException(f"{response.status_code}: {response.text}")
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    entry = json.loads(line.removeprefix("data: "))
+                    click.echo(json.dumps(entry) if as_json else describe_entry(entry))
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+        except httpx.HTTPError as error:
+            raise click.ClickException(f"cannot reach Roost at {target}: {error}") from None
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """One line per debugger entry, for people."""
+    stamp = (entry.get("received_at") or entry.get("at") or "")[11:23]
+    if entry["outcome"] == "delivery":
+        error = f": {entry['error']}" if entry.get("error") else ""
+        return (
+            f"{stamp}  {entry['status']:<13} → {entry['destination']}  {entry['count']} events "
+            f"(offsets {entry['first_offset']}-{entry['last_offset']}, try {entry['attempt']}){error}"
+        )
+    if entry["outcome"] == "accepted":
+        event = entry["event"]
+        who = event.get("user_id") or event.get("anonymous_id") or "-"
+        name = event.get("event") or ""
+        return f"{stamp}  accepted      {entry['dialect']:<8} {event['type']:<8} {name}  ({who})"
+    where = f" [{entry['field']}]" if entry.get("field") else ""
+    return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
+
+
+COMMANDS = [send, query, tail]

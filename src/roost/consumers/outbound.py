@@ -1,0 +1,75 @@
+"""What a forwarder sends (the first of its three parts; delivery.py is how, forwarder.py the
+loop and its cursor): the events its destination takes — project, call type, event name,
+consent categories and the event's own `integrations` — each as a Segment-shaped payload
+with the destination's property mapping applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost.destinations.payload import to_segment
+from roost.model import Event
+from roost.pipeline.consent import granted
+from roost.storage.metadata.destinations import Destination
+
+NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
+
+
+class Outbound:
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+
+    def takes(self, event: Event) -> bool:
+        d = self.destination
+        return (
+            event.project_id == d.project_id
+            and (d.types is None or event.type in d.types)
+            and (d.events is None or event.type not in NAMED or event.event in d.events)
+            and granted(event.context, d.consent)
+        )
+
+    def opted_in(self, event: Event) -> bool:
+        """Segment's `integrations` rules: the destination's own name (case-sensitive) decides
+        when present; otherwise `All` does, and without it everything is on."""
+        chosen = event.integrations
+        if not chosen:
+            return True
+        own = chosen.get(self.destination.name)
+        if own is not None:
+            return own is not False
+        return chosen.get("All") is not False
+
+    def payload(self, event: Event) -> dict[str, Any]:
+        out = to_segment(event)
+        if self.destination.mapping:
+            out["properties"] = dict(out.get("properties") or {})
+            out["traits"] = dict(out.get("traits") or {})
+            for source, target in self.destination.mapping.items():
+                _move(out, source, target)
+            for part in ("properties", "traits"):
+                if not out[part] and part not in to_segment(event):
+                    del out[part]
+        return out
+
+
+def _move(event: dict[str, Any], source: str, target: str) -> None:
+    """Move one (dotted) field of the Segment-shaped event; bare names are properties."""
+
+    def parts(path: str) -> list[str]:
+        split = path.split(".")
+        return split if len(split) > 1 and split[0] in event else ["properties", *split]
+
+    src, dst = parts(source), parts(target)
+    holder: Any = event
+    for part in src[:-1]:
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or src[-1] not in holder:
+        return
+    value = holder.pop(src[-1])
+    holder = event
+    for part in dst[:-1]:
+        inner = holder.get(part)
+        if not isinstance(inner, dict):
+            inner = holder[part] = {}
+        holder = inner
+    holder[dst[-1]] = value
