@@ -7,6 +7,7 @@ and it is never written anywhere.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import os
 import secrets
@@ -77,6 +78,24 @@ class LoggedEvent(msgspec.Struct, frozen=True):
     event: Event
 
 
+class Reason(enum.StrEnum):
+    """Why an event was not stored (or stored only once): the `reason` of an outcome."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_PROPS = "invalid_props"
+    DUPLICATE = "duplicate"
+    FORBIDDEN = "forbidden"
+    UNAUTHORIZED = "unauthorized"
+    CONTRACT_VIOLATION = "contract_violation"
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    TIER_LIMIT = "tier_limit"
+    CONSENT_REQUIRED = "consent_required"
+    TOO_LARGE = "too_large"
+    FILTERED = "filtered"
+    SAMPLED = "sampled"
+    TRANSFORMATION_FAILED = "transformation_failed"
+
+
 class Outcome(msgspec.Struct, kw_only=True):
     """Why one event of a request was not stored (or was stored only once).
 
@@ -85,7 +104,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     """
 
     index: int
-    reason: str
+    reason: Reason
     message: str
     field: str | None = None
     status: int = 400

@@ -83,7 +83,7 @@ class Loader(Follower):
         the Log; if too many pile up, they are dropped and the Log is read instead.
         """
         with self._recent_lock:
-            self._recent.append((first_offset, count, events))
+            self._recent.append(Group(first_offset, count, events))
             self._recent_count += count
             while self._recent_count > 4 * self.batch_events:
                 self._recent_count -= self._recent.popleft()[1]
@@ -102,7 +102,7 @@ class Loader(Follower):
             for first, count, events in recent:
                 if first > following or following - loaded > self.batch_events:
                     break
-                batch.append((first, count, events))
+                batch.append(Group(first, count, events))
                 following = first + count
         return batch or self.source.read_groups(loaded, self.batch_events)
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from roost.consumers.follower import Follower
 from roost.model import Event
+from roost.storage.log import Group
 from roost.storage.metadata.profiles import Changes, Profile, ProfileStore
 
 NAME = "profiles"
@@ -33,7 +34,7 @@ class Source(Protocol):
     def last_offset(self) -> int: ...
     def read_groups(
         self, after_offset: int, limit: int, identities_only: bool = False
-    ) -> list[tuple[int, int, bytes]]: ...
+    ) -> list[Group]: ...
 
 
 class Seen(msgspec.Struct):
@@ -169,7 +170,7 @@ class ProfilesConsumer(Follower):
     def finish(self) -> None:
         self.catch_up()
 
-    def apply(self, groups: Sequence[tuple[int, int, bytes]], up_to: int) -> None:
+    def apply(self, groups: Sequence[Group], up_to: int) -> None:
         """Apply the events after the cursor up to `up_to`, and move the cursor there, at once."""
         if up_to <= self.offset:
             return

@@ -19,7 +19,7 @@ import msgspec
 
 from roost.dialects.clock import DEFAULT_MAX_SKEW
 from roost.errors import BadRequest, RoostError
-from roost.model import Event, Outcome
+from roost.model import Event, Outcome, Reason
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class Parsed:
         if len(raw) <= max_bytes:
             return False
         where = self.field(index, "").rstrip(".")
-        self.reject(index, "too_large", f"{where}: event must be at most {max_bytes} bytes",
+        self.reject(index, Reason.TOO_LARGE, f"{where}: event must be at most {max_bytes} bytes",
                     where, 413)  # fmt: skip
         return True
 
@@ -74,22 +74,22 @@ class Parsed:
         where = self.field(index, "").rstrip(".")
         if too_deep(bytes(raw)):  # a msgspec.Raw: a view, without bytes' methods
             message = f"{where}: nested more than {MAX_DEPTH} levels deep"
-            self.reject(index, "invalid_request", message, where)
+            self.reject(index, Reason.INVALID_REQUEST, message, where)
             return None
         try:
             return decoder.decode(raw)
         except msgspec.ValidationError as exc:
             field, rule = validation_field(exc, where)
-            self.reject(index, "invalid_request", describe(field, rule), field)
+            self.reject(index, Reason.INVALID_REQUEST, describe(field, rule), field)
         except (msgspec.DecodeError, RecursionError) as exc:
             problem = json_problem(bytes(raw), exc)
-            self.reject(index, "invalid_request", f"{where}: {problem}", where)
+            self.reject(index, Reason.INVALID_REQUEST, f"{where}: {problem}", where)
         return None
 
     def reject(
         self,
         index: int,
-        reason: str,
+        reason: Reason,
         message: str,
         field: str | None,
         status: int = 400,

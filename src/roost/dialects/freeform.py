@@ -27,7 +27,7 @@ from roost.dialects.base import (
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import WRONG_KIND, BadRequest, RoostError, Unauthorized
-from roost.model import Event, new_message_id
+from roost.model import Event, Reason, new_message_id
 
 MAX_EVENT_NAME = 200
 VALIDATION_FAILED = "Body JSON validation failed."
@@ -85,7 +85,11 @@ class FreeformDialect:
         parsed = Parsed(key=key_from_headers(request.headers) or body_key, total=1, single=True)
         if len(request.body) > request.max_event_bytes:
             parsed.reject(
-                0, "too_large", f"event must be at most {request.max_event_bytes} bytes", None, 413
+                0,
+                Reason.TOO_LARGE,
+                f"event must be at most {request.max_event_bytes} bytes",
+                None,
+                413,
             )
             return parsed
         user_agent = request.headers.get("user-agent")

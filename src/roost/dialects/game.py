@@ -31,7 +31,7 @@ from roost.dialects.base import (
     retry_headers,
 )
 from roost.errors import BudgetExceeded, RateLimited, RoostError
-from roost.model import Event, new_message_id
+from roost.model import Event, Reason, new_message_id
 
 GAME_TYPES = ("progression", "design", "resource", "error", "session")
 MAX_EVENTS = 100
@@ -124,7 +124,9 @@ class GameDialect:
             if found or ts is None:
                 named = [(f"{prefix}.{f}", rule) for f, rule in found]
                 first, rule = named[0]
-                parsed.reject(index, "invalid_request", f"{first}: {rule}", first, more=named[1:])
+                parsed.reject(
+                    index, Reason.INVALID_REQUEST, f"{first}: {rule}", first, more=named[1:]
+                )
                 continue
             parsed.add(
                 index,

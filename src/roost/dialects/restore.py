@@ -29,7 +29,7 @@ from roost.dialects.base import (
     validation_field,
 )
 from roost.errors import RoostError
-from roost.model import Event
+from roost.model import Event, Reason
 
 MAX_EVENTS = 2500
 TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at")
@@ -72,10 +72,10 @@ class RestoreDialect:
                         setattr(event, name, clock.utc(value))
             except msgspec.ValidationError as exc:
                 field, rule = validation_field(exc, prefix)
-                parsed.reject(index, "invalid_request", describe(field, rule), field)
+                parsed.reject(index, Reason.INVALID_REQUEST, describe(field, rule), field)
                 continue
             except clock.OutOfRange as exc:
-                parsed.reject(index, "invalid_request", f"{prefix}: {exc}", prefix)
+                parsed.reject(index, Reason.INVALID_REQUEST, f"{prefix}: {exc}", prefix)
                 continue
             event.ip = None
             parsed.add(index, event)

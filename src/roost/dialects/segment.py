@@ -24,7 +24,7 @@ from roost.dialects.base import (
     retry_headers,
 )
 from roost.errors import BadRequest, RoostError
-from roost.model import EVENT_TYPES, Event, new_message_id
+from roost.model import EVENT_TYPES, Event, Reason, new_message_id
 
 Id = str | int | float
 
@@ -84,7 +84,7 @@ class SegmentDialect:
         )
         if len(request.body) > request.max_event_bytes:
             rule = f"event must be at most {request.max_event_bytes} bytes"
-            parsed.reject(0, "too_large", rule, None, 413)
+            parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
             return parsed
         self._convert(parsed, 0, message, call_type, request, None, None, None, "")
         return parsed
@@ -134,7 +134,7 @@ class SegmentDialect:
         prefix: str,
     ) -> None:
         def reject(field: str, rule: str) -> None:
-            parsed.reject(index, "invalid_request", f"{prefix}{field}: {rule}", prefix + field)
+            parsed.reject(index, Reason.INVALID_REQUEST, f"{prefix}{field}: {rule}", prefix + field)
 
         kind = call_type or m.type
         if kind is None:

@@ -25,7 +25,7 @@ from roost.dialects.base import (
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import BadRequest, RoostError
-from roost.model import Event
+from roost.model import Event, Reason
 
 MAX_URL = 2048
 MAX_EVENT_NAME = 200
@@ -137,7 +137,7 @@ class WebDialect:
         )
         if len(request.body) > request.max_event_bytes:
             message = f"event must be at most {request.max_event_bytes} bytes"
-            parsed.reject(0, "too_large", message, None, 413)
+            parsed.reject(0, Reason.TOO_LARGE, message, None, 413)
             return parsed
         user_agent = body.user_agent or request.headers.get("user-agent")
         server_side = not body.user_agent and sent_by_a_program(user_agent)

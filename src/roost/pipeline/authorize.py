@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from roost.errors import WRONG_KIND, BadRequest, Unauthorized
-from roost.model import Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 
 RESTORE_KIND = (
     "Restoring Roost's own export writes stored events as they were (past the tracking plan, "
@@ -42,6 +42,6 @@ class Authorize:
                 return None
             field = batch.field(index, "type")
             message = f"{field}: this key may not send {event.type} events (allowed: {', '.join(allowed)})"
-            return "forbidden", message, field, 403
+            return Refusal(Reason.FORBIDDEN, message, field, 403)
 
         batch.keep(verdict)

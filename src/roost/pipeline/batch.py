@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from roost.dialects.base import Parsed
-from roost.model import Event, Key, Outcome
+from roost.model import Event, Key, Outcome, Reason
 
-# A stage's verdict on one event: None keeps it; (reason, message, field, status) drops it.
-Refusal = tuple[str, str, str | None, int]
+
+class Refusal(NamedTuple):
+    """A stage's verdict that drops one event (None keeps it)."""
+
+    reason: Reason
+    message: str
+    field: str | None
+    status: int
+
+
 Verdict = Refusal | None
 
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from roost import metrics
 from roost.errors import BudgetExceeded
-from roost.model import Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 
 NOTICE_THRESHOLDS = (80, 100)
 
@@ -97,7 +97,9 @@ class Budget:
             message = f"the workspace's monthly budget of {key.monthly_budget} events is spent"
 
             def verdict(index: int, event: Event) -> Verdict:
-                return None if id(event) in allowed else ("tier_limit", message, None, 429)
+                return (
+                    None if id(event) in allowed else Refusal(Reason.TIER_LIMIT, message, None, 429)
+                )
 
             batch.keep(verdict)
         batch.notes["budget"] = len(batch.events)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from roost.model import Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 from roost.pipeline.cache import PerProject
 
 ACTIONS = ("strip", "refuse")
@@ -76,8 +76,8 @@ class Consent:
                 return None
             if setting.action == "refuse":
                 field = batch.field(index, "context.consent.categoryPreferences")
-                return (
-                    "consent_required",
+                return Refusal(
+                    Reason.CONSENT_REQUIRED,
                     f"{field}: this project stores only events consenting to {wanted}",
                     field,
                     422,

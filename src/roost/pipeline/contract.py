@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from roost import metrics
-from roost.model import Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 from roost.pipeline.cache import PerProject
 from roost.pipeline.plan import Plan
 
@@ -97,8 +97,8 @@ class Contracts:
                     )
                     return None
                 field = batch.field(index, "event" if event.event else "type")
-                return (
-                    "contract_violation",
+                return Refusal(
+                    Reason.CONTRACT_VIOLATION,
                     f"{field}: {label!r} is not in the tracking plan",
                     field,
                     422,
@@ -117,8 +117,8 @@ class Contracts:
                 first = violations[0]
                 where = f"{part}.{first['path']}" if first["path"] else part
                 field = batch.field(index, where)
-                return (
-                    "contract_violation",
+                return Refusal(
+                    Reason.CONTRACT_VIOLATION,
                     f"{field}: {first['message']} (rule {first['rule']})",
                     field,
                     422,

@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from roost.model import Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 
 
 class DedupIndex:
@@ -75,7 +75,9 @@ class Dedup:
                 reserved.append((event.project_id, event.message_id))
                 return None
             field = batch.field(index, "messageId")
-            return "duplicate", f"{field}: {event.message_id!r} was already received", field, 200
+            return Refusal(
+                Reason.DUPLICATE, f"{field}: {event.message_id!r} was already received", field, 200
+            )
 
         batch.keep(verdict)
         batch.notes["dedup"] = reserved

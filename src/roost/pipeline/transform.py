@@ -14,7 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from roost import metrics
-from roost.model import Event, Outcome
+from roost.model import Event, Outcome, Reason
 from roost.pipeline.batch import Batch, Refusal
 from roost.pipeline.cache import PerProject
 from roost.pipeline.steps import Step, private
@@ -53,8 +53,8 @@ class Transform:
                     result = mutate(event)
                     if result is None:
                         label = steps[number].label
-                        reason = "sampled" if label == "sample" else "filtered"
-                        return reason, f"dropped by {places[number]}", None, 200
+                        reason = Reason.SAMPLED if label == "sample" else Reason.FILTERED
+                        return Refusal(reason, f"dropped by {places[number]}", None, 200)
                     event = result
                     number += 1
             except Exception as exc:
@@ -64,7 +64,7 @@ class Transform:
                 batch.outcomes.append(
                     Outcome(
                         index=index,
-                        reason="transformation_failed",
+                        reason=Reason.TRANSFORMATION_FAILED,
                         message=message,
                         status=200,
                         stored=True,

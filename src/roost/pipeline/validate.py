@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from roost.model import EVENT_TYPES, Event
-from roost.pipeline.batch import Batch, Verdict
+from roost.model import EVENT_TYPES, Event, Reason
+from roost.pipeline.batch import Batch, Refusal, Verdict
 
 MAX_MESSAGE_ID = 100
 
@@ -13,16 +13,16 @@ class Validate:
         def verdict(index: int, event: Event) -> Verdict:
             if event.type not in EVENT_TYPES:
                 field = batch.field(index, "type")
-                return (
-                    "invalid_request",
+                return Refusal(
+                    Reason.INVALID_REQUEST,
                     f"{field}: must be one of {', '.join(EVENT_TYPES)}",
                     field,
                     400,
                 )
             if not 0 < len(event.message_id) <= MAX_MESSAGE_ID:
                 field = batch.field(index, "messageId")
-                return (
-                    "invalid_request",
+                return Refusal(
+                    Reason.INVALID_REQUEST,
                     f"{field}: must be 1–{MAX_MESSAGE_ID} characters",
                     field,
                     400,

@@ -30,6 +30,7 @@ from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
 from roost.dialects.web import WebDialect
 from roost.errors import BackendError, ClientError, PayloadTooLarge
+from roost.model import Reason
 from roost.pipeline.batch import Batch
 from roost.runtime import Runtime
 from roost.web.body import Receive, read_body, too_large
@@ -219,7 +220,7 @@ def _count(dialect: str, batch: Batch) -> None:
     if batch.events:
         metrics.EVENTS_ACCEPTED.labels(dialect, project).inc(len(batch.events))
     if batch.outcomes:
-        duplicates = sum(1 for o in batch.outcomes if o.reason == "duplicate")
+        duplicates = sum(1 for o in batch.outcomes if o.reason == Reason.DUPLICATE)
         if duplicates:
             metrics.EVENTS_DEDUPLICATED.labels(dialect, project).inc(duplicates)
         metrics.count_rejections(dialect, Counter(o.reason for o in batch.outcomes if not o.stored))

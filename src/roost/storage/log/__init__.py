@@ -10,13 +10,21 @@ can parse them itself.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import msgspec
 
 from roost.model import Event, LoggedEvent
 
-Group = tuple[int, int, bytes]  # (offset of the first event, how many, a JSON array of them)
+
+class Group(NamedTuple):
+    """Events as one append stored them: read and loaded whole, never parsed on the way."""
+
+    first: int  # the offset of the first event
+    size: int  # how many events
+    events: bytes  # a JSON array of them
+
+
 _decode = msgspec.json.Decoder(list[Event]).decode
 
 

@@ -130,13 +130,13 @@ def _groups(stored: list[tuple[int, bytes]]) -> list[Group]:
     first = 0
     for seq, data in stored:
         if run and seq != first + len(run):
-            groups.append((first, len(run), b"[" + b",".join(run) + b"]"))
+            groups.append(Group(first, len(run), b"[" + b",".join(run) + b"]"))
             run = []
         if not run:
             first = seq
         run.append(data)
     if run:
-        groups.append((first, len(run), b"[" + b",".join(run) + b"]"))
+        groups.append(Group(first, len(run), b"[" + b",".join(run) + b"]"))
     return groups
 
 

@@ -121,7 +121,7 @@ class _Reading(ABC):
         groups: list[Group] = []
         count = 0
         for first, n, blob in rows:
-            groups.append((first, n, blob))
+            groups.append(Group(first, n, blob))
             count += first + n - 1 - max(first - 1, after_offset)
             if count >= limit:
                 break
