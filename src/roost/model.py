@@ -1,6 +1,6 @@
 """The canonical event every dialect produces, and the outcome of every event not stored.
 
-`Event`'s fields are, in order, the columns of the events table (storage/schema.py checks
+`Event`'s fields are, in order, the columns of the events table (storage/warehouse/schema.py checks
 that at import), so an event encoded as JSON by the Log parses straight into them. `ip` is the one transient field: enrichment reads it and clears it,
 and it is never written anywhere.
 """

@@ -1,6 +1,6 @@
 """Budget notices, sent: when a workspace's events this month cross 80% and 100% of its
 budget, an email through the workspace's SMTP server and/or a POST to its webhook, once per
-month and threshold (the record's insert is the claim: storage/notices.py), with the outcome
+month and threshold (the record's insert is the claim: storage/metadata/notices.py), with the outcome
 recorded for the settings page. A thread of its own sends them, so ingest never waits on a
 mail server."""
 

@@ -200,7 +200,7 @@ class ProfilesConsumer(Follower):
         return self.offset - before
 
     def erase(self, project_id: int, user_id: str) -> list[str]:
-        """Forget a user between two batches (storage/profiles.py); the ids it had."""
+        """Forget a user between two batches (storage/metadata/profiles.py); the ids it had."""
         with self._lock:
             ids = self.store.erase(project_id, user_id)
             self.identities_version += 1  # the Warehouse's copy of the links follows

@@ -1,4 +1,4 @@
-"""Contract: check each event against its project's tracking plan (storage/contracts.py).
+"""Contract: check each event against its project's tracking plan (pipeline/plan.py).
 
 A violation blocks the event (422, or a per-event rejection in a batch), omits the offending
 properties, or lets it through; the last two flag it as Segment Protocols does, in

@@ -1,6 +1,6 @@
 """Events out as NDJSON, CSV or Parquet, encoded a record batch at a time as they stream.
 
-The columns are the stored ones (storage/schema.py) without `project_id`; in NDJSON the JSON
+The columns are the stored ones (storage/warehouse/schema.py) without `project_id`; in NDJSON the JSON
 columns (properties, traits, context, integrations) are objects, times are ISO 8601 UTC.
 """
 

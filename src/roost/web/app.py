@@ -1,4 +1,4 @@
-"""The ASGI app: ingest paths straight to api/ingest.py, everything else through Starlette."""
+"""The ASGI app: ingest paths straight to web/ingest.py, everything else through Starlette."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from roost.config import Settings
 from roost.runtime import Runtime
-from roost.web import dashboard, ingest
+from roost.web import dashboard, ingest, openapi
 from roost.web.api import (
     admin,
     compat,
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             *debugger.routes(),
             *ops.routes(),
             *compat.routes(),
+            *openapi.routes(),
             *dashboard.routes(),
             Mount("/static", StaticFiles(directory=dashboard.STATIC), name="static"),
         ],

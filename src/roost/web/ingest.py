@@ -2,7 +2,7 @@
 
 They are bare ASGI: on the hottest path of the server, Starlette's request objects, routing
 and middleware cost more than Roost's own work on a small event (bench/RESULTS.md). Every
-other route goes through Starlette (app.py).
+other route goes through Starlette (web/app.py).
 
 An event is acknowledged only after the Log's append has completed. The pipeline's
 reservations are settled by a callback on the append itself, so they are right even when
@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from roost import metrics
+from roost.dialects import game, restore, segment, web
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
@@ -35,6 +36,7 @@ from roost.pipeline.batch import Batch
 from roost.runtime import Runtime
 from roost.web.body import Receive, read_body, too_large
 from roost.web.peer import client_ip
+from roost.web.spec import Doc
 
 log = logging.getLogger("roost.ingest")
 _encode = msgspec.json.Encoder().encode
@@ -59,6 +61,51 @@ def _paths() -> dict[str, Dialect | None]:
 
 
 PATHS = _paths()
+FREE_FORM = {
+    "type": "object",
+    "required": ["event_name"],
+    "properties": {
+        "event_name": {"type": "string"},
+        "timestamp": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        "customer_identifier": {"type": "string"},
+    },
+    "additionalProperties": True,
+    "description": "Every other field is kept as a property.",
+}
+
+
+def _docs() -> dict[str, Doc]:
+    """What each ingest path takes, for the API's description (each also answers with a
+    trailing slash, and to OPTIONS for CORS)."""
+    docs = {
+        path: Doc(f"Segment `{call}` call (API.md dialect 1).", body=segment.Message,
+                  tag="Ingest", auth="write")
+        for path, call in SINGLE_PATHS.items()
+    }  # fmt: skip
+    for path, limit in BATCH_LIMITS.items():
+        docs[path] = Doc(
+            f"Segment batch of up to {limit} calls; a bad call is rejected alone.",
+            body=segment.Envelope, tag="Ingest", auth="write",
+        )  # fmt: skip
+    docs["/api/v1/events"] = Doc(
+        "A game-telemetry batch (API.md dialect 2: `{\"events\": [...]}`), or one Segment call.",
+        body={"anyOf": [game.Envelope, segment.Message]}, tag="Ingest", auth="write",
+    )  # fmt: skip
+    for kind, struct in (("pageview", web.Pageview), ("custom", web.Custom)):
+        docs[f"/api/v1/events/{kind}"] = Doc(
+            f"Web analytics {kind} (API.md dialect 3); the key may be `writeKey` in the body.",
+            body=struct, tag="Ingest", auth="write",
+        )  # fmt: skip
+    docs["/post"] = Doc("A free-form event (API.md dialect 4).", body=FREE_FORM, tag="Ingest",
+                        auth="write")  # fmt: skip
+    docs["/api/v1/restore"] = Doc(
+        'Rows of Roost\'s own export, `{"events": [...]}` (an admin key): checked, deduplicated.',
+        body=restore.Envelope, tag="Ingest", auth="admin",
+    )  # fmt: skip
+    return docs
+
+
+DOCS = _docs()
 
 CORS = [
     (b"access-control-allow-methods", b"POST, OPTIONS"),

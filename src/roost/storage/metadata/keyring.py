@@ -2,7 +2,7 @@
 
 Unknown keys are cached too, so garbage keys cannot hammer the metadata store. The short
 lifetime is what makes revocation effective within a second, from any process. A JWT bearer
-token (tokens.py) is looked up as the jwt-secret that signed it, and cached no longer than it
+token (storage/metadata/tokens.py) is looked up as the jwt-secret that signed it, and cached no longer than it
 is valid.
 """
 

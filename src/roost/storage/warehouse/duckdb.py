@@ -43,7 +43,7 @@ IDENTITIES = "roost.identities"  # a copy of the profiles' links, for attributio
 
 
 # The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
-# into the columns of storage/schema.py, so loading costs no Python work per event.
+# into the columns of storage/warehouse/schema.py, so loading costs no Python work per event.
 _STRUCTURE = json.dumps([{c.name: "JSON" if c.json else c.duckdb for c in EVENT_COLUMNS}])
 _FIELDS = ", ".join(f'e."{c.name}"' for c in EVENT_COLUMNS)
 _INSERT = (

@@ -194,7 +194,7 @@ class DuckDBFlavor:
 
 
 class ClickHouseFlavor:
-    """ClickHouse's SQL, in the subset 18.16 runs (storage/clickhouse.py says why)."""
+    """ClickHouse's SQL, in the subset 18.16 runs (storage/warehouse/clickhouse.py says why)."""
 
     def __init__(self, table: str, identities: str) -> None:
         self.table = table

@@ -1,7 +1,7 @@
 """The SQL sandbox's gate: which statements a read key may run.
 
 The engine itself has file and network access switched off and its configuration locked
-(storage/duckdb.py); this gate adds what the engine cannot: exactly one SELECT, reading no
+(storage/warehouse/duckdb.py); this gate adds what the engine cannot: exactly one SELECT, reading no
 table but the project's `events` view (or its own CTEs, unqualified; `roost.events` is never in the
 search path, so only a qualified name could reach it), calling no table function but a few generators and
 no function that reads the catalog, the settings or the environment. The statement is

@@ -77,4 +77,4 @@ OFFSET_COLUMN = Column("log_offset", "BIGINT")
 ALL_COLUMNS: tuple[Column, ...] = (OFFSET_COLUMN, *EVENT_COLUMNS)
 
 if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - import-time check
-    raise RuntimeError("storage/schema.py and model.Event disagree on the event columns")
+    raise RuntimeError("storage/warehouse/schema.py and model.Event disagree on the event columns")

@@ -1,1 +1,1 @@
-"""HTTP routes: ingest, SQL, operations. app.py puts them together."""
+"""HTTP routes: ingest, SQL, operations. web/app.py puts them together."""

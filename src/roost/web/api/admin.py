@@ -12,13 +12,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.errors import BadRequest
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.storage.metadata import project_config
 from roost.web.api.reading import admin_endpoint, json_body, json_response, parse_time
+from roost.web.spec import OBJECT, ApiRoute, Doc
 
 
 async def _apply(runtime: Runtime, key: Key, doc: Any) -> Response:
@@ -131,15 +132,63 @@ def replay_offset(runtime: Runtime, body: dict[str, Any]) -> int:
 
 def routes() -> list[BaseRoute]:
     base = "/api/v1/admin"
+    tag = "Configuration"
+    config = Doc("The project's whole pipeline configuration (as `roost.yaml`).", tag=tag)
     return [
-        Route(f"{base}/config", get_config, methods=["GET"]),
-        Route(f"{base}/config", put_config, methods=["PUT"]),
-        Route(f"{base}/transformations", _section("transformations"), methods=["PUT"]),
-        Route(f"{base}/consent", _section("consent"), methods=["PUT"]),
-        Route(f"{base}/unplanned", _section("unplanned"), methods=["PUT"]),
-        Route(f"{base}/contracts/{{target:path}}", put_contract, methods=["PUT"]),
-        Route(f"{base}/contracts/{{target:path}}", delete_contract, methods=["DELETE"]),
-        Route(f"{base}/destinations/{{name}}/replay", replay, methods=["POST"]),
-        Route(f"{base}/destinations/{{name}}", put_destination, methods=["PUT"]),
-        Route(f"{base}/destinations/{{name}}", delete_destination, methods=["DELETE"]),
-    ]
+        ApiRoute(f"{base}/config", get_config, method="GET", doc=config),
+        ApiRoute(f"{base}/config", put_config, method="PUT", doc=Doc(
+            "Replace the project's configuration: contracts, unplanned, consent, "
+            "transformations and destinations; what it does not name is removed.",
+            body=OBJECT, tag=tag)),
+        ApiRoute(f"{base}/transformations", _section("transformations"), method="PUT", doc=Doc(
+            "Replace the project's transformation steps.", body={"type": "array"}, tag=tag)),
+        ApiRoute(f"{base}/consent", _section("consent"), method="PUT", doc=Doc(
+            "Set what the project stores without consent.", body=OBJECT, tag=tag)),
+        ApiRoute(f"{base}/unplanned", _section("unplanned"), method="PUT", doc=Doc(
+            "What happens to events no contract names.",
+            body={"enum": ["allow", "flag", "block"]}, tag=tag)),
+        ApiRoute(f"{base}/contracts/{{target:path}}", put_contract, method="PUT", doc=Doc(
+            "Plan an event name (or type:<call>): a JSON Schema and what a violation does.",
+            body=CONTRACT, tag=tag)),
+        ApiRoute(f"{base}/contracts/{{target:path}}", delete_contract, method="DELETE",
+                 doc=Doc("Remove a target from the tracking plan.", tag=tag)),
+        ApiRoute(f"{base}/destinations/{{name}}/replay", replay, method="POST", doc=Doc(
+            "Send again from an offset or a time, or the dead letters.", body=REPLAY, tag=tag)),
+        ApiRoute(f"{base}/destinations/{{name}}", put_destination, method="PUT", doc=Doc(
+            "Create or change a destination.", body=DESTINATION, tag=tag)),
+        ApiRoute(f"{base}/destinations/{{name}}", delete_destination, method="DELETE",
+                 doc=Doc("Remove a destination.", tag=tag)),
+    ]  # fmt: skip
+
+
+CONTRACT = {
+    "type": "object",
+    "required": ["schema"],
+    "properties": {
+        "schema": {"type": "object", "description": "A JSON Schema (drafts 4 to 2020-12)."},
+        "action": {"enum": ["block", "omit", "allow"], "default": "block"},
+    },
+}
+DESTINATION = {
+    "type": "object",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "description": "webhook, postgres, segment, nats, or a plugin."},
+        "options": {"type": "object"},
+        "enabled": {"type": "boolean"},
+        "types": {"type": "array", "items": {"type": "string"}},
+        "events": {"type": "array", "items": {"type": "string"}},
+        "mapping": {"type": "object", "additionalProperties": {"type": "string"}},
+        "consent": {"type": "array", "items": {"type": "string"}},
+    },
+}
+REPLAY = {
+    "type": "object",
+    "properties": {
+        "from_offset": {"type": "integer", "minimum": 1},
+        "since": {"type": "string", "format": "date-time"},
+        "dead_letters": {
+            "oneOf": [{"const": True}, {"type": "array", "items": {"type": "integer"}}]
+        },
+    },
+}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.runtime import Runtime
+from roost.web.spec import ApiRoute, Doc
 
 CORS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
 
@@ -49,4 +50,9 @@ async def settings(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/v1/projects/{write_key}/settings", settings, methods=["GET"])]
+    doc = Doc(
+        "analytics.js's settings for a write key (the key is in the path): where to send.",
+        tag="Ingest",
+        auth="",
+    )
+    return [ApiRoute("/v1/projects/{write_key}/settings", settings, method="GET", doc=doc)]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import json_response, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 
 @read_endpoint("contracts")
@@ -30,4 +31,5 @@ async def violations(request: Request, runtime: Runtime, key: Key) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/contracts/violations", violations, methods=["GET"])]
+    doc = Doc("Contract violations counted per event and rule.", tag="Contracts")
+    return [ApiRoute("/api/v1/contracts/violations", violations, method="GET", doc=doc)]

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.consumers.debugger import TooManyStreams
 from roost.dialects.base import key_from_headers
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import error_response, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -72,4 +73,10 @@ def sse(
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/debugger/stream", stream, methods=["GET"])]
+    doc = Doc(
+        "The live debugger: every event's outcome and every delivery, as Server-Sent Events.",
+        answer={"type": "string"},
+        media="text/event-stream",
+        tag="Debugger",
+    )
+    return [ApiRoute("/api/v1/debugger/stream", stream, method="GET", doc=doc)]

@@ -9,12 +9,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.consumers.forwarder import status
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import json_response, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 
 def statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
@@ -55,6 +56,19 @@ async def dead_letters(request: Request, runtime: Runtime, key: Key) -> Response
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/v1/destinations", list_destinations, methods=["GET"]),
-        Route("/api/v1/destinations/{name}/dead-letters", dead_letters, methods=["GET"]),
+        ApiRoute(
+            "/api/v1/destinations",
+            list_destinations,
+            method="GET",
+            doc=Doc(
+                "Each destination's delivery status: cursor, lag, failures, dead letters.",
+                tag="Destinations",
+            ),
+        ),
+        ApiRoute(
+            "/api/v1/destinations/{name}/dead-letters",
+            dead_letters,
+            method="GET",
+            doc=Doc("A destination's dead letters (at most 1,000).", tag="Destinations"),
+        ),
     ]

@@ -8,13 +8,14 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.consumers import erasure
 from roost.errors import BadRequest
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import json_body, json_response, parse_time, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 KINDS = ("delete", "admin")
 
@@ -53,7 +54,41 @@ async def erasures(request: Request, runtime: Runtime, key: Key) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/v1/users/{user_id:path}", erase_user, methods=["DELETE"]),
-        Route("/api/v1/erasures", erase, methods=["POST"]),
-        Route("/api/v1/erasures", erasures, methods=["GET"]),
+        ApiRoute(
+            "/api/v1/users/{user_id:path}",
+            erase_user,
+            method="DELETE",
+            doc=Doc(
+                "Erase a user: their events, profile and identities, from every store.",
+                tag="Erasure",
+            ),
+        ),
+        ApiRoute(
+            "/api/v1/erasures",
+            erase,
+            method="POST",
+            doc=Doc(
+                "Erase a user (`user_id`) or a time range of the project's events.",
+                body=ERASURE,
+                tag="Erasure",
+            ),
+        ),
+        ApiRoute(
+            "/api/v1/erasures",
+            erasures,
+            method="GET",
+            doc=Doc(
+                "The project's erasures: what was erased, and when it left the disk.", tag="Erasure"
+            ),
+        ),
     ]
+
+
+ERASURE = {
+    "type": "object",
+    "properties": {
+        "user_id": {"type": "string"},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+    },
+}

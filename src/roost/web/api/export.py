@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.errors import BadRequest
 from roost.model import Key
 from roost.query import export as encode
 from roost.runtime import Runtime
 from roost.web.api.reading import parse_time, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 
 def _time(request: Request, name: str) -> datetime | None:
@@ -41,4 +42,15 @@ async def export(request: Request, runtime: Runtime, key: Key) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/export", export, methods=["GET"])]
+    doc = Doc(
+        "The project's events as NDJSON, CSV or Parquet, streamed.",
+        answer={"type": "string"},
+        media="application/x-ndjson",
+        query=(
+            ("format", "ndjson (default), csv or parquet"),
+            ("since", "ISO 8601 time with a zone: events at or after it"),
+            ("until", "ISO 8601 time with a zone: events before it"),
+        ),
+        tag="Export",
+    )
+    return [ApiRoute("/api/v1/export", export, method="GET", doc=doc)]

@@ -7,9 +7,10 @@ import secrets
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost import metrics
+from roost.web.spec import ApiRoute, Doc
 
 
 async def healthz(request: Request) -> Response:
@@ -46,7 +47,30 @@ async def prometheus(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", prometheus),
+        ApiRoute(
+            "/healthz",
+            healthz,
+            method="GET",
+            doc=Doc("The process is up.", tag="Operations", auth=""),
+        ),
+        ApiRoute(
+            "/readyz",
+            readyz,
+            method="GET",
+            doc=Doc(
+                "Ready for traffic (503 while starting or stopping).", tag="Operations", auth=""
+            ),
+        ),
+        ApiRoute(
+            "/metrics",
+            prometheus,
+            method="GET",
+            doc=Doc(
+                "Prometheus metrics, behind `metrics_token` on this port.",
+                answer={"type": "string"},
+                media="text/plain",
+                tag="Operations",
+                auth="metrics",
+            ),
+        ),
     ]

@@ -8,12 +8,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.errors import NotFound
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import json_response, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 
 def read_profile(runtime: Runtime, project_id: int, wanted: str) -> dict[str, Any]:
@@ -54,4 +55,6 @@ async def profile(request: Request, runtime: Runtime, key: Key) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/profiles/{user_id:path}", profile, methods=["GET"])]
+    doc = Doc("A person's profile: traits, identities, groups, first and last seen.",
+              tag="Profiles")  # fmt: skip
+    return [ApiRoute("/api/v1/profiles/{user_id:path}", profile, method="GET", doc=doc)]

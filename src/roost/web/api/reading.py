@@ -59,6 +59,7 @@ def read_endpoint(
             except ClientError as error:
                 return error_response(error)
 
+        endpoint.__dict__["key_kinds"] = kinds  # for the API's description (openapi.py)
         return endpoint
 
     return wrap

@@ -5,13 +5,15 @@ from __future__ import annotations
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.errors import BadRequest, Stale
 from roost.model import Key
 from roost.runtime import Runtime
+from roost.storage.warehouse import QueryResult
 from roost.web.api.reading import json_response, read_endpoint
 from roost.web.body import read_body
+from roost.web.spec import ApiRoute, Doc
 
 
 class SQLRequest(msgspec.Struct):
@@ -56,4 +58,10 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/sql", sql, methods=["POST"])]
+    doc = Doc(
+        "One read-only SQL query over the project's `events` (and `identities`).",
+        body=SQLRequest,
+        answer=QueryResult,
+        tag="Queries",
+    )
+    return [ApiRoute("/api/v1/sql", sql, method="POST", doc=doc)]

@@ -10,13 +10,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from roost.model import Key
-from roost.query import funnels, game, retention, stats
+from roost.query.reports import MAX_ROWS, REPORTS
 from roost.runtime import Runtime
 from roost.storage.warehouse import QueryResult
 from roost.web.api.reading import json_body, json_response, read_endpoint
+from roost.web.spec import ApiRoute, Doc
 
 
 async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
@@ -30,7 +31,7 @@ async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
         runtime.warehouse.report,
         sql,
         timeout=runtime.settings.sql_timeout_seconds,
-        max_rows=stats.MAX_LIMIT,
+        max_rows=MAX_ROWS,
     )
     runtime.results.put(sql, version, result)
     return result
@@ -39,28 +40,14 @@ async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
 async def answer(
     runtime: Runtime, kind: str, body: Any, project_id: int, *, wait: bool = True
 ) -> dict[str, Any]:
-    """A report's answer: `query` (the Stats API), `funnel`, `retention`, or a game report.
-    The API and the dashboard both ask here, so they cannot disagree. `wait`: first let the
-    Warehouse catch up with every acknowledged event (the API reads its writes; a dashboard
-    page does not hold up for the last second of traffic)."""
-    now = datetime.now(UTC)
-    flavor = runtime.warehouse.flavor
-    if kind == "query":
-        q = stats.parse(body, now)
-        return stats.shape(q, (await _run(runtime, stats.build(q, project_id, flavor), wait)).rows)
-    if kind == "funnel":
-        f = funnels.parse(body, now)
-        return funnels.shape(
-            f, (await _run(runtime, funnels.build(f, project_id, flavor), wait)).rows[0]
-        )
-    if kind == "retention":
-        r = retention.parse(body, now)
-        return retention.shape(
-            r, (await _run(runtime, retention.build(r, project_id, flavor), wait)).rows
-        )
-    g = game.parse(kind, body, now)
-    result = await _run(runtime, game.build(g, project_id, flavor), wait)
-    return game.shape(g, result.columns, result.rows)
+    """A report's answer (query/reports.py names them). The API and the dashboard both ask
+    here, so they cannot disagree. `wait`: first let the Warehouse catch up with every
+    acknowledged event (the API reads its writes; a dashboard page does not hold up for the
+    last second of traffic)."""
+    report = REPORTS[kind]
+    parsed = report.parse(body, datetime.now(UTC))
+    sql = report.build(parsed, project_id, runtime.warehouse.flavor)
+    return report.shape(parsed, await _run(runtime, sql, wait))
 
 
 def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
@@ -73,9 +60,7 @@ def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/v1/query", endpoint("query"), methods=["POST"]),
-        *(
-            Route(f"/api/v1/reports/{kind}", endpoint(kind), methods=["POST"])
-            for kind in ("funnel", "retention", *game.REPORTS)
-        ),
-    ]
+        ApiRoute(r.path, endpoint(r.kind), method="POST",
+                 doc=Doc(r.summary, body=r.body, tag="Reports"))
+        for r in REPORTS.values()
+    ]  # fmt: skip

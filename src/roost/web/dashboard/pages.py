@@ -1,6 +1,6 @@
 """The reading pages: overview, web, game, product, events, profiles and the live stream.
 
-Each page asks the same reports the API answers (api/stats.py `answer`), several at once
+Each page asks the same reports the API answers (web/api/stats.py `answer`), several at once
 (DuckDB runs them on separate cursors, in threads), after one wait for the Warehouse to
 catch up with what was acknowledged.
 """
