@@ -179,3 +179,29 @@ def test_the_server_does_not_load_the_dev_tools(entry: str) -> None:
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+IO_LIBRARIES = ("sqlalchemy", "duckdb", "httpx", "maxminddb", "nats", "psycopg", "socket",
+                "urllib.request", "sqlite3", "smtplib", "clickhouse")  # fmt: skip
+
+
+def test_the_dialects_and_the_pipeline_do_no_io() -> None:
+    """They are handed what they look up (the rate-limit buckets, the GeoIP database…)."""
+    found = []
+    for module, path in MODULES.items():
+        if not module.startswith(("roost.dialects", "roost.pipeline")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [
+                f"{module} imports {n}"
+                for n in names
+                if n.split(".")[0] in IO_LIBRARIES or n.startswith(IO_LIBRARIES)
+            ]
+    assert not found, found

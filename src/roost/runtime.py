@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import maxminddb
+
 from roost import metrics
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
@@ -160,7 +162,7 @@ class Runtime:
         self.notices = NoticeStore(self.metadata.engine)
         self.notifier = Notifier(self.notices, self._owners, self._workspace_name)
         self.usage = Usage(self._usage_since, utcnow, self.notifier.notify)
-        self.geo = Geo(settings.geoip_db or None)
+        self.geo = Geo(maxminddb.open_database(settings.geoip_db) if settings.geoip_db else None)
         self.contract_store = ContractStore(self.metadata.engine)
         self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
         self.project_settings = ProjectSettings(self.metadata.engine)

@@ -1,20 +1,28 @@
-"""IP → country, from a MaxMind-format `.mmdb` file when one is configured."""
+"""IP → country, from a MaxMind-format `.mmdb` database when one is configured (opened by the
+Runtime and handed in: a stage opens nothing itself)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import maxminddb
+from typing import Any, Protocol
 
 from roost.pipeline.batch import Batch
 
 
+class Database(Protocol):
+    """What Geo needs of a maxminddb Reader."""
+
+    def get(self, ip: str) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class Geo:
-    def __init__(self, database: str | Path | None) -> None:
-        self.reader: Any = maxminddb.open_database(str(database)) if database else None
+    def __init__(self, reader: Database | None) -> None:
+        self.reader = reader
 
     def country(self, ip: str) -> str | None:
+        if self.reader is None:
+            return None
         try:
             record = self.reader.get(ip)
         except ValueError:
