@@ -47,7 +47,7 @@ fmt: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 	ROOST_TEST_METADATA=postgres ROOST_TEST_WAREHOUSE=clickhouse $(BIN)/python -m pytest -q \
-		-p no:randomly tests/api tests/consumers tests/storage tests/dashboard tests/query \
+		-p no:randomly tests/web/api tests/consumers tests/storage tests/web/dashboard tests/query \
 		tests/hostile/test_sql.py tests/hostile/test_config.py
 
 # The fuzz suite of `make test`, longer and with fresh random examples each run.

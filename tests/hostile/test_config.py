@@ -15,8 +15,8 @@ import pytest
 from roost.errors import BadRequest
 from roost.storage.metadata.project_config import read_file
 from tests.conftest import Env
-from tests.dashboard.conftest import csrf_of, person
 from tests.pipeline.test_transform import batch, configure
+from tests.web.dashboard.conftest import csrf_of, person
 
 
 class Fetched:

@@ -16,8 +16,8 @@ from roost.devtools.servers import free_port
 from roost.errors import BadRequest
 from roost.storage.metadata.notices import checked
 from tests.conftest import Env, make_settings, open_env
-from tests.dashboard.conftest import person
 from tests.integration.receiver import Receiver
+from tests.web.dashboard.conftest import person
 
 
 def game_event(name: str = "Start:Run") -> dict[str, object]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, Env
-from tests.dashboard.conftest import csrf_of, send
+from tests.web.dashboard.conftest import csrf_of, send
 
 
 def ago(**delta: float) -> str:

@@ -12,7 +12,7 @@ from roost.cli import main
 from roost.storage.metadata.accounts import users
 from roost.web.dashboard.throttle import LoginThrottle
 from tests.conftest import Client, Env
-from tests.dashboard.conftest import PASSWORD, csrf_of, login, person
+from tests.web.dashboard.conftest import PASSWORD, csrf_of, login, person
 
 PAGES = ["/", "/p/default/", "/p/default/web", "/p/default/game", "/p/default/product",
          "/p/default/events", "/p/default/events/m1", "/p/default/profiles",
