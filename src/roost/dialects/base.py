@@ -71,17 +71,19 @@ class Parsed:
         not JSON (invalid UTF-8, NaN), or breaking a field's rule (named)."""
         if self.oversized(index, raw, max_bytes):
             return None
-        where = self.field(index, "").rstrip(".")
         if too_deep(bytes(raw)):  # a msgspec.Raw: a view, without bytes' methods
+            where = self.field(index, "").rstrip(".")
             message = f"{where}: nested more than {MAX_DEPTH} levels deep"
             self.reject(index, Reason.INVALID_REQUEST, message, where)
             return None
         try:
             return decoder.decode(raw)
         except msgspec.ValidationError as exc:
+            where = self.field(index, "").rstrip(".")
             field, rule = validation_field(exc, where)
             self.reject(index, Reason.INVALID_REQUEST, describe(field, rule), field)
         except (msgspec.DecodeError, RecursionError) as exc:
+            where = self.field(index, "").rstrip(".")
             problem = json_problem(bytes(raw), exc)
             self.reject(index, Reason.INVALID_REQUEST, f"{where}: {problem}", where)
         return None

@@ -10,6 +10,8 @@ MAX_TEXT = 2048
 
 def text(value: Any) -> str | None:
     """A short string from a str or number; None for anything else or empty."""
+    if value.__class__ is str:
+        return value[:MAX_TEXT] or None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):

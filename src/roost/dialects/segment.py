@@ -23,6 +23,7 @@ from roost.dialects.base import (
     key_from_headers,
     retry_headers,
 )
+from roost.dialects.fields import text
 from roost.errors import BadRequest, RoostError
 from roost.model import EVENT_TYPES, Event, Reason, new_message_id
 
@@ -66,6 +67,10 @@ SINGLE_PATHS = {f"/v1/{t}": t for t in EVENT_TYPES}
 SINGLE_PATHS.update({f"/v1/{t[0]}": t for t in EVENT_TYPES})
 BATCH_LIMITS = {"/v1/batch": 2500, "/v1/import": 2500, "/v1/b": 2500, "/api/v1/events/batch": 500}
 MAX_MESSAGE_ID = 100
+_TYPES = frozenset(EVENT_TYPES)
+_LISTED = ", ".join(EVENT_TYPES)
+_NAMED = ("page", "screen")
+_WITH_TRAITS = ("identify", "group")
 
 
 class SegmentDialect:
@@ -133,72 +138,82 @@ class SegmentDialect:
         batch_integrations: dict[str, Any] | None,
         prefix: str,
     ) -> None:
-        def reject(field: str, rule: str) -> None:
-            parsed.reject(index, Reason.INVALID_REQUEST, f"{prefix}{field}: {rule}", prefix + field)
-
+        # The hot path of ingest: written for speed (bench/hotpath.py), each rule as before.
         kind = call_type or m.type
-        if kind is None:
-            return reject("type", f"is required (one of {', '.join(EVENT_TYPES)})")
-        if kind not in EVENT_TYPES:
-            return reject("type", f"must be one of {', '.join(EVENT_TYPES)} (got {kind!r})")
+        if kind not in _TYPES:
+            if kind is None:
+                return _reject(parsed, index, prefix, "type", f"is required (one of {_LISTED})")
+            return _reject(
+                parsed, index, prefix, "type", f"must be one of {_LISTED} (got {kind!r})"
+            )
         user_id = _id(m.userId)
         anonymous_id = _id(m.anonymousId)
         if not user_id and not anonymous_id:
-            return reject("userId", "userId or anonymousId is required")
+            return _reject(parsed, index, prefix, "userId", "userId or anonymousId is required")
         if kind == "track" and not m.event:
-            return reject("event", "is required for a track call")
+            return _reject(parsed, index, prefix, "event", "is required for a track call")
         group_id = _id(m.groupId)
         if kind == "group" and not group_id:
-            return reject("groupId", "is required for a group call")
+            return _reject(parsed, index, prefix, "groupId", "is required for a group call")
         previous_id = _id(m.previousId)
         if kind == "alias" and not previous_id:
-            return reject("previousId", "is required for an alias call")
-        if m.messageId is not None and not 0 < len(m.messageId) <= MAX_MESSAGE_ID:
-            return reject(
-                "messageId", f"must be 1–{MAX_MESSAGE_ID} characters (got {len(m.messageId)})"
-            )
+            return _reject(parsed, index, prefix, "previousId", "is required for an alias call")
+        message_id = m.messageId
+        if message_id is not None and not 0 < len(message_id) <= MAX_MESSAGE_ID:
+            rule = f"must be 1–{MAX_MESSAGE_ID} characters (got {len(message_id)})"
+            return _reject(parsed, index, prefix, "messageId", rule)
 
-        context = (
-            {**batch_context, **m.context}
-            if batch_context and m.context
-            else (m.context or batch_context or {})
-        )
+        context = m.context
+        if batch_context:
+            context = {**batch_context, **context} if context else batch_context
+        elif context is None:
+            context = {}
+        integrations = m.integrations
         if batch_integrations:
             integrations = (
-                {**batch_integrations, **m.integrations} if m.integrations else batch_integrations
+                {**batch_integrations, **integrations} if integrations else batch_integrations
             )
+        elif integrations is None:
+            integrations = {}
+        received = request.received_at
+        sent = m.sentAt or batch_sent_at
+        if m.timestamp is None and m.originalTimestamp is None and sent is None:
+            timestamp, original, note = received, None, None  # what event_times gives
         else:
-            integrations = m.integrations or {}
-        properties = m.properties or {}
-        try:
-            times = clock.event_times(
-                m.timestamp,
-                m.originalTimestamp or m.timestamp,
-                m.sentAt or batch_sent_at,
-                request.received_at,
-                request.max_clock_skew,
+            try:
+                times = clock.event_times(
+                    m.timestamp, m.originalTimestamp or m.timestamp, sent, received,
+                    request.max_clock_skew,
+                )  # fmt: skip
+            except clock.OutOfRange as exc:
+                return _reject(parsed, index, prefix, "timestamp", str(exc))
+            timestamp, original, sent, note = (
+                times.timestamp,
+                times.original,
+                times.sent,
+                times.note,
             )
-        except clock.OutOfRange as exc:
-            return reject("timestamp", str(exc))
-        if times.note is not None:
-            context = _note(context, "clock", times.note)
+            if note is not None:
+                context = _note(context, "clock", note)
+        properties = m.properties or {}
+        named = kind in _NAMED
         event = Event(
-            message_id=m.messageId or new_message_id(),
+            message_id=message_id or new_message_id(),
             project_id=0,
-            dialect=self.name,
+            dialect="segment",
             type=kind,
-            event=m.event if kind == "track" else (m.name if kind in ("page", "screen") else None),
+            event=m.event if kind == "track" else (m.name if named else None),
             user_id=user_id,
             anonymous_id=anonymous_id,
             group_id=group_id,
             previous_id=previous_id,
-            timestamp=times.timestamp,
-            original_timestamp=times.original,
-            sent_at=times.sent,
-            received_at=request.received_at,
-            category=m.category if kind in ("page", "screen") else None,
+            timestamp=timestamp,
+            original_timestamp=original,
+            sent_at=sent,
+            received_at=received,
+            category=m.category if named else None,
             properties=properties,
-            traits=_traits(kind, m.traits, context),
+            traits=_traits(kind, m.traits, context) if kind in _WITH_TRAITS else {},
             context=context,
             integrations=integrations,
             ip=request.client_ip,
@@ -207,7 +222,8 @@ class SegmentDialect:
             _from_context(event, context)
         if properties:
             _from_properties(event, properties, kind)
-        parsed.add(index, event)
+        parsed.indexes.append(index)
+        parsed.events.append(event)
         return None
 
     def respond(self, result: Result) -> Reply:
@@ -244,45 +260,60 @@ class SegmentDialect:
         return Reply(error.status, body, retry_headers(error))
 
 
-# Where Segment's context keeps what analytics groups by: (context key, key, Event field).
-_CONTEXT_FIELDS = (
-    ("page", "url", "url"),
-    ("page", "referrer", "referrer"),
-    ("page", "path", "path"),
-    ("campaign", "source", "utm_source"),
-    ("campaign", "medium", "utm_medium"),
-    ("campaign", "name", "utm_campaign"),
-    ("campaign", "term", "utm_term"),
-    ("campaign", "content", "utm_content"),
-    ("app", "build", "build"),
-    ("app", "version", "build"),
-    ("device", "type", "device"),  # a mobile library's platform; a userAgent, if any, wins
-    ("os", "name", "os"),
-)
-
-
 def _from_context(event: Event, context: dict[str, Any]) -> None:
-    for outer, inner, name in _CONTEXT_FIELDS:
-        part = context.get(outer)
-        if part.__class__ is dict and (value := part.get(inner)) is not None:
-            setattr(event, name, fields.text(value))
-    if (ip := context.get("ip")) is not None:
-        event.ip = fields.text(ip) or event.ip
-    if event.group_id is None and (group := context.get("groupId")) is not None:
-        event.group_id = fields.text(group)
-    if (session := context.get("sessionId")) is not None:
-        event.session_id = fields.text(session)
+    """The columns analytics groups by, from where Segment's context keeps them (a mobile
+    library's device type stands until a userAgent, if any, says otherwise)."""
+    get = context.get
+    page = get("page")
+    if page.__class__ is dict:
+        if (value := page.get("url")) is not None:
+            event.url = text(value)
+        if (value := page.get("referrer")) is not None:
+            event.referrer = text(value)
+        if (value := page.get("path")) is not None:
+            event.path = text(value)
+    campaign = get("campaign")
+    if campaign.__class__ is dict:
+        if (value := campaign.get("source")) is not None:
+            event.utm_source = text(value)
+        if (value := campaign.get("medium")) is not None:
+            event.utm_medium = text(value)
+        if (value := campaign.get("name")) is not None:
+            event.utm_campaign = text(value)
+        if (value := campaign.get("term")) is not None:
+            event.utm_term = text(value)
+        if (value := campaign.get("content")) is not None:
+            event.utm_content = text(value)
+    app = get("app")
+    if app.__class__ is dict:
+        if (value := app.get("build")) is not None:
+            event.build = text(value)
+        if (value := app.get("version")) is not None:  # the version wins over the build
+            event.build = text(value)
+    device = get("device")
+    if device.__class__ is dict and (value := device.get("type")) is not None:
+        event.device = text(value)
+    system = get("os")
+    if system.__class__ is dict and (value := system.get("name")) is not None:
+        event.os = text(value)
+    if (ip := get("ip")) is not None:
+        event.ip = text(ip) or event.ip
+    if event.group_id is None and (group := get("groupId")) is not None:
+        event.group_id = text(group)
+    if (session := get("sessionId")) is not None:
+        event.session_id = text(session)
 
 
 def _from_properties(event: Event, properties: dict[str, Any], kind: str) -> None:
-    if "value" in properties or "revenue" in properties:
-        event.value = fields.number(properties.get("value"), properties.get("revenue"))
+    value, revenue = properties.get("value"), properties.get("revenue")
+    if value is not None or revenue is not None:
+        event.value = fields.number(value, revenue)
     if kind == "page":
         for name in ("url", "referrer", "path"):
             if (found := properties.get(name)) is not None:
-                setattr(event, name, fields.text(found) or getattr(event, name))
+                setattr(event, name, text(found) or getattr(event, name))
     elif kind == "track" and (category := properties.get("category")) is not None:
-        event.category = fields.text(category)
+        event.category = text(category)
 
 
 def _traits(kind: str, traits: dict[str, Any] | None, context: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +336,13 @@ def _note(context: dict[str, Any], name: str, text: str) -> dict[str, Any]:
     return {**context, "roost": notes}
 
 
+def _reject(parsed: Parsed, index: int, prefix: str, field: str, rule: str) -> None:
+    parsed.reject(index, Reason.INVALID_REQUEST, f"{prefix}{field}: {rule}", prefix + field)
+
+
 def _id(value: Id | None) -> str | None:
+    if value.__class__ is str:
+        return value or None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():

@@ -30,12 +30,16 @@ class Visitor:
     def __call__(self, batch: Batch) -> None:
         if not batch.events:
             return
-        salt = self.salt(batch.events[0].received_at)
+        key = self.salt(batch.events[0].received_at)[:64]
+        made: dict[str, str] = {}  # a request's events mostly share their IP and user agent
         for event in batch.events:
             if not event.ip:
                 continue
             ua = event.context.get("userAgent")
             material = f"{event.project_id}\x00{event.ip}\x00{ua if isinstance(ua, str) else ''}"
-            event.visitor = hashlib.blake2b(
-                material.encode(), key=salt[:64], digest_size=8
-            ).hexdigest()
+            visitor = made.get(material)
+            if visitor is None:
+                visitor = made[material] = hashlib.blake2b(
+                    material.encode(), key=key, digest_size=8
+                ).hexdigest()
+            event.visitor = visitor
