@@ -22,6 +22,29 @@ def test_index_window_and_release() -> None:
     assert len(index) == 0
 
 
+def test_expiry_drops_whole_minutes_but_not_ids_taken_again() -> None:
+    index = DedupIndex(timedelta(days=1))
+    start = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    assert index.reserve(1, "early", start)
+    assert index.reserve(1, "again", start)
+    assert index.reserve(1, "late", start + 3600)
+    assert index.reserve(1, "again", start + 86400 + 120)  # past the window: new again
+    index.expire(start + 86400 + 180)
+    assert not index.reserve(1, "again", start + 86400 + 200)  # its newer minute stays
+    assert index.reserve(1, "early", start + 86400 + 200)  # expired with its minute
+    assert not index.reserve(1, "late", start + 86400 + 200)  # within a day of its minute
+    assert len(index) == 3
+
+
+def test_a_clock_stepping_back_keeps_ids_in_the_newest_minute() -> None:
+    index = DedupIndex(timedelta(hours=1))
+    now = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    assert index.reserve(1, "a", now)
+    assert index.reserve(1, "b", now - 600)  # the server's clock moved back ten minutes
+    index.expire(now + 3600 - 300)  # b's own time is past the window; its minute is not
+    assert not index.reserve(1, "b", now)
+
+
 def test_duplicate_is_acknowledged_not_stored_and_survives_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     body = {"userId": "u", "event": "E", "messageId": "once"}

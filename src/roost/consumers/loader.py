@@ -42,7 +42,7 @@ class Loader(Follower):
         source: Source,
         sink: Sink,
         *,
-        batch_events: int = 5_000,
+        batch_events: int = 10_000,
         interval: float = 0.1,
         retention: float = 7 * 86400.0,
         holds: Callable[[], int] | None = None,

@@ -1,7 +1,7 @@
 """Dedup: a messageId already stored in the project within the window is acknowledged, not stored.
 
-The index lives in memory, ordered by arrival so expiry is cheap, and is rebuilt from the
-Warehouse at start-up, so it survives a restart. Checking and reserving happen in one step
+The index lives in memory, in buckets of a minute so expiry is cheap, and is rebuilt from
+the Warehouse at start-up, so it survives a restart. Checking and reserving happen in one step
 on the event loop, so two concurrent requests with the same messageId cannot both pass; a
 reservation whose commit fails is released in `settle`. In a cluster the broker's own
 dedup (JetStream's `Nats-Msg-Id`) covers requests that land on different nodes.
@@ -9,7 +9,7 @@ dedup (JetStream's `Nats-Msg-Id`) covers requests that land on different nodes.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -17,46 +17,69 @@ from roost.model import Event, Reason
 from roost.pipeline.batch import Batch, Refusal, Verdict
 
 
+BUCKET_SECONDS = 60  # the window's resolution: a messageId is kept to the minute
+
+
 class DedupIndex:
+    """The messageIds of the window, per project, with the minute each arrived in.
+
+    Compact, as it holds every messageId of the window: per id one dict slot (its key the
+    Event's own string) and one list slot in its minute's bucket, ~60 bytes beside the id;
+    expiry drops whole minutes. An id is a duplicate for `window` after its minute.
+    """
+
     def __init__(self, window: timedelta) -> None:
         self.window = window
         self._window = window.total_seconds()
-        self.seen: OrderedDict[tuple[int, str], float] = OrderedDict()
+        self.projects: dict[int, dict[str, int]] = {}  # project → messageId → minute
+        # oldest first: (minute, project → the messageIds that arrived in it)
+        self.minutes: deque[tuple[int, dict[int, list[str]]]] = deque()
 
     def load(self, rows: Iterable[tuple[int, str, datetime]]) -> int:
         loaded = sorted(((when.timestamp(), project, mid) for project, mid, when in rows))
         for stamp, project, mid in loaded:
-            self.seen[(project, mid)] = stamp
+            self.reserve(project, mid, stamp)
         return len(loaded)
 
     def expire(self, now: float) -> None:
-        cutoff = now - self.window.total_seconds()
-        seen = self.seen
-        while seen:
-            _, stamp = next(iter(seen.items()))
-            if stamp >= cutoff:
-                break
-            seen.popitem(last=False)
+        oldest = int((now - self._window) // BUCKET_SECONDS)
+        minutes = self.minutes
+        while minutes and minutes[0][0] < oldest:
+            minute, arrived = minutes.popleft()
+            for project, ids in arrived.items():
+                seen = self.projects[project]
+                for mid in ids:
+                    if seen.get(mid) == minute:  # not reserved again since, nor released
+                        del seen[mid]
 
     def reserve(self, project: int, message_id: str, now: float) -> bool:
         """True if the messageId is new (and is now taken); False if it is a duplicate."""
-        key = (project, message_id)
-        stamp = self.seen.get(key)
-        if stamp is None:
-            self.seen[key] = now  # new keys go to the end: arrival order is kept
-            return True
-        if stamp >= now - self._window:
+        seen = self.projects.get(project)
+        if seen is None:
+            seen = self.projects[project] = {}
+        minute = int(now // BUCKET_SECONDS)
+        taken = seen.get(message_id)
+        if taken is not None and (minute - taken) * BUCKET_SECONDS <= self._window:
             return False
-        self.seen[key] = now
-        self.seen.move_to_end(key)
+        minutes = self.minutes
+        if not minutes or minutes[-1][0] < minute:
+            minutes.append((minute, {}))
+        bucket, arrived = minutes[-1]  # a clock stepping back stays in the newest minute
+        seen[message_id] = bucket  # the bucket's own int: shared, not one per id
+        ids = arrived.get(project)
+        if ids is None:
+            ids = arrived[project] = []
+        ids.append(message_id)
         return True
 
     def release(self, keys: Iterable[tuple[int, str]]) -> None:
-        for key in keys:
-            self.seen.pop(key, None)
+        for project, message_id in keys:
+            seen = self.projects.get(project)
+            if seen is not None:
+                seen.pop(message_id, None)
 
     def __len__(self) -> int:
-        return len(self.seen)
+        return sum(len(seen) for seen in self.projects.values())
 
 
 class Dedup:

@@ -234,7 +234,7 @@ async def _ingest(
         log.error("ingest failed: %s", error.message)
         refused = chosen.refuse(error, parsed.total if parsed else 1)
         reply = Reply(refused.status, refused.body, {"Retry-After": "1", **refused.headers})
-    metrics.INGEST_REQUEST_SECONDS.labels(chosen.name, str(reply.status)).observe(
+    _child(metrics.INGEST_REQUEST_SECONDS, chosen.name, reply.status).observe(
         time.perf_counter() - started
     )
     return reply
@@ -262,10 +262,23 @@ async def _append(runtime: Runtime, batch: Batch) -> None:
     await asyncio.shield(appended)
 
 
+_CHILDREN: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: object) -> Any:
+    """A metric's child for these labels, looked up once (prometheus_client's `labels()`
+    takes a lock and checks its arguments on every call: microseconds per request)."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*(str(label) for label in labels))
+    return child
+
+
 def _count(dialect: str, batch: Batch) -> None:
     project = batch.key.project_slug if batch.key else ""
     if batch.events:
-        metrics.EVENTS_ACCEPTED.labels(dialect, project).inc(len(batch.events))
+        _child(metrics.EVENTS_ACCEPTED, dialect, project).inc(len(batch.events))
     if batch.outcomes:
         duplicates = sum(1 for o in batch.outcomes if o.reason == Reason.DUPLICATE)
         if duplicates:
