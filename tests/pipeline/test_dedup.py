@@ -73,3 +73,20 @@ def test_duplicate_is_acknowledged_not_stored_and_survives_restart(tmp_path: Pat
         assert response == {"received": 2, "accepted": 2, "rejected": 0, "errors": []}
         rows = env.sql("select message_id from events order by log_offset")
         assert [r["message_id"] for r in rows] == ["once", "new"]
+
+
+def test_copies_within_one_batch_are_stored_once(tmp_path: Path) -> None:
+    for env in open_env(make_settings(tmp_path)):
+        headers = {"X-Write-Key": env.write_key}
+        first = {"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "old"}]}
+        env.client.post("/v1/batch", json=first, headers=headers)
+        calls = ["a", "a", "old", "b", "a", "b"]
+        batch = {
+            "batch": [
+                {"type": "track", "userId": "u", "event": "E", "messageId": m} for m in calls
+            ]
+        }
+        answer = env.client.post("/v1/batch", json=batch, headers=headers).json()
+        assert answer["accepted"] == 6 and answer["rejected"] == 0  # duplicates are acked
+        rows = env.sql("select message_id from events order by log_offset")
+        assert [r["message_id"] for r in rows] == ["old", "a", "b"]

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from roost.model import Event, Reason
 from roost.pipeline.batch import Batch, Refusal, Verdict
 
-
 BUCKET_SECONDS = 60  # the window's resolution: a messageId is kept to the minute
 
 
@@ -90,20 +89,32 @@ class Dedup:
         if not batch.events:
             return
         now = batch.events[0].received_at.timestamp()
-        self.index.expire(now)
+        index = self.index
+        index.expire(now)
         reserved: list[tuple[int, str]] = []
+        batch.notes["dedup"] = reserved
+        for event in batch.events:  # the common case: every messageId new
+            if not index.reserve(event.project_id, event.message_id, now):
+                break
+            reserved.append((event.project_id, event.message_id))
+        else:
+            return
+        mine = set(reserved)  # reserved by this request: kept; the rest, duplicates
 
-        def verdict(index: int, event: Event) -> Verdict:
-            if self.index.reserve(event.project_id, event.message_id, now):
-                reserved.append((event.project_id, event.message_id))
+        def verdict(position: int, event: Event) -> Verdict:
+            key = (event.project_id, event.message_id)
+            if key in mine:
+                mine.discard(key)  # a second copy in the same request is a duplicate
                 return None
-            field = batch.field(index, "messageId")
+            if index.reserve(event.project_id, event.message_id, now):
+                reserved.append(key)
+                return None
+            field = batch.field(position, "messageId")
             return Refusal(
                 Reason.DUPLICATE, f"{field}: {event.message_id!r} was already received", field, 200
             )
 
         batch.keep(verdict)
-        batch.notes["dedup"] = reserved
 
     def settle(self, batch: Batch, stored: bool) -> None:
         if not stored:

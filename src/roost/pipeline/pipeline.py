@@ -8,6 +8,7 @@ between them, so reservations (budget, dedup) are atomic; after the Log has answ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from roost.config import Settings
@@ -32,31 +33,34 @@ class Pipeline:
     def __init__(self, stages: list[Stage], restore: list[Stage] | None = None) -> None:
         self.stages = stages
         self.restore = stages if restore is None else restore  # for Roost's own export
+        self._settlers = {id(s): _settlers(s) for s in (self.stages, self.restore)}
 
     def _for(self, batch: Batch) -> list[Stage]:
         return self.restore if batch.dialect == "restore" else self.stages
 
     def run(self, batch: Batch) -> None:
-        done: list[Stage] = []
+        stages = self._for(batch)
+        ran = 0
         try:
-            for stage in self._for(batch):
-                if not batch.events and done:
+            for stage in stages:
+                if not batch.events and ran:
                     break
                 stage(batch)
-                done.append(stage)
+                ran += 1
         except ClientError:
-            self._settle(done, batch, stored=False)
+            for settle in _settlers(stages[:ran]):
+                settle(batch, False)
             raise
 
     def settle(self, batch: Batch, stored: bool) -> None:
-        self._settle(self._for(batch), batch, stored)
+        for settle in self._settlers[id(self._for(batch))]:
+            settle(batch, stored)
 
-    @staticmethod
-    def _settle(stages: list[Stage], batch: Batch, stored: bool) -> None:
-        for stage in reversed(stages):
-            settle = getattr(stage, "settle", None)
-            if settle is not None:
-                settle(batch, stored)
+
+def _settlers(stages: list[Stage]) -> list[Callable[[Batch, bool], None]]:
+    """The stages' `settle` methods (Settling), last stage first."""
+    found = (getattr(stage, "settle", None) for stage in reversed(stages))
+    return [settle for settle in found if settle is not None]
 
 
 def build(

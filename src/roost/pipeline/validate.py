@@ -10,6 +10,12 @@ MAX_MESSAGE_ID = 100
 
 class Validate:
     def __call__(self, batch: Batch) -> None:
+        for event in batch.events:  # the common case, without a verdict per event
+            if event.type not in EVENT_TYPES or not 0 < len(event.message_id) <= MAX_MESSAGE_ID:
+                break
+        else:
+            return
+
         def verdict(index: int, event: Event) -> Verdict:
             if event.type not in EVENT_TYPES:
                 field = batch.field(index, "type")
