@@ -406,7 +406,13 @@ def test_the_forwarders_process_runs_niced_and_is_started_again_if_it_dies(
 ) -> None:
     for env in open_env(make_settings(tmp_path, forwarders="process", forwarders_nice=5)):
         forwarders = env.runtime.forwarders
-        assert isinstance(forwarders, ForwarderProcess) and forwarders.process is not None
+        assert isinstance(forwarders, ForwarderProcess)
+        assert forwarders.process is None  # no destination yet: no second process
+        destination(env, "hook", kind="webhook", url=receiver.url, **FAST)  # starts it
+        deadline = time.monotonic() + 10
+        while forwarders.process is None:
+            assert time.monotonic() < deadline, "the forwarders' process did not start"
+            time.sleep(0.05)
         child = forwarders.process.pid
         assert child is not None
         wanted = os.getpriority(os.PRIO_PROCESS, 0) + 5
@@ -414,7 +420,6 @@ def test_the_forwarders_process_runs_niced_and_is_started_again_if_it_dies(
         while os.getpriority(os.PRIO_PROCESS, child) != wanted and time.monotonic() < deadline:
             time.sleep(0.05)
         assert os.getpriority(os.PRIO_PROCESS, child) == wanted
-        destination(env, "hook", kind="webhook", url=receiver.url, **FAST)
         send(env, {"event": "E", "messageId": "m1"})
         receiver.wait_for(1)
         os.kill(child, signal.SIGKILL)
@@ -426,6 +431,21 @@ def test_the_forwarders_process_runs_niced_and_is_started_again_if_it_dies(
         ids = [e["messageId"] for e in receiver.events()]
         assert list(dict.fromkeys(ids)) == ["m1", "m2"]  # m1 again if killed before its save
         assert forwarders.process.pid != child
+
+
+def test_a_destination_made_elsewhere_starts_the_forwarders_process(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """One written straight to the metadata (the CLI does so while the server runs)."""
+    for env in open_env(make_settings(tmp_path, forwarders="process")):
+        forwarders = env.runtime.forwarders
+        assert isinstance(forwarders, ForwarderProcess) and forwarders.process is None
+        project = env.runtime.metadata.project("default").id
+        spec = {"name": "hook", "kind": "webhook", "url": receiver.url, **FAST}
+        env.runtime.destinations.set(project, spec)  # not through the API: nothing poked
+        send(env, {"event": "E", "messageId": "m1"})
+        receiver.wait_for(1, timeout=20)
+        assert forwarders.process is not None
 
 
 def test_forwarders_yield_while_many_ingest_requests_wait(

@@ -82,9 +82,7 @@ def test_copies_within_one_batch_are_stored_once(tmp_path: Path) -> None:
         env.client.post("/v1/batch", json=first, headers=headers)
         calls = ["a", "a", "old", "b", "a", "b"]
         batch = {
-            "batch": [
-                {"type": "track", "userId": "u", "event": "E", "messageId": m} for m in calls
-            ]
+            "batch": [{"type": "track", "userId": "u", "event": "E", "messageId": m} for m in calls]
         }
         answer = env.client.post("/v1/batch", json=batch, headers=headers).json()
         assert answer["accepted"] == 6 and answer["rejected"] == 0  # duplicates are acked

@@ -36,6 +36,7 @@ from roost.storage.metadata.destinations import DestinationStore
 log = logging.getLogger("roost.forwarder")
 STATUS_EVERY = 0.25  # seconds between the child's snapshots
 RESTART_AFTER = 1.0
+WATCH_EVERY = 2.0  # seconds between looks for a first enabled destination, with no child yet
 
 
 class ForwarderProcess:
@@ -63,8 +64,41 @@ class ForwarderProcess:
         self._stopping = False
         self._tokens = itertools.count(1)
         self._synced: dict[int, threading.Event] = {}
+        self._watch: threading.Thread | None = None
+        self._woken = threading.Event()
+        self._start_lock = threading.Lock()
 
     def start(self) -> None:
+        """The child, once a destination is enabled: a server without one runs no second
+        process (a Python process holds ~80 MB). Until then a thread looks every few seconds
+        (a destination made with the CLI), and a change through the API starts it at once."""
+        if self._wanted():
+            self._start_child()
+            return
+        self._watch = threading.Thread(target=self._watching, name="roost-forwarders-watch",
+                                       daemon=True)  # fmt: skip
+        self._watch.start()
+
+    def _wanted(self) -> bool:
+        return any(d.enabled for d in self.store.configured())
+
+    def _watching(self) -> None:
+        while not self._woken.wait(WATCH_EVERY):
+            if self._stopping:
+                return
+            try:
+                wanted = self._wanted()
+            except Exception:
+                log.exception("could not read the destinations")
+                continue
+            if wanted:
+                break
+        self._woken.clear()
+        with self._start_lock:
+            if not self._stopping and self.process is None:
+                self._start_child()
+
+    def _start_child(self) -> None:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=run_child,
@@ -110,13 +144,22 @@ class ForwarderProcess:
             log.error("the forwarders' process ended; starting it again")
             time.sleep(RESTART_AFTER)
             if not self._stopping:
-                self.start()
+                self._start_child()
 
     def poke(self) -> None:
+        if self.process is None:
+            self._woken.set()  # the watch looks now
+            return
         self._send("poke")
 
     def sync(self, timeout: float = 30.0) -> None:
         """Have the child take the configuration as it is now; wait until it has."""
+        if self.process is None:
+            with self._start_lock:
+                if self.process is None and not self._stopping and self._wanted():
+                    self._start_child()
+            if self.process is None:
+                return
         token = next(self._tokens)
         done = self._synced[token] = threading.Event()
         if self._send("sync", token):
@@ -133,7 +176,11 @@ class ForwarderProcess:
 
     def stop(self) -> None:
         self._stopping = True
-        process = self.process
+        self._woken.set()
+        if self._watch is not None:
+            self._watch.join(5)
+        with self._start_lock:
+            process = self.process
         if process is None:
             return
         self._send("stop")

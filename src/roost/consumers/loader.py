@@ -85,7 +85,7 @@ class Loader(Follower):
         with self._recent_lock:
             self._recent.append(Group(first_offset, count, events))
             self._recent_count += count
-            while self._recent_count > 4 * self.batch_events:
+            while self._recent_count > 2 * self.batch_events:
                 self._recent_count -= self._recent.popleft()[1]
         if first_offset + count - 1 - self.sink.loaded_offset() >= self.batch_events:
             self.poke()
