@@ -1,6 +1,6 @@
 """`roost export` and `roost import`: events out of and into a running server, over HTTP.
 
-Import reads NDJSON, one event a line, in any of the four dialects (API.md), Segment's
+Import reads NDJSON, one event a line, in any of the four dialects (docs/wire-contracts.md), Segment's
 export format or Roost's own NDJSON export (restored as it was stored, through
 `/api/v1/restore`), tells each line's dialect by its fields, and sends it the way that dialect
 takes it: Segment and game events in batches, web and free-form events one by one. Going
@@ -186,7 +186,9 @@ def import_events(
                     continue
                 dialect = dialect_of(event)
                 if dialect is None:
-                    importer.refuse(number, "not an event of any dialect (see API.md)")
+                    importer.refuse(
+                        number, "not an event of any dialect (see docs/wire-contracts.md)"
+                    )
                     continue
                 importer.add(number, dialect, event)
             importer.close()

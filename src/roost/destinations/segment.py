@@ -1,4 +1,4 @@
-"""Segment-compatible HTTP: forward batches to any endpoint speaking API.md's dialect 1.
+"""Segment-compatible HTTP: forward batches to any endpoint speaking docs/wire-contracts.md's dialect 1.
 
 POSTs `{"batch": [...], "sentAt", "writeKey"}` to `<url>/v1/batch` with Basic auth, as
 Segment's own libraries do, so one Roost can feed another (messageIds are kept, so the

@@ -1,1 +1,1 @@
-"""Wire formats → canonical events. One module per dialect of API.md."""
+"""Wire formats → canonical events: one module per dialect of docs/wire-contracts.md, sans-I/O."""

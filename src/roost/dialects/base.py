@@ -149,7 +149,7 @@ class Dialect(Protocol):
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The key of any header scheme of API.md: Basic `key:`, Bearer, X-Write-Key, or
+    """The key of any header scheme of docs/wire-contracts.md: Basic `key:`, Bearer, X-Write-Key, or
     x-eventbunker-write-key (the free-form dialect's document)."""
     auth = headers.get("authorization", "").strip()
     if auth:

@@ -79,7 +79,9 @@ class FreeformDialect:
                 raise _invalid(
                     f"{key}: nested objects are not allowed (got {json_kind(value)})", key
                 )
-        body_key = body.pop("writeKey", None)  # API.md: any write request may carry it
+        body_key = body.pop(
+            "writeKey", None
+        )  # docs/wire-contracts.md: any write request may carry it
         if body_key is not None and not isinstance(body_key, str):
             raise _invalid("writeKey: must be a string", "writeKey")
         parsed = Parsed(key=key_from_headers(request.headers) or body_key, total=1, single=True)

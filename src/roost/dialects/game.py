@@ -55,7 +55,9 @@ class GameEvent(msgspec.Struct):
 
 class Envelope(msgspec.Struct):
     events: list[msgspec.Raw]
-    writeKey: str | None = None  # API.md: any write request may carry its key in the body
+    writeKey: str | None = (
+        None  # docs/wire-contracts.md: any write request may carry its key in the body
+    )
 
 
 _event = msgspec.json.Decoder(GameEvent)

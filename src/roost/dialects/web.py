@@ -39,7 +39,7 @@ class Pageview(msgspec.Struct):
     referrer: str | None = None
     user_agent: str | None = None
     ip_address: str | None = None
-    # API.md: any write request may carry its key in the body; navigator.sendBeacon, which
+    # docs/wire-contracts.md: any write request may carry its key in the body; navigator.sendBeacon, which
     # the browser tracker uses, cannot set an Authorization header.
     writeKey: str | None = None
 

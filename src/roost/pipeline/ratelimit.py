@@ -20,7 +20,7 @@ from typing import Protocol
 from roost.errors import RateLimited
 from roost.pipeline.batch import Batch
 
-# Plan defaults (API.md): events per second, burst; and per hour (the web analytics
+# Plan defaults (docs/wire-contracts.md): events per second, burst; and per hour (the web analytics
 # document's tiers). Enterprise is configured (0 = unlimited).
 PLAN_LIMITS: dict[str, tuple[float, float]] = {"free": (100.0, 500.0), "pro": (1000.0, 5000.0)}
 PLAN_HOURLY: dict[str, float] = {"free": 1000.0, "pro": 10000.0}

@@ -1,4 +1,4 @@
-"""The game reports (API.md, dialect 2), on the Stats API's engine: sessions, errors by
+"""The game reports (docs/wire-contracts.md, dialect 2), on the Stats API's engine: sessions, errors by
 signature, run analytics and resource flows.
 
 Every report takes the Stats API's `date_range`, `timezone` and `filters`. Names follow the

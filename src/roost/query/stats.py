@@ -24,7 +24,7 @@ from roost.dialects.clock import STORABLE
 from roost.errors import BadRequest
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
-NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (API.md); 1 = 0: no FALSE in ClickHouse 18
+NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
 SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
     "users": "count(DISTINCT person)",

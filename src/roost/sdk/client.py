@@ -32,7 +32,7 @@ log = logging.getLogger("roost.sdk")
 
 SEGMENT, GAME = "segment", "game"
 PATHS = {SEGMENT: "/v1/batch", GAME: "/api/v1/events"}
-MAX_GAME_BATCH = 100  # API.md: 1–100 events per game request
+MAX_GAME_BATCH = 100  # docs/wire-contracts.md: 1–100 events per game request
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STOP = object()
 

@@ -1,1 +1,2 @@
-"""Where events become durable (the Log) and where they are queried (the Warehouse)."""
+"""Where events become durable (`log/`), where they are queried (`warehouse/`), and what Roost
+knows besides them (`metadata/`: keys, accounts, contracts, destinations, profiles…)."""

@@ -78,7 +78,7 @@ def _docs() -> dict[str, Doc]:
     """What each ingest path takes, for the API's description (each also answers with a
     trailing slash, and to OPTIONS for CORS)."""
     docs = {
-        path: Doc(f"Segment `{call}` call (API.md dialect 1).", body=segment.Message,
+        path: Doc(f"Segment `{call}` call (dialect 1 of docs/wire-contracts.md).", body=segment.Message,
                   tag="Ingest", auth="write")
         for path, call in SINGLE_PATHS.items()
     }  # fmt: skip
@@ -88,15 +88,15 @@ def _docs() -> dict[str, Doc]:
             body=segment.Envelope, tag="Ingest", auth="write",
         )  # fmt: skip
     docs["/api/v1/events"] = Doc(
-        "A game-telemetry batch (API.md dialect 2: `{\"events\": [...]}`), or one Segment call.",
+        "A game-telemetry batch (dialect 2 of docs/wire-contracts.md: `{\"events\": [...]}`), or one Segment call.",
         body={"anyOf": [game.Envelope, segment.Message]}, tag="Ingest", auth="write",
     )  # fmt: skip
     for kind, struct in (("pageview", web.Pageview), ("custom", web.Custom)):
         docs[f"/api/v1/events/{kind}"] = Doc(
-            f"Web analytics {kind} (API.md dialect 3); the key may be `writeKey` in the body.",
+            f"Web analytics {kind} (dialect 3 of docs/wire-contracts.md); the key may be `writeKey` in the body.",
             body=struct, tag="Ingest", auth="write",
         )  # fmt: skip
-    docs["/post"] = Doc("A free-form event (API.md dialect 4).", body=FREE_FORM, tag="Ingest",
+    docs["/post"] = Doc("A free-form event (dialect 4 of docs/wire-contracts.md).", body=FREE_FORM, tag="Ingest",
                         auth="write")  # fmt: skip
     docs["/api/v1/restore"] = Doc(
         'Rows of Roost\'s own export, `{"events": [...]}` (an admin key): checked, deduplicated.',
