@@ -91,7 +91,7 @@ class Settings:
         "(the Warehouse may still catch up into the last three quarters of it); 0: none.",
     )
     checkpoint_wal_mb: int = _setting(
-        32,
+        64,
         "DuckDB WAL size that triggers a checkpoint (in a thread of its own, beside the loads): "
         "larger ones cost less per event, and take longer to replay after a crash.",
     )

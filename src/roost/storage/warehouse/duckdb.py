@@ -139,7 +139,7 @@ class DuckDBWarehouse:
         self,
         path: str | Path,
         *,
-        checkpoint_wal_mb: int = 32,
+        checkpoint_wal_mb: int = 64,
         memory_mb: int = 2048,
         reserve_bytes: int = 0,
     ) -> None:
