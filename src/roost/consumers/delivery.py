@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from roost.destinations.base import DeliveryError
 from roost.destinations.base import Destination as Plugin
@@ -30,18 +30,8 @@ class Tried:
     attempts: int
 
 
-class Reporter(Protocol):
-    def __call__(
-        self,
-        status: str,
-        events: list[dict[str, Any]],
-        first: int,
-        last: int,
-        attempt: int,
-        error: str | None = None,
-        retry_in: float | None = None,
-        letter: int | None = None,
-    ) -> None: ...
+# A delivery entry: (status, the batch's messageIds, first and last offset, details).
+Publish = Callable[[str, list[str], int, int, dict[str, Any]], None]
 
 
 class Delivery:
@@ -51,7 +41,7 @@ class Delivery:
         plugin: Plugin,
         *,
         name: str,
-        report: Reporter,
+        publish: Publish,
         failed: Callable[[str], None],
         pause: Callable[[float], bool],
         jitter: Callable[[], float] = random.random,
@@ -59,11 +49,26 @@ class Delivery:
         self.destination = destination
         self.plugin = plugin
         self.name = name
-        self.report = report  # a delivery entry (delivered, retrying, dead_letter)
+        self.publish = publish  # a delivery entry (delivered, retrying, dead_letter)
         self.failed = failed  # a try failed with this message: the forwarder's state says so
         self.pause = pause  # wait this long between tries; True if stopping meanwhile
         self.jitter = jitter
         self.retry_at: float | None = None  # epoch seconds of the next try of a failing batch
+
+    def report(
+        self,
+        status: str,
+        events: list[dict[str, Any]],
+        first: int,
+        last: int,
+        attempt: int,
+        error: str | None = None,
+        retry_in: float | None = None,
+        letter: int | None = None,
+    ) -> None:
+        details = {"attempt": attempt, "error": error, "dead_letter": letter,
+                   "retry_in": round(retry_in, 3) if retry_in is not None else None}  # fmt: skip
+        self.publish(status, [e["messageId"] for e in events], first, last, details)
 
     def deliver(
         self, events: list[dict[str, Any]], first: int, last: int, letter: int | None = None

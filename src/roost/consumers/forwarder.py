@@ -111,7 +111,7 @@ class Forwarder(Follower):
         self.read_limit = read_limit
         self.outbound = Outbound(destination)
         self.delivery = Delivery(
-            destination, plugin, name=self.name, report=self._report, failed=self._failed,
+            destination, plugin, name=self.name, publish=self._publish, failed=self._failed,
             pause=self._pause, jitter=jitter,
         )  # fmt: skip
         found = store.state(destination.id)
@@ -303,21 +303,6 @@ class Forwarder(Follower):
                     last_error_at=self.state.last_error_at,
                 ),
             )
-
-    def _report(
-        self,
-        status: str,
-        events: list[dict[str, Any]],
-        first: int,
-        last: int,
-        attempt: int,
-        error: str | None = None,
-        retry_in: float | None = None,
-        letter: int | None = None,
-    ) -> None:
-        details = {"attempt": attempt, "error": error, "dead_letter": letter,
-                   "retry_in": round(retry_in, 3) if retry_in is not None else None}  # fmt: skip
-        self._publish(status, [e["messageId"] for e in events], first, last, details)
 
     def _publish(
         self, status: str, ids: list[str], first: int, last: int, details: dict[str, Any]
