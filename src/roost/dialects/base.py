@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -24,8 +25,7 @@ from roost.model import Event, Outcome, Reason
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class IngestRequest:
+class IngestRequest(NamedTuple):  # a NamedTuple: made on every request, 4x cheaper
     path: str
     headers: Mapping[str, str]  # lower-case names
     body: bytes  # already decompressed and within the size limit
@@ -106,8 +106,7 @@ class Parsed:
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """What happened to a request's events after the pipeline and the Log."""
 
     total: int
@@ -125,11 +124,10 @@ class Result:
         return self.total - len(self.refused)
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     status: int
     body: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
 
 class Dialect(Protocol):

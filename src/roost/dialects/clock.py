@@ -16,8 +16,8 @@ stored (the note keeps what was sent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 import msgspec
 
@@ -91,8 +91,7 @@ def storable(value: datetime) -> bool:
     return STORABLE[0] <= value < STORABLE[1]
 
 
-@dataclass(frozen=True)
-class Times:
+class Times(NamedTuple):
     timestamp: datetime
     original: datetime | None
     sent: datetime | None
