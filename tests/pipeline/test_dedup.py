@@ -36,6 +36,21 @@ def test_expiry_drops_whole_minutes_but_not_ids_taken_again() -> None:
     assert len(index) == 3
 
 
+def test_expiry_spreads_a_large_minute_over_requests() -> None:
+    index = DedupIndex(timedelta(hours=1))
+    start = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    for n in range(25):
+        assert index.reserve(1, f"m{n}", start)
+    assert index.reserve(1, "m3", start + 3700)  # taken again in a later minute
+    later = start + 7200
+    index.expire(later, budget=10)
+    assert len(index) == 16  # ten dropped; the rest waits for the next requests
+    assert index.reserve(1, "m20", later)  # not dropped yet, but past its window all the same
+    index.expire(later, budget=10)
+    index.expire(later, budget=10)
+    assert sorted(index.projects[1]) == ["m20", "m3"]  # both taken again: kept
+
+
 def test_a_clock_stepping_back_keeps_ids_in_the_newest_minute() -> None:
     index = DedupIndex(timedelta(hours=1))
     now = datetime(2026, 1, 10, tzinfo=UTC).timestamp()

@@ -260,42 +260,27 @@ class SegmentDialect:
         return Reply(error.status, body, retry_headers(error))
 
 
+# Where Segment's context keeps what analytics groups by: part → (key, Event field), in order
+# (app.version after app.build: the version wins; a mobile library's device type stands
+# until a userAgent, if any, says otherwise). Each part is looked up once.
+_CONTEXT_FIELDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("page", (("url", "url"), ("referrer", "referrer"), ("path", "path"))),
+    ("campaign", (("source", "utm_source"), ("medium", "utm_medium"), ("name", "utm_campaign"),
+                  ("term", "utm_term"), ("content", "utm_content"))),
+    ("app", (("build", "build"), ("version", "build"))),
+    ("device", (("type", "device"),)),
+    ("os", (("name", "os"),)),
+)  # fmt: skip
+
+
 def _from_context(event: Event, context: dict[str, Any]) -> None:
-    """The columns analytics groups by, from where Segment's context keeps them (a mobile
-    library's device type stands until a userAgent, if any, says otherwise)."""
     get = context.get
-    page = get("page")
-    if page.__class__ is dict:
-        if (value := page.get("url")) is not None:
-            event.url = text(value)
-        if (value := page.get("referrer")) is not None:
-            event.referrer = text(value)
-        if (value := page.get("path")) is not None:
-            event.path = text(value)
-    campaign = get("campaign")
-    if campaign.__class__ is dict:
-        if (value := campaign.get("source")) is not None:
-            event.utm_source = text(value)
-        if (value := campaign.get("medium")) is not None:
-            event.utm_medium = text(value)
-        if (value := campaign.get("name")) is not None:
-            event.utm_campaign = text(value)
-        if (value := campaign.get("term")) is not None:
-            event.utm_term = text(value)
-        if (value := campaign.get("content")) is not None:
-            event.utm_content = text(value)
-    app = get("app")
-    if app.__class__ is dict:
-        if (value := app.get("build")) is not None:
-            event.build = text(value)
-        if (value := app.get("version")) is not None:  # the version wins over the build
-            event.build = text(value)
-    device = get("device")
-    if device.__class__ is dict and (value := device.get("type")) is not None:
-        event.device = text(value)
-    system = get("os")
-    if system.__class__ is dict and (value := system.get("name")) is not None:
-        event.os = text(value)
+    for part_name, pairs in _CONTEXT_FIELDS:
+        part = get(part_name)
+        if part.__class__ is dict:
+            for key, name in pairs:
+                if (value := part.get(key)) is not None:
+                    setattr(event, name, text(value))
     if (ip := get("ip")) is not None:
         event.ip = text(ip) or event.ip
     if event.group_id is None and (group := get("groupId")) is not None:

@@ -17,22 +17,27 @@ from roost.model import Event, Reason
 from roost.pipeline.batch import Batch, Refusal, Verdict
 
 BUCKET_SECONDS = 60  # the window's resolution: a messageId is kept to the minute
+EXPIRE_BUDGET = 10_000  # ids expiry may drop in one request (~1 ms)
 
 
 class DedupIndex:
     """The messageIds of the window, per project, with the minute each arrived in.
 
     Compact, as it holds every messageId of the window: per id one dict slot (its key the
-    Event's own string) and one list slot in its minute's bucket, ~60 bytes beside the id;
-    expiry drops whole minutes. An id is a duplicate for `window` after its minute.
+    Event's own string) and one list slot in its minute's bucket, ~40 bytes beside the id.
+    An id is a duplicate for `window` after its minute, whatever expiry has done yet: expiry
+    only gives memory back, minute by minute, at most `EXPIRE_BUDGET` ids per request (a
+    minute of heavy traffic holds millions; dropping them at once would stall the loop).
     """
 
     def __init__(self, window: timedelta) -> None:
-        self.window = window
         self._window = window.total_seconds()
         self.projects: dict[int, dict[str, int]] = {}  # project → messageId → minute
         # oldest first: (minute, project → the messageIds that arrived in it)
         self.minutes: deque[tuple[int, dict[int, list[str]]]] = deque()
+        # what expiry is dropping: (minute, that project's ids, their ids), and how far it is
+        self._dropping: deque[tuple[int, dict[str, int], list[str]]] = deque()
+        self._dropped = 0
 
     def load(self, rows: Iterable[tuple[int, str, datetime]]) -> int:
         loaded = sorted(((when.timestamp(), project, mid) for project, mid, when in rows))
@@ -40,16 +45,28 @@ class DedupIndex:
             self.reserve(project, mid, stamp)
         return len(loaded)
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> None:
         oldest = int((now - self._window) // BUCKET_SECONDS)
-        minutes = self.minutes
-        while minutes and minutes[0][0] < oldest:
-            minute, arrived = minutes.popleft()
-            for project, ids in arrived.items():
-                seen = self.projects[project]
-                for mid in ids:
-                    if seen.get(mid) == minute:  # not reserved again since, nor released
-                        del seen[mid]
+        dropping = self._dropping
+        while budget > 0:
+            if not dropping:
+                if not self.minutes or self.minutes[0][0] >= oldest:
+                    return
+                minute, arrived = self.minutes.popleft()
+                dropping.extend((minute, self.projects[p], ids) for p, ids in arrived.items())
+                self._dropped = 0
+                continue
+            minute, seen, ids = dropping[0]
+            end = min(len(ids), self._dropped + budget)
+            for mid in ids[self._dropped : end]:
+                if seen.get(mid) == minute:  # not reserved again since, nor released
+                    del seen[mid]
+            budget -= end - self._dropped
+            if end == len(ids):
+                dropping.popleft()
+                self._dropped = 0
+            else:
+                self._dropped = end
 
     def reserve(self, project: int, message_id: str, now: float) -> bool:
         """True if the messageId is new (and is now taken); False if it is a duplicate."""

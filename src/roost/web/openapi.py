@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from roost import __version__
 from roost.web import ingest
+from roost.web.api.reading import key_kinds
 from roost.web.spec import OBJECT, ApiRoute, Doc
 
 REF = "#/components/schemas/{name}"
@@ -66,17 +67,12 @@ def document(routes: Iterable[BaseRoute], ingest: Mapping[str, Doc]) -> dict[str
         kinds = (doc.auth,) if doc.auth else None
         operations.append((path, "POST", doc, kinds, []))
 
-    types = [t for _, _, doc, _, _ in operations for t in (doc.body, doc.answer) if _is_type(t)]
-    nested = [
-        t
-        for _, _, doc, _, _ in operations
-        for part in (doc.body, doc.answer)
-        if isinstance(part, dict)
-        for t in part.get("anyOf", [])
-        if _is_type(t)
-    ]
-    refs, components = msgspec.json.schema_components([*types, *nested], ref_template=REF)
-    ref_of = dict(zip([*types, *nested], refs, strict=True))
+    types = list(
+        dict.fromkeys(t for op in operations for part in (op[2].body, op[2].answer)
+                      for t in _types(part))
+    )  # fmt: skip
+    refs, components = msgspec.json.schema_components(types, ref_template=REF)
+    ref_of = dict(zip(types, refs, strict=True))
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, doc, kinds, params in operations:
@@ -109,6 +105,15 @@ def openapi_path(path: str) -> tuple[str, list[str]]:
 
 def _is_type(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, msgspec.Struct)
+
+
+def _types(part: Any) -> Iterator[type]:
+    """The msgspec types a body or answer names, itself or among its `anyOf`."""
+    if _is_type(part):
+        yield part
+    elif isinstance(part, dict):
+        for option in part.get("anyOf", []):
+            yield from _types(option)
 
 
 def _schema(part: Any, ref_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
@@ -157,17 +162,12 @@ def _operation(
         op["description"] = "The bearer token is the `metrics_token` setting."
     elif kinds:
         op["security"] = KEY_SCHEMES
-        op["description"] = f"Takes {_kinds(kinds)} key."
+        op["description"] = f"Takes {key_kinds(kinds)} key."
         op["responses"]["401"] = {"description": "Missing, unknown or revoked key.", **error}
         op["responses"]["403"] = {"description": "A key of another kind.", **error}
     else:
         op["security"] = []
     return op
-
-
-def _kinds(kinds: tuple[str, ...]) -> str:
-    named = [f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds]
-    return " or ".join(named)
 
 
 def page(spec: Mapping[str, Any]) -> str:

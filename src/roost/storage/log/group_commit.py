@@ -101,11 +101,8 @@ class GroupCommit:
     @staticmethod
     def _settle(batch: list[Pending], offset: int, failed: Exception | None) -> None:
         if failed is not None:
-            text = (
-                str(failed).strip().splitlines()[0]
-                if str(failed).strip()
-                else type(failed).__name__
-            )
+            text = str(failed).strip()
+            text = text.splitlines()[0] if text else type(failed).__name__
             error = BackendError(f"the event store could not commit: {text}")
             for _, future in batch:
                 if not future.done():

@@ -29,10 +29,13 @@ def read_key(
     if key is None or key.revoked_at is not None:
         raise Unauthorized("missing, unknown or revoked key")
     if key.kind not in kinds:
-        raise Forbidden(
-            f"Please use {' or '.join(f'an {k}' if k[0] in 'aeiou' else f'a {k}' for k in kinds)} key for {what}."
-        )
+        raise Forbidden(f"Please use {key_kinds(kinds)} key for {what}.")
     return key
+
+
+def key_kinds(kinds: tuple[str, ...]) -> str:
+    """ "a read or an admin": the kinds of key an endpoint takes, in words."""
+    return " or ".join(f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds)
 
 
 def error_response(error: ClientError) -> Response:
