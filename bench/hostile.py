@@ -122,7 +122,7 @@ class Hostile:
         kinds = [*[self._idle] * IDLE, *[self._slow] * SLOW, self._huge,
                  *[self._sql] * SQL_THREADS, self._streams]  # fmt: skip
         if self.only:
-            kinds = [k for k in kinds if k.__name__ == f"_{self.only}"]
+            kinds = [k for k in kinds if k.__name__[1:] in self.only.split(",")]
         for kind in kinds:
             thread = threading.Thread(target=kind, daemon=True)
             thread.start()
@@ -149,7 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
-    parser.add_argument("--only", default="", help="one kind: idle, slow, huge, sql, streams")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="these kinds only, comma-separated: idle, slow, huge, sql, streams",
+    )
     parser.add_argument("--nice", type=int, default=0, help="niceness of the load generator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

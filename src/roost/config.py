@@ -123,6 +123,16 @@ class Settings:
     query_concurrency: int = _setting(
         4, "Queries (SQL endpoint, reports) run at once, on threads of their own; more wait."
     )
+    sql_concurrency_per_project: int = _setting(
+        1,
+        "SQL endpoint queries one project runs at once; more wait their turn (up to "
+        "sql_timeout_seconds, then 429), so one tenant cannot take every query thread.",
+    )
+    report_concurrency_per_project: int = _setting(
+        2,
+        "Reports (Stats API, dashboard) one project computes at once; more wait their turn "
+        "(up to sql_timeout_seconds, then 429).",
+    )
     query_nice: int = _setting(
         10, "Niceness of the query threads: a heavy query yields the CPU to ingest (0: none)."
     )

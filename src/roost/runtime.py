@@ -38,6 +38,7 @@ from roost.pipeline.pipeline import Pipeline
 from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.query.cache import ResultCache
+from roost.query.turns import Turns
 from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata, project_config
@@ -81,6 +82,8 @@ class Runtime:
     accounts: Accounts
     results: ResultCache
     query_pool: ThreadPoolExecutor
+    sql_turns: Turns
+    report_turns: Turns
     inflight: Inflight
     consumers: Consumers | None
     profiles: ProfilesConsumer
@@ -140,6 +143,8 @@ class Runtime:
             initializer=_lower_priority,
             initargs=(settings.query_nice,),
         )
+        self.sql_turns = Turns(settings.sql_concurrency_per_project, "SQL queries")
+        self.report_turns = Turns(settings.report_concurrency_per_project, "reports")
         self.inflight = Inflight(settings.forwarders_yield_at)
         profile_store = ProfileStore(self.metadata.engine)
         recovered = 0

@@ -11,7 +11,9 @@ does all the parsing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from roost.config import Settings
 
 LINGER_SECONDS = 2.0
+SEND_BUFFER = "roost.send_buffer"  # the ASGI scope extension _limit_send_buffer is offered as
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -69,6 +72,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # how a long-lived answer (a debugger stream) asks for a small kernel send buffer
+        self.scope["extensions"] = {SEND_BUFFER: {"limit": self._limit_send_buffer}}
         if not self._in_head:  # the next request on a kept-alive connection
             self._in_head = True
             self._head_bytes = 0
@@ -82,6 +87,15 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+
+    def _limit_send_buffer(self, size: int) -> None:
+        """A client that stops reading a stream holds at most about `size` bytes of this
+        connection in the kernel (Linux grows a send buffer to 4 MiB on its own), and the
+        stream stops costing ingest anything once that is full."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     # One timer per connection at most, re-armed only when it fires early: a request sets a
     # deadline (a float), not a timer of its own (two timers a request cost the do-nothing

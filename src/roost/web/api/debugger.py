@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
@@ -14,9 +15,12 @@ from roost.dialects.base import key_from_headers
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import error_response, read_endpoint
+from roost.web.serving import SEND_BUFFER
 from roost.web.spec import ApiRoute, Doc
 
 HEARTBEAT_SECONDS = 15.0
+STREAM_SEND_BUFFER = 65536  # bytes the kernel holds for a stream's reader
+GATHER = 0.1  # seconds a stream waits after an entry for more, to write them at once
 
 
 @read_endpoint("the debugger")
@@ -27,11 +31,15 @@ async def stream(request: Request, runtime: Runtime, key: Key) -> Response:
         found = runtime.keys.find(raw)
         return found is not None and found.revoked_at is None
 
-    return sse(runtime, key.project_id, f"key:{key.id}", allowed)
+    return sse(request, runtime, key.project_id, f"key:{key.id}", allowed)
 
 
 def sse(
-    runtime: Runtime, project_id: int, holder: str, allowed: Callable[[], bool | Awaitable[bool]]
+    request: Request,
+    runtime: Runtime,
+    project_id: int,
+    holder: str,
+    allowed: Callable[[], bool | Awaitable[bool]],
 ) -> Response:
     """A project's debugger entries as Server-Sent Events (also the dashboard's live stream),
     for as long as `allowed()` says the holder may still read them: it is asked every
@@ -43,24 +51,31 @@ def sse(
         response.headers["Retry-After"] = str(error.retry_after)
         return response
     check = max(0.05, runtime.settings.key_cache_seconds)
+    send_buffer = request.scope.get("extensions", {}).get(SEND_BUFFER)
+    if send_buffer:  # a reader that stops reading costs little and holds little
+        send_buffer["limit"](STREAM_SEND_BUFFER)
 
     async def events() -> AsyncIterator[bytes]:
         try:
             yield b": roost debugger\n\n"
-            quiet = 0.0
-            async for entry in runtime.debugger.entries(subscriber, every=check):
-                if entry is not None:
-                    quiet = 0.0
-                    yield b"event: " + entry.outcome + b"\ndata: " + entry.body + b"\n\n"
-                    continue
-                verdict = allowed()
-                if not (await verdict if inspect.isawaitable(verdict) else verdict):
-                    yield b'event: closed\ndata: {"reason": "the key or login is no longer valid"}'
-                    yield b"\n\n"
-                    return
-                quiet += check
-                if quiet >= HEARTBEAT_SECONDS:
-                    quiet = 0.0
+            checked = written = time.monotonic()
+            async for ready in runtime.debugger.entries(subscriber, every=check, gather=GATHER):
+                now = time.monotonic()
+                if now - checked >= check:  # asked under traffic too, not only when quiet
+                    checked = now
+                    verdict = allowed()
+                    if not (await verdict if inspect.isawaitable(verdict) else verdict):
+                        yield b'event: closed\ndata: {"reason": "the key or login is no longer valid"}'
+                        yield b"\n\n"
+                        return
+                if ready:
+                    written = now
+                    yield b"".join(
+                        b"event: " + entry.outcome + b"\ndata: " + entry.body + b"\n\n"
+                        for entry in ready
+                    )
+                elif now - written >= HEARTBEAT_SECONDS:
+                    written = now
                     yield b": keep-alive\n\n"
         finally:
             runtime.debugger.unsubscribe(project_id, subscriber)

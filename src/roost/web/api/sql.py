@@ -39,14 +39,16 @@ async def sql(request: Request, runtime: Runtime, key: Key) -> Response:
             "try again, or ask without consistent=true for an answer that says so",
             field="consistent",
         )
-    result = await runtime.query(
-        runtime.warehouse.project_sql,
-        key.project_id,
-        query.sql,
-        timeout=runtime.settings.sql_timeout_seconds,
-        max_rows=runtime.settings.sql_max_rows,
-        max_bytes=runtime.settings.sql_max_bytes,
-    )
+    settings = runtime.settings
+    async with runtime.sql_turns.turn(key.project_id, settings.sql_timeout_seconds):
+        result = await runtime.query(
+            runtime.warehouse.project_sql,
+            key.project_id,
+            query.sql,
+            timeout=settings.sql_timeout_seconds,
+            max_rows=settings.sql_max_rows,
+            max_bytes=settings.sql_max_bytes,
+        )
     answer: dict[str, object] = {
         "columns": result.columns, "rows": result.rows, "truncated": result.truncated,
     }  # fmt: skip

@@ -20,19 +20,18 @@ from roost.web.api.reading import json_body, json_response, read_endpoint
 from roost.web.spec import ApiRoute, Doc
 
 
-async def _run(runtime: Runtime, sql: str, wait: bool = True) -> QueryResult:
+async def _run(runtime: Runtime, sql: str, project_id: int, wait: bool = True) -> QueryResult:
     if wait:
         await runtime.caught_up()  # read your writes, as the SQL endpoint does
     version = runtime.warehouse.version()  # before the query: a change meanwhile misses next
     kept = runtime.results.get(sql, version)
     if kept is not None:
         return kept
-    result = await runtime.query(
-        runtime.warehouse.report,
-        sql,
-        timeout=runtime.settings.sql_timeout_seconds,
-        max_rows=MAX_ROWS,
-    )
+    timeout = runtime.settings.sql_timeout_seconds
+    async with runtime.report_turns.turn(project_id, timeout):
+        result = await runtime.query(
+            runtime.warehouse.report, sql, timeout=timeout, max_rows=MAX_ROWS
+        )
     runtime.results.put(sql, version, result)
     return result
 
@@ -47,7 +46,7 @@ async def answer(
     report = REPORTS[kind]
     parsed = report.parse(body, datetime.now(UTC))
     sql = report.build(parsed, project_id, runtime.warehouse.flavor)
-    return report.shape(parsed, await _run(runtime, sql, wait))
+    return report.shape(parsed, await _run(runtime, sql, project_id, wait))
 
 
 def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:

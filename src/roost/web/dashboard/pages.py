@@ -353,7 +353,9 @@ async def live_stream(context: Context) -> Response:
     async def allowed() -> bool:  # a login that ended (logout, expiry, removal) stops reading
         return await asyncio.to_thread(accounts.session, token) is not None
 
-    return sse(context.runtime, context.project.id, f"user:{context.user.id}", allowed)
+    return sse(
+        context.request, context.runtime, context.project.id, f"user:{context.user.id}", allowed
+    )
 
 
 def routes() -> list[BaseRoute]:
