@@ -28,10 +28,10 @@ import msgspec
 import pyarrow as pa
 
 from roost import metrics
-from roost.dialects.clock import STORABLE, storable
 from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
 from roost.storage.warehouse import QueryResult
+from roost.storage.warehouse.clickhouse_rows import KEYED, rows
 from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
 from roost.storage.warehouse.schema import EVENT_COLUMNS, Column
@@ -39,10 +39,8 @@ from roost.storage.warehouse.schema import EVENT_COLUMNS, Column
 if TYPE_CHECKING:
     from roost.config import Settings
 
-_decode_events = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode = msgspec.json.Encoder().encode
 OLD_PARTS_SECONDS = 60  # how long replaced parts stay on disk: an erasure's bound (README)
-KEYED = ("properties",)  # JSON columns whose top level members `prop` reads
 
 
 def clickhouse_type(column: Column) -> str:
@@ -70,47 +68,6 @@ def _columns_sql() -> str:
     for name in KEYED:
         columns += [f"{name}_keys Array(String)", f"{name}_values Array(String)"]
     return ", ".join(columns)
-
-
-def _text(value: Any) -> str:
-    """A JSON member as text, as DuckDB's json_extract_string gives it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return _encode(value).decode()
-
-
-def _time(value: Any) -> str | None:
-    """An ISO 8601 time from the Log as ClickHouse's 'YYYY-MM-DD hh:mm:ss' in UTC."""
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(value)
-    parsed = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if not storable(parsed):  # written before ingest refused such times: never wedge a load
-        parsed = min(max(parsed, STORABLE[0]), STORABLE[1] - timedelta(seconds=1))
-    return f"{parsed:%Y-%m-%d %H:%M:%S}"
-
-
-_TIMES = tuple(c.name for c in EVENT_COLUMNS if c.duckdb == "TIMESTAMP")
-_JSONS = tuple(c.name for c in EVENT_COLUMNS if c.json)
-
-
-def _row(offset: int, event: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"log_offset": offset}
-    for c in EVENT_COLUMNS:
-        row[c.name] = event.get(c.name)
-    for name in _TIMES:
-        row[name] = _time(row[name])
-    for name in _JSONS:
-        value = row[name] or {}
-        row[name] = _encode(value).decode()
-        if name in KEYED:
-            row[f"{name}_keys"] = list(value)
-            row[f"{name}_values"] = [_text(v) for v in value.values()]
-    if isinstance(row["bot"], bool):
-        row["bot"] = int(row["bot"])
-    return row
 
 
 class ClickHouseSettings(msgspec.Struct, frozen=True):
@@ -280,12 +237,8 @@ class ClickHouseWarehouse:
         if not fresh:
             return
         started = time.perf_counter()
-        lines = []
-        for first, _, blob in fresh:
-            for i, event in enumerate(_decode_events(blob)):
-                offset = first + i
-                if offset > self._loaded and offset not in self._present:
-                    lines.append(_encode(_row(offset, event)))
+        loaded, present = self._loaded, self._present
+        lines = rows(fresh, lambda offset: offset > loaded and offset not in present)
         if lines:
             self._command(f"INSERT INTO {self.table} FORMAT JSONEachRow", b"\n".join(lines))
         self._advance(max(g[0] + g[1] - 1 for g in fresh))
