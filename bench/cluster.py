@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from roost.devtools.cluster import LocalCluster
+from roost.storage.log.jetstream import NatsLogReader
 from run import (
     batch_body,
     freshness,
@@ -104,6 +106,79 @@ def clickhouse_pressure(cluster: LocalCluster) -> dict[str, float]:
     return {"delayed_inserts": float(delayed.strip() or 0), "parts": float(parts.strip() or 0)}
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and every process under it, running or already reaped
+    (PostgreSQL's backends, `roost serve`'s forwarders child)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / TICKS  # utime stime cutime cstime
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+def components(cluster: LocalCluster) -> dict[str, list[int]]:
+    """The pids of each kind of process in the cluster."""
+    postmaster = int((cluster.postgres.dir / "data" / "postmaster.pid").read_text().split()[0])
+    pids = lambda processes: [p.pid for p in processes if p is not None]  # noqa: E731
+    return {
+        "ingest node": pids(n.process for n in cluster.ingest),
+        "nats-server": pids(n.process for n in cluster.nats.nodes),
+        "worker": pids(w.process for w in cluster.workers),
+        "ClickHouse": pids([cluster.clickhouse.process]),
+        "PostgreSQL": [postmaster],
+    }
+
+
+def cpu_by_component(cluster: LocalCluster) -> dict[str, float]:
+    return {kind: sum(tree_cpu(p) for p in pids) for kind, pids in components(cluster).items()}
+
+
+def loaded_and_last(cluster: LocalCluster) -> tuple[int, int]:
+    """The offset ClickHouse holds every event up to, and the Log's last."""
+    loaded = cluster.clickhouse_sql("SELECT max(loaded_offset) FROM roost.loads").strip()
+    reader = NatsLogReader(cluster.env["ROOST_LOG_URL"])
+    try:
+        return int(loaded or 0), reader.last_offset()
+    finally:
+        reader.close_sync()
+
+
+def worker_catch_up(
+    cluster: LocalCluster, urls: list[str], script: Path, args: argparse.Namespace
+) -> dict[str, float]:
+    """With the workers stopped, ingest for `--duration`; then one worker alone loads the
+    backlog into ClickHouse: its events/s and CPU seconds per million events."""
+    for worker in cluster.workers:
+        worker.stop()
+    load(urls, script, args.duration, args.connections)
+    start, last = loaded_and_last(cluster)
+    worker = cluster.workers[0]
+    worker.start()
+    assert worker.process is not None
+    began = time.perf_counter()
+    cpu = tree_cpu(worker.process.pid)
+    while (loaded := loaded_and_last(cluster)[0]) < last:
+        if time.perf_counter() - began > 600:
+            raise RuntimeError(f"the worker loaded {loaded} of {last} in 10 minutes")
+        time.sleep(0.05)
+    seconds = time.perf_counter() - began
+    cpu = tree_cpu(worker.process.pid) - cpu
+    events = last - start
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
+            "cpu_s_per_million": cpu / events * 1e6}  # fmt: skip
+
+
 def measure_cluster(
     work: Path, ingest: int, args: argparse.Namespace
 ) -> tuple[dict[str, float], list[float]]:
@@ -125,8 +200,16 @@ def measure_cluster(
             )
             return await asyncio.gather(running, probe)
 
+        before = cpu_by_component(cluster)
         figures, gaps = asyncio.run(both())
+        spent = cpu_by_component(cluster)
+        events = figures["events_per_s"] * args.duration
+        for kind, seconds in spent.items():
+            figures[f"cpu:{kind}"] = (seconds - before[kind]) / events * 1e6
         figures.update(clickhouse_pressure(cluster))
+        if ingest == 1:
+            for name, value in worker_catch_up(cluster, urls, script, args).items():
+                figures[f"catch_up:{name}"] = value
         return figures, gaps
     finally:
         cluster.stop()
@@ -185,6 +268,26 @@ def render(args: argparse.Namespace, rows: dict[str, tuple[dict[str, float], lis
             f"| {figures['errors']:.0f} | {statistics.median(gaps):.3f} "
             f"| {percentile(gaps, 0.95):.3f} | {max(gaps):.3f} | {pressure} |"
         )
+    lines.append(
+        "\nCPU seconds per million acknowledged events, by component, during the load above "
+        "(all processes of a kind together: 3 nats-servers, 2 workers of which one holds the "
+        "lease; PostgreSQL with its backends):\n"
+    )
+    kinds = [k.split(":", 1)[1] for k in rows["cluster, 1 ingest node"][0] if k.startswith("cpu:")]
+    lines.append("| setup | " + " | ".join(kinds) + " |")
+    lines.append("|---|" + "---|" * len(kinds))
+    for name, (figures, _) in rows.items():
+        if f"cpu:{kinds[0]}" in figures:
+            cells = " | ".join(f"{figures[f'cpu:{k}']:.1f}" for k in kinds)
+            lines.append(f"| {name} | {cells} |")
+    catch = rows["cluster, 1 ingest node"][0]
+    lines.append(
+        f"\nOne worker alone loading a backlog of {catch['catch_up:events']:,.0f} events into "
+        f"ClickHouse (the workers stopped during a {args.duration} s load, then one started): "
+        f"{catch['catch_up:events_per_s']:,.0f} events/s, "
+        f"{catch['catch_up:cpu_s_per_million']:.1f} CPU seconds per million events "
+        "(target: 150,000 events/s).\n"
+    )
     one = rows["cluster, 1 ingest node"][0]["events_per_s"]
     two = rows["cluster, 2 ingest nodes"][0]["events_per_s"]
     lines.append(f"\nTwo ingest nodes / one: {two / one:.2f}× (target ≥ 1.8×).\n")

@@ -183,10 +183,12 @@ def test_loader_reads_the_log_when_memory_has_a_gap(
         loader._recent.clear()  # as if they had been dropped for piling up
         loader._recent_count = 0
         await log.append([event(n) for n in range(3, 5)])  # 4-5 in memory: a gap before them
-        first = loader._next_batch()  # the gap: read from the Log instead
+        first = loader._next_batch(log.last_offset())  # the gap: read from the Log instead
         assert [(g[0], g[1]) for g in first] == [(1, 3)]  # about batch_events, whole groups
         warehouse.load(first)
-        second = loader._next_batch()  # 4-5 follow what is loaded: taken from memory
+        second = loader._next_batch(
+            log.last_offset()
+        )  # 4-5 follow what is loaded: taken from memory
         assert second == list(loader._recent)
         warehouse.load(second)
         await log.close()

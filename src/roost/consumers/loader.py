@@ -19,6 +19,7 @@ from typing import Protocol
 from roost import metrics
 from roost.consumers.follower import Follower
 from roost.storage.log import Group
+from roost.storage.warehouse import LoadShape
 
 
 class Source(Protocol):
@@ -29,6 +30,8 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
+    load_shape: LoadShape
+
     def loaded_offset(self) -> int: ...
     def load(self, groups: list[Group]) -> None: ...
     def maybe_checkpoint(self, busy: bool) -> None: ...
@@ -42,7 +45,7 @@ class Loader(Follower):
         source: Source,
         sink: Sink,
         *,
-        batch_events: int = 10_000,
+        batch_events: int | None = None,
         interval: float = 0.1,
         retention: float = 7 * 86400.0,
         holds: Callable[[], int] | None = None,
@@ -54,7 +57,9 @@ class Loader(Follower):
         super().__init__(interval)
         self.source = source
         self.sink = sink
-        self.batch_events = batch_events
+        self.batch_events = batch_events or sink.load_shape.events
+        self.every = sink.load_shape.every
+        self._loaded_at = 0.0
         self.retention = retention
         self.holds = holds
         self.also = also
@@ -90,7 +95,7 @@ class Loader(Follower):
         if first_offset + count - 1 - self.sink.loaded_offset() >= self.batch_events:
             self.poke()
 
-    def _next_batch(self) -> list[Group]:
+    def _next_batch(self, last: int) -> list[Group]:
         """What follows the Warehouse: from memory when it is contiguous, else from the Log."""
         loaded = self.sink.loaded_offset()
         batch: list[Group] = []
@@ -104,7 +109,19 @@ class Loader(Follower):
                     break
                 batch.append(Group(first, count, events))
                 following = first + count
-        return batch or self.source.read_groups(loaded, self.batch_events)
+        if batch:
+            return batch
+        # from the Log, until a batch or `last`: a read may answer fewer than asked (JetStream:
+        # ~8 MB a read)
+        got = 0
+        while True:
+            more = self.source.read_groups(loaded, self.batch_events - got)
+            batch += more
+            got += sum(first + n - 1 - max(first - 1, loaded) for first, n, _ in more)
+            end = more[-1][0] + more[-1][1] - 1 if more else loaded
+            if got >= self.batch_events or end <= loaded or end >= last:
+                return batch
+            loaded = end
 
     def trim(self, now: float | None = None) -> int:
         """Drop from the Log what the Warehouse holds and is older than the retention.
@@ -133,9 +150,18 @@ class Loader(Follower):
         # loads cost the ingest path far less than many small ones.
         if self.also is not None:
             self.also()
-        if self.sink.loaded_offset() >= self.source.last_offset():
+        loaded, last = self.sink.loaded_offset(), self.source.last_offset()
+        if loaded >= last:
             return
-        self.sink.load(self._next_batch())
+        if (
+            self.every
+            and time.monotonic() - self._loaded_at < self.every
+            and not self._waiters
+            and last - loaded < self.batch_events
+        ):
+            return  # this Warehouse takes few large loads better than many small ones
+        self._loaded_at = time.monotonic()
+        self.sink.load(self._next_batch(last))
         # A checkpoint costs ~4 µs per event loaded since the last one and holds up the loads
         # behind it: at its threshold when caught up with no reader waiting, and only far
         # past it otherwise (so the WAL stays bounded).

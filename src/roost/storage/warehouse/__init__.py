@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 from msgspec import Struct
@@ -25,8 +25,17 @@ class QueryResult(Struct):
     truncated: bool = False
 
 
+class LoadShape(NamedTuple):
+    """How the Loader feeds a Warehouse: up to `events` at once, and (unless a reader waits
+    or that many are waiting) at most one load every `every` seconds."""
+
+    events: int
+    every: float
+
+
 class Warehouse(Protocol):
     flavor: Flavor  # how reports (query/stats.py) write this backend's SQL
+    load_shape: LoadShape  # measured per backend: bench/RESULTS.md
 
     # Loading, on the Loader's thread only
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 from roost import metrics
 from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
-from roost.storage.warehouse import QueryResult
+from roost.storage.warehouse import LoadShape, QueryResult
 from roost.storage.warehouse.clickhouse_rows import KEYED, rows
 from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
@@ -116,6 +116,10 @@ def _value(kind: str, value: Any) -> Any:
 
 
 class ClickHouseWarehouse:
+    # An insert costs ClickHouse ~120 ms of CPU whatever its size (a part of ~45 columns'
+    # files; 18.16): 1,000 rows an insert is 120 µs a row, 20,000 is 7.4 (bench/RESULTS.md).
+    load_shape = LoadShape(events=50_000, every=1.0)
+
     def __init__(self, url: str, *, timeout: float = 60.0, query_memory_mb: int = 2048) -> None:
         self.query_memory = query_memory_mb << 20
         self.settings = parse_url(url)
