@@ -23,27 +23,33 @@ from tests.integration.server import Server, create_key, roost
 pytestmark = pytest.mark.slow
 
 
+def _listen(url: str, key: str) -> tuple[threading.Thread, list[str]]:
+    """A debugger stream read line by line on a thread, once it has opened."""
+    lines: list[str] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET", f"{url}/api/v1/debugger/stream",
+            headers={"Authorization": f"Bearer {key}"}, timeout=30,
+        ) as response:  # fmt: skip
+            for line in response.iter_lines():
+                opened.set()
+                lines.append(line)
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    assert opened.wait(10)
+    return thread, lines
+
+
 def test_a_revoked_keys_stream_closes_and_a_key_holds_only_so_many(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = Server(data).start()
     try:
         read = create_key(data, "read")
         key_id = json.loads(roost("keys", "list", "--json", data=data).stdout)[-1]["id"]
-        lines: list[str] = []
-        opened = threading.Event()
-
-        def listen() -> None:
-            with httpx.stream(
-                "GET", f"{server.url}/api/v1/debugger/stream",
-                headers={"Authorization": f"Bearer {read}"}, timeout=30,
-            ) as response:  # fmt: skip
-                for line in response.iter_lines():
-                    opened.set()
-                    lines.append(line)
-
-        first = threading.Thread(target=listen)
-        first.start()
-        assert opened.wait(10)
+        first, lines = _listen(server.url, read)
         others = [
             httpx.Client(timeout=30).send(
                 httpx.Request("GET", f"{server.url}/api/v1/debugger/stream",
@@ -80,17 +86,7 @@ def test_a_revoked_keys_stream_closes_while_events_keep_coming(tmp_path: Path) -
         read, write = create_key(data, "read"), create_key(data, "write")
         listed = json.loads(roost("keys", "list", "--json", data=data).stdout)
         key_id = next(k["id"] for k in listed if k["kind"] == "read")
-        lines: list[str] = []
-        opened, stop = threading.Event(), threading.Event()
-
-        def listen() -> None:
-            with httpx.stream(
-                "GET", f"{server.url}/api/v1/debugger/stream",
-                headers={"Authorization": f"Bearer {read}"}, timeout=30,
-            ) as response:  # fmt: skip
-                for line in response.iter_lines():
-                    opened.set()
-                    lines.append(line)
+        stop = threading.Event()
 
         def send() -> None:
             with httpx.Client(headers={"Authorization": f"Bearer {write}"}) as client:
@@ -98,9 +94,8 @@ def test_a_revoked_keys_stream_closes_while_events_keep_coming(tmp_path: Path) -
                     client.post(f"{server.url}/v1/track", json={"userId": "u", "event": "E"})
                     time.sleep(0.02)
 
-        listener, sender = threading.Thread(target=listen), threading.Thread(target=send)
-        listener.start()
-        assert opened.wait(10)
+        listener, lines = _listen(server.url, read)
+        sender = threading.Thread(target=send)
         sender.start()
         try:
             deadline = time.monotonic() + 10
