@@ -129,9 +129,10 @@ class Settings:
         "sql_timeout_seconds, then 429), so one tenant cannot take every query thread.",
     )
     report_concurrency_per_project: int = _setting(
-        2,
+        3,
         "Reports (Stats API, dashboard) one project computes at once; more wait their turn "
-        "(up to sql_timeout_seconds, then 429).",
+        "(up to three times sql_timeout_seconds, a dashboard page's many reports included, "
+        "then 429).",
     )
     query_nice: int = _setting(
         10, "Niceness of the query threads: a heavy query yields the CPU to ingest (0: none)."
