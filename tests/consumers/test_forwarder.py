@@ -448,6 +448,19 @@ def test_a_destination_made_elsewhere_starts_the_forwarders_process(
         assert forwarders.process is not None
 
 
+def test_a_poke_with_no_enabled_destination_starts_no_process(tmp_path: Path) -> None:
+    """A change through the API pokes the watch; a disabled destination wants no child."""
+    for env in open_env(make_settings(tmp_path, forwarders="process")):
+        forwarders = env.runtime.forwarders
+        assert isinstance(forwarders, ForwarderProcess)
+        project = env.runtime.metadata.project("default").id
+        spec = {"name": "off", "kind": "webhook", "url": "http://127.0.0.1:9/", "enabled": False}
+        env.runtime.destinations.set(project, spec)
+        forwarders.poke()
+        time.sleep(0.5)
+        assert forwarders.process is None
+
+
 def test_forwarders_yield_while_many_ingest_requests_wait(
     settings: Settings, receiver: Receiver
 ) -> None:

@@ -43,7 +43,7 @@ class Warehouse:
         self.loads.append(sum(g[1] for g in groups))
         self.loaded = groups[-1][0] + groups[-1][1] - 1
 
-    def maybe_checkpoint(self, busy: bool) -> None: ...
+    def maybe_checkpoint(self) -> None: ...
 
 
 def test_a_warehouse_that_wants_large_loads_gets_them() -> None:

@@ -83,7 +83,11 @@ class ForwarderProcess:
         return any(d.enabled for d in self.store.configured())
 
     def _watching(self) -> None:
-        while not self._woken.wait(WATCH_EVERY):
+        """Every WATCH_EVERY seconds, or at once when poked (a change through the API, which
+        may as well be a destination disabled or deleted): is one enabled now?"""
+        while not self._stopping:
+            self._woken.wait(WATCH_EVERY)
+            self._woken.clear()
             if self._stopping:
                 return
             try:
@@ -92,11 +96,10 @@ class ForwarderProcess:
                 log.exception("could not read the destinations")
                 continue
             if wanted:
-                break
-        self._woken.clear()
-        with self._start_lock:
-            if not self._stopping and self.process is None:
-                self._start_child()
+                with self._start_lock:
+                    if not self._stopping and self.process is None:
+                        self._start_child()
+                return
 
     def _start_child(self) -> None:
         ours, theirs = self._context.Pipe()

@@ -34,7 +34,7 @@ class Sink(Protocol):
 
     def loaded_offset(self) -> int: ...
     def load(self, groups: list[Group]) -> None: ...
-    def maybe_checkpoint(self, busy: bool) -> None: ...
+    def maybe_checkpoint(self) -> None: ...
 
 
 class Loader(Follower):
@@ -162,11 +162,10 @@ class Loader(Follower):
             return  # this Warehouse takes few large loads better than many small ones
         self._loaded_at = time.monotonic()
         self.sink.load(self._next_batch(last))
-        # A checkpoint costs ~4 µs per event loaded since the last one and holds up the loads
-        # behind it: at its threshold when caught up with no reader waiting, and only far
-        # past it otherwise (so the WAL stays bounded).
+        # The Warehouse checkpoints past its threshold on a thread of its own; the Log's
+        # checkpoint and the trim wait for a moment with nothing to load and no reader waiting.
         idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()
-        self.sink.maybe_checkpoint(busy=not idle)
+        self.sink.maybe_checkpoint()
         if idle:
             self.source.checkpoint()
             self.trim()

@@ -10,12 +10,10 @@ MAX_TEXT = 2048
 
 def text(value: Any) -> str | None:
     """A short string from a str or number; None for anything else or empty."""
-    if value.__class__ is str:
+    if isinstance(value, str):  # first: what it is nearly always
         return value[:MAX_TEXT] or None
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str):
-        return value[:MAX_TEXT] or None
     if isinstance(value, int | float):
         return str(value)
     return None

@@ -178,7 +178,8 @@ class SegmentDialect:
         received = request.received_at
         sent = m.sentAt or batch_sent_at
         if m.timestamp is None and m.originalTimestamp is None and sent is None:
-            timestamp, original, note = received, None, None  # what event_times gives
+            # what event_times gives then, without the call (~0.5 µs an event, measured)
+            timestamp, original, note = received, None, None
         else:
             try:
                 times = clock.event_times(
@@ -187,12 +188,7 @@ class SegmentDialect:
                 )  # fmt: skip
             except clock.OutOfRange as exc:
                 return _reject(parsed, index, prefix, "timestamp", str(exc))
-            timestamp, original, sent, note = (
-                times.timestamp,
-                times.original,
-                times.sent,
-                times.note,
-            )
+            timestamp, original, sent, note = times
             if note is not None:
                 context = _note(context, "clock", note)
         properties = m.properties or {}
@@ -222,8 +218,7 @@ class SegmentDialect:
             _from_context(event, context)
         if properties:
             _from_properties(event, properties, kind)
-        parsed.indexes.append(index)
-        parsed.events.append(event)
+        parsed.add(index, event)
         return None
 
     def respond(self, result: Result) -> Reply:

@@ -265,7 +265,7 @@ class ClickHouseWarehouse:
         self._command(f"DROP TABLE IF EXISTS {old}")
         self._advance(self._loaded)
 
-    def maybe_checkpoint(self, busy: bool = False) -> None:
+    def maybe_checkpoint(self) -> None:
         """Nothing to do: ClickHouse merges its parts on its own."""
 
     def close(self) -> None:

@@ -249,9 +249,9 @@ class DuckDBWarehouse:
                 raise
         self._version += 1
 
-    def maybe_checkpoint(self, busy: bool = False) -> None:
+    def maybe_checkpoint(self) -> None:
         """Have the checkpointer run one if the WAL is past the threshold (at once; the
-        Loader goes on). `busy` is the Loader's: a checkpoint no longer holds it up."""
+        Loader goes on)."""
         try:
             size = _wal(self.path).stat().st_size
         except FileNotFoundError:
