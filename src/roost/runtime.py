@@ -255,16 +255,16 @@ class Runtime:
             if self.consumers is not None
             else self.warehouse.stored_offset()
         )
-        return max(0, self.log.last_offset() - loaded)
+        return self.log.count_between(loaded, self.log.last_offset())
 
     async def behind(self) -> int:
-        """How many acknowledged Log offsets the Warehouse has not loaded yet (0: none)."""
+        """How many acknowledged events the Warehouse has not loaded yet (0: none)."""
         target = self.log.last_offset()
         if self.consumers is None:
             loaded = await asyncio.to_thread(self.warehouse.stored_offset)
         else:
             loaded = self.warehouse.loaded_offset()
-        return max(0, target - loaded)
+        return await asyncio.to_thread(self.log.count_between, loaded, target)
 
     async def _stored_up_to(self, target: int, deadline: float) -> bool:
         delay = 0.005

@@ -19,6 +19,9 @@ class Log:
     def last_offset(self) -> int:
         return self.last
 
+    def count_between(self, after: int, up_to: int) -> int:
+        return up_to - after
+
     def read_groups(self, after: int, limit: int) -> list[Group]:
         """At most 10 events a read, as JetStream answers at most ~8 MB."""
         self.reads.append((after, limit))

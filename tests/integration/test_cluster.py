@@ -180,3 +180,48 @@ def test_acknowledged_events_survive_killed_nodes_exactly_once(cluster: LocalClu
         node.process.terminate()
         assert node.process.wait(60) == 0, node.log_path.read_text()[-3000:]
         assert "Traceback" not in node.log_path.read_text(), node.log_path.read_text()[-3000:]
+
+
+def test_an_erasure_leaves_the_others_of_its_messages_exactly_once(tmp_path: Path) -> None:
+    """JetStream cannot rewrite a message: the erasure deletes each message holding the
+    user's events and stores its other events again; the Warehouse must then hold those once,
+    the user's none, and a consistent read must not wait on the gap the last message left."""
+    local = LocalCluster(tmp_path / "cluster", ingest=1, workers=1, nats_nodes=1).start()
+    try:  # merges stay on: ClickHouse runs its deletes (mutations) with them
+        metadata = Metadata(local.env["ROOST_METADATA_URL"])
+        _, admin = metadata.create_key("default", "admin")
+        metadata.close()
+        node, write = local.ingest[0], {"X-Write-Key": local.write_key}
+        mixed = [
+            {"type": "track", "userId": "gone" if i % 3 == 0 else "kept", "event": "E",
+             "messageId": f"mixed-{i}"}
+            for i in range(12)
+        ]  # fmt: skip
+        only_gone = [{"type": "track", "userId": "gone", "event": "E", "messageId": "last"}]
+        for batch in (mixed, only_gone):  # the user's own message is the stream's last
+            sent = httpx.post(f"{node.url}/v1/batch", json={"batch": batch}, headers=write)
+            assert sent.status_code == 200 and sent.json()["rejected"] == 0, sent.text
+        erased = httpx.delete(
+            f"{node.url}/api/v1/users/gone",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=60,
+        )
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["log_events"] == 5, erased.text
+
+        def sql(query: str) -> httpx.Response:
+            return httpx.post(f"{node.url}/api/v1/sql", json={"sql": query},
+                              headers={"Authorization": f"Bearer {local.read_key}"})  # fmt: skip
+
+        seen = sql("select user_id, count(*) from events group by user_id")
+        assert seen.status_code == 200 and seen.json()["rows"] == [["kept", 8]], seen.text
+        counts = clickhouse_counts(local)
+        assert {m: c for m, c in counts.items() if c > 1} == {}, "events stored twice"
+        assert set(counts) == {f"mixed-{i}" for i in range(12) if i % 3}
+        after = httpx.post(f"{node.url}/v1/track", headers=write,
+                           json={"userId": "kept", "event": "After", "messageId": "after"})  # fmt: skip
+        assert after.status_code == 200, after.text
+        again = sql("select count(*) from events where message_id = 'after'")
+        assert again.status_code == 200 and again.json()["rows"] == [[1]], again.text
+    finally:
+        local.stop()

@@ -19,7 +19,8 @@ import pytest
 from roost.consumers.loader import Loader
 from roost.devtools.servers import Nats
 from roost.model import Event
-from roost.storage.log.jetstream import NatsLog
+from roost.storage.log import jetstream
+from roost.storage.log.jetstream import MESSAGE_BYTES, NatsLog, first_offset
 from roost.storage.log.sqlite import SQLiteLog
 from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
@@ -80,6 +81,8 @@ def event(n: int, project: int = 1, when: datetime | None = None) -> Event:
 
 
 def test_append_gives_increasing_offsets_and_read_follows(open_log: Opener) -> None:
+    """Offsets increase in append order; SQLite's are dense, JetStream's are not (a message's
+    sequence gives its events' offsets), so every lag is counted by the Log."""
     log = open_log()
 
     async def run() -> None:
@@ -87,33 +90,45 @@ def test_append_gives_increasing_offsets_and_read_follows(open_log: Opener) -> N
         second, third = await asyncio.gather(
             log.append([event(3)]), log.append([event(4), event(5)])
         )
-        assert first == [1, 2]
-        assert sorted(second + third) == [3, 4, 5]
+        assert first[1] == first[0] + 1  # one append's events are consecutive
+        everything = first + sorted(second + third)
+        assert everything == sorted(set(everything)) and min(second + third) > first[1]
         logged = await log.read(0, 100)
-        assert [e.offset for e in logged] == [1, 2, 3, 4, 5]
-        assert [e.offset for e in await log.read(2, 2)] == [3, 4]
-        assert await log.read(5, 10) == []
+        assert [e.offset for e in logged] == everything
+        assert [e.offset for e in await log.read(everything[1], 2)] == everything[2:4]
+        assert await log.read(everything[-1], 10) == []
         assert logged[0].event == event(1, when=logged[0].event.received_at)
         assert logged[0].event.properties == {"n": 1, "nested": {"a": [1, 2]}}
-        assert log.last_offset() == 5
+        assert log.last_offset() == everything[-1]
+        assert log.count_between(0, everything[-1]) == 5
+        assert log.count_between(everything[0], everything[-1]) == 4
+        assert log.count_between(everything[1], everything[3]) == 2
+        assert log.count_between(everything[-1], everything[-1]) == 0
+        if isinstance(log, SQLiteLog):
+            assert everything == [1, 2, 3, 4, 5]
+        else:
+            assert everything[0] == first_offset(1, 2) and everything[2] == first_offset(2, 1)
         await log.close()
 
     asyncio.run(run())
 
 
 def test_acknowledged_events_survive_reopen(open_log: Opener) -> None:
+    written: list[int] = []
+
     async def write() -> None:
         log = open_log()
-        await log.append([event(n) for n in range(100)])
+        written.extend(await log.append([event(n) for n in range(100)]))
         await log.close()
 
     asyncio.run(write())
 
     async def check() -> None:
         log = open_log()
-        assert log.last_offset() == 100
-        assert [e.offset for e in await log.read(98, 10)] == [99, 100]
-        assert await log.append([event(101)]) == [101]
+        assert log.last_offset() == written[-1]
+        assert [e.offset for e in await log.read(written[97], 10)] == written[98:]
+        (more,) = await log.append([event(101)])
+        assert more > written[-1] and log.count_between(0, more) == 101
         await log.close()
 
     asyncio.run(check())
@@ -122,6 +137,7 @@ def test_acknowledged_events_survive_reopen(open_log: Opener) -> None:
 def test_loader_follows_the_log_into_the_warehouse(open_log: Opener, warehouse: Any) -> None:
     log = open_log()
     loader = Loader(log, warehouse, batch_events=3)
+    last: list[int] = []
 
     async def run() -> None:
         await log.append([event(n) for n in range(5)])
@@ -130,7 +146,8 @@ def test_loader_follows_the_log_into_the_warehouse(open_log: Opener, warehouse: 
         loader.start()
         offsets = await log.append([event(n) for n in range(5, 12)])
         assert await loader.caught_up(offsets[-1], timeout=5)
-        assert warehouse.loaded_offset() == 12
+        assert warehouse.loaded_offset() == offsets[-1]
+        last.append(offsets[-1])
         loader.stop()
         await log.close()
 
@@ -138,7 +155,7 @@ def test_loader_follows_the_log_into_the_warehouse(open_log: Opener, warehouse: 
     result = warehouse.project_sql(
         1, "select count(*), max(log_offset) from events", timeout=5, max_rows=10, max_bytes=1 << 20
     )
-    assert result.rows == [[12, 12]]
+    assert result.rows == [[12, last[0]]]
 
 
 def group(first: int, events: list[Event]) -> tuple[int, int, bytes]:
@@ -254,11 +271,11 @@ def test_trim_keeps_what_another_consumer_still_needs(
 def test_identity_reads_give_every_identify_alias_and_group(open_log: Opener) -> None:
     async def run() -> None:
         log = open_log()
-        await log.append([event(1), event(2)])
+        one = await log.append([event(1), event(2)])
         identify = event(3)
         identify.type = "identify"
-        await log.append([event(4), identify])
-        await log.append([event(6)])
+        two = await log.append([event(4), identify])
+        (three,) = await log.append([event(6)])
 
         def typed(groups: list[tuple[int, int, bytes]]) -> dict[int, str]:
             decoded = (
@@ -267,30 +284,35 @@ def test_identity_reads_give_every_identify_alias_and_group(open_log: Opener) ->
             return {first + i: e.type for first, events in decoded for i, e in enumerate(events)}
 
         everything = typed(log.read_groups(0, 100))
-        assert everything == {1: "track", 2: "track", 3: "track", 4: "identify", 5: "track"}
+        assert everything == {
+            one[0]: "track", one[1]: "track", two[0]: "track", two[1]: "identify", three: "track"
+        }  # fmt: skip
         identities = typed(log.read_groups(0, 100, identities_only=True))
-        assert identities[4] == "identify"  # with, at most, the other events of its group
+        assert identities[two[1]] == "identify"  # with, at most, the other events of its group
         assert all(everything[offset] == kind for offset, kind in identities.items())
-        assert 1 not in identities and 5 not in identities
+        assert one[0] not in identities and three not in identities
         await log.close()
 
     asyncio.run(run())
 
 
 def test_a_retried_message_id_keeps_its_first_offset(open_log: Opener) -> None:
-    """Ingest dedups first; the Log's own dedup (JetStream's `Nats-Msg-Id`) catches a retry
-    that reached another ingest node. SQLite's Log, behind one ingest, stores what it is given."""
+    """Ingest dedups first; the Log's own dedup (JetStream's `Nats-Msg-Id`, made from the
+    messageIds of an append) catches a retried request that reached another ingest node.
+    SQLite's Log, behind one ingest, stores what it is given."""
 
     async def run() -> None:
         log = open_log()
         first = await log.append([event(1), event(2)])
-        again = await log.append([event(2), event(3)])
-        assert first == [1, 2]
+        again = await log.append([event(1), event(2)])
+        single = await log.append([event(3)])
+        single_again = await log.append([event(3)])
         if isinstance(log, NatsLog):
-            assert again == [2, 3] and log.last_offset() == 3
+            assert again == first and single_again == single
+            assert log.last_offset() == single[0]
             assert [e.event.event for e in await log.read(0, 10)] == ["E1", "E2", "E3"]
         else:
-            assert again == [3, 4]
+            assert again == [3, 4] and single_again == [6]
         await log.close()
 
     asyncio.run(run())
@@ -302,15 +324,88 @@ def test_nats_stream_is_made_as_configured_and_erasure_deletes(nats_url: str) ->
         info = log.stream_info()
         assert info.config.max_age == 7200 and info.config.duplicate_window == 30
         assert info.config.allow_direct and info.config.num_replicas == 1
-        kept, gone = event(1), event(2)
+        kept, gone, after = event(1), event(2), event(3)
         gone.user_id = "erase-me"
-        await log.append([kept, gone, event(3)])
+        offsets = await log.append([kept, gone, after])
+        assert len(info_messages(log)) == 1  # one message for the append
         erased = log.erase(1, lambda e: e.user_id == "erase-me", hints=["erase-me"])
-        assert erased == [gone.message_id]
-        assert [e.offset for e in await log.read(0, 10)] == [1, 3]  # offsets stay
-        assert log.read_groups(0, 10)[0][:2] == (1, 1)
-        assert log.offset_before(0) == 0
-        assert log.offset_before(datetime.now(UTC).timestamp() + 60) == 3
+        assert erased.message_ids == [gone.message_id]
+        assert erased.replaced == [(offsets[0], offsets[2])]  # the group's others, stored again
+        logged = await log.read(0, 10)
+        assert [e.event.message_id for e in logged] == ["m1", "m3"]
+        assert logged[0].offset > offsets[2]  # at new offsets
+        assert log.last_offset() > logged[-1].offset  # and an empty message closes the erasure
+        groups = log.read_groups(logged[-1].offset, 10)
+        assert [(g.size, g.events) for g in groups] == [(0, b"[]")]
+        assert log.count_between(0, log.last_offset()) == 2
+        replay = log.offset_before(0)  # before the first message left
+        assert replay < logged[0].offset and (await log.read(replay, 1))[0] == logged[0]
+        assert log.offset_before(datetime.now(UTC).timestamp() + 60) == log.last_offset()
+        await log.close()
+
+    asyncio.run(run())
+
+
+def test_the_warehouse_drops_what_a_nats_erasure_stored_again(
+    nats_url: str, warehouse: Any
+) -> None:
+    """After the Loader has the events an erasure stored again, the Warehouse deletes their
+    rows at the old offsets (`Erased.replaced`): each event is then there once."""
+
+    async def run() -> None:
+        log = NatsLog(f"{nats_url}?stream=AGAIN{abs(hash(str(warehouse))) % 10**9}")
+        loader = Loader(log, warehouse)
+        gone = event(2)
+        gone.user_id = "erase-me"
+        await log.append([event(1), gone, event(3)])
+        loader.catch_up()
+        erased = log.erase(1, lambda e: e.user_id == "erase-me")
+        warehouse.erase(1, ids=["erase-me"])
+        loader.catch_up()
+        twice = "select message_id, count(*) from events group by message_id order by message_id"
+        assert rows(warehouse, twice) == [["m1", 2], ["m3", 2]]  # until the old rows go
+        assert warehouse.erase(1, offsets=erased.replaced) == 2
+        assert rows(warehouse, twice) == [["m1", 1], ["m3", 1]]
+        await log.close()
+
+    asyncio.run(run())
+
+
+def rows(warehouse: Any, sql: str) -> list[list[Any]]:
+    return list(warehouse.project_sql(1, sql, timeout=5, max_rows=100, max_bytes=1 << 20).rows)
+
+
+def info_messages(log: NatsLog) -> list[int]:
+    state = log.stream_info().state
+    return list(range(state.first_seq, state.last_seq + 1))
+
+
+def test_nats_appends_split_into_messages_within_their_limits(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append is one message unless it holds more than SPAN events or MESSAGE_BYTES, or
+    identify calls (one message each, in their place): what a consumer reads back is the same
+    events in the same order."""
+    monkeypatch.setattr(jetstream, "SPAN", 8)
+
+    async def run() -> None:
+        log = NatsLog(f"{nats_url}?stream=SPLIT")
+        identify = event(100)
+        identify.type = "identify"
+        big = [event(n) for n in (200, 201)]
+        for e in big:
+            e.properties = {"blob": "x" * (MESSAGE_BYTES // 2)}
+        batch = [*(event(n) for n in range(20)), identify, *(event(n) for n in range(20, 23)), *big]
+        offsets = await log.append(batch)
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(batch)
+        groups = log.read_groups(0, 100)
+        assert [g.size for g in groups] == [8, 8, 4, 1, 4, 1]  # 8 8 4 | identify | 3 + big | big
+        assert all(len(g.events) <= MESSAGE_BYTES for g in groups)
+        logged = await log.read(0, 100)
+        assert [e.event.message_id for e in logged] == [e.message_id for e in batch]
+        assert [e.offset for e in logged] == offsets
+        assert log.count_between(0, log.last_offset()) == len(batch)
+        assert log.count_between(offsets[5], offsets[21]) == 16
         await log.close()
 
     asyncio.run(run())

@@ -106,10 +106,17 @@ async def erase_range(
 async def _erase_logged(
     runtime: Stores, project: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
 ) -> int:
-    """Tombstones in the Log, and the same events out of the dead letters; how many."""
+    """Out of the Log, and the same events out of the dead letters; how many.
+
+    A Log that stored a group's other events again at new offsets (JetStream) leaves them in
+    the Warehouse twice once loaded: their old rows go when the Loader has the new ones.
+    """
     erased = await asyncio.to_thread(runtime.log.erase, project, matches, hints)
-    await asyncio.to_thread(runtime.destinations.erase_letters, project, erased)
-    return len(erased)
+    await asyncio.to_thread(runtime.destinations.erase_letters, project, erased.message_ids)
+    if erased.replaced:
+        await _caught_up(runtime)
+        await asyncio.to_thread(runtime.warehouse.erase, project, offsets=erased.replaced)
+    return len(erased.message_ids)
 
 
 async def _recorded(runtime: Stores, *args: Any, **kwargs: Any) -> dict[str, Any]:

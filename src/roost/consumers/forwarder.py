@@ -415,10 +415,11 @@ class Forwarders(Follower):
 def status(
     destination: Destination,
     store: DestinationStore,
-    last_offset: int,
+    behind: Callable[[int], int],
     running: Snapshot | None = None,
 ) -> dict[str, Any]:
-    """A destination's delivery health: cursor, lag, counts, last error, retries, dead letters."""
+    """A destination's delivery health: cursor, lag (`behind(cursor)`: the events after it),
+    counts, last error, retries, dead letters."""
     state = running.state if running is not None else store.state(destination.id)
     cursor = state.log_offset if state else None
     waiting = store.letters(destination.id, status="dead", limit=10_000)
@@ -432,7 +433,7 @@ def status(
         "enabled": destination.enabled,
         "running": running is not None,
         "cursor": cursor,
-        "lag": max(0, last_offset - cursor) if cursor is not None else None,
+        "lag": behind(cursor) if cursor is not None else None,
         "pending": running.pending if running is not None else 0,
         "delivered": state.delivered if state else 0,
         "failures": state.failures if state else 0,

@@ -22,8 +22,14 @@ from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape
 
 
+def _new_events(groups: list[Group], after: int) -> int:
+    """How many events of these groups have an offset above `after`."""
+    return sum(max(0, first + n - 1 - max(first - 1, after)) for first, n, _ in groups)
+
+
 class Source(Protocol):
     def last_offset(self) -> int: ...
+    def count_between(self, after_offset: int, up_to: int) -> int: ...
     def read_groups(self, after_offset: int, limit: int) -> list[Group]: ...
     def checkpoint(self) -> None: ...
     def trim(self, received_before: float, loaded_up_to: int) -> int: ...
@@ -67,19 +73,21 @@ class Loader(Follower):
         self._recent: collections.deque[Group] = collections.deque()
         self._recent_count = 0
         self._recent_lock = threading.Lock()
+        self._full = False  # the last load was a whole batch: more may be waiting
 
     def position(self) -> int:
         return self.sink.loaded_offset()
 
     def catch_up(self) -> int:
         """Load everything the Log holds beyond the Warehouse, on the calling thread."""
-        before = self.sink.loaded_offset()
+        loaded = 0
         while self.sink.loaded_offset() < self.source.last_offset():
             groups = self.source.read_groups(self.sink.loaded_offset(), self.batch_events)
             if not groups:
                 break
+            loaded += _new_events(groups, self.sink.loaded_offset())
             self.sink.load(groups)
-        return self.sink.loaded_offset() - before
+        return loaded
 
     def notify(self, first_offset: int, count: int, events: bytes) -> None:
         """Called by the Log after each commit, with what it committed.
@@ -117,7 +125,7 @@ class Loader(Follower):
         while True:
             more = self.source.read_groups(loaded, self.batch_events - got)
             batch += more
-            got += sum(first + n - 1 - max(first - 1, loaded) for first, n, _ in more)
+            got += _new_events(more, loaded)
             end = more[-1][0] + more[-1][1] - 1 if more else loaded
             if got >= self.batch_events or end <= loaded or end >= last:
                 return batch
@@ -157,11 +165,17 @@ class Loader(Follower):
             self.every
             and time.monotonic() - self._loaded_at < self.every
             and not self._waiters
-            and last - loaded < self.batch_events
+            and not self._full
+            and (  # offsets bound the events from above: count only when a batch may wait
+                last - loaded < self.batch_events
+                or self.source.count_between(loaded, last) < self.batch_events
+            )
         ):
             return  # this Warehouse takes few large loads better than many small ones
         self._loaded_at = time.monotonic()
-        self.sink.load(self._next_batch(last))
+        batch = self._next_batch(last)
+        self._full = _new_events(batch, loaded) >= self.batch_events
+        self.sink.load(batch)
         # The Warehouse checkpoints past its threshold on a thread of its own; the Log's
         # checkpoint and the trim wait for a moment with nothing to load and no reader waiting.
         idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()

@@ -28,6 +28,15 @@ class Group(NamedTuple):
 _decode = msgspec.json.Decoder(list[Event]).decode
 
 
+class Erased(NamedTuple):
+    """What `Log.erase` did: the messageIds erased, and the offset ranges (first, last) whose
+    other events a Log that cannot rewrite in place stored again at new offsets (JetStream):
+    the Warehouse must drop its rows of those ranges once it has loaded the new ones."""
+
+    message_ids: list[str]
+    replaced: list[tuple[int, int]]
+
+
 def logged_events(groups: Sequence[Group], after_offset: int, limit: int) -> list[LoggedEvent]:
     """The events of groups after `after_offset`, at most `limit` (every Log's `read_sync`)."""
     found: list[LoggedEvent] = []
@@ -53,6 +62,11 @@ class LogReader(Protocol):
 
     def offset_before(self, received_at: float) -> int:
         """The offset to read after to replay what was received at or after a time (epoch s)."""
+        ...
+
+    def count_between(self, after_offset: int, up_to: int) -> int:
+        """How many events have an offset in (after_offset, up_to]: offsets need not be
+        dense (JetStream's are not), so a lag is counted here, never by subtraction."""
         ...
 
     def close_sync(self) -> None: ...
@@ -95,9 +109,10 @@ class Log(LogReader, Protocol):
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> list[str]:
-        """Replace the project's stored events that match with tombstones (offsets stay);
-        `hints`: strings a group must contain to hold one. The messageIds erased."""
+    ) -> Erased:
+        """Make the project's stored events that match unreadable: tombstones where the Log
+        can rewrite (offsets stay), else deleted, the rest of their group stored again;
+        `hints`: strings a group must contain to hold one."""
         ...
 
     def scrub(self) -> bool:

@@ -1,17 +1,26 @@
-"""The cluster Log: a NATS JetStream stream, one message per event, its sequence the offset.
+"""The cluster Log: a NATS JetStream stream, one message per append (a request's events).
 
-`append` publishes each event with `Nats-Msg-Id` = project and messageId, so JetStream drops
-a retry another ingest node already stored (within the stream's duplicate window; Roost's
-own dedup index and the Warehouse's key cover longer), and returns once JetStream has
-acknowledged every event: stored by a quorum of the stream's replicas. Identify, alias and
-group calls go to their own subject, so the profiles consumer reads only those.
+Each append's events are one message (split at SPAN events or MESSAGE_BYTES), a JSON array, so
+JetStream's and nats-py's cost is per request, not per event; identify, alias and group calls
+are one message each on a subject of their own, so the profiles consumer reads only those and
+an erasure never has to store one again. A message's sequence gives its events' offsets
+(`first_offset`): they increase in append order but are not dense, so a lag is counted with
+`count_between`, never by subtraction.
+
+`append` publishes with `Nats-Msg-Id` made from the project and messageIds of the message's
+events, so JetStream drops a retry of the same request that another ingest node already
+stored (within the stream's duplicate window; Roost's own dedup index and the Warehouse's key
+cover longer), and returns once JetStream has acknowledged every message: stored by a quorum
+of the stream's replicas.
 
 Consumers read by sequence with JetStream's batched direct get (one request, thousands of
 messages back), and keep their cursor beside what they do with the events (the Warehouse's
 highest loaded offset, a forwarder's cursor in the metadata): a cursor kept in the same store
 as the effect cannot disagree with it, which an acknowledgement to JetStream could. Retention
-is the stream's own `max_age`; an erasure deletes the messages (overwriting them on disk),
-leaving gaps in the sequence that readers step over.
+is the stream's own `max_age`. JetStream cannot rewrite a message: an erasure deletes each
+message holding an erased event (overwriting it on disk) and stores its other events again as
+a new message (`Erased.replaced` tells the Warehouse to drop its rows of the old offsets);
+readers step over the gaps.
 
 nats-py is asyncio; the connection lives on a loop of its own, on a thread of its own, so the
 server's loop and the consumers' threads can all use it.
@@ -21,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -39,7 +49,7 @@ from nats.js.errors import NotFoundError
 from roost import metrics
 from roost.errors import BackendError, BadRequest
 from roost.model import Event, LoggedEvent
-from roost.storage.log import Group, logged_events
+from roost.storage.log import Erased, Group, logged_events
 from roost.storage.log.sqlite import IDENTITY_TYPES
 
 if TYPE_CHECKING:
@@ -47,13 +57,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Event).decode
+_decode = msgspec.json.Decoder(list[Event]).decode
 log = logging.getLogger("roost.storage")
 REQUEST_SECONDS = 10.0
 STARTING_SECONDS = 60.0  # how long a starting JetStream cluster may take to answer
 READ_BYTES = 8 * 1024 * 1024  # the most one batched read asks JetStream for
 APPEND_SECONDS = 15.0  # how long an append keeps trying before the client is told 503
 MAX_PENDING = 20_000  # publishes awaiting their acknowledgement, per connection
+SPAN = 4096  # offsets one message spans: the most events it holds
+MESSAGE_BYTES = 768 * 1024  # a message's most, under nats-server's default max_payload (1 MiB)
+COUNT_BYTES = 1024 * 1024  # what `count_between` reads before it estimates the rest
+EVENTS = "Roost-Events"  # header: how many events the message holds
 
 
 class StreamSettings(msgspec.Struct, frozen=True):
@@ -115,29 +129,85 @@ class _LoopThread:
             self.loop.close()
 
 
-def _stored(msg: Msg) -> tuple[int, bytes] | None:
-    """(sequence, data) of one message of a direct get; None for its end (a status)."""
+def first_offset(sequence: int, count: int) -> int:
+    """The offset of the first of a message's `count` events: each message ends its span, so
+    its last event is at sequence × SPAN + SPAN − 1 and the message after an offset is the
+    one at (offset + 1) // SPAN. An empty message (count 0) only moves cursors past it."""
+    return sequence * SPAN + SPAN - count
+
+
+def _sequence_after(offset: int) -> int:
+    return max(1, (offset + 1) // SPAN)
+
+
+class Stored(NamedTuple):
+    sequence: int
+    size: int  # how many events
+    events: bytes  # a JSON array
+
+
+def _stored(msg: Msg) -> Stored | None:
+    """One message of a direct get; None for its end (a status)."""
     headers = msg.headers or {}
     if "Status" in headers or "Nats-Sequence" not in headers:
         return None
-    return int(headers["Nats-Sequence"]), msg.data
+    data = msg.data
+    if data[:1] != b"[":  # one event, as Roost stored each event before grouping
+        return Stored(int(headers["Nats-Sequence"]), 1, b"[" + data + b"]")
+    count = int(headers[EVENTS]) if EVENTS in headers else len(_decode(data))
+    return Stored(int(headers["Nats-Sequence"]), count, data)
 
 
-def _groups(stored: list[tuple[int, bytes]]) -> list[Group]:
-    """Messages in sequence order as groups of consecutive sequences, each a JSON array."""
-    groups: list[Group] = []
-    run: list[bytes] = []
-    first = 0
-    for seq, data in stored:
-        if run and seq != first + len(run):
-            groups.append(Group(first, len(run), b"[" + b",".join(run) + b"]"))
-            run = []
-        if not run:
-            first = seq
-        run.append(data)
+def _groups(stored: list[Stored]) -> list[Group]:
+    return [Group(first_offset(s.sequence, s.size), s.size, s.events) for s in stored]
+
+
+class Outgoing(NamedTuple):
+    """A message to publish, and which of the append's events it holds."""
+
+    subject: str
+    events: bytes  # a JSON array
+    headers: dict[str, str]
+    indices: list[int]
+
+
+def _message_id(events: Sequence[Event]) -> str:
+    """The same events give the same id, whichever node publishes them: a client's retry of a
+    request another node stored is dropped by JetStream. One event keeps its plain id."""
+    if len(events) == 1:
+        return f"{events[0].project_id}/{events[0].message_id}"
+    ids = "\n".join(f"{e.project_id}/{e.message_id}" for e in events)
+    return "g:" + hashlib.blake2b(ids.encode(), digest_size=16).hexdigest()
+
+
+def _outgoing(subject: str, events: Sequence[Event], bodies: list[bytes]) -> list[Outgoing]:
+    """The messages of one append, in its order: identity calls one each, the events between
+    them together, split at SPAN events or MESSAGE_BYTES."""
+    messages: list[Outgoing] = []
+    run: list[int] = []
+    size = 0
+
+    def close(indices: list[int], topic: str) -> None:
+        body = b"[" + b",".join(bodies[i] for i in indices) + b"]"
+        headers = {"Nats-Msg-Id": _message_id([events[i] for i in indices]),
+                   EVENTS: str(len(indices))}  # fmt: skip
+        messages.append(Outgoing(topic, body, headers, indices))
+
+    for i, event in enumerate(events):
+        if event.type in IDENTITY_TYPES:  # in its place: offsets follow the append's order
+            if run:
+                close(run, f"{subject}.event")
+                run, size = [], 0
+            close([i], f"{subject}.identity")
+            continue
+        if run and (len(run) >= SPAN or size + len(bodies[i]) > MESSAGE_BYTES):
+            close(run, f"{subject}.event")
+            run, size = [], 0
+        run.append(i)
+        size += len(bodies[i]) + 1
     if run:
-        groups.append(Group(first, len(run), b"[" + b",".join(run) + b"]"))
-    return groups
+        close(run, f"{subject}.event")
+    return messages
 
 
 async def _connection_error(exc: Exception) -> None:
@@ -207,9 +277,6 @@ class NatsLogReader:
             )
         )
 
-    def _subject(self, event: Event) -> str:
-        return f"{self.subject}.{'identity' if event.type in IDENTITY_TYPES else 'event'}"
-
     # Reading
 
     def stream_info(self) -> StreamInfo:
@@ -217,11 +284,12 @@ class NatsLogReader:
         return self._loop.call(self._js.stream_info(self.stream))
 
     def last_offset(self) -> int:
-        return int(self.stream_info().state.last_seq)
+        last = int(self.stream_info().state.last_seq)
+        return first_offset(last, 1) if last else 0
 
-    async def _direct(self, request: dict[str, Any]) -> list[tuple[int, bytes]]:
+    async def _direct(self, request: dict[str, Any]) -> list[Stored]:
         """One batched direct get: the stored messages it answers, in sequence order."""
-        found: list[tuple[int, bytes]] = []
+        found: list[Stored] = []
         done = asyncio.get_running_loop().create_future()
 
         async def received(msg: Msg) -> None:
@@ -252,7 +320,7 @@ class NatsLogReader:
     ) -> list[Group]:
         """The events after `after_offset` (at most `limit`) as groups of consecutive ones."""
         request: dict[str, Any] = {
-            "seq": after_offset + 1,
+            "seq": _sequence_after(after_offset),
             "batch": max(1, limit),
             "max_bytes": READ_BYTES,
         }
@@ -266,7 +334,24 @@ class NatsLogReader:
     def offset_before(self, received_at: float) -> int:
         start = datetime.fromtimestamp(received_at, UTC).isoformat().replace("+00:00", "Z")
         found = self._loop.call(self._direct({"start_time": start, "batch": 1}))
-        return found[0][0] - 1 if found else self.last_offset()
+        return found[0].sequence * SPAN - 1 if found else self.last_offset()
+
+    def count_between(self, after_offset: int, up_to: int) -> int:
+        """Counted from the messages themselves, reading at most COUNT_BYTES of them; past
+        that, the messages not read are taken at the average size of those read."""
+        start, end = _sequence_after(after_offset), up_to // SPAN
+        if up_to <= after_offset or end < start:
+            return 0
+        request = {"seq": start, "batch": min(end - start + 1, 10_000), "max_bytes": COUNT_BYTES}
+        stored = [s for s in self._loop.call(self._direct(request)) if s.sequence <= end]
+        counted = 0
+        for s in stored:
+            first = first_offset(s.sequence, s.size)
+            counted += max(0, min(up_to, first + s.size - 1) - max(after_offset, first - 1))
+        if stored and stored[-1].sequence < end:
+            unread = end - stored[-1].sequence
+            counted += round(unread * sum(s.size for s in stored) / len(stored))
+        return counted
 
     def close_sync(self) -> None:
         if self._closed:
@@ -302,31 +387,38 @@ class NatsLog(NatsLogReader):
     async def _publish(self, events: list[Event]) -> list[int]:
         started = time.perf_counter()
         try:
-            bodies = [_encode(e) for e in events]
-            offsets = await self._publish_all(events, bodies)
+            messages = _outgoing(self.subject, events, [_encode(e) for e in events])
+            sequences = await self._publish_all(messages)
         finally:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.LOG_BATCH_EVENTS.observe(len(events))
-        if self._on_commit is not None:
-            fresh = sorted(zip(offsets, bodies, strict=True))
-            for first, count, blob in _groups(_unique(fresh)):
-                self._on_commit(first, count, blob)
+        offsets = [0] * len(events)
+        committed: dict[int, Group] = {}
+        for message, sequence in zip(messages, sequences, strict=True):
+            first = first_offset(sequence, len(message.indices))
+            for j, i in enumerate(message.indices):
+                offsets[i] = first + j
+            committed[sequence] = Group(first, len(message.indices), message.events)
+        if self._on_commit is not None:  # a retry JetStream dropped repeats a sequence
+            for sequence in sorted(committed):
+                self._on_commit(*committed[sequence])
         return offsets
 
-    async def _publish_all(self, events: list[Event], bodies: list[bytes]) -> list[int]:
-        """Publish until every event is acknowledged, or raise BackendError at the deadline.
+    async def _publish_all(self, messages: list[Outgoing]) -> list[int]:
+        """Publish until every message is acknowledged, or raise BackendError at the deadline;
+        their sequences.
 
-        An event whose acknowledgement did not come (a new stream leader being elected, a
+        A message whose acknowledgement did not come (a new stream leader being elected, a
         reconnect) is published again with the same `Nats-Msg-Id`: if the first copy was
         stored, JetStream answers with its sequence instead of storing it twice.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + APPEND_SECONDS
-        offsets = [0] * len(events)
-        todo = list(range(len(events)))
+        sequences = [0] * len(messages)
+        todo = list(range(len(messages)))
         while True:
             error: BaseException | None = None
             acks: dict[asyncio.Future[Any], int] = {}
@@ -335,11 +427,10 @@ class NatsLog(NatsLogReader):
                 # task per message when given a timeout: give one only when slots run short
                 room = MAX_PENDING - self._js.publish_async_pending() > len(todo)
                 for i in todo:
-                    e = events[i]
                     ack = await self._js.publish_async(
-                        self._subject(e),
-                        bodies[i],
-                        headers={"Nats-Msg-Id": f"{e.project_id}/{e.message_id}"},
+                        messages[i].subject,
+                        messages[i].events,
+                        headers=messages[i].headers,
                         wait_stall=None if room else max(0.1, deadline - loop.time()),
                     )
                     acks[ack] = i
@@ -357,9 +448,9 @@ class NatsLog(NatsLogReader):
                     error = ack.exception() if not ack.cancelled() else error
                     failed.add(i)
                 else:
-                    offsets[i] = int(ack.result().seq)
+                    sequences[i] = int(ack.result().seq)
             if not failed:
-                return offsets
+                return sequences
             if loop.time() >= deadline:
                 why = error or "no acknowledgement in time"
                 raise BackendError(f"the event store could not commit: {why}")
@@ -383,29 +474,45 @@ class NatsLog(NatsLogReader):
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> list[str]:
-        """Delete the project's matching events from the stream (overwritten on disk, so
-        `scrub` has nothing left to do); their messageIds.
+    ) -> Erased:
+        """Delete each message holding a matching event of the project (overwritten on disk,
+        so `scrub` has nothing left to do), its other events first stored again as a new
+        message; then an empty message, so that the stream never ends on a gap a consumer
+        could not step past.
 
         Reads the whole stream; `hints` (ids) skip messages that hold none of them unparsed.
         """
         needles = [_encode(h) for h in hints]
         erased: list[str] = []
+        replaced: list[tuple[int, int]] = []
         after = 0
-        while True:
-            stored = self._loop.call(
-                self._direct({"seq": after + 1, "batch": 10_000, "max_bytes": READ_BYTES})
-            )
-            if not stored:
-                return erased
-            for seq, data in stored:
-                if needles and not any(n in data for n in needles):
+        while stored := self._loop.call(
+            self._direct({"seq": after + 1, "batch": 1000, "max_bytes": READ_BYTES})
+        ):
+            for message in stored:
+                if not message.size or (needles and not any(n in message.events for n in needles)):
                     continue
-                event = _decode(data)
-                if event.project_id == project_id and matches(event):
-                    self._loop.call(self._js.delete_msg(self.stream, seq))
-                    erased.append(event.message_id)
-            after = stored[-1][0]
+                events = _decode(message.events)
+                hit = [e.project_id == project_id and matches(e) for e in events]
+                if not any(hit):
+                    continue
+                rest = [e for e, gone in zip(events, hit, strict=True) if not gone]
+                if rest:
+                    bodies = [_encode(e) for e in rest]
+                    again = _outgoing(self.subject, rest, bodies)
+                    for m in again:  # not the first copy's id: JetStream would drop it
+                        m.headers["Nats-Msg-Id"] += f"/after-{message.sequence}"
+                    self._loop.call(self._publish_all(again), timeout=APPEND_SECONDS * 2)
+                    first = first_offset(message.sequence, message.size)
+                    replaced.append((first, first + message.size - 1))
+                self._loop.call(self._js.delete_msg(self.stream, message.sequence))
+                erased += [e.message_id for e, gone in zip(events, hit, strict=True) if gone]
+            after = stored[-1].sequence
+        if erased:
+            end = Outgoing(f"{self.subject}.event", b"[]",
+                           {"Nats-Msg-Id": f"erased-after-{after}", EVENTS: "0"}, [])  # fmt: skip
+            self._loop.call(self._publish_all([end]), timeout=APPEND_SECONDS * 2)
+        return Erased(erased, replaced)
 
     def drain(self) -> None:
         """Wait for the appends under way and take no more."""
@@ -419,15 +526,6 @@ class NatsLog(NatsLogReader):
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_sync)
-
-
-def _unique(stored: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """One message per sequence (an append that repeats a messageId gets one sequence twice)."""
-    out: list[tuple[int, bytes]] = []
-    for seq, data in stored:
-        if not out or out[-1][0] != seq:
-            out.append((seq, data))
-    return out
 
 
 def open_log(url: str, settings: Settings) -> NatsLog:

@@ -28,7 +28,7 @@ from roost import metrics
 from roost.errors import BackendError
 from roost.model import Event, LoggedEvent
 from roost.storage.disk import Room, file_path
-from roost.storage.log import Group, logged_events
+from roost.storage.log import Erased, Group, logged_events
 from roost.storage.log.group_commit import GroupCommit
 
 if TYPE_CHECKING:
@@ -96,6 +96,10 @@ class _Reading(ABC):
 
     @abstractmethod
     def last_offset(self) -> int: ...
+
+    def count_between(self, after_offset: int, up_to: int) -> int:
+        """Offsets are dense here (an erased event keeps its offset as a tombstone)."""
+        return max(0, up_to - after_offset)
 
     def read_sync(self, after_offset: int, limit: int) -> list[LoggedEvent]:
         return logged_events(self.read_groups(after_offset, limit), after_offset, limit)
@@ -220,9 +224,8 @@ class SQLiteLog(_Reading):
 
     def erase(
         self, project_id: int, matches: Callable[[Event], bool], hints: Sequence[str] = ()
-    ) -> list[str]:
-        """Replace the project's events that match with tombstones, group by group; their
-        messageIds.
+    ) -> Erased:
+        """Replace the project's events that match with tombstones, group by group.
 
         Offsets stay where they were, so every consumer's cursor stays right. `hints`, when
         given, are strings (ids) one of which a group must contain to be looked at. Each
@@ -251,7 +254,7 @@ class SQLiteLog(_Reading):
                 (_encode(events), identity_events, first),
             )
             erased += [events[i].message_id for i in hits]
-        return erased
+        return Erased(erased, [])
 
     def checkpoint(self) -> None:
         self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -101,9 +101,10 @@ class Warehouse(Protocol):
         ids: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        offsets: Sequence[tuple[int, int]] | None = None,
     ) -> int:
-        """Delete the project's events of these user/anonymous ids, or with a timestamp in
-        [since, until) (naive UTC); how many."""
+        """Delete the project's events of these user/anonymous ids, with a timestamp in
+        [since, until) (naive UTC), or at these Log offsets (first, last); how many."""
         ...
 
     def scrub(self, erased_at: datetime) -> bool:

@@ -32,7 +32,7 @@ from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
 from roost.storage.warehouse.clickhouse_rows import KEYED, rows
-from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor
+from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
 from roost.storage.warehouse.schema import EVENT_COLUMNS, Column
 
@@ -372,6 +372,7 @@ class ClickHouseWarehouse:
         ids: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        offsets: Sequence[tuple[int, int]] | None = None,
     ) -> int:
         """Delete with a mutation, and wait for it to be done (ClickHouse runs them in the
         background)."""
@@ -382,6 +383,8 @@ class ClickHouseWarehouse:
                 f"(user_id IN ({listed}) OR anonymous_id IN ({listed}) "
                 f"OR previous_id IN ({listed}))"
             )
+        if offsets is not None:
+            where.append(in_ranges("log_offset", offsets))
         condition = " AND ".join(where)
         count = int(self._rows(f"SELECT count() FROM {self.table} WHERE {condition}")[0][0])
         if count:

@@ -31,7 +31,7 @@ from roost.errors import BadRequest
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
-from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
+from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
 from roost.storage.warehouse.schema import ALL_COLUMNS, EVENT_COLUMNS
 
@@ -395,6 +395,7 @@ class DuckDBWarehouse:
         ids: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        offsets: Sequence[tuple[int, int]] | None = None,
     ) -> int:
         """Delete the project's events of these user, anonymous or previous ids, or with a
         timestamp in [since, until); how many."""
@@ -405,6 +406,8 @@ class DuckDBWarehouse:
                 "OR list_contains(?, previous_id))"
             )
             params += [list(ids)] * 3
+        if offsets is not None:
+            where.append(in_ranges("log_offset", offsets))
         with self._cursor() as cursor:
             row = cursor.execute(
                 f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", params

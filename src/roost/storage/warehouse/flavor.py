@@ -8,12 +8,19 @@ the flavor writes (the engines escape differently), never as text pasted in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
 INTERVALS = ("hour", "day", "week", "month")
 DATETIME_FIRST = datetime(1970, 1, 1)  # ClickHouse's DateTime range
 DATETIME_LAST = datetime(2105, 12, 31)
+
+
+def in_ranges(column: str, ranges: Sequence[tuple[int, int]]) -> str:
+    """A condition: an integer column within any of the (first, last) ranges."""
+    spans = " OR ".join(f"{column} BETWEEN {int(a)} AND {int(b)}" for a, b in ranges)
+    return f"({spans or 'false'})"
 
 
 class Flavor(Protocol):

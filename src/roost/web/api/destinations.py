@@ -20,8 +20,12 @@ from roost.web.spec import ApiRoute, Doc
 
 def statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
     last = runtime.log.last_offset()
+
+    def behind(cursor: int) -> int:
+        return runtime.log.count_between(cursor, last)
+
     return [
-        status(d, runtime.destinations, last, runtime.forwarders.get(d.id))
+        status(d, runtime.destinations, behind, runtime.forwarders.get(d.id))
         for d in runtime.destinations.configured(project_id)
     ]
 
