@@ -72,6 +72,12 @@ class Settings:
     dedup_window_days: float = _setting(
         7.0, "How long a messageId is remembered per project for deduplication."
     )
+    dedup_max_ids: int = _setting(
+        2_000_000,
+        "Most messageIds the dedup index holds in memory (~125 bytes each); past it the oldest "
+        "are forgotten before `dedup_window_days` (metric `roost_dedup_remembered_seconds`, and "
+        "a warning in the log).",
+    )
     geoip_db: str = _setting("", "Path of a MaxMind-format .mmdb country database; empty: none.")
     trust_forwarded_for: bool = _setting(
         False, "Take the client IP from X-Forwarded-For (only behind a proxy you run)."

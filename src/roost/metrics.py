@@ -27,6 +27,16 @@ WAREHOUSE_BEHIND = Gauge(
     registry=REGISTRY,
 )
 
+DEDUP_IDS = Gauge(
+    "roost_dedup_ids", "MessageIds the dedup index holds in memory.", registry=REGISTRY
+)
+DEDUP_REMEMBERED = Gauge(
+    "roost_dedup_remembered_seconds",
+    "How far back the dedup index knows messageIds: dedup_window_days, or less when "
+    "dedup_max_ids made it forget the oldest early.",
+    registry=REGISTRY,
+)
+
 EVENTS_ACCEPTED = Counter(
     "roost_events_accepted",
     "Events stored, by dialect and project.",

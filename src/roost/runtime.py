@@ -161,7 +161,7 @@ class Runtime:
             self.profiles = ProfilesConsumer(self.log, profile_store)
             self.forwarders = Forwarders(self.log, self.destinations)
         self.keys = Keyring(self.metadata, settings.key_cache_seconds)
-        self.dedup = pipeline.dedup_index(settings)
+        self.dedup = pipeline.dedup_index(settings, _dedup_forgetting)
         since = utcnow() - timedelta(days=settings.dedup_window_days)
         remembered = self.dedup.load(self.warehouse.recent_message_ids(since))
         self.notices = NoticeStore(self.metadata.engine)
@@ -187,6 +187,10 @@ class Runtime:
         )
         metrics.LOG_LAST_OFFSET.set_function(self.log.last_offset)
         metrics.WAREHOUSE_BEHIND.set_function(self._behind_now)
+        metrics.DEDUP_IDS.set_function(lambda: self.dedup.held)
+        metrics.DEDUP_REMEMBERED.set_function(
+            lambda: (now := time.time()) - self.dedup.remembers_since(now)
+        )
         self.scrubber = Scrubber(self.log, self.warehouse, self.metadata.engine, self.erasures)
         if self.consumers is not None:
             self.consumers.start()
@@ -311,3 +315,11 @@ class Runtime:
             except Exception as exc:
                 log.error("closing: %s failed: %s", getattr(step, "__qualname__", step), exc)
         log.info("store closed", extra={"last_offset": last})
+
+
+def _dedup_forgetting(seconds: float) -> None:
+    log.warning(
+        "the dedup index is full (dedup_max_ids): messageIds are remembered for %.1f hours, "
+        "not dedup_window_days; raise dedup_max_ids (~125 bytes an id) to keep them longer",
+        seconds / 3600,
+    )

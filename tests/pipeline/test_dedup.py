@@ -103,3 +103,35 @@ def test_copies_within_one_batch_are_stored_once(tmp_path: Path) -> None:
         assert answer["accepted"] == 6 and answer["rejected"] == 0  # duplicates are acked
         rows = env.sql("select message_id from events order by log_offset")
         assert [r["message_id"] for r in rows] == ["old", "a", "b"]
+
+
+def test_the_index_holds_at_most_max_ids_dropping_the_oldest_minutes_first() -> None:
+    """Every id of the window costs memory (~125 bytes): a busy project's week would be
+    gigabytes. Past `max_ids` the oldest minutes go early, and the index says how far back
+    it still remembers."""
+    told: list[float] = []
+    index = DedupIndex(timedelta(days=7), max_ids=10, forgetting=told.append)
+    start = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+    for minute in range(4):
+        for n in range(4):
+            assert index.reserve(1, f"m{minute}-{n}", start + minute * 60)
+    assert index.remembers_since(start + 240) == start + 240 - 7 * 86400  # the whole window
+    index.expire(start + 240)
+    assert index.held <= 10 and len(index) == index.held == 8  # two whole minutes went
+    assert index.reserve(1, "m0-0", start + 240)  # forgotten early: new again
+    assert not index.reserve(1, "m3-3", start + 240)  # still within what is kept
+    assert index.remembers_since(start + 240) == start + 120
+    assert told == [180.0]  # once (at most hourly): ids now go after three minutes
+    many = DedupIndex(timedelta(days=7), max_ids=10)
+    for n in range(30):  # one minute alone over the bound: the newest minute is kept
+        assert many.reserve(1, f"n{n}", start)
+    many.expire(start + 30)
+    assert len(many) == 30 and not many.reserve(1, "n0", start + 30)
+
+
+def test_the_index_loads_only_the_newest_ids_it_can_hold() -> None:
+    index = DedupIndex(timedelta(days=7), max_ids=5)
+    start = datetime(2026, 1, 10, tzinfo=UTC)
+    rows = [(1, f"m{n}", start + timedelta(minutes=n)) for n in range(12)]
+    assert index.load(rows) == 5
+    assert set(index.projects[1]) == {f"m{n}" for n in range(7, 12)}

@@ -1,7 +1,10 @@
 """Dedup: a messageId already stored in the project within the window is acknowledged, not stored.
 
 The index lives in memory, in buckets of a minute so expiry is cheap, and is rebuilt from
-the Warehouse at start-up, so it survives a restart. Checking and reserving happen in one step
+the Warehouse at start-up, so it survives a restart. It holds at most `max_ids` ids (each
+~125 bytes with its string): past that the oldest minutes go before the window ends, and
+`remembers_since` says how far back it still reaches (a metric and a warning tell the
+operator), rather than a busy project's week of ids taking gigabytes. Checking and reserving happen in one step
 on the event loop, so two concurrent requests with the same messageId cannot both pass; a
 reservation whose commit fails is released in `settle`. In a cluster the broker's own
 dedup (JetStream's `Nats-Msg-Id`) covers requests that land on different nodes.
@@ -10,7 +13,7 @@ dedup (JetStream's `Nats-Msg-Id`) covers requests that land on different nodes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from roost.model import Event, Reason
@@ -30,8 +33,19 @@ class DedupIndex:
     minute of heavy traffic holds millions; dropping them at once would stall the loop).
     """
 
-    def __init__(self, window: timedelta) -> None:
+    def __init__(
+        self,
+        window: timedelta,
+        max_ids: int = 2_000_000,
+        forgetting: Callable[[float], None] | None = None,
+    ) -> None:
+        """`forgetting(seconds)`: told, at most hourly, that ids go after only `seconds`."""
         self._window = window.total_seconds()
+        self.max_ids = max_ids
+        self._forgetting = forgetting
+        self._told_at = float("-inf")
+        self.held = 0  # ids in the minutes' lists (each id of the dicts is in one or more)
+        self._forgot_before = float("-inf")  # ids before this went early, for room
         self.projects: dict[int, dict[str, int]] = {}  # project → messageId → minute
         # oldest first: (minute, project → the messageIds that arrived in it)
         self.minutes: deque[tuple[int, dict[int, list[str]]]] = deque()
@@ -40,19 +54,31 @@ class DedupIndex:
         self._dropped = 0
 
     def load(self, rows: Iterable[tuple[int, str, datetime]]) -> int:
-        loaded = sorted(((when.timestamp(), project, mid) for project, mid, when in rows))
-        for stamp, project, mid in loaded:
+        """The newest `max_ids` of these (the Warehouse's ids of the window, in Log order)."""
+        newest = deque(((when.timestamp(), project, mid) for project, mid, when in rows),
+                       maxlen=self.max_ids)  # fmt: skip
+        for stamp, project, mid in sorted(newest):
             self.reserve(project, mid, stamp)
-        return len(loaded)
+        return len(newest)
+
+    def remembers_since(self, now: float) -> float:
+        """The time from which a messageId is still known (epoch s)."""
+        return max(now - self._window, self._forgot_before)
 
     def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> None:
         oldest = int((now - self._window) // BUCKET_SECONDS)
-        dropping = self._dropping
+        dropping, minutes = self._dropping, self.minutes
         while budget > 0:
             if not dropping:
-                if not self.minutes or self.minutes[0][0] >= oldest:
+                full = self.held > self.max_ids and len(minutes) > 1  # the newest minute stays
+                if not minutes or (minutes[0][0] >= oldest and not full):
                     return
-                minute, arrived = self.minutes.popleft()
+                minute, arrived = minutes.popleft()
+                if minute >= oldest:  # within the window: gone early, for room
+                    self._forgot_before = (minute + 1) * BUCKET_SECONDS
+                    if self._forgetting is not None and now - self._told_at >= 3600:
+                        self._told_at = now
+                        self._forgetting(now - self._forgot_before)
                 dropping.extend((minute, self.projects[p], ids) for p, ids in arrived.items())
                 self._dropped = 0
                 continue
@@ -62,6 +88,7 @@ class DedupIndex:
                 if seen.get(mid) == minute:  # not reserved again since, nor released
                     del seen[mid]
             budget -= end - self._dropped
+            self.held -= end - self._dropped
             if end == len(ids):
                 dropping.popleft()
                 self._dropped = 0
@@ -86,6 +113,7 @@ class DedupIndex:
         if ids is None:
             ids = arrived[project] = []
         ids.append(message_id)
+        self.held += 1
         return True
 
     def release(self, keys: Iterable[tuple[int, str]]) -> None:

@@ -104,5 +104,9 @@ def build(
     )
 
 
-def dedup_index(settings: Settings) -> DedupIndex:
-    return DedupIndex(timedelta(days=settings.dedup_window_days))
+def dedup_index(
+    settings: Settings, forgetting: Callable[[float], None] | None = None
+) -> DedupIndex:
+    return DedupIndex(
+        timedelta(days=settings.dedup_window_days), settings.dedup_max_ids, forgetting
+    )
