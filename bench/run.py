@@ -254,18 +254,27 @@ def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, object]
         {"ROOST_LOG_LEVEL": "warning", "ROOST_METRICS_TOKEN": METRICS_TOKEN},
     )
     profile_out = work / f"profile-{n}.txt"
+    single_profile_out = work / f"profile-single-{n}.txt"
+
+    def spy(out: Path) -> subprocess.Popen[bytes] | None:
+        """py-spy, counting only what holds the GIL: one process's ceiling is one core of it."""
+        if not (args.profile and n == 0 and shutil.which("py-spy")):
+            return None
+        return subprocess.Popen(
+            ["py-spy", "record", "--pid", str(server.proc.pid), "--duration",
+             str(args.duration), "--format", "raw", "--output", str(out), "--nonblocking",
+             "--gil"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
     try:
         wait_ready(url, "/readyz")
         wrk(url + "/v1/track", single, 2, args.connections)  # warm up
+        single_spy = spy(single_profile_out)
         figures["roost single"] = wrk(url + "/v1/track", single, args.duration, args.connections)
-        spy = None
-        if args.profile and n == 0 and shutil.which("py-spy"):
-            spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.proc.pid), "--duration",
-                 str(args.duration), "--format", "raw", "--output", str(profile_out),
-                 "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+        if single_spy:
+            single_spy.wait()
+        spy_ = spy(profile_out)
 
         async def batch_and_probe() -> tuple[dict[str, float], list[float]]:
             load = asyncio.to_thread(wrk, url + "/v1/batch", batch, args.duration, args.connections)
@@ -275,8 +284,8 @@ def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, object]
         with Usage(server.proc.pid) as usage:
             figures["roost batch"], figures["gaps"] = asyncio.run(batch_and_probe())
         figures["cores"], figures["rss"] = usage.cores, usage.max_rss
-        if spy:
-            spy.wait()
+        if spy_:
+            spy_.wait()
         figures["stored"] = httpx.post(
             url + "/api/v1/sql",
             json={"sql": "select count(*) from events"},
@@ -291,6 +300,8 @@ def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, object]
         shutil.rmtree(data, ignore_errors=True)
     if profile_out.exists():
         figures["profile"] = profile_out
+    if single_profile_out.exists():
+        figures["single profile"] = single_profile_out
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -417,8 +428,12 @@ def render(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> str:
         "(all histogram bucket bounds).",
     ]
     if "profile" in first:
-        lines += ["", "Where the server's time went during the batch load (py-spy, self time):", ""]
+        lines += ["", "Where the server's time went during the batch load (py-spy --gil, self time "
+                  "holding the GIL):", ""]  # fmt: skip
         lines += [f"- {pct:.1f}% {name}" for name, pct in top_frames(first["profile"])]
+    if "single profile" in first:
+        lines += ["", "And during the single-event load:", ""]
+        lines += [f"- {pct:.1f}% {name}" for name, pct in top_frames(first["single profile"])]
     return "\n".join(lines) + "\n"
 
 
