@@ -375,6 +375,24 @@ def rows(warehouse: Any, sql: str) -> list[list[Any]]:
     return list(warehouse.project_sql(1, sql, timeout=5, max_rows=100, max_bytes=1 << 20).rows)
 
 
+def test_a_long_nats_lag_is_counted_from_what_one_read_holds(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lag of millions is not read whole to be counted: past COUNT_BYTES, the messages not
+    read are taken at the average size of those read."""
+
+    async def run() -> None:
+        log = NatsLog(f"{nats_url}?stream=LAG")
+        offsets = [await log.append([event(10 * m + i) for i in range(10)]) for m in range(12)]
+        sizes = [len(g.events) for g in log.read_groups(0, 100)]
+        monkeypatch.setattr(jetstream, "COUNT_BYTES", sum(sizes[:3]) + 10)  # ~3 messages
+        assert log.count_between(0, offsets[-1][-1]) == 120  # 3 read, 9 estimated alike
+        assert log.count_between(offsets[9][4], offsets[-1][-1]) == 25  # near the end: read
+        await log.close()
+
+    asyncio.run(run())
+
+
 def info_messages(log: NatsLog) -> list[int]:
     state = log.stream_info().state
     return list(range(state.first_seq, state.last_seq + 1))

@@ -343,12 +343,17 @@ class NatsLogReader:
         if up_to <= after_offset or end < start:
             return 0
         request = {"seq": start, "batch": min(end - start + 1, 10_000), "max_bytes": COUNT_BYTES}
-        stored = [s for s in self._loop.call(self._direct(request)) if s.sequence <= end]
+        found = self._loop.call(self._direct(request))
+        stored = [s for s in found if s.sequence <= end]
         counted = 0
         for s in stored:
             first = first_offset(s.sequence, s.size)
             counted += max(0, min(up_to, first + s.size - 1) - max(after_offset, first - 1))
-        if stored and stored[-1].sequence < end:
+        read = sum(len(s.events) for s in found)
+        cut = len(found) == request["batch"] or (
+            bool(found) and read + read / len(found) > COUNT_BYTES
+        )
+        if stored and stored[-1].sequence < end and cut:  # not a gap at the end: a limit
             unread = end - stored[-1].sequence
             counted += round(unread * sum(s.size for s in stored) / len(stored))
         return counted
