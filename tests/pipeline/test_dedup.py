@@ -135,3 +135,18 @@ def test_the_index_loads_only_the_newest_ids_it_can_hold() -> None:
     rows = [(1, f"m{n}", start + timedelta(minutes=n)) for n in range(12)]
     assert index.load(rows) == 5
     assert set(index.projects[1]) == {f"m{n}" for n in range(7, 12)}
+
+
+def test_ids_roost_made_are_not_remembered(tmp_path: Path) -> None:
+    """An event sent without a messageId gets one Roost makes, unique by construction: "no
+    deduplication for those events" (seed 003), so the index spends nothing on it."""
+    for env in open_env(make_settings(tmp_path)):
+        headers = {"X-Write-Key": env.write_key}
+        calls = [{"type": "track", "userId": "u", "event": "E"}] * 3
+        calls.append({"type": "track", "userId": "u", "event": "E", "messageId": "theirs"})
+        sent = env.client.post("/v1/batch", json={"batch": calls}, headers=headers).json()
+        assert sent["accepted"] == 4
+        assert env.runtime.dedup.held == 1 and set(env.runtime.dedup.projects[1]) == {"theirs"}
+        again = env.client.post("/v1/batch", json={"batch": calls}, headers=headers).json()
+        assert again["accepted"] == 4  # three new events, and "theirs" acknowledged again
+        assert env.sql("select count(*) as n from events") == [{"n": 7}]

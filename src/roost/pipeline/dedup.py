@@ -4,10 +4,12 @@ The index lives in memory, in buckets of a minute so expiry is cheap, and is reb
 the Warehouse at start-up, so it survives a restart. It holds at most `max_ids` ids (each
 ~125 bytes with its string): past that the oldest minutes go before the window ends, and
 `remembers_since` says how far back it still reaches (a metric and a warning tell the
-operator), rather than a busy project's week of ids taking gigabytes. Checking and reserving happen in one step
-on the event loop, so two concurrent requests with the same messageId cannot both pass; a
-reservation whose commit fails is released in `settle`. In a cluster the broker's own
-dedup (JetStream's `Nats-Msg-Id`) covers requests that land on different nodes.
+operator), rather than a busy project's week of ids taking gigabytes. The ids Roost makes for
+events sent without one are never duplicates and are not remembered. Checking and reserving
+happen in one step on the event loop, so two concurrent requests with the same messageId
+cannot both pass; a reservation whose commit fails is released in `settle`. In a cluster the
+broker's own dedup (JetStream's `Nats-Msg-Id`) covers a retried request that lands on
+another node.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from roost.model import Event, Reason
+from roost.model import Event, Reason, generated_prefix
 from roost.pipeline.batch import Batch, Refusal, Verdict
 
 BUCKET_SECONDS = 60  # the window's resolution: a messageId is kept to the minute
@@ -138,7 +140,11 @@ class Dedup:
         index.expire(now)
         reserved: list[tuple[int, str]] = []
         batch.notes["dedup"] = reserved
+        # An id Roost made for an event sent without one is unique: nothing to remember
+        made = generated_prefix()
         for event in batch.events:  # the common case: every messageId new
+            if event.message_id.startswith(made):
+                continue
             if not index.reserve(event.project_id, event.message_id, now):
                 break
             reserved.append((event.project_id, event.message_id))
@@ -147,6 +153,8 @@ class Dedup:
         mine = set(reserved)  # reserved by this request: kept; the rest, duplicates
 
         def verdict(position: int, event: Event) -> Verdict:
+            if event.message_id.startswith(made):
+                return None
             key = (event.project_id, event.message_id)
             if key in mine:
                 mine.discard(key)  # a second copy in the same request is a duplicate
