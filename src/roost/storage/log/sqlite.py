@@ -38,6 +38,7 @@ log = logging.getLogger("roost.storage")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
 
+CHECKPOINT_BYTES = 64 << 20  # appended between the Log's own checkpoints
 IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
 
 
@@ -165,6 +166,7 @@ class SQLiteLog(_Reading):
         commit_max_events: int = 20000,
         on_commit: Callable[[int, int, bytes], None] | None = None,
         reserve_bytes: int = 0,
+        checkpoint_bytes: int = CHECKPOINT_BYTES,
     ) -> None:
         super().__init__(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +174,8 @@ class SQLiteLog(_Reading):
         self._on_commit = on_commit
         self._conn = self._connect()
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        # a WAL started over is cut back to this, not left at its largest
+        self._conn.execute(f"PRAGMA journal_size_limit={int(checkpoint_bytes)}")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, "
             "count INTEGER NOT NULL, received_at REAL NOT NULL, identity_events INTEGER NOT NULL, "
@@ -183,6 +187,16 @@ class SQLiteLog(_Reading):
         self._last_offset = int(row[0])
         self._writer = GroupCommit(self._commit, max_events=commit_max_events)
         self._closed = False
+        # Checkpoints while appends go on: the Loader asks for one when it is idle, which
+        # sustained load never is; past `checkpoint_bytes` appended this thread does one
+        self._checkpoint_bytes = checkpoint_bytes
+        self._appended = 0
+        self._wanted = threading.Event()
+        self._finish = False  # the writer completes the thread's checkpoint before its next
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name="roost-log-checkpoints", daemon=True
+        )
+        self._checkpointer.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = super()._connect()
@@ -277,6 +291,8 @@ class SQLiteLog(_Reading):
             return
         self._closed = True
         self._writer.close()
+        self._wanted.set()
+        self._checkpointer.join()
         self._close_readers()
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -293,16 +309,45 @@ class SQLiteLog(_Reading):
         blob = _encode(events)
         identity_events = sum(1 for e in events if e.type in IDENTITY_TYPES)
         conn = self._conn
+        if self._finish:  # the few frames since the thread's checkpoint: then the WAL restarts
+            self._finish = False
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # not this group's failure: the next one tries again
+                log.warning("log checkpoint failed: %s", exc)
         conn.execute(
             "INSERT INTO log VALUES (?, ?, ?, ?, ?)",
             (first, len(events), events[0].received_at.timestamp(), identity_events, blob),
         )  # one statement, autocommitted: one WAL append and one fsync
         self._last_offset = first + len(events) - 1
+        self._appended += len(blob)
+        if self._appended >= self._checkpoint_bytes:
+            self._appended = 0
+            self._wanted.set()
         metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.LOG_BATCH_EVENTS.observe(len(events))
         if self._on_commit is not None:
             self._on_commit(first, len(events), blob)
         return first
+
+    def _checkpoints(self) -> None:
+        """PASSIVE: copies what it can without waiting for, or holding up, readers or the
+        writer. Appends go on meanwhile, so it cannot be complete; the writer then copies the
+        frames appended since (a few ms, between two commits), and the WAL starts over."""
+        conn = self._connect()
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._closed:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self._finish = True
+                except sqlite3.Error as exc:  # a full disk: the next one tries again
+                    log.warning("log checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
 
 def open_log(url: str, settings: Settings) -> SQLiteLog:
