@@ -39,6 +39,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(list[Event]).decode
 
 CHECKPOINT_BYTES = 64 << 20  # appended between the Log's own checkpoints
+FINISH_FRAMES = 256  # WAL frames (pages) left for the writer to copy between two commits
 IDENTITY_TYPES = frozenset({"identify", "alias", "group"})  # what profiles are made of
 
 
@@ -332,8 +333,9 @@ class SQLiteLog(_Reading):
 
     def _checkpoints(self) -> None:
         """PASSIVE: copies what it can without waiting for, or holding up, readers or the
-        writer. Appends go on meanwhile, so it cannot be complete; the writer then copies the
-        frames appended since (a few ms, between two commits), and the WAL starts over."""
+        writer. Appends go on meanwhile, so it cannot be complete: it goes round again until
+        few frames are left, the writer copies those (a few ms, between two commits), and
+        the WAL starts over."""
         conn = self._connect()
         try:
             while True:
@@ -342,7 +344,12 @@ class SQLiteLog(_Reading):
                 if self._closed:
                     return
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    for _ in range(8):  # each round copies what came during the last
+                        _, frames, copied = conn.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)"
+                        ).fetchone()
+                        if frames - copied <= FINISH_FRAMES:
+                            break
                     self._finish = True
                 except sqlite3.Error as exc:  # a full disk: the next one tries again
                     log.warning("log checkpoint failed: %s", exc)
