@@ -172,8 +172,3 @@ os.register_at_fork(after_in_child=_reseed)
 def new_message_id() -> str:
     """32 hex characters, unique: a random per-process prefix and a counter (uuid4 is 5× slower)."""
     return f"{_prefix}{next(_counter):016x}"
-
-
-def generated_prefix() -> str:
-    """What every messageId this process made starts with (a random 16 hex characters)."""
-    return _prefix

@@ -20,7 +20,7 @@ import msgspec
 
 from roost.dialects.clock import DEFAULT_MAX_SKEW
 from roost.errors import BadRequest, RoostError
-from roost.model import Event, Outcome, Reason
+from roost.model import Event, Outcome, Reason, new_message_id
 
 T = TypeVar("T")
 
@@ -47,6 +47,13 @@ class Parsed:
     outcomes: list[Outcome] = field(default_factory=list)
     site: str | None = None  # the project slug the request claims (web dialect's site_id)
     prefix: str = ""  # how the request names its items: "batch", "events", or "" for one
+    made: set[str] = field(default_factory=set)  # messageIds Roost made: none was sent
+
+    def new_id(self) -> str:
+        """A messageId for an event sent without one: unique, so never deduplicated."""
+        made = new_message_id()
+        self.made.add(made)
+        return made
 
     def field(self, index: int, name: str) -> str:
         return f"{self.prefix}[{index}].{name}" if self.prefix else name

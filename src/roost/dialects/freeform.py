@@ -27,7 +27,7 @@ from roost.dialects.base import (
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.errors import WRONG_KIND, BadRequest, RoostError, Unauthorized
-from roost.model import Event, Reason, new_message_id
+from roost.model import Event, Reason
 
 MAX_EVENT_NAME = 200
 VALIDATION_FAILED = "Body JSON validation failed."
@@ -101,7 +101,7 @@ class FreeformDialect:
         parsed.add(
             0,
             Event(
-                message_id=new_message_id(),
+                message_id=parsed.new_id(),
                 project_id=0,
                 dialect=self.name,
                 type="track",

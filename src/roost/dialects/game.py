@@ -31,7 +31,7 @@ from roost.dialects.base import (
     retry_headers,
 )
 from roost.errors import BudgetExceeded, RateLimited, RoostError
-from roost.model import Event, Reason, new_message_id
+from roost.model import Event, Reason
 
 GAME_TYPES = ("progression", "design", "resource", "error", "session")
 MAX_EVENTS = 100
@@ -133,7 +133,7 @@ class GameDialect:
             parsed.add(
                 index,
                 Event(
-                    message_id=e.event_id or new_message_id(),
+                    message_id=e.event_id or parsed.new_id(),
                     project_id=0,
                     dialect=self.name,
                     type="track",

@@ -25,7 +25,7 @@ from roost.dialects.base import (
 )
 from roost.dialects.fields import text
 from roost.errors import BadRequest, RoostError
-from roost.model import EVENT_TYPES, Event, Reason, new_message_id
+from roost.model import EVENT_TYPES, Event, Reason
 
 Id = str | int | float
 
@@ -194,7 +194,7 @@ class SegmentDialect:
         properties = m.properties or {}
         named = kind in _NAMED
         event = Event(
-            message_id=message_id or new_message_id(),
+            message_id=message_id or parsed.new_id(),
             project_id=0,
             dialect="segment",
             type=kind,

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from roost.model import Event, Reason, generated_prefix
+from roost.model import Event, Reason
 from roost.pipeline.batch import Batch, Refusal, Verdict
 
 BUCKET_SECONDS = 60  # the window's resolution: a messageId is kept to the minute
@@ -140,10 +140,9 @@ class Dedup:
         index.expire(now)
         reserved: list[tuple[int, str]] = []
         batch.notes["dedup"] = reserved
-        # An id Roost made for an event sent without one is unique: nothing to remember
-        made = generated_prefix()
+        made = batch.parsed.made  # ids Roost made for events sent without one: unique
         for event in batch.events:  # the common case: every messageId new
-            if event.message_id.startswith(made):
+            if made and event.message_id in made:
                 continue
             if not index.reserve(event.project_id, event.message_id, now):
                 break
@@ -153,7 +152,7 @@ class Dedup:
         mine = set(reserved)  # reserved by this request: kept; the rest, duplicates
 
         def verdict(position: int, event: Event) -> Verdict:
-            if event.message_id.startswith(made):
+            if event.message_id in made:
                 return None
             key = (event.project_id, event.message_id)
             if key in mine:
