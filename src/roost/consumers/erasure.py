@@ -29,6 +29,7 @@ from roost.storage.log import Log
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.warehouse import Warehouse
+from roost.storage.warehouse.flavor import RANGES_PER_STATEMENT
 
 log = logging.getLogger("roost")
 
@@ -115,7 +116,11 @@ async def _erase_logged(
     await asyncio.to_thread(runtime.destinations.erase_letters, project, erased.message_ids)
     if erased.replaced:
         await _caught_up(runtime)
-        await asyncio.to_thread(runtime.warehouse.erase, project, offsets=erased.replaced)
+        replaced, step = erased.replaced, RANGES_PER_STATEMENT  # a busy user: many messages
+        for at in range(0, len(replaced), step):
+            await asyncio.to_thread(
+                runtime.warehouse.erase, project, offsets=replaced[at : at + step]
+            )
     return len(erased.message_ids)
 
 

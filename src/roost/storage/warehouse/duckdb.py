@@ -397,8 +397,8 @@ class DuckDBWarehouse:
         until: datetime | None = None,
         offsets: Sequence[tuple[int, int]] | None = None,
     ) -> int:
-        """Delete the project's events of these user, anonymous or previous ids, or with a
-        timestamp in [since, until); how many."""
+        """Delete the project's events of these user, anonymous or previous ids, with a
+        timestamp in [since, until), or at these Log offsets (first, last); how many."""
         where, params = _scope(project_id, since, until)
         if ids is not None:
             where.append(
