@@ -12,6 +12,7 @@ class Log:
     def __init__(self) -> None:
         self.last = 0
         self.reads: list[tuple[int, int]] = []
+        self.counts: list[tuple[int, int]] = []
 
     def append(self, n: int) -> None:
         self.last += n
@@ -20,6 +21,7 @@ class Log:
         return self.last
 
     def count_between(self, after: int, up_to: int) -> int:
+        self.counts.append((after, up_to))
         return up_to - after
 
     def read_groups(self, after: int, limit: int) -> list[Group]:
@@ -73,3 +75,21 @@ def test_a_warehouse_that_takes_small_loads_gets_each_at_once() -> None:
         log.append(n)
         loader.step()
     assert warehouse.loads == [3, 4]
+
+
+def test_a_waiting_batch_is_counted_as_it_grows_not_again_each_step() -> None:
+    """Sparse offsets (JetStream) make the Loader count what waits; each step counts only what
+    came since its last count, and a load starts the count over."""
+    log, warehouse = Log(), Warehouse(LoadShape(events=25, every=3600.0))
+    loader = Loader(log, warehouse)
+    log.append(5)
+    loader.step()  # the first load
+    log.last += 40  # offsets past the batch, but (as with JetStream) not that many events
+    original = log.count_between
+    log.count_between = lambda after, up_to: (original(after, up_to) + 1) // 4  # type: ignore[method-assign]
+    for _ in range(3):
+        loader.step()
+    log.last += 80
+    loader.step()  # 10 + 20 waiting: a full batch, loaded
+    assert log.counts == [(5, 45), (45, 45), (45, 45), (45, 125)]
+    assert warehouse.loads == [5, 25]
