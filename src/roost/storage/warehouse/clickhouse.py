@@ -211,10 +211,14 @@ class ClickHouseWarehouse:
         self._version = max(self._version, self._position()[1]) + 1
         if loaded is None:
             row = {"id": 1, "loaded_offset": 0, "version": self._version}
-        else:
-            self._loaded = max(self._loaded, loaded)
-            row = {"id": 0, "loaded_offset": self._loaded, "version": self._version}
-        self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
+            self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
+            return
+        now_loaded = max(self._loaded, loaded)
+        row = {"id": 0, "loaded_offset": now_loaded, "version": self._version}
+        try:
+            self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
+        finally:  # after the row, so a reader that saw the rows also sees their version; on
+            self._loaded = now_loaded  # failure too: the rows are in, never to be sent again
 
     # Loading (the Loader's thread)
 
