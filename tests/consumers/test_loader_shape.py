@@ -50,6 +50,8 @@ class Warehouse:
 
     def maybe_checkpoint(self) -> None: ...
 
+    def tidy(self) -> None: ...
+
 
 def test_a_warehouse_that_wants_large_loads_gets_them() -> None:
     log, warehouse = Log(), Warehouse(LoadShape(events=25, every=3600.0))

@@ -41,6 +41,7 @@ class Sink(Protocol):
     def loaded_offset(self) -> int: ...
     def load(self, groups: list[Group]) -> None: ...
     def maybe_checkpoint(self) -> None: ...
+    def tidy(self) -> None: ...
 
 
 class Loader(Follower):
@@ -171,6 +172,7 @@ class Loader(Follower):
             self.also()
         loaded, last = self.sink.loaded_offset(), self.source.last_offset()
         if loaded >= last:
+            self.sink.tidy()
             return
         if (
             self.every

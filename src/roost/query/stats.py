@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from roost import patterns
 from roost.dialects.clock import STORABLE
 from roost.errors import BadRequest
+from roost.query import rollup
+from roost.query.rollup import NOT_BOT
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
-NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
 SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
     "users": "count(DISTINCT person)",
@@ -338,10 +339,17 @@ def _goal(f: Any) -> bool:
 
 
 def base_relation(
-    q: StatsQuery, project_id: int, flavor: Flavor, filters: list[Any], *, people: bool = False
+    q: StatsQuery,
+    project_id: int,
+    flavor: Flavor,
+    filters: list[Any],
+    *,
+    people: bool = False,
+    rows: str | None = None,
 ) -> str:
     """The matching events, with each dimension as d0, d1, …, and `person` when `people` (or
-    the query counts users, or groups or filters by them)."""
+    the query counts users, or groups or filters by them) — or the matching `rows` (presence
+    rows, query/rollup.py) likewise."""
     where = [
         f"timestamp >= {flavor.timestamp(q.start)}",
         f"timestamp < {flavor.timestamp(q.end)}",
@@ -356,7 +364,12 @@ def base_relation(
         or any(_is_person(d) for d in q.dimensions)
         or any(_names_person(f) for f in filters)
     )
-    relation = flavor.events(project_id) if needs_person else flavor.rows(project_id)
+    if rows is not None:
+        relation = rows
+    elif needs_person:
+        relation = flavor.events(project_id)
+    else:
+        relation = flavor.rows(project_id)
     return (
         f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
     )
@@ -384,7 +397,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    base = base_relation(q, project_id, flavor, q.filters)
+    presence = rollup.relation(q, project_id, flavor)  # fewer rows, the same answer
+    aggregate = SIMPLE if presence is None else rollup.METRICS
+    base = base_relation(q, project_id, flavor, q.filters, rows=presence)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
     if "views_per_visit" in wanted and "pageviews" not in simple:
@@ -394,7 +409,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     if not simple:
         simple.append("events")
     parts: dict[str, tuple[list[str], str]] = {  # each part's columns, and its SELECT
-        "g": (simple, f"SELECT {', '.join([*keys, *(f'{SIMPLE[m]} AS {m}' for m in simple)])} "
+        "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {base} AS base{group}"),
     }  # fmt: skip
     if wanted & set(VISITS):

@@ -68,6 +68,10 @@ class Warehouse(Protocol):
 
     def maybe_checkpoint(self) -> None: ...
 
+    def tidy(self) -> None:
+        """Upkeep for a moment with nothing to load (a little at a time)."""
+        ...
+
     def close(self) -> None: ...
 
     # Queries, from any thread

@@ -272,6 +272,9 @@ class ClickHouseWarehouse:
     def maybe_checkpoint(self) -> None:
         """Nothing to do: ClickHouse merges its parts on its own."""
 
+    def tidy(self) -> None:
+        """Nothing to do: no rows beside the events to merge."""
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

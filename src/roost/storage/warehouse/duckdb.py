@@ -12,6 +12,7 @@ configuration is locked, so no query — the SQL endpoint's included — can tur
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -33,7 +34,12 @@ from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
-from roost.storage.warehouse.schema import ALL_COLUMNS, EVENT_COLUMNS
+from roost.storage.warehouse.schema import (
+    ALL_COLUMNS,
+    EVENT_COLUMNS,
+    PRESENCE_COLUMNS,
+    PRESENCE_KEYS,
+)
 
 if TYPE_CHECKING:
     from roost.config import Settings
@@ -42,6 +48,7 @@ log = logging.getLogger("roost.storage")
 
 TABLE = "roost.events"
 IDENTITIES = "roost.identities"  # a copy of the profiles' links, for attribution in queries
+PRESENCE = "roost.presence"  # who was there each hour (schema.py; query/rollup.py reads it)
 
 
 # The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
@@ -56,7 +63,30 @@ _INSERT = (
 )
 
 
-def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+# The presence rows of events, with the identity links as they are now
+_WHO = "coalesce(e.user_id, e.anonymous_id)"
+_PRESENCE_VALUES = {
+    "timestamp": "date_trunc('hour', e.timestamp)",
+    "who": _WHO,
+    "person": f"coalesce(i.user_id, {_WHO})",
+    "events": "count(*)",
+}
+_PRESENCE_OF = (
+    "SELECT "
+    + ", ".join(
+        f'{_PRESENCE_VALUES.get(c.name, f"e.{c.name}")} AS "{c.name}"' for c in PRESENCE_COLUMNS
+    )
+    + f" FROM {TABLE} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
+)
+_PRESENCE_GROUPS = " GROUP BY " + ", ".join(str(n) for n in range(1, len(PRESENCE_KEYS) + 1))
+_PRESENCE_KEYS = ", ".join(f'"{c.name}"' for c in PRESENCE_KEYS)
+MERGE_MIN_ROWS = 5_000  # an hour's rows are merged once as many came since its last merge
+HOURS_TRACKED = 20_000  # past this many hours with rows to merge, all are merged at once
+TIDY_HOURS = 200  # hours merged at a time while nothing waits to be loaded
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create what is missing; whether the presence rows are new (to be made from the events)."""
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
@@ -64,6 +94,13 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
         "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
     )
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'roost' AND table_name = 'presence'"
+    ).fetchone()
+    presence = ", ".join(f'"{c.name}" {c.duckdb}' for c in PRESENCE_COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {PRESENCE} ({presence})")
+    return not (found and found[0])
 
 
 SCRUB_WAIT_SECONDS = 30.0
@@ -164,12 +201,24 @@ class DuckDBWarehouse:
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
         self._checkpoint_wanted = threading.Event()
         self._closed = False
-        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES)
+        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, PRESENCE)
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb)
+        # Presence rows of each hour since its last merge: [rows after it, rows added since]
+        self._hours: dict[datetime, list[int]] = {}
+        self._unmerged: set[datetime] = set()  # the hours with rows added since
+        # Held by whatever deletes presence rows (merges, identity changes, erasures): DuckDB
+        # fails the second of two transactions deleting one row
+        self._presence_lock = threading.Lock()
         setup = self._con.cursor()
-        create_schema(setup)
+        if create_schema(setup):
+            started = time.perf_counter()
+            setup.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
+            log.info(
+                "warehouse presence rows made from the events",
+                extra={"seconds": round(time.perf_counter() - started, 3)},
+            )
         try:
             setup.execute("CHECKPOINT")
         except duckdb.Error as exc:  # a full disk: queries still answer, loads wait for room
@@ -218,13 +267,80 @@ class DuckDBWarehouse:
         with self._gate.shared():
             con = self._load_con
             con.register("roost_groups", table)
+            con.begin()
             try:
                 con.execute(_INSERT, [self._loaded])
+                # their presence rows in the same transaction: no report is ahead of its events
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE roost_fresh AS "
+                    f"{_PRESENCE_OF} WHERE e.log_offset > ?{_PRESENCE_GROUPS}",
+                    [self._loaded],
+                )
+                con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_fresh")
+                added = con.execute(
+                    "SELECT timestamp, count(*) FROM roost_fresh GROUP BY 1"
+                ).fetchall()
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
             finally:
                 con.unregister("roost_groups")
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
         self._version += 1
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
+        due = []
+        for hour, rows in added:
+            counts = self._hours.setdefault(hour, [0, 0])
+            counts[1] += rows
+            self._unmerged.add(hour)
+            if counts[1] >= max(counts[0], MERGE_MIN_ROWS):  # so each row is merged ~twice
+                due.append(hour)
+        if len(self._hours) > HOURS_TRACKED:
+            due = list(self._unmerged)
+        self._merge(due)
+        if len(self._hours) > HOURS_TRACKED:
+            self._hours.clear()  # all merged: the next rows of each start a new count
+
+    def tidy(self) -> None:
+        """Merge the presence rows of a few hours that have some to merge (the Loader calls
+        this when it has nothing to load)."""
+        if self._unmerged:
+            self._merge(list(itertools.islice(self._unmerged, TIDY_HOURS)))
+
+    def _merge(self, hours: list[datetime]) -> None:
+        """Make each group's presence rows of these hours one (an hour's rows come from each
+        load that had its events: merged, the reports read a few times fewer). The answers
+        stay the same, so queries may read before or after."""
+        if not hours:
+            return
+        with self._presence_lock, self._gate.shared():
+            con = self._load_con
+            con.begin()
+            try:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE roost_merged AS "
+                    f"SELECT {_PRESENCE_KEYS}, sum(events)::BIGINT AS events FROM {PRESENCE} "
+                    f"WHERE timestamp IN (SELECT unnest(?::TIMESTAMP[])){_PRESENCE_GROUPS}",
+                    [hours],
+                )
+                con.execute(
+                    f"DELETE FROM {PRESENCE} WHERE timestamp IN (SELECT unnest(?::TIMESTAMP[]))",
+                    [hours],
+                )
+                con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
+                merged = con.execute(
+                    "SELECT timestamp, count(*) FROM roost_merged GROUP BY 1"
+                ).fetchall()
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        for hour in hours:
+            self._hours.pop(hour, None)
+            self._unmerged.discard(hour)
+        for hour, rows in merged:
+            self._hours[hour] = [rows, 0]
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links the given ones (project_id, alias, user_id), at once."""
@@ -235,18 +351,31 @@ class DuckDBWarehouse:
                 "user_id": pa.array([r[2] for r in rows], pa.string()),
             }
         )
-        with self._gate.shared():
+        with self._presence_lock, self._gate.shared():
             con = self._load_con
+            con.register("roost_identities", table)
             con.begin()
             try:
+                # the ids whose link is new, gone or changed: their presence rows' person
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
+                    f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM roost_identities) UNION "
+                    f"(SELECT * FROM roost_identities EXCEPT SELECT * FROM {IDENTITIES}))"
+                )
                 con.execute(f"DELETE FROM {IDENTITIES}")
-                con.register("roost_identities", table)
                 con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
-                con.unregister("roost_identities")
+                con.execute(
+                    f"UPDATE {PRESENCE} AS p SET person = coalesce(l.user_id, p.who) FROM "
+                    f"(SELECT r.project_id, r.alias, i.user_id FROM roost_relinked r "
+                    f"LEFT JOIN {IDENTITIES} i ON i.project_id = r.project_id AND i.alias = r.alias) "
+                    "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"
+                )
                 con.commit()
             except BaseException:
                 con.rollback()
                 raise
+            finally:
+                con.unregister("roost_identities")
         self._version += 1
 
     def maybe_checkpoint(self) -> None:
@@ -408,10 +537,31 @@ class DuckDBWarehouse:
             params += [list(ids)] * 3
         if offsets is not None:
             where.append(in_ranges("log_offset", offsets))
-        with self._cursor() as cursor:
-            row = cursor.execute(
-                f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", params
-            ).fetchone()
+        condition = " AND ".join(where)
+        with self._presence_lock, self._cursor() as cursor:
+            cursor.begin()
+            try:
+                # the hours of what goes: their presence rows are made again from what stays
+                cursor.execute(
+                    "CREATE TEMP TABLE roost_erased_hours AS SELECT DISTINCT "
+                    f"date_trunc('hour', timestamp) AS hour FROM {TABLE} WHERE {condition}",
+                    params,
+                )
+                row = cursor.execute(f"DELETE FROM {TABLE} WHERE {condition}", params).fetchone()
+                hours = "(SELECT hour FROM roost_erased_hours)"
+                cursor.execute(
+                    f"DELETE FROM {PRESENCE} WHERE project_id = ? AND timestamp IN {hours}",
+                    [project_id],
+                )
+                cursor.execute(
+                    f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE e.project_id = ? "
+                    f"AND date_trunc('hour', e.timestamp) IN {hours}{_PRESENCE_GROUPS}",
+                    [project_id],
+                )
+                cursor.commit()
+            except BaseException:
+                cursor.rollback()
+                raise
             self._version += 1
         return int(row[0]) if row else 0
 

@@ -37,6 +37,11 @@ class Flavor(Protocol):
         """One project's stored rows as they are (cheaper than `events` when no one is resolved)."""
         ...
 
+    def presence(self, project_id: int) -> str | None:
+        """One project's presence rows (storage/warehouse/schema.py), or None when this
+        Warehouse does not keep them: reports then count from the events."""
+        ...
+
     def string(self, value: str) -> str:
         """A string literal."""
         ...
@@ -101,9 +106,10 @@ class Flavor(Protocol):
 
 
 class DuckDBFlavor:
-    def __init__(self, table: str, identities: str) -> None:
+    def __init__(self, table: str, identities: str, presence: str | None = None) -> None:
         self.table = table
         self.identities = identities
+        self.presence_table = presence
 
     def events(self, project_id: int) -> str:
         return (
@@ -115,6 +121,11 @@ class DuckDBFlavor:
 
     def rows(self, project_id: int) -> str:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
+
+    def presence(self, project_id: int) -> str | None:
+        if self.presence_table is None:
+            return None
+        return f"(SELECT * FROM {self.presence_table} WHERE project_id = {int(project_id)})"
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -224,6 +235,9 @@ class ClickHouseFlavor:
 
     def rows(self, project_id: int) -> str:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
+
+    def presence(self, project_id: int) -> str | None:
+        return None  # reports count from the events themselves here
 
     def string(self, value: str) -> str:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

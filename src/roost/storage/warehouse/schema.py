@@ -78,3 +78,25 @@ ALL_COLUMNS: tuple[Column, ...] = (OFFSET_COLUMN, *EVENT_COLUMNS)
 
 if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - import-time check
     raise RuntimeError("storage/warehouse/schema.py and model.Event disagree on the event columns")
+
+
+# Who was there in each hour: the events grouped by the UTC hour they happened in and by what
+# the Stats API counts people with or splits them by (the Loader keeps it beside the events,
+# query/rollup.py says which reports read it). `who` is the id an event carries (its user id,
+# else its anonymous id) and `person` the same after the identity links; `events` how many of
+# the group's events the row counts (a group may have several rows until they are merged).
+PRESENCE_KEYS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _time("timestamp"),  # the start of the hour, so reports bucket and bound it like events
+    _text("type"),
+    _text("who"),
+    _text("person"),
+    _text("visitor"),
+    _text("session_id"),
+    Column("bot", "BOOLEAN"),
+    _text("country"),
+    _text("browser"),
+    _text("os"),
+    _text("device"),
+)
+PRESENCE_COLUMNS: tuple[Column, ...] = (*PRESENCE_KEYS, Column("events", "BIGINT"))

@@ -1,0 +1,108 @@
+"""Which Stats API queries the presence rows answer, exactly, and with what.
+
+A Warehouse may keep, beside the events, one row per group of events of an hour with the
+same who, person, visitor, session, type, bot flag, country, browser, OS and device
+(storage/warehouse/schema.py's PRESENCE_KEYS) — a few times fewer rows than events, so
+counting distinct people over them is a few times cheaper. A query can read them instead of
+the events when everything it asks is decided by those columns alone and its time buckets and
+range are whole UTC hours: then each row lies wholly inside or outside each bucket and each
+filter, and every metric below is the events' own answer, not an estimate.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from roost.storage.warehouse.flavor import Flavor
+from roost.storage.warehouse.schema import PRESENCE_KEYS
+
+NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
+METRICS = {  # the Stats API's metric → its aggregate over presence rows
+    "events": "sum(events)",
+    "users": "count(DISTINCT person)",
+    "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
+    "pageviews": f"sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN events END)",
+    "sessions": "count(DISTINCT session_id)",
+}
+COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {"project_id", "timestamp", "who"}
+# The time zone database lists each zone's changes up to 2037 (Morocco's to 2087), then repeats
+# a yearly rule: a zone right from 2037 to HORIZON is right ever after.
+HORIZON = datetime(2090, 1, 1)
+RULES_FROM = datetime(2037, 1, 1)
+EARLIEST = datetime(1900, 1, 1)
+
+
+def relation(q: Any, project_id: int, flavor: Flavor) -> str | None:
+    """The presence rows `q` (a stats.StatsQuery) can be answered from, or None."""
+    if not set(q.metrics) <= METRICS.keys():
+        return None
+    if not all(d.kind == "time" or _column(d) for d in q.dimensions):
+        return None
+    if not all(_decided(f) for f in q.filters):
+        return None
+    if not (_whole_hour(q.start) and (_whole_hour(q.end) or q.end.year == 9999)):
+        return None
+    if q.timezone not in ("UTC", "Etc/UTC") and q.start < whole_hours_since(q.timezone):
+        return None
+    return flavor.presence(project_id)
+
+
+def _column(dimension: Any) -> bool:
+    return bool(dimension.kind == "column" and dimension.arg in COLUMNS)
+
+
+def _decided(f: Any) -> bool:
+    """Whether a filter looks at presence columns only."""
+    if f[0] in ("and", "or"):
+        return all(_decided(g) for g in f[1])
+    if f[0] == "not":
+        return _decided(f[1])
+    return _column(f[1])
+
+
+def _whole_hour(moment: datetime) -> bool:
+    return moment.minute == 0 and moment.second == 0 and moment.microsecond == 0
+
+
+@functools.lru_cache(maxsize=256)
+def whole_hours_since(timezone: str) -> datetime:
+    """The naive UTC instant from which `timezone` is a whole number of hours from UTC and
+    changes only at the start of a UTC hour (so each UTC hour lies in one local hour, day,
+    week and month); HORIZON for a zone such as Asia/Kolkata that never is."""
+    since = _checked_since(timezone)
+    return HORIZON if since > RULES_FROM else since
+
+
+def _checked_since(timezone: str) -> datetime:
+    zone = ZoneInfo(timezone)
+    hour = timedelta(hours=1)
+
+    def offset(second: int) -> timedelta | None:
+        return datetime.fromtimestamp(second, UTC).astimezone(zone).utcoffset()
+
+    day = 86_400
+    moment = int(HORIZON.replace(tzinfo=UTC).timestamp())
+    after = offset(moment)
+    if after is None or after % hour:
+        return HORIZON
+    earliest = int(EARLIEST.replace(tzinfo=UTC).timestamp())
+    while moment > earliest:
+        before = offset(moment - day)
+        if before is None or before % hour:
+            return _naive(moment)
+        if before != after:  # a change within this day: find its second
+            low, high = moment - day, moment
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset(middle) == before else (low, middle)
+            if high % 3600:
+                return _naive(moment)
+        moment, after = moment - day, before
+    return EARLIEST
+
+
+def _naive(second: int) -> datetime:
+    return datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
