@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from roost.errors import BadRequest
-from roost.query import stats
+from roost.query import rollup, stats
 from roost.storage.warehouse.flavor import Flavor
 
 PERIODS = ("day", "week", "month")
@@ -32,6 +32,10 @@ class Retention:
     start: Any | None  # a parsed filter, or None for any event
     back: Any | None
     today: date  # in the query's time zone: no period after it has happened
+
+    def conditions(self) -> list[Any]:
+        """The filters on starting and coming back that are set."""
+        return [c for c in (self.start, self.back) if c is not None]
 
 
 def _bad(field: str, rule: str) -> BadRequest:
@@ -80,7 +84,10 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     Written in the SQL both engines run: no CTEs or inequality joins (ClickHouse 18), so the
     cohorts are read twice and "period ≥ cohort" is a WHERE after the join on the person.
     """
-    base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
+    presence = rollup.relation(r.scope, project_id, flavor, r.conditions())  # the same people
+    base = stats.base_relation(
+        r.scope, project_id, flavor, r.scope.filters, people=True, rows=presence
+    )
     bucket = flavor.bucket(r.period, flavor.local("timestamp", r.scope.timezone))
     cohorts = (
         f"(SELECT person, min({bucket}) AS cohort FROM {base} AS b"

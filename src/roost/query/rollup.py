@@ -12,6 +12,7 @@ filter, and every metric below is the events' own answer, not an estimate.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,13 +36,14 @@ RULES_FROM = datetime(2037, 1, 1)
 EARLIEST = datetime(1900, 1, 1)
 
 
-def relation(q: Any, project_id: int, flavor: Flavor) -> str | None:
-    """The presence rows `q` (a stats.StatsQuery) can be answered from, or None."""
+def relation(q: Any, project_id: int, flavor: Flavor, also: Sequence[Any] = ()) -> str | None:
+    """The presence rows `q` (a stats.StatsQuery) can be answered from, or None; `also`:
+    further filters the report applies to them."""
     if not set(q.metrics) <= METRICS.keys():
         return None
     if not all(d.kind == "time" or _column(d) for d in q.dimensions):
         return None
-    if not all(_decided(f) for f in q.filters):
+    if not all(_decided(f) for f in [*q.filters, *also]):
         return None
     if not (_whole_hour(q.start) and (_whole_hour(q.end) or q.end.year == 9999)):
         return None
