@@ -84,7 +84,7 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     Written in the SQL both engines run: no CTEs or inequality joins (ClickHouse 18), so the
     cohorts are read twice and "period ≥ cohort" is a WHERE after the join on the person.
     """
-    presence = rollup.relation(r.scope, project_id, flavor, r.conditions())  # the same people
+    presence = rollup.relation(r.scope, project_id, flavor, also=r.conditions())  # the same people
     base = stats.base_relation(
         r.scope, project_id, flavor, r.scope.filters, people=True, rows=presence
     )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from roost.storage.warehouse.flavor import Flavor
+from roost.storage.warehouse.flavor import Flavor, VisitSpans
 from roost.storage.warehouse.schema import PRESENCE_KEYS
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
@@ -36,20 +36,38 @@ RULES_FROM = datetime(2037, 1, 1)
 EARLIEST = datetime(1900, 1, 1)
 
 
-def relation(q: Any, project_id: int, flavor: Flavor, also: Sequence[Any] = ()) -> str | None:
-    """The presence rows `q` (a stats.StatsQuery) can be answered from, or None; `also`:
-    further filters the report applies to them."""
-    if not set(q.metrics) <= METRICS.keys():
+def relation(
+    q: Any,
+    project_id: int,
+    flavor: Flavor,
+    metrics: Sequence[str] | None = None,
+    also: Sequence[Any] = (),
+) -> str | None:
+    """The presence rows `metrics` (q's unless given) of `q` (a stats.StatsQuery) can be
+    counted from, or None; `also`: further filters the report applies to them."""
+    if not set(q.metrics if metrics is None else metrics) <= METRICS.keys():
         return None
     if not all(d.kind == "time" or _column(d) for d in q.dimensions):
         return None
     if not all(_decided(f) for f in [*q.filters, *also]):
         return None
+    return flavor.presence(project_id) if _hourly(q) else None
+
+
+def visit_spans(q: Any, project_id: int, flavor: Flavor) -> VisitSpans | None:
+    """The visit spans `q`'s visits can be counted from, or None: a visit is cut by the
+    groups it is counted in, so only time buckets (whole hours), and no filter, keep spans
+    whole."""
+    if q.filters or not all(d.kind == "time" for d in q.dimensions) or not _hourly(q):
+        return None
+    return flavor.visit_spans(project_id)
+
+
+def _hourly(q: Any) -> bool:
+    """Whether each UTC hour lies wholly inside or outside the range and each time bucket."""
     if not (_whole_hour(q.start) and (_whole_hour(q.end) or q.end.year == 9999)):
-        return None
-    if q.timezone not in ("UTC", "Etc/UTC") and q.start < whole_hours_since(q.timezone):
-        return None
-    return flavor.presence(project_id)
+        return False
+    return q.timezone in ("UTC", "Etc/UTC") or q.start >= whole_hours_since(q.timezone)
 
 
 def _column(dimension: Any) -> bool:

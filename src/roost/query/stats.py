@@ -25,6 +25,7 @@ from roost.errors import BadRequest
 from roost.query import rollup
 from roost.query.rollup import NOT_BOT
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
+from roost.storage.warehouse.schema import VISIT_GAP_SECONDS
 
 SIMPLE = {  # one aggregate over the matching events
     "events": "count(*)",
@@ -38,7 +39,6 @@ SIMPLE = {  # one aggregate over the matching events
 }
 VISITS = ("visits", "views_per_visit", "bounce_rate", "visit_duration")
 METRICS = (*SIMPLE, *VISITS, "session_duration", "conversion_rate")
-VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
 COLUMNS = {  # dimension → stored column
     "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",
     "hostname": "host", "source": "source", "referrer": "referrer",
@@ -397,9 +397,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    presence = rollup.relation(q, project_id, flavor)  # fewer rows, the same answer
-    aggregate = SIMPLE if presence is None else rollup.METRICS
-    base = base_relation(q, project_id, flavor, q.filters, rows=presence)
+    base = base_relation(q, project_id, flavor, q.filters)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
     if "views_per_visit" in wanted and "pageviews" not in simple:
@@ -408,18 +406,29 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.append("visitors")
     if not simple:
         simple.append("events")
+    presence = rollup.relation(q, project_id, flavor, simple)  # fewer rows, the same answer
+    counted, aggregate = base, SIMPLE
+    if presence is not None:
+        counted = base_relation(q, project_id, flavor, q.filters, rows=presence)
+        aggregate = rollup.METRICS
     parts: dict[str, tuple[list[str], str]] = {  # each part's columns, and its SELECT
         "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
-              f"FROM {base} AS base{group}"),
+              f"FROM {counted} AS base{group}"),
     }  # fmt: skip
     if wanted & set(VISITS):
-        people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
+        spans = rollup.visit_spans(q, project_id, flavor)  # fewer rows, the same visits
+        if spans is None:
+            people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
+            visits = flavor.visits(people, keys, VISIT_GAP_SECONDS)
+        else:
+            rows = base_relation(q, project_id, flavor, q.filters, rows=spans.relation)
+            visits = spans.visits(rows, keys, VISIT_GAP_SECONDS)
         parts["v"] = (
             ["visits", "bounce_rate", "visit_duration"],
             f"SELECT {', '.join([*keys, 'visits'])}, "
             "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
             "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
-            f"FROM ({flavor.visits(people, keys, VISIT_GAP_SECONDS)}) AS visits",
+            f"FROM ({visits}) AS visits",
         )
     if "session_duration" in wanted:
         by = ", ".join([*keys, "session_id"])

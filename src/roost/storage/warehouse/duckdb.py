@@ -32,23 +32,18 @@ from roost.errors import BadRequest
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
+from roost.storage.warehouse import duckdb_rollups as rollups
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
-from roost.storage.warehouse.schema import (
-    ALL_COLUMNS,
-    EVENT_COLUMNS,
-    PRESENCE_COLUMNS,
-    PRESENCE_KEYS,
-)
+from roost.storage.warehouse.schema import ALL_COLUMNS, EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from roost.config import Settings
 
 log = logging.getLogger("roost.storage")
 
-TABLE = "roost.events"
-IDENTITIES = "roost.identities"  # a copy of the profiles' links, for attribution in queries
-PRESENCE = "roost.presence"  # who was there each hour (schema.py; query/rollup.py reads it)
+TABLE = rollups.EVENTS
+IDENTITIES = rollups.IDENTITIES  # a copy of the profiles' links, for attribution in queries
 
 
 # The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
@@ -63,30 +58,13 @@ _INSERT = (
 )
 
 
-# The presence rows of events, with the identity links as they are now
-_WHO = "coalesce(e.user_id, e.anonymous_id)"
-_PRESENCE_VALUES = {
-    "timestamp": "date_trunc('hour', e.timestamp)",
-    "who": _WHO,
-    "person": f"coalesce(i.user_id, {_WHO})",
-    "events": "count(*)",
-}
-_PRESENCE_OF = (
-    "SELECT "
-    + ", ".join(
-        f'{_PRESENCE_VALUES.get(c.name, f"e.{c.name}")} AS "{c.name}"' for c in PRESENCE_COLUMNS
-    )
-    + f" FROM {TABLE} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
-)
-_PRESENCE_GROUPS = " GROUP BY " + ", ".join(str(n) for n in range(1, len(PRESENCE_KEYS) + 1))
-_PRESENCE_KEYS = ", ".join(f'"{c.name}"' for c in PRESENCE_KEYS)
 MERGE_MIN_ROWS = 5_000  # an hour's rows are merged once as many came since its last merge
 HOURS_TRACKED = 20_000  # past this many hours with rows to merge, all are merged at once
 TIDY_HOURS = 200  # hours merged at a time while nothing waits to be loaded
 
 
-def create_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    """Create what is missing; whether the presence rows are new (to be made from the events)."""
+def create_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create what is missing; the rollup tables just made (to be filled from the events)."""
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
@@ -94,13 +72,7 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> bool:
         f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
         "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
     )
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'roost' AND table_name = 'presence'"
-    ).fetchone()
-    presence = ", ".join(f'"{c.name}" {c.duckdb}' for c in PRESENCE_COLUMNS)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {PRESENCE} ({presence})")
-    return not (found and found[0])
+    return rollups.create(con)
 
 
 SCRUB_WAIT_SECONDS = 30.0
@@ -201,7 +173,7 @@ class DuckDBWarehouse:
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
         self._checkpoint_wanted = threading.Event()
         self._closed = False
-        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, PRESENCE)
+        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, rollups.PRESENCE, rollups.SPANS)
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb)
@@ -210,14 +182,15 @@ class DuckDBWarehouse:
         self._unmerged: set[datetime] = set()  # the hours with rows added since
         # Held by whatever deletes presence rows (merges, identity changes, erasures): DuckDB
         # fails the second of two transactions deleting one row
-        self._presence_lock = threading.Lock()
+        self._rollups_lock = threading.Lock()
         setup = self._con.cursor()
-        if create_schema(setup):
+        made = create_schema(setup)
+        if made:
             started = time.perf_counter()
-            setup.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
+            rollups.fill(setup, made)
             log.info(
-                "warehouse presence rows made from the events",
-                extra={"seconds": round(time.perf_counter() - started, 3)},
+                "warehouse rollups made from the events",
+                extra={"tables": made, "seconds": round(time.perf_counter() - started, 3)},
             )
         try:
             setup.execute("CHECKPOINT")
@@ -270,16 +243,8 @@ class DuckDBWarehouse:
             con.begin()
             try:
                 con.execute(_INSERT, [self._loaded])
-                # their presence rows in the same transaction: no report is ahead of its events
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE roost_fresh AS "
-                    f"{_PRESENCE_OF} WHERE e.log_offset > ?{_PRESENCE_GROUPS}",
-                    [self._loaded],
-                )
-                con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_fresh")
-                added = con.execute(
-                    "SELECT timestamp, count(*) FROM roost_fresh GROUP BY 1"
-                ).fetchall()
+                # their rollups in the same transaction: no report is ahead of its events
+                added = rollups.add(con, self._loaded)
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -303,35 +268,22 @@ class DuckDBWarehouse:
             self._hours.clear()  # all merged: the next rows of each start a new count
 
     def tidy(self) -> None:
-        """Merge the presence rows of a few hours that have some to merge (the Loader calls
+        """Merge the rollup rows of a few hours that have some to merge (the Loader calls
         this when it has nothing to load)."""
         if self._unmerged:
             self._merge(list(itertools.islice(self._unmerged, TIDY_HOURS)))
 
     def _merge(self, hours: list[datetime]) -> None:
-        """Make each group's presence rows of these hours one (an hour's rows come from each
+        """Make each group's rollup rows of these hours one (an hour's rows come from each
         load that had its events: merged, the reports read a few times fewer). The answers
         stay the same, so queries may read before or after."""
         if not hours:
             return
-        with self._presence_lock, self._gate.shared():
+        with self._rollups_lock, self._gate.shared():
             con = self._load_con
             con.begin()
             try:
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE roost_merged AS "
-                    f"SELECT {_PRESENCE_KEYS}, sum(events)::BIGINT AS events FROM {PRESENCE} "
-                    f"WHERE timestamp IN (SELECT unnest(?::TIMESTAMP[])){_PRESENCE_GROUPS}",
-                    [hours],
-                )
-                con.execute(
-                    f"DELETE FROM {PRESENCE} WHERE timestamp IN (SELECT unnest(?::TIMESTAMP[]))",
-                    [hours],
-                )
-                con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
-                merged = con.execute(
-                    "SELECT timestamp, count(*) FROM roost_merged GROUP BY 1"
-                ).fetchall()
+                merged = rollups.merge(con, hours)
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -351,25 +303,12 @@ class DuckDBWarehouse:
                 "user_id": pa.array([r[2] for r in rows], pa.string()),
             }
         )
-        with self._presence_lock, self._gate.shared():
+        with self._rollups_lock, self._gate.shared():
             con = self._load_con
             con.register("roost_identities", table)
             con.begin()
             try:
-                # the ids whose link is new, gone or changed: their presence rows' person
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
-                    f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM roost_identities) UNION "
-                    f"(SELECT * FROM roost_identities EXCEPT SELECT * FROM {IDENTITIES}))"
-                )
-                con.execute(f"DELETE FROM {IDENTITIES}")
-                con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM roost_identities")
-                con.execute(
-                    f"UPDATE {PRESENCE} AS p SET person = coalesce(l.user_id, p.who) FROM "
-                    f"(SELECT r.project_id, r.alias, i.user_id FROM roost_relinked r "
-                    f"LEFT JOIN {IDENTITIES} i ON i.project_id = r.project_id AND i.alias = r.alias) "
-                    "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"
-                )
+                rollups.relink(con, "roost_identities")
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -538,26 +477,13 @@ class DuckDBWarehouse:
         if offsets is not None:
             where.append(in_ranges("log_offset", offsets))
         condition = " AND ".join(where)
-        with self._presence_lock, self._cursor() as cursor:
+        with self._rollups_lock, self._cursor() as cursor:
             cursor.begin()
             try:
-                # the hours of what goes: their presence rows are made again from what stays
-                cursor.execute(
-                    "CREATE TEMP TABLE roost_erased_hours AS SELECT DISTINCT "
-                    f"date_trunc('hour', timestamp) AS hour FROM {TABLE} WHERE {condition}",
-                    params,
-                )
+                # the hours of what goes: their rollups are made again from what stays
+                rollups.erased_hours(cursor, condition, params)
                 row = cursor.execute(f"DELETE FROM {TABLE} WHERE {condition}", params).fetchone()
-                hours = "(SELECT hour FROM roost_erased_hours)"
-                cursor.execute(
-                    f"DELETE FROM {PRESENCE} WHERE project_id = ? AND timestamp IN {hours}",
-                    [project_id],
-                )
-                cursor.execute(
-                    f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE e.project_id = ? "
-                    f"AND date_trunc('hour', e.timestamp) IN {hours}{_PRESENCE_GROUPS}",
-                    [project_id],
-                )
+                rollups.remake(cursor, project_id)
                 cursor.commit()
             except BaseException:
                 cursor.rollback()

@@ -8,9 +8,9 @@ the flavor writes (the engines escape differently), never as text pasted in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 INTERVALS = ("hour", "day", "week", "month")
 DATETIME_FIRST = datetime(1970, 1, 1)  # ClickHouse's DateTime range
@@ -28,6 +28,15 @@ def in_ranges(column: str, ranges: Sequence[tuple[int, int]]) -> str:
     return f"({spans or '1 = 0'})"  # 1 = 0: no FALSE in ClickHouse 18
 
 
+class VisitSpans(NamedTuple):
+    """A Warehouse's visit spans (storage/warehouse/schema.py) of one project, and how to
+    count visits from them: `visits(relation, keys, gap_seconds)` answers as Flavor.visits
+    does from the same events."""
+
+    relation: str
+    visits: Callable[[str, list[str], int], str]
+
+
 class Flavor(Protocol):
     def events(self, project_id: int) -> str:
         """A relation of one project's events, with `person` (the user id, linked ids resolved)."""
@@ -40,6 +49,10 @@ class Flavor(Protocol):
     def presence(self, project_id: int) -> str | None:
         """One project's presence rows (storage/warehouse/schema.py), or None when this
         Warehouse does not keep them: reports then count from the events."""
+        ...
+
+    def visit_spans(self, project_id: int) -> VisitSpans | None:
+        """One project's visit spans, or None when this Warehouse does not keep them."""
         ...
 
     def string(self, value: str) -> str:
@@ -106,10 +119,17 @@ class Flavor(Protocol):
 
 
 class DuckDBFlavor:
-    def __init__(self, table: str, identities: str, presence: str | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        identities: str,
+        presence: str | None = None,
+        spans: str | None = None,
+    ) -> None:
         self.table = table
         self.identities = identities
         self.presence_table = presence
+        self.spans_table = spans
 
     def events(self, project_id: int) -> str:
         return (
@@ -126,6 +146,12 @@ class DuckDBFlavor:
         if self.presence_table is None:
             return None
         return f"(SELECT * FROM {self.presence_table} WHERE project_id = {int(project_id)})"
+
+    def visit_spans(self, project_id: int) -> VisitSpans | None:
+        if self.spans_table is None:
+            return None
+        relation = f"(SELECT * FROM {self.spans_table} WHERE project_id = {int(project_id)})"
+        return VisitSpans(relation, self.span_visits)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -174,23 +200,54 @@ class DuckDBFlavor:
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         # One sort: each event's gaps to the visitor's previous and next event. An event
         # starts a visit when the gap before is missing or too long, ends one likewise after;
-        # a visit's duration is the sum of the short gaps inside it.
+        # a visit's duration is the sum of the short gaps inside it. Gaps in whole µs, so
+        # the sums are exact (and equal to what span_visits sums).
         window = f"PARTITION BY {', '.join([*keys, 'visitor'])} ORDER BY timestamp"
         gaps = (
             f"SELECT {''.join(f'{k}, ' for k in keys)}"
-            f"{self.seconds(f'lag(timestamp) OVER ({window})', 'timestamp')} AS before, "
-            f"{self.seconds('timestamp', f'lead(timestamp) OVER ({window})')} AS after "
+            f"epoch_us(timestamp) - lag(epoch_us(timestamp)) OVER ({window}) AS before, "
+            f"lead(epoch_us(timestamp)) OVER ({window}) - epoch_us(timestamp) AS after "
             f"FROM {relation}"
         )
-        starts = f"(before IS NULL OR before > {gap_seconds})"
-        ends = f"(after IS NULL OR after > {gap_seconds})"
+        longest = int(gap_seconds) * 1_000_000
+        starts = f"(before IS NULL OR before > {longest})"
+        ends = f"(after IS NULL OR after > {longest})"
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         return (
             f"SELECT {''.join(f'{k}, ' for k in keys)}"
             f"count(CASE WHEN {starts} THEN 1 END) AS visits, "
             f"count(CASE WHEN {starts} AND {ends} THEN 1 END) AS bounces, "
-            f"coalesce(sum(CASE WHEN NOT {ends} THEN after END), 0) AS seconds "
+            f"coalesce(sum(CASE WHEN NOT {ends} THEN after END), 0) / 1000000.0 AS seconds "
             f"FROM ({gaps}) AS gaps{group}"
+        )
+
+    def span_visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
+        # Spans of one visitor sorted by start: one starts a visit when it begins more than
+        # the gap after the latest end before it (spans loaded apart may overlap: then they
+        # are one). A visit's duration is its last event's time less its first's: the sum
+        # of the gaps inside it, as visits() counts.
+        window = f"PARTITION BY {', '.join([*keys, 'visitor'])} ORDER BY began, ended"
+        reach = (
+            f"SELECT *, max(ended) OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND "
+            f"1 PRECEDING) AS reach FROM {relation}"
+        )
+        longest = int(gap_seconds) * 1_000_000
+        numbered = (
+            f"SELECT *, sum(CASE WHEN reach IS NULL OR epoch_us(began) - epoch_us(reach) > "
+            f"{longest} THEN 1 ELSE 0 END) OVER ({window} ROWS UNBOUNDED PRECEDING) AS visit "
+            f"FROM ({reach}) AS reached"
+        )
+        per_visit = (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}sum(events) AS events, "
+            "epoch_us(max(ended)) - epoch_us(min(began)) AS micros "
+            f"FROM ({numbered}) AS numbered GROUP BY {', '.join([*keys, 'visitor', 'visit'])}"
+        )
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        return (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}count(*) AS visits, "
+            "count(CASE WHEN events = 1 THEN 1 END) AS bounces, "
+            "coalesce(sum(micros), 0) / 1000000.0 AS seconds "
+            f"FROM ({per_visit}) AS visits{group}"
         )
 
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
@@ -238,6 +295,9 @@ class ClickHouseFlavor:
 
     def presence(self, project_id: int) -> str | None:
         return None  # reports count from the events themselves here
+
+    def visit_spans(self, project_id: int) -> VisitSpans | None:
+        return None  # likewise
 
     def string(self, value: str) -> str:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

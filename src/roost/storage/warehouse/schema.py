@@ -100,3 +100,17 @@ PRESENCE_KEYS: tuple[Column, ...] = (
     _text("device"),
 )
 PRESENCE_COLUMNS: tuple[Column, ...] = (*PRESENCE_KEYS, Column("events", "BIGINT"))
+
+
+# Each visitor's runs of events within an hour with no gap over 30 minutes (a visit, or the
+# part of one in that hour): what visits, bounces and their durations are counted from. Bots'
+# events and events without a visitor are not visits, so have none.
+SPAN_COLUMNS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _time("timestamp"),  # the start of the hour
+    _text("visitor"),
+    _time("began"),  # its first event's timestamp
+    _time("ended"),  # its last's
+    Column("events", "BIGINT"),
+)
+VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
