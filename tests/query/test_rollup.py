@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import msgspec
 import pytest
 
+from roost.model import Event
 from roost.query import rollup
 from roost.query.reports import REPORTS
+from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
 from roost.storage.warehouse.schema import PRESENCE_KEYS
 from tests.conftest import Env
@@ -219,3 +224,48 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
 )
 def test_the_zones_whose_hours_are_utc_hours(zone: str, since: datetime) -> None:
     assert rollup.whole_hours_since(zone) == since
+
+
+def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
+    tmp_path: Path,
+) -> None:
+    """A database from before the rollups (or from a Roost that kept them in another shape)
+    gets them made from its events when it opens: the same rows the loads had made."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    events = [
+        Event(message_id=f"m{n}", project_id=1, dialect="segment", type="page",
+              anonymous_id=f"a{n % 3}", visitor=f"v{n % 3}", timestamp=moment + timedelta(minutes=7 * n),
+              received_at=moment)
+        for n in range(40)
+    ]  # fmt: skip
+    path = tmp_path / "events.duckdb"
+    warehouse = DuckDBWarehouse(path)
+    warehouse.load([(1, 20, msgspec.json.encode(events[:20]))])
+    warehouse.load([(21, 20, msgspec.json.encode(events[20:]))])
+    loaded = rollup_rows(warehouse)
+    warehouse.close()
+    assert loaded[0] and loaded[1]
+
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE roost.presence RENAME COLUMN linked TO person")  # another shape
+    con.execute("DROP TABLE roost.visit_spans")  # from before them
+    con.close()
+    warehouse = DuckDBWarehouse(path)
+    try:
+        assert rollup_rows(warehouse) == loaded
+    finally:
+        warehouse.close()
+
+
+def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any]]:
+    """The presence rows and the visit spans, each group's rows merged."""
+    keys = ", ".join(c.name for c in PRESENCE_KEYS)
+    presence = warehouse.report(
+        f"SELECT {keys}, sum(events) FROM roost.presence GROUP BY ALL ORDER BY ALL",
+        timeout=30,
+        max_rows=10000,
+    ).rows
+    visits = warehouse.flavor.visit_spans(1)
+    assert visits is not None
+    spans = warehouse.report(visits.visits(visits.relation, [], 1800), timeout=30, max_rows=10).rows
+    return presence, spans

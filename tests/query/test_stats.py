@@ -93,9 +93,14 @@ def test_visits_bounces_and_durations(shop: Env) -> None:
     by_page = query(shop, metrics=["visits", "bounce_rate"], dimensions=["page"],
                     filters=[["is", "type", ["page"]]])  # fmt: skip
     assert rows(by_page) == [("/", 2, 100.0), ("/pricing", 1, 100.0)]
-    late = query(shop, metrics=["visits", "visit_duration", "session_duration"],
-                 date_range=["2024-01-03", "2024-01-03"])  # fmt: skip
-    assert rows(late) == [(0, None, None)]  # nothing to average
+    late = query(shop, metrics=["visits", "visit_duration", "session_duration", "views_per_visit",
+                                "bounce_rate"], date_range=["2024-01-03", "2024-01-03"])  # fmt: skip
+    assert rows(late) == [(0, None, None, None, None)]  # nothing to average
+    send(shop, [{"type": "page", "anonymousId": "a9", "messageId": "e9",
+                 "timestamp": "2024-01-03T12:00:00Z", "context": web("198.51.100.9", BOT)}])  # fmt: skip
+    again = query(shop, metrics=["views_per_visit", "bounce_rate"],
+                  date_range=["2024-01-03", "2024-01-03"])  # fmt: skip
+    assert rows(again) == [(None, None)]  # a bot's: 0 pageviews in 0 visits, not NaN
 
 
 def test_conversion_rate_needs_a_goal_and_counts_visitors(shop: Env) -> None:

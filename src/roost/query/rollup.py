@@ -22,13 +22,19 @@ from roost.storage.warehouse.schema import PRESENCE_KEYS
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
 METRICS = {  # the Stats API's metric → its aggregate over presence rows
-    "events": "sum(events)",
+    "events": "coalesce(sum(events), 0)",  # 0, not NULL, over no rows: as count(*)
     "users": "count(DISTINCT person)",
     "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
-    "pageviews": f"sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN events END)",
+    "pageviews": f"coalesce(sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN events END), 0)",
     "sessions": "count(DISTINCT session_id)",
 }
-COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {"project_id", "timestamp", "who"}
+# what a query may group or filter presence rows by (`person` is coalesce(linked, who))
+COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {
+    "project_id",
+    "timestamp",
+    "who",
+    "linked",
+} | {"person"}
 # The time zone database lists each zone's changes up to 2037 (Morocco's to 2087), then repeats
 # a yearly rule: a zone right from 2037 to HORIZON is right ever after.
 HORIZON = datetime(2090, 1, 1)

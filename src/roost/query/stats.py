@@ -13,6 +13,7 @@ ranges and time buckets are in the query's time zone.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -499,7 +500,9 @@ def _number(value: Any, metric: str) -> Any:
     """Counts as integers (0 for an empty group); rates, averages and durations (seconds)
     rounded to two places, None where there is nothing to average."""
     if metric in FRACTIONAL:
-        return None if value is None else round(float(value), 2)
+        number = None if value is None else float(value)
+        # 0 / 0 is NaN in some engines, NULL in others: nothing to average either way
+        return None if number is None or not math.isfinite(number) else round(number, 2)
     return 0 if value is None else int(value)
 
 

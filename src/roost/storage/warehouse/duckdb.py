@@ -58,13 +58,14 @@ _INSERT = (
 )
 
 
-MERGE_MIN_ROWS = 5_000  # an hour's rows are merged once as many came since its last merge
+MERGE_MIN_ROWS = 20_000  # an hour's rows are merged once twice as many came since its last merge
 HOURS_TRACKED = 20_000  # past this many hours with rows to merge, all are merged at once
 TIDY_HOURS = 200  # hours merged at a time while nothing waits to be loaded
 
 
-def create_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Create what is missing; the rollup tables just made (to be filled from the events)."""
+def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> list[str]:
+    """Create what is missing; the rollup tables just made (to be filled from the events).
+    Without rollups, drop theirs: kept again later, they are made again from the events."""
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
@@ -72,6 +73,9 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
         "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
     )
+    if not with_rollups:
+        rollups.drop(con)
+        return []
     return rollups.create(con)
 
 
@@ -157,8 +161,10 @@ class DuckDBWarehouse:
         checkpoint_wal_mb: int = 64,
         memory_mb: int = 2048,
         reserve_bytes: int = 0,
+        with_rollups: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.with_rollups = with_rollups  # off only to measure what they cost (bench/loads.py)
         self.memory_mb = memory_mb
         self.room = Room(self.path.parent, reserve_bytes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +179,8 @@ class DuckDBWarehouse:
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
         self._checkpoint_wanted = threading.Event()
         self._closed = False
-        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, rollups.PRESENCE, rollups.SPANS)
+        kept = (rollups.PRESENCE, rollups.SPANS) if with_rollups else (None, None)
+        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, *kept)
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb)
@@ -184,7 +191,7 @@ class DuckDBWarehouse:
         # fails the second of two transactions deleting one row
         self._rollups_lock = threading.Lock()
         setup = self._con.cursor()
-        made = create_schema(setup)
+        made = create_schema(setup, self.with_rollups)
         if made:
             started = time.perf_counter()
             rollups.fill(setup, made)
@@ -244,7 +251,7 @@ class DuckDBWarehouse:
             try:
                 con.execute(_INSERT, [self._loaded])
                 # their rollups in the same transaction: no report is ahead of its events
-                added = rollups.add(con, self._loaded)
+                added = rollups.add(con, self._loaded) if self.with_rollups else []
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -259,7 +266,7 @@ class DuckDBWarehouse:
             counts = self._hours.setdefault(hour, [0, 0])
             counts[1] += rows
             self._unmerged.add(hour)
-            if counts[1] >= max(counts[0], MERGE_MIN_ROWS):  # so each row is merged ~twice
+            if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
                 due.append(hour)
         if len(self._hours) > HOURS_TRACKED:
             due = list(self._unmerged)
@@ -308,7 +315,7 @@ class DuckDBWarehouse:
             con.register("roost_identities", table)
             con.begin()
             try:
-                rollups.relink(con, "roost_identities")
+                rollups.relink(con, "roost_identities", self.with_rollups)
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -383,7 +390,7 @@ class DuckDBWarehouse:
                 stale.unlink(missing_ok=True)
             copy = _connect(fresh, self.memory_mb)
             try:
-                create_schema(copy)
+                create_schema(copy, self.with_rollups)
                 tables = self._load_con.execute(
                     "SELECT schema_name, table_name FROM duckdb_tables() "
                     "WHERE database_name = current_database() AND NOT temporary"
@@ -481,9 +488,11 @@ class DuckDBWarehouse:
             cursor.begin()
             try:
                 # the hours of what goes: their rollups are made again from what stays
-                rollups.erased_hours(cursor, condition, params)
+                if self.with_rollups:
+                    rollups.erased_hours(cursor, condition, params)
                 row = cursor.execute(f"DELETE FROM {TABLE} WHERE {condition}", params).fetchone()
-                rollups.remake(cursor, project_id)
+                if self.with_rollups:
+                    rollups.remake(cursor, project_id)
                 cursor.commit()
             except BaseException:
                 cursor.rollback()

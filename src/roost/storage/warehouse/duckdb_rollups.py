@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
+import pyarrow.compute as pc
 
 from roost.storage.warehouse.schema import (
     PRESENCE_COLUMNS,
@@ -28,7 +29,7 @@ _WHO = "coalesce(e.user_id, e.anonymous_id)"
 _PRESENCE_VALUES = {
     "timestamp": "date_trunc('hour', e.timestamp)",
     "who": _WHO,
-    "person": f"coalesce(i.user_id, {_WHO})",
+    "linked": "i.user_id",
     "events": "count(*)",
 }
 _PRESENCE_OF = (  # … WHERE <which events> GROUP BY
@@ -36,7 +37,8 @@ _PRESENCE_OF = (  # … WHERE <which events> GROUP BY
     + ", ".join(
         f'{_PRESENCE_VALUES.get(c.name, f"e.{c.name}")} AS "{c.name}"' for c in PRESENCE_COLUMNS
     )
-    + f" FROM {EVENTS} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
+    + f" FROM {EVENTS} e LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id "
+    f"AND i.alias = {_WHO}"
 )
 _PRESENCE_GROUPS = " GROUP BY " + ", ".join(str(n) for n in range(1, len(PRESENCE_KEYS) + 1))
 _PRESENCE_KEYS = ", ".join(f'"{c.name}"' for c in PRESENCE_KEYS)
@@ -86,21 +88,27 @@ def _spans_merged(which: str) -> str:
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Create the tables that are missing; the names of those just made."""
+    """Create the tables that are missing or of another shape (a Roost before this one: they
+    are made from the events, so rebuilt rather than altered); the names of those made."""
     made = []
     for table, columns in ((PRESENCE, PRESENCE_COLUMNS), (SPANS, SPAN_COLUMNS)):
-        name = table.split(".")[1]
         found = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'roost' AND table_name = ?",
-            [name],
-        ).fetchone()
-        if found and found[0]:
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
+            [table.split(".")[1]],
+        ).fetchall()
+        if [name for (name,) in found] == [c.name for c in columns]:
             continue
         declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
+        con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(f"CREATE TABLE {table} ({declared})")
         made.append(table)
     return made
+
+
+def drop(con: duckdb.DuckDBPyConnection) -> None:
+    for table in (PRESENCE, SPANS):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def fill(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
@@ -113,18 +121,22 @@ def fill(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
 
 def add(con: duckdb.DuckDBPyConnection, after_offset: int) -> list[tuple[datetime, int]]:
     """Rows for the events loaded after `after_offset`; how many presence rows each hour got."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE roost_fresh AS {_PRESENCE_OF} "
-        f"WHERE e.log_offset > {int(after_offset)}{_PRESENCE_GROUPS}"
+    new = f"log_offset > {int(after_offset)}"
+    inserted = con.sql(
+        f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE e.{new}{_PRESENCE_GROUPS} RETURNING timestamp"
     )
-    con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_fresh")
-    con.execute(f"INSERT INTO {SPANS} {_spans_of(f'e.log_offset > {int(after_offset)}')}")
-    return [
-        (hour, int(rows))
-        for hour, rows in con.execute(
-            "SELECT timestamp, count(*) FROM roost_fresh GROUP BY 1"
-        ).fetchall()
-    ]
+    assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
+    hours = inserted.to_arrow_table()
+    # Any two events of a visitor in one half hour are less than 30 minutes apart, so in one
+    # visit: a span each, without sorting (a merge makes them runs)
+    con.execute(
+        f"INSERT INTO {SPANS} SELECT project_id, date_trunc('hour', half), visitor, "
+        "min(timestamp), max(timestamp), count(*) FROM (SELECT *, time_bucket(INTERVAL 30 "
+        f"MINUTE, timestamp) AS half FROM {EVENTS} WHERE {new} AND visitor IS NOT NULL "
+        "AND NOT coalesce(bot, 1 = 0)) AS new GROUP BY project_id, visitor, half"
+    )
+    counted = pc.value_counts(hours.column(0)).to_pylist()
+    return [(c["values"], c["counts"]) for c in counted]
 
 
 def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tuple[datetime, int]]:
@@ -152,9 +164,13 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
     ]
 
 
-def relink(con: duckdb.DuckDBPyConnection, links: str) -> None:
+def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) -> None:
     """Make the identity links those of the relation `links` (project_id, alias, user_id),
-    and the person of every presence row whose id's link changed follow."""
+    and (if kept) the presence rows of every id whose link changed follow."""
+    if not presence:
+        con.execute(f"DELETE FROM {IDENTITIES}")
+        con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
+        return
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
         f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM {links}) UNION "
@@ -163,7 +179,7 @@ def relink(con: duckdb.DuckDBPyConnection, links: str) -> None:
     con.execute(f"DELETE FROM {IDENTITIES}")
     con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
     con.execute(
-        f"UPDATE {PRESENCE} AS p SET person = coalesce(l.user_id, p.who) FROM "
+        f"UPDATE {PRESENCE} AS p SET linked = l.user_id FROM "
         f"(SELECT r.project_id, r.alias, i.user_id FROM roost_relinked r "
         f"LEFT JOIN {IDENTITIES} i ON i.project_id = r.project_id AND i.alias = r.alias) "
         "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"

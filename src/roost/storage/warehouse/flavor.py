@@ -145,7 +145,10 @@ class DuckDBFlavor:
     def presence(self, project_id: int) -> str | None:
         if self.presence_table is None:
             return None
-        return f"(SELECT * FROM {self.presence_table} WHERE project_id = {int(project_id)})"
+        return (
+            f"(SELECT *, coalesce(linked, who) AS person FROM {self.presence_table} "
+            f"WHERE project_id = {int(project_id)})"
+        )
 
     def visit_spans(self, project_id: int) -> VisitSpans | None:
         if self.spans_table is None:

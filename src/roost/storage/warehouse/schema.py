@@ -83,14 +83,15 @@ if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - 
 # Who was there in each hour: the events grouped by the UTC hour they happened in and by what
 # the Stats API counts people with or splits them by (the Loader keeps it beside the events,
 # query/rollup.py says which reports read it). `who` is the id an event carries (its user id,
-# else its anonymous id) and `person` the same after the identity links; `events` how many of
+# else its anonymous id) and `linked` the user id an identity link makes it (NULL when none:
+# the person is then `who`, stored once); `events` how many of
 # the group's events the row counts (a group may have several rows until they are merged).
 PRESENCE_KEYS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
     _time("timestamp"),  # the start of the hour, so reports bucket and bound it like events
     _text("type"),
     _text("who"),
-    _text("person"),
+    _text("linked"),
     _text("visitor"),
     _text("session_id"),
     Column("bot", "BOOLEAN"),
