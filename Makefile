@@ -8,7 +8,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run demo test fuzz lint fmt bench bench-pipeline bench-queries bench-sdk install clean
+.PHONY: run demo test fuzz lint fmt bench bench-pipeline bench-queries bench-loads bench-sdk install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench-sdk: $(STAMP)
 
 bench-queries: $(STAMP)
 	$(BIN)/python bench/queries.py
+
+bench-loads: $(STAMP)
+	$(BIN)/python bench/loads.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

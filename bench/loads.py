@@ -3,8 +3,9 @@ events loaded into fresh Warehouses with them and without, rounds alternating.
 
     python bench/loads.py [--events 500000] [--rounds 3] [--data DIR] [--scale 20]
 
-The events are a Roost Log's: `--data` names a filled data dir (bench/queries.py --data
-leaves one), else `roost demo --scale S` fills a fresh one over HTTP first. Each load is what
+The events are a Roost Log's, with the identity links its Warehouse holds: `--data` names a
+filled data dir (bench/queries.py --data leaves one), else `roost demo --scale S` fills a fresh
+one over HTTP first. Each load is what
 the Loader hands over under load (groups of the Log adding up to LoadShape.events); only
 `load()` is timed, merges included. The issue's bar: with rollups ≥ 80% of the events/s
 without. Appends a dated section to bench/RESULTS.md unless --no-record.
@@ -22,6 +23,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import duckdb
 
 from roost.storage.log import Group
 from roost.storage.log.sqlite import SQLiteLogReader
@@ -60,10 +63,27 @@ def batches(log: Path, events: int, size: int) -> list[list[Group]]:
     return out
 
 
-def timed(loads: list[list[Group]], with_rollups: bool) -> float:
-    """Seconds spent in load() for all of them, into a fresh Warehouse."""
+def links(data: Path) -> list[tuple[int, str, str]]:
+    """The filled data dir's identity links (the profiles' links as its Warehouse holds them)."""
+    con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+    try:
+        return [
+            (int(p), str(a), str(u))
+            for p, a, u in con.execute(
+                "SELECT project_id, alias, user_id FROM roost.identities"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+
+
+def timed(
+    loads: list[list[Group]], with_rollups: bool, identities: list[tuple[int, str, str]]
+) -> float:
+    """Seconds spent in load() for all of them, into a fresh Warehouse that has the links."""
     with tempfile.TemporaryDirectory(prefix="roost-bench-loads-") as tmp:
         warehouse = DuckDBWarehouse(Path(tmp) / "events.duckdb", with_rollups=with_rollups)
+        warehouse.replace_identities(identities)
         spent = 0.0
         try:
             for groups in loads:
@@ -90,11 +110,12 @@ def main() -> None:
         if args.data is None:
             fill(data, args.scale)
         loads = batches(data / "log.sqlite", args.events, DuckDBWarehouse.load_shape.events)
+        identities = links(data)
         events = sum(g[1] for groups in loads for g in groups)
         rates: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(args.rounds):
             for with_rollups in (False, True):
-                rates[with_rollups].append(events / timed(loads, with_rollups))
+                rates[with_rollups].append(events / timed(loads, with_rollups, identities))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     without, kept = statistics.median(rates[False]), statistics.median(rates[True])
@@ -103,7 +124,7 @@ def main() -> None:
     report = (
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — loads — `{command}`\n\n"
         f"Machine: {platform.platform()}, Python {platform.python_version()}. {events:,} demo "
-        f"events (the Log of `roost demo`), loaded as the Loader does under load "
+        f"events (the Log of `roost demo`) and its {len(identities):,} identity links, loaded as the Loader does under load "
         f"({DuckDBWarehouse.load_shape.events:,} at a time) into a fresh DuckDB Warehouse; "
         "load() timed, merges included; medians of the rounds (each in brackets).\n\n"
         "| Warehouse | events/s loaded | of without rollups | target |\n|---|---|---|---|\n"

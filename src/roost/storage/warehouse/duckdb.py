@@ -205,6 +205,13 @@ class DuckDBWarehouse:
             log.warning("warehouse checkpoint at start failed: %s", _first_line(exc))
         setup.close()
         self._load_con = self._con.cursor()
+        # The identity links as IDENTITIES holds them: each load looks up its own ids here
+        self._links: dict[tuple[int, str], str] = {
+            (p, alias): user
+            for p, alias, user in self._load_con.execute(
+                f"SELECT project_id, alias, user_id FROM {IDENTITIES}"
+            ).fetchall()
+        }
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -251,7 +258,7 @@ class DuckDBWarehouse:
             try:
                 con.execute(_INSERT, [self._loaded])
                 # their rollups in the same transaction: no report is ahead of its events
-                added = rollups.add(con, self._loaded) if self.with_rollups else []
+                added = rollups.add(con, self._loaded, self._links) if self.with_rollups else []
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -303,13 +310,7 @@ class DuckDBWarehouse:
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links the given ones (project_id, alias, user_id), at once."""
-        table = pa.table(
-            {
-                "project_id": pa.array([r[0] for r in rows], pa.int32()),
-                "alias": pa.array([r[1] for r in rows], pa.string()),
-                "user_id": pa.array([r[2] for r in rows], pa.string()),
-            }
-        )
+        table = rollups.links_table(rows)
         with self._rollups_lock, self._gate.shared():
             con = self._load_con
             con.register("roost_identities", table)
@@ -322,6 +323,7 @@ class DuckDBWarehouse:
                 raise
             finally:
                 con.unregister("roost_identities")
+        self._links = {(p, alias): user for p, alias, user in rows}
         self._version += 1
 
     def maybe_checkpoint(self) -> None:
