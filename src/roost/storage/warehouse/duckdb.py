@@ -58,14 +58,15 @@ _INSERT = (
 )
 
 
+ROLL_EVENTS = 50_000  # events loaded past the rollups that have them rolled in (or when idle)
 MERGE_MIN_ROWS = 20_000  # an hour's rows are merged once twice as many came since its last merge
 HOURS_TRACKED = 20_000  # past this many hours with rows to merge, all are merged at once
 TIDY_HOURS = 200  # hours merged at a time while nothing waits to be loaded
 
 
-def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> list[str]:
-    """Create what is missing; the rollup tables just made (to be filled from the events).
-    Without rollups, drop theirs: kept again later, they are made again from the events."""
+def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> bool:
+    """Create what is missing; whether the rollup tables were just made (to be filled from the
+    events). Without rollups, drop theirs: kept again later, they are made again."""
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
@@ -75,7 +76,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> 
     )
     if not with_rollups:
         rollups.drop(con)
-        return []
+        return False
     return rollups.create(con)
 
 
@@ -179,7 +180,7 @@ class DuckDBWarehouse:
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
         self._checkpoint_wanted = threading.Event()
         self._closed = False
-        kept = (rollups.PRESENCE, rollups.SPANS) if with_rollups else (None, None)
+        kept = (rollups.presence, rollups.spans) if with_rollups else (None, None)
         self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, *kept)
 
     def _open(self) -> None:
@@ -191,14 +192,14 @@ class DuckDBWarehouse:
         # fails the second of two transactions deleting one row
         self._rollups_lock = threading.Lock()
         setup = self._con.cursor()
-        made = create_schema(setup, self.with_rollups)
-        if made:
+        if create_schema(setup, self.with_rollups):
             started = time.perf_counter()
-            rollups.fill(setup, made)
+            rollups.fill(setup)
             log.info(
                 "warehouse rollups made from the events",
-                extra={"tables": made, "seconds": round(time.perf_counter() - started, 3)},
+                extra={"seconds": round(time.perf_counter() - started, 3)},
             )
+        self._rolled = rollups.rolled(setup) if self.with_rollups else 0
         try:
             setup.execute("CHECKPOINT")
         except duckdb.Error as exc:  # a full disk: queries still answer, loads wait for room
@@ -254,20 +255,33 @@ class DuckDBWarehouse:
         with self._gate.shared():
             con = self._load_con
             con.register("roost_groups", table)
-            con.begin()
             try:
                 con.execute(_INSERT, [self._loaded])
-                # their rollups in the same transaction: no report is ahead of its events
-                added = rollups.add(con, self._loaded, self._links) if self.with_rollups else []
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
             finally:
                 con.unregister("roost_groups")
         self._loaded = max(g[0] + g[1] - 1 for g in fresh)
         self._version += 1
         metrics.WAREHOUSE_LOAD_SECONDS.observe(time.perf_counter() - started)
+        if self._loaded - self._rolled >= ROLL_EVENTS:
+            self._roll()
+
+    def _roll(self) -> None:
+        """Roll the events loaded since the last roll into the rollups (reports count those
+        from the events meanwhile), then merge the hours that have grown enough."""
+        if not self.with_rollups or self._rolled >= self._loaded:
+            return
+        # under the erasures' lock: an erasure makes the rows of its hours from the events
+        # rolled up when it runs, so no roll may take in the events it is erasing meanwhile
+        with self._rollups_lock, self._gate.shared():
+            con = self._load_con
+            con.begin()
+            try:
+                added = rollups.roll(con, self._loaded, self._links)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        self._rolled = self._loaded
         due = []
         for hour, rows in added:
             counts = self._hours.setdefault(hour, [0, 0])
@@ -282,8 +296,9 @@ class DuckDBWarehouse:
             self._hours.clear()  # all merged: the next rows of each start a new count
 
     def tidy(self) -> None:
-        """Merge the rollup rows of a few hours that have some to merge (the Loader calls
-        this when it has nothing to load)."""
+        """Roll what was loaded since the last roll, and merge the rollup rows of a few hours
+        that have some to merge (the Loader calls this when it has nothing to load)."""
+        self._roll()
         if self._unmerged:
             self._merge(list(itertools.islice(self._unmerged, TIDY_HOURS)))
 

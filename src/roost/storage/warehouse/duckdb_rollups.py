@@ -1,8 +1,14 @@
 """The rows the DuckDB Warehouse keeps beside its events so reports count less: presence and
 visit spans (storage/warehouse/schema.py declares them, query/rollup.py says which reports read
-them). Each function runs inside the caller's transaction, so they never disagree with the
-events: made from each load's new events, merged an hour at a time, re-resolved when identity
-links change, made again from the events of the hours an erasure touched.
+them).
+
+They hold the events up to one Log offset, `rolled` (in ROLLED): the Warehouse rolls the
+events loaded since into them every ROLL_EVENTS or when idle, so a load costs what it did
+without them. A report reads the rows *and* the same rows made on the fly from the few events
+past `rolled` (`presence`, `spans`), in one snapshot: never ahead of or behind its events.
+Each function runs inside the caller's transaction: the rows are merged an hour at a time,
+re-resolved when identity links change, made again from the events of the hours an erasure
+touched.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from roost.storage.warehouse.schema import (
     PRESENCE_KEYS,
     SPAN_COLUMNS,
     VISIT_GAP_SECONDS,
+    Column,
 )
 
 EVENTS = "roost.events"
 IDENTITIES = "roost.identities"
 PRESENCE = "roost.presence"
 SPANS = "roost.visit_spans"
+ROLLED = "roost.rollups"  # one row: the Log offset the rollups hold the events up to
+_ROLLED = f"(SELECT rolled FROM {ROLLED})"
+_ROLLED_COLUMN = Column("rolled", "BIGINT")
 
 _WHO = "coalesce(e.user_id, e.anonymous_id)"
 _PRESENCE_VALUES = {
@@ -107,72 +117,108 @@ def _spans_merged(which: str) -> str:
     )
 
 
-def create(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Create the tables that are missing or of another shape (a Roost before this one: they
-    are made from the events, so rebuilt rather than altered); the names of those made."""
-    made = []
-    for table, columns in ((PRESENCE, PRESENCE_COLUMNS), (SPANS, SPAN_COLUMNS)):
+def create(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create the tables if any is missing or of another shape (a Roost before this one: they
+    are made from the events, so rebuilt rather than altered); whether they were (then
+    `fill` them, or copy them whole)."""
+    shapes = ((PRESENCE, PRESENCE_COLUMNS), (SPANS, SPAN_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
+    for table, columns in shapes:
         found = con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
             "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
             [table.split(".")[1]],
         ).fetchall()
-        if [name for (name,) in found] == [c.name for c in columns]:
-            continue
+        if [name for (name,) in found] != [c.name for c in columns]:
+            break
+    else:
+        return False
+    drop(con)
+    for table, columns in shapes:
         declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
-        con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(f"CREATE TABLE {table} ({declared})")
-        made.append(table)
-    return made
+    return True
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (PRESENCE, SPANS):
+    for table in (PRESENCE, SPANS, ROLLED):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def fill(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
-    """Make these (new) tables' rows from every event (a database from before them)."""
-    if PRESENCE in tables:
-        con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
-    if SPANS in tables:
-        con.execute(f"INSERT INTO {SPANS} {_spans_of('1 = 1')}")
+def rolled(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute(f"SELECT rolled FROM {ROLLED}").fetchone()
+    return int(row[0]) if row else 0
 
 
-def add(
-    con: duckdb.DuckDBPyConnection, after_offset: int, links: Mapping[tuple[int, str], str]
+def presence(project_id: int) -> str:
+    """A relation of the project's presence rows: those kept, and those of the events past
+    `rolled` made now (with the identity links as they are), read in one snapshot."""
+    pid = int(project_id)
+    kept = ", ".join(f'"{c.name}"' for c in PRESENCE_COLUMNS)
+    return (
+        f"(SELECT *, coalesce(linked, who) AS person FROM (SELECT {kept} FROM {PRESENCE} "
+        f"WHERE project_id = {pid} UNION ALL {_PRESENCE_OF} WHERE e.project_id = {pid} "
+        f"AND e.log_offset > {_ROLLED}{_PRESENCE_GROUPS}) AS presence)"
+    )
+
+
+def spans(project_id: int) -> str:
+    """A relation of the project's visit spans: those kept, and those of the events past
+    `rolled` made now."""
+    pid = int(project_id)
+    return (
+        f"(SELECT project_id, timestamp, visitor, began, ended, events FROM {SPANS} "
+        f"WHERE project_id = {pid} UNION ALL "
+        f"{_halves(f'project_id = {pid} AND log_offset > {_ROLLED}')})"
+    )
+
+
+def _halves(which: str) -> str:
+    """Spans of the events `which` (a condition on `e`) selects, one per visitor and half
+    hour: two events of a visitor in one half hour are less than 30 minutes apart, so in one
+    visit — no sort (a merge makes them runs)."""
+    return (
+        "SELECT project_id, date_trunc('hour', half) AS timestamp, visitor, "
+        "min(timestamp) AS began, max(timestamp) AS ended, count(*) AS events FROM ("
+        f"SELECT *, time_bucket(INTERVAL 30 MINUTE, timestamp) AS half FROM {EVENTS} e "
+        f"WHERE {which} AND visitor IS NOT NULL AND NOT coalesce(bot, 1 = 0)) AS new "
+        "GROUP BY project_id, visitor, half"
+    )
+
+
+def fill(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the (new) tables' rows from every event (a database from before them)."""
+    con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
+    con.execute(f"INSERT INTO {SPANS} {_spans_of('1 = 1')}")
+    con.execute(f"INSERT INTO {ROLLED} SELECT coalesce(max(log_offset), 0) FROM {EVENTS}")
+
+
+def roll(
+    con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, str], str]
 ) -> list[tuple[datetime, int]]:
-    """Rows for the events loaded after `after_offset`, `links` being the identity links
-    (what `IDENTITIES` holds); how many presence rows each hour got."""
-    new = f"log_offset > {int(after_offset)}"
-    # The links of this load's ids only: a join with every link reads them all (~8 ms a
-    # load at 100,000 links, whatever the load's size)
+    """Roll the events past `rolled` up to the offset `upto` into the rows, `links` being the
+    identity links (what IDENTITIES holds); how many presence rows each hour got."""
+    new = f"e.log_offset > {_ROLLED} AND e.log_offset <= {int(upto)}"
+    # The links of these events' ids only: a join with every link reads them all (~8 ms at
+    # 100,000 links, however few the events)
     found: list[tuple[int, str, str]] = []
     if links:
-        ids = con.execute(
-            f"SELECT DISTINCT project_id, {_WHO} FROM {EVENTS} e WHERE e.{new}"
-        ).fetchall()
-        found = [(p, who, links[p, who]) for p, who in ids if (p, who) in links]
+        ids = con.execute(f"SELECT DISTINCT project_id, {_WHO} FROM {EVENTS} e WHERE {new}")
+        found = [(p, who, links[p, who]) for p, who in ids.fetchall() if (p, who) in links]
     if found:
         con.register("roost_links", links_table(found))
     try:
         inserted = con.sql(
             f"INSERT INTO {PRESENCE} {_presence_of('roost_links' if found else None)} "
-            f"WHERE e.{new}{_PRESENCE_GROUPS} RETURNING timestamp"
+            f"WHERE {new}{_PRESENCE_GROUPS} "
+            "RETURNING timestamp"
         )
         assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
         hours = inserted.to_arrow_table()
     finally:
         if found:
             con.unregister("roost_links")
-    # Any two events of a visitor in one half hour are less than 30 minutes apart, so in one
-    # visit: a span each, without sorting (a merge makes them runs)
-    con.execute(
-        f"INSERT INTO {SPANS} SELECT project_id, date_trunc('hour', half), visitor, "
-        "min(timestamp), max(timestamp), count(*) FROM (SELECT *, time_bucket(INTERVAL 30 "
-        f"MINUTE, timestamp) AS half FROM {EVENTS} WHERE {new} AND visitor IS NOT NULL "
-        "AND NOT coalesce(bot, 1 = 0)) AS new GROUP BY project_id, visitor, half"
-    )
+    con.execute(f"INSERT INTO {SPANS} {_halves(new)}")
+    con.execute(f"UPDATE {ROLLED} SET rolled = {int(upto)}")
     counted = pc.value_counts(hours.column(0)).to_pylist()
     return [(c["values"], c["counts"]) for c in counted]
 
@@ -245,11 +291,15 @@ def erased_hours(con: duckdb.DuckDBPyConnection, condition: str, params: list[ob
 
 
 def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
-    """Make the project's rows of the hours `erased_hours` noted again from the events left."""
+    """Make the project's rows of the hours `erased_hours` noted again from the events left
+    (those rolled up)."""
     pid = int(project_id)
     hours = "(SELECT hour FROM roost_erased_hours)"
     for table in (PRESENCE, SPANS):
         con.execute(f"DELETE FROM {table} WHERE project_id = {pid} AND timestamp IN {hours}")
-    which = f"e.project_id = {pid} AND date_trunc('hour', e.timestamp) IN {hours}"
+    which = (
+        f"e.project_id = {pid} AND date_trunc('hour', e.timestamp) IN {hours} "
+        f"AND e.log_offset <= {_ROLLED}"  # the events past it are counted as they are
+    )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
     con.execute(f"INSERT INTO {SPANS} {_spans_of(which)}")

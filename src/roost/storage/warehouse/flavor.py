@@ -123,13 +123,13 @@ class DuckDBFlavor:
         self,
         table: str,
         identities: str,
-        presence: str | None = None,
-        spans: str | None = None,
+        presence: Callable[[int], str] | None = None,
+        spans: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
-        self.presence_table = presence
-        self.spans_table = spans
+        self._presence = presence  # a project's presence rows (storage/warehouse/duckdb_rollups.py)
+        self._spans = spans  # its visit spans
 
     def events(self, project_id: int) -> str:
         return (
@@ -143,18 +143,12 @@ class DuckDBFlavor:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
 
     def presence(self, project_id: int) -> str | None:
-        if self.presence_table is None:
-            return None
-        return (
-            f"(SELECT *, coalesce(linked, who) AS person FROM {self.presence_table} "
-            f"WHERE project_id = {int(project_id)})"
-        )
+        return None if self._presence is None else self._presence(project_id)
 
     def visit_spans(self, project_id: int) -> VisitSpans | None:
-        if self.spans_table is None:
-            return None
-        relation = f"(SELECT * FROM {self.spans_table} WHERE project_id = {int(project_id)})"
-        return VisitSpans(relation, self.span_visits)
+        return (
+            None if self._spans is None else VisitSpans(self._spans(project_id), self.span_visits)
+        )
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
