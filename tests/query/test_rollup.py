@@ -227,18 +227,23 @@ def test_the_zones_whose_hours_are_utc_hours(zone: str, since: datetime) -> None
     assert rollup.whole_hours_since(zone) == since
 
 
+def pageviews(minutes: int) -> list[Event]:
+    """40 pageviews of three visitors, `minutes` apart from 2024-03-30 10:00 UTC."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    return [
+        Event(message_id=f"m{n}", project_id=1, dialect="segment", type="page",
+              anonymous_id=f"a{n % 3}", visitor=f"v{n % 3}",
+              timestamp=moment + timedelta(minutes=minutes * n), received_at=moment)
+        for n in range(40)
+    ]  # fmt: skip
+
+
 def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
     tmp_path: Path,
 ) -> None:
     """A database from before the rollups (or from a Roost that kept them in another shape)
     gets them made from its events when it opens: the same rows the loads had made."""
-    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
-    events = [
-        Event(message_id=f"m{n}", project_id=1, dialect="segment", type="page",
-              anonymous_id=f"a{n % 3}", visitor=f"v{n % 3}", timestamp=moment + timedelta(minutes=7 * n),
-              received_at=moment)
-        for n in range(40)
-    ]  # fmt: skip
+    events = pageviews(minutes=7)
     path = tmp_path / "events.duckdb"
     warehouse = DuckDBWarehouse(path)
     warehouse.load([(1, 20, msgspec.json.encode(events[:20]))])
@@ -262,13 +267,7 @@ def test_an_erasure_keeps_the_rollups_and_the_events_past_them_apart(tmp_path: P
     """Some events rolled up, some loaded after (counted from the events): an erasure makes
     the rollups of its hours from the rolled events that remain, and the rest stay counted
     from the events — the same rows as rollups made afresh."""
-    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
-    events = [
-        Event(message_id=f"m{n}", project_id=1, dialect="segment", type="page",
-              anonymous_id=f"a{n % 3}", visitor=f"v{n % 3}", timestamp=moment + timedelta(minutes=n),
-              received_at=moment)
-        for n in range(40)
-    ]  # fmt: skip
+    events = pageviews(minutes=1)
     path = tmp_path / "events.duckdb"
     warehouse = DuckDBWarehouse(path)
     warehouse.load([(1, 20, msgspec.json.encode(events[:20]))])
