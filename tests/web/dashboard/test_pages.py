@@ -204,3 +204,12 @@ def test_events_explorer_pages_back_in_time(env: Env, owner: Client) -> None:
     assert older
     rest = owner.get("/p/default/events" + older.group(1).replace("&amp;", "&")).text
     assert re.findall(r"<td>(E\d\d)</td>", rest) == [f"E{i:02d}" for i in range(9, -1, -1)]
+
+
+def test_web_page_of_a_project_without_visits_shows_dashes_not_nan(env: Env, owner: Client) -> None:
+    send(env, [{"type": "page", "anonymousId": "bot", "messageId": "b1",
+                "context": {"ip": "198.51.100.9",
+                            "userAgent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}}])  # fmt: skip
+    for period in ("7d", "all"):
+        html = owner.get(f"/p/default/web?period={period}").text
+        assert stat(html, "Views per visit") == "–"  # a bot's pageview: 0 in 0 visits
