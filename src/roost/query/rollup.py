@@ -1,12 +1,13 @@
-"""Which Stats API queries the presence rows answer, exactly, and with what.
+"""Which reports the rollups answer, exactly, and with what.
 
-A Warehouse may keep, beside the events, one row per group of events of an hour with the
-same who, person, visitor, session, type, bot flag, country, browser, OS and device
-(storage/warehouse/schema.py's PRESENCE_KEYS) — a few times fewer rows than events, so
-counting distinct people over them is a few times cheaper. A query can read them instead of
-the events when everything it asks is decided by those columns alone and its time buckets and
-range are whole UTC hours: then each row lies wholly inside or outside each bucket and each
-filter, and every metric below is the events' own answer, not an estimate.
+A Warehouse may keep, beside the events, presence rows — one per group of events of an hour
+with the same who, person, visitor, session, type, bot flag, country, browser, OS and device
+(storage/warehouse/schema.py's PRESENCE_KEYS), a few times fewer rows than events, so counting
+distinct people over them is a few times cheaper — and visit spans, each visitor's runs of
+events within an hour. A query can read them instead of the events when everything it asks is
+decided by their columns alone and its time buckets and range are whole UTC hours: then each
+row lies wholly inside or outside each bucket and each filter, and every metric below is the
+events' own answer, not an estimate.
 """
 
 from __future__ import annotations
