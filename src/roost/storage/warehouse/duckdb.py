@@ -12,7 +12,6 @@ configuration is locked, so no query — the SQL endpoint's included — can tur
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -60,8 +59,8 @@ _INSERT = (
 
 ROLL_EVENTS = 50_000  # events loaded past the rollups that have them rolled in (or when idle)
 MERGE_MIN_ROWS = 20_000  # an hour's rows are merged once twice as many came since its last merge
-HOURS_TRACKED = 20_000  # past this many hours with rows to merge, all are merged at once
-TIDY_HOURS = 200  # hours merged at a time while nothing waits to be loaded
+HOURS_TRACKED = 20_000  # past this many hours counted, those merged are forgotten
+TIDY_ROWS = 200_000  # rows merged at a time while nothing waits to be loaded (~0.1–0.5 s)
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> bool:
@@ -289,18 +288,22 @@ class DuckDBWarehouse:
             self._unmerged.add(hour)
             if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
                 due.append(hour)
-        if len(self._hours) > HOURS_TRACKED:
-            due = list(self._unmerged)
         self._merge(due)
-        if len(self._hours) > HOURS_TRACKED:
-            self._hours.clear()  # all merged: the next rows of each start a new count
+        if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
+            self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
 
     def tidy(self) -> None:
         """Roll what was loaded since the last roll, and merge the rollup rows of a few hours
         that have some to merge (the Loader calls this when it has nothing to load)."""
         self._roll()
-        if self._unmerged:
-            self._merge(list(itertools.islice(self._unmerged, TIDY_HOURS)))
+        hours: list[datetime] = []
+        rows = 0
+        for hour in self._unmerged:  # at least one, then as many as TIDY_ROWS holds
+            rows += sum(self._hours.get(hour, (0, 0)))
+            if hours and rows > TIDY_ROWS:
+                break
+            hours.append(hour)
+        self._merge(hours)
 
     def _merge(self, hours: list[datetime]) -> None:
         """Make each group's rollup rows of these hours one (an hour's rows come from each

@@ -40,7 +40,6 @@ _WHO = "coalesce(e.user_id, e.anonymous_id)"
 _PRESENCE_VALUES = {
     "timestamp": "date_trunc('hour', e.timestamp)",
     "who": _WHO,
-    "linked": "i.user_id",
     "events": "count(*)",
 }
 
@@ -48,24 +47,14 @@ _PRESENCE_VALUES = {
 def _presence_of(links: str | None) -> str:
     """The presence rows of events, … WHERE <which events> GROUP BY: with the identity links
     of the relation `links` (project_id, alias, user_id), or none."""
-    if links is None:
-        return (
-            "SELECT "
-            + ", ".join(
-                f'{_PRESENCE_VALUES.get(c.name, f"e.{c.name}")} AS "{c.name}"'
-                if c.name != "linked"
-                else 'NULL AS "linked"'
-                for c in PRESENCE_COLUMNS
-            )
-            + f" FROM {EVENTS} e"
-        )
+    values = {**_PRESENCE_VALUES, "linked": "i.user_id" if links else "NULL"}
+    joined = (
+        f" LEFT JOIN {links} i ON i.project_id = e.project_id AND i.alias = {_WHO}" if links else ""
+    )
     return (
         "SELECT "
-        + ", ".join(
-            f'{_PRESENCE_VALUES.get(c.name, f"e.{c.name}")} AS "{c.name}"' for c in PRESENCE_COLUMNS
-        )
-        + f" FROM {EVENTS} e LEFT JOIN {links} i ON i.project_id = e.project_id "
-        f"AND i.alias = {_WHO}"
+        + ", ".join(f'{values.get(c.name, f"e.{c.name}")} AS "{c.name}"' for c in PRESENCE_COLUMNS)
+        + f" FROM {EVENTS} e{joined}"
     )
 
 
@@ -77,33 +66,13 @@ _LONGEST = VISIT_GAP_SECONDS * 1_000_000  # µs, as query/stats.py's visits coun
 _HOUR = "PARTITION BY project_id, timestamp, visitor"
 
 
-def _spans_of(which: str) -> str:
-    """Each visitor's runs of events in an hour with no gap over 30 minutes, of the events
-    `which` selects (a condition on `e`)."""
-    gaps = (
-        "SELECT project_id, date_trunc('hour', e.timestamp) AS timestamp, visitor, "
-        "e.timestamp AS t, epoch_us(e.timestamp) - lag(epoch_us(e.timestamp)) OVER ("
-        "PARTITION BY project_id, date_trunc('hour', e.timestamp), visitor ORDER BY e.timestamp"
-        f") AS gap FROM {EVENTS} e WHERE ({which}) AND visitor IS NOT NULL "
-        "AND NOT coalesce(bot, 1 = 0)"
-    )
-    runs = (
-        f"SELECT *, sum(CASE WHEN gap IS NULL OR gap > {_LONGEST} THEN 1 ELSE 0 END) OVER ("
-        f"{_HOUR} ORDER BY t ROWS UNBOUNDED PRECEDING) AS run FROM ({gaps}) AS gaps"
-    )
-    return (
-        "SELECT project_id, timestamp, visitor, min(t) AS began, max(t) AS ended, "
-        f"count(*) AS events FROM ({runs}) AS runs GROUP BY project_id, timestamp, visitor, run"
-    )
-
-
-def _spans_merged(which: str) -> str:
-    """The spans `which` selects, those of one visitor and hour that touch or overlap made one
-    (spans of different loads may)."""
+def _runs(spans: str) -> str:
+    """The relation `spans` (visit spans, as SPANS holds them) with those of one visitor and
+    hour that touch or overlap made one: its runs of events with no gap over 30 minutes."""
     window = f"{_HOUR} ORDER BY began, ended"
     reach = (
         f"SELECT *, max(ended) OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
-        f"AS reach FROM {SPANS} WHERE {which}"
+        f"AS reach FROM {spans} AS spans"
     )
     runs = (
         "SELECT *, sum(CASE WHEN reach IS NULL OR epoch_us(began) - epoch_us(reach) > "
@@ -185,6 +154,12 @@ def _halves(which: str) -> str:
     )
 
 
+def _spans_of(which: str) -> str:
+    """The runs of the events `which` (a condition on `e`) selects: their half hours' spans,
+    made one where they touch."""
+    return _runs(f"({_halves(which)})")
+
+
 def fill(con: duckdb.DuckDBPyConnection) -> None:
     """Make the (new) tables' rows from every event (a database from before them)."""
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
@@ -246,7 +221,8 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
         f"SELECT {_PRESENCE_KEYS}, sum(events)::BIGINT AS events FROM {PRESENCE} "
         f"WHERE {which}{_PRESENCE_GROUPS}"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE roost_merged_spans AS {_spans_merged(which)}")
+    merged_spans = _runs(f"(SELECT * FROM {SPANS} WHERE {which})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE roost_merged_spans AS {merged_spans}")
     con.execute(f"DELETE FROM {PRESENCE} WHERE {which}")
     con.execute(f"DELETE FROM {SPANS} WHERE {which}")
     con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
@@ -262,17 +238,16 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
 def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) -> None:
     """Make the identity links those of the relation `links` (project_id, alias, user_id),
     and (if kept) the presence rows of every id whose link changed follow."""
-    if not presence:
-        con.execute(f"DELETE FROM {IDENTITIES}")
-        con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
-        return
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
-        f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM {links}) UNION "
-        f"(SELECT * FROM {links} EXCEPT SELECT * FROM {IDENTITIES}))"
-    )
+    if presence:  # the ids whose link is new, gone or changed
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
+            f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM {links}) UNION "
+            f"(SELECT * FROM {links} EXCEPT SELECT * FROM {IDENTITIES}))"
+        )
     con.execute(f"DELETE FROM {IDENTITIES}")
     con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
+    if not presence:
+        return
     con.execute(
         f"UPDATE {PRESENCE} AS p SET linked = l.user_id FROM "
         f"(SELECT r.project_id, r.alias, i.user_id FROM roost_relinked r "

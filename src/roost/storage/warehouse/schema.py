@@ -84,8 +84,8 @@ if tuple(c.name for c in EVENT_COLUMNS) != STORED_FIELDS:  # pragma: no cover - 
 # the Stats API counts people with or splits them by (the Loader keeps it beside the events,
 # query/rollup.py says which reports read it). `who` is the id an event carries (its user id,
 # else its anonymous id) and `linked` the user id an identity link makes it (NULL when none:
-# the person is then `who`, stored once); `events` how many of
-# the group's events the row counts (a group may have several rows until they are merged).
+# the person is then `who`, stored once); `events` how many of the group's events the row
+# counts (a group may have several rows until they are merged).
 PRESENCE_KEYS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
     _time("timestamp"),  # the start of the hour, so reports bucket and bound it like events
