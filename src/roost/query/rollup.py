@@ -15,14 +15,29 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from roost.storage.warehouse.flavor import Flavor, VisitSpans
 from roost.storage.warehouse.schema import PRESENCE_KEYS
 
-if TYPE_CHECKING:  # stats imports this module
-    from roost.query.stats import StatsQuery
+
+class StatsQuery(Protocol):
+    """What of a query (query/stats.py's StatsQuery, which imports this module) decides."""
+
+    @property
+    def metrics(self) -> list[str]: ...
+    @property
+    def dimensions(self) -> list[Any]: ...
+    @property
+    def filters(self) -> list[Any]: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def timezone(self) -> str: ...
+
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
 METRICS = {  # the Stats API's metric → its aggregate over presence rows
