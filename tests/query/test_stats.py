@@ -274,3 +274,69 @@ def test_linked_ids_are_joined_only_when_people_are_asked_about(
 ) -> None:
     sql = stats.build(stats.parse(body, datetime.now(UTC)), 1, DuckDBFlavor("ev", "ids"))
     assert ("LEFT JOIN ids" in sql) is joined
+
+
+def visit_page(visitor: int, moment: str, url: str, referrer: str | None = None) -> dict[str, Any]:
+    context = web(f"198.51.100.{visitor}", FIREFOX if visitor % 2 else CHROME, url)
+    if referrer:
+        context["page"]["referrer"] = referrer
+    return {"type": "page", "anonymousId": f"a{visitor}", "messageId": f"v{visitor}-{moment}",
+            "timestamp": f"2024-02-{moment}:00Z", "context": context}  # fmt: skip
+
+
+def test_a_visit_counts_once_by_what_it_began_with(env: Env) -> None:
+    """Visit dimensions: a visit is attributed to its first event's source and campaign and
+    its first pageview's path (entry) — not split by the internal referrers of later pages —
+    ends on its last pageview (exit), and counts in the range and bucket it began in."""
+    google = "https://www.google.com/"
+    send(env, [
+        visit_page(6, "01T12:00", "https://shop.example/blog?utm_campaign=spring", google),
+        visit_page(6, "01T12:10", "https://shop.example/pricing", "https://shop.example/blog"),
+        {"type": "track", "anonymousId": "a6", "event": "Signup", "messageId": "v6-signup",
+         "timestamp": "2024-02-01T12:12:00Z", "context": web("198.51.100.6", CHROME)},
+        visit_page(6, "01T12:20", "https://shop.example/thanks", "https://shop.example/pricing"),
+        visit_page(7, "01T12:00", "https://shop.example/"),  # direct; then 50 minutes away
+        visit_page(7, "01T12:50", "https://shop.example/blog", google),
+        visit_page(7, "01T23:50", "https://shop.example/late"),  # runs past midnight
+        visit_page(7, "02T00:10", "https://shop.example/later"),
+    ])  # fmt: skip
+    day = {"date_range": ["2024-02-01", "2024-02-01"]}
+    metrics = ["visits", "visitors", "pageviews", "bounce_rate", "visit_duration"]
+    by_source = query(env, metrics=metrics, dimensions=["visit:source"], **day)
+    assert rows(by_source) == [("Google", 2, 2, 4, 50.0, 600.0), (None, 2, 1, 3, 50.0, 600.0)]
+    by_entry = query(env, metrics=["visits"], dimensions=["entry_page", "visit:exit_page"], **day)
+    assert sorted(rows(by_entry), key=str) == sorted(
+        [("/blog", "/thanks", 1), ("/blog", "/blog", 1), ("/", "/", 1), ("/late", "/later", 1)],
+        key=str,
+    )
+    campaign = query(env, metrics=["visits", "events"], dimensions=["visit:utm_campaign"],
+                     filters=[["is", "visit:source", ["Google"]]], **day)  # fmt: skip
+    assert rows(campaign) == [("spring", 1, 4), (None, 1, 1)]
+    # The event-level dimension sees each event's own referrer: the internal pages have none
+    by_event_source = query(env, metrics=["pageviews"], dimensions=["source"], **day)
+    assert rows(by_event_source) == [(None, 4), ("Google", 2)]  # 00:10 is the next day
+    # The visit that began at 23:50 counts on its day, whole (its 00:10 pageview too)
+    per_day = query(env, metrics=["visits", "visit_duration"], interval="day",
+                    date_range=["2024-02-01", "2024-02-02"])  # fmt: skip
+    assert rows(per_day) == [("2024-02-01", 4, 600.0), ("2024-02-02", 0, None)]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"metrics": ["users"], "dimensions": ["entry_page"]}, "metrics[0]"),
+        ({"metrics": ["visits"], "dimensions": ["entry_page", "page"]}, "dimensions[1]"),
+        ({"metrics": ["visits"], "dimensions": ["entry_page"],
+          "filters": [["is", "event", ["Signup"]]]}, "filters[0]"),
+        ({"metrics": ["visits"], "filters": [["and", [["is", "visit:source", ["Google"]],
+                                                     ["is", "page", ["/"]]]]]}, "filters[0]"),
+    ],
+)  # fmt: skip
+def test_a_query_by_visit_asks_what_a_visit_knows(
+    env: Env, body: dict[str, Any], field: str
+) -> None:
+    response = env.client.post(
+        "/api/v1/query", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == field

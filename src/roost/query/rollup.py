@@ -3,9 +3,10 @@
 A Warehouse may keep, beside the events, presence rows — one per group of events of an hour
 with the same who, person, visitor, session, type, bot flag, country, browser, OS and device
 (storage/warehouse/schema.py's PRESENCE_KEYS), a few times fewer rows than events, so counting
-distinct people over them is a few times cheaper — and visit spans, each visitor's runs of
-events within an hour. A query can read them instead of the events when everything it asks is
-decided by their columns alone and its time buckets and range are whole UTC hours: then each
+distinct people over them is a few times cheaper (it keeps its visits as rows too, which
+reports of visits read whatever their zone: query/stats.py). A query can read presence rows
+instead of the events when everything it asks is decided by their columns alone and its time
+buckets and range are whole UTC hours: then each
 row lies wholly inside or outside each bucket and each filter, and every metric below is the
 events' own answer, not an estimate.
 """
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from roost.storage.warehouse.flavor import Flavor, VisitSpans
+from roost.storage.warehouse.flavor import Flavor
 from roost.storage.warehouse.schema import PRESENCE_KEYS
 
 
@@ -77,15 +78,6 @@ def relation(
     if not all(_decided(f) for f in [*q.filters, *also]):
         return None
     return flavor.presence(project_id) if _hourly(q) else None
-
-
-def visit_spans(q: StatsQuery, project_id: int, flavor: Flavor) -> VisitSpans | None:
-    """The visit spans `q`'s visits can be counted from, or None: a visit is cut by the
-    groups it is counted in, so only time buckets (whole hours), and no filter, keep spans
-    whole."""
-    if q.filters or not all(d.kind == "time" for d in q.dimensions) or not _hourly(q):
-        return None
-    return flavor.visit_spans(project_id)
 
 
 def _hourly(q: StatsQuery) -> bool:

@@ -48,13 +48,26 @@ COLUMNS = {  # dimension → stored column
     "browser": "browser", "os": "os", "device": "device", "build": "build",
     "dim1": "dim1", "dim2": "dim2", "dim3": "dim3", "user": "person", "session": "session_id",
 }  # fmt: skip
+VISIT_COLUMNS = {  # dimension → a column of the visits (what each visit began with)
+    "entry_page": "entry_page", "exit_page": "exit_page",
+    **{f"visit:{name}": name for name in (
+        "entry_page", "exit_page", "source", "referrer", "utm_source", "utm_medium",
+        "utm_campaign", "utm_term", "utm_content", "country", "browser", "os", "device")},
+    "visit:country_name": "country", "visit:hostname": "host",
+}  # fmt: skip
 ALIASES = {  # Plausible's names for the same dimensions
     "event:name": "event", "event:page": "page", "event:hostname": "hostname",
-    "visit:source": "source", "visit:referrer": "referrer", "visit:utm_source": "utm_source",
-    "visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign",
-    "visit:utm_term": "utm_term", "visit:utm_content": "utm_content",
-    "visit:country": "country", "visit:country_name": "country", "visit:browser": "browser",
-    "visit:os": "os", "visit:device": "device",
+}  # fmt: skip
+# what a query by visit dimensions counts: each visit (a row of Flavor.visits_of) once
+PER_VISIT = {
+    "visitors": "count(DISTINCT visitor)",
+    "visits": "count(*)",
+    "events": "coalesce(sum(events), 0)",
+    "pageviews": "coalesce(sum(pageviews), 0)",
+    "views_per_visit": "CASE WHEN count(*) > 0 THEN 1.0 * sum(pageviews) / count(*) END",
+    "bounce_rate": "CASE WHEN count(*) > 0 "
+                   "THEN 100.0 * count(CASE WHEN events = 1 THEN 1 END) / count(*) END",
+    "visit_duration": "CASE WHEN count(*) > 0 THEN sum({micros}) / 1000000.0 / count(*) END",
 }  # fmt: skip
 FILTER_OPS = ("is", "is_not", "contains", "matches")
 MAX_LIMIT = 10000
@@ -64,8 +77,8 @@ _RELATIVE = re.compile(r"^(\d{1,4})(d|mo)$")
 @dataclass(frozen=True)
 class Dimension:
     name: str  # as the client wrote it
-    kind: str  # "column", "prop", "time"
-    arg: str  # the column, the property key, or the interval
+    kind: str  # "column", "prop", "time", "visit"
+    arg: str  # the column (of the events, or of the visits), the property key, or the interval
 
 
 @dataclass(frozen=True)
@@ -116,7 +129,9 @@ def _dimension(raw: Any, where: str, interval: str | None, time_allowed: bool) -
         return Dimension(raw, "time", chosen)
     if name in COLUMNS:
         return Dimension(raw, "column", COLUMNS[name])
-    known = ", ".join([*COLUMNS, "props:<key>", "time:<interval>"])
+    if name in VISIT_COLUMNS:
+        return Dimension(raw, "visit", VISIT_COLUMNS[name])
+    known = ", ".join([*COLUMNS, *VISIT_COLUMNS, "props:<key>", "time:<interval>"])
     raise _bad(where, f"unknown dimension {raw!r} (known: {known})")
 
 
@@ -255,6 +270,8 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     if not isinstance(raw_filters, list):
         raise _bad("filters", "must be a list of filters")
     filters = [parse_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
+    if any(d.kind == "visit" for d in dimensions) or any(_by_visit(f) for f in filters):
+        _check_per_visit(metrics, dimensions, filters)
     if "conversion_rate" in metrics and not any(_goal(f) for f in filters):
         raise _bad(
             "metrics",
@@ -309,8 +326,46 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     )
 
 
+def _kinds(f: Any) -> set[str]:
+    if f[0] in ("and", "or"):
+        return set().union(*(_kinds(g) for g in f[1]))
+    if f[0] == "not":
+        return _kinds(f[1])
+    return {f[1].kind}
+
+
+def _by_visit(f: Any) -> bool:
+    return "visit" in _kinds(f)
+
+
+def _check_per_visit(metrics: list[str], dimensions: list[Dimension], filters: list[Any]) -> None:
+    """A query by a visit dimension (or filtered by one) counts visits, each once: it can
+    ask only what a visit knows."""
+    for i, metric in enumerate(metrics):
+        if metric not in PER_VISIT:
+            raise _bad(
+                f"metrics[{i}]",
+                f"{metric} is not counted per visit: a query by visit dimensions asks for "
+                f"{', '.join(PER_VISIT)}",
+            )
+    for i, dimension in enumerate(dimensions):
+        if dimension.kind not in ("visit", "time"):
+            raise _bad(
+                f"dimensions[{i}]",
+                f"{dimension.name} is a dimension of events, not of visits: a query by visit "
+                "dimensions groups by time and visit dimensions only",
+            )
+    for i, f in enumerate(filters):
+        if _kinds(f) != {"visit"}:
+            raise _bad(
+                f"filters[{i}]",
+                "a query by visit dimensions filters by visit dimensions only "
+                "(entry_page, exit_page, visit:source, visit:utm_campaign, …)",
+            )
+
+
 def _expression(dimension: Dimension, q: StatsQuery, flavor: Flavor) -> str:
-    if dimension.kind == "column":
+    if dimension.kind in ("column", "visit"):
         return dimension.arg
     if dimension.kind == "prop":
         return flavor.prop("properties", dimension.arg)
@@ -388,6 +443,29 @@ def _names_person(f: Any) -> bool:
     return _is_person(f[1])
 
 
+def visits_relation(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
+    """The visits that began in the range and pass the filters (all on visits' columns),
+    with each dimension as d0, d1, …: those the Warehouse keeps, or made from the events."""
+    rows = flavor.kept_visits(project_id)
+    if rows is None:
+        people = (
+            f"(SELECT * FROM {flavor.rows(project_id)} AS e "
+            f"WHERE visitor IS NOT NULL AND {NOT_BOT})"
+        )
+        rows = f"({flavor.visits_of(people, VISIT_GAP_SECONDS)})"
+    where = [
+        f"timestamp >= {flavor.timestamp(q.start)}",
+        f"timestamp < {flavor.timestamp(q.end)}",
+        *(condition(f, q, flavor) for f in q.filters),
+    ]
+    dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
+    return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits WHERE {' AND '.join(where)})"
+
+
+def _per_visit(metric: str, flavor: Flavor) -> str:
+    return PER_VISIT[metric].format(micros=flavor.micros("timestamp", "ended"))
+
+
 def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """One SELECT: the dimensions (d0, d1, …) and metrics (m0, m1, …) of each group.
 
@@ -398,6 +476,10 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    if any(d.kind == "visit" for d in q.dimensions) or any(_by_visit(f) for f in q.filters):
+        selected = [*keys, *(f"{_per_visit(m, flavor)} AS m{i}" for i, m in enumerate(q.metrics))]
+        sql = f"SELECT {', '.join(selected)} FROM {visits_relation(q, project_id, flavor)} AS v"
+        return _ordered(q, sql + group, keys)
     base = base_relation(q, project_id, flavor, q.filters)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
@@ -417,20 +499,27 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
     if wanted & set(VISITS):
-        spans = rollup.visit_spans(q, project_id, flavor)  # fewer rows, the same visits
-        if spans is None:
+        if q.filters or not all(d.kind == "time" for d in q.dimensions):
+            # the visitors' runs of events within each group and filter (a visit by page: a
+            # run of its events on that page)
             people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"
             visits = flavor.visits(people, keys, VISIT_GAP_SECONDS)
-        else:
-            rows = base_relation(q, project_id, flavor, q.filters, rows=spans.relation)
-            visits = spans.visits(rows, keys, VISIT_GAP_SECONDS)
-        parts["v"] = (
-            ["visits", "bounce_rate", "visit_duration"],
-            f"SELECT {', '.join([*keys, 'visits'])}, "
-            "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
-            "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
-            f"FROM ({visits}) AS visits",
-        )
+            counted_visits = (
+                f"SELECT {', '.join([*keys, 'visits'])}, "
+                "CASE WHEN visits > 0 THEN 100.0 * bounces / visits END AS bounce_rate, "
+                "CASE WHEN visits > 0 THEN 1.0 * seconds / visits END AS visit_duration "
+                f"FROM ({visits}) AS visits"
+            )
+        else:  # whole visits, each in the bucket it began in
+            counted = ", ".join(
+                f"{_per_visit(m, flavor)} AS {m}"
+                for m in ("visits", "bounce_rate", "visit_duration")
+            )
+            counted_visits = (
+                f"SELECT {', '.join([*keys, counted])} "
+                f"FROM {visits_relation(q, project_id, flavor)} AS v{group}"
+            )
+        parts["v"] = (["visits", "bounce_rate", "visit_duration"], counted_visits)
     if "session_duration" in wanted:
         by = ", ".join([*keys, "session_id"])
         sessions = (
@@ -475,6 +564,11 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         # A breakdown lists the groups that have what was asked: a track event's NULL page
         # is no row of "pageviews by page" (a time series keeps its empty buckets)
         sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
+    return _ordered(q, sql, keys)
+
+
+def _ordered(q: StatsQuery, sql: str, keys: list[str]) -> str:
+    """The query's order (then its dimensions, a stable order for pages) and page of rows."""
     aliases = {m: f"m{i}" for i, m in enumerate(q.metrics)}
     aliases.update({d.name: f"d{i}" for i, d in enumerate(q.dimensions)})
     order = [f"{aliases[name]} {direction.upper()}" for name, direction in q.order_by]

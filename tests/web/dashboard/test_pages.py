@@ -98,6 +98,17 @@ def test_web_page_shows_visitors_pages_and_bounce_rate(site: Env, owner: Client)
     )
     assert ("/", "3") in pages and ("/pricing", "1") in pages
 
+    def panel(heading: str) -> list[tuple[str, str]]:
+        part = html.split(f"<h3>{heading}</h3>", 1)[1].split("</ol>", 1)[0]
+        return re.findall(
+            r'<span class="label">([^<]*)</span><span class="value">([^<]*)</span>', part
+        )
+
+    # u1's visit began on / and ended on /pricing; u2's and u3's were / alone
+    assert panel("Entry pages") == [("/", "3")]
+    assert panel("Exit pages") == [("/", "2"), ("/pricing", "1")]
+    assert panel("Sources") == [("Direct / None", "4")]  # each visitor once, and the tracks'
+
 
 def test_game_page_shows_runs_and_errors(site: Env, owner: Client) -> None:
     html = owner.get("/p/default/game?period=7d").text

@@ -179,8 +179,11 @@ class DuckDBWarehouse:
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
         self._checkpoint_wanted = threading.Event()
         self._closed = False
-        kept = (rollups.presence, rollups.spans) if with_rollups else (None, None)
-        self.flavor: Flavor = DuckDBFlavor(TABLE, IDENTITIES, *kept)
+        self.flavor: Flavor = (
+            DuckDBFlavor(TABLE, IDENTITIES, rollups.presence, rollups.visits, rollups.ROLLED_UP)
+            if with_rollups
+            else DuckDBFlavor(TABLE, IDENTITIES)
+        )
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb)
@@ -265,32 +268,42 @@ class DuckDBWarehouse:
             self._roll()
 
     def _roll(self) -> None:
-        """Roll the events loaded since the last roll into the rollups (reports count those
-        from the events meanwhile), then merge the hours that have grown enough."""
-        if not self.with_rollups or self._rolled >= self._loaded:
-            return
+        """Roll the events loaded since the last roll into the rollups, then merge the hours
+        that have grown enough (the Loader's thread)."""
+        self._merge(self._roll_up(self._load_con))
+
+    def _roll_up(self, con: duckdb.DuckDBPyConnection | None = None) -> list[datetime]:
+        """Roll the events loaded since the last roll into the rollups, with `con` (else a
+        cursor of its own); the hours due a merge."""
         # under the erasures' lock: an erasure makes the rows of its hours from the events
         # rolled up when it runs, so no roll may take in the events it is erasing meanwhile
-        with self._rollups_lock, self._gate.shared():
-            con = self._load_con
-            con.begin()
-            try:
-                added = rollups.roll(con, self._loaded, self._links)
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-        self._rolled = self._loaded
-        due = []
-        for hour, rows in added:
-            counts = self._hours.setdefault(hour, [0, 0])
-            counts[1] += rows
-            self._unmerged.add(hour)
-            if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
-                due.append(hour)
-        self._merge(due)
-        if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
-            self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
+        with self._rollups_lock:
+            upto = self._loaded
+            if not self.with_rollups or self._rolled >= upto:
+                return []
+            with self._gate.shared():
+                cursor = con or self._con.cursor()
+                cursor.begin()
+                try:
+                    added = rollups.roll(cursor, upto, self._links)
+                    cursor.commit()
+                except BaseException:
+                    cursor.rollback()
+                    raise
+                finally:
+                    if con is None:
+                        cursor.close()
+            self._rolled = upto
+            due = []
+            for hour, rows in added:
+                counts = self._hours.setdefault(hour, [0, 0])
+                counts[1] += rows
+                self._unmerged.add(hour)
+                if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
+                    due.append(hour)
+            if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
+                self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
+            return due
 
     def tidy(self) -> None:
         """Roll what was loaded since the last roll, and merge the rollup rows of a few hours
@@ -298,11 +311,12 @@ class DuckDBWarehouse:
         self._roll()
         hours: list[datetime] = []
         rows = 0
-        for hour in self._unmerged:  # at least one, then as many as TIDY_ROWS holds
-            rows += sum(self._hours.get(hour, (0, 0)))
-            if hours and rows > TIDY_ROWS:
-                break
-            hours.append(hour)
+        with self._rollups_lock:  # a report's roll adds hours meanwhile
+            for hour in self._unmerged:  # at least one, then as many as TIDY_ROWS holds
+                rows += sum(self._hours.get(hour, (0, 0)))
+                if hours and rows > TIDY_ROWS:
+                    break
+                hours.append(hour)
         self._merge(hours)
 
     def _merge(self, hours: list[datetime]) -> None:
@@ -320,11 +334,11 @@ class DuckDBWarehouse:
             except BaseException:
                 con.rollback()
                 raise
-        for hour in hours:
-            self._hours.pop(hour, None)
-            self._unmerged.discard(hour)
-        for hour, rows in merged:
-            self._hours[hour] = [rows, 0]
+            for hour in hours:
+                self._hours.pop(hour, None)
+                self._unmerged.discard(hour)
+            for hour, rows in merged:
+                self._hours[hour] = [rows, 0]
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links the given ones (project_id, alias, user_id), at once."""
@@ -540,7 +554,9 @@ class DuckDBWarehouse:
             yield from reader
 
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
-        """Run a query Roost wrote (query/stats.py, through `flavor`)."""
+        """Run a query Roost wrote (query/stats.py, through `flavor`), with every event
+        loaded rolled up first: it reads the rollups, and the events only up to them."""
+        self._roll_up()  # a few events' worth (the Loader rolls every ROLL_EVENTS and when idle)
         with self._cursor() as cursor:
             return _limited(cursor, sql, timeout, max_rows, "query")
 

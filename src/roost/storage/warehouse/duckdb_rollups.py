@@ -1,14 +1,13 @@
 """The rows the DuckDB Warehouse keeps beside its events so reports count less: presence and
-visit spans (storage/warehouse/schema.py declares them, query/rollup.py says which reports read
-them).
+visits (storage/warehouse/schema.py declares them, query/rollup.py and query/stats.py say which
+reports read them).
 
 They hold the events up to one Log offset, `rolled` (in ROLLED): the Warehouse rolls the
-events loaded since into them every ROLL_EVENTS or when idle, so a load costs what it did
-without them. A report reads the rows *and* the same rows made on the fly from the few events
-past `rolled` (`presence`, `spans`), in one snapshot: never ahead of or behind its events.
-Each function runs inside the caller's transaction: the rows are merged an hour at a time,
-re-resolved when identity links change, made again from the events of the hours an erasure
-touched.
+events loaded since into them every ROLL_EVENTS, when idle, and before a report reads them
+(which also reads the events only up to `rolled`, so every part of a report counts the same
+events). Each function runs inside the caller's transaction: presence rows are merged an hour
+at a time and re-resolved when identity links change; a visit is made again whenever an event
+joins it (late ones too) or leaves it (erased), from its visitor's events around it.
 """
 
 from __future__ import annotations
@@ -20,10 +19,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import (
     PRESENCE_COLUMNS,
     PRESENCE_KEYS,
-    SPAN_COLUMNS,
+    VISIT_COLUMNS,
     VISIT_GAP_SECONDS,
     Column,
 )
@@ -31,7 +31,7 @@ from roost.storage.warehouse.schema import (
 EVENTS = "roost.events"
 IDENTITIES = "roost.identities"
 PRESENCE = "roost.presence"
-SPANS = "roost.visit_spans"
+VISITS = "roost.visits"
 ROLLED = "roost.rollups"  # one row: the Log offset the rollups hold the events up to
 _ROLLED = f"(SELECT rolled FROM {ROLLED})"
 _ROLLED_COLUMN = Column("rolled", "BIGINT")
@@ -62,35 +62,16 @@ _PRESENCE_OF = _presence_of(IDENTITIES)
 _PRESENCE_GROUPS = " GROUP BY " + ", ".join(str(n) for n in range(1, len(PRESENCE_KEYS) + 1))
 _PRESENCE_KEYS = ", ".join(f'"{c.name}"' for c in PRESENCE_KEYS)
 
-_LONGEST = VISIT_GAP_SECONDS * 1_000_000  # µs, as query/stats.py's visits count gaps
-_HOUR = "PARTITION BY project_id, timestamp, visitor"
-
-
-def _runs(spans: str) -> str:
-    """The relation `spans` (visit spans, as SPANS holds them) with those of one visitor and
-    hour that touch or overlap made one: its runs of events with no gap over 30 minutes."""
-    window = f"{_HOUR} ORDER BY began, ended"
-    reach = (
-        f"SELECT *, max(ended) OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
-        f"AS reach FROM {spans} AS spans"
-    )
-    runs = (
-        "SELECT *, sum(CASE WHEN reach IS NULL OR epoch_us(began) - epoch_us(reach) > "
-        f"{_LONGEST} THEN 1 ELSE 0 END) OVER ({window} ROWS UNBOUNDED PRECEDING) AS run "
-        f"FROM ({reach}) AS reached"
-    )
-    return (
-        "SELECT project_id, timestamp, visitor, min(began) AS began, max(ended) AS ended, "
-        f"sum(events)::BIGINT AS events FROM ({runs}) AS runs "
-        "GROUP BY project_id, timestamp, visitor, run"
-    )
+_NOT_BOT = "NOT coalesce(e.bot, 1 = 0)"
+_VISITS_OF = DuckDBFlavor(EVENTS, IDENTITIES).visits_of  # the SQL reports make them with too
+_GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
 def create(con: duckdb.DuckDBPyConnection) -> bool:
     """Create the tables if any is missing or of another shape (a Roost before this one: they
     are made from the events, so rebuilt rather than altered); whether they were (then
     `fill` them, or copy them whole)."""
-    shapes = ((PRESENCE, PRESENCE_COLUMNS), (SPANS, SPAN_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
+    shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
     for table, columns in shapes:
         found = con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
@@ -109,7 +90,7 @@ def create(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (PRESENCE, SPANS, ROLLED):
+    for table in (PRESENCE, VISITS, ROLLED, "roost.visit_spans"):  # spans: before visits
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -119,51 +100,33 @@ def rolled(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def presence(project_id: int) -> str:
-    """A relation of the project's presence rows: those kept, and those of the events past
-    `rolled` made now (with the identity links as they are), read in one snapshot."""
-    pid = int(project_id)
-    kept = ", ".join(f'"{c.name}"' for c in PRESENCE_COLUMNS)
+    """A relation of the project's presence rows, with `person`."""
     return (
-        f"(SELECT *, coalesce(linked, who) AS person FROM (SELECT {kept} FROM {PRESENCE} "
-        f"WHERE project_id = {pid} UNION ALL {_PRESENCE_OF} WHERE e.project_id = {pid} "
-        f"AND e.log_offset > {_ROLLED}{_PRESENCE_GROUPS}) AS presence)"
+        f"(SELECT *, coalesce(linked, who) AS person FROM {PRESENCE} "
+        f"WHERE project_id = {int(project_id)})"
     )
 
 
-def spans(project_id: int) -> str:
-    """A relation of the project's visit spans: those kept, and those of the events past
-    `rolled` made now."""
-    pid = int(project_id)
-    return (
-        f"(SELECT project_id, timestamp, visitor, began, ended, events FROM {SPANS} "
-        f"WHERE project_id = {pid} UNION ALL "
-        f"{_halves(f'project_id = {pid} AND log_offset > {_ROLLED}')})"
-    )
+def visits(project_id: int) -> str:
+    """A relation of the project's visits."""
+    return f"(SELECT * FROM {VISITS} WHERE project_id = {int(project_id)})"
 
 
-def _halves(which: str) -> str:
-    """Spans of the events `which` (a condition on `e`) selects, one per visitor and half
-    hour: two events of a visitor in one half hour are less than 30 minutes apart, so in one
-    visit — no sort (a merge makes them runs)."""
-    return (
-        "SELECT project_id, date_trunc('hour', half) AS timestamp, visitor, "
-        "min(timestamp) AS began, max(timestamp) AS ended, count(*) AS events FROM ("
-        f"SELECT *, time_bucket(INTERVAL 30 MINUTE, timestamp) AS half FROM {EVENTS} e "
-        f"WHERE {which} AND visitor IS NOT NULL AND NOT coalesce(bot, 1 = 0)) AS new "
-        "GROUP BY project_id, visitor, half"
-    )
-
-
-def _spans_of(which: str) -> str:
-    """The runs of the events `which` (a condition on `e`) selects: their half hours' spans,
-    made one where they touch."""
-    return _runs(f"({_halves(which)})")
+# A condition on events: rolled up, so counted by the rows above (what a report reads of the
+# events, so all its parts count the same ones)
+ROLLED_UP = f"log_offset <= {_ROLLED}"
 
 
 def fill(con: duckdb.DuckDBPyConnection) -> None:
     """Make the (new) tables' rows from every event (a database from before them)."""
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
-    con.execute(f"INSERT INTO {SPANS} {_spans_of('1 = 1')}")
+    con.execute(
+        f"INSERT INTO {VISITS} "
+        + _VISITS_OF(
+            f"(SELECT * FROM {EVENTS} e WHERE visitor IS NOT NULL AND {_NOT_BOT})",
+            VISIT_GAP_SECONDS,
+        )
+    )
     con.execute(f"INSERT INTO {ROLLED} SELECT coalesce(max(log_offset), 0) FROM {EVENTS}")
 
 
@@ -192,7 +155,8 @@ def roll(
     finally:
         if found:
             con.unregister("roost_links")
-    con.execute(f"INSERT INTO {SPANS} {_halves(new)}")
+    _touched(con, new)
+    _revisit(con, str(int(upto)))
     con.execute(f"UPDATE {ROLLED} SET rolled = {int(upto)}")
     counted = pc.value_counts(hours.column(0)).to_pylist()
     return [(c["values"], c["counts"]) for c in counted]
@@ -221,12 +185,8 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
         f"SELECT {_PRESENCE_KEYS}, sum(events)::BIGINT AS events FROM {PRESENCE} "
         f"WHERE {which}{_PRESENCE_GROUPS}"
     )
-    merged_spans = _runs(f"(SELECT * FROM {SPANS} WHERE {which})")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE roost_merged_spans AS {merged_spans}")
     con.execute(f"DELETE FROM {PRESENCE} WHERE {which}")
-    con.execute(f"DELETE FROM {SPANS} WHERE {which}")
     con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
-    con.execute(f"INSERT INTO {SPANS} SELECT * FROM roost_merged_spans")
     return [
         (hour, int(rows))
         for hour, rows in con.execute(
@@ -257,24 +217,67 @@ def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) ->
 
 
 def erased_hours(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
-    """Note the hours of the events about to be erased (`condition` selects them)."""
+    """Note the hours and visits of the events about to be erased (`condition` selects them)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_erased_hours AS SELECT DISTINCT "
         f"date_trunc('hour', timestamp) AS hour FROM {EVENTS} WHERE {condition}",
         params,
     )
+    _touched(con, condition, params)
 
 
 def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
-    """Make the project's rows of the hours `erased_hours` noted again from the events left
-    (those rolled up)."""
+    """Make the project's rows of the hours and visits `erased_hours` noted again from the
+    events left (those rolled up)."""
     pid = int(project_id)
     hours = "(SELECT hour FROM roost_erased_hours)"
-    for table in (PRESENCE, SPANS):
-        con.execute(f"DELETE FROM {table} WHERE project_id = {pid} AND timestamp IN {hours}")
+    con.execute(f"DELETE FROM {PRESENCE} WHERE project_id = {pid} AND timestamp IN {hours}")
     which = (
         f"e.project_id = {pid} AND date_trunc('hour', e.timestamp) IN {hours} "
         f"AND e.log_offset <= {_ROLLED}"  # the events past it are counted as they are
     )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
-    con.execute(f"INSERT INTO {SPANS} {_spans_of(which)}")
+    _revisit(con, _ROLLED)
+
+
+def _touched(con: duckdb.DuckDBPyConnection, which: str, params: Sequence[object] = ()) -> None:
+    """Note each visitor of the events `which` (a condition on `e`) selects, with the first
+    and last of their times: the visits these events join or leave lie around them."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE roost_touched AS SELECT e.project_id, e.visitor, "
+        f"min(e.timestamp) AS lo, max(e.timestamp) AS hi FROM {EVENTS} e WHERE {which} "
+        f"AND e.visitor IS NOT NULL AND {_NOT_BOT} GROUP BY e.project_id, e.visitor",
+        list(params),
+    )
+
+
+def _revisit(con: duckdb.DuckDBPyConnection, upto: str) -> None:
+    """Make the visits of each visitor `_touched` noted again, from their events up to the
+    offset `upto` (SQL) between the first and last moments any of those visits may span.
+
+    A kept visit that ends within the gap before a noted visitor's first time, or begins within
+    it after the last, may change: it goes, and the hull of its times and the noted ones is
+    made again. No other kept visit lies inside that hull (kept visits are more than the gap
+    apart) or is within the gap of it, so the visits made from the hull's events are whole.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE roost_hull AS SELECT t.project_id, t.visitor, "
+        "least(t.lo, min(v.timestamp)) AS lo, greatest(t.hi, max(v.ended)) AS hi "
+        f"FROM roost_touched t LEFT JOIN {VISITS} v ON v.project_id = t.project_id "
+        f"AND v.visitor = t.visitor AND v.ended >= t.lo - {_GAP} AND v.timestamp <= t.hi + {_GAP} "
+        "GROUP BY t.project_id, t.visitor, t.lo, t.hi"
+    )
+    first, last = con.execute("SELECT min(lo), max(hi) FROM roost_hull").fetchall()[0]
+    if first is None:
+        return
+    con.execute(
+        f"DELETE FROM {VISITS} v USING roost_hull h WHERE v.project_id = h.project_id "
+        "AND v.visitor = h.visitor AND v.ended >= h.lo AND v.timestamp <= h.hi"
+    )
+    # the hull's bounds as literals too: DuckDB skips the blocks of events outside them
+    events = (
+        f"(SELECT e.* FROM {EVENTS} e JOIN roost_hull h ON e.project_id = h.project_id "
+        "AND e.visitor = h.visitor AND e.timestamp BETWEEN h.lo AND h.hi "
+        f"WHERE e.timestamp BETWEEN ? AND ? AND e.log_offset <= {upto} AND {_NOT_BOT})"
+    )
+    con.execute(f"INSERT INTO {VISITS} {_VISITS_OF(events, VISIT_GAP_SECONDS)}", [first, last])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
 DATETIME_FIRST = datetime(1970, 1, 1)  # ClickHouse's DateTime range
@@ -28,15 +30,6 @@ def in_ranges(column: str, ranges: Sequence[tuple[int, int]]) -> str:
     return f"({spans or '1 = 0'})"  # 1 = 0: no FALSE in ClickHouse 18
 
 
-class VisitSpans(NamedTuple):
-    """A Warehouse's visit spans (storage/warehouse/schema.py) of one project, and how to
-    count visits from them: `visits(relation, keys, gap_seconds)` answers as Flavor.visits
-    does from the same events."""
-
-    relation: str
-    visits: Callable[[str, list[str], int], str]
-
-
 class Flavor(Protocol):
     def events(self, project_id: int) -> str:
         """A relation of one project's events, with `person` (the user id, linked ids resolved)."""
@@ -51,8 +44,14 @@ class Flavor(Protocol):
         Warehouse does not keep them: reports then count from the events."""
         ...
 
-    def visit_spans(self, project_id: int) -> VisitSpans | None:
-        """One project's visit spans, or None when this Warehouse does not keep them."""
+    def kept_visits(self, project_id: int) -> str | None:
+        """One project's visits as this Warehouse keeps them (storage/warehouse/schema.py's
+        VISIT_COLUMNS), or None when it keeps none: reports then make them (`visits_of`)."""
+        ...
+
+    def visits_of(self, relation: str, gap_seconds: int) -> str:
+        """The visits (VISIT_COLUMNS) of the events `relation` holds: each visitor's events
+        with no gap over `gap_seconds`, in order of time, then Log offset."""
         ...
 
     def string(self, value: str) -> str:
@@ -85,6 +84,11 @@ class Flavor(Protocol):
 
     def seconds(self, start: str, end: str) -> str:
         """Seconds from one timestamp to another, as a number."""
+        ...
+
+    def micros(self, start: str, end: str) -> str:
+        """Whole microseconds from one timestamp to another, as an integer (so sums of them
+        are exact)."""
         ...
 
     def same(self, left: str, right: str) -> str:
@@ -124,31 +128,33 @@ class DuckDBFlavor:
         table: str,
         identities: str,
         presence: Callable[[int], str] | None = None,
-        spans: Callable[[int], str] | None = None,
+        visits: Callable[[int], str] | None = None,
+        visible: str = "1 = 1",
     ) -> None:
         self.table = table
         self.identities = identities
         self._presence = presence  # a project's presence rows (storage/warehouse/duckdb_rollups.py)
-        self._spans = spans  # its visit spans
+        self._visits = visits  # its visits
+        self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
         return (
             "(SELECT e.*, coalesce(i.user_id, e.user_id, e.anonymous_id) AS person "
             f"FROM {self.table} e LEFT JOIN {self.identities} i ON i.project_id = e.project_id "
             "AND i.alias = coalesce(e.user_id, e.anonymous_id) "
-            f"WHERE e.project_id = {int(project_id)})"
+            f"WHERE e.project_id = {int(project_id)} AND {self._visible})"
         )
 
     def rows(self, project_id: int) -> str:
-        return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
+        return (
+            f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)} AND {self._visible})"
+        )
 
     def presence(self, project_id: int) -> str | None:
         return None if self._presence is None else self._presence(project_id)
 
-    def visit_spans(self, project_id: int) -> VisitSpans | None:
-        return (
-            None if self._spans is None else VisitSpans(self._spans(project_id), self.span_visits)
-        )
+    def kept_visits(self, project_id: int) -> str | None:
+        return None if self._visits is None else self._visits(project_id)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -178,6 +184,9 @@ class DuckDBFlavor:
     def seconds(self, start: str, end: str) -> str:
         return f"(epoch({end}) - epoch({start}))"
 
+    def micros(self, start: str, end: str) -> str:
+        return f"(epoch_us({end}) - epoch_us({start}))"
+
     def same(self, left: str, right: str) -> str:
         return f"{left} IS NOT DISTINCT FROM {right}"
 
@@ -198,7 +207,7 @@ class DuckDBFlavor:
         # One sort: each event's gaps to the visitor's previous and next event. An event
         # starts a visit when the gap before is missing or too long, ends one likewise after;
         # a visit's duration is the sum of the short gaps inside it. Gaps in whole µs, so
-        # the sums are exact (and equal to what span_visits sums).
+        # the sums are exact.
         window = f"PARTITION BY {', '.join([*keys, 'visitor'])} ORDER BY timestamp"
         gaps = (
             f"SELECT {''.join(f'{k}, ' for k in keys)}"
@@ -218,33 +227,27 @@ class DuckDBFlavor:
             f"FROM ({gaps}) AS gaps{group}"
         )
 
-    def span_visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
-        # Spans of one visitor sorted by start: one starts a visit when it begins more than
-        # the gap after the latest end before it (spans loaded apart may overlap: then they
-        # are one). A visit's duration is its last event's time less its first's: the sum
-        # of the gaps inside it, as visits() counts.
-        window = f"PARTITION BY {', '.join([*keys, 'visitor'])} ORDER BY began, ended"
-        reach = (
-            f"SELECT *, max(ended) OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND "
-            f"1 PRECEDING) AS reach FROM {relation}"
+    def visits_of(self, relation: str, gap_seconds: int) -> str:
+        # Two passes over one sort: an event starts a visit when the gap before it is missing
+        # or too long (in whole µs, exact); the starts so far number its visit.
+        window = "PARTITION BY project_id, visitor ORDER BY timestamp, log_offset"
+        gap = (
+            "CASE WHEN epoch_us(timestamp) - lag(epoch_us(timestamp)) OVER (w) <= "
+            f"{int(gap_seconds) * 1_000_000} THEN 0 ELSE 1 END"
         )
-        longest = int(gap_seconds) * 1_000_000
+        starts = f"SELECT *, {gap} AS starts FROM {relation} WINDOW w AS ({window})"
         numbered = (
-            f"SELECT *, sum(CASE WHEN reach IS NULL OR epoch_us(began) - epoch_us(reach) > "
-            f"{longest} THEN 1 ELSE 0 END) OVER ({window} ROWS UNBOUNDED PRECEDING) AS visit "
-            f"FROM ({reach}) AS reached"
+            f"SELECT *, sum(starts) OVER ({window} ROWS UNBOUNDED PRECEDING) AS visit "
+            f"FROM ({starts}) AS starts"
         )
-        per_visit = (
-            f"SELECT {''.join(f'{k}, ' for k in keys)}sum(events) AS events, "
-            "epoch_us(max(ended)) - epoch_us(min(began)) AS micros "
-            f"FROM ({numbered}) AS numbered GROUP BY {', '.join([*keys, 'visitor', 'visit'])}"
-        )
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        order = "ORDER BY timestamp, log_offset"
         return (
-            f"SELECT {''.join(f'{k}, ' for k in keys)}count(*) AS visits, "
-            "count(CASE WHEN events = 1 THEN 1 END) AS bounces, "
-            "coalesce(sum(micros), 0) / 1000000.0 AS seconds "
-            f"FROM ({per_visit}) AS visits{group}"
+            "SELECT project_id, visitor, min(timestamp) AS timestamp, max(timestamp) AS ended, "
+            "count(*) AS events, count(CASE WHEN type = 'page' THEN 1 END) AS pageviews, "
+            f"first(path {order}) FILTER (WHERE type = 'page') AS entry_page, "
+            f"last(path {order}) FILTER (WHERE type = 'page') AS exit_page, "
+            + ", ".join(f"first({c} {order}) AS {c}" for c in ENTERED)
+            + f" FROM ({numbered}) AS numbered GROUP BY project_id, visitor, visit"
         )
 
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
@@ -293,7 +296,7 @@ class ClickHouseFlavor:
     def presence(self, project_id: int) -> str | None:
         return None  # reports count from the events themselves here
 
-    def visit_spans(self, project_id: int) -> VisitSpans | None:
+    def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
 
     def string(self, value: str) -> str:
@@ -331,6 +334,9 @@ class ClickHouseFlavor:
 
     def seconds(self, start: str, end: str) -> str:
         return f"(toInt64({end}) - toInt64({start}))"
+
+    def micros(self, start: str, end: str) -> str:
+        return f"((toInt64({end}) - toInt64({start})) * 1000000)"  # whole seconds here
 
     def same(self, left: str, right: str) -> str:
         return f"((isNull({left}) AND isNull({right})) OR {left} = {right})"
@@ -371,6 +377,38 @@ class ClickHouseFlavor:
             f"sum(arraySum(arrayMap(g -> if(g <= {gap_seconds}, g, 0), "
             "arrayPopFront(arrayDifference(ts))))) AS seconds "
             f"FROM ({per_visitor}) AS visitors{group}"
+        )
+
+    def visits_of(self, relation: str, gap_seconds: int) -> str:
+        # Each visitor's events, sorted, as arrays (a0 times, a1 offsets, a2 pageview or not,
+        # a3 paths, then what a visit takes from its first event); a visit runs from an
+        # index in `firsts` (a long gap before it) to the one before the next.
+        fields = ["toInt64(timestamp)", "log_offset", "toUInt8(ifNull(type, '') = 'page')",
+                  "path", *ENTERED]  # fmt: skip
+        arrays = ", ".join(f"arrayMap(e -> e.{i + 1}, ev) AS a{i}" for i in range(len(fields)))
+        per_visitor = (
+            f"SELECT project_id, visitor, arraySort(groupArray(({', '.join(fields)}))) AS ev, "
+            f"{arrays}, arrayFilter(i -> if(i = 1, 1, a0[i] - a0[i - 1] > {int(gap_seconds)}), "
+            "arrayEnumerate(a0)) AS firsts, "
+            "arrayPushBack(arrayMap(i -> toUInt64(i - 1), arrayPopFront(firsts)), length(a0)) AS lasts "
+            f"FROM {relation} GROUP BY project_id, visitor"
+        )
+
+        def part(k: int, reverse: bool = False) -> str:
+            sliced = f"arraySlice(a{k}, f, l - f + 1)"
+            return f"arrayReverse({sliced})" if reverse else sliced
+
+        def page(reverse: bool) -> str:  # the path of the first (last) pageview, if any
+            found = f"arrayFirst((p, g) -> g = 1, {part(3, reverse)}, {part(2, reverse)})"
+            return f"if(arraySum({part(2)}) > 0, {found}, NULL)"
+
+        return (
+            "SELECT project_id, visitor, toDateTime(a0[f], 'UTC') AS timestamp, "
+            "toDateTime(a0[l], 'UTC') AS ended, toInt64(l - f + 1) AS events, "
+            f"toInt64(arraySum({part(2)})) AS pageviews, {page(False)} AS entry_page, "
+            f"{page(True)} AS exit_page, "
+            + ", ".join(f"a{k}[f] AS {c}" for k, c in enumerate(ENTERED, start=4))
+            + f" FROM ({per_visitor}) ARRAY JOIN firsts AS f, lasts AS l"
         )
 
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:

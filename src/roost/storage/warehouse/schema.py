@@ -103,15 +103,23 @@ PRESENCE_KEYS: tuple[Column, ...] = (
 PRESENCE_COLUMNS: tuple[Column, ...] = (*PRESENCE_KEYS, Column("events", "BIGINT"))
 
 
-# Each visitor's runs of events within an hour with no gap over 30 minutes (a visit, or the
-# part of one in that hour): what visits, bounces and their durations are counted from. Bots'
-# events and events without a visitor are not visits, so have none.
-SPAN_COLUMNS: tuple[Column, ...] = (
+# Each visit: a visitor's events with no gap over 30 minutes between two of them (bots' events
+# and events without a visitor are no visit). It counts in the time range and bucket it began
+# in, and carries what it began with — where it came from, on which page, from where in the
+# world and on what — so visits, bounces, durations and entry/exit pages are aggregations of
+# these rows, and a visit is attributed to its entry once, not split by what each event says.
+VISIT_COLUMNS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
-    _time("timestamp"),  # the start of the hour
     _text("visitor"),
-    _time("began"),  # its first event's timestamp
-    _time("ended"),  # its last's
+    _time("timestamp"),  # its first event's: reports bound and bucket visits by their start
+    _time("ended"),  # its last event's
     Column("events", "BIGINT"),
-)
+    Column("pageviews", "BIGINT"),
+    _text("entry_page"),  # the path of its first pageview (NULL: none)
+    _text("exit_page"),  # of its last
+    *(_text(name) for name in ("host", "source", "referrer", "utm_source", "utm_medium",
+                               "utm_campaign", "utm_term", "utm_content", "country", "browser",
+                               "os", "device")),  # its first event's
+)  # fmt: skip
+ENTERED = tuple(c.name for c in VISIT_COLUMNS[8:])  # what a visit takes from its first event
 VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event

@@ -143,9 +143,14 @@ def timeseries(
 
 
 def bars(
-    rows: Sequence[Sequence[Any]], heading: str, measure: str, link: str | None = None
+    rows: Sequence[Sequence[Any]],
+    heading: str,
+    measure: str,
+    link: str | None = None,
+    none: str = "(none)",
 ) -> Markup:
-    """A ranked list with a bar behind each row: (label, value[, second value]) rows."""
+    """A ranked list with a bar behind each row: (label, value[, second value]) rows; `none`
+    labels the row of no value."""
     if not rows:
         return Markup(
             f'<div class="bars"><h3>{escape(heading)}</h3><p class="empty">None yet.</p></div>'
@@ -156,7 +161,7 @@ def bars(
         f"<span>{escape(measure)}</span></div><ol>"
     ]
     for row in rows:
-        label = "(none)" if row[0] in (None, "") else str(row[0])
+        label = none if row[0] in (None, "") else str(row[0])
         share = 100.0 * float(row[1] or 0) / top
         text = escape(label)
         if link is not None and row[0] not in (None, ""):

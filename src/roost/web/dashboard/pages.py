@@ -128,6 +128,13 @@ async def web(context: Context) -> Response:
             {"metrics": ["visitors"], "dimensions": [dimension], "limit": 10, **pages_only},
         )
 
+    def entered(dimension: str) -> tuple[str, dict[str, Any]]:  # of the visits with a pageview
+        viewed = [["matches", dimension, ["."]]]
+        return (
+            "query",
+            {"metrics": ["visits"], "dimensions": [dimension], "filters": viewed, "limit": 10},
+        )
+
     found = await _reports(
         context,
         ("query", {"metrics": WEB_TOTALS}),
@@ -141,13 +148,16 @@ async def web(context: Context) -> Response:
                 **pages_only,
             },
         ),
-        top("source"),
+        # where each visit came from and where it began and ended: once per visit
+        ("query", {"metrics": ["visitors"], "dimensions": ["visit:source"], "limit": 10}),
+        entered("entry_page"),
+        entered("exit_page"),
         top("country"),
         top("device"),
         top("browser"),
         top("os"),
     )
-    totals, series, pages, sources, countries, devices, browsers, systems = found
+    totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found
     return render.page(
         context.request,
         "web.html",
@@ -156,6 +166,8 @@ async def web(context: Context) -> Response:
             series=_series(series, period.interval),
             pages=_rows(pages),
             sources=_rows(sources),
+            entries=_rows(entries),
+            exits=_rows(exits),
             countries=_rows(countries),
             devices=_rows(devices),
             browsers=_rows(browsers),
