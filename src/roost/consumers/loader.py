@@ -66,7 +66,7 @@ class Loader(Follower):
         self.sink = sink
         self.batch_events = batch_events or sink.load_shape.events
         self.every = sink.load_shape.every
-        self._loaded_at = 0.0
+        self._loaded_at = float("-inf")  # not 0: time.monotonic() may be small after a boot
         self.retention = retention
         self.holds = holds
         self.also = also
