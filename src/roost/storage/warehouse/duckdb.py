@@ -558,7 +558,14 @@ class DuckDBWarehouse:
         loaded rolled up first: it reads the rollups, and the events only up to them."""
         self._roll_up()  # a few events' worth (the Loader rolls every ROLL_EVENTS and when idle)
         with self._cursor() as cursor:
-            return _limited(cursor, sql, timeout, max_rows, "query")
+            if not self.with_rollups or not _parameters(cursor, sql):
+                return _limited(cursor, sql, timeout, max_rows, "query")
+            cursor.begin()  # one snapshot: the rollups, and the events up to what they hold
+            try:
+                upto = {rollups.ROLLED_PARAMETER: rollups.rolled(cursor)}
+                return _limited(cursor, sql, timeout, max_rows, "query", upto)
+            finally:
+                cursor.rollback()  # it wrote nothing
 
 
 def _scope(
@@ -576,14 +583,27 @@ def _scope(
     return where, params
 
 
+def _parameters(cursor: duckdb.DuckDBPyConnection, sql: str) -> set[str]:
+    """The named parameters ($name) a statement takes."""
+    try:
+        return set().union(*(s.named_parameters for s in cursor.extract_statements(sql)))
+    except duckdb.Error:
+        return set()  # running it says what is wrong
+
+
 def _limited(
-    cursor: duckdb.DuckDBPyConnection, sql: str, timeout: float, max_rows: int, field: str
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    timeout: float,
+    max_rows: int,
+    field: str,
+    parameters: dict[str, Any] | None = None,
 ) -> QueryResult:
     """Run with a time limit (interrupting the query) and a row limit; errors are 400s."""
     timer = threading.Timer(timeout, cursor.interrupt)
     timer.start()
     try:
-        cursor.execute(sql)
+        cursor.execute(sql, parameters)
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchmany(max_rows + 1)
     except duckdb.InterruptException:
