@@ -69,6 +69,12 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                "dimensions": ["entry_page"]}, "visits"),
     ("query", {"metrics": ["visits", "events"], "dimensions": ["visit:browser", "time:day"],
                "filters": [["is_not", "exit_page", ["/p1"]]]}, "visits"),
+    ("query", {"metrics": ["visits", "conversion_rate"], "dimensions": ["entry_page"],
+               "filters": [["is", "event", ["Buy"]]]}, "visits"),
+    # filtered by their visits: the events of the matching ones
+    ("query", {"metrics": ["events", "visitors", "visits"], "dimensions": ["type"],
+               "filters": [["is", "visit:browser", ["Chrome"]]]}, "visits"),
+    ("retention", {"period": "day", "filters": [["is", "visit:os", ["iOS"]]]}, "visits"),
     ("query", {"metrics": ["events", "users"], "dimensions": ["event"]}, ""),
     ("retention", {"period": "day", "periods": 4}, "presence"),
     ("retention", {"period": "week", "date_range": "all"}, "presence"),

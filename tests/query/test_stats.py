@@ -315,6 +315,23 @@ def test_a_visit_counts_once_by_what_it_began_with(env: Env) -> None:
     # The event-level dimension sees each event's own referrer: the internal pages have none
     by_event_source = query(env, metrics=["pageviews"], dimensions=["source"], **day)
     assert rows(by_event_source) == [(None, 4), ("Google", 2)]  # 00:10 is the next day
+    # Events filtered by their visit: the pages and events of the visits from Google
+    from_google = query(env, metrics=["pageviews", "events"], dimensions=["page"],
+                        filters=[["is", "visit:source", ["Google"]]], **day)  # fmt: skip
+    assert rows(from_google) == [("/blog", 2, 2), ("/pricing", 1, 1), ("/thanks", 1, 1),
+                                 (None, 0, 1)]  # fmt: skip
+    # Visits filtered by their events: those that saw /pricing
+    priced = query(env, metrics=["visits", "pageviews"], dimensions=["entry_page"],
+                   filters=[["is", "page", ["/pricing"]]], **day)  # fmt: skip
+    assert rows(priced) == [("/blog", 1, 3)]
+    # Conversions attributed to the visit's source: of Google's two visitors, one signed up
+    converted = query(env, metrics=["visitors", "conversion_rate"], dimensions=["visit:source"],
+                      filters=[["is", "event", ["Signup"]]], **day)  # fmt: skip
+    assert rows(converted) == [("Google", 1, 50.0)]
+    totals = query(env, metrics=["visits", "conversion_rate"],
+                   filters=[["is", "event", ["Signup"]], ["is", "visit:source", ["Google"]]],
+                   **day)  # fmt: skip
+    assert rows(totals) == [(1, 50.0)]
     # The visit that began at 23:50 counts on its day, whole (its 00:10 pageview too)
     per_day = query(env, metrics=["visits", "visit_duration"], interval="day",
                     date_range=["2024-02-01", "2024-02-02"])  # fmt: skip
@@ -326,8 +343,6 @@ def test_a_visit_counts_once_by_what_it_began_with(env: Env) -> None:
     [
         ({"metrics": ["users"], "dimensions": ["entry_page"]}, "metrics[0]"),
         ({"metrics": ["visits"], "dimensions": ["entry_page", "page"]}, "dimensions[1]"),
-        ({"metrics": ["visits"], "dimensions": ["entry_page"],
-          "filters": [["is", "event", ["Signup"]]]}, "filters[0]"),
         ({"metrics": ["visits"], "filters": [["and", [["is", "visit:source", ["Google"]],
                                                      ["is", "page", ["/"]]]]]}, "filters[0]"),
     ],

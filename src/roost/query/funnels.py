@@ -63,7 +63,7 @@ def parse(body: Any, now: datetime) -> Funnel:
             steps.append(stats.parse_filter(["is", "event", [step]], f"steps[{i}]", None))
             labels.append(step)
         elif isinstance(step, list):
-            steps.append(stats.parse_filter(step, f"steps[{i}]", None))
+            steps.append(stats.parse_filter(step, f"steps[{i}]", None, visits=False))
             labels.append(" ".join(str(part) for part in step))
         else:
             raise _bad(

@@ -48,7 +48,7 @@ def _condition(raw: Any, field: str) -> Any | None:
     if isinstance(raw, str) and raw:
         return stats.parse_filter(["is", "event", [raw]], field, None)
     if isinstance(raw, list):
-        return stats.parse_filter(raw, field, None)
+        return stats.parse_filter(raw, field, None, visits=False)
     raise _bad(field, 'must be an event name or a filter such as ["is", "type", ["page"]]')
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -135,7 +135,21 @@ def _dimension(raw: Any, where: str, interval: str | None, time_allowed: bool) -
     raise _bad(where, f"unknown dimension {raw!r} (known: {known})")
 
 
-def parse_filter(raw: Any, where: str, interval: str | None) -> Any:
+def parse_filter(raw: Any, where: str, interval: str | None, visits: bool = True) -> Any:
+    """A filter; `visits`: whether it may look at visit dimensions (a test of one event,
+    as a funnel's step, may not)."""
+    parsed = _parse_filter(raw, where, interval)
+    kinds = _kinds(parsed)
+    if "visit" in kinds and not visits:
+        raise _bad(where, "tests one event: visit dimensions (entry_page, visit:source, …) "
+                          "go in the report's filters")  # fmt: skip
+    if "visit" in kinds and len(kinds) > 1:
+        raise _bad(where, "mixes visit and event dimensions in one and/or/not: "
+                          "give them as filters of their own (filters are combined with AND)")  # fmt: skip
+    return parsed
+
+
+def _parse_filter(raw: Any, where: str, interval: str | None) -> Any:
     if not isinstance(raw, list) or not raw:
         raise _bad(
             where, 'must be [op, dimension, [values]], ["and"|"or", [filters]] or ["not", filter]'
@@ -144,11 +158,11 @@ def parse_filter(raw: Any, where: str, interval: str | None) -> Any:
     if op in ("and", "or"):
         if len(raw) != 2 or not isinstance(raw[1], list) or not raw[1]:
             raise _bad(where, f'must be ["{op}", [filter, ...]] with at least one filter')
-        return (op, [parse_filter(f, f"{where}[1][{i}]", interval) for i, f in enumerate(raw[1])])
+        return (op, [_parse_filter(f, f"{where}[1][{i}]", interval) for i, f in enumerate(raw[1])])
     if op == "not":
         if len(raw) != 2:
             raise _bad(where, 'must be ["not", filter]')
-        return ("not", parse_filter(raw[1], f"{where}[1]", interval))
+        return ("not", _parse_filter(raw[1], f"{where}[1]", interval))
     if op not in FILTER_OPS:
         raise _bad(f"{where}[0]", f"must be one of {', '.join((*FILTER_OPS, 'and', 'or', 'not'))}")
     if len(raw) != 3:
@@ -270,8 +284,8 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     if not isinstance(raw_filters, list):
         raise _bad("filters", "must be a list of filters")
     filters = [parse_filter(f, f"filters[{i}]", interval) for i, f in enumerate(raw_filters)]
-    if any(d.kind == "visit" for d in dimensions) or any(_by_visit(f) for f in filters):
-        _check_per_visit(metrics, dimensions, filters)
+    if any(d.kind == "visit" for d in dimensions):
+        _check_per_visit(metrics, dimensions)
     if "conversion_rate" in metrics and not any(_goal(f) for f in filters):
         raise _bad(
             "metrics",
@@ -338,15 +352,15 @@ def _by_visit(f: Any) -> bool:
     return "visit" in _kinds(f)
 
 
-def _check_per_visit(metrics: list[str], dimensions: list[Dimension], filters: list[Any]) -> None:
-    """A query by a visit dimension (or filtered by one) counts visits, each once: it can
-    ask only what a visit knows."""
+def _check_per_visit(metrics: list[str], dimensions: list[Dimension]) -> None:
+    """A query by a visit dimension counts visits, each once: it can ask only what a visit
+    knows (filters on events keep the visits with a matching event)."""
     for i, metric in enumerate(metrics):
-        if metric not in PER_VISIT:
+        if metric not in PER_VISIT and metric != "conversion_rate":
             raise _bad(
                 f"metrics[{i}]",
                 f"{metric} is not counted per visit: a query by visit dimensions asks for "
-                f"{', '.join(PER_VISIT)}",
+                f"{', '.join([*PER_VISIT, 'conversion_rate'])}",
             )
     for i, dimension in enumerate(dimensions):
         if dimension.kind not in ("visit", "time"):
@@ -354,13 +368,6 @@ def _check_per_visit(metrics: list[str], dimensions: list[Dimension], filters: l
                 f"dimensions[{i}]",
                 f"{dimension.name} is a dimension of events, not of visits: a query by visit "
                 "dimensions groups by time and visit dimensions only",
-            )
-    for i, f in enumerate(filters):
-        if _kinds(f) != {"visit"}:
-            raise _bad(
-                f"filters[{i}]",
-                "a query by visit dimensions filters by visit dimensions only "
-                "(entry_page, exit_page, visit:source, visit:utm_campaign, …)",
             )
 
 
@@ -406,6 +413,8 @@ def base_relation(
     """The matching events, with each dimension as d0, d1, …, and `person` when `people` (or
     the query counts users, or groups or filters by them) — or the matching `rows` (presence
     rows, query/rollup.py) likewise."""
+    of_visits = [f for f in filters if _by_visit(f)]
+    filters = [f for f in filters if not _by_visit(f)]
     where = [
         f"timestamp >= {flavor.timestamp(q.start)}",
         f"timestamp < {flavor.timestamp(q.end)}",
@@ -426,6 +435,8 @@ def base_relation(
         relation = flavor.events(project_id)
     else:
         relation = flavor.rows(project_id)
+    if of_visits:  # the events of the visits that pass them
+        relation = flavor.within_visits(relation, _visits(q, project_id, flavor, of_visits))
     return (
         f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
     )
@@ -443,9 +454,9 @@ def _names_person(f: Any) -> bool:
     return _is_person(f[1])
 
 
-def visits_relation(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
-    """The visits that began in the range and pass the filters (all on visits' columns),
-    with each dimension as d0, d1, …: those the Warehouse keeps, or made from the events."""
+def _visits(q: StatsQuery, project_id: int, flavor: Flavor, filters: list[Any]) -> str:
+    """The project's visits (those kept, or made from the events) that pass `filters` (on
+    visits' columns)."""
     rows = flavor.kept_visits(project_id)
     if rows is None:
         people = (
@@ -453,17 +464,67 @@ def visits_relation(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
             f"WHERE visitor IS NOT NULL AND {NOT_BOT})"
         )
         rows = f"({flavor.visits_of(people, VISIT_GAP_SECONDS)})"
+    if not filters:
+        return rows
+    return f"(SELECT * FROM {rows} AS visits WHERE {' AND '.join(condition(f, q, flavor) for f in filters)})"
+
+
+def visits_relation(
+    q: StatsQuery, project_id: int, flavor: Flavor, filters: list[Any] | None = None
+) -> str:
+    """The visits that began in the range, pass the filters on visits and have an event
+    passing each filter on events (`filters`, q's unless given), with each dimension as d0,
+    d1, …"""
+    filters = q.filters if filters is None else filters
     where = [
         f"timestamp >= {flavor.timestamp(q.start)}",
         f"timestamp < {flavor.timestamp(q.end)}",
-        *(condition(f, q, flavor) for f in q.filters),
     ]
+    on_events = [f for f in filters if not _by_visit(f)]
+    if on_events:  # the visits (by visitor and start) of the events that pass them
+        events = base_relation(replace(q, dimensions=[]), project_id, flavor, on_events)
+        matched = flavor.within_visits(events, _visits(q, project_id, flavor, []))
+        where.append(
+            "(coalesce(visitor, ''), timestamp) IN "
+            f"(SELECT DISTINCT visit_key, visit_began FROM {matched} AS matched)"
+        )
+    rows = _visits(q, project_id, flavor, [f for f in filters if _by_visit(f)])
     dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
     return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits WHERE {' AND '.join(where)})"
 
 
 def _per_visit(metric: str, flavor: Flavor) -> str:
     return PER_VISIT[metric].format(micros=flavor.micros("timestamp", "ended"))
+
+
+def _build_per_visit(q: StatsQuery, project_id: int, flavor: Flavor, keys: list[str]) -> str:
+    """Each group of visits' metrics; conversion_rate divides the visitors of those with a
+    goal event (the visits the query counts) by the visitors of those matching every other
+    filter, grouped alike and stacked as `build` stacks its parts."""
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    counted = [m for m in q.metrics if m != "conversion_rate"]
+    if "conversion_rate" in q.metrics and "visitors" not in counted:
+        counted.append("visitors")
+    visits = visits_relation(q, project_id, flavor)
+    if "conversion_rate" not in q.metrics:
+        selected = [*keys, *(f"{_per_visit(m, flavor)} AS m{i}" for i, m in enumerate(q.metrics))]
+        return f"SELECT {', '.join(selected)} FROM {visits} AS v{group}"
+    everyone = visits_relation(q, project_id, flavor, [f for f in q.filters if not _goal(f)])
+    values = ", ".join(f"{_per_visit(m, flavor)} AS {m}" for m in counted)
+    nulls = ", ".join(f"NULL AS {m}" for m in counted)
+    stacked = (
+        f"SELECT {', '.join([*keys, values])}, NULL AS all_visitors, 1 AS in_g "
+        f"FROM {visits} AS v{group} UNION ALL "
+        f"SELECT {', '.join([*keys, nulls])}, count(DISTINCT visitor) AS all_visitors, "
+        f"NULL AS in_g FROM {everyone} AS v{group}"
+    )
+    metric = {m: f"max({m})" for m in counted}
+    metric["conversion_rate"] = "100.0 * max(visitors) / max(all_visitors)"
+    selected = [*keys, *(f"{metric[m]} AS m{i}" for i, m in enumerate(q.metrics))]
+    sql = f"SELECT {', '.join(selected)} FROM ({stacked}) AS parts{group}"
+    if keys:
+        sql += " HAVING max(in_g) = 1"
+    return sql
 
 
 def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
@@ -476,10 +537,8 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    if any(d.kind == "visit" for d in q.dimensions) or any(_by_visit(f) for f in q.filters):
-        selected = [*keys, *(f"{_per_visit(m, flavor)} AS m{i}" for i, m in enumerate(q.metrics))]
-        sql = f"SELECT {', '.join(selected)} FROM {visits_relation(q, project_id, flavor)} AS v"
-        return _ordered(q, sql + group, keys)
+    if any(d.kind == "visit" for d in q.dimensions):
+        return _ordered(q, _build_per_visit(q, project_id, flavor, keys), keys)
     base = base_relation(q, project_id, flavor, q.filters)
     wanted = set(q.metrics)
     simple = [m for m in SIMPLE if m in wanted]
@@ -499,7 +558,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
     if wanted & set(VISITS):
-        if q.filters or not all(d.kind == "time" for d in q.dimensions):
+        if not all(_by_visit(f) for f in q.filters) or not all(
+            d.kind == "time" for d in q.dimensions
+        ):
             # the visitors' runs of events within each group and filter (a visit by page: a
             # run of its events on that page)
             people = f"(SELECT * FROM {base} AS base WHERE {NOT_BOT} AND visitor IS NOT NULL)"

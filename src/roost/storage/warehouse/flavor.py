@@ -114,6 +114,12 @@ class Flavor(Protocol):
         `gap_seconds`, within each key group."""
         ...
 
+    def within_visits(self, events: str, visits: str) -> str:
+        """The events of `events` that lie within one of `visits` (a visitor's visits never
+        overlap, so each event once), with its `visit_key` (the visitor, '' for none) and
+        `visit_began`, `visit_ended`."""
+        ...
+
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
         """One row: how many people (`person` in `source`, a FROM clause) reached each step
         (r0, r1, …). After a step-0 event, each next step is the earliest matching event
@@ -254,6 +260,14 @@ class DuckDBFlavor:
             f"arg_min_null(path, {page}) AS entry_page, arg_max_null(path, {page}) AS exit_page, "
             + ", ".join(f"arg_min_null({c}, n) AS {c}" for c in ENTERED)
             + f" FROM ({numbered}) AS numbered GROUP BY project_id, visitor, visit"
+        )
+
+    def within_visits(self, events: str, visits: str) -> str:
+        return (
+            f"(SELECT * FROM (SELECT *, coalesce(visitor, '') AS visit_key FROM {events} AS e) "
+            "AS e JOIN (SELECT coalesce(visitor, '') AS visit_key, timestamp AS visit_began, "
+            f"ended AS visit_ended FROM {visits} AS v) AS v USING (visit_key) "
+            "WHERE timestamp >= visit_began AND timestamp <= visit_ended)"
         )
 
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
@@ -415,6 +429,14 @@ class ClickHouseFlavor:
             f"{page(True)} AS exit_page, "
             + ", ".join(f"a{k}[f] AS {c}" for k, c in enumerate(ENTERED, start=4))
             + f" FROM ({per_visitor}) ARRAY JOIN firsts AS f, lasts AS l"
+        )
+
+    def within_visits(self, events: str, visits: str) -> str:
+        return (
+            f"(SELECT * FROM (SELECT *, ifNull(visitor, '') AS visit_key FROM {events} AS e) "
+            "AS e ALL INNER JOIN (SELECT ifNull(visitor, '') AS visit_key, timestamp AS visit_began, "
+            f"ended AS visit_ended FROM {visits} AS v) AS v USING (visit_key) "
+            "WHERE timestamp >= visit_began AND timestamp <= visit_ended)"
         )
 
     def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
