@@ -52,7 +52,8 @@ def queries(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "web: visitors per day": ("/api/v1/query", {"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"], "date_range": span}),
         "top pages": ("/api/v1/query", {"metrics": ["visitors", "pageviews"], "dimensions": ["page"], "date_range": span, "limit": 10}),
-        "sources": ("/api/v1/query", {"metrics": ["visitors"], "dimensions": ["source"], "date_range": span, "limit": 10}),
+        "sources (each visit's)": ("/api/v1/query", {"metrics": ["visitors"], "dimensions": ["visit:source"], "date_range": span, "limit": 10}),
+        "entry pages": ("/api/v1/query", {"metrics": ["visits"], "dimensions": ["entry_page"], "date_range": span, "limit": 10}),
         "browsers and OS": ("/api/v1/query", {"metrics": ["visitors"], "dimensions": ["browser", "os"], "date_range": span}),
         "conversion rate (Signed Up)": (
             "/api/v1/query",

@@ -55,6 +55,12 @@ VISITS: list[dict[str, Any]] = [  # read from the visits kept
     {"metrics": ["visits", "bounce_rate", "visit_duration"], "interval": "hour"},
     {"metrics": ["visits", "views_per_visit", "visit_duration"], "interval": "day"},
     {"metrics": ["visits", "bounce_rate"], "interval": "week", "date_range": "all"},
+    # begun within a range that starts amid the traffic (made from the events a gap before it)
+    {
+        "metrics": ["visits", "visit_duration"],
+        "interval": "hour",
+        "date_range": ["2024-03-30", "2024-03-31"],
+    },
 ]
 ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the events
     *(("query", body, "presence") for body in BODIES),

@@ -454,14 +454,26 @@ def _names_person(f: Any) -> bool:
     return _is_person(f[1])
 
 
-def _visits(q: StatsQuery, project_id: int, flavor: Flavor, filters: list[Any]) -> str:
+def _visits(
+    q: StatsQuery,
+    project_id: int,
+    flavor: Flavor,
+    filters: list[Any],
+    since: datetime | None = None,
+) -> str:
     """The project's visits (those kept, or made from the events) that pass `filters` (on
-    visits' columns)."""
+    visits' columns); `since`: only those that began then or later are asked for, so the
+    events made into visits may start a gap before it (one in that gap means the visit it
+    joins began earlier)."""
     rows = flavor.kept_visits(project_id)
     if rows is None:
+        after = ""
+        if since is not None and since > datetime(1970, 1, 1):
+            earliest = since - timedelta(seconds=VISIT_GAP_SECONDS)
+            after = f" AND timestamp >= {flavor.timestamp(earliest)}"
         people = (
             f"(SELECT * FROM {flavor.rows(project_id)} AS e "
-            f"WHERE visitor IS NOT NULL AND {NOT_BOT})"
+            f"WHERE visitor IS NOT NULL AND {NOT_BOT}{after})"
         )
         rows = f"({flavor.visits_of(people, VISIT_GAP_SECONDS)})"
     if not filters:
@@ -488,7 +500,7 @@ def visits_relation(
             "(coalesce(visitor, ''), timestamp) IN "
             f"(SELECT DISTINCT visit_key, visit_began FROM {matched} AS matched)"
         )
-    rows = _visits(q, project_id, flavor, [f for f in filters if _by_visit(f)])
+    rows = _visits(q, project_id, flavor, [f for f in filters if _by_visit(f)], since=q.start)
     dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
     return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits WHERE {' AND '.join(where)})"
 
