@@ -71,7 +71,7 @@ def test_overview_counts_events_and_draws_them_over_time(site: Env, owner: Clien
     assert stat(html, "Users") == "4"
     chart = re.search(r'<svg class="chart timeseries"[^>]*data-points="(\d+)"', html)
     assert chart and chart.group(1) == "7"  # every day of the period, empty ones as zeros
-    assert 'href="/p/default/events?event=Signed%20Up">Signed Up</a>' in html
+    assert 'href="/p/default/?period=7d&amp;f=event%3D%3DSigned%20Up">Signed Up</a>' in html
     # all received in the last five minutes, none of them happened in it
     assert re.search(r'id="live-events">0<', html)
 
@@ -94,14 +94,16 @@ def test_web_page_shows_visitors_pages_and_bounce_rate(site: Env, owner: Client)
     assert stat(html, "Pageviews") == "4"
     assert stat(html, "Visitors") == "4"  # three page IPs, and the test client's for the rest
     pages = re.findall(
-        r'<span class="label">([^<]*)</span><span class="value">([^<]*)</span>', html
+        r'<span class="label">(?:<a [^>]*>)?([^<]*)(?:</a>)?</span><span class="value">([^<]*)</span>',
+        html,
     )
     assert ("/", "3") in pages and ("/pricing", "1") in pages
 
     def panel(heading: str) -> list[tuple[str, str]]:
         part = html.split(f"<h3>{heading}</h3>", 1)[1].split("</ol>", 1)[0]
         return re.findall(
-            r'<span class="label">([^<]*)</span><span class="value">([^<]*)</span>', part
+            r'<span class="label">(?:<a [^>]*>)?([^<]*)(?:</a>)?</span><span class="value">([^<]*)</span>',
+            part,
         )
 
     # u1's visit began on / and ended on /pricing; u2's and u3's were / alone
@@ -224,3 +226,52 @@ def test_web_page_of_a_project_without_visits_shows_dashes_not_nan(env: Env, own
     for period in ("7d", "all"):
         html = owner.get(f"/p/default/web?period={period}").text
         assert stat(html, "Views per visit") == "–"  # a bot's pageview: 0 in 0 visits
+
+
+def api(env: Env, body: dict[str, Any]) -> list[Any]:
+    response = env.client.post(
+        "/api/v1/query", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
+    )
+    assert response.status_code == 200, response.text
+    return [r["metrics"] for r in response.json()["results"]]
+
+
+def href(html: str, text: str) -> str:
+    found = re.search(rf'<a href="([^"]*)"[^>]*>{re.escape(text)}</a>', html)
+    assert found, f"no link {text!r}"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_a_row_adds_a_filter_that_every_panel_honours(site: Env, owner: Client) -> None:
+    """Click a page: the URL holds the filter, a chip shows it, the totals are the Stats
+    API's with that filter; turn it around, remove it; the period links keep it."""
+    html = owner.get("/p/default/web?period=7d").text
+    filtered_url = href(html, "/pricing")
+    assert "f=page%3D%3D%2Fpricing" in filtered_url and "period=7d" in filtered_url
+    html = owner.get(filtered_url).text
+    assert '<span class="chip">Page <a' in html and "<strong>/pricing</strong>" in html
+    names = ["visitors", "visits", "pageviews"]
+    (wanted,) = api(site, {"metrics": names, "date_range": "7d",
+                           "filters": [["is", "page", ["/pricing"]]]})  # fmt: skip
+    assert wanted == [1, 1, 1]
+    assert [stat(html, "Visitors"), stat(html, "Visits"), stat(html, "Pageviews")] == [
+        "1",
+        "1",
+        "1",
+    ]
+    # the visit that saw /pricing began on /: the entry pages panel counts it there
+    part = html.split("<h3>Entry pages</h3>", 1)[1].split("</ol>", 1)[0]
+    assert '>/</a></span><span class="value">1<' in part
+    assert 'href="/p/default/web?period=30d&amp;f=page%3D%3D%2Fpricing"' in html  # kept
+
+    html = owner.get(href(html, "is")).text  # turned around
+    assert stat(html, "Pageviews") == "3" and "<strong>/pricing</strong>" in html
+    html = owner.get(href(html, "×")).text  # removed
+    assert stat(html, "Pageviews") == "4" and 'class="chip"' not in html
+
+    # a visit filter on the overview: the events of visits from Google (none here)
+    html = owner.get("/p/default/?period=7d&f=visit:source%3D%3DGoogle").text
+    assert stat(html, "Events") == "0" and "<strong>Google</strong>" in html
+
+    refused = owner.get("/p/default/web?f=planet%3D%3DMars")
+    assert refused.status_code == 400 and "f[0]" in refused.text

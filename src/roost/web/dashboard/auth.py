@@ -28,6 +28,7 @@ from roost.model import Project
 from roost.runtime import Runtime
 from roost.storage.metadata.accounts import Session, User
 from roost.web.dashboard import render
+from roost.web.dashboard.filters import PageFilters
 from roost.web.dashboard.throttle import LoginThrottle
 from roost.web.peer import client_ip
 
@@ -52,6 +53,11 @@ class Context:
     def user(self) -> User:
         return self.session.user
 
+    @property
+    def filtering(self) -> PageFilters:
+        """The page's filters (from its URL; a 400 page when one is not understood)."""
+        return PageFilters(self.request)
+
     def values(self, **more: Any) -> dict[str, Any]:
         """The template variables every page uses, and the page's own."""
         return {
@@ -60,6 +66,7 @@ class Context:
             "project": self.project,
             "projects": self.projects,
             "period": render.period_of(self.request),
+            "filtering": self.filtering,
             "path": self.request.url.path,
             **more,
         }

@@ -34,14 +34,22 @@ def _scope(context: Context) -> dict[str, Any]:
 
 
 async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run reports side by side; each (kind, body) gets the page's date range."""
+    """Run reports side by side; each (kind, body) gets the page's date range, and its
+    filters ANDed with the body's own."""
     runtime = context.runtime
-    await runtime.caught_up()
     scope = _scope(context)
+    chosen = context.filtering.stats()
+    await runtime.caught_up()
     return list(
         await asyncio.gather(
             *(
-                answer(runtime, kind, {**scope, **body}, context.project.id, wait=False)
+                answer(
+                    runtime,
+                    kind,
+                    {**scope, **body, "filters": [*chosen, *body.get("filters", [])]},
+                    context.project.id,
+                    wait=False,
+                )
                 for kind, body in asks
             )
         )
