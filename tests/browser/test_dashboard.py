@@ -98,3 +98,51 @@ def test_build_a_funnel(page: Any, site: Site) -> None:
     assert "33.33% of the first step" in texts[2]
     width = page.locator(".funnel-bar").nth(2).evaluate("e => e.style.width")
     assert width == "33.3%"
+
+
+def test_click_a_page_to_filter_every_panel(page: Any, site: Site) -> None:
+    site.send("/v1/batch", {"batch": [
+        {"type": "page", "anonymousId": f"w{i}", "messageId": f"wp{i}", "timestamp": ago(minutes=30 + i),
+         "context": {"ip": f"203.0.113.{i}", "page": {"url": f"https://shop.test/{'docs' if i % 3 else 'blog'}"}}}
+        for i in range(9)
+    ]})  # fmt: skip
+    site.log_in(page)
+    page.goto(f"{site.url}/p/default/web?period=7d")
+    page.locator(".bars", has_text="Top pages").get_by_role("link", name="/blog").click()
+    page.wait_for_url(re.compile(r"f=page%3D%3D%2Fblog"))
+    assert page.locator("nav.filters .chip").inner_text().startswith("Page is /blog")
+    assert page.locator(".stat", has_text="Pageviews").locator(".value").inner_text() == "3"
+    page.locator("nav.filters .chip a.remove").click()
+    page.wait_for_url(re.compile(r"/web\?period=7d$"))
+    assert page.locator("nav.filters").count() == 0
+
+
+PHONE = {"width": 375, "height": 812}
+
+
+def test_every_page_fits_a_phone(browser: Any, site: Site, artifacts: Any) -> None:
+    """At 375 px wide nothing scrolls sideways, on any page (screenshots in tests/artifacts)."""
+    long_path = "/" + "a-very-long-path-segment-" * 6
+    site.send("/v1/batch", {"batch": [
+        {"type": "page", "anonymousId": f"ph{i}", "messageId": f"ph{i}", "timestamp": ago(hours=i),
+         "context": {"ip": f"198.51.100.{i}", "page": {"url": f"https://shop.test{long_path}{i}"}}}
+        for i in range(30)
+    ]})  # fmt: skip
+    context = browser.new_context(viewport=PHONE)
+    try:
+        phone = context.new_page()
+        site.log_in(phone)
+        for name in ("", "web", "game", "product", "events", "profiles", "live", "settings"):
+            phone.goto(f"{site.url}/p/default/{name}")
+            phone.screenshot(
+                path=str(artifacts / f"phone-{name or 'overview'}.png"), full_page=True
+            )
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            wide = phone.evaluate(
+                "[...document.querySelectorAll('body *')].filter(e => "
+                "e.getBoundingClientRect().right > innerWidth + 0.5).slice(0, 5)"
+                ".map(e => e.tagName + '.' + e.className)"
+            )
+            assert width <= PHONE["width"], (name, width, wide)
+    finally:
+        context.close()
