@@ -132,11 +132,12 @@ def test_every_page_fits_a_phone(browser: Any, site: Site, artifacts: Any) -> No
     try:
         phone = context.new_page()
         site.log_in(phone)
-        for name in ("", "web", "game", "product", "events", "profiles", "live", "settings"):
+        pages = ("", "web", "web?compare=previous&f=page%3D%3D%2Fdocs", "game", "product",
+                 "events", "profiles", "live", "settings")  # fmt: skip
+        for name in pages:
             phone.goto(f"{site.url}/p/default/{name}")
-            phone.screenshot(
-                path=str(artifacts / f"phone-{name or 'overview'}.png"), full_page=True
-            )
+            shot = re.sub(r"[^a-z0-9]+", "-", name) or "overview"
+            phone.screenshot(path=str(artifacts / f"phone-{shot}.png"), full_page=True)
             width = phone.evaluate("document.documentElement.scrollWidth")
             wide = phone.evaluate(
                 "[...document.querySelectorAll('body *')].filter(e => "

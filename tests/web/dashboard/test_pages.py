@@ -275,3 +275,34 @@ def test_a_row_adds_a_filter_that_every_panel_honours(site: Env, owner: Client) 
 
     refused = owner.get("/p/default/web?f=planet%3D%3DMars")
     assert refused.status_code == 400 and "f[0]" in refused.text
+
+
+def test_a_range_of_days_compared_with_the_one_before(env: Env, owner: Client) -> None:
+    """A custom range (today) is the Stats API's over those days; compared with the
+    previous period (yesterday), each total shows its change and the chart one more line."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def view(i: int, moment: datetime) -> dict[str, Any]:
+        return {"type": "page", "anonymousId": f"r{i}", "messageId": f"r{i}",
+                "timestamp": moment.isoformat().replace("+00:00", "Z"),
+                "context": {"ip": f"192.0.2.{i}", "page": {"url": "https://shop.test/"}}}  # fmt: skip
+
+    earlier = today + (datetime.now(UTC) - today) / 2  # today, and past, whenever it runs
+    send(env, [view(1, earlier), view(2, earlier), view(3, today - timedelta(hours=3))])
+    day = today.date().isoformat()
+    url = f"/p/default/web?period=custom&from={day}&to={day}"
+    (wanted,) = api(env, {"metrics": ["visitors", "pageviews"], "date_range": [day, day]})
+    html = owner.get(url).text
+    assert (
+        [stat(html, "Visitors"), stat(html, "Pageviews")] == [str(v) for v in wanted] == ["2", "2"]
+    )
+    assert 'class="sub change"' not in html  # nothing compared yet
+    html = owner.get(url + "&compare=previous").text
+    changes = re.findall(r'<span class="sub change">([^<]*)</span>', html)
+    assert changes[:3] == ["+100%", "+100%", "+100%"]  # visitors, visits, pageviews: 2 vs 1
+    assert "visitors, the previous period" in html  # the dashed line's legend
+    # choosing a preset period keeps the comparison and drops the custom days
+    assert 'href="/p/default/web?period=7d&amp;compare=previous"' in html
+
+    refused = owner.get("/p/default/web?period=custom&from=yesterday&to=" + day)
+    assert refused.status_code == 400 and "from: must be a date" in refused.text

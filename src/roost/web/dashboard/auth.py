@@ -67,6 +67,8 @@ class Context:
             "projects": self.projects,
             "period": render.period_of(self.request),
             "filtering": self.filtering,
+            "comparison": render.comparison_of(self.request),
+            "compare_offered": False,  # the pages with totals to compare say so
             "path": self.request.url.path,
             **more,
         }

@@ -16,6 +16,7 @@ from roost.errors import BadRequest
 from roost.query import stats
 
 PARAMETER = "f"
+PERIOD_INPUTS = ("period", "from", "to")  # what a choice of period sets
 MAX_FILTERS = 10
 LABELS = {
     "event": "Event", "type": "Type", "page": "Page", "entry_page": "Entry page",
@@ -91,12 +92,20 @@ class PageFilters:
 
     def period(self, name: str) -> str:
         """This page, filters and every other input kept, over another period."""
-        others = [(k, v) for k, v in self._others if k != "period"]
+        others = [(k, v) for k, v in self._others if k not in PERIOD_INPUTS]
         return self._href(self.filters, [("period", name), *others])
 
-    def hidden(self) -> list[tuple[str, str]]:
-        """(name, value) of the filters, for a form of the page to send on."""
-        return [(PARAMETER, f.text()) for f in self.filters]
+    def setting(self, name: str, value: str | None) -> str:
+        """This page with one input set (or gone, for None), all else kept."""
+        others = [(k, v) for k, v in self._others if k != name]
+        return self._href(self.filters, others + ([(name, value)] if value is not None else []))
+
+    def hidden(self, *leaving: str) -> list[tuple[str, str]]:
+        """(name, value) of the page's inputs but `leaving` (and the filters), for a form of
+        the page to send on."""
+        return [(k, v) for k, v in self._others if k not in leaving] + [
+            (PARAMETER, f.text()) for f in self.filters
+        ]
 
     def chips(self) -> list[Chip]:
         out = []

@@ -30,7 +30,7 @@ LIVE_WINDOW = timedelta(minutes=5)
 
 
 def _scope(context: Context) -> dict[str, Any]:
-    return {"date_range": render.period_of(context.request).name, "timezone": "UTC"}
+    return {"date_range": render.period_of(context.request).date_range, "timezone": "UTC"}
 
 
 async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,6 +82,44 @@ def _totals(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return dict(zip(names, metrics, strict=True))
 
 
+async def _compared(
+    context: Context,
+    totals: dict[str, Any],
+    names: list[str],
+    series: list[tuple[str, list[float]]],
+    series_metric: str,
+) -> dict[str, Any]:
+    """With ?compare=previous|year: the totals and the first series over the range compared
+    with — each total's change, and the series with the earlier one's values as one more
+    (dashed) line, bucket by bucket."""
+    how = render.comparison_of(context.request)
+    first, last = totals["query"]["date_range"]
+    earlier = render.compared_range(first, last, how) if how else None
+    if not how or not earlier:
+        return {
+            "compare_offered": True,
+            "changes": None,
+            "compared_series": series,
+            "compared_name": None,
+        }
+    interval = render.period_of(context.request).interval
+    before, before_series = await _reports(
+        context,
+        ("query", {"metrics": names, "date_range": earlier}),
+        ("query", {"metrics": [series_metric], "interval": interval, "date_range": earlier}),
+    )
+    now_values, before_values = _totals(totals, names), _totals(before, names)
+    changes = {m: render.change(now_values[m], before_values[m]) for m in names}
+    back = [v[0] for _, v in _series(before_series, interval)]
+    back += [0.0] * (len(series) - len(back))
+    return {
+        "compare_offered": True,
+        "changes": changes,
+        "compared_series": [(label, [*v, back[i]]) for i, (label, v) in enumerate(series)],
+        "compared_name": f"{series_metric}, {render.COMPARISONS[how]}",
+    }
+
+
 async def _live(context: Context) -> dict[str, int]:
     await context.runtime.caught_up()
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -103,12 +141,14 @@ async def overview(context: Context) -> Response:
         ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "limit": 10}),
         ("query", {"metrics": ["events"], "dimensions": ["type"], "limit": 10}),
     )
+    drawn = _series(series, period.interval)
     return render.page(
         context.request,
         "overview.html",
         context.values(
             totals=_totals(totals, totals_names),
-            series=_series(series, period.interval),
+            series=drawn,
+            **await _compared(context, totals, totals_names, drawn, "events"),
             top=_rows(top),
             kinds=_rows(kinds),
             live=await _live(context),
@@ -166,12 +206,14 @@ async def web(context: Context) -> Response:
         top("os"),
     )
     totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found
+    drawn = _series(series, period.interval)
     return render.page(
         context.request,
         "web.html",
         context.values(
             totals=_totals(totals, WEB_TOTALS),
-            series=_series(series, period.interval),
+            series=drawn,
+            **await _compared(context, totals, WEB_TOTALS, drawn, "visitors"),
             pages=_rows(pages),
             sources=_rows(sources),
             entries=_rows(entries),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from roost.errors import BadRequest
 from roost.web.dashboard import charts
 
 HERE = Path(__file__).parent
@@ -39,6 +40,12 @@ class Period:
     name: str
     label: str
     interval: str
+    days: tuple[str, str] | None = None  # a custom range: its first and last day
+
+    @property
+    def date_range(self) -> Any:
+        """As the Stats API takes it."""
+        return list(self.days) if self.days else self.name
 
 
 PERIODS = {
@@ -55,8 +62,68 @@ PERIODS = {
 DEFAULT_PERIOD = "30d"
 
 
+MAX_DAYS = 3660  # a custom range of at most ten years
+COMPARISONS = {"previous": "the previous period", "year": "the same period a year before"}
+
+
 def period_of(request: Request) -> Period:
-    return PERIODS.get(request.query_params.get("period", ""), PERIODS[DEFAULT_PERIOD])
+    name = request.query_params.get("period", "")
+    if name == "custom":
+        return _custom(request)
+    return PERIODS.get(name, PERIODS[DEFAULT_PERIOD])
+
+
+def _day(request: Request, field: str) -> date:
+    try:
+        return date.fromisoformat(request.query_params.get(field, ""))
+    except ValueError:
+        raise BadRequest(f"{field}: must be a date, YYYY-MM-DD", field=field) from None
+
+
+def _custom(request: Request) -> Period:
+    """?period=custom&from=YYYY-MM-DD&to=YYYY-MM-DD (both days included)."""
+    first, last = _day(request, "from"), _day(request, "to")
+    if last < first:
+        raise BadRequest("to: comes before from", field="to")
+    days = (last - first).days + 1
+    if days > MAX_DAYS:
+        raise BadRequest(f"to: a range of at most {MAX_DAYS} days", field="to")
+    interval = "hour" if days == 1 else "day" if days <= 92 else "month"
+    label = f"{first:%d %b %Y}" if days == 1 else f"{first:%d %b %Y} – {last:%d %b %Y}"
+    return Period("custom", label, interval, (first.isoformat(), last.isoformat()))
+
+
+def comparison_of(request: Request) -> str | None:
+    """What the page compares with (?compare=previous|year), if anything."""
+    chosen = request.query_params.get("compare")
+    return chosen if chosen in COMPARISONS else None
+
+
+def compared_range(first: str | None, last: str | None, how: str) -> list[str] | None:
+    """The range to compare [first, last] (local days, as an answer states them) with: as
+    many days just before, or the same days a year before; None for all time."""
+    if first is None or last is None:
+        return None
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    if how == "previous":
+        days = end - start + timedelta(days=1)
+        return [(start - days).isoformat(), (start - timedelta(days=1)).isoformat()]
+
+    def year_before(day: date) -> date:
+        try:
+            return day.replace(year=day.year - 1)
+        except ValueError:  # 29 February
+            return day.replace(year=day.year - 1, day=28)
+
+    return [year_before(start).isoformat(), year_before(end).isoformat()]
+
+
+def change(now: Any, before: Any) -> str:
+    """How much `now` moved from `before`, in %; – when there is nothing to compare."""
+    if now is None or before is None or not before:
+        return "–"
+    moved = 100.0 * (float(now) - float(before)) / float(before)
+    return f"{'+' if moved > 0 else '−' if moved < 0 else '±'}{abs(moved):.0f}%"
 
 
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
