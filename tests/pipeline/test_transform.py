@@ -192,6 +192,10 @@ def test_the_whole_config_document_round_trips_and_is_checked_before_anything_is
         "destinations": [
             {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h", "batch_count": 50}
         ],
+        "goals": [
+            {"name": "Pro", "event": "Order Completed", "properties": {"plan": "pro"}},
+            {"name": "Docs", "page": "/docs/*"},
+        ],
     }
     headers = admin(env)
     put = env.client.request("PUT", "/api/v1/admin/config", json=doc, headers=headers)
@@ -205,3 +209,24 @@ def test_the_whole_config_document_round_trips_and_is_checked_before_anything_is
     assert env.client.get("/api/v1/admin/config", headers=headers).json() == doc  # untouched
     read = env.client.get("/api/v1/admin/config", headers={"X-Write-Key": env.read_key})
     assert read.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "goals, field",
+    [
+        ({"name": "x"}, "goals"),
+        ([{"name": "a"}], "goals[0]"),
+        ([{"name": "a", "event": "E", "page": "/"}], "goals[0]"),
+        ([{"name": "a", "page": "docs"}], "goals[0].page"),
+        ([{"name": "a", "page": "/d", "properties": {"k": "v"}}], "goals[0].properties"),
+        ([{"name": "a", "event": "E"}, {"name": "a", "event": "F"}], "goals[1].name"),
+        ([{"name": "a", "event": "E", "properties": {"k": [1]}}], "goals[0].properties.k"),
+        ([{"name": "a", "event": "E", "colour": "red"}], "goals[0].colour"),
+    ],
+)
+def test_a_goal_is_checked_naming_its_field(env: Env, goals: Any, field: str) -> None:
+    refused = env.client.request(
+        "PUT", "/api/v1/admin/config", json={"goals": goals}, headers=admin(env)
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["field"] == field

@@ -306,3 +306,37 @@ def test_a_range_of_days_compared_with_the_one_before(env: Env, owner: Client) -
 
     refused = owner.get("/p/default/web?period=custom&from=yesterday&to=" + day)
     assert refused.status_code == 400 and "from: must be a date" in refused.text
+
+
+def test_goals_convert_and_are_attributed_to_the_visit(env: Env, owner: Client) -> None:
+    """Goals from the project's configuration: each one's converted visitors, conversions and
+    rate; chosen, its conversions by the source and entry page of the visit they were in."""
+    google = "https://www.google.com/"
+
+    def view(i: int, path: str, minutes: int, referrer: str | None = None) -> dict[str, Any]:
+        page: dict[str, Any] = {"url": f"https://shop.test{path}"}
+        if referrer:
+            page["referrer"] = referrer
+        return {"type": "page", "anonymousId": f"g{i}", "messageId": f"g{i}-{minutes}",
+                "timestamp": ago(minutes=minutes), "context": {"ip": f"192.0.2.{i}", "page": page}}  # fmt: skip
+
+    send(env, [
+        view(1, "/", 30, google),
+        {"type": "track", "anonymousId": "g1", "event": "Signed Up", "messageId": "g1-s",
+         "timestamp": ago(minutes=28), "context": {"ip": "192.0.2.1"}},
+        view(2, "/", 30),
+        view(3, "/docs/intro", 30, google),
+    ])  # fmt: skip
+    env.runtime.project_settings.set_goals(
+        env.runtime.metadata.project("default").id,
+        [{"name": "Signed up", "event": "Signed Up"}, {"name": "Docs", "page": "/docs/*"}],
+    )
+    html = owner.get("/p/default/web").text
+    goals = re.findall(r"<tr ?>(?:<td>(?:<a[^>]*>)?([^<]*)(?:</a>)?</td>)"
+                       r"<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", html)  # fmt: skip
+    assert goals == [("Signed up", "1", "1", "33.33%"), ("Docs", "1", "1", "33.33%")]
+    html = owner.get(href(html, "Signed up")).text
+    tables = html.split("by where the visit came from", 1)[1]
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", tables)
+    # source: 1 of Google's 2 visitors; entry page: 1 of the 2 who began on /; campaign: 1 of 3
+    assert cells == [("Google", "1", "50%"), ("/", "1", "50%"), ("(none)", "1", "33.33%")]

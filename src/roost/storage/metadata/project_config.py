@@ -1,7 +1,8 @@
 """A project's pipeline configuration as one document, for a file kept in git and the admin API.
 
-The document has up to five sections: `unplanned` and `contracts` (the tracking plan),
-`transformations`, `consent` (storage consent) and `destinations`. Applying it checks every
+The document has up to six sections: `unplanned` and `contracts` (the tracking plan),
+`transformations`, `consent` (storage consent), `destinations` and `goals` (what the reports
+count as converting: storage/metadata/goals.py). Applying it checks every
 section first and writes only if all of them are right; each section it holds replaces what
 the project had (a contract or destination not listed is removed), a section it leaves out
 is left alone. Files: `roost.toml` with one `[projects.<slug>]` table per project, or a YAML
@@ -23,9 +24,10 @@ from roost.pipeline import plan as tracking_plan
 from roost.pipeline.steps import compile_steps
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import Destination, DestinationStore, parse
+from roost.storage.metadata.goals import check_goals
 from roost.storage.metadata.settings import ProjectSettings, check_consent
 
-SECTIONS = ("unplanned", "contracts", "transformations", "consent", "destinations")
+SECTIONS = ("unplanned", "contracts", "transformations", "consent", "destinations", "goals")
 
 
 @dataclass
@@ -50,6 +52,9 @@ def export(stores: Stores, project_id: int) -> dict[str, Any]:
     consent = stores.settings.consent(project_id)
     if consent:
         doc["consent"] = consent
+    goals = stores.settings.goals(project_id)
+    if goals:
+        doc["goals"] = [g.spec() for g in goals]
     return doc
 
 
@@ -87,6 +92,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         compile_steps(doc["transformations"], f"{prefix}transformations")
     if doc.get("consent") is not None:
         check_consent(doc["consent"], f"{prefix}consent")
+    if "goals" in doc:
+        check_goals(doc["goals"] if doc["goals"] is not None else [], f"{prefix}goals")
     found_destinations: list[Destination] | None = None
     if "destinations" in doc:
         raw = _list(doc["destinations"], f"{prefix}destinations")
@@ -106,6 +113,9 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         counts["transformations"] = len(doc["transformations"])
     if "consent" in doc:
         stores.settings.set_consent(project_id, doc["consent"])
+    if "goals" in doc:
+        stores.settings.set_goals(project_id, doc["goals"] or [])
+        counts["goals"] = len(doc["goals"] or [])
     if found_destinations is not None:
         existing = {d.name: d for d in stores.destinations.configured(project_id)}
         keep = {d.name for d in found_destinations}

@@ -1,4 +1,5 @@
-"""A project's transformations and storage-consent setting, as JSON documents per project.
+"""A project's transformations, storage-consent setting and goals, as JSON documents per
+project.
 
 Each is checked when it is set (steps compiled, entry points found), so a mistake is refused
 with the field it is in, never discovered on the hot path.
@@ -17,6 +18,7 @@ from roost.errors import BadRequest
 from roost.pipeline.consent import ACTIONS, CARRY_CONSENT, DIALECTS, StorageConsent
 from roost.pipeline.steps import Step, compile_steps
 from roost.storage.metadata import create_tables, delete_row, replace_row
+from roost.storage.metadata.goals import Goal, check_goals
 
 schema = sa.MetaData()
 settings = sa.Table(
@@ -95,6 +97,13 @@ class ProjectSettings:
 
     def steps(self, project_id: int) -> list[Step]:
         return compile_steps(self.transformations(project_id))
+
+    def goals(self, project_id: int) -> list[Goal]:
+        return check_goals(self._get(project_id, "goals") or [])
+
+    def set_goals(self, project_id: int, raw: list[dict[str, Any]]) -> None:
+        found = check_goals(raw)
+        self._set(project_id, "goals", [g.spec() for g in found] or None)
 
     def consent(self, project_id: int) -> dict[str, Any] | None:
         value = self._get(project_id, "consent")

@@ -207,6 +207,7 @@ async def web(context: Context) -> Response:
     )
     totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found
     drawn = _series(series, period.interval)
+    goals = await _goals(context, _totals(totals, WEB_TOTALS)["visitors"])
     return render.page(
         context.request,
         "web.html",
@@ -222,8 +223,58 @@ async def web(context: Context) -> Response:
             devices=_rows(devices),
             browsers=_rows(browsers),
             systems=_rows(systems),
+            **goals,
         ),
     )
+
+
+GOALS_SHOWN = 10  # a panel's worth: each is a report of its own
+ATTRIBUTIONS = [("visit:source", "source"), ("entry_page", "entry page"),
+                ("visit:utm_campaign", "UTM campaign")]  # fmt: skip
+
+
+def _rate(part: Any, whole: Any) -> float | None:
+    return round(100.0 * float(part) / float(whole), 2) if part and whole else None
+
+
+async def _goals(context: Context, visitors: Any) -> dict[str, Any]:
+    """The project's goals: each one's converted visitors, conversions and rate; for the
+    goal chosen (?goal=name), its conversions attributed to the visit they happened in — by
+    the visit's source, entry page and campaign, each with its rate."""
+    defined = await asyncio.to_thread(context.runtime.project_settings.goals, context.project.id)
+    shown = defined[:GOALS_SHOWN]
+    if not shown:
+        return {"goals": [], "goal": None, "attributed": []}
+    counted = await _reports(
+        context,
+        *(("query", {"metrics": ["visitors", "events"], "filters": g.filters()}) for g in shown),
+    )
+    rows = []
+    for goal, found in zip(shown, counted, strict=True):
+        converted, events = found["results"][0]["metrics"] if found["results"] else (0, 0)
+        rows.append({"name": goal.name, "visitors": converted, "events": events,
+                     "rate": _rate(converted, visitors)})  # fmt: skip
+    chosen = next((g for g in shown if g.name == context.request.query_params.get("goal")), None)
+    attributed = []
+    if chosen is not None:
+        asks = []
+        for dimension, _ in ATTRIBUTIONS:
+            by = {"metrics": ["visitors"], "dimensions": [dimension], "limit": 100}
+            asks += [("query", {**by, "filters": chosen.filters()}), ("query", by)]
+        answers = await _reports(context, *asks)
+        for k, (_, label) in enumerate(ATTRIBUTIONS):
+            everyone = {
+                tuple(r["dimensions"]): r["metrics"][0] for r in answers[2 * k + 1]["results"]
+            }
+            attributed.append({
+                "label": label,
+                "rows": [
+                    [r["dimensions"][0], r["metrics"][0],
+                     _rate(r["metrics"][0], everyone.get(tuple(r["dimensions"])))]
+                    for r in answers[2 * k]["results"][:10]
+                ],
+            })  # fmt: skip
+    return {"goals": rows, "goal": chosen.name if chosen else None, "attributed": attributed}
 
 
 @page()
