@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -100,7 +102,7 @@ def test_web_page_shows_visitors_pages_and_bounce_rate(site: Env, owner: Client)
     assert ("/", "3") in pages and ("/pricing", "1") in pages
 
     def panel(heading: str) -> list[tuple[str, str]]:
-        part = html.split(f"<h3>{heading}</h3>", 1)[1].split("</ol>", 1)[0]
+        part = html.split(f"<h3>{heading} ", 1)[1].split("</ol>", 1)[0]
         return re.findall(
             r'<span class="label">(?:<a [^>]*>)?([^<]*)(?:</a>)?</span><span class="value">([^<]*)</span>',
             part,
@@ -260,7 +262,7 @@ def test_a_row_adds_a_filter_that_every_panel_honours(site: Env, owner: Client) 
         "1",
     ]
     # the visit that saw /pricing began on /: the entry pages panel counts it there
-    part = html.split("<h3>Entry pages</h3>", 1)[1].split("</ol>", 1)[0]
+    part = html.split("<h3>Entry pages ", 1)[1].split("</ol>", 1)[0]
     assert '>/</a></span><span class="value">1<' in part
     assert 'href="/p/default/web?period=30d&amp;f=page%3D%3D%2Fpricing"' in html  # kept
 
@@ -340,3 +342,15 @@ def test_goals_convert_and_are_attributed_to_the_visit(env: Env, owner: Client) 
     cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", tables)
     # source: 1 of Google's 2 visitors; entry page: 1 of the 2 who began on /; campaign: 1 of 3
     assert cells == [("Google", "1", "50%"), ("/", "1", "50%"), ("(none)", "1", "33.33%")]
+
+
+def test_a_panel_downloads_as_csv_with_the_pages_filters(site: Env, owner: Client) -> None:
+    html = owner.get("/p/default/web?period=7d&f=page!%3D%2Fpricing").text
+    link = href(html, "CSV")  # the first panel's: top pages
+    assert link == "/p/default/csv/pages?period=7d&f=page%21%3D%2Fpricing"
+    got = owner.get(link)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    assert "attachment" in got.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(got.text)))
+    assert rows == [["page", "pageviews", "visitors"], ["/", "3", "3"]]  # /pricing left out
+    assert owner.get("/p/default/csv/nothing").status_code == 404

@@ -148,12 +148,18 @@ def bars(
     measure: str,
     link: str | None = None,
     none: str = "(none)",
+    csv: str | None = None,
 ) -> Markup:
     """A ranked list with a bar behind each row: (label, value[, second value]) rows; `none`
-    labels the row of no value."""
+    labels the row of no value; `csv`: where its rows download."""
     if not rows:
         return Markup(
             f'<div class="bars"><h3>{escape(heading)}</h3><p class="empty">None yet.</p></div>'
+        )
+    if csv is not None:
+        heading = Markup(
+            f'{escape(heading)} <a href="{escape(csv)}" class="csv" download '
+            f'title="Download these rows as CSV">CSV</a>'
         )
     top = max(float(r[1] or 0) for r in rows) or 1.0
     out = [

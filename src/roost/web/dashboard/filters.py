@@ -100,6 +100,12 @@ class PageFilters:
         others = [(k, v) for k, v in self._others if k != name]
         return self._href(self.filters, others + ([(name, value)] if value is not None else []))
 
+    def csv(self, slug: str, panel: str) -> str:
+        """Where a panel's rows download as CSV, with this page's period and filters."""
+        items = [*self._others, *((PARAMETER, f.text()) for f in self.filters)]
+        query = f"?{urlencode(items)}" if items else ""
+        return f"/p/{quote(slug, safe='')}/csv/{quote(panel, safe='')}{query}"
+
     def hidden(self, *leaving: str) -> list[tuple[str, str]]:
         """(name, value) of the page's inputs but `leaving` (and the filters), for a form of
         the page to send on."""

@@ -8,6 +8,8 @@ catch up with what was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -138,8 +140,8 @@ async def overview(context: Context) -> Response:
         context,
         ("query", {"metrics": totals_names}),
         ("query", {"metrics": ["events", "users"], "interval": period.interval}),
-        ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "limit": 10}),
-        ("query", {"metrics": ["events"], "dimensions": ["type"], "limit": 10}),
+        PANELS["top-events"],
+        PANELS["types"],
     )
     drawn = _series(series, period.interval)
     return render.page(
@@ -163,47 +165,69 @@ async def live_counter(context: Context) -> Response:
 
 
 WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
+_PAGES_ONLY = [["is", "type", ["page"]]]
+
+
+def _top(dimension: str) -> tuple[str, dict[str, Any]]:
+    body = {"metrics": ["visitors"], "dimensions": [dimension], "limit": 10}
+    return ("query", {**body, "filters": _PAGES_ONLY})
+
+
+def _entered(dimension: str) -> tuple[str, dict[str, Any]]:  # of the visits with a pageview
+    body = {"metrics": ["visits"], "dimensions": [dimension], "limit": 10}
+    return ("query", {**body, "filters": [["matches", dimension, ["."]]]})
+
+
+# The ranked panels of the pages, by the name their CSV is downloaded under (/csv/<name>)
+PANELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "top-events": ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "limit": 10}),
+    "types": ("query", {"metrics": ["events"], "dimensions": ["type"], "limit": 10}),
+    "pages": ("query", {"metrics": ["pageviews", "visitors"], "dimensions": ["page"],
+                        "limit": 10, "filters": _PAGES_ONLY}),
+    # where each visit came from, and where it began and ended: once per visit
+    "sources": ("query", {"metrics": ["visitors"], "dimensions": ["visit:source"], "limit": 10}),
+    "entry-pages": _entered("entry_page"),
+    "exit-pages": _entered("exit_page"),
+    "countries": _top("country"),
+    "devices": _top("device"),
+    "browsers": _top("browser"),
+    "systems": _top("os"),
+}  # fmt: skip
+WEB_PANELS = ["pages", "sources", "entry-pages", "exit-pages", "countries", "devices",
+              "browsers", "systems"]  # fmt: skip
+
+
+@page()
+async def panel_csv(context: Context) -> Response:
+    """A panel's rows as CSV: the same report the page asks (its period and filters), so the
+    same rows the panel shows."""
+    name = context.request.path_params["panel"]
+    if name not in PANELS:
+        raise NotFound(f"No panel {name!r} (known: {', '.join(PANELS)})")
+    (found,) = await _reports(context, PANELS[name])
+    query = found["query"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*query["dimensions"], *query["metrics"]])
+    for row in found["results"]:
+        writer.writerow(["" if v is None else v for v in [*row["dimensions"], *row["metrics"]]])
+    first, last = query["date_range"]
+    stem = f"{context.project.slug}-{name}-{first or 'start'}-{last or 'now'}"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={**render.HEADERS, "Content-Disposition": f'attachment; filename="{stem}.csv"'},
+    )
 
 
 @page()
 async def web(context: Context) -> Response:
     period = render.period_of(context.request)
-    pages_only = {"filters": [["is", "type", ["page"]]]}
-
-    def top(dimension: str) -> tuple[str, dict[str, Any]]:
-        return (
-            "query",
-            {"metrics": ["visitors"], "dimensions": [dimension], "limit": 10, **pages_only},
-        )
-
-    def entered(dimension: str) -> tuple[str, dict[str, Any]]:  # of the visits with a pageview
-        viewed = [["matches", dimension, ["."]]]
-        return (
-            "query",
-            {"metrics": ["visits"], "dimensions": [dimension], "filters": viewed, "limit": 10},
-        )
-
     found = await _reports(
         context,
         ("query", {"metrics": WEB_TOTALS}),
         ("query", {"metrics": ["visitors", "pageviews"], "interval": period.interval}),
-        (
-            "query",
-            {
-                "metrics": ["pageviews", "visitors"],
-                "dimensions": ["page"],
-                "limit": 10,
-                **pages_only,
-            },
-        ),
-        # where each visit came from and where it began and ended: once per visit
-        ("query", {"metrics": ["visitors"], "dimensions": ["visit:source"], "limit": 10}),
-        entered("entry_page"),
-        entered("exit_page"),
-        top("country"),
-        top("device"),
-        top("browser"),
-        top("os"),
+        *(PANELS[name] for name in WEB_PANELS),
     )
     totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found
     drawn = _series(series, period.interval)
@@ -477,6 +501,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/", overview, methods=["GET"]),
         Route(f"{base}/live-counter", live_counter, methods=["GET"]),
         Route(f"{base}/web", web, methods=["GET"]),
+        Route(f"{base}/csv/{{panel}}", panel_csv, methods=["GET"]),
         Route(f"{base}/game", game, methods=["GET"]),
         Route(f"{base}/product", product, methods=["GET"]),
         Route(f"{base}/events", explorer, methods=["GET"]),
