@@ -7,6 +7,7 @@ import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -354,3 +355,20 @@ def test_a_panel_downloads_as_csv_with_the_pages_filters(site: Env, owner: Clien
     rows = list(csv.reader(io.StringIO(got.text)))
     assert rows == [["page", "pageviews", "visitors"], ["/", "3", "3"]]  # /pricing left out
     assert owner.get("/p/default/csv/nothing").status_code == 404
+
+
+def test_an_empty_project_shows_how_to_send_its_first_event(
+    env: Env, owner: Client, viewer: Client
+) -> None:
+    html = unescape(owner.get("/p/default/").text)
+    assert "No events yet: send the first one" in html
+    assert 'data-site="default" data-key="WRITE_KEY"' in html and "/js/roost.js" in html
+    assert "/v1/track" in html and "from roost.sdk import Client" in html
+    assert 'action="/p/default/settings/keys"' in html  # the key-creation button
+    assert 'action="/p/default/settings/keys"' not in viewer.get("/p/default/").text
+    # a panel with nothing says why, where Roost knows: no GeoIP database, no countries
+    assert "set geoip_db" in owner.get("/p/default/web").text
+    # the curl line's event, sent: the page is the project's overview again
+    send(env, [{"userId": "user-1", "event": "Hello", "type": "track"}])
+    assert "No events yet" not in owner.get("/p/default/?period=all").text
+    assert "No events yet" not in owner.get("/p/default/?period=day&f=event%3D%3DNone").text

@@ -149,12 +149,14 @@ def bars(
     link: str | None = None,
     none: str = "(none)",
     csv: str | None = None,
+    empty: str = "None in this period.",
 ) -> Markup:
     """A ranked list with a bar behind each row: (label, value[, second value]) rows; `none`
-    labels the row of no value; `csv`: where its rows download."""
+    labels the row of no value; `csv`: where its rows download; `empty`: what it says
+    without rows (why, where Roost knows)."""
     if not rows:
         return Markup(
-            f'<div class="bars"><h3>{escape(heading)}</h3><p class="empty">None yet.</p></div>'
+            f'<div class="bars"><h3>{escape(heading)}</h3><p class="empty">{escape(empty)}</p></div>'
         )
     if csv is not None:
         heading = Markup(

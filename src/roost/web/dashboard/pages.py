@@ -148,6 +148,7 @@ async def overview(context: Context) -> Response:
         context.request,
         "overview.html",
         context.values(
+            first_steps=await _first_steps(context, _totals(totals, totals_names)["events"]),
             totals=_totals(totals, totals_names),
             series=drawn,
             **await _compared(context, totals, totals_names, drawn, "events"),
@@ -156,6 +157,28 @@ async def overview(context: Context) -> Response:
             live=await _live(context),
         ),
     )
+
+
+async def _first_steps(context: Context, in_period: Any) -> dict[str, str] | None:
+    """For a project that has never had an event: how to send the first one (this server's
+    address and the project's slug filled in); None once it has."""
+    if in_period:
+        return None
+    ever = await asyncio.to_thread(
+        context.runtime.warehouse.count_since, [context.project.id], datetime(1970, 1, 1)
+    )
+    if ever:
+        return None
+    base = str(context.request.base_url).rstrip("/")
+    slug = context.project.slug
+    return {
+        "tag": f'<script defer data-site="{slug}" data-key="WRITE_KEY" src="{base}/js/roost.js">'
+        "</script>",
+        "curl": f"curl -u WRITE_KEY: -H 'Content-Type: application/json' "
+        f"""-d '{{"userId": "user-1", "event": "Hello"}}' {base}/v1/track""",
+        "python": f'from roost.sdk import Client\n\nroost = Client("WRITE_KEY", "{base}")\n'
+        'roost.track("Hello", user_id="user-1")\nroost.flush()',
+    }
 
 
 @page()
@@ -247,6 +270,10 @@ async def web(context: Context) -> Response:
             devices=_rows(devices),
             browsers=_rows(browsers),
             systems=_rows(systems),
+            no_countries=None
+            if context.runtime.settings.geoip_db
+            else "Countries come from a GeoIP database: set geoip_db to a MaxMind-format "
+            ".mmdb file (docs/configuration.md).",
             **goals,
         ),
     )
