@@ -196,6 +196,7 @@ def test_the_whole_config_document_round_trips_and_is_checked_before_anything_is
             {"name": "Pro", "event": "Order Completed", "properties": {"plan": "pro"}},
             {"name": "Docs", "page": "/docs/*"},
         ],
+        "timezone": "Europe/Berlin",
     }
     headers = admin(env)
     put = env.client.request("PUT", "/api/v1/admin/config", json=doc, headers=headers)
@@ -230,3 +231,11 @@ def test_a_goal_is_checked_naming_its_field(env: Env, goals: Any, field: str) ->
     )
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["field"] == field
+
+
+def test_a_time_zone_is_checked(env: Env) -> None:
+    refused = env.client.request(
+        "PUT", "/api/v1/admin/config", json={"timezone": "Mars/Olympus"}, headers=admin(env)
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["field"] == "timezone"

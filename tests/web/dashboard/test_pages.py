@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from roost.errors import BadRequest
 from tests.conftest import Client, Env
 from tests.web.dashboard.conftest import csrf_of, send
 
@@ -372,3 +373,23 @@ def test_an_empty_project_shows_how_to_send_its_first_event(
     send(env, [{"userId": "user-1", "event": "Hello", "type": "track"}])
     assert "No events yet" not in owner.get("/p/default/?period=all").text
     assert "No events yet" not in owner.get("/p/default/?period=day&f=event%3D%3DNone").text
+
+
+def test_the_projects_time_zone_cuts_its_days(env: Env, owner: Client) -> None:
+    """An event at 02:30 UTC on 10 January is on 9 January in New York: with the project in
+    that zone, the dashboard counts it on the 9th and says which zone it shows."""
+    send(env, [{"type": "track", "userId": "u", "event": "Late", "messageId": "tz1",
+                "timestamp": "2024-01-10T02:30:00Z"}])  # fmt: skip
+    project = env.runtime.metadata.project("default").id
+
+    def events_on(day: str) -> str:
+        html = owner.get(f"/p/default/?period=custom&from={day}&to={day}").text
+        return stat(html, "Events")
+
+    assert (events_on("2024-01-09"), events_on("2024-01-10")) == ("0", "1")  # UTC
+    env.runtime.project_settings.set_timezone(project, "America/New_York")
+    assert (events_on("2024-01-09"), events_on("2024-01-10")) == ("1", "0")
+    assert '<span class="zone"' in owner.get("/p/default/").text
+    assert "America/New_York" in owner.get("/p/default/web").text
+    with pytest.raises(BadRequest):
+        env.runtime.project_settings.set_timezone(project, "Mars/Olympus")

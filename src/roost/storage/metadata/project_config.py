@@ -1,8 +1,8 @@
 """A project's pipeline configuration as one document, for a file kept in git and the admin API.
 
-The document has up to six sections: `unplanned` and `contracts` (the tracking plan),
-`transformations`, `consent` (storage consent), `destinations` and `goals` (what the reports
-count as converting: storage/metadata/goals.py). Applying it checks every
+The document has up to seven sections: `unplanned` and `contracts` (the tracking plan),
+`transformations`, `consent` (storage consent), `destinations`, `goals` (what the reports
+count as converting: storage/metadata/goals.py) and `timezone` (the dashboard's days). Applying it checks every
 section first and writes only if all of them are right; each section it holds replaces what
 the project had (a contract or destination not listed is removed), a section it leaves out
 is left alone. Files: `roost.toml` with one `[projects.<slug>]` table per project, or a YAML
@@ -25,9 +25,11 @@ from roost.pipeline.steps import compile_steps
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import Destination, DestinationStore, parse
 from roost.storage.metadata.goals import check_goals
-from roost.storage.metadata.settings import ProjectSettings, check_consent
+from roost.storage.metadata.settings import ProjectSettings, check_consent, check_timezone
 
-SECTIONS = ("unplanned", "contracts", "transformations", "consent", "destinations", "goals")
+SECTIONS = (
+    "unplanned", "contracts", "transformations", "consent", "destinations", "goals", "timezone"
+)  # fmt: skip
 
 
 @dataclass
@@ -55,6 +57,9 @@ def export(stores: Stores, project_id: int) -> dict[str, Any]:
     goals = stores.settings.goals(project_id)
     if goals:
         doc["goals"] = [g.spec() for g in goals]
+    zone = stores.settings.timezone(project_id)
+    if zone != "UTC":
+        doc["timezone"] = zone
     return doc
 
 
@@ -94,6 +99,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         check_consent(doc["consent"], f"{prefix}consent")
     if "goals" in doc:
         check_goals(doc["goals"] if doc["goals"] is not None else [], f"{prefix}goals")
+    if doc.get("timezone") is not None:
+        check_timezone(doc["timezone"], f"{prefix}timezone")
     found_destinations: list[Destination] | None = None
     if "destinations" in doc:
         raw = _list(doc["destinations"], f"{prefix}destinations")
@@ -113,6 +120,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         counts["transformations"] = len(doc["transformations"])
     if "consent" in doc:
         stores.settings.set_consent(project_id, doc["consent"])
+    if "timezone" in doc:
+        stores.settings.set_timezone(project_id, doc["timezone"])
     if "goals" in doc:
         stores.settings.set_goals(project_id, doc["goals"] or [])
         counts["goals"] = len(doc["goals"] or [])

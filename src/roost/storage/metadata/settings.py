@@ -1,5 +1,5 @@
-"""A project's transformations, storage-consent setting and goals, as JSON documents per
-project.
+"""A project's transformations, storage-consent setting, goals and time zone, as JSON
+documents per project.
 
 Each is checked when it is set (steps compiled, entry points found), so a mistake is refused
 with the field it is in, never discovered on the hot path.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import sqlalchemy as sa
@@ -60,6 +61,18 @@ def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
     return StorageConsent(tuple(categories), action, tuple(dialects))
 
 
+def check_timezone(raw: Any, where: str = "timezone") -> str:
+    if not isinstance(raw, str) or not raw:
+        raise BadRequest(f"{where}: must be an IANA time zone such as Europe/Berlin", field=where)
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(
+            f"{where}: unknown time zone {raw!r} (an IANA name such as Europe/Berlin)", field=where
+        ) from None
+    return raw
+
+
 class ProjectSettings:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -97,6 +110,16 @@ class ProjectSettings:
 
     def steps(self, project_id: int) -> list[Step]:
         return compile_steps(self.transformations(project_id))
+
+    def timezone(self, project_id: int) -> str:
+        """The zone the dashboard reports the project's days and hours in (UTC unless set)."""
+        value = self._get(project_id, "timezone")
+        return value if isinstance(value, str) else "UTC"
+
+    def set_timezone(self, project_id: int, value: str | None) -> None:
+        if value is not None:
+            check_timezone(value)
+        self._set(project_id, "timezone", None if value in (None, "UTC") else value)
 
     def goals(self, project_id: int) -> list[Goal]:
         return check_goals(self._get(project_id, "goals") or [])

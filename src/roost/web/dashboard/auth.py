@@ -48,6 +48,7 @@ class Context:
     project: Project
     projects: list[Project]
     form: FormData | None
+    timezone: str = "UTC"  # the project's (its configuration's `timezone`)
 
     @property
     def user(self) -> User:
@@ -67,6 +68,7 @@ class Context:
             "projects": self.projects,
             "period": render.period_of(self.request),
             "filtering": self.filtering,
+            "timezone": self.timezone,
             "comparison": render.comparison_of(self.request),
             "compare_offered": False,  # the pages with totals to compare say so
             "path": self.request.url.path,
@@ -147,7 +149,8 @@ def page(*, configure: bool = False, project: bool = True) -> Callable[[PageHand
                 if not found:
                     return refused(request, 404, f"No project {slug!r} in your workspace.")
                 chosen = found[0]
-            context = Context(request, runtime, session, chosen, projects, form)
+            zone = await asyncio.to_thread(runtime.project_settings.timezone, chosen.id)
+            context = Context(request, runtime, session, chosen, projects, form, zone)
             try:
                 return await handler(context)
             except ClientError as error:

@@ -32,7 +32,10 @@ LIVE_WINDOW = timedelta(minutes=5)
 
 
 def _scope(context: Context) -> dict[str, Any]:
-    return {"date_range": render.period_of(context.request).date_range, "timezone": "UTC"}
+    return {
+        "date_range": render.period_of(context.request).date_range,
+        "timezone": context.timezone,
+    }
 
 
 async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
