@@ -267,6 +267,7 @@ def test_a_row_adds_a_filter_that_every_panel_honours(site: Env, owner: Client) 
     part = html.split("<h3>Entry pages ", 1)[1].split("</ol>", 1)[0]
     assert '>/</a></span><span class="value">1<' in part
     assert 'href="/p/default/web?period=30d&amp;f=page%3D%3D%2Fpricing"' in html  # kept
+    assert 'href="/p/default/game?period=7d&amp;f=page%3D%3D%2Fpricing"' in html  # other pages
 
     html = owner.get(href(html, "is")).text  # turned around
     assert stat(html, "Pageviews") == "3" and "<strong>/pricing</strong>" in html

@@ -100,6 +100,14 @@ class PageFilters:
         others = [(k, v) for k, v in self._others if k != name]
         return self._href(self.filters, others + ([(name, value)] if value is not None else []))
 
+    def carried(self) -> str:
+        """The query string another page of the project takes on: the period, comparison
+        and filters (not this page's own inputs)."""
+        keep = (*PERIOD_INPUTS, "compare")
+        items = [(k, v) for k, v in self._others if k in keep]
+        items += [(PARAMETER, f.text()) for f in self.filters]
+        return f"?{urlencode(items)}" if items else ""
+
     def csv(self, slug: str, panel: str) -> str:
         """Where a panel's rows download as CSV, with this page's period and filters."""
         items = [*self._others, *((PARAMETER, f.text()) for f in self.filters)]
