@@ -51,6 +51,7 @@ from roost.storage.metadata.keyring import Keyring
 from roost.storage.metadata.notices import NoticeStore
 from roost.storage.metadata.profiles import ProfileStore
 from roost.storage.metadata.settings import ProjectSettings
+from roost.storage.metadata.shares import Shares
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
@@ -97,6 +98,7 @@ class Runtime:
     contract_store: ContractStore
     contracts: Contracts
     project_settings: ProjectSettings
+    shares: Shares
     consent: Consent
     transform: Transform
     pipeline: Pipeline
@@ -171,6 +173,7 @@ class Runtime:
         self.contract_store = ContractStore(self.metadata.engine)
         self.contracts = Contracts(self.contract_store.plan, ttl=settings.key_cache_seconds)
         self.project_settings = ProjectSettings(self.metadata.engine)
+        self.shares = Shares(self.metadata.engine)
         ttl = settings.key_cache_seconds
         self.consent = Consent(self.project_settings.storage_consent, ttl=ttl)
         self.transform = Transform(self.project_settings.steps, ttl=ttl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from roost.cli import main
 from roost.storage.metadata.accounts import users
 from roost.web.dashboard.throttle import LoginThrottle
 from tests.conftest import Client, Env
-from tests.web.dashboard.conftest import PASSWORD, csrf_of, login, person
+from tests.web.dashboard.conftest import PASSWORD, csrf_of, login, person, send
 
 PAGES = ["/", "/p/default/", "/p/default/web", "/p/default/game", "/p/default/product",
          "/p/default/events", "/p/default/events/m1", "/p/default/profiles",
@@ -20,7 +21,8 @@ PAGES = ["/", "/p/default/", "/p/default/web", "/p/default/game", "/p/default/pr
          "/p/default/live-counter", "/p/default/settings"]  # fmt: skip
 FORMS = ["/logout", "/p/default/settings/keys", "/p/default/settings/keys/key_x/revoke",
          "/p/default/settings/config", "/p/default/settings/destinations/d/replay",
-         "/p/default/settings/people"]  # fmt: skip
+         "/p/default/settings/people", "/p/default/settings/shares",
+         "/p/default/settings/shares/1/revoke"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -217,3 +219,36 @@ def test_password_guessing_is_throttled_per_account_and_per_address(env: Env) ->
     assert "Too many failed logins; try again in 901 seconds." in refused.text
     now[0] += 901
     assert login(env.client, "a@example.com", PASSWORD).status_code == 303
+
+
+def test_a_shared_link_shows_the_report_pages_read_only_until_revoked(
+    env: Env, owner: Client, viewer: Client
+) -> None:
+    send(env, [{"type": "page", "anonymousId": "a", "messageId": "sh1",
+                "context": {"page": {"url": "https://shop.test/"}}}])  # fmt: skip
+    token = csrf_of(owner.get("/p/default/settings").text)
+    made = owner.post("/p/default/settings/shares", data={"label": "board", "csrf": token})
+    assert made.status_code == 200
+    found = re.search(r"shown once: <code>(http://[^/]+)(/s/[^/<]+)/</code>", made.text)
+    assert found, made.text
+    base = found.group(2)
+    stranger = env.new_client()  # no login
+    page = stranger.get(f"{base}/web?period=7d")
+    assert page.status_code == 200 and "a read-only shared view" in page.text
+    assert "Log out" not in page.text and "/settings" not in page.text
+    assert f'href="{base}/game' in page.text and "/p/default" not in page.text
+    assert page.headers["x-robots-tag"] == "noindex, nofollow"
+    assert 'class="value">1<' in page.text  # the one pageview
+    csv_link = re.search(r'<a href="([^"]*)" class="csv"', page.text)
+    assert csv_link and stranger.get(csv_link.group(1).replace("&amp;", "&")).status_code == 200
+    for hidden in ("/events", "/profiles", "/settings", "/live"):
+        assert stranger.get(f"{base}{hidden}").status_code == 404
+    assert stranger.get("/s/not-a-token/").status_code == 404
+    # a viewer cannot make links; the owner revokes this one and it is gone at once
+    viewer_token = csrf_of(viewer.get("/p/default/").text)
+    refused = viewer.post("/p/default/settings/shares", data={"label": "x", "csrf": viewer_token})
+    assert refused.status_code == 403
+    share = env.runtime.shares.list(env.runtime.metadata.project("default").id)[0]
+    token = csrf_of(owner.get("/p/default/settings").text)
+    owner.post(f"/p/default/settings/shares/{share.id}/revoke", data={"csrf": token})
+    assert stranger.get(f"{base}/web").status_code == 404

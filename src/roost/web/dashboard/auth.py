@@ -15,6 +15,7 @@ import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +50,14 @@ class Context:
     projects: list[Project]
     form: FormData | None
     timezone: str = "UTC"  # the project's (its configuration's `timezone`)
+    shared: bool = False  # seen through a shared link: no account, the report pages only
+
+    @property
+    def base(self) -> str:
+        """Where the project's pages are: /p/<slug>, or the shared link's /s/<token>."""
+        if self.shared:
+            return f"/s/{quote(self.request.path_params['token'], safe='')}"
+        return f"/p/{quote(self.project.slug, safe='')}"
 
     @property
     def user(self) -> User:
@@ -69,6 +78,8 @@ class Context:
             "period": render.period_of(self.request),
             "filtering": self.filtering,
             "timezone": self.timezone,
+            "page_base": self.base,
+            "shared": self.shared,
             "comparison": render.comparison_of(self.request),
             "compare_offered": False,  # the pages with totals to compare say so
             "path": self.request.url.path,
@@ -159,6 +170,34 @@ def page(*, configure: bool = False, project: bool = True) -> Callable[[PageHand
         return endpoint
 
     return wrap
+
+
+def shared_page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    """A report page seen through a shared link (/s/<token>/…): no login; the token names
+    the project (404 once revoked); no form is taken and nothing is changed (GET only)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        token = request.path_params.get("token", "")
+        project_id = await asyncio.to_thread(runtime.shares.project_of, token)
+        found = [p for p in await asyncio.to_thread(runtime.metadata.list_projects)
+                 if p.id == project_id]  # fmt: skip
+        if project_id is None or not found:
+            return refused(request, 404, "This link is unknown or was revoked.")
+        project = found[0]
+        viewer = User(0, project.workspace_id, "", "a shared link", "viewer")
+        session = Session(viewer, "", datetime.max)
+        zone = await asyncio.to_thread(runtime.project_settings.timezone, project.id)
+        context = Context(request, runtime, session, project, [project], None, zone, True)
+        try:
+            response = await handler(context)
+        except ClientError as error:
+            return refused(request, error.status, error.message)
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return endpoint
 
 
 async def login_form(request: Request) -> Response:

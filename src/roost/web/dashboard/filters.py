@@ -108,11 +108,12 @@ class PageFilters:
         items += [(PARAMETER, f.text()) for f in self.filters]
         return f"?{urlencode(items)}" if items else ""
 
-    def csv(self, slug: str, panel: str) -> str:
-        """Where a panel's rows download as CSV, with this page's period and filters."""
+    def csv(self, base: str, panel: str) -> str:
+        """Where a panel's rows download as CSV (`base`: the project's pages, /p/<slug> or a
+        shared link's), with this page's period and filters."""
         items = [*self._others, *((PARAMETER, f.text()) for f in self.filters)]
         query = f"?{urlencode(items)}" if items else ""
-        return f"/p/{quote(slug, safe='')}/csv/{quote(panel, safe='')}{query}"
+        return f"{base}/csv/{quote(panel, safe='')}{query}"
 
     def hidden(self, *leaving: str) -> list[tuple[str, str]]:
         """(name, value) of the page's inputs but `leaving` (and the filters), for a form of

@@ -24,7 +24,7 @@ from roost.web.api.debugger import sse
 from roost.web.api.profiles import read_profile
 from roost.web.api.stats import answer
 from roost.web.dashboard import charts, render
-from roost.web.dashboard.auth import SESSION_COOKIE, Context, page
+from roost.web.dashboard.auth import SESSION_COOKIE, Context, page, shared_page
 
 EXPLORER_ROWS = 50
 TIMELINE_ROWS = 100
@@ -165,7 +165,7 @@ async def overview(context: Context) -> Response:
 async def _first_steps(context: Context, in_period: Any) -> dict[str, str] | None:
     """For a project that has never had an event: how to send the first one (this server's
     address and the project's slug filled in); None once it has."""
-    if in_period:
+    if in_period or context.shared:
         return None
     ever = await asyncio.to_thread(
         context.runtime.warehouse.count_since, [context.project.id], datetime(1970, 1, 1)
@@ -540,4 +540,13 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/profiles/{{user_id:path}}", profile, methods=["GET"]),
         Route(f"{base}/live", live, methods=["GET"]),
         Route(f"{base}/live/stream", live_stream, methods=["GET"]),
+        # a shared link's read-only view: the report pages, their CSV, nothing else
+        *(
+            Route(f"/s/{{token}}{path}", shared_page(handler.__wrapped__), methods=["GET"])
+            for path, handler in SHARED
+        ),
     ]
+
+
+SHARED = [("/", overview), ("/live-counter", live_counter), ("/web", web), ("/game", game),
+          ("/product", product), ("/csv/{panel}", panel_csv)]  # fmt: skip

@@ -61,6 +61,7 @@ def _gather(context: Context) -> dict[str, Any]:
         "people": runtime.accounts.list_users(workspace.id) if context.user.role == "owner" else [],
         "channels": runtime.notices.channels(workspace.id),
         "notices": runtime.notices.sent(workspace.id)[:24],
+        "shares": runtime.shares.list(project.id),
     }
 
 
@@ -114,6 +115,29 @@ async def revoke_key(context: Context) -> Response:
         return await _show(context, 404, key_problem=f"No key {key_id!r} in this project.")
     await asyncio.to_thread(context.runtime.metadata.revoke_key, key_id)
     return _back(context, "keys")
+
+
+@page(configure=True)
+async def create_share(context: Context) -> Response:
+    """A read-only link to the project's report pages; its address is shown once."""
+    label = _field(context, "label")
+    try:
+        _, token = await asyncio.to_thread(context.runtime.shares.create, context.project.id, label)
+    except ClientError as error:
+        return await _show(context, 400, share_problem=error.message)
+    address = f"{str(context.request.base_url).rstrip('/')}/s/{token}/"
+    return await _show(context, new_share=address)
+
+
+@page(configure=True)
+async def revoke_share(context: Context) -> Response:
+    try:
+        share_id = int(context.request.path_params["share_id"])
+    except ValueError:
+        share_id = -1
+    if not await asyncio.to_thread(context.runtime.shares.revoke, context.project.id, share_id):
+        return await _show(context, 404, share_problem="No such link in this project.")
+    return _back(context, "shares")
 
 
 @page(configure=True)
@@ -187,6 +211,8 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/keys", create_key, methods=["POST"]),
         Route(f"{base}/keys/{{key_id}}/revoke", revoke_key, methods=["POST"]),
         Route(f"{base}/config", save_config, methods=["POST"]),
+        Route(f"{base}/shares", create_share, methods=["POST"]),
+        Route(f"{base}/shares/{{share_id}}/revoke", revoke_share, methods=["POST"]),
         Route(f"{base}/destinations/{{name}}/replay", replay_letters, methods=["POST"]),
         Route(f"{base}/people", create_person, methods=["POST"]),
         Route(f"{base}/notices", save_notices, methods=["POST"]),
