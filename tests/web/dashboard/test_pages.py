@@ -394,3 +394,25 @@ def test_the_projects_time_zone_cuts_its_days(env: Env, owner: Client) -> None:
     assert "America/New_York" in owner.get("/p/default/web").text
     with pytest.raises(BadRequest):
         env.runtime.project_settings.set_timezone(project, "Mars/Olympus")
+
+
+def test_outbound_links_and_downloads_the_tracker_records(env: Env, owner: Client) -> None:
+    send(env, [
+        {"type": "track", "anonymousId": f"o{i}", "event": event, "messageId": f"o{i}",
+         "properties": {"url": url}, "timestamp": ago(minutes=5), "context": {"ip": f"192.0.2.{i}"}}
+        for i, (event, url) in enumerate([
+            ("Outbound Link: Click", "https://github.com/roost"),
+            ("Outbound Link: Click", "https://github.com/roost"),
+            ("File Download", "https://shop.test/price-list.pdf"),
+        ])
+    ])  # fmt: skip
+    html = owner.get("/p/default/web").text
+
+    def panel(heading: str) -> list[tuple[str, str]]:
+        part = html.split(f"<h3>{heading} ", 1)[1].split("</ol>", 1)[0]
+        return re.findall(r'<span class="label">(?:<a [^>]*>)?([^<]*)(?:</a>)?</span>'
+                          r'<span class="value">([^<]*)</span>', part)  # fmt: skip
+
+    assert panel("Outbound links") == [("https://github.com/roost", "2")]
+    assert panel("File downloads") == [("https://shop.test/price-list.pdf", "1")]
+    assert "f=props:url%3D%3D" in href(html, "https://github.com/roost")

@@ -218,9 +218,15 @@ PANELS: dict[str, tuple[str, dict[str, Any]]] = {
     "devices": _top("device"),
     "browsers": _top("browser"),
     "systems": _top("os"),
+    # what the tracker records with data-outbound / data-downloads (docs/clients.md)
+    "outbound-links": ("query", {"metrics": ["visitors", "events"], "dimensions": ["props:url"],
+                                 "filters": [["is", "event", ["Outbound Link: Click"]]],
+                                 "limit": 10}),
+    "file-downloads": ("query", {"metrics": ["visitors", "events"], "dimensions": ["props:url"],
+                                 "filters": [["is", "event", ["File Download"]]], "limit": 10}),
 }  # fmt: skip
 WEB_PANELS = ["pages", "sources", "entry-pages", "exit-pages", "countries", "devices",
-              "browsers", "systems"]  # fmt: skip
+              "browsers", "systems", "outbound-links", "file-downloads"]  # fmt: skip
 
 
 @page()
@@ -255,7 +261,10 @@ async def web(context: Context) -> Response:
         ("query", {"metrics": ["visitors", "pageviews"], "interval": period.interval}),
         *(PANELS[name] for name in WEB_PANELS),
     )
-    totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found
+    totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found[
+        :10
+    ]
+    outbound, downloads = found[10:]
     drawn = _series(series, period.interval)
     goals = await _goals(context, _totals(totals, WEB_TOTALS)["visitors"])
     return render.page(
@@ -273,6 +282,8 @@ async def web(context: Context) -> Response:
             devices=_rows(devices),
             browsers=_rows(browsers),
             systems=_rows(systems),
+            outbound=_rows(outbound),
+            downloads=_rows(downloads),
             no_countries=None
             if context.runtime.settings.geoip_db
             else "Countries come from a GeoIP database: set geoip_db to a MaxMind-format "
