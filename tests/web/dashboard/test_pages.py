@@ -416,3 +416,18 @@ def test_outbound_links_and_downloads_the_tracker_records(env: Env, owner: Clien
     assert panel("Outbound links") == [("https://github.com/roost", "2")]
     assert panel("File downloads") == [("https://shop.test/price-list.pdf", "1")]
     assert "f=props:url%3D%3D" in href(html, "https://github.com/roost")
+
+
+def test_the_bucket_under_way_is_drawn_as_not_over(site: Env, owner: Client) -> None:
+    """Today by hour: the hours to come are not drawn (no zeros), the hour under way is
+    marked incomplete; a past range has no such bucket."""
+    before = datetime.now(UTC).hour
+    html = owner.get("/p/default/?period=day").text
+    after = datetime.now(UTC).hour
+    chart = re.search(r'data-points="(\d+)"[^>]*data-incomplete="(\w+)"', html)
+    assert chart and int(chart.group(1)) in (before + 1, after + 1)
+    assert chart.group(2) == "true" and 'class="line series0 incomplete"' in html
+    send(site, [{"type": "track", "userId": "old", "event": "Old", "messageId": "old1",
+                 "timestamp": "2024-01-03T12:00:00Z"}])  # fmt: skip
+    html = owner.get("/p/default/?period=custom&from=2024-01-01&to=2024-01-07").text
+    assert 'data-points="7"' in html and 'data-incomplete="false"' in html

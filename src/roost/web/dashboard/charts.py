@@ -76,6 +76,28 @@ def filled(
     return [(label, found.get(label, [0.0] * width)) for label in buckets(first, last, interval)]
 
 
+def current(now: datetime, interval: str) -> str:
+    """The label of the bucket the local time `now` falls in."""
+    if interval == "hour":
+        return now.strftime("%Y-%m-%dT%H:00:00")
+    if interval == "month":
+        return f"{now:%Y-%m}-01"
+    if interval == "week":
+        return (now.date() - timedelta(days=now.weekday())).isoformat()
+    return now.date().isoformat()
+
+
+def until_now(
+    points: Sequence[tuple[str, list[float]]], now_label: str
+) -> tuple[list[tuple[str, list[float]]], bool]:
+    """The points up to the bucket under way (the hours still to come are no zeros), and
+    whether the last one is that bucket: not over yet, so drawn as such."""
+    labels = [label for label, _ in points]
+    if now_label not in labels:
+        return list(points), False
+    return list(points[: labels.index(now_label) + 1]), True
+
+
 def _x_label(label: str, interval: str) -> str:
     if interval == "hour":
         return label[11:16]
@@ -85,9 +107,13 @@ def _x_label(label: str, interval: str) -> str:
 
 
 def timeseries(
-    points: Sequence[tuple[str, list[float]]], names: Sequence[str], interval: str
+    points: Sequence[tuple[str, list[float]]],
+    names: Sequence[str],
+    interval: str,
+    incomplete: bool = False,
 ) -> Markup:
-    """A line chart of one or two series (the second dashed) over time buckets."""
+    """A line chart of one or two series (the second dashed) over time buckets; with
+    `incomplete`, the last bucket is not over yet: its segment dotted, its dots hollow."""
     if not points:
         return Markup('<p class="empty">No events in this period.</p>')
     top = nice_ceiling(max((max(v) for _, v in points), default=0.0))
@@ -103,7 +129,7 @@ def timeseries(
     parts = [
         f'<svg class="chart timeseries" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(" and ".join(names))} over time" data-points="{n}" '
-        f'data-max="{top:g}">'
+        f'data-max="{top:g}" data-incomplete="{"true" if incomplete else "false"}">'
     ]
     for k in range(5):
         value = top * k / 4
@@ -125,11 +151,18 @@ def timeseries(
                 f'<polygon class="area" points="{LEFT if n > 1 else x(0):.1f},{y(0):.1f} {line} '
                 f'{x(n - 1):.1f},{y(0):.1f}"/>'
             )
-        parts.append(f'<polyline class="line series{s}" points="{line}"/>')
+        if incomplete and n > 1:
+            done = " ".join(line.split(" ")[:-1])
+            last = " ".join(line.split(" ")[-2:])
+            parts.append(f'<polyline class="line series{s}" points="{done}"/>')
+            parts.append(f'<polyline class="line series{s} incomplete" points="{last}"/>')
+        else:
+            parts.append(f'<polyline class="line series{s}" points="{line}"/>')
         if n <= 62:
             for i, (label, v) in enumerate(points):
+                hollow = " incomplete" if incomplete and i == n - 1 else ""
                 parts.append(
-                    f'<circle class="dot series{s}" cx="{x(i):.1f}" cy="{y(v[s]):.1f}" r="3">'
+                    f'<circle class="dot series{s}{hollow}" cx="{x(i):.1f}" cy="{y(v[s]):.1f}" r="3">'
                     f"<title>{escape(label[:16].replace('T', ' '))}: {v[s]:,.0f} "
                     f"{escape(name)}</title></circle>"
                 )

@@ -13,6 +13,7 @@ import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -76,6 +77,13 @@ def _series(found: dict[str, Any], interval: str) -> list[tuple[str, list[float]
         date.fromisoformat(last) if last else None,
         interval,
     )
+
+
+def _so_far(context: Context, points: list[tuple[str, list[float]]], interval: str) -> Any:
+    """The points up to the bucket under way in the project's zone, and whether the last one
+    is it (charts.until_now)."""
+    now = datetime.now(ZoneInfo(context.timezone)).replace(tzinfo=None)
+    return charts.until_now(points, charts.current(now, interval))
 
 
 def _rows(found: dict[str, Any]) -> list[list[Any]]:
@@ -146,7 +154,7 @@ async def overview(context: Context) -> Response:
         PANELS["top-events"],
         PANELS["types"],
     )
-    drawn = _series(series, period.interval)
+    drawn, incomplete = _so_far(context, _series(series, period.interval), period.interval)
     return render.page(
         context.request,
         "overview.html",
@@ -154,6 +162,7 @@ async def overview(context: Context) -> Response:
             first_steps=await _first_steps(context, _totals(totals, totals_names)["events"]),
             totals=_totals(totals, totals_names),
             series=drawn,
+            incomplete=incomplete,
             **await _compared(context, totals, totals_names, drawn, "events"),
             top=_rows(top),
             kinds=_rows(kinds),
@@ -265,7 +274,7 @@ async def web(context: Context) -> Response:
         :10
     ]
     outbound, downloads = found[10:]
-    drawn = _series(series, period.interval)
+    drawn, incomplete = _so_far(context, _series(series, period.interval), period.interval)
     goals = await _goals(context, _totals(totals, WEB_TOTALS)["visitors"])
     return render.page(
         context.request,
@@ -273,6 +282,7 @@ async def web(context: Context) -> Response:
         context.values(
             totals=_totals(totals, WEB_TOTALS),
             series=drawn,
+            incomplete=incomplete,
             **await _compared(context, totals, WEB_TOTALS, drawn, "visitors"),
             pages=_rows(pages),
             sources=_rows(sources),
