@@ -431,3 +431,45 @@ def test_the_bucket_under_way_is_drawn_as_not_over(site: Env, owner: Client) -> 
                  "timestamp": "2024-01-03T12:00:00Z"}])  # fmt: skip
     html = owner.get("/p/default/?period=custom&from=2024-01-01&to=2024-01-07").text
     assert 'data-points="7"' in html and 'data-incomplete="false"' in html
+
+
+def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Client) -> None:
+    """Two players in build 1.0 (one session each, one run completed of two), one in 1.1
+    (two sessions, a run completed, and an error 1.0 never had)."""
+
+    def game(build: str, player: str, session: str, kind: str, name: str, minutes: int,
+             **extra: Any) -> dict[str, Any]:  # fmt: skip
+        return {"build_version": build, "session_id": session, "player_hash": player * 32,
+                "ts": ago(minutes=minutes), "type": kind, "name": name, **extra}  # fmt: skip
+
+    s = "6f1c2d3e-0000-4000-8000-0000000000"
+    events = [
+        game("1.0", "a", f"{s}01", "session", "Session:Start", 50),
+        game("1.0", "a", f"{s}01", "progression", "Start:Run", 49),
+        game("1.0", "a", f"{s}01", "progression", "Complete:Run", 45),
+        game("1.0", "b", f"{s}02", "session", "Session:Start", 50),
+        game("1.0", "b", f"{s}02", "progression", "Start:Run", 48),
+        game("1.0", "b", f"{s}02", "error", "Old", 47, data={"signature": "sig-old"}),
+        game("1.1", "c", f"{s}03", "session", "Session:Start", 40),
+        game("1.1", "c", f"{s}03", "progression", "Start:Run", 39),
+        game("1.1", "c", f"{s}03", "progression", "Complete:Run", 30),
+        game("1.1", "c", f"{s}04", "session", "Session:Start", 20),
+        game("1.1", "c", f"{s}04", "error", "Old", 19, data={"signature": "sig-old"}),
+        game("1.1", "c", f"{s}04", "error", "Crash", 18, data={"signature": "sig-new"}),
+    ]
+    sent = env.client.post(
+        "/api/v1/events", json={"events": events}, headers={"X-Write-Key": env.write_key}
+    )
+    assert sent.status_code == 200 and sent.json()["rejected"] == 0, sent.text
+    html = owner.get("/p/default/game?period=7d").text
+    assert (stat(html, "Sessions"), stat(html, "Players")) == ("4", "3")
+    assert stat(html, "Sessions per player") == "1.33"
+    assert 'name="build_a"' in html  # two builds: the comparison form
+    html = owner.get("/p/default/game?period=7d&build_a=1.0&build_b=1.1").text
+    compared = html.split('id="builds-compared"', 1)[1]
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", compared)
+    assert ("Sessions", "2", "2") in cells
+    assert ("Run completion", "50%", "100%") in cells
+    assert ("Error signatures", "1", "2") in cells
+    new = compared.split("Errors new in 1.1", 1)[1]
+    assert "sig-new" in new and "sig-old" not in new

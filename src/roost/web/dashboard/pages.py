@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
 from roost.storage.warehouse import QueryResult
@@ -356,7 +357,8 @@ async def _goals(context: Context, visitors: Any) -> dict[str, Any]:
 async def game(context: Context) -> Response:
     period = render.period_of(context.request)
     by_time = f"time:{period.interval}"
-    totals, per_time, builds, runs, resources, errors = await _reports(
+    playing = [["is", "category", list(GAME_TYPES)]]  # players: people with game events
+    totals, per_time, builds, runs, resources, errors, players, per_time_players = await _reports(
         context,
         ("sessions", {}),
         ("sessions", {"by": [by_time]}),
@@ -364,29 +366,73 @@ async def game(context: Context) -> Response:
         ("runs", {"limit": 20}),
         ("resources", {"limit": 20}),
         ("errors", {"limit": 20}),
+        ("query", {"metrics": ["users"], "filters": playing}),
+        ("query", {"metrics": ["users"], "interval": period.interval, "filters": playing}),
     )
     first, last = totals["query"]["date_range"]
+    playing_then = {r["dimensions"][0]: r["metrics"][0] for r in per_time_players["results"]}
     series = charts.filled(
         [
-            {"dimensions": r["by"], "metrics": [r["sessions"], r["avg_duration"] or 0]}
+            {"dimensions": r["by"], "metrics": [r["sessions"], playing_then.get(r["by"][0], 0)]}
             for r in per_time["results"]
         ],
         date.fromisoformat(first) if first else None,
         date.fromisoformat(last) if last else None,
         period.interval,
     )
+    drawn, incomplete = _so_far(context, series, period.interval)
+    summary = dict(totals["results"][0]) if totals["results"] else {}
+    people = _totals(players, ["users"])["users"] or 0
+    summary["players"] = people
+    summary["sessions_per_player"] = (
+        round(summary["sessions"] / people, 2) if people and summary.get("sessions") else None
+    )
+    if period.interval == "day" and drawn and people:  # stickiness: average DAU / players
+        summary["stickiness"] = round(100.0 * sum(v[1] for _, v in drawn) / len(drawn) / people, 1)
     return render.page(
         context.request,
         "game.html",
         context.values(
-            totals=totals["results"][0] if totals["results"] else {},
-            series=[(label, values[:1]) for label, values in series],
+            totals=summary,
+            series=drawn,
+            incomplete=incomplete,
             builds=builds["results"],
             runs=runs["results"],
             resources=resources["results"],
             errors=errors["results"],
+            compared_builds=await _builds_compared(
+                context, [b["by"][0] for b in builds["results"]]
+            ),
         ),
     )
+
+
+async def _builds_compared(context: Context, known: list[Any]) -> dict[str, Any] | None:
+    """?build_a=…&build_b=…: the two builds side by side — sessions, their length, run
+    completion — and the error signatures the later one (b) has that the earlier has not."""
+    params = context.request.query_params
+    a, b = params.get("build_a"), params.get("build_b")
+    if not a or not b or a not in known or b not in known:
+        return None
+    sides = []
+    for build in (a, b):
+        only = [["is", "build", [build]]]
+        sessions, runs, errors = await _reports(
+            context,
+            ("sessions", {"filters": only}),
+            ("runs", {"filters": only, "limit": 100}),
+            ("errors", {"filters": only, "limit": 500}),
+        )
+        starts = sum(r["starts"] for r in runs["results"])
+        completes = sum(r["completes"] for r in runs["results"])
+        sides.append({
+            "build": build,
+            "sessions": sessions["results"][0] if sessions["results"] else {},
+            "completion": _rate(completes, starts),
+            "signatures": {e["signature"]: e for e in errors["results"]},
+        })  # fmt: skip
+    new = [e for sig, e in sides[1]["signatures"].items() if sig not in sides[0]["signatures"]]
+    return {"sides": sides, "new_errors": new}
 
 
 def _step(raw: str) -> Any:
