@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from roost.query import funnels
 from tests.conftest import Env
 
 FUNNEL_EVENTS = [
@@ -50,16 +51,18 @@ def shop(env: Env) -> Env:
 
 
 @pytest.mark.parametrize(
-    "window, mode, people",
+    "window, mode, people, seconds",
     [
-        ("1h", "loose", [5, 4, 3]),  # p2's Buy is 2 h after its View; p4 starts again at 20:00
-        ("1d", "loose", [5, 4, 4]),
-        ("1h", "strict", [5, 3, 3]),  # p2 did Other between View and Cart
-        (3600, "strict", [5, 3, 3]),
+        # p2's Buy is 2 h after its View; p4 starts again at 20:00. To convert: p1 600 s,
+        # p4 1,200 (from its 20:00 start), p6 0 (ties)
+        ("1h", "loose", [5, 4, 3], 600.0),
+        ("1d", "loose", [5, 4, 4], 2250.0),  # and p2: 7,200 s; p4 still its quickest
+        ("1h", "strict", [5, 3, 3], 600.0),  # p2 did Other between View and Cart
+        (3600, "strict", [5, 3, 3], 600.0),
     ],
 )
 def test_funnel_steps_in_order_within_the_window(
-    shop: Env, window: Any, mode: str, people: list[int]
+    shop: Env, window: Any, mode: str, people: list[int], seconds: float
 ) -> None:
     answer = report(shop, "funnel", steps=["View", ["is", "event", ["Cart"]], "Buy"],
                     window=window, mode=mode, date_range=["2024-02-01", "2024-02-01"])  # fmt: skip
@@ -69,6 +72,20 @@ def test_funnel_steps_in_order_within_the_window(
     last = answer["steps"][-1]
     assert last["conversion"] == round(100 * people[2] / people[0], 2)
     assert last["dropped"] == people[1] - people[2]
+    assert answer["avg_seconds_to_convert"] == seconds
+
+
+@pytest.mark.parametrize("step, dropped", [(0, ["p3"]), (1, ["p2"])])
+def test_the_people_who_dropped_after_a_step(shop: Env, step: int, dropped: list[str]) -> None:
+    """p3 viewed but never put in the cart after; p2 put in the cart but bought 2 h later."""
+    body = {"steps": ["View", "Cart", "Buy"], "window": "1h",
+            "date_range": ["2024-02-01", "2024-02-01"]}  # fmt: skip
+    report(shop, "funnel", **body)  # the API waits for the events to be loaded
+    parsed = funnels.parse(body, datetime.now(UTC))
+    warehouse = shop.runtime.warehouse
+    project = shop.runtime.metadata.project("default").id
+    sql = funnels.build(parsed, project, warehouse.flavor, dropped_at=step)
+    assert [r[0] for r in warehouse.report(sql, timeout=30, max_rows=100).rows] == dropped
 
 
 def test_funnel_filters_and_range_apply_to_every_step(shop: Env) -> None:

@@ -82,18 +82,23 @@ def parse(body: Any, now: datetime) -> Funnel:
     return Funnel(scope, steps, labels, seconds, mode)
 
 
-def build(f: Funnel, project_id: int, flavor: Flavor) -> str:
-    """One row: how many people reached each step (r0, r1, …)."""
+def build(f: Funnel, project_id: int, flavor: Flavor, dropped_at: int | None = None) -> str:
+    """One row: how many people reached each step (r0, r1, …) and the average seconds to
+    convert; with `dropped_at` k, the people (`person`) who reached step k (from 0) but not
+    the next."""
     base = stats.base_relation(f.scope, project_id, flavor, f.scope.filters, people=True)
     tests = [stats.condition(condition, f.scope, flavor) for condition in f.steps]
     # Loose order needs only the step events' order among themselves: just those (a fraction
     # of the events); strict order must see every event in between.
     only = "" if f.mode == "strict" else f" WHERE {' OR '.join(f'({t})' for t in tests)}"
-    return flavor.funnel(f"{base} AS b{only}", tests, f.window_seconds, f.mode == "strict")
+    return flavor.funnel(
+        f"{base} AS b{only}", tests, f.window_seconds, f.mode == "strict", dropped_at
+    )
 
 
 def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:
-    people = [int(v or 0) for v in row]
+    people = [int(v or 0) for v in row[: len(f.steps)]]
+    seconds = row[len(f.steps)] if len(row) > len(f.steps) else None
     first = people[0]
     steps = [
         {
@@ -110,6 +115,8 @@ def shape(f: Funnel, row: list[Any]) -> dict[str, Any]:
     ]
     return {
         "steps": steps,
+        # of those who reached the last step: the average of each one's quickest way there
+        "avg_seconds_to_convert": None if seconds is None else round(float(seconds), 1),
         "query": {
             "window_seconds": f.window_seconds,
             "mode": f.mode,

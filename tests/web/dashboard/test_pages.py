@@ -473,3 +473,15 @@ def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Clien
     assert ("Error signatures", "1", "2") in cells
     new = compared.split("Errors new in 1.1", 1)[1]
     assert "sig-new" in new and "sig-old" not in new
+
+
+def test_a_funnel_says_how_long_and_who_dropped(site: Env, owner: Client) -> None:
+    base = "/p/default/product?period=7d&step=/&step=Signed+Up&step=Order+Completed&window=1d"
+    html = owner.get(base).text
+    # u1: / at -2h00, Signed Up -1h58, Order Completed -1h40: 20 minutes; u3 never signed up,
+    # u2 signed up but never ordered
+    assert "each person's quickest): <strong>20m 00s</strong>" in unescape(html)
+    listed = owner.get(href(html, "1 dropped")).text  # the first: before Signed Up
+    assert "dropped=0" in href(html, "1 dropped")
+    assert '<a href="/p/default/profiles/u3">u3</a>' in listed
+    assert '<a href="/p/default/profiles/u2">u2</a>' not in listed

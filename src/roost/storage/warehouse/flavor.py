@@ -120,11 +120,21 @@ class Flavor(Protocol):
         `visit_began`, `visit_ended`."""
         ...
 
-    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+    def funnel(
+        self,
+        source: str,
+        tests: list[str],
+        window_seconds: int,
+        strict: bool,
+        dropped_at: int | None = None,
+    ) -> str:
         """One row: how many people (`person` in `source`, a FROM clause) reached each step
-        (r0, r1, …). After a step-0 event, each next step is the earliest matching event
-        after the previous one (strict: the very next event), within `window_seconds` of the
-        start; events are ordered by timestamp, then Log offset, so ties are exact."""
+        (r0, r1, …), and `seconds`, the average time from the first step to the last of
+        those who reached it (each person's quickest). After a step-0 event, each next step
+        is the earliest matching event after the previous one (strict: the very next event),
+        within `window_seconds` of the start; events are ordered by timestamp, then Log
+        offset, so ties are exact. With `dropped_at` k: instead, one row per person who
+        reached step k but not k + 1 (`person`), in order."""
         ...
 
 
@@ -270,7 +280,14 @@ class DuckDBFlavor:
             "WHERE timestamp >= visit_began AND timestamp <= visit_ended)"
         )
 
-    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+    def funnel(
+        self,
+        source: str,
+        tests: list[str],
+        window_seconds: int,
+        strict: bool,
+        dropped_at: int | None = None,
+    ) -> str:
         # Each person's events numbered once; each step joins the previous step's reach
         parts = [
             "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
@@ -287,10 +304,25 @@ class DuckDBFlavor:
                 f"JOIN s{k} AS nxt ON nxt.person = prev.person AND {follows} AND {within} "
                 "GROUP BY prev.person, prev.start)"
             )
+        if dropped_at is not None:
+            k = int(dropped_at)
+            return (
+                f"WITH {', '.join(parts)} SELECT person FROM (SELECT DISTINCT person FROM r{k} "
+                f"EXCEPT SELECT DISTINCT person FROM r{k + 1}) AS dropped ORDER BY person"
+            )
+        last = len(tests) - 1
+        quickest = (
+            f"SELECT r.person, min({self.seconds('r.start', 'nb.timestamp')}) AS secs "
+            f"FROM r{last} AS r JOIN numbered AS nb ON nb.person = r.person AND nb.n = r.n "
+            "GROUP BY r.person"
+        )
         counts = ", ".join(
             f"(SELECT count(DISTINCT person) FROM r{k}) AS r{k}" for k in range(len(tests))
         )
-        return f"WITH {', '.join(parts)} SELECT {counts}"
+        return (
+            f"WITH {', '.join(parts)} SELECT {counts}, "
+            f"(SELECT avg(secs) FROM ({quickest}) AS quickest) AS seconds"
+        )
 
 
 class ClickHouseFlavor:
@@ -439,13 +471,21 @@ class ClickHouseFlavor:
             "WHERE timestamp >= visit_began AND timestamp <= visit_ended)"
         )
 
-    def funnel(self, source: str, tests: list[str], window_seconds: int, strict: bool) -> str:
+    def funnel(
+        self,
+        source: str,
+        tests: list[str],
+        window_seconds: int,
+        strict: bool,
+        dropped_at: int | None = None,
+    ) -> str:
         # Each person's events, sorted, in one array (no window functions or inequality
         # joins in 18.16). p0 holds the positions of the starts; p_k, for each start, the
         # position of step k (0: not reached), found from p_(k-1).
         flags = "".join(f", toUInt8(ifNull({t}, 0))" for t in tests)
         per_person = (
-            f"SELECT arraySort(groupArray((toInt64(timestamp), log_offset{flags}))) AS ev "
+            "SELECT person, "
+            f"arraySort(groupArray((toInt64(timestamp), log_offset{flags}))) AS ev "
             f"FROM {source} GROUP BY person"
         )
         columns = [
@@ -464,8 +504,22 @@ class ClickHouseFlavor:
                     f"AND t[i] - t[s] <= {window}, ix))"
                 )
             columns.append(f"arrayMap((s, q) -> {nxt}, p0, p{k - 1}) AS p{k}")
-        counts = ", ".join(
-            ["sum(notEmpty(p0)) AS r0"]
-            + [f"sum(arrayExists(x -> x > 0, p{k})) AS r{k}" for k in range(1, len(tests))]
+
+        def reached(k: int) -> str:
+            return "notEmpty(p0)" if k == 0 else f"arrayExists(x -> x > 0, p{k})"
+
+        last = len(tests) - 1
+        # each person's quickest: from a start to its last step, over the starts that got there
+        columns.append(
+            f"arrayReduce('min', arrayFilter(d -> d >= 0, arrayMap((s, q) -> "
+            f"if(q > 0, t[q] - t[s], -1), p0, p{last}))) AS quickest"
         )
-        return f"SELECT {counts} FROM (SELECT {', '.join(columns)} FROM ({per_person}))"
+        stepped = f"(SELECT person, {', '.join(columns)} FROM ({per_person}))"
+        if dropped_at is not None:
+            k = int(dropped_at)
+            return (
+                f"SELECT person FROM {stepped} WHERE {reached(k)} AND NOT {reached(k + 1)} "
+                "ORDER BY person"
+            )
+        counts = ", ".join(f"sum({reached(k)}) AS r{k}" for k in range(len(tests)))
+        return f"SELECT {counts}, avgIf(quickest, {reached(last)}) AS seconds FROM {stepped}"

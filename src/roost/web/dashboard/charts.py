@@ -217,8 +217,9 @@ def bars(
     return Markup("".join(out))
 
 
-def funnel(steps: Sequence[dict[str, Any]]) -> Markup:
-    """Each step as a bar as long as its share of the first step, with what was lost between."""
+def funnel(steps: Sequence[dict[str, Any]], dropped: Sequence[str] = ()) -> Markup:
+    """Each step as a bar as long as its share of the first step, with what was lost between
+    (`dropped`: where the people lost before each later step are listed)."""
     if not steps:
         return Markup('<p class="empty">No steps.</p>')
     out = ['<ol class="funnel">']
@@ -228,7 +229,12 @@ def funnel(steps: Sequence[dict[str, Any]]) -> Markup:
             f"{escape(str(step['label']))}</strong> <span>{step['people']:,} people · "
             f"{step['conversion']:g}% of the first step"
             + (
-                f" · {step['from_previous']:g}% of the previous, {step['dropped']:,} dropped"
+                f" · {step['from_previous']:g}% of the previous, "
+                + (
+                    f'<a href="{escape(dropped[step["step"] - 2])}">{step["dropped"]:,} dropped</a>'
+                    if step["dropped"] and len(dropped) >= step["step"] - 1
+                    else f"{step['dropped']:,} dropped"
+                )
                 if step["step"] > 1
                 else ""
             )

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
+from roost.query import funnels
 from roost.storage.warehouse import QueryResult
 from roost.web.api.debugger import sse
 from roost.web.api.profiles import read_profile
@@ -435,6 +436,27 @@ async def _builds_compared(context: Context, known: list[Any]) -> dict[str, Any]
     return {"sides": sides, "new_errors": new}
 
 
+DROPPED_SHOWN = 100
+
+
+async def _dropped(
+    context: Context, funnel_body: dict[str, Any], typed: list[str]
+) -> dict[str, Any] | None:
+    """?dropped=k: the people who reached step k + 1 of the funnel but not the next (the
+    first DROPPED_SHOWN, each linking to their profile)."""
+    raw = context.request.query_params.get("dropped", "")
+    if context.shared or not raw.isdigit() or int(raw) >= len(typed) - 1:
+        return None
+    k = int(raw)
+    body = {**_scope(context), **funnel_body, "filters": context.filtering.stats()}
+    parsed = funnels.parse(body, datetime.now(UTC))
+    sql = await asyncio.to_thread(funnels.build, parsed, context.project.id,
+                                  context.runtime.warehouse.flavor, k)  # fmt: skip
+    found = await _sql(context, sql, DROPPED_SHOWN)
+    return {"after": typed[k], "before": typed[k + 1], "people": [r[0] for r in found.rows],
+            "more": found.truncated}  # fmt: skip
+
+
 def _step(raw: str) -> Any:
     """A funnel step typed in the form: an event name, or `/path` for a pageview of it."""
     raw = raw.strip()
@@ -458,10 +480,9 @@ async def product(context: Context) -> Response:
     if return_event:
         retention_body["return"] = return_event
     asks: list[tuple[str, dict[str, Any]]] = [("retention", retention_body)]
+    funnel_body = {"steps": [_step(s) for s in typed], "window": window, "mode": mode}
     if len(typed) >= 2:
-        asks.append(
-            ("funnel", {"steps": [_step(s) for s in typed], "window": window, "mode": mode})
-        )
+        asks.append(("funnel", funnel_body))
     problem = None
     try:
         found = await _reports(context, *asks)
@@ -480,6 +501,11 @@ async def product(context: Context) -> Response:
             funnel=[{**step, "label": typed[k]} for k, step in enumerate(found[1]["steps"])]
             if len(found) > 1
             else None,
+            to_convert=found[1]["avg_seconds_to_convert"] if len(found) > 1 else None,
+            dropped_links=[]
+            if context.shared  # who dropped is personal data: not for a shared link
+            else [context.filtering.setting("dropped", str(k)) for k in range(len(typed) - 1)],
+            dropped=await _dropped(context, funnel_body, typed) if len(found) > 1 else None,
             steps=typed or ["", "", ""],
             window=window,
             mode=mode,
