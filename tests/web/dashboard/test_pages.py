@@ -485,3 +485,18 @@ def test_a_funnel_says_how_long_and_who_dropped(site: Env, owner: Client) -> Non
     assert "dropped=0" in href(html, "1 dropped")
     assert '<a href="/p/default/profiles/u3">u3</a>' in listed
     assert '<a href="/p/default/profiles/u2">u2</a>' not in listed
+
+
+def test_any_event_breaks_down_by_any_property(site: Env, owner: Client) -> None:
+    send(site, [{"type": "track", "userId": f"b{i}", "event": "Order Completed", "messageId": f"b{i}",
+                 "properties": {"plan": plan}, "timestamp": ago(minutes=10)}
+                for i, plan in enumerate(["pro", "pro", "free"])])  # fmt: skip
+    html = owner.get(
+        "/p/default/?period=7d&breakdown_event=Order+Completed&breakdown_property=plan"
+    ).text
+    part = html.split('id="breakdown"', 1)[1]
+    rows = re.findall(r'<span class="label">(?:<a [^>]*>)?([^<]*)(?:</a>)?</span>'
+                      r'<span class="value">([^<]*)</span>', part)  # fmt: skip
+    # the site's own Order Completed has no plan: (no plan)
+    assert rows == [("pro", "2"), ("free", "1"), ("(no plan)", "1")]
+    assert "f=props:plan%3D%3Dpro" in href(part, "pro")

@@ -169,8 +169,24 @@ async def overview(context: Context) -> Response:
             top=_rows(top),
             kinds=_rows(kinds),
             live=await _live(context),
+            breakdown=await _breakdown(context),
         ),
     )
+
+
+async def _breakdown(context: Context) -> dict[str, Any]:
+    """?breakdown_event=Signup&breakdown_property=plan: that event's counts by a property's
+    values (any event, any top-level property), each value a filter."""
+    params = context.request.query_params
+    event = params.get("breakdown_event", "").strip()[:200]
+    prop = params.get("breakdown_property", "").strip()[:200]
+    chosen = {"event": event, "property": prop, "rows": None}
+    if not event or not prop:
+        return chosen
+    body = {"metrics": ["events", "users"], "dimensions": [f"props:{prop}"], "limit": 20,
+            "filters": [["is", "event", [event]]]}  # fmt: skip
+    (found,) = await _reports(context, ("query", body))
+    return {**chosen, "rows": _rows(found), "dimension": f"props:{prop}"}
 
 
 async def _first_steps(context: Context, in_period: Any) -> dict[str, str] | None:
