@@ -121,7 +121,8 @@ PHONE = {"width": 375, "height": 812}
 
 
 def test_every_page_fits_a_phone(browser: Any, site: Site, artifacts: Any) -> None:
-    """At 375 px wide nothing scrolls sideways, on any page (screenshots in tests/artifacts)."""
+    """At 375 px wide nothing scrolls sideways, on any page (screenshots of each page at
+    phone and desktop widths in tests/artifacts/screenshots)."""
     long_path = "/" + "a-very-long-path-segment-" * 6
     site.send("/v1/batch", {"batch": [
         {"type": "page", "anonymousId": f"ph{i}", "messageId": f"ph{i}", "timestamp": ago(hours=i),
@@ -147,3 +148,13 @@ def test_every_page_fits_a_phone(browser: Any, site: Site, artifacts: Any) -> No
             assert width <= PHONE["width"], (name, width, wide)
     finally:
         context.close()
+    desktop = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        wide_page = desktop.new_page()
+        site.log_in(wide_page)
+        for name in pages:
+            wide_page.goto(f"{site.url}/p/default/{name}")
+            shot = re.sub(r"[^a-z0-9]+", "-", name) or "overview"
+            wide_page.screenshot(path=str(artifacts / f"desktop-{shot}.png"), full_page=True)
+    finally:
+        desktop.close()

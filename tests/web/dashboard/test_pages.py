@@ -114,6 +114,7 @@ def test_web_page_shows_visitors_pages_and_bounce_rate(site: Env, owner: Client)
     assert panel("Entry pages") == [("/", "3")]
     assert panel("Exit pages") == [("/", "2"), ("/pricing", "1")]
     assert panel("Sources") == [("Direct / None", "4")]  # each visitor once, and the tracks'
+    assert "set geoip_db" in html  # no country known without a GeoIP database: says why
 
 
 def test_game_page_shows_runs_and_errors(site: Env, owner: Client) -> None:

@@ -306,7 +306,11 @@ async def web(context: Context) -> Response:
             sources=_rows(sources),
             entries=_rows(entries),
             exits=_rows(exits),
-            countries=_rows(countries),
+            # without a GeoIP database a panel of "(none)" alone says nothing: say why instead
+            countries=[]
+            if not context.runtime.settings.geoip_db
+            and all(row[0] is None for row in _rows(countries))
+            else _rows(countries),
             devices=_rows(devices),
             browsers=_rows(browsers),
             systems=_rows(systems),
