@@ -22,7 +22,8 @@ PAGES = ["/", "/p/default/", "/p/default/web", "/p/default/game", "/p/default/pr
 FORMS = ["/logout", "/p/default/settings/keys", "/p/default/settings/keys/key_x/revoke",
          "/p/default/settings/config", "/p/default/settings/destinations/d/replay",
          "/p/default/settings/people", "/p/default/settings/shares",
-         "/p/default/settings/shares/1/revoke"]  # fmt: skip
+         "/p/default/settings/shares/1/revoke", "/p/default/product/views",
+         "/p/default/product/views/delete"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -501,3 +501,28 @@ def test_any_event_breaks_down_by_any_property(site: Env, owner: Client) -> None
     # the site's own Order Completed has no plan: (no plan)
     assert rows == [("pro", "2"), ("free", "1"), ("(no plan)", "1")]
     assert "f=props:plan%3D%3Dpro" in href(part, "pro")
+
+
+def test_a_funnel_and_retention_saved_as_a_view(site: Env, owner: Client, viewer: Client) -> None:
+    page = owner.get("/p/default/product?period=7d&step=/pricing&step=Signed+Up&window=2h").text
+    form = {"csrf": csrf_of(page), "name": "Sign-up", "step": ["/pricing", "Signed Up"],
+            "window": "2h", "mode": "loose", "start": "", "return": "Signed Up",
+            "retention_period": "day"}  # fmt: skip
+    saved = owner.post("/p/default/product/views", data=form)
+    assert saved.status_code == 303
+    target = saved.headers["location"]
+    assert "step=%2Fpricing&step=Signed+Up" in target and "window=2h" in target
+    assert "return=Signed+Up" in target and "retention_period=day" in target
+    html = owner.get("/p/default/product").text
+    assert f'<a href="{target.replace("&", "&amp;")}">Sign-up</a>' in html
+    shown = owner.get(target).text
+    assert "<strong>2. Signed Up</strong> <span>1 people" in shown
+    assert viewer.post("/p/default/product/views", data={**form, "csrf": csrf_of(
+        viewer.get("/p/default/product").text)}).status_code == 403  # fmt: skip
+    bad = owner.post("/p/default/product/views", data={**form, "step": ["/pricing"]})
+    assert bad.status_code == 400 and "2 to 8 steps" in bad.text
+    gone = owner.post(
+        "/p/default/product/views/delete", data={"csrf": form["csrf"], "name": "Sign-up"}
+    )
+    assert gone.status_code == 303
+    assert "Sign-up</a>" not in owner.get("/p/default/product").text

@@ -61,6 +61,34 @@ def check_consent(raw: Any, where: str = "consent") -> StorageConsent:
     return StorageConsent(tuple(categories), action, tuple(dialects))
 
 
+MAX_VIEWS = 30
+VIEW_FIELDS = {"name": 100, "window": 20, "mode": 10, "start": 200, "return": 200,
+               "retention_period": 10}  # fmt: skip
+
+
+def check_view(raw: Any) -> dict[str, Any]:
+    """A saved view: a name, 0 or 2–8 funnel steps (event names or /paths), and the page's
+    other inputs as text."""
+    if not isinstance(raw, dict):
+        raise BadRequest("view: must be a table", field="view")
+    view: dict[str, Any] = {}
+    for field, longest in VIEW_FIELDS.items():
+        value = raw.get(field, "")
+        if not isinstance(value, str) or len(value) > longest:
+            raise BadRequest(f"{field}: must be text of at most {longest} characters", field=field)
+        view[field] = value.strip()
+    if not view["name"]:
+        raise BadRequest("name: a view needs a name", field="name")
+    steps = raw.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, str) and len(s) <= 200 for s in steps):
+        raise BadRequest("steps: must be a list of event names or /paths", field="steps")
+    steps = [s.strip() for s in steps if s.strip()]
+    if len(steps) == 1 or len(steps) > 8:
+        raise BadRequest("steps: a funnel has 2 to 8 steps (or none)", field="steps")
+    view["steps"] = steps
+    return view
+
+
 def check_timezone(raw: Any, where: str = "timezone") -> str:
     if not isinstance(raw, str) or not raw:
         raise BadRequest(f"{where}: must be an IANA time zone such as Europe/Berlin", field=where)
@@ -120,6 +148,25 @@ class ProjectSettings:
         if value is not None:
             check_timezone(value)
         self._set(project_id, "timezone", None if value in (None, "UTC") else value)
+
+    def views(self, project_id: int) -> list[dict[str, Any]]:
+        """The product page's saved views (a funnel and a retention grid's inputs, named)."""
+        value = self._get(project_id, "views")
+        return value if isinstance(value, list) else []
+
+    def save_view(self, project_id: int, raw: Any) -> None:
+        """Keep a view (one of the same name is replaced)."""
+        view = check_view(raw)
+        kept = [v for v in self.views(project_id) if v.get("name") != view["name"]]
+        if len(kept) >= MAX_VIEWS:
+            raise BadRequest(f"name: at most {MAX_VIEWS} saved views", field="name")
+        self._set(project_id, "views", [*kept, view])
+
+    def delete_view(self, project_id: int, name: str) -> bool:
+        views = self.views(project_id)
+        kept = [v for v in views if v.get("name") != name]
+        self._set(project_id, "views", kept or None)
+        return len(kept) < len(views)
 
     def goals(self, project_id: int) -> list[Goal]:
         return check_goals(self._get(project_id, "goals") or [])

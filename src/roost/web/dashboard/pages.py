@@ -12,16 +12,17 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
 from roost.query import funnels
+from roost.storage.metadata.settings import check_view
 from roost.storage.warehouse import QueryResult
 from roost.web.api.debugger import sse
 from roost.web.api.profiles import read_profile
@@ -457,6 +458,37 @@ async def _builds_compared(context: Context, known: list[Any]) -> dict[str, Any]
 
 
 DROPPED_SHOWN = 100
+VIEW_INPUTS = ("window", "mode", "start", "return", "retention_period")
+
+
+def _view_href(context: Context, view: dict[str, Any]) -> str:
+    """The product page with a saved view's inputs (the period and filters kept)."""
+    items = [(k, v) for k, v in context.filtering.hidden(*VIEW_INPUTS, "step", "dropped")]
+    items += [("step", s) for s in view.get("steps", [])]
+    items += [(k, view[k]) for k in VIEW_INPUTS if view.get(k)]
+    return f"{context.base}/product?{urlencode(items)}"
+
+
+@page(configure=True)
+async def save_view(context: Context) -> Response:
+    """Keep the product page's inputs under a name (owners and members)."""
+    assert context.form is not None
+    form = context.form
+    raw: dict[str, Any] = {k: str(form.get(k, "")) for k in ("name", *VIEW_INPUTS)}
+    raw["steps"] = [str(s) for s in form.getlist("step")]
+    await asyncio.to_thread(context.runtime.project_settings.save_view, context.project.id, raw)
+    return RedirectResponse(_view_href(context, check_view(raw)), 303)
+
+
+@page(configure=True)
+async def delete_view(context: Context) -> Response:
+    assert context.form is not None
+    name = str(context.form.get("name", ""))
+    if not await asyncio.to_thread(
+        context.runtime.project_settings.delete_view, context.project.id, name
+    ):
+        raise NotFound(f"No saved view {name!r}.")
+    return RedirectResponse(f"{context.base}/product", 303)
 
 
 async def _dropped(
@@ -533,6 +565,12 @@ async def product(context: Context) -> Response:
             returned=return_event,
             problem=problem,
             event_names=[r["dimensions"][0] for r in events[0]["results"] if r["dimensions"][0]],
+            views=[
+                (v["name"], _view_href(context, v))
+                for v in await asyncio.to_thread(
+                    context.runtime.project_settings.views, context.project.id
+                )
+            ],
         ),
     )
 
@@ -647,6 +685,8 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/csv/{{panel}}", panel_csv, methods=["GET"]),
         Route(f"{base}/game", game, methods=["GET"]),
         Route(f"{base}/product", product, methods=["GET"]),
+        Route(f"{base}/product/views", save_view, methods=["POST"]),
+        Route(f"{base}/product/views/delete", delete_view, methods=["POST"]),
         Route(f"{base}/events", explorer, methods=["GET"]),
         Route(f"{base}/events/{{message_id:path}}", event_detail, methods=["GET"]),
         Route(f"{base}/profiles", profiles, methods=["GET"]),
