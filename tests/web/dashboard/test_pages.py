@@ -122,6 +122,10 @@ def test_game_page_shows_runs_and_errors(site: Env, owner: Client) -> None:
     assert stat(html, "Sessions") == "1"
     assert "1 starts · 0.0% complete · 100.0% fail" in html
     assert "sig-null" in html
+    # a signature is a filter: the page of that error's events alone
+    filtered = owner.get(href(html, "sig-null")).text
+    assert '<span class="chip">Error signature <a' in filtered
+    assert stat(filtered, "Sessions") == "1"  # the sessions that had it
 
 
 def test_product_page_builds_a_funnel_from_typed_steps(site: Env, owner: Client) -> None:
