@@ -140,3 +140,28 @@ def test_a_bad_report_is_refused_naming_its_field(
         f"/api/v1/reports/{kind}", json=body, headers={"Authorization": f"Bearer {env.read_key}"}
     )
     assert response.status_code == 400 and response.json()["error"]["field"] == field
+
+
+def test_players_and_the_new_ones(played: Env) -> None:
+    """A played on 1 April only; B on 31 March too (so not new on 1 April); C on 2 April."""
+    c = "c" * 32
+    earlier = {
+        **game(B, S2, "1.0", "23:00", "session", "Session:Start"),
+        "ts": "2024-03-31T23:00:00Z",
+    }
+    later = {**game(c, S1.replace("1", "3"), "1.1", "09:00", "session", "Session:Start"),
+             "ts": "2024-04-02T09:00:00Z"}  # fmt: skip
+    response = played.client.post(
+        "/api/v1/events", json={"events": [earlier, later]},
+        headers={"Authorization": f"Bearer {played.write_key}"},
+    )  # fmt: skip
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+    week = ["2024-03-31", "2024-04-02"]
+    by_day = report(played, "players", by=["time:day"], date_range=week)
+    assert [(r["by"][0], r["players"], r["new_players"]) for r in by_day] == [
+        ("2024-03-31", 1, 1), ("2024-04-01", 2, 1), ("2024-04-02", 1, 1)
+    ]  # fmt: skip
+    (day,) = report(played, "players")  # 1 April alone: B was first seen the day before
+    assert (day["players"], day["new_players"]) == (2, 1)
+    by_build = report(played, "players", by=["build"], date_range=week)
+    assert [(r["by"][0], r["players"]) for r in by_build] == [("1.0", 2), ("1.1", 2)]

@@ -10,16 +10,18 @@ currency is the subject), session `Session:Start` / `Session:End`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest
 from roost.query import stats
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
 GROUPABLE = ("build", "dim1", "dim2", "dim3")
-REPORTS = ("sessions", "errors", "runs", "resources")
+REPORTS = ("sessions", "errors", "runs", "resources", "players")
+TIMED = ("sessions", "players")  # the reports that also group by time:<interval>
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def parse(kind: str, body: Any, now: datetime) -> GameReport:
     shared = {k: body[k] for k in ("date_range", "timezone", "filters") if k in body}
     scope = stats.parse({"metrics": ["events"], **shared}, now)
     by = body.get("by", [])
-    allowed = [*GROUPABLE, *(f"time:{i}" for i in INTERVALS)] if kind == "sessions" else GROUPABLE
+    allowed = [*GROUPABLE, *(f"time:{i}" for i in INTERVALS)] if kind in TIMED else GROUPABLE
     if not isinstance(by, list):
         raise _bad("by", f"must be a list of {', '.join(allowed)}")
     for i, name in enumerate(by):
@@ -151,8 +153,48 @@ BUILDERS: dict[str, Callable[[GameReport, str, Flavor], str]] = {
 }
 
 
+PLAYING = "category IN (" + ", ".join(f"'{t}'" for t in GAME_TYPES) + ")"  # a game event
+
+
+def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
+    """Players (people with game events) per group, and how many of them are new: their
+    first game event ever (`everything`: all time, the same filters) is in the range — and,
+    by time, in that bucket."""
+    times = [b[5:] for b in r.by if b.startswith("time:")]
+    keys = [
+        flavor.bucket(b[5:], flavor.local("timestamp", r.scope.timezone))
+        if b.startswith("time:") else b
+        for b in r.by
+    ]  # fmt: skip
+    if times:
+        first = flavor.bucket(times[0], flavor.local("min(timestamp)", r.scope.timezone))
+        k = r.by.index(f"time:{times[0]}")
+        new = (
+            f"(person, k{k}) IN (SELECT person, {first} FROM {everything} AS a "
+            f"WHERE {PLAYING} GROUP BY person)"
+        )
+    else:
+        new = (
+            f"person IN (SELECT person FROM {everything} AS a WHERE {PLAYING} GROUP BY person "
+            f"HAVING min(timestamp) >= {flavor.timestamp(r.scope.start)})"
+        )
+    select = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
+    group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
+    order = " ORDER BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
+    per_event = f"SELECT {select}person FROM {base} AS b WHERE {PLAYING}"
+    return (
+        f"SELECT {''.join(f'k{i}, ' for i in range(len(keys)))}count(DISTINCT person) AS players, "
+        f"count(DISTINCT CASE WHEN {new} THEN person END) AS new_players "
+        f"FROM ({per_event}) AS played{group}{order}"
+    )
+
+
 def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
+    if r.kind == "players":
+        always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
+        everything = stats.base_relation(always, project_id, flavor, r.scope.filters, people=True)
+        return f"{_players(r, base, everything, flavor)} LIMIT {r.limit}"
     return f"{BUILDERS[r.kind](r, base, flavor)} LIMIT {r.limit}"
 
 
@@ -173,7 +215,7 @@ def shape(r: GameReport, columns: list[str], rows: list[list[Any]]) -> dict[str,
             item["fail_rate"] = _percent(item["fails"], item["starts"])
         if r.kind == "resources":
             item["net"] = round(item["sources"] - item["sinks"], 2)
-        if r.kind == "sessions" and any(b.startswith("time:") for b in r.by):
+        if r.kind in TIMED and any(b.startswith("time:") for b in r.by):
             item["by"] = [
                 str(v)[:13] + ":00:00" if b == "time:hour" else str(v)[:10]
                 if b.startswith("time:") else v

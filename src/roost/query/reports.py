@@ -93,7 +93,7 @@ _RETENTION = {
 def _game(kind: str, summary: str) -> Report:
     by = (
         [*game.GROUPABLE, *(f"time:{i}" for i in INTERVALS)]
-        if kind == "sessions"
+        if kind in game.TIMED
         else game.GROUPABLE
     )
     body = {
@@ -150,6 +150,7 @@ REPORTS: dict[str, Report] = {
         _game("errors", "Errors grouped by signature, with the builds they occur in."),
         _game("runs", "Run analytics: starts, completes, fails and their rates."),
         _game("resources", "Resource flows: sources, sinks and net per currency."),
+        _game("players", "Players (people with game events) and how many are new (first seen)."),
     )
 }
 MAX_ROWS = stats.MAX_LIMIT

@@ -467,7 +467,8 @@ def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Clien
     )
     assert sent.status_code == 200 and sent.json()["rejected"] == 0, sent.text
     html = owner.get("/p/default/game?period=7d").text
-    assert (stat(html, "Sessions"), stat(html, "Players")) == ("4", "3")
+    assert (stat(html, "Sessions"), stat(html, "Players"), stat(html, "New players")) == (
+        "4", "3", "3")  # fmt: skip
     assert stat(html, "Sessions per player") == "1.33"
     assert 'name="build_a"' in html  # two builds: the comparison form
     html = owner.get("/p/default/game?period=7d&build_a=1.0&build_b=1.1").text

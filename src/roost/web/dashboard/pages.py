@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
 from roost.query import funnels
@@ -379,7 +378,6 @@ async def _goals(context: Context, visitors: Any) -> dict[str, Any]:
 async def game(context: Context) -> Response:
     period = render.period_of(context.request)
     by_time = f"time:{period.interval}"
-    playing = [["is", "category", list(GAME_TYPES)]]  # players: people with game events
     totals, per_time, builds, runs, resources, errors, players, per_time_players = await _reports(
         context,
         ("sessions", {}),
@@ -388,15 +386,18 @@ async def game(context: Context) -> Response:
         ("runs", {"limit": 20}),
         ("resources", {"limit": 20}),
         ("errors", {"limit": 20}),
-        ("query", {"metrics": ["users"], "filters": playing}),
-        ("query", {"metrics": ["users"], "interval": period.interval, "filters": playing}),
+        ("players", {}),
+        ("players", {"by": [by_time]}),
     )
     first, last = totals["query"]["date_range"]
-    playing_then = {r["dimensions"][0]: r["metrics"][0] for r in per_time_players["results"]}
+    sessions_then = {r["by"][0]: r["sessions"] for r in per_time["results"]}
     series = charts.filled(
         [
-            {"dimensions": r["by"], "metrics": [r["sessions"], playing_then.get(r["by"][0], 0)]}
-            for r in per_time["results"]
+            {
+                "dimensions": r["by"],
+                "metrics": [sessions_then.get(r["by"][0], 0), r["players"], r["new_players"]],
+            }
+            for r in per_time_players["results"]
         ],
         date.fromisoformat(first) if first else None,
         date.fromisoformat(last) if last else None,
@@ -404,8 +405,9 @@ async def game(context: Context) -> Response:
     )
     drawn, incomplete = _so_far(context, series, period.interval)
     summary = dict(totals["results"][0]) if totals["results"] else {}
-    people = _totals(players, ["users"])["users"] or 0
+    people = players["results"][0]["players"] if players["results"] else 0
     summary["players"] = people
+    summary["new_players"] = players["results"][0]["new_players"] if players["results"] else 0
     summary["sessions_per_player"] = (
         round(summary["sessions"] / people, 2) if people and summary.get("sessions") else None
     )
