@@ -3,7 +3,8 @@ boundaries included (2024-01-01 23:30 UTC is already 2 January in Berlin)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -341,3 +342,52 @@ def test_a_visit_counts_once_by_what_it_began_with(env: Env) -> None:
     per_day = query(env, metrics=["visits", "visit_duration"], interval="day",
                     date_range=["2024-02-01", "2024-02-02"])  # fmt: skip
     assert rows(per_day) == [("2024-02-01", 4, 600.0), ("2024-02-02", 0, None)]
+
+
+def test_conversions_by_source_match_sql_written_here(env: Env) -> None:
+    """Conversions attributed per visit, against the same written as SQL over the events
+    (DuckDB's SQL endpoint): visits split at 30 minutes of quiet, each visit's source is its
+    first event's, a visitor converted if one of their visits from that source had a signup."""
+    if not isinstance(env.runtime.warehouse.flavor, DuckDBFlavor):
+        pytest.skip("the SQL below is DuckDB's (window functions)")
+    rng = random.Random(19)
+    events: list[dict[str, Any]] = []
+    referrers = ["https://www.google.com/", "https://news.ycombinator.com/", None]
+    for v in range(30):
+        moment = datetime(2024, 3, 1, 8, tzinfo=UTC) + timedelta(minutes=rng.randrange(600))
+        for n in range(rng.randrange(2, 9)):
+            moment += timedelta(minutes=rng.choice([1, 5, 12, 40, 90]), seconds=v)
+            context = web(f"203.0.113.{v}", CHROME, "https://shop.example/p")
+            referrer = rng.choice(referrers)
+            if referrer:
+                context["page"]["referrer"] = referrer
+            event: dict[str, Any] = {"type": "page", "anonymousId": f"s{v}",
+                                     "messageId": f"s{v}-{n}", "context": context,
+                                     "timestamp": moment.isoformat()}  # fmt: skip
+            if rng.random() < 0.2:
+                event = {**event, "type": "track", "event": "Signed Up"}
+            events.append(event)
+    send(env, events)
+    ours = query(env, metrics=["visitors", "conversion_rate"], dimensions=["visit:source"],
+                 filters=[["is", "event", ["Signed Up"]]], date_range=["2024-03-01", "2024-03-01"])  # fmt: skip
+    written = env.sql(
+        "WITH e AS (SELECT visitor, timestamp, source, event FROM events "
+        "  WHERE visitor IS NOT NULL AND NOT coalesce(bot, false)), "
+        "g AS (SELECT *, CASE WHEN lag(timestamp) OVER w IS NULL "
+        "  OR timestamp - lag(timestamp) OVER w > INTERVAL 30 MINUTE THEN 1 ELSE 0 END AS s "
+        "  FROM e WINDOW w AS (PARTITION BY visitor ORDER BY timestamp)), "
+        "n AS (SELECT *, sum(s) OVER (PARTITION BY visitor ORDER BY timestamp "
+        "  ROWS UNBOUNDED PRECEDING) AS v FROM g), "
+        "visits AS (SELECT visitor, min(timestamp) AS began, "
+        "  first(source ORDER BY timestamp) AS source, "
+        "  bool_or(coalesce(event = 'Signed Up', false)) AS converted FROM n GROUP BY visitor, v) "
+        "SELECT source, count(DISTINCT visitor) FILTER (WHERE converted) AS conv, "
+        "  count(DISTINCT visitor) AS everyone FROM visits "
+        "WHERE began >= TIMESTAMP '2024-03-01' AND began < TIMESTAMP '2024-03-02' "
+        "GROUP BY source HAVING conv > 0"
+    )
+    expected = {
+        r["source"]: [r["conv"], round(100.0 * r["conv"] / r["everyone"], 2)] for r in written
+    }
+    assert len(expected) >= 2  # the traffic converts from more than one source
+    assert {r["dimensions"][0]: r["metrics"] for r in ours["results"]} == expected
