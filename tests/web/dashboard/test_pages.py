@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -531,3 +532,15 @@ def test_a_funnel_and_retention_saved_as_a_view(site: Env, owner: Client, viewer
     )
     assert gone.status_code == 303
     assert "Sign-up</a>" not in owner.get("/p/default/product").text
+
+
+@pytest.mark.parametrize(
+    "chosen",
+    ["visit:source==Google", "page!=/pricing", "props:plan==pro", "entry_page==/",
+     "props:signature==sig-null", "build==1.0"],
+)  # fmt: skip
+def test_every_page_takes_every_kind_of_filter(site: Env, owner: Client, chosen: str) -> None:
+    for page_path in ("/", "/web", "/game", "/product?step=/&step=Signed+Up", "/profiles"):
+        joiner = "&" if "?" in page_path else "?"
+        response = owner.get(f"/p/default{page_path}{joiner}period=7d&f={quote(chosen)}")
+        assert response.status_code == 200, (page_path, chosen, response.text[:300])
