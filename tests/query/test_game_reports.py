@@ -165,3 +165,17 @@ def test_players_and_the_new_ones(played: Env) -> None:
     assert (day["players"], day["new_players"]) == (2, 1)
     by_build = report(played, "players", by=["build"], date_range=week)
     assert [(r["by"][0], r["players"]) for r in by_build] == [("1.0", 2), ("1.1", 2)]
+
+
+def test_a_run_is_a_dimension_and_a_filter(played: Env) -> None:
+    response = played.client.post(
+        "/api/v1/query",
+        json={"metrics": ["events", "users"], "dimensions": ["run"], "date_range": DAY,
+              "filters": [["is", "type", ["track"]]]},
+        headers={"Authorization": f"Bearer {played.read_key}"},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    rows = [(r["dimensions"][0], *r["metrics"]) for r in response.json()["results"]]
+    assert rows == [(None, 10, 2), ("Run", 4, 2)]  # A's start and complete, B's start and fail
+    (run,) = report(played, "runs", filters=[["is", "run", ["Run"]], ["is", "build", ["1.1"]]])
+    assert (run["starts"], run["fails"], run["completes"]) == (1, 1, 0)

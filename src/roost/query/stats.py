@@ -77,7 +77,7 @@ _RELATIVE = re.compile(r"^(\d{1,4})(d|mo)$")
 @dataclass(frozen=True)
 class Dimension:
     name: str  # as the client wrote it
-    kind: str  # "column", "prop", "time", "visit"
+    kind: str  # "column", "prop", "time", "visit", "run"
     arg: str  # the column (of the events, or of the visits), the property key, or the interval
 
 
@@ -131,7 +131,9 @@ def _dimension(raw: Any, where: str, interval: str | None, time_allowed: bool) -
         return Dimension(raw, "column", COLUMNS[name])
     if name in VISIT_COLUMNS:
         return Dimension(raw, "visit", VISIT_COLUMNS[name])
-    known = ", ".join([*COLUMNS, *VISIT_COLUMNS, "props:<key>", "time:<interval>"])
+    if name == "run":  # a game run: the subject of progression events (Start:Forest → Forest)
+        return Dimension(raw, "run", "event")
+    known = ", ".join([*COLUMNS, *VISIT_COLUMNS, "run", "props:<key>", "time:<interval>"])
     raise _bad(where, f"unknown dimension {raw!r} (known: {known})")
 
 
@@ -376,6 +378,8 @@ def _expression(dimension: Dimension, q: StatsQuery, flavor: Flavor) -> str:
         return dimension.arg
     if dimension.kind == "prop":
         return flavor.prop("properties", dimension.arg)
+    if dimension.kind == "run":
+        return f"(CASE WHEN category = 'progression' THEN {flavor.after('event', ':')} END)"
     return flavor.bucket(dimension.arg, flavor.local("timestamp", q.timezone))
 
 

@@ -24,7 +24,7 @@ LABELS = {
     "visit:utm_source": "UTM source", "visit:utm_medium": "UTM medium",
     "visit:utm_campaign": "UTM campaign", "country": "Country", "device": "Device",
     "browser": "Browser", "os": "OS", "build": "Build", "hostname": "Host",
-    "props:url": "URL", "props:signature": "Error signature",
+    "props:url": "URL", "props:signature": "Error signature", "run": "Run",
 }  # fmt: skip
 
 
