@@ -158,3 +158,45 @@ def test_every_page_fits_a_phone(browser: Any, site: Site, artifacts: Any) -> No
             wide_page.screenshot(path=str(artifacts / f"desktop-{shot}.png"), full_page=True)
     finally:
         desktop.close()
+
+
+def test_a_range_of_days_a_comparison_and_a_shared_link(
+    browser: Any, page: Any, site: Site
+) -> None:
+    """Pick yesterday and today in the date fields; compare with the period before; make a
+    shared link in the settings and open it with no login: the same numbers, no settings."""
+    site.send("/v1/batch", {"batch": [
+        {"type": "track", "userId": f"rc{i}", "event": "Range Check", "messageId": f"rc{i}",
+         "timestamp": ago(hours=1 + 30 * (i % 2))}
+        for i in range(6)
+    ]})  # fmt: skip
+    site.log_in(page)
+    today = datetime.now(UTC).date()
+    first = (today - timedelta(days=1)).isoformat()
+    page.goto(f"{site.url}/p/default/?period=7d")
+    page.fill("form.range input[name=from]", first)
+    page.fill("form.range input[name=to]", today.isoformat())
+    page.click("form.range button")
+    page.wait_for_url(re.compile(rf"period=custom&from={first}&to={today.isoformat()}"))
+    assert page.locator("form.range button").get_attribute("aria-current") == "true"
+    page.get_by_role("link", name="previous period").click()
+    page.wait_for_url(re.compile(r"compare=previous"))
+    assert page.locator(".stat .change").count() == 4  # events, users, visitors, sessions
+    events_here = page.locator("#total-events").inner_text()
+
+    page.goto(f"{site.url}/p/default/settings")
+    page.fill("#shares input[name=label]", "board")
+    page.click("#shares button[type=submit]")
+    address = page.locator("#shares .new-key code").inner_text()
+    assert "/s/" in address
+    stranger = browser.new_context()
+    try:
+        shared = stranger.new_page()
+        shared.goto(address + f"?period=custom&from={first}&to={today.isoformat()}")
+        assert "read-only shared view" in shared.locator("header").inner_text()
+        assert shared.locator("#total-events").inner_text() == events_here
+        assert shared.locator("nav.tabs a", has_text="Settings").count() == 0
+        refused = shared.goto(address.rstrip("/") + "/settings")
+        assert refused is not None and refused.status == 404
+    finally:
+        stranger.close()
