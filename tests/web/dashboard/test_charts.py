@@ -74,3 +74,16 @@ def test_labels_are_escaped() -> None:
 @pytest.mark.parametrize("used, state", [(50, "ok"), (80, "warn"), (99, "warn"), (100, "over")])
 def test_budget_meter_states(used: int, state: str) -> None:
     assert f'class="meter {state}"' in str(charts.meter(used, 100))
+
+
+def test_the_retention_period_under_way_is_marked_as_not_over() -> None:
+    cohorts = [{"cohort": "2024-04-01", "people": 10, "retained": [10, 4, 2],
+                "percent": [100.0, 40.0, 20.0]}]  # fmt: skip
+    # weeks from Monday 1 April: the third (15–21 April) holds the 17th
+    html = str(charts.retention(cohorts, 4, "week", today=date(2024, 4, 17)))
+    cells = re.findall(r"<td( class=\"partial\")?[^>]*>([0-9.]+)%</td>", html)
+    assert cells == [("", "100.0"), ("", "40.0"), (' class="partial"', "20.0")]
+    assert 'class="partial"' not in str(
+        charts.retention(cohorts, 4, "week", today=date(2024, 5, 1))
+    )
+    assert 'class="future"' in html  # the fourth week: not yet

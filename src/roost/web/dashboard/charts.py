@@ -245,8 +245,20 @@ def funnel(steps: Sequence[dict[str, Any]], dropped: Sequence[str] = ()) -> Mark
     return Markup("".join(out))
 
 
-def retention(cohorts: Sequence[dict[str, Any]], periods: int, period: str) -> Markup:
-    """The cohort grid: a row per cohort, a cell per later period, darker for more retained."""
+def _later(day: date, period: str, n: int) -> date:
+    if period == "day":
+        return day + timedelta(days=n)
+    if period == "week":
+        return day + timedelta(weeks=n)
+    months = day.year * 12 + day.month - 1 + n
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def retention(
+    cohorts: Sequence[dict[str, Any]], periods: int, period: str, today: date | None = None
+) -> Markup:
+    """The cohort grid: a row per cohort, a cell per later period, darker for more retained;
+    periods still to come empty, the one under way (holding `today`) marked as not over."""
     if not cohorts:
         return Markup('<p class="empty">No cohorts in this period.</p>')
     head = "".join(f"<th>{period.title()} {i}</th>" for i in range(periods))
@@ -258,9 +270,13 @@ def retention(cohorts: Sequence[dict[str, Any]], periods: int, period: str) -> M
         for i in range(periods):
             if i < len(c["percent"]) and c["percent"][i] is not None:
                 pct = float(c["percent"][i])
+                start = _later(date.fromisoformat(str(c["cohort"])[:10]), period, i)
+                under_way = today is not None and start <= today < _later(start, period, 1)
+                mark = ' class="partial"' if under_way else ""
+                note = " so far: this period is not over" if under_way else ""
                 cells.append(
-                    f'<td style="background:rgba(37,99,235,{0.08 + 0.8 * pct / 100:.2f})" '
-                    f'title="{c["retained"][i]:,} people">{pct:.1f}%</td>'
+                    f'<td{mark} style="background:rgba(37,99,235,{0.08 + 0.8 * pct / 100:.2f})" '
+                    f'title="{c["retained"][i]:,} people{note}">{pct:.1f}%</td>'
                 )
             else:
                 cells.append('<td class="future"></td>')

@@ -551,6 +551,7 @@ async def product(context: Context) -> Response:
         "product.html",
         context.values(
             cohorts=found[0]["cohorts"],
+            today=datetime.now(ZoneInfo(context.timezone)).date(),
             retention_period=period_name,
             funnel=[{**step, "label": typed[k]} for k, step in enumerate(found[1]["steps"])]
             if len(found) > 1
