@@ -7,6 +7,7 @@ local hour and where it is not (Asia/Kolkata: the events are counted)."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -369,5 +370,56 @@ def test_a_late_event_joins_two_visits_and_its_erasure_parts_them(tmp_path: Path
         assert warehouse.erase(1, ids=["a6"]) == 1
         assert [(v[0], v[3]) for v in visits()] == [("v1", 2), ("v1", 2), ("v2", 1)]
         assert visits() == afresh()
+    finally:
+        warehouse.close()
+
+
+def test_reports_rolling_while_the_loader_loads_keep_the_rollups_exact(tmp_path: Path) -> None:
+    """Reports roll up what was loaded from their own threads while the Loader loads and
+    merges: the kept visits and presence rows end as those made afresh from the events."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    rng = random.Random(7)
+    events = [
+        Event(message_id=f"c{n}", project_id=1, dialect="segment", type="page",
+              anonymous_id=f"a{n % 17}", visitor=f"v{n % 17}", path=f"/{n % 5}",
+              timestamp=moment + timedelta(minutes=rng.randrange(0, 600)), received_at=moment)
+        for n in range(2000)
+    ]  # fmt: skip
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    kept = warehouse.flavor.kept_visits(1)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                warehouse.report(f"SELECT count(*) FROM {kept}", timeout=30, max_rows=1)
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    askers = [threading.Thread(target=ask) for _ in range(3)]
+    for t in askers:
+        t.start()
+    try:
+        for i in range(0, 2000, 50):
+            warehouse.load([(i + 1, 50, msgspec.json.encode(events[i : i + 50]))])
+            if i % 500 == 0:
+                warehouse.tidy()
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+    try:
+        assert failures == []
+        made = rollup_rows(warehouse)
+    finally:
+        warehouse.close()
+    con = duckdb.connect(str(tmp_path / "events.duckdb"))
+    con.execute("DROP TABLE roost.visits")  # made again from the events at the next open
+    con.close()
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    try:
+        assert rollup_rows(warehouse) == made
     finally:
         warehouse.close()
