@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -350,6 +351,15 @@ def _kinds(f: Any) -> set[str]:
     return {f[1].kind}
 
 
+def _named(f: Any) -> list[Dimension]:
+    """The dimensions a filter looks at."""
+    if f[0] in ("and", "or"):
+        return [d for g in f[1] for d in _named(g)]
+    if f[0] == "not":
+        return _named(f[1])
+    return [f[1]]
+
+
 def _by_visit(f: Any) -> bool:
     return "visit" in _kinds(f)
 
@@ -464,11 +474,13 @@ def _visits(
     flavor: Flavor,
     filters: list[Any],
     since: datetime | None = None,
+    dimensions: Sequence[Dimension] = (),
 ) -> str:
     """The project's visits (those kept, or made from the events) that pass `filters` (on
     visits' columns); `since`: only those that began then or later are asked for, so the
     events made into visits may start a gap before it (one in that gap means the visit it
-    joins began earlier)."""
+    joins began earlier); made, they carry only the columns the filters and `dimensions`
+    look at (each costs its share of the sort)."""
     rows = flavor.kept_visits(project_id)
     if rows is None:
         after = ""
@@ -479,7 +491,9 @@ def _visits(
             f"(SELECT * FROM {flavor.rows(project_id)} AS e "
             f"WHERE visitor IS NOT NULL AND {NOT_BOT}{after})"
         )
-        rows = f"({flavor.visits_of(people, VISIT_GAP_SECONDS)})"
+        looked_at = {d.arg for d in dimensions if d.kind == "visit"}
+        looked_at |= {d.arg for f in filters for d in _named(f) if d.kind == "visit"}
+        rows = f"({flavor.visits_of(people, VISIT_GAP_SECONDS, sorted(looked_at))})"
     if not filters:
         return rows
     return f"(SELECT * FROM {rows} AS visits WHERE {' AND '.join(condition(f, q, flavor) for f in filters)})"
@@ -504,7 +518,8 @@ def visits_relation(
             "(coalesce(visitor, ''), timestamp) IN "
             f"(SELECT DISTINCT visit_key, visit_began FROM {matched} AS matched)"
         )
-    rows = _visits(q, project_id, flavor, [f for f in filters if _by_visit(f)], since=q.start)
+    of_visits = [f for f in filters if _by_visit(f)]
+    rows = _visits(q, project_id, flavor, of_visits, since=q.start, dimensions=q.dimensions)
     dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
     return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits WHERE {' AND '.join(where)})"
 

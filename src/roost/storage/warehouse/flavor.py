@@ -59,9 +59,13 @@ class Flavor(Protocol):
         VISIT_COLUMNS), or None when it keeps none: reports then make them (`visits_of`)."""
         ...
 
-    def visits_of(self, relation: str, gap_seconds: int) -> str:
+    def visits_of(
+        self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
+    ) -> str:
         """The visits (VISIT_COLUMNS) of the events `relation` holds: each visitor's events
-        with no gap over `gap_seconds`, in order of time, then Log offset."""
+        with no gap over `gap_seconds`, in order of time, then Log offset. `attributes`: of
+        the columns after pageviews (entry and exit page, what the first event had), only
+        these (None: all) — each costs its share of the sort."""
         ...
 
     def string(self, value: str) -> str:
@@ -253,7 +257,10 @@ class DuckDBFlavor:
             f"FROM ({gaps}) AS gaps{group}"
         )
 
-    def visits_of(self, relation: str, gap_seconds: int) -> str:
+    def visits_of(
+        self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
+    ) -> str:
+        entered = [c for c in ENTERED if attributes is None or c in attributes]
         # Two passes over one sort, of the columns a visit needs only (sorting whole events,
         # JSON and all, cost ~2×): an event starts a visit when the gap before it is missing
         # or too long (in whole µs, exact); the starts so far number its visit; `n` orders
@@ -264,7 +271,7 @@ class DuckDBFlavor:
             f"{int(gap_seconds) * 1_000_000} THEN 0 ELSE 1 END"
         )
         needed = ", ".join(["project_id", "visitor", "timestamp", "log_offset", "type", "path",
-                            *ENTERED])  # fmt: skip
+                            *entered])  # fmt: skip
         starts = (
             f"SELECT {needed}, {gap} AS starts, row_number() OVER (w) AS n "
             f"FROM {relation} AS events WINDOW w AS ({window})"
@@ -274,12 +281,18 @@ class DuckDBFlavor:
             f"FROM ({starts}) AS starts"
         )
         page = "CASE WHEN type = 'page' THEN n END"  # NULL: not looked at by arg_min_null
+        values = [
+            "min(timestamp) AS timestamp", "max(timestamp) AS ended", "count(*) AS events",
+            "count(CASE WHEN type = 'page' THEN 1 END) AS pageviews",
+            *([f"arg_min_null(path, {page}) AS entry_page"]
+              if attributes is None or "entry_page" in attributes else []),
+            *([f"arg_max_null(path, {page}) AS exit_page"]
+              if attributes is None or "exit_page" in attributes else []),
+            *(f"arg_min_null({c}, n) AS {c}" for c in entered),
+        ]  # fmt: skip
         return (
-            "SELECT project_id, visitor, min(timestamp) AS timestamp, max(timestamp) AS ended, "
-            "count(*) AS events, count(CASE WHEN type = 'page' THEN 1 END) AS pageviews, "
-            f"arg_min_null(path, {page}) AS entry_page, arg_max_null(path, {page}) AS exit_page, "
-            + ", ".join(f"arg_min_null({c}, n) AS {c}" for c in ENTERED)
-            + f" FROM ({numbered}) AS numbered GROUP BY project_id, visitor, visit"
+            f"SELECT project_id, visitor, {', '.join(values)} "
+            f"FROM ({numbered}) AS numbered GROUP BY project_id, visitor, visit"
         )
 
     def within_visits(self, events: str, visits: str) -> str:
@@ -436,12 +449,16 @@ class ClickHouseFlavor:
             f"FROM ({per_visitor}) AS visitors{group}"
         )
 
-    def visits_of(self, relation: str, gap_seconds: int) -> str:
+    def visits_of(
+        self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
+    ) -> str:
+        entered = [c for c in ENTERED if attributes is None or c in attributes]
+        pages = attributes is None or bool({"entry_page", "exit_page"} & set(attributes))
         # Each visitor's events, sorted, as arrays (a0 times, a1 offsets, a2 pageview or not,
         # a3 paths, then what a visit takes from its first event); a visit runs from an
         # index in `firsts` (a long gap before it) to the one before the next.
         fields = ["toInt64(timestamp)", "log_offset", "toUInt8(ifNull(type, '') = 'page')",
-                  "path", *ENTERED]  # fmt: skip
+                  "path" if pages else "''", *entered]  # fmt: skip
         arrays = ", ".join(f"arrayMap(e -> e.{i + 1}, ev) AS a{i}" for i in range(len(fields)))
         per_visitor = (
             f"SELECT project_id, visitor, arraySort(groupArray(({', '.join(fields)}))) AS ev, "
@@ -459,13 +476,18 @@ class ClickHouseFlavor:
             found = f"arrayFirst((p, g) -> g = 1, {part(3, reverse)}, {part(2, reverse)})"
             return f"if(arraySum({part(2)}) > 0, {found}, NULL)"
 
+        values = [
+            "toDateTime(a0[f], 'UTC') AS timestamp", "toDateTime(a0[l], 'UTC') AS ended",
+            "toInt64(l - f + 1) AS events", f"toInt64(arraySum({part(2)})) AS pageviews",
+            *([f"{page(False)} AS entry_page"]
+              if attributes is None or "entry_page" in attributes else []),
+            *([f"{page(True)} AS exit_page"]
+              if attributes is None or "exit_page" in attributes else []),
+            *(f"a{k}[f] AS {c}" for k, c in enumerate(entered, start=4)),
+        ]  # fmt: skip
         return (
-            "SELECT project_id, visitor, toDateTime(a0[f], 'UTC') AS timestamp, "
-            "toDateTime(a0[l], 'UTC') AS ended, toInt64(l - f + 1) AS events, "
-            f"toInt64(arraySum({part(2)})) AS pageviews, {page(False)} AS entry_page, "
-            f"{page(True)} AS exit_page, "
-            + ", ".join(f"a{k}[f] AS {c}" for k, c in enumerate(ENTERED, start=4))
-            + f" FROM ({per_visitor}) ARRAY JOIN firsts AS f, lasts AS l"
+            f"SELECT project_id, visitor, {', '.join(values)} "
+            f"FROM ({per_visitor}) ARRAY JOIN firsts AS f, lasts AS l"
         )
 
     def within_visits(self, events: str, visits: str) -> str:
