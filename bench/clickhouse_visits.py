@@ -16,6 +16,7 @@ import msgspec
 from roost.devtools.servers import ClickHouse
 from roost.model import Event
 from roost.query.reports import REPORTS
+from roost.query.stats import NOT_BOT
 from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
 
 N = 1_000_000
@@ -71,32 +72,26 @@ try:
             "date_range": ["2024-05-22", "2024-05-28"],
         },
     }
-    q = REPORTS["query"]
-    for name, body in asks.items():
-        sql = q.build(q.parse(body, now), 1, w.flavor)
+
+    def timed(name: str, sql: str) -> None:
+        """The median of three asks after a first."""
         times = []
         for _ in range(4):
             t = time.perf_counter()
             w.report(sql, timeout=120, max_rows=100)
             times.append(time.perf_counter() - t)
         print(f"{name}: median {statistics.median(times[1:]) * 1000:.0f} ms")
-    from roost.query.stats import NOT_BOT
 
-    people = f"(SELECT * FROM {w.flavor.rows(1)} AS e WHERE visitor IS NOT NULL AND {NOT_BOT} AND timestamp >= toDateTime('2024-05-01 00:00:00', 'UTC') AND timestamp < toDateTime('2024-05-29 00:00:00', 'UTC'))"
-    runs = w.flavor.visits(people, [], 1800)
-    times = []
-    for _ in range(4):
-        t = time.perf_counter()
-        w.report(runs, timeout=120, max_rows=100)
-        times.append(time.perf_counter() - t)
-    print(f"visits as runs (the way before): median {statistics.median(times[1:]) * 1000:.0f} ms")
-    made = w.flavor.visits_of(people, 1800)
-    times = []
-    for _ in range(4):
-        t = time.perf_counter()
-        w.report(f"SELECT count(*) FROM ({made})", timeout=120, max_rows=100)
-        times.append(time.perf_counter() - t)
-    print(f"visits_of alone: median {statistics.median(times[1:]) * 1000:.0f} ms")
+    q = REPORTS["query"]
+    for name, body in asks.items():
+        timed(name, q.build(q.parse(body, now), 1, w.flavor))
+    people = (
+        f"(SELECT * FROM {w.flavor.rows(1)} AS e WHERE visitor IS NOT NULL AND {NOT_BOT} "
+        "AND timestamp >= toDateTime('2024-05-01 00:00:00', 'UTC') "
+        "AND timestamp < toDateTime('2024-05-29 00:00:00', 'UTC'))"
+    )
+    timed("visits as runs (the way before)", w.flavor.visits(people, [], 1800))
+    timed("visits_of alone", f"SELECT count(*) FROM ({w.flavor.visits_of(people, 1800)})")
     w.close()
 finally:
     server.stop()

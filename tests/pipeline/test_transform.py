@@ -223,6 +223,8 @@ def test_the_whole_config_document_round_trips_and_is_checked_before_anything_is
         ([{"name": "a", "event": "E"}, {"name": "a", "event": "F"}], "goals[1].name"),
         ([{"name": "a", "event": "E", "properties": {"k": [1]}}], "goals[0].properties.k"),
         ([{"name": "a", "event": "E", "colour": "red"}], "goals[0].colour"),
+        ([{"name": "a", "event": "E" * 201}], "goals[0].event"),
+        ([{"name": "a", "event": "E", "properties": {"k": "v" * 201}}], "goals[0].properties.k"),
     ],
 )
 def test_a_goal_is_checked_naming_its_field(env: Env, goals: Any, field: str) -> None:

@@ -343,14 +343,6 @@ def parse(body: Any, now: datetime) -> StatsQuery:
     )
 
 
-def _kinds(f: Any) -> set[str]:
-    if f[0] in ("and", "or"):
-        return set().union(*(_kinds(g) for g in f[1]))
-    if f[0] == "not":
-        return _kinds(f[1])
-    return {f[1].kind}
-
-
 def _named(f: Any) -> list[Dimension]:
     """The dimensions a filter looks at."""
     if f[0] in ("and", "or"):
@@ -358,6 +350,10 @@ def _named(f: Any) -> list[Dimension]:
     if f[0] == "not":
         return _named(f[1])
     return [f[1]]
+
+
+def _kinds(f: Any) -> set[str]:
+    return {d.kind for d in _named(f)}
 
 
 def _by_visit(f: Any) -> bool:
@@ -461,11 +457,7 @@ def _is_person(dimension: Dimension) -> bool:
 
 
 def _names_person(f: Any) -> bool:
-    if f[0] in ("and", "or"):
-        return any(_names_person(g) for g in f[1])
-    if f[0] == "not":
-        return _names_person(f[1])
-    return _is_person(f[1])
+    return any(_is_person(d) for d in _named(f))
 
 
 def _visits(

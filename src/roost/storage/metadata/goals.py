@@ -20,6 +20,7 @@ from roost.errors import BadRequest
 MAX_GOALS = 50
 MAX_NAME = 100
 MAX_PROPERTIES = 10
+MAX_TEXT = 200  # an event name, a page pattern, a property's name or value
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,18 @@ def check_goals(raw: Any, where: str = "goals") -> list[Goal]:
         if (event is None) == (page is None):
             raise _bad(at, "must have an event or a page (one of them)")
         if page is not None:
-            if not isinstance(page, str) or not page.startswith("/"):
-                raise _bad(f"{at}.page", "must be a path pattern such as /docs/* (* is any text)")
+            if not isinstance(page, str) or not page.startswith("/") or len(page) > MAX_TEXT:
+                raise _bad(
+                    f"{at}.page",
+                    f"must be a path pattern such as /docs/* (* is any text), "
+                    f"at most {MAX_TEXT} characters",
+                )
             if "properties" in item:
                 raise _bad(f"{at}.properties", "goes with an event, not a page")
             goals.append(Goal(name, page=page))
             continue
-        if not isinstance(event, str) or not event:
-            raise _bad(f"{at}.event", "must be an event name")
+        if not isinstance(event, str) or not event or len(event) > MAX_TEXT:
+            raise _bad(f"{at}.event", f"must be an event name of at most {MAX_TEXT} characters")
         properties = item.get("properties", {})
         if not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES:
             raise _bad(
@@ -91,10 +96,12 @@ def check_goals(raw: Any, where: str = "goals") -> list[Goal]:
             )
         values: list[tuple[str, str]] = []
         for key, value in properties.items():
-            if not isinstance(key, str) or not key:
-                raise _bad(f"{at}.properties", "names a property with text")
+            if not isinstance(key, str) or not key or len(key) > MAX_TEXT:
+                raise _bad(f"{at}.properties", f"names a property with 1 to {MAX_TEXT} characters")
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise _bad(f"{at}.properties.{key}", "must be a text or a number")
+            if len(str(value)) > MAX_TEXT:
+                raise _bad(f"{at}.properties.{key}", f"at most {MAX_TEXT} characters")
             values.append((key, str(value)))
         goals.append(Goal(name, event=event, properties=tuple(values)))
     return goals

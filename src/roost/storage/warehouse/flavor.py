@@ -30,6 +30,14 @@ def in_ranges(column: str, ranges: Sequence[tuple[int, int]]) -> str:
     return f"({spans or '1 = 0'})"  # 1 = 0: no FALSE in ClickHouse 18
 
 
+def _attributes(attributes: Sequence[str] | None) -> list[str]:
+    """Of a visit's columns after pageviews (entry and exit page, what its first event had),
+    those asked for (None: all), in their order (Flavor.visits_of)."""
+    return [
+        c for c in ("entry_page", "exit_page", *ENTERED) if attributes is None or c in attributes
+    ]
+
+
 def _within_visits(events: str, visits: str, join: str) -> str:
     """Flavor.within_visits, in the SQL both engines run but for how a join is written."""
     return (
@@ -260,7 +268,8 @@ class DuckDBFlavor:
     def visits_of(
         self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
     ) -> str:
-        entered = [c for c in ENTERED if attributes is None or c in attributes]
+        chosen = _attributes(attributes)
+        entered = [c for c in ENTERED if c in chosen]
         # Two passes over one sort, of the columns a visit needs only (sorting whole events,
         # JSON and all, cost ~2×): an event starts a visit when the gap before it is missing
         # or too long (in whole µs, exact); the starts so far number its visit; `n` orders
@@ -281,15 +290,15 @@ class DuckDBFlavor:
             f"FROM ({starts}) AS starts"
         )
         page = "CASE WHEN type = 'page' THEN n END"  # NULL: not looked at by arg_min_null
+        made = {"entry_page": f"arg_min_null(path, {page})",
+                "exit_page": f"arg_max_null(path, {page})"}  # fmt: skip
         values = [
-            "min(timestamp) AS timestamp", "max(timestamp) AS ended", "count(*) AS events",
+            "min(timestamp) AS timestamp",
+            "max(timestamp) AS ended",
+            "count(*) AS events",
             "count(CASE WHEN type = 'page' THEN 1 END) AS pageviews",
-            *([f"arg_min_null(path, {page}) AS entry_page"]
-              if attributes is None or "entry_page" in attributes else []),
-            *([f"arg_max_null(path, {page}) AS exit_page"]
-              if attributes is None or "exit_page" in attributes else []),
-            *(f"arg_min_null({c}, n) AS {c}" for c in entered),
-        ]  # fmt: skip
+            *(f"{made.get(c, f'arg_min_null({c}, n)')} AS {c}" for c in chosen),
+        ]
         return (
             f"SELECT project_id, visitor, {', '.join(values)} "
             f"FROM ({numbered}) AS numbered GROUP BY project_id, visitor, visit"
@@ -452,8 +461,9 @@ class ClickHouseFlavor:
     def visits_of(
         self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
     ) -> str:
-        entered = [c for c in ENTERED if attributes is None or c in attributes]
-        pages = attributes is None or bool({"entry_page", "exit_page"} & set(attributes))
+        chosen = _attributes(attributes)
+        entered = [c for c in ENTERED if c in chosen]
+        pages = "entry_page" in chosen or "exit_page" in chosen
         # Each visitor's events, sorted, as arrays (a0 times, a1 offsets, a2 pageview or not,
         # a3 paths, then what a visit takes from its first event); a visit runs from an
         # index in `firsts` (a long gap before it) to the one before the next.
@@ -476,14 +486,12 @@ class ClickHouseFlavor:
             found = f"arrayFirst((p, g) -> g = 1, {part(3, reverse)}, {part(2, reverse)})"
             return f"if(arraySum({part(2)}) > 0, {found}, NULL)"
 
+        made = {"entry_page": page(False), "exit_page": page(True)}
+        made.update({c: f"a{k}[f]" for k, c in enumerate(entered, start=4)})
         values = [
             "toDateTime(a0[f], 'UTC') AS timestamp", "toDateTime(a0[l], 'UTC') AS ended",
             "toInt64(l - f + 1) AS events", f"toInt64(arraySum({part(2)})) AS pageviews",
-            *([f"{page(False)} AS entry_page"]
-              if attributes is None or "entry_page" in attributes else []),
-            *([f"{page(True)} AS exit_page"]
-              if attributes is None or "exit_page" in attributes else []),
-            *(f"a{k}[f] AS {c}" for k, c in enumerate(entered, start=4)),
+            *(f"{made[c]} AS {c}" for c in chosen),
         ]  # fmt: skip
         return (
             f"SELECT project_id, visitor, {', '.join(values)} "

@@ -63,9 +63,10 @@ class Context:
     def user(self) -> User:
         return self.session.user
 
-    @property
+    @functools.cached_property
     def filtering(self) -> PageFilters:
-        """The page's filters (from its URL; a 400 page when one is not understood)."""
+        """The page's filters (from its URL, read once; a 400 page when one is not
+        understood)."""
         return PageFilters(self.request)
 
     def values(self, **more: Any) -> dict[str, Any]:

@@ -41,23 +41,21 @@ def _scope(context: Context) -> dict[str, Any]:
     }
 
 
-async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run reports side by side; each (kind, body) gets the page's date range, and its
-    filters ANDed with the body's own."""
-    runtime = context.runtime
-    scope = _scope(context)
+def _asked(context: Context, body: dict[str, Any]) -> dict[str, Any]:
+    """A report's body as the page asks it: the page's date range and zone, and its filters
+    ANDed with the body's own."""
     chosen = context.filtering.stats()
+    return {**_scope(context), **body, "filters": [*chosen, *body.get("filters", [])]}
+
+
+async def _reports(context: Context, *asks: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run reports side by side (`_asked` each)."""
+    runtime = context.runtime
     await runtime.caught_up()
     return list(
         await asyncio.gather(
             *(
-                answer(
-                    runtime,
-                    kind,
-                    {**scope, **body, "filters": [*chosen, *body.get("filters", [])]},
-                    context.project.id,
-                    wait=False,
-                )
+                answer(runtime, kind, _asked(context, body), context.project.id, wait=False)
                 for kind, body in asks
             )
         )
@@ -288,10 +286,11 @@ async def web(context: Context) -> Response:
         ("query", {"metrics": ["visitors", "pageviews"], "interval": period.interval}),
         *(PANELS[name] for name in WEB_PANELS),
     )
-    totals, series, pages, sources, entries, exits, countries, devices, browsers, systems = found[
-        :10
-    ]
-    outbound, downloads = found[10:]
+    totals, series = found[:2]
+    panels = {name: _rows(f) for name, f in zip(WEB_PANELS, found[2:], strict=True)}
+    geoip = bool(context.runtime.settings.geoip_db)
+    if not geoip and all(row[0] is None for row in panels["countries"]):
+        panels["countries"] = []  # a lone "(none)" says nothing: the panel says why instead
     drawn, incomplete = _so_far(context, _series(series, period.interval), period.interval)
     goals = await _goals(context, _totals(totals, WEB_TOTALS)["visitors"])
     return render.page(
@@ -302,22 +301,9 @@ async def web(context: Context) -> Response:
             series=drawn,
             incomplete=incomplete,
             **await _compared(context, totals, WEB_TOTALS, drawn, "visitors"),
-            pages=_rows(pages),
-            sources=_rows(sources),
-            entries=_rows(entries),
-            exits=_rows(exits),
-            # without a GeoIP database a panel of "(none)" alone says nothing: say why instead
-            countries=[]
-            if not context.runtime.settings.geoip_db
-            and all(row[0] is None for row in _rows(countries))
-            else _rows(countries),
-            devices=_rows(devices),
-            browsers=_rows(browsers),
-            systems=_rows(systems),
-            outbound=_rows(outbound),
-            downloads=_rows(downloads),
+            panels=panels,
             no_countries=None
-            if context.runtime.settings.geoip_db
+            if geoip
             else "Countries come from a GeoIP database: set geoip_db to a MaxMind-format "
             ".mmdb file (docs/configuration.md).",
             **goals,
@@ -438,15 +424,17 @@ async def _builds_compared(context: Context, known: list[Any]) -> dict[str, Any]
     a, b = params.get("build_a"), params.get("build_b")
     if not a or not b or a not in known or b not in known:
         return None
-    sides = []
+    asks: list[tuple[str, dict[str, Any]]] = []
     for build in (a, b):
         only = [["is", "build", [build]]]
-        sessions, runs, errors = await _reports(
-            context,
+        asks += [
             ("sessions", {"filters": only}),
             ("runs", {"filters": only, "limit": 100}),
             ("errors", {"filters": only, "limit": 500}),
-        )
+        ]
+    found = await _reports(context, *asks)  # both builds' at once
+    sides = []
+    for build, (sessions, runs, errors) in zip((a, b), (found[:3], found[3:]), strict=True):
         starts = sum(r["starts"] for r in runs["results"])
         completes = sum(r["completes"] for r in runs["results"])
         sides.append({
@@ -502,8 +490,7 @@ async def _dropped(
     if context.shared or not raw.isdigit() or int(raw) >= len(typed) - 1:
         return None
     k = int(raw)
-    body = {**_scope(context), **funnel_body, "filters": context.filtering.stats()}
-    parsed = funnels.parse(body, datetime.now(UTC))
+    parsed = funnels.parse(_asked(context, funnel_body), datetime.now(UTC))
     sql = await asyncio.to_thread(funnels.build, parsed, context.project.id,
                                   context.runtime.warehouse.flavor, k)  # fmt: skip
     found = await _sql(context, sql, DROPPED_SHOWN)
