@@ -88,6 +88,12 @@ class Settings:
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )
+    ingest_hold_behind: int = _setting(
+        20000,
+        "Acknowledged events not yet queryable past which new ingest requests wait for the "
+        "Warehouse (the embedded default: queries stay about a second behind under any "
+        "load); 0: never wait.",
+    )
     log_retention_hours: float = _setting(
         168.0, "How long the Log keeps events the Warehouse has already loaded."
     )

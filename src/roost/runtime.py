@@ -18,6 +18,7 @@ import maxminddb
 
 from roost import metrics
 from roost.config import Settings
+from roost.consumers.backlog import Backlog
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
 from roost.consumers.forwarder import Forwarders
@@ -39,7 +40,7 @@ from roost.pipeline.transform import Transform
 from roost.pipeline.visitor import Visitor
 from roost.query.cache import ResultCache
 from roost.query.turns import Turns
-from roost.storage.backends import open_log, open_warehouse, require_cluster
+from roost.storage.backends import open_log, open_warehouse, require_cluster, shared_log
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata, project_config
 from roost.storage.metadata.accounts import Accounts
@@ -86,6 +87,7 @@ class Runtime:
     sql_turns: Turns
     report_turns: Turns
     inflight: Inflight
+    backlog: Backlog
     consumers: Consumers | None
     profiles: ProfilesConsumer
     forwarders: Forwarders | ForwarderProcess
@@ -148,6 +150,14 @@ class Runtime:
         self.sql_turns = Turns(settings.sql_concurrency_per_project, "SQL queries")
         self.report_turns = Turns(settings.report_concurrency_per_project, "reports")
         self.inflight = Inflight(settings.forwarders_yield_at)
+        self.backlog = Backlog(
+            self._loaded_behind
+            if settings.consumers == "here" and not shared_log(settings)
+            else None,
+            # never under what the Loader waits to gather for one load (ClickHouse: 50,000)
+            settings.ingest_hold_behind
+            and max(settings.ingest_hold_behind, 2 * self.warehouse.load_shape.events),
+        )
         profile_store = ProfileStore(self.metadata.engine)
         recovered = 0
         self.consumers = None
@@ -155,6 +165,7 @@ class Runtime:
             self.consumers = Consumers(
                 settings, self.log, self.warehouse, profile_store, self.destinations,
                 self.debugger, self.inflight, forwarders_in=settings.forwarders,
+                loaded=self.backlog.loaded,
             )  # fmt: skip
             recovered = self.consumers.catch_up()
             self.profiles = self.consumers.profiles
@@ -255,6 +266,10 @@ class Runtime:
         """Run a Warehouse query on the query threads."""
         call = functools.partial(work, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.query_pool, call)
+
+    def _loaded_behind(self) -> int:
+        """Events the Loader here has yet to load (the Log's offsets are dense)."""
+        return self.log.last_offset() - self.warehouse.loaded_offset()
 
     def _behind_now(self) -> int:
         loaded = (

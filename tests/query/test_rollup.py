@@ -22,7 +22,7 @@ from roost.query import rollup
 from roost.query.reports import REPORTS
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
-from roost.storage.warehouse.schema import PRESENCE_KEYS
+from roost.storage.warehouse.schema import PRESENCE_KEYS, VISIT_COLUMNS
 from tests.conftest import Env
 
 RANGE = ["2024-03-29", "2024-04-02"]  # Europe's clocks went forward on 31 March
@@ -423,3 +423,69 @@ def test_reports_rolling_while_the_loader_loads_keep_the_rollups_exact(tmp_path:
         assert rollup_rows(warehouse) == made
     finally:
         warehouse.close()
+
+
+def test_visits_kept_as_traffic_arrives_in_order_are_those_made_afresh(tmp_path: Path) -> None:
+    """Events arriving in order extend the visitor's last kept visit (or start new ones) from
+    the new events alone: on streams with gaps at the 30-minute edge (exactly 30 minutes
+    joins, a microsecond more parts), visits with no pageview before or after one, bot
+    events, loads that split a visit anywhere, and a late event for one visitor in the same
+    roll as others arriving in order, every kept visit, column by column, is the one made
+    afresh from the events."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    rng = random.Random(11)
+    gaps = [timedelta(seconds=1800), timedelta(seconds=1800, microseconds=1),
+            timedelta(seconds=5), timedelta(minutes=29), timedelta(hours=2), timedelta(0)]  # fmt: skip
+    events: list[Event] = []
+    for v in range(6):
+        at = moment + timedelta(minutes=v)
+        for n in range(60):
+            at += rng.choice(gaps)
+            kind = rng.choice(["page", "track", "track"] if v % 2 else ["page", "track"])
+            events.append(
+                Event(message_id=f"s{v}-{n}", project_id=1, dialect="segment", type=kind,
+                      event=None if kind == "page" else "Click", anonymous_id=f"a{v}",
+                      visitor=f"v{v}", path=f"/{v}/{n}", browser=rng.choice(["Chrome", None]),
+                      bot=(v == 5 and n % 3 == 0), timestamp=at, received_at=moment)
+            )  # fmt: skip
+    events.sort(key=lambda e: e.timestamp)  # in order, the visitors interleaved
+    late = Event(message_id="late", project_id=1, dialect="segment", type="page",
+                 anonymous_id="a2", visitor="v2", path="/late",
+                 timestamp=events[len(events) // 3].timestamp, received_at=moment)  # fmt: skip
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    names = ", ".join(f'"{c.name}"' for c in VISIT_COLUMNS)
+
+    def kept() -> list[Any]:
+        return warehouse.report(
+            f"SELECT {names} FROM {warehouse.flavor.kept_visits(1)} ORDER BY ALL",
+            timeout=30,
+            max_rows=1000,
+        ).rows
+
+    def afresh() -> list[Any]:  # visits are made of people's events: bots' are left out
+        people = f"(SELECT * FROM {warehouse.flavor.rows(1)} AS e WHERE NOT e.bot)"
+        made = EventsOnly(warehouse.flavor).visits_of(people, 1800)
+        return warehouse.report(
+            f"SELECT {names} FROM ({made}) ORDER BY ALL", timeout=30, max_rows=1000
+        ).rows
+
+    try:
+        offset, i = 1, 0
+        while i < len(events):
+            size = rng.randrange(1, 25)
+            chunk = events[i : i + size]
+            if i <= 2 * len(events) // 3 < i + size:
+                chunk = [*chunk, late]
+            warehouse.load([(offset, len(chunk), msgspec.json.encode(chunk))])
+            warehouse.tidy()  # rolls what was loaded
+            offset += len(chunk)
+            i += size
+        visits = kept()
+        assert visits == afresh()
+        assert len(visits) > 30  # the gaps parted the streams into many visits
+        assert any(v[VISIT_NAMES.index("entry_page")] is None for v in visits)  # no pageview
+    finally:
+        warehouse.close()
+
+
+VISIT_NAMES = [c.name for c in VISIT_COLUMNS]

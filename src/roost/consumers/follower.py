@@ -29,6 +29,7 @@ class Follower(ABC):
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._waiters = 0
+        self._poked = False  # a poke not yet answered by a step: the next one runs at once
         self._said_at = float("-inf")  # when a pause was last logged
 
     @abstractmethod
@@ -50,8 +51,10 @@ class Follower(ABC):
         self._thread.start()
 
     def poke(self) -> None:
-        """Run a step now rather than at the next interval."""
+        """Run a step now rather than at the next interval (or, if one is running, right
+        after it: a poke is never lost)."""
         with self._wake:
+            self._poked = True
             self._wake.notify()
 
     async def caught_up(self, offset: int, timeout: float) -> bool:
@@ -83,7 +86,9 @@ class Follower(ABC):
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait(timeout=self.interval)
+                if not self._poked:
+                    self._wake.wait(timeout=self.interval)
+                self._poked = False
                 if self._stopping:
                     return
             try:

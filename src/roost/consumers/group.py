@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from roost.config import Settings
 from roost.consumers.debugger import Debugger
@@ -41,6 +42,7 @@ class Consumers:
         inflight: Inflight,
         *,
         forwarders_in: str,
+        loaded: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -52,6 +54,7 @@ class Consumers:
             retention=settings.log_retention_hours * 3600,
             holds=lambda: min(self.profiles.offset, self.forwarders.holds()),
             also=self._copy_identities,
+            loaded=loaded,
         )
         self._copied: tuple[int, int] = (0, -1)  # (links version here, erasures elsewhere)
         self._links_changes = 0

@@ -57,9 +57,11 @@ class Loader(Follower):
         retention: float = 7 * 86400.0,
         holds: Callable[[], int] | None = None,
         also: Callable[[], None] | None = None,
+        loaded: Callable[[], None] | None = None,
     ) -> None:
         """`holds()` is the lowest offset another consumer of the Log has yet to apply;
-        `also()` is other work that writes to the Warehouse, run on this, its one writer thread.
+        `also()` is other work that writes to the Warehouse, run on this, its one writer thread;
+        `loaded()` is told of each load done and each look that found nothing to load.
         """
         super().__init__(interval)
         self.source = source
@@ -70,6 +72,7 @@ class Loader(Follower):
         self.retention = retention
         self.holds = holds
         self.also = also
+        self.loaded = loaded
         self._trimmed_at = 0.0
         self._recent: collections.deque[Group] = collections.deque()
         self._recent_count = 0
@@ -173,6 +176,8 @@ class Loader(Follower):
         loaded, last = self.sink.loaded_offset(), self.source.last_offset()
         if loaded >= last:
             self.sink.tidy()
+            if self.loaded is not None:
+                self.loaded()
             return
         if (
             self.every
@@ -189,6 +194,10 @@ class Loader(Follower):
         batch = self._next_batch(last)
         self._full = _new_events(batch, loaded) >= self.batch_events
         self.sink.load(batch)
+        if self.loaded is not None:
+            self.loaded()
+        if self._full:  # more is waiting: load it next, without waiting for a commit's poke
+            self.poke()
         # The Warehouse checkpoints past its threshold on a thread of its own; the Log's
         # checkpoint and the trim wait for a moment with nothing to load and no reader waiting.
         idle = not self._waiters and self.sink.loaded_offset() >= self.source.last_offset()

@@ -73,6 +73,11 @@ SHARED_LOGS = ("nats",)  # the backends several processes (and machines) can sha
 SHARED_WAREHOUSES = ("clickhouse",)
 
 
+def shared_log(settings: Settings) -> bool:
+    """Whether the Log is one other processes (and machines) append to and follow."""
+    return settings.resolved_log_url().partition("://")[0] in SHARED_LOGS
+
+
 def require_cluster(settings: Settings, why: str) -> None:
     """Refuse to split ingest from the consumers on backends only one process can open."""
     for setting, url, shared in (

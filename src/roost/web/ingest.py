@@ -162,6 +162,7 @@ async def ingest(
 ) -> Reply:
     runtime.inflight.enter()
     try:
+        await runtime.backlog.admit()  # before the body is read: a waiting request costs nothing
         return await _ingest(runtime, dialect, scope, headers, receive)
     finally:
         runtime.inflight.leave()

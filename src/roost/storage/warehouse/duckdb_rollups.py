@@ -159,6 +159,7 @@ def roll(
         if found:
             con.unregister("roost_links")
     _touched(con, new)
+    _extend(con, new)
     _revisit(con, str(int(upto)))
     con.execute(f"UPDATE {ROLLED} SET rolled = {int(upto)}")
     counted = pc.value_counts(hours.column(0)).to_pylist()
@@ -251,6 +252,69 @@ def _touched(con: duckdb.DuckDBPyConnection, which: str, params: Sequence[object
         f"min(e.timestamp) AS lo, max(e.timestamp) AS hi FROM {EVENTS} e WHERE {which} "
         f"AND e.visitor IS NOT NULL AND {_NOT_BOT} GROUP BY e.project_id, e.visitor",
         list(params),
+    )
+
+
+_VISIT_NAMES = [c.name for c in VISIT_COLUMNS]
+_JOINED = {  # a kept visit `k` and the new one `n` that begins within the gap after it
+    "ended": "n.ended",
+    "events": "k.events + n.events",
+    "pageviews": "k.pageviews + n.pageviews",
+    "entry_page": "CASE WHEN k.pageviews > 0 THEN k.entry_page ELSE n.entry_page END",
+    "exit_page": "CASE WHEN n.pageviews > 0 THEN n.exit_page ELSE k.exit_page END",
+}
+
+
+def _extend(con: duckdb.DuckDBPyConnection, new: str) -> None:
+    """Make the visits of the visitors `_touched` noted whose new events (`new`, a condition
+    on `e`) all come after every kept visit of theirs — traffic arriving in order, nearly all
+    of it — from those events alone, and take those visitors out of the notes.
+
+    Remaking a visit from all its events whenever one joins it cost each roll the whole
+    visit: a visitor never silent for 30 minutes made every roll longer than the last (one
+    visitor at 90,000 events/s left the Loader ~20 s behind after 10 s). Instead the first
+    new visit joins the visitor's last kept one when it begins within the gap after it (the
+    two are made one: counts added, the entry page the first one's unless it had no
+    pageview, the exit page the last one's), which is what making them from all the events
+    gives, as the events of the one all come before those of the other.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE roost_after AS SELECT t.project_id, t.visitor, t.lo, "
+        f"max(v.ended) AS kept FROM roost_touched t LEFT JOIN {VISITS} v "
+        "ON v.project_id = t.project_id AND v.visitor = t.visitor "
+        "GROUP BY t.project_id, t.visitor, t.lo HAVING max(v.ended) IS NULL OR max(v.ended) < t.lo"
+    )
+    if con.execute("SELECT count(*) FROM roost_after").fetchall()[0][0] == 0:
+        return
+    events = (
+        f"(SELECT e.* FROM {EVENTS} e JOIN roost_after a ON e.project_id = a.project_id "
+        f"AND e.visitor = a.visitor WHERE {new} AND {_NOT_BOT})"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE roost_fresh AS {_VISITS_OF(events, VISIT_GAP_SECONDS)}"
+    )
+    joined = ", ".join(f'{_JOINED.get(name, f"k.{name}")} AS "{name}"' for name in _VISIT_NAMES)
+    con.execute(  # the new visit starting at `lo` and the kept one ending at `kept`
+        f"CREATE OR REPLACE TEMP TABLE roost_joined AS SELECT {joined}, n.timestamp AS joined "
+        f"FROM roost_after a JOIN {VISITS} k ON k.project_id = a.project_id "
+        "AND k.visitor = a.visitor AND k.ended = a.kept "
+        "JOIN roost_fresh n ON n.project_id = a.project_id AND n.visitor = a.visitor "
+        "AND n.timestamp = a.lo "
+        f"WHERE epoch_us(n.timestamp) - epoch_us(k.ended) <= {VISIT_GAP_SECONDS * 1_000_000}"
+    )
+    con.execute(
+        f"DELETE FROM {VISITS} v USING roost_joined j WHERE v.project_id = j.project_id "
+        "AND v.visitor = j.visitor AND v.timestamp = j.timestamp"
+    )
+    names = ", ".join(f'"{name}"' for name in _VISIT_NAMES)
+    con.execute(f"INSERT INTO {VISITS} SELECT {names} FROM roost_joined")
+    con.execute(
+        f"INSERT INTO {VISITS} SELECT f.* FROM roost_fresh f ANTI JOIN roost_joined j "
+        "ON f.project_id = j.project_id AND f.visitor = j.visitor AND f.timestamp = j.joined"
+    )
+    con.execute(
+        "DELETE FROM roost_touched t USING roost_after a "
+        "WHERE t.project_id = a.project_id AND t.visitor = a.visitor"
     )
 
 
