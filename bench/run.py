@@ -201,20 +201,30 @@ class Usage:
             pid = todo.pop()
             found.append(pid)
             for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                todo += [int(c) for c in task.read_text().split()]
+                try:  # a thread may end between the listing and the read
+                    todo += [int(c) for c in task.read_text().split()]
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
         return found
 
     def cpu_seconds(self) -> float:
         total = 0
         for pid in self.tree():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                continue
             total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / os.sysconf("SC_CLK_TCK")
 
     def rss(self) -> int:
         total = 0
         for pid in self.tree():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                continue
+            for line in status.splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         return total

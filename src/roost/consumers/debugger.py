@@ -18,11 +18,10 @@ from typing import Any, NamedTuple
 import msgspec
 
 from roost.errors import ClientError, RateLimited
-from roost.model import Event, Outcome
+from roost.model import Event, Outcome, as_dict
 
 QUEUE_ENTRIES = 256  # a stuck reader holds this much, and costs ingest nothing once full
 _OUTCOMES = {"duplicate": "deduplicated", "filtered": "dropped", "sampled": "dropped"}
-_to_builtins = msgspec.to_builtins
 _encode = msgspec.json.Encoder().encode
 
 
@@ -94,7 +93,7 @@ class Debugger:
                 "dialect": dialect,
                 "received_at": when,
                 "index": index,
-                "event": _to_builtins(e),
+                "event": as_dict(e),
             }
             protocols = e.context.get("protocols")
             if isinstance(protocols, dict) and protocols.get("violations"):

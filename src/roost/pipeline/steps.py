@@ -37,7 +37,7 @@ import msgspec
 
 from roost import patterns
 from roost.errors import BadRequest
-from roost.model import STORED_FIELDS, Event
+from roost.model import STORED_FIELDS, Event, as_dict
 
 ENTRY_POINTS = "roost.transformations"
 DICT_FIELDS = ("properties", "traits", "context", "integrations")
@@ -268,7 +268,7 @@ def _function(name: Any, where: str) -> Callable[[dict[str, Any]], Any]:
 
 def _run_function(fn: Callable[[dict[str, Any]], Any], name: str) -> Apply:
     def apply(event: Event) -> Event | None:
-        result = fn(msgspec.to_builtins(event))
+        result = fn(as_dict(event))
         if result is None:
             return None
         if not isinstance(result, dict):

@@ -92,8 +92,7 @@ def _fast(first: int, blob: bytes, keep: Callable[[int], bool]) -> Iterable[byte
         for j in _RAW:  # missing (None), null, or the member's JSON as stored
             raw = b"" if values[j] is None else bytes(values[j])
             values[j] = "{}" if raw in _EMPTY else raw.decode()
-        if values[_BOT] is not None:
-            values[_BOT] = int(values[_BOT])
+        values[_BOT] = 1 if values[_BOT] else 0  # left out when false (model.Event)
         properties = values[_PROPERTIES]
         if properties:
             values[_PROPERTIES] = _encode(properties).decode()
@@ -118,8 +117,8 @@ def _slow(first: int, blob: bytes, keep: Callable[[int], bool]) -> Iterable[byte
                 if c.name in KEYED:
                     row[f"{c.name}_keys"] = list(members)
                     row[f"{c.name}_values"] = [text(v) for v in members.values()]
-            elif isinstance(value, bool):
-                value = int(value)
+            elif c.name == "bot":
+                value = 1 if value else 0
             row[c.name] = value
         yield _encode(row)
 

@@ -48,7 +48,12 @@ IDENTITIES = rollups.IDENTITIES  # a copy of the profiles' links, for attributio
 # The Log hands over events as JSON arrays (one per group commit); DuckDB parses them itself,
 # into the columns of storage/warehouse/schema.py, so loading costs no Python work per event.
 _STRUCTURE = json.dumps([{c.name: "JSON" if c.json else c.duckdb for c in EVENT_COLUMNS}])
-_FIELDS = ", ".join(f'e."{c.name}"' for c in EVENT_COLUMNS)
+_FIELDS = ", ".join(  # the Log leaves out what is at its default (model.Event)
+    f"coalesce(e.\"{c.name}\", '{{}}')" if c.json
+    else "coalesce(e.bot, false)" if c.name == "bot"
+    else f'e."{c.name}"'
+    for c in EVENT_COLUMNS
+)  # fmt: skip
 _INSERT = (
     f"INSERT INTO {TABLE} SELECT first_offset + i AS log_offset, {_FIELDS} FROM ("
     "SELECT first_offset, unnest(generate_series(0, len(l) - 1)) AS i, unnest(l) AS e "
