@@ -278,11 +278,20 @@ def _extend(con: duckdb.DuckDBPyConnection, new: str) -> None:
     pageview, the exit page the last one's), which is what making them from all the events
     gives, as the events of the one all come before those of the other.
     """
+    (first,) = con.execute("SELECT min(lo) FROM roost_touched").fetchall()[0]
+    if first is None:
+        return
+    # Only kept visits ending at most a gap before a new event matter (the one to join, or
+    # one that makes the visitor's events late): a literal bound, so DuckDB reads only the
+    # blocks of recent visits
+    recent = f"v.ended >= ?::TIMESTAMP - {_GAP}"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_after AS SELECT t.project_id, t.visitor, t.lo, "
         f"max(v.ended) AS kept FROM roost_touched t LEFT JOIN {VISITS} v "
-        "ON v.project_id = t.project_id AND v.visitor = t.visitor "
-        "GROUP BY t.project_id, t.visitor, t.lo HAVING max(v.ended) IS NULL OR max(v.ended) < t.lo"
+        f"ON v.project_id = t.project_id AND v.visitor = t.visitor AND {recent} "
+        f"AND v.ended >= t.lo - {_GAP} GROUP BY t.project_id, t.visitor, t.lo "
+        "HAVING max(v.ended) IS NULL OR max(v.ended) < t.lo",
+        [first],
     )
     if con.execute("SELECT count(*) FROM roost_after").fetchall()[0][0] == 0:
         return
@@ -297,14 +306,16 @@ def _extend(con: duckdb.DuckDBPyConnection, new: str) -> None:
     con.execute(  # the new visit starting at `lo` and the kept one ending at `kept`
         f"CREATE OR REPLACE TEMP TABLE roost_joined AS SELECT {joined}, n.timestamp AS joined "
         f"FROM roost_after a JOIN {VISITS} k ON k.project_id = a.project_id "
-        "AND k.visitor = a.visitor AND k.ended = a.kept "
+        f"AND k.visitor = a.visitor AND k.ended = a.kept AND {recent.replace('v.', 'k.')} "
         "JOIN roost_fresh n ON n.project_id = a.project_id AND n.visitor = a.visitor "
         "AND n.timestamp = a.lo "
-        f"WHERE epoch_us(n.timestamp) - epoch_us(k.ended) <= {VISIT_GAP_SECONDS * 1_000_000}"
+        f"WHERE epoch_us(n.timestamp) - epoch_us(k.ended) <= {VISIT_GAP_SECONDS * 1_000_000}",
+        [first],
     )
     con.execute(
         f"DELETE FROM {VISITS} v USING roost_joined j WHERE v.project_id = j.project_id "
-        "AND v.visitor = j.visitor AND v.timestamp = j.timestamp"
+        f"AND v.visitor = j.visitor AND v.timestamp = j.timestamp AND {recent}",
+        [first],
     )
     names = ", ".join(f'"{name}"' for name in _VISIT_NAMES)
     con.execute(f"INSERT INTO {VISITS} SELECT {names} FROM roost_joined")
