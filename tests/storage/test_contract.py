@@ -23,6 +23,7 @@ from roost.model import Event
 from roost.storage.log import jetstream
 from roost.storage.log.jetstream import MESSAGE_BYTES, NatsLog, first_offset
 from roost.storage.log.sqlite import SQLiteLog
+from roost.storage.warehouse import clickhouse
 from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import fresh_clickhouse_url
@@ -453,6 +454,33 @@ def test_a_loader_taking_over_inserts_only_what_a_killed_one_had_not() -> None:
     assert second.stored_offset() == 5 and second.loaded_offset() == 5
     first.close()
     second.close()
+
+
+def test_an_insert_sent_in_chunks_as_its_rows_are_made_is_one_whole_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rows of a load go to ClickHouse as they are made (HTTP chunks), here one chunk a
+    group; a group with nothing left to insert sends none, and every row arrives once."""
+    monkeypatch.setattr(clickhouse, "STREAM_BYTES", 1)
+    sent: list[int] = []
+    real = clickhouse._streamed
+
+    def counting(groups: Any, keep: Any) -> Any:
+        for chunk in real(groups, keep):
+            sent.append(chunk.count(b"\n"))
+            yield chunk
+
+    monkeypatch.setattr(clickhouse, "_streamed", counting)
+    store = ClickHouseWarehouse(fresh_clickhouse_url())
+    try:
+        store.load([group(1, [event(1), event(2)])])
+        store.load([group(1, [event(1), event(2), event(3)]), group(4, [event(4)]),
+                    group(5, [event(5), event(6)])])  # fmt: skip
+        offsets = store._rows(f"SELECT log_offset FROM {store.table} ORDER BY log_offset")
+    finally:
+        store.close()
+    assert offsets == [[1], [2], [3], [4], [5], [6]]
+    assert sent == [2, 1, 1, 2]  # the first group of the second load held one new event
 
 
 def test_the_sqlite_log_wal_stays_bounded_under_sustained_appends(tmp_path: Path) -> None:
