@@ -167,6 +167,35 @@ def test_players_and_the_new_ones(played: Env) -> None:
     assert [(r["by"][0], r["players"]) for r in by_build] == [("1.0", 2), ("1.1", 2)]
 
 
+def test_players_by_day_beside_the_players_of_their_30_days(played: Env) -> None:
+    """DAU / MAU: each day's players beside those of the 30 days ending that day. D played
+    on 3 March (29 days before 1 April: in its 30 days, not 2 April's), E on 2 March (only
+    in 31 March's), B on 31 March, A and B on 1 April, C on 2 April."""
+    d, e, c = "d" * 32, "e" * 32, "c" * 32
+
+    def at(player: str, ts: str) -> dict[str, Any]:
+        return {**game(player, S1, "1.0", "00:00", "session", "Session:Start"), "ts": ts}
+
+    more = [at(d, "2024-03-03T12:00:00Z"), at(e, "2024-03-02T23:59:00Z"),
+            at(B, "2024-03-31T23:00:00Z"), at(c, "2024-04-02T09:00:00Z")]  # fmt: skip
+    response = played.client.post(
+        "/api/v1/events", json={"events": more},
+        headers={"Authorization": f"Bearer {played.write_key}"},
+    )  # fmt: skip
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+    by_day = report(played, "players", by=["time:day"], date_range=["2024-03-31", "2024-04-02"])
+    assert [(r["by"][0], r["players"], r["monthly_players"], r["stickiness"]) for r in by_day] == [
+        ("2024-03-31", 1, 3, 33.33), ("2024-04-01", 2, 3, 66.67), ("2024-04-02", 1, 3, 33.33)
+    ]  # fmt: skip
+    # in Los Angeles E's event is on 2 March still, D's on 3 March, C's on 2 April
+    la = report(played, "players", by=["time:day"], date_range=["2024-04-01", "2024-04-01"],
+                timezone="America/Los_Angeles")  # fmt: skip
+    # 1 April there: A and B (10:00, 11:00 UTC); its 30 days from 3 March: D, B, A
+    assert [(r["by"][0], r["players"], r["monthly_players"]) for r in la] == [("2024-04-01", 2, 3)]
+    (whole,) = report(played, "players")  # by no time: no monthly figure
+    assert "monthly_players" not in whole
+
+
 def test_a_run_is_a_dimension_and_a_filter(played: Env) -> None:
     response = played.client.post(
         "/api/v1/query",

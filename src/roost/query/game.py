@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from roost.dialects.game import GAME_TYPES
@@ -189,12 +189,43 @@ def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
     )
 
 
+ROLLING_DAYS = 30  # monthly players: the players of the 30 days up to each day
+
+
+def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
+    """Per day of the range, the players of the ROLLING_DAYS days ending that day (k0,
+    monthly_players): each (day, player) counted on that day and the 29 after it."""
+    # a day more than needed: the range starts at a local midnight, and DST may move it
+    earlier = replace(r.scope, start=r.scope.start - timedelta(days=ROLLING_DAYS + 1))
+    base = stats.base_relation(earlier, project_id, flavor, r.scope.filters, people=True)
+    day = flavor.bucket("day", flavor.local("timestamp", r.scope.timezone))
+    played = f"SELECT DISTINCT {day} AS m0, person FROM {base} AS m WHERE {PLAYING}"
+    later = flavor.days_later(played, ["m0"], "m0", ROLLING_DAYS)
+
+    def local_day(at: datetime) -> str:
+        return flavor.bucket("day", flavor.local(flavor.timestamp(at), r.scope.timezone))
+
+    first, last = local_day(r.scope.start), local_day(r.scope.end - timedelta(microseconds=1))
+    return (
+        f"SELECT k0, count(DISTINCT person) AS monthly_players FROM ({later}) AS l "
+        f"WHERE k0 >= {first} AND k0 <= {last} GROUP BY k0"
+    )
+
+
 def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
         everything = stats.base_relation(always, project_id, flavor, r.scope.filters, people=True)
-        return f"{_players(r, base, everything, flavor)} LIMIT {r.limit}"
+        players = _players(r, base, everything, flavor)
+        if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's
+            players = (  # a day of no players may still have players in its 30 days
+                "SELECT k0, coalesce(players, 0) AS players, "
+                "coalesce(new_players, 0) AS new_players, monthly_players "
+                f"FROM ({_monthly(r, project_id, flavor)}) AS m "
+                f"{flavor.left_join_one()} ({players}) AS p USING (k0) ORDER BY k0"
+            )
+        return f"{players} LIMIT {r.limit}"
     return f"{BUILDERS[r.kind](r, base, flavor)} LIMIT {r.limit}"
 
 
@@ -215,6 +246,8 @@ def shape(r: GameReport, columns: list[str], rows: list[list[Any]]) -> dict[str,
             item["fail_rate"] = _percent(item["fails"], item["starts"])
         if r.kind == "resources":
             item["net"] = round(item["sources"] - item["sinks"], 2)
+        if "monthly_players" in item:
+            item["stickiness"] = _percent(item["players"], item["monthly_players"])
         if r.kind in TIMED and any(b.startswith("time:") for b in r.by):
             item["by"] = [
                 str(v)[:13] + ":00:00" if b == "time:hour" else str(v)[:10]

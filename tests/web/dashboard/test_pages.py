@@ -482,6 +482,28 @@ def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Clien
     assert "sig-new" in new and "sig-old" not in new
 
 
+def test_game_page_draws_dau_over_mau(env: Env, owner: Client) -> None:
+    """DAU / MAU of 1–3 April: a plays on 1 and 2 April, b on 2 April, c on 10 March (in
+    each day's 30 days). Per day 1/2, 2/3, 0/3; over the period (1 + 2) / (2 + 3 + 3)."""
+
+    def played(player: str, day: str) -> dict[str, Any]:
+        return {"build_version": "1.0", "session_id": f"6f1c2d3e-0000-4000-8000-{player * 12}",
+                "player_hash": player * 32, "ts": f"{day}T12:00:00Z", "type": "session",
+                "name": "Session:Start"}  # fmt: skip
+
+    events = [played("a", "2024-04-01"), played("a", "2024-04-02"), played("b", "2024-04-02"),
+              played("c", "2024-03-10")]  # fmt: skip
+    sent = env.client.post(
+        "/api/v1/events", json={"events": events}, headers={"X-Write-Key": env.write_key}
+    )
+    assert sent.status_code == 200 and sent.json()["rejected"] == 0, sent.text
+    html = owner.get("/p/default/game?period=custom&from=2024-04-01&to=2024-04-03").text
+    assert stat(html, "Players") == "2" and stat(html, "Stickiness") == "37.50%"
+    chart = html.split('id="stickiness"', 1)[1].split("</section>", 1)[0]
+    assert 'data-points="3"' in chart
+    assert re.findall(r"<title>[^<]*: (\d+) DAU as % of MAU<", chart) == ["50", "67", "0"]
+
+
 def test_a_funnel_says_how_long_and_who_dropped(site: Env, owner: Client) -> None:
     base = "/p/default/product?period=7d&step=/&step=Signed+Up&step=Order+Completed&window=1d"
     html = owner.get(base).text

@@ -129,6 +129,16 @@ class Flavor(Protocol):
         """The text after the first `separator` (NULL when there is none)."""
         ...
 
+    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
+        """Each row of `relation` (columns m0, m1, … and `person`) `days` times, its `day`
+        column moved 0 … days − 1 days later: rows k0, k1, …, `person` (for counts over the
+        days up to each day)."""
+        ...
+
+    def left_join_one(self) -> str:
+        """LEFT JOIN where the right side has one row per key (18.16 wants the strictness)."""
+        ...
+
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         """Per group of `keys`: `visits`, `bounces` (visits of one event) and `seconds` (the
         visits' durations, first to last event, summed). A visit is a visitor's events in
@@ -240,6 +250,14 @@ class DuckDBFlavor:
             f"CASE WHEN strpos({expression}, {sep}) > 0 "
             f"THEN substr({expression}, strpos({expression}, {sep}) + {len(separator)}) END"
         )
+
+    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
+        moved = (f"{n} + to_days(CAST(shift AS INTEGER))" if n == day else n for n in names)
+        columns = "".join(f"{m} AS k{i}, " for i, m in enumerate(moved))
+        return f"SELECT {columns}person FROM ({relation}) AS d CROSS JOIN range({days}) AS s(shift)"
+
+    def left_join_one(self) -> str:
+        return "LEFT JOIN"
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         # One sort: each event's gaps to the visitor's previous and next event. An event
@@ -436,6 +454,15 @@ class ClickHouseFlavor:
             f"if(position({expression}, {sep}) > 0, "
             f"substring({expression}, position({expression}, {sep}) + {len(separator)}), NULL)"
         )
+
+    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
+        # the day is a local midnight as a UTC DateTime (bucket): as a Date it moves by days
+        moved = (f"toDateTime(toDate({n}) + shift, 'UTC')" if n == day else n for n in names)
+        columns = "".join(f"{m} AS k{i}, " for i, m in enumerate(moved))
+        return f"SELECT {columns}person FROM ({relation}) ARRAY JOIN range({days}) AS shift"
+
+    def left_join_one(self) -> str:
+        return "ANY LEFT JOIN"
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         # Each visitor's times, sorted, in an array: a gap over `gap_seconds` between two

@@ -381,7 +381,12 @@ async def game(context: Context) -> Response:
         [
             {
                 "dimensions": r["by"],
-                "metrics": [sessions_then.get(r["by"][0], 0), r["players"], r["new_players"]],
+                "metrics": [
+                    sessions_then.get(r["by"][0], 0),
+                    r["players"],
+                    r["new_players"],
+                    r.get("monthly_players", 0),  # by day only: the players of its 30 days
+                ],
             }
             for r in per_time_players["results"]
         ],
@@ -397,14 +402,19 @@ async def game(context: Context) -> Response:
     summary["sessions_per_player"] = (
         round(summary["sessions"] / people, 2) if people and summary.get("sessions") else None
     )
-    if period.interval == "day" and drawn and people:  # stickiness: average DAU / players
-        summary["stickiness"] = round(100.0 * sum(v[1] for _, v in drawn) / len(drawn) / people, 1)
+    sticky: list[tuple[str, list[float]]] = []
+    if period.interval == "day" and drawn:  # DAU / MAU per day, and over the period
+        sticky = [(t, [round(100.0 * v[1] / v[3], 1) if v[3] else 0.0]) for t, v in drawn]
+        monthly = sum(v[3] for _, v in drawn)
+        if monthly:
+            summary["stickiness"] = round(100.0 * sum(v[1] for _, v in drawn) / monthly, 1)
     return render.page(
         context.request,
         "game.html",
         context.values(
             totals=summary,
-            series=drawn,
+            series=[(t, v[:3]) for t, v in drawn],
+            sticky=sticky,
             incomplete=incomplete,
             builds=builds["results"],
             runs=runs["results"],
