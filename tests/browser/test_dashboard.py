@@ -3,11 +3,17 @@ stream, build a funnel."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.browser.conftest import Site
+from tests.integration.server import create_key
 
 
 def ago(**delta: float) -> str:
@@ -200,3 +206,96 @@ def test_a_range_of_days_a_comparison_and_a_shared_link(
         assert refused is not None and refused.status == 404
     finally:
         stranger.close()
+
+
+def test_goals_by_source_match_sql_and_a_panel_downloads_as_it_shows(page: Any, site: Site) -> None:
+    """A goal set in the configuration document; its conversions by the visit's source on
+    the web page equal a SQL query written here; the Sources panel's CSV holds the rows the
+    panel shows; a click on a source filters the totals to what the Stats API says."""
+    referrers = ["https://www.google.com/", "https://www.google.com/", "https://www.bing.com/",
+                 "https://www.bing.com/", None, None]  # fmt: skip
+    converts = {0, 2, 5}
+    batch: list[dict[str, Any]] = []
+    for i, referrer in enumerate(referrers):
+        context: dict[str, Any] = {"ip": f"198.18.7.{i}", "page": {"url": "https://shop.test/"}}
+        if referrer:
+            context["page"]["referrer"] = referrer
+        batch.append({"type": "page", "anonymousId": f"gs{i}", "messageId": f"gs{i}",
+                      "timestamp": ago(minutes=20), "context": context})  # fmt: skip
+        if i in converts:
+            batch.append({"type": "track", "anonymousId": f"gs{i}", "event": "Signed Up",
+                          "messageId": f"gs{i}-s", "timestamp": ago(minutes=18),
+                          "context": {"ip": f"198.18.7.{i}"}})  # fmt: skip
+    site.send("/v1/batch", {"batch": batch})
+    site.log_in(page)
+    page.goto(f"{site.url}/p/default/settings")
+    page.fill("#configuration textarea", "goals:\n  - {name: Signed up, event: Signed Up}\n")
+    page.click("#configuration button[type=submit]")
+    page.goto(f"{site.url}/p/default/web")
+    page.locator(".goals").get_by_role("link", name="Signed up").click()
+    page.wait_for_url(re.compile(r"goal=Signed"))
+    by_source = page.locator(".attributed table").first.locator("tbody tr")
+    shown = [tuple(c.strip() for c in r.split("\t")) for r in by_source.all_inner_texts()]
+
+    read_key = create_key(site.server.data, "read")
+    # a visit: a visitor's events with no gap over 30 minutes; its source is its first
+    # event's; a source converts a visitor when one of its visits holds the goal's event
+    sql = """
+        WITH gaps AS (
+          SELECT visitor, timestamp, log_offset, source, event,
+            CASE WHEN timestamp - lag(timestamp) OVER w <= INTERVAL 30 MINUTE THEN 0 ELSE 1 END
+              AS starts
+          FROM events WHERE visitor IS NOT NULL AND NOT coalesce(bot, false)
+            AND timestamp >= current_date - INTERVAL 29 DAY
+          WINDOW w AS (PARTITION BY visitor ORDER BY timestamp, log_offset)),
+        numbered AS (
+          SELECT *, sum(starts) OVER (PARTITION BY visitor ORDER BY timestamp, log_offset)
+            AS visit FROM gaps),
+        visits AS (
+          SELECT visitor, visit, first(source ORDER BY timestamp, log_offset) AS source,
+            bool_or(event = 'Signed Up') AS converted
+          FROM numbered GROUP BY visitor, visit)
+        SELECT source, count(DISTINCT visitor) FILTER (WHERE converted) AS converted,
+          count(DISTINCT visitor) AS visitors
+        FROM visits GROUP BY source HAVING converted > 0
+        ORDER BY converted DESC, source NULLS LAST"""
+    answer = httpx.post(f"{site.url}/api/v1/sql", json={"sql": sql},
+                        headers={"Authorization": f"Bearer {read_key}"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+    def percent(part: int, whole: int) -> str:
+        rate = round(100.0 * part / whole, 2)
+        return f"{rate:,.2f}%" if not rate.is_integer() else f"{int(rate)}%"
+
+    expected = [(s or "Direct / None", str(c), percent(c, v)) for s, c, v in answer.json()["rows"]]
+    assert ("Google", "1", "50%") in expected and ("Bing", "1", "50%") in expected
+    assert sorted(shown) == sorted(expected)
+
+    sources = page.locator(".bars", has_text="Sources")
+    panel = [
+        (r.locator(".label").inner_text(), r.locator(".value").inner_text().replace(",", ""))
+        for r in sources.locator("li").all()
+    ]
+    with page.expect_download() as download:
+        sources.locator("a.csv").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert rows[0] == ["visit:source", "visitors"]
+    assert [(r[0] or "Direct / None", r[1]) for r in rows[1:]] == panel
+
+    sources.get_by_role("link", name="Google").click()
+    page.wait_for_url(re.compile(r"f=visit:source%3D%3DGoogle"))
+    stats = httpx.post(
+        f"{site.url}/api/v1/query",
+        json={"metrics": ["visitors", "pageviews"], "date_range": "30d",
+              "filters": [["is", "visit:source", ["Google"]]]},
+        headers={"Authorization": f"Bearer {read_key}"}, timeout=30,
+    )  # fmt: skip
+    assert stats.status_code == 200, stats.text
+    visitors, pageviews = stats.json()["results"][0]["metrics"]
+    assert visitors >= 2
+    assert page.locator(".stat", has_text="Visitors").locator(".value").inner_text() == str(
+        visitors
+    )
+    assert page.locator(".stat", has_text="Pageviews").locator(".value").inner_text() == str(
+        pageviews
+    )
