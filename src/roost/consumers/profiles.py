@@ -47,6 +47,7 @@ class Seen(msgspec.Struct):
     previous_id: str | None = None
     group_id: str | None = None
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 _decode_group = msgspec.json.Decoder(list[Seen]).decode
@@ -133,6 +134,11 @@ class Applier:
         assert profile is not None
         if e.type == "identify" and e.traits:
             profile.traits = merge_traits(profile.traits, e.traits)
+        once = e.context.get("$set_once") if e.type == "identify" else None
+        if isinstance(once, dict):  # PostHog's $set_once: only where the profile has none
+            fresh = {k: v for k, v in once.items() if v is not None and k not in profile.traits}
+            if fresh:
+                profile.traits = {**profile.traits, **fresh}
         if e.type == "group" and e.group_id:
             key = (project, e.group_id)
             if key not in self.changes.groups:

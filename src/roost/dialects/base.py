@@ -33,6 +33,8 @@ class IngestRequest(NamedTuple):  # a NamedTuple: made on every request, 4x chea
     received_at: datetime  # the server's clock, UTC
     max_event_bytes: int = 32768
     max_clock_skew: timedelta = DEFAULT_MAX_SKEW  # a larger sentAt correction is ignored
+    query: str = ""  # the query string, for dialects that read it (PostHog's compression)
+    max_request_bytes: int = 524288  # what a body may be once decompressed
 
 
 @dataclass

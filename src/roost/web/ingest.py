@@ -22,11 +22,12 @@ from typing import Any
 import msgspec
 
 from roost import metrics
-from roost.dialects import game, restore, segment, web
+from roost.dialects import game, posthog, restore, segment, web
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
 from roost.dialects.game import body_limit as game_body_limit
+from roost.dialects.posthog import PosthogDialect
 from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
 from roost.dialects.web import WebDialect
@@ -47,6 +48,7 @@ GAME = GameDialect()
 WEB = WebDialect()
 FREEFORM = FreeformDialect()
 RESTORE = RestoreDialect()
+POSTHOG = PosthogDialect()
 CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
 
 
@@ -57,6 +59,7 @@ def _paths() -> dict[str, Dialect | None]:
     table["/api/v1/events/custom"] = WEB
     table["/post"] = FREEFORM
     table["/api/v1/restore"] = RESTORE
+    table.update(dict.fromkeys(posthog.PATHS, POSTHOG))
     return {**table, **{path + "/": dialect for path, dialect in table.items()}}
 
 
@@ -102,6 +105,12 @@ def _docs() -> dict[str, Doc]:
         'Rows of Roost\'s own export, `{"events": [...]}` (an admin key): checked, deduplicated.',
         body=restore.Envelope, tag="Ingest", auth="admin",
     )  # fmt: skip
+    for path in posthog.PATHS:
+        docs[path] = Doc(
+            "PostHog's capture API (its libraries by their host alone): one event, an array, "
+            "or `{api_key, batch}`; the key is `api_key`/`token` in the body.",
+            body={"anyOf": [posthog.Envelope, posthog.Capture]}, tag="Ingest", auth="write",
+        )  # fmt: skip
     return docs
 
 
@@ -200,6 +209,8 @@ async def _ingest(
             received_at=datetime.now(UTC),
             max_event_bytes=settings.max_event_bytes,
             max_clock_skew=timedelta(days=settings.max_clock_skew_days),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            max_request_bytes=settings.max_request_bytes,
         )
         parsed = chosen.parse(incoming)
         batch = Batch.of(chosen.name, runtime.keys.find(parsed.key), parsed)

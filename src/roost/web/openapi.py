@@ -135,7 +135,8 @@ def _operation(
     op: dict[str, Any] = {
         "summary": doc.summary,
         "tags": [doc.tag],
-        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path)}".rstrip("_"),
+        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path)}".rstrip("_")
+        + ("_slash" if path.endswith("/") and path != "/" else ""),  # /decide/ beside /decide
     }
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

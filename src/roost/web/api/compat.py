@@ -1,4 +1,4 @@
-"""What Segment's browser library (analytics.js) asks besides ingest: its settings.
+"""What the browser libraries ask besides ingest: analytics.js's settings, posthog-js's flags.
 
 analytics.js first fetches `<cdnURL>/v1/projects/<writeKey>/settings`; pointed at Roost
 (`cdnURL`), it gets settings that send every call back to this server (`apiHost`), so the
@@ -49,10 +49,46 @@ async def settings(request: Request) -> Response:
     return JSONResponse(body, headers=CORS)
 
 
+# posthog-js asks /decide/ (or /flags/) before it runs: no feature flags, no session
+# recording, no surveys — capture only, with the compression Roost reads.
+FLAGS = {
+    "featureFlags": {},
+    "featureFlagPayloads": {},
+    "flags": {},
+    "errorsWhileComputingFlags": False,
+    "quotaLimited": [],
+    "requestId": None,
+    "config": {"enable_collect_everything": True},
+    "isAuthenticated": False,
+    "supportedCompression": ["gzip", "gzip-js"],
+    "sessionRecording": False,
+    "capturePerformance": False,
+    "autocapture_opt_out": False,
+    "autocaptureExceptions": False,
+    "heatmaps": False,
+    "surveys": False,
+    "siteApps": [],
+    "toolbarParams": {},
+    "defaultIdentifiedOnly": True,
+}
+
+
+async def flags(request: Request) -> Response:
+    """The same answer to every project: Roost has no feature flags."""
+    return JSONResponse(FLAGS, headers={"Access-Control-Allow-Origin": "*"})
+
+
 def routes() -> list[BaseRoute]:
     doc = Doc(
         "analytics.js's settings for a write key (the key is in the path): where to send.",
         tag="Ingest",
         auth="",
     )
-    return [ApiRoute("/v1/projects/{write_key}/settings", settings, method="GET", doc=doc)]
+    found: list[BaseRoute] = [
+        ApiRoute("/v1/projects/{write_key}/settings", settings, method="GET", doc=doc)
+    ]
+    flags_doc = Doc("posthog-js's flags: none (Roost has no feature flags).", tag="Ingest", auth="")
+    for path in ("/decide", "/decide/", "/flags", "/flags/"):
+        for method in ("GET", "POST"):
+            found.append(ApiRoute(path, flags, method=method, doc=flags_doc))
+    return found
