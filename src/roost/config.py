@@ -85,6 +85,14 @@ class Settings:
     key_cache_seconds: float = _setting(
         1.0, "How long a key lookup is cached; a revoked key is refused after at most this."
     )
+    site_rate: float = _setting(
+        10.0,
+        "Events per second each client address may send to the key-less tracker endpoints "
+        "(Plausible's /api/event, Umami's /api/send).",
+    )
+    site_burst: float = _setting(
+        50.0, "Events a client address may send at once to the key-less tracker endpoints."
+    )
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )

@@ -53,6 +53,7 @@ from roost.storage.metadata.notices import NoticeStore
 from roost.storage.metadata.profiles import ProfileStore
 from roost.storage.metadata.settings import ProjectSettings
 from roost.storage.metadata.shares import Shares
+from roost.storage.metadata.sites import Sites
 from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
@@ -100,6 +101,7 @@ class Runtime:
     contract_store: ContractStore
     contracts: Contracts
     project_settings: ProjectSettings
+    sites: Sites
     shares: Shares
     consent: Consent
     transform: Transform
@@ -186,6 +188,8 @@ class Runtime:
         self.project_settings = ProjectSettings(self.metadata.engine)
         self.shares = Shares(self.metadata.engine)
         ttl = settings.key_cache_seconds
+        self.sites = Sites(self.metadata, self.project_settings, ttl, settings.site_rate,
+                           settings.site_burst)  # fmt: skip
         self.consent = Consent(self.project_settings.storage_consent, ttl=ttl)
         self.transform = Transform(self.project_settings.steps, ttl=ttl)
         self.pipeline = pipeline.build(

@@ -158,3 +158,20 @@ def test_a_key_drained_on_another_node_is_limited_here(tmp_path: Path) -> None:
         )
         assert answer.status_code == 429, answer.text
         other_node.close()
+
+
+def test_buckets_are_bounded_and_forgetting_a_full_one_loses_nothing() -> None:
+    """One bucket per client address (the key-less trackers): past `most`, the buckets that
+    have filled up again go first — a drained one keeps its debt."""
+    now = [0.0]
+    buckets = LocalBuckets(clock=lambda: now[0], most=10)
+    assert buckets.take("drained", 1.0, 5.0, 5) == 0.0
+    for i in range(9):
+        buckets.take(f"idle{i}", 100.0, 5.0, 1)
+    now[0] = 1.0  # the idle ones are full again; "drained" has 1 token of 5
+    buckets.take("new", 1.0, 5.0, 1)
+    assert set(buckets.buckets) == {"drained", "new"}
+    assert buckets.take("drained", 1.0, 5.0, 5) > 0  # still limited: not forgotten
+    for i in range(20):  # every one draining: the older half goes, the size stays bounded
+        buckets.take(f"busy{i}", 0.001, 5.0, 5)
+        assert len(buckets.buckets) <= 10

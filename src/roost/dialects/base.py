@@ -50,6 +50,9 @@ class Parsed:
     site: str | None = None  # the project slug the request claims (web dialect's site_id)
     prefix: str = ""  # how the request names its items: "batch", "events", or "" for one
     made: set[str] = field(default_factory=set)  # messageIds Roost made: none was sent
+    # a key-less request (Plausible's, Umami's): how it names its project — ("domain" or
+    # "website", the name, the field it is in); storage/metadata/sites.py finds the project
+    named: tuple[str, str, str] | None = None
 
     def new_id(self) -> str:
         """A messageId for an event sent without one: unique, so never deduplicated."""

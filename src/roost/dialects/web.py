@@ -59,7 +59,7 @@ _pageview = msgspec.json.Decoder(Pageview)
 _custom = msgspec.json.Decoder(Custom)
 
 
-def _check_url(url: str, field: str) -> None:
+def check_url(url: str, field: str) -> None:
     if len(url) > MAX_URL:
         raise BadRequest(f"{field}: must be at most {MAX_URL} characters", field=field)
     try:
@@ -115,9 +115,9 @@ class WebDialect:
             raise BadRequest(error.message, field=field, code=code) from None
         if not body.site_id:
             raise BadRequest("site_id: must not be empty", field="site_id")
-        _check_url(body.url, "url")
+        check_url(body.url, "url")
         if body.referrer:
-            _check_url(body.referrer, "referrer")
+            check_url(body.referrer, "referrer")
         properties: dict[str, Any] = {}
         name = None
         if isinstance(body, Custom):

@@ -26,7 +26,7 @@ from roost.pipeline.batch import Batch, Refusal, Verdict
 from roost.pipeline.cache import PerProject
 
 ACTIONS = ("strip", "refuse")
-DIALECTS = ("segment", "web", "game", "freeform")
+DIALECTS = ("segment", "web", "game", "freeform", "posthog", "plausible", "umami")
 CARRY_CONSENT = ("segment",)
 STRIP = "consent_strip"  # the note naming the events ConsentStrip empties
 

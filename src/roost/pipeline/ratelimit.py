@@ -56,19 +56,39 @@ class Buckets(Protocol):
         ...
 
 
+MAX_BUCKETS = 100_000  # per process: key-less trackers have one per client address
+
+
 class LocalBuckets:
     """This process's own buckets (one node)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, most: int = MAX_BUCKETS
+    ) -> None:
         self.clock = clock
+        self.most = most
         self.buckets: dict[str, Bucket] = {}
 
     def take(self, key_id: str, rate: float, burst: float, n: int) -> float:
         now = self.clock()
         bucket = self.buckets.get(key_id)
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
+            if bucket is None and len(self.buckets) >= self.most:
+                self._forget(now)
             bucket = self.buckets[key_id] = Bucket(rate, burst, now)
         return bucket.take(n, now)
+
+    def _forget(self, now: float) -> None:
+        """Drop the buckets that have filled up again (a new one starts full: nothing is
+        lost); if every one is still draining — many addresses at once — the older half."""
+        full = [
+            k for k, b in self.buckets.items() if b.tokens + (now - b.stamp) * b.rate >= b.burst
+        ]
+        if len(full) < self.most // 10:
+            by_age = sorted(self.buckets, key=lambda k: self.buckets[k].stamp)
+            full = by_age[: len(by_age) // 2]
+        for key in full:
+            del self.buckets[key]
 
     def give(self, key_id: str, n: int) -> None:
         bucket = self.buckets.get(key_id)

@@ -22,17 +22,19 @@ from typing import Any
 import msgspec
 
 from roost import metrics
-from roost.dialects import game, posthog, restore, segment, web
+from roost.dialects import game, plausible, posthog, restore, segment, umami, web
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
 from roost.dialects.game import GameDialect, is_game_batch
 from roost.dialects.game import body_limit as game_body_limit
+from roost.dialects.plausible import PlausibleDialect
 from roost.dialects.posthog import PosthogDialect
 from roost.dialects.restore import RestoreDialect
 from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
+from roost.dialects.umami import UmamiDialect
 from roost.dialects.web import WebDialect
-from roost.errors import BackendError, ClientError, PayloadTooLarge
-from roost.model import Reason
+from roost.errors import BackendError, BadRequest, ClientError, PayloadTooLarge
+from roost.model import Key, Reason
 from roost.pipeline.batch import Batch
 from roost.runtime import Runtime
 from roost.web.body import Receive, read_body, too_large
@@ -49,6 +51,8 @@ WEB = WebDialect()
 FREEFORM = FreeformDialect()
 RESTORE = RestoreDialect()
 POSTHOG = PosthogDialect()
+PLAUSIBLE = PlausibleDialect()
+UMAMI = UmamiDialect()
 CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
 
 
@@ -60,6 +64,8 @@ def _paths() -> dict[str, Dialect | None]:
     table["/post"] = FREEFORM
     table["/api/v1/restore"] = RESTORE
     table.update(dict.fromkeys(posthog.PATHS, POSTHOG))
+    table.update(dict.fromkeys(plausible.PATHS, PLAUSIBLE))
+    table.update(dict.fromkeys(umami.PATHS, UMAMI))
     return {**table, **{path + "/": dialect for path, dialect in table.items()}}
 
 
@@ -111,6 +117,14 @@ def _docs() -> dict[str, Doc]:
             "or `{api_key, batch}`; the key is `api_key`/`token` in the body.",
             body={"anyOf": [posthog.Envelope, posthog.Capture]}, tag="Ingest", auth="write",
         )  # fmt: skip
+    docs["/api/event"] = Doc(
+        "Plausible's event endpoint (no key: the project by `domain`, its site setting).",
+        body=plausible.PlausibleEvent, tag="Ingest", auth="",
+    )  # fmt: skip
+    docs["/api/send"] = Doc(
+        "Umami's event endpoint (no key: the project by `payload.website`, its site setting).",
+        body=umami.Body, tag="Ingest", auth="",
+    )  # fmt: skip
     return docs
 
 
@@ -213,7 +227,7 @@ async def _ingest(
             max_request_bytes=settings.max_request_bytes,
         )
         parsed = chosen.parse(incoming)
-        batch = Batch.of(chosen.name, runtime.keys.find(parsed.key), parsed)
+        batch = Batch.of(chosen.name, _key(runtime, parsed, incoming), parsed)
         runtime.pipeline.run(batch)
         await _append(runtime, batch)
         result = Result(
@@ -250,6 +264,22 @@ async def _ingest(
         time.perf_counter() - started
     )
     return reply
+
+
+def _key(runtime: Runtime, parsed: Parsed, incoming: IngestRequest) -> Key | None:
+    """The request's key; for a key-less tracker's, one made for the project it names."""
+    if parsed.named is None:
+        return runtime.keys.find(parsed.key)
+    by, name, field = parsed.named
+    origin = incoming.headers.get("origin")
+    key = runtime.sites.find(name, by, incoming.client_ip, origin)
+    if key is None:
+        setting = "site.domains" if by == "domain" else "site.website_id"
+        raise BadRequest(
+            f"{field}: no project is named {name[:100]!r} (by its {setting} or its slug)",
+            field=field,
+        )
+    return key
 
 
 def _body_limit(max_request_bytes: int, max_event_bytes: int, dialect: Dialect | None) -> int:

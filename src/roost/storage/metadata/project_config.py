@@ -1,8 +1,9 @@
 """A project's pipeline configuration as one document, for a file kept in git and the admin API.
 
-The document has up to seven sections: `unplanned` and `contracts` (the tracking plan),
+The document has up to eight sections: `unplanned` and `contracts` (the tracking plan),
 `transformations`, `consent` (storage consent), `destinations`, `goals` (what the reports
-count as converting: storage/metadata/goals.py) and `timezone` (the dashboard's days). Applying it checks every
+count as converting: storage/metadata/goals.py), `timezone` (the dashboard's days) and `site`
+(the domains and website id Plausible's and Umami's trackers name the project by). Applying it checks every
 section first and writes only if all of them are right; each section it holds replaces what
 the project had (a contract or destination not listed is removed), a section it leaves out
 is left alone. Files: `roost.toml` with one `[projects.<slug>]` table per project, or a YAML
@@ -25,10 +26,16 @@ from roost.pipeline.steps import compile_steps
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import Destination, DestinationStore, parse
 from roost.storage.metadata.goals import check_goals
-from roost.storage.metadata.settings import ProjectSettings, check_consent, check_timezone
+from roost.storage.metadata.settings import (
+    ProjectSettings,
+    check_consent,
+    check_site,
+    check_timezone,
+)
 
 SECTIONS = (
-    "unplanned", "contracts", "transformations", "consent", "destinations", "goals", "timezone"
+    "unplanned", "contracts", "transformations", "consent", "destinations", "goals", "timezone",
+    "site",
 )  # fmt: skip
 
 
@@ -60,6 +67,9 @@ def export(stores: Stores, project_id: int) -> dict[str, Any]:
     zone = stores.settings.timezone(project_id)
     if zone != "UTC":
         doc["timezone"] = zone
+    site = stores.settings.site(project_id)
+    if site:
+        doc["site"] = site
     return doc
 
 
@@ -101,6 +111,9 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         check_goals(doc["goals"] if doc["goals"] is not None else [], f"{prefix}goals")
     if doc.get("timezone") is not None:
         check_timezone(doc["timezone"], f"{prefix}timezone")
+    if doc.get("site") is not None:
+        site = check_site(doc["site"], f"{prefix}site")
+        stores.settings.check_site_free(project_id, site, f"{prefix}site")
     found_destinations: list[Destination] | None = None
     if "destinations" in doc:
         raw = _list(doc["destinations"], f"{prefix}destinations")
@@ -122,6 +135,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         stores.settings.set_consent(project_id, doc["consent"])
     if "timezone" in doc:
         stores.settings.set_timezone(project_id, doc["timezone"])
+    if "site" in doc:
+        stores.settings.set_site(project_id, doc["site"])
     if "goals" in doc:
         stores.settings.set_goals(project_id, doc["goals"] or [])
         counts["goals"] = len(doc["goals"] or [])

@@ -1,5 +1,5 @@
-"""A project's transformations, storage-consent setting, goals and time zone, as JSON
-documents per project.
+"""A project's transformations, storage-consent setting, goals, time zone and site (the
+domains and website id key-less trackers name it by), as JSON documents per project.
 
 Each is checked when it is set (steps compiled, entry points found), so a mistake is refused
 with the field it is in, never discovered on the hot path.
@@ -7,6 +7,7 @@ with the field it is in, never discovered on the hot path.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -101,6 +102,42 @@ def check_timezone(raw: Any, where: str = "timezone") -> str:
     return raw
 
 
+MAX_DOMAINS = 50
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*$"
+)
+_WEBSITE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def check_site(raw: Any, where: str = "site") -> dict[str, Any]:
+    """`{domains: [host, …], website_id: str}`: what Plausible's and Umami's trackers name a
+    project by (docs/wire-contracts.md), each optional."""
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where}: must be a table with domains and/or website_id", field=where)
+    unknown = sorted(set(raw) - {"domains", "website_id"})
+    if unknown:
+        raise BadRequest(f"{where}.{unknown[0]}: unknown (known: domains, website_id)",
+                         field=f"{where}.{unknown[0]}")  # fmt: skip
+    site: dict[str, Any] = {}
+    domains = raw.get("domains")
+    if domains is not None:
+        if not isinstance(domains, list) or len(domains) > MAX_DOMAINS:
+            raise BadRequest(f"{where}.domains: must be a list of at most {MAX_DOMAINS} host names",
+                             field=f"{where}.domains")  # fmt: skip
+        for i, domain in enumerate(domains):
+            if not isinstance(domain, str) or not _HOST.match(domain.lower()):
+                raise BadRequest(f"{where}.domains[{i}]: must be a host name such as shop.example",
+                                 field=f"{where}.domains[{i}]")  # fmt: skip
+        site["domains"] = sorted({d.lower() for d in domains})
+    website = raw.get("website_id")
+    if website is not None:
+        if not isinstance(website, str) or not _WEBSITE.match(website):
+            raise BadRequest(f"{where}.website_id: must be 1–100 letters, digits, - or _",
+                             field=f"{where}.website_id")  # fmt: skip
+        site["website_id"] = website
+    return site
+
+
 class ProjectSettings:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -187,3 +224,33 @@ class ProjectSettings:
     def storage_consent(self, project_id: int) -> StorageConsent:
         value = self.consent(project_id)
         return check_consent(value) if value else StorageConsent()
+
+    def site(self, project_id: int) -> dict[str, Any]:
+        value = self._get(project_id, "site")
+        return value if isinstance(value, dict) else {}
+
+    def sites(self) -> dict[int, dict[str, Any]]:
+        """Every project's site setting (storage/metadata/sites.py reads them all at once)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(settings.c.project_id, settings.c.value).where(settings.c.name == "site")
+            ).all()
+        return {int(r.project_id): msgspec.json.decode(r.value) for r in rows}
+
+    def set_site(self, project_id: int, raw: Any) -> None:
+        site = check_site(raw) if raw is not None else {}
+        self.check_site_free(project_id, site)
+        self._set(project_id, "site", site or None)
+
+    def check_site_free(self, project_id: int, site: dict[str, Any], where: str = "site") -> None:
+        """A domain or website id names one project: another's is refused."""
+        for other, theirs in self.sites().items():
+            if other == project_id:
+                continue
+            for i, domain in enumerate(site.get("domains", [])):
+                if domain in theirs.get("domains", []):
+                    raise BadRequest(f"{where}.domains[{i}]: {domain} is another project's domain",
+                                     field=f"{where}.domains[{i}]")  # fmt: skip
+            if site.get("website_id") and site.get("website_id") == theirs.get("website_id"):
+                raise BadRequest(f"{where}.website_id: is another project's website id",
+                                 field=f"{where}.website_id")  # fmt: skip

@@ -8,6 +8,9 @@ gets 404.
 
 from __future__ import annotations
 
+import re
+
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -78,6 +81,30 @@ async def flags(request: Request) -> Response:
     return JSONResponse(FLAGS, headers={"Access-Control-Allow-Origin": "*"})
 
 
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+REMOTE_CONFIG = {**FLAGS, "hasFeatureFlags": False, "captureDeadClicks": False}
+
+
+async def remote_config(request: Request) -> Response:
+    """posthog-js's remote config for its token, as JSON or as the script that sets it
+    (`/array/<token>/config.js`): the same as /decide/'s, for any token (nothing secret)."""
+    token = request.path_params["token"]
+    if not _TOKEN.match(token):
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": "no such token", "field": "token"}},
+            404, headers=CORS,
+        )  # fmt: skip
+    config = {**REMOTE_CONFIG, "token": token}
+    if not request.url.path.endswith(".js"):
+        return JSONResponse(config, headers=CORS)
+    body = msgspec.json.encode({"config": config, "siteApps": []}).decode()
+    script = (
+        "(function(){var w=window;w._POSTHOG_REMOTE_CONFIG=w._POSTHOG_REMOTE_CONFIG||{};"
+        f"w._POSTHOG_REMOTE_CONFIG[{msgspec.json.encode(token).decode()}]={body};}})();"
+    )
+    return Response(script, media_type="application/javascript", headers=CORS)
+
+
 def routes() -> list[BaseRoute]:
     doc = Doc(
         "analytics.js's settings for a write key (the key is in the path): where to send.",
@@ -91,4 +118,10 @@ def routes() -> list[BaseRoute]:
     for path in ("/decide", "/decide/", "/flags", "/flags/"):
         for method in ("GET", "POST"):
             found.append(ApiRoute(path, flags, method=method, doc=flags_doc))
+    remote_doc = Doc(
+        "posthog-js's remote config (`config`: JSON; `config.js`: the script that sets it).",
+        tag="Ingest", auth="",
+    )  # fmt: skip
+    for path in ("/array/{token}/config", "/array/{token}/config.js"):
+        found.append(ApiRoute(path, remote_config, method="GET", doc=remote_doc))
     return found

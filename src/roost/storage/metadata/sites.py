@@ -1,0 +1,114 @@
+"""The project a key-less tracker names: Plausible by a domain, Umami by a website id, either
+by the project's slug (docs/wire-contracts.md, dialects 6 and 7).
+
+Such a request carries no key, so it is given one made for its project: a write key that may
+send pages and custom events only, rate-limited per client address. What names a project is
+read for all projects at once and kept for `key_cache_seconds`, so a flood of unknown names
+costs one lookup per period, as unknown keys do (storage/metadata/keyring.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from roost.errors import Forbidden
+from roost.model import Key
+from roost.storage.metadata import Metadata, projects, workspaces
+from roost.storage.metadata.settings import ProjectSettings
+
+ALLOWED = ("page", "track")  # only page and custom events arrive without a key
+_MADE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Site:
+    key: Key
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Known:
+    by_domain: dict[str, Site]
+    by_website: dict[str, Site]
+    by_slug: dict[str, Site]
+
+
+class Sites:
+    def __init__(
+        self,
+        metadata: Metadata,
+        settings: ProjectSettings,
+        ttl: float,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metadata = metadata
+        self.settings = settings
+        self.ttl = ttl
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._known: tuple[Known, float] | None = None
+
+    def find(self, name: str | None, by: str, client: str | None, origin: str | None) -> Key | None:
+        """The key for a request naming `name` (by "domain" or "website", or the slug), its
+        rate limit the client's own; None if no project is named so. An Origin that is not one
+        of the project's domains (when it has any) is refused."""
+        if not name:
+            return None
+        known = self._load()
+        table = known.by_domain if by == "domain" else known.by_website
+        site = table.get(name.lower() if by == "domain" else name) or known.by_slug.get(name)
+        if site is None:
+            return None
+        if origin and site.domains and not _allowed(origin, site.domains):
+            raise Forbidden(
+                f"Origin: {origin[:200]!r} is not one of the project's domains", field="Origin"
+            )
+        return replace(site.key, id=f"{site.key.id}:{client or '-'}")
+
+    def _load(self) -> Known:
+        now = self.clock()
+        if self._known is not None and self._known[1] > now:
+            return self._known[0]
+        query = sa.select(
+            projects.c.id, projects.c.slug, projects.c.store_ip, projects.c.workspace_id,
+            workspaces.c.plan, workspaces.c.monthly_budget,
+        ).select_from(projects.join(workspaces, projects.c.workspace_id == workspaces.c.id))  # fmt: skip
+        with self.metadata.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        settings = self.settings.sites()
+        known = Known({}, {}, {})
+        for row in rows:
+            setting = settings.get(int(row.id), {})
+            key = Key(
+                id=f"site:{row.id}", kind="write", label="site", prefix="", project_id=row.id,
+                project_slug=row.slug, workspace_id=row.workspace_id, plan=row.plan,
+                monthly_budget=row.monthly_budget, store_ip=bool(row.store_ip),
+                allowed_types=ALLOWED, rate=self.rate, burst=self.burst, created_at=_MADE,
+                revoked_at=None,
+            )  # fmt: skip
+            site = Site(key, tuple(setting.get("domains", ())))
+            known.by_slug[row.slug] = site
+            for domain in site.domains:
+                known.by_domain[domain] = site
+            if setting.get("website_id"):
+                known.by_website[setting["website_id"]] = site
+        self._known = (known, now + self.ttl)
+        return known
+
+
+def _allowed(origin: str, domains: tuple[str, ...]) -> bool:
+    """The Origin's host is one of the domains or under one (www.shop.test for shop.test)."""
+    try:
+        host = (urlsplit(origin).hostname or "").lower()
+    except ValueError:
+        return False
+    return any(host == d or host.endswith("." + d) for d in domains)
