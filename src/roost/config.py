@@ -44,6 +44,11 @@ class Settings:
     max_request_bytes: int = _setting(
         524288, "Largest request body accepted, before and after gzip (413 above it)."
     )
+    max_batch_bytes: int = _setting(
+        4194304,
+        "Largest body of a batch on /v1/batch, /v1/import, /v1/b and PostHog's /batch/, before "
+        "and after gzip (RudderStack's libraries size batches in characters, or up to 4 MB).",
+    )
     max_event_bytes: int = _setting(32768, "Largest single event accepted (413 or per-event).")
     max_header_bytes: int = _setting(
         65536,

@@ -22,6 +22,7 @@ from roost.dialects.base import (
     json_kind,
     json_problem,
     key_from_headers,
+    over_size,
     retry_headers,
     too_deep,
 )
@@ -85,7 +86,7 @@ class FreeformDialect:
         if body_key is not None and not isinstance(body_key, str):
             raise _invalid("writeKey: must be a string", "writeKey")
         parsed = Parsed(key=key_from_headers(request.headers) or body_key, total=1, single=True)
-        if len(request.body) > request.max_event_bytes:
+        if over_size(request.body, request.max_event_bytes):
             parsed.reject(
                 0,
                 Reason.TOO_LARGE,

@@ -16,7 +16,15 @@ from typing import Any
 import msgspec
 
 from roost.dialects import fields
-from roost.dialects.base import IngestRequest, Parsed, Reply, Result, decode_single, json_kind
+from roost.dialects.base import (
+    IngestRequest,
+    Parsed,
+    Reply,
+    Result,
+    decode_single,
+    json_kind,
+    over_size,
+)
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.dialects.web import MAX_EVENT_NAME, check_url
 from roost.errors import BadRequest, RoostError
@@ -117,7 +125,7 @@ class PlausibleDialect:
         parsed = Parsed(key=None, total=1, single=True)
         # a comma-separated list sends one event to several sites: it lands in the first
         parsed.named = ("domain", domain.split(",")[0].strip(), "domain")
-        if len(request.body) > request.max_event_bytes:
+        if over_size(request.body, request.max_event_bytes):
             rule = f"event must be at most {request.max_event_bytes} bytes"
             parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
             return parsed

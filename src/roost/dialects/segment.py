@@ -21,6 +21,7 @@ from roost.dialects.base import (
     decode_body,
     decode_single,
     key_from_headers,
+    over_size,
     retry_headers,
 )
 from roost.dialects.fields import text
@@ -87,7 +88,7 @@ class SegmentDialect:
         parsed = Parsed(
             key=key_from_headers(request.headers) or message.writeKey, total=1, single=True
         )
-        if len(request.body) > request.max_event_bytes:
+        if over_size(request.body, request.max_event_bytes):
             rule = f"event must be at most {request.max_event_bytes} bytes"
             parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
             return parsed

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import msgspec
 
-from roost.dialects.base import IngestRequest, Parsed, Reply, Result, decode_single
+from roost.dialects.base import IngestRequest, Parsed, Reply, Result, decode_single, over_size
 from roost.dialects.sender import SERVER, sent_by_a_program
 from roost.dialects.web import MAX_EVENT_NAME, check_url
 from roost.errors import BadRequest, RoostError
@@ -94,7 +94,7 @@ class UmamiDialect:
             properties.setdefault("tag", p.tag)
         parsed = Parsed(key=None, total=1, single=True)
         parsed.named = ("website", p.website, "payload.website")
-        if len(request.body) > request.max_event_bytes:
+        if over_size(request.body, request.max_event_bytes):
             rule = f"event must be at most {request.max_event_bytes} bytes"
             parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
             return parsed

@@ -21,6 +21,7 @@ from roost.dialects.base import (
     decode_single,
     json_kind,
     key_from_headers,
+    over_size,
     retry_headers,
 )
 from roost.dialects.sender import SERVER, sent_by_a_program
@@ -135,7 +136,7 @@ class WebDialect:
             single=True,
             site=body.site_id,
         )
-        if len(request.body) > request.max_event_bytes:
+        if over_size(request.body, request.max_event_bytes):
             message = f"event must be at most {request.max_event_bytes} bytes"
             parsed.reject(0, Reason.TOO_LARGE, message, None, 413)
             return parsed

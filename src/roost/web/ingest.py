@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from roost import metrics
+from roost.config import Settings
 from roost.dialects import game, plausible, posthog, restore, segment, umami, web
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
 from roost.dialects.freeform import FreeformDialect
@@ -204,7 +205,7 @@ async def _ingest(
     parsed: Parsed | None = None
     batch: Batch | None = None
     try:
-        limit = _body_limit(settings.max_request_bytes, settings.max_event_bytes, dialect)
+        limit = _body_limit(settings, dialect, scope["path"])
         try:
             body = await read_body(headers, receive, limit)
         except PayloadTooLarge:
@@ -213,8 +214,8 @@ async def _ingest(
             raise
         if dialect is None and is_game_batch(body):
             chosen = GAME
-        elif len(body) > settings.max_request_bytes:
-            raise too_large(settings.max_request_bytes)
+        elif dialect is None and len(body) > settings.max_request_bytes:
+            raise too_large(settings.max_request_bytes)  # not a game batch: a request's limit
         incoming = IngestRequest(
             path=scope["path"],
             headers=headers,
@@ -224,7 +225,7 @@ async def _ingest(
             max_event_bytes=settings.max_event_bytes,
             max_clock_skew=timedelta(days=settings.max_clock_skew_days),
             query=scope.get("query_string", b"").decode("latin-1"),
-            max_request_bytes=settings.max_request_bytes,
+            max_request_bytes=limit,
         )
         parsed = chosen.parse(incoming)
         batch = Batch.of(chosen.name, _key(runtime, parsed, incoming), parsed)
@@ -282,12 +283,18 @@ def _key(runtime: Runtime, parsed: Parsed, incoming: IngestRequest) -> Key | Non
     return key
 
 
-def _body_limit(max_request_bytes: int, max_event_bytes: int, dialect: Dialect | None) -> int:
-    """The request limit; on the game route what a full batch may be (a body found not to
+BATCH_PATHS = frozenset(("/v1/batch", "/v1/import", "/v1/b", "/batch"))
+
+
+def _body_limit(settings: Settings, dialect: Dialect | None, path: str) -> int:
+    """The request limit; on the batch paths the batch limit (RudderStack's libraries send
+    batches of up to 4 MB); on the game route what a full batch may be (a body found not to
     be a batch is then held to the request limit)."""
-    if dialect is not None:
-        return max_request_bytes
-    return max(max_request_bytes, game_body_limit(max_event_bytes))
+    if dialect is None:
+        return max(settings.max_request_bytes, game_body_limit(settings.max_event_bytes))
+    if (path.rstrip("/") or path) in BATCH_PATHS:
+        return max(settings.max_request_bytes, settings.max_batch_bytes)
+    return settings.max_request_bytes
 
 
 async def _append(runtime: Runtime, batch: Batch) -> None:

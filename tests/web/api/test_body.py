@@ -120,6 +120,44 @@ def test_batch_event_over_event_limit_is_rejected_alone(small_env: Env) -> None:
     assert [r["event"] for r in small_env.sql("select event from events")] == ["Small"]
 
 
+def test_a_batch_path_takes_up_to_the_batch_limit(tmp_path: Path) -> None:
+    """RudderStack's libraries send batches of up to 4 MB: the batch paths take
+    `max_batch_bytes`, every other path `max_request_bytes`."""
+    settings = make_settings(tmp_path, max_request_bytes=1000, max_batch_bytes=5000)
+    for env in open_env(settings):
+        headers = {"X-Write-Key": env.write_key}
+        batch = {"batch": [{"type": "track", "userId": "u", "event": f"E{i}", "messageId": f"m{i}",
+                            "properties": {"pad": "x" * 100}} for i in range(20)]}  # fmt: skip
+        body = json.dumps(batch).encode()
+        assert 1000 < len(body) < 5000
+        ok = env.client.post("/v1/batch", content=body, headers=headers)
+        assert ok.status_code == 200 and ok.json()["accepted"] == 20, ok.text
+        for path in ("/v1/track", "/api/v1/events/batch"):  # a single call, another batch
+            refused = env.client.post(path, content=body, headers=headers)
+            assert refused.status_code == 413, (path, refused.text)
+        twice = json.dumps({"batch": batch["batch"] * 3}).encode()
+        assert env.client.post("/v1/import", content=twice, headers=headers).status_code == 413
+
+
+def test_an_event_is_measured_as_stored_not_as_escaped(small_env: Env) -> None:
+    """Python's json writes each non-ASCII character as a 6-byte escape: 30 CJK characters
+    are 180 bytes sent but 90 stored (within a 200-byte limit); 80 are 240 stored (over it)."""
+    headers = {"X-Write-Key": small_env.write_key, "Content-Type": "application/json"}
+    small = json.dumps({"userId": "u", "event": "E", "properties": {"t": "数" * 30}})
+    assert len(small.encode()) > 200  # escaped: 180 bytes of text alone
+    ok = small_env.client.post("/v1/track", content=small.encode(), headers=headers)
+    assert ok.status_code == 200, ok.text
+    big = json.dumps({"userId": "u", "event": "E", "properties": {"t": "数" * 80}})
+    refused = small_env.client.post("/v1/track", content=big.encode(), headers=headers)
+    assert refused.status_code == 413
+    batch = json.dumps({"batch": [{"type": "track", **json.loads(small)},
+                                  {"type": "track", **json.loads(big)}]})  # fmt: skip
+    answer = small_env.client.post("/v1/batch", content=batch.encode(), headers=headers)
+    assert answer.json()["accepted"] == 1 and answer.json()["errors"][0]["index"] == 1
+    stored = small_env.sql("select properties->>'t' AS t from events")
+    assert [r["t"] for r in stored] == ["数" * 30, "数" * 30]
+
+
 @pytest.mark.parametrize(
     "path",
     [
