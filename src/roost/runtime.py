@@ -44,6 +44,7 @@ from roost.storage.backends import open_log, open_warehouse, require_cluster, sh
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata, project_config
 from roost.storage.metadata.accounts import Accounts
+from roost.storage.metadata.audiences import Audience, AudienceStore
 from roost.storage.metadata.buckets import buckets_for
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import DestinationStore
@@ -101,6 +102,7 @@ class Runtime:
     contract_store: ContractStore
     contracts: Contracts
     project_settings: ProjectSettings
+    audience_store: AudienceStore
     sites: Sites
     shares: Shares
     consent: Consent
@@ -161,13 +163,15 @@ class Runtime:
             and max(settings.ingest_hold_behind, 2 * self.warehouse.load_shape.events),
         )
         profile_store = ProfileStore(self.metadata.engine)
+        self.audience_store = AudienceStore(self.metadata.engine)
+        self._defined: tuple[float, dict[int, list[Audience]]] = (float("-inf"), {})
         recovered = 0
         self.consumers = None
         if settings.consumers == "here":
             self.consumers = Consumers(
                 settings, self.log, self.warehouse, profile_store, self.destinations,
                 self.debugger, self.inflight, forwarders_in=settings.forwarders,
-                loaded=self.backlog.loaded,
+                loaded=self.backlog.loaded, audiences=self._audiences,
             )  # fmt: skip
             recovered = self.consumers.catch_up()
             self.profiles = self.consumers.profiles
@@ -249,6 +253,15 @@ class Runtime:
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
 
+    def _audiences(self) -> dict[int, list[Audience]]:
+        """Every project's audiences, read again at most every key_cache_seconds."""
+        at, found = self._defined
+        now = time.monotonic()
+        if now - at >= self.settings.key_cache_seconds:
+            found = ProjectSettings(self.metadata.engine).all_audiences()
+            self._defined = (now, found)
+        return found
+
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""
         deadline = time.monotonic() + timeout
@@ -256,6 +269,7 @@ class Runtime:
         if self.consumers is None:  # a worker elsewhere: watch the cursors it stores
             return await self._stored_up_to(target, deadline)
         await self.profiles.caught_up(target, timeout)
+        await self.consumers.audiences.caught_up(target, max(0.0, deadline - time.monotonic()))
         version = self.profiles.identities_version
         if not await self.consumers.loader.caught_up(target, max(0.0, deadline - time.monotonic())):
             return False

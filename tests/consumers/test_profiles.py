@@ -86,6 +86,7 @@ EXPECTED_U1 = {
     "first_seen": "2026-02-01T00:00:00+00:00",
     "last_seen": "2026-03-01T10:08:00+00:00",
     "event_count": 10 - 1,  # u2's group call is u2's
+    "audiences": [],  # none defined
 }
 
 

@@ -26,6 +26,7 @@ from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BackendError
 from roost.model import Event, Key
 from roost.storage.log import Log
+from roost.storage.metadata.audiences import AudienceStore
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.warehouse import Warehouse
@@ -43,6 +44,7 @@ class Stores(Protocol):
     log: Log
     warehouse: Warehouse
     profiles: ProfilesConsumer
+    audience_store: AudienceStore
     destinations: DestinationStore
     erasures: ErasureStore
     scrubber: Scrubber
@@ -59,6 +61,7 @@ async def erase_user(runtime: Stores, key: Key, user_id: str) -> dict[str, Any]:
     await _caught_up(runtime)
     project = key.project_id
     ids = await asyncio.to_thread(runtime.profiles.erase, project, user_id)
+    await asyncio.to_thread(runtime.audience_store.erase, project, ids)  # counts, memberships
     wanted = frozenset(ids)
     events = await asyncio.to_thread(runtime.warehouse.erase, project, ids=ids)
     log_events = await _erase_logged(

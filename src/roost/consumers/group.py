@@ -1,4 +1,4 @@
-"""The Log's consumers, run together: the Loader, profiles and the forwarders.
+"""The Log's consumers, run together: the Loader, profiles, audiences and the forwarders.
 
 One machine runs them inside `roost serve` (the embedded default); a cluster runs them in
 `roost worker`, one active worker at a time (roost/consumers/lease.py). Either way the same object
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from roost.config import Settings
+from roost.consumers.audiences import AudiencesConsumer
 from roost.consumers.debugger import Debugger
 from roost.consumers.forwarder import Forwarders, reporter
 from roost.consumers.forwarder_process import ForwarderProcess
@@ -22,6 +23,7 @@ from roost.consumers.loader import Loader
 from roost.consumers.profiles import ProfilesConsumer
 from roost.errors import BadRequest
 from roost.storage.log import Log
+from roost.storage.metadata.audiences import Audience, AudienceStore
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.profiles import ProfileStore
 from roost.storage.warehouse import Warehouse
@@ -43,16 +45,21 @@ class Consumers:
         *,
         forwarders_in: str,
         loaded: Callable[[], None] | None = None,
+        audiences: Callable[[], dict[int, list[Audience]]] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
         self.warehouse = warehouse
         self.profiles = ProfilesConsumer(log, profiles)
+        self.audiences = AudiencesConsumer(
+            log, AudienceStore(profiles.engine), profiles, audiences or dict,
+            follows=lambda: self.profiles.offset, warehouse=warehouse,
+        )  # fmt: skip
         self.loader = Loader(
             log,
             warehouse,
             retention=settings.log_retention_hours * 3600,
-            holds=lambda: min(self.profiles.offset, self.forwarders.holds()),
+            holds=lambda: min(self.profiles.offset, self.audiences.offset, self.forwarders.holds()),
             also=self._copy_identities,
             loaded=loaded,
         )
@@ -78,6 +85,7 @@ class Consumers:
         before a crash); the number of events loaded."""
         recovered = self.loader.catch_up()
         self.profiles.catch_up()
+        self.audiences.catch_up()
         return recovered
 
     def start(self) -> None:
@@ -86,6 +94,7 @@ class Consumers:
         self.log.subscribe(self.loader.notify)
         self.loader.start()
         self.profiles.start()
+        self.audiences.start()
         self.forwarders.start()
 
     def stop(self) -> None:
@@ -93,6 +102,7 @@ class Consumers:
         self.forwarders.stop()  # each forwarder's cursor saved; undelivered events stay in the Log
         self.loader.stop()  # load all of it into the warehouse
         self.profiles.stop()  # and apply all of it to profiles
+        self.audiences.stop()  # and to audiences, after the profiles they read
 
     def _copy_identities(self) -> None:
         """On the loader thread: give the Warehouse the profiles' links when they changed —

@@ -161,6 +161,17 @@ def test_profile_shows_traits_and_timeline(site: Env, owner: Client) -> None:
     assert owner.get("/p/default/profiles/nobody").status_code == 404
 
 
+def test_profile_lists_the_persons_audiences(site: Env, owner: Client) -> None:
+    project = site.runtime.metadata.project("default").id
+    site.runtime.project_settings.set_audiences(project, [
+        {"name": "Pros", "conditions": [{"trait": "plan", "in": ["pro"]}]},
+        {"name": "Free", "conditions": [{"trait": "plan", "in": ["free"]}]},
+    ])  # fmt: skip
+    site.runtime._defined = (float("-inf"), {})
+    listed = re.search(r'<dd id="audiences">(.*?)</dd>', owner.get("/p/default/profiles/u1").text)
+    assert listed and re.sub(r"<[^>]+>", "", listed.group(1)) == "Pros"
+
+
 def test_a_new_key_is_shown_once_and_works(env: Env, owner: Client) -> None:
     token = csrf_of(owner.get("/p/default/settings").text)
     html = owner.post(

@@ -1,9 +1,10 @@
 """A project's pipeline configuration as one document, for a file kept in git and the admin API.
 
-The document has up to eight sections: `unplanned` and `contracts` (the tracking plan),
+The document has up to nine sections: `unplanned` and `contracts` (the tracking plan),
 `transformations`, `consent` (storage consent), `destinations`, `goals` (what the reports
-count as converting: storage/metadata/goals.py), `timezone` (the dashboard's days) and `site`
-(the domains and website id Plausible's and Umami's trackers name the project by). Applying it checks every
+count as converting: storage/metadata/goals.py), `timezone` (the dashboard's days), `site`
+(the domains and website id Plausible's and Umami's trackers name the project by) and
+`audiences` (storage/metadata/audiences.py). Applying it checks every
 section first and writes only if all of them are right; each section it holds replaces what
 the project had (a contract or destination not listed is removed), a section it leaves out
 is left alone. Files: `roost.toml` with one `[projects.<slug>]` table per project, or a YAML
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 from roost.errors import BadRequest
 from roost.pipeline import plan as tracking_plan
 from roost.pipeline.steps import compile_steps
+from roost.storage.metadata.audiences import check_audiences
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import Destination, DestinationStore, parse
 from roost.storage.metadata.goals import check_goals
@@ -35,7 +37,7 @@ from roost.storage.metadata.settings import (
 
 SECTIONS = (
     "unplanned", "contracts", "transformations", "consent", "destinations", "goals", "timezone",
-    "site",
+    "site", "audiences",
 )  # fmt: skip
 
 
@@ -70,6 +72,9 @@ def export(stores: Stores, project_id: int) -> dict[str, Any]:
     site = stores.settings.site(project_id)
     if site:
         doc["site"] = site
+    audiences = stores.settings.audiences(project_id)
+    if audiences:
+        doc["audiences"] = [a.spec() for a in audiences]
     return doc
 
 
@@ -111,6 +116,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         check_goals(doc["goals"] if doc["goals"] is not None else [], f"{prefix}goals")
     if doc.get("timezone") is not None:
         check_timezone(doc["timezone"], f"{prefix}timezone")
+    if "audiences" in doc:
+        check_audiences(doc["audiences"], f"{prefix}audiences")
     if doc.get("site") is not None:
         site = check_site(doc["site"], f"{prefix}site")
         stores.settings.check_site_free(project_id, site, f"{prefix}site")
@@ -137,6 +144,9 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         stores.settings.set_timezone(project_id, doc["timezone"])
     if "site" in doc:
         stores.settings.set_site(project_id, doc["site"])
+    if "audiences" in doc:
+        stores.settings.set_audiences(project_id, doc["audiences"])
+        counts["audiences"] = len(doc["audiences"] or [])
     if "goals" in doc:
         stores.settings.set_goals(project_id, doc["goals"] or [])
         counts["goals"] = len(doc["goals"] or [])

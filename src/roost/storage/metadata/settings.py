@@ -20,6 +20,7 @@ from roost.errors import BadRequest
 from roost.pipeline.consent import ACTIONS, CARRY_CONSENT, DIALECTS, StorageConsent
 from roost.pipeline.steps import Step, compile_steps
 from roost.storage.metadata import create_tables, delete_row, replace_row
+from roost.storage.metadata.audiences import Audience, check_audiences
 from roost.storage.metadata.goals import Goal, check_goals
 
 schema = sa.MetaData()
@@ -254,3 +255,20 @@ class ProjectSettings:
             if site.get("website_id") and site.get("website_id") == theirs.get("website_id"):
                 raise BadRequest(f"{where}.website_id: is another project's website id",
                                  field=f"{where}.website_id")  # fmt: skip
+
+    def audiences(self, project_id: int) -> list[Audience]:
+        return check_audiences(self._get(project_id, "audiences") or [])
+
+    def set_audiences(self, project_id: int, raw: list[dict[str, Any]] | None) -> None:
+        found = check_audiences(raw or [])
+        self._set(project_id, "audiences", [a.spec() for a in found] or None)
+
+    def all_audiences(self) -> dict[int, list[Audience]]:
+        """Every project's audiences (the audiences consumer reads them all at once)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(settings.c.project_id, settings.c.value).where(
+                    settings.c.name == "audiences"
+                )
+            ).all()
+        return {int(r.project_id): check_audiences(msgspec.json.decode(r.value)) for r in rows}
