@@ -44,7 +44,7 @@ from roost.storage.backends import open_log, open_warehouse, require_cluster, sh
 from roost.storage.log import Log
 from roost.storage.metadata import Metadata, project_config
 from roost.storage.metadata.accounts import Accounts
-from roost.storage.metadata.audiences import Audience, AudienceStore
+from roost.storage.metadata.audiences import AudienceStore
 from roost.storage.metadata.buckets import buckets_for
 from roost.storage.metadata.contracts import ContractStore
 from roost.storage.metadata.destinations import DestinationStore
@@ -52,7 +52,7 @@ from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.metadata.keyring import Keyring
 from roost.storage.metadata.notices import NoticeStore
 from roost.storage.metadata.profiles import ProfileStore
-from roost.storage.metadata.settings import ProjectSettings
+from roost.storage.metadata.settings import AudienceDefinitions, ProjectSettings
 from roost.storage.metadata.shares import Shares
 from roost.storage.metadata.sites import Sites
 from roost.storage.warehouse import Warehouse
@@ -164,14 +164,16 @@ class Runtime:
         )
         profile_store = ProfileStore(self.metadata.engine)
         self.audience_store = AudienceStore(self.metadata.engine)
-        self._defined: tuple[float, dict[int, list[Audience]]] = (float("-inf"), {})
+        self.audience_definitions = AudienceDefinitions(
+            ProjectSettings(self.metadata.engine), settings.key_cache_seconds
+        )
         recovered = 0
         self.consumers = None
         if settings.consumers == "here":
             self.consumers = Consumers(
                 settings, self.log, self.warehouse, profile_store, self.destinations,
                 self.debugger, self.inflight, forwarders_in=settings.forwarders,
-                loaded=self.backlog.loaded, audiences=self._audiences,
+                loaded=self.backlog.loaded, audiences=self.audience_definitions,
             )  # fmt: skip
             recovered = self.consumers.catch_up()
             self.profiles = self.consumers.profiles
@@ -252,15 +254,6 @@ class Runtime:
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
-
-    def _audiences(self) -> dict[int, list[Audience]]:
-        """Every project's audiences, read again at most every key_cache_seconds."""
-        at, found = self._defined
-        now = time.monotonic()
-        if now - at >= self.settings.key_cache_seconds:
-            found = ProjectSettings(self.metadata.engine).all_audiences()
-            self._defined = (now, found)
-        return found
 
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""

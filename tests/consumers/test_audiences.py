@@ -72,7 +72,7 @@ def expected(env: Env, sql: str) -> list[str]:
 def configure(env: Env, audiences: list[dict[str, Any]]) -> None:
     project = env.runtime.metadata.project("default").id
     project_config.apply(env.runtime.config_stores(), project, {"audiences": audiences})
-    env.runtime._defined = (float("-inf"), {})  # read again now, not after the cache's second
+    env.runtime.audience_definitions.forget()  # read again now, not after the cache's second
 
 
 def history(rng: random.Random, round_: int) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from roost.storage.backends import open_log, open_warehouse, require_cluster
 from roost.storage.metadata import Metadata
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.profiles import ProfileStore
+from roost.storage.metadata.settings import AudienceDefinitions, ProjectSettings
 
 log = logging.getLogger("roost.consumers.worker")
 LEASE = "consumers"
@@ -75,10 +76,13 @@ class Worker:
                 warehouse = open_warehouse(self.settings)
                 undo.callback(warehouse.close)
                 resumed = warehouse.take_over()
+                audiences = AudienceDefinitions(
+                    ProjectSettings(metadata.engine), self.settings.key_cache_seconds
+                )
                 consumers = Consumers(
                     self.settings, events_log, warehouse, ProfileStore(metadata.engine),
                     DestinationStore(metadata.engine), Debugger(), Inflight(0),
-                    forwarders_in="thread",
+                    forwarders_in="thread", audiences=audiences,
                 )  # fmt: skip
                 recovered = consumers.catch_up()
             except (BackendError, sa.exc.OperationalError) as exc:

@@ -167,7 +167,7 @@ def test_profile_lists_the_persons_audiences(site: Env, owner: Client) -> None:
         {"name": "Pros", "conditions": [{"trait": "plan", "in": ["pro"]}]},
         {"name": "Free", "conditions": [{"trait": "plan", "in": ["free"]}]},
     ])  # fmt: skip
-    site.runtime._defined = (float("-inf"), {})
+    site.runtime.audience_definitions.forget()
     listed = re.search(r'<dd id="audiences">(.*?)</dd>', owner.get("/p/default/profiles/u1").text)
     assert listed and re.sub(r"<[^>]+>", "", listed.group(1)) == "Pros"
 

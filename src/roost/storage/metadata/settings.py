@@ -8,6 +8,7 @@ with the field it is in, never discovered on the hot path.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -272,3 +273,25 @@ class ProjectSettings:
                 )
             ).all()
         return {int(r.project_id): check_audiences(msgspec.json.decode(r.value)) for r in rows}
+
+
+class AudienceDefinitions:
+    """Every project's audiences, read again at most every `ttl` seconds (the audiences
+    consumer asks on every step and every wait)."""
+
+    def __init__(self, settings: ProjectSettings, ttl: float) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self._read: tuple[float, dict[int, list[Audience]]] = (float("-inf"), {})
+
+    def __call__(self) -> dict[int, list[Audience]]:
+        at, found = self._read
+        now = time.monotonic()
+        if now - at >= self.ttl:
+            found = self.settings.all_audiences()
+            self._read = (now, found)
+        return found
+
+    def forget(self) -> None:
+        """Read them again at the next call (a definition was just changed here)."""
+        self._read = (float("-inf"), {})
