@@ -160,12 +160,14 @@ def open_env(settings: Settings, plan: str = "enterprise") -> Iterator[Env]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.50", 40000))
     with start_blocking_portal() as portal:
         async_client = httpx.AsyncClient(transport=transport, base_url="http://roost.test")
+        background = portal.start_task_soon(runtime.background)  # as the app's lifespan does
         try:
             env = Env(
                 settings, runtime, Client(portal, async_client), write_key, read_key, app, portal
             )
             yield env
         finally:
+            background.cancel()
             for other in [async_client, *env.others]:
                 portal.call(other.aclose)
             portal.call(runtime.close)

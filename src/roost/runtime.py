@@ -18,6 +18,7 @@ import maxminddb
 
 from roost import metrics
 from roost.config import Settings
+from roost.consumers import audience_events
 from roost.consumers.backlog import Backlog
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
@@ -254,6 +255,11 @@ class Runtime:
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
+
+    async def background(self) -> None:
+        """What runs on the server's event loop beside the requests, until cancelled: the
+        audiences' entries and exits into the Log (consumers/audience_events.py)."""
+        await audience_events.run(self)
 
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""

@@ -7,16 +7,19 @@ an erased user leaves every audience."""
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from roost.consumers import audience_events
 from roost.storage.metadata import project_config
-from roost.storage.metadata.audiences import counts, seen
+from roost.storage.metadata.audiences import counts, outbox, seen
 from roost.storage.metadata.audiences import members as member_rows
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from tests.conftest import Env
+from tests.integration.receiver import Receiver
 
 USERS = [f"user{i}" for i in range(10)]
 PRO_BUYERS = {
@@ -166,3 +169,59 @@ def test_an_erased_user_leaves_every_audience(env: Env) -> None:
         for table, column in ((counts, counts.c.who), (seen, seen.c.who),
                               (member_rows, member_rows.c.person)):  # fmt: skip
             assert conn.execute(table.select().where(column == "a")).first() is None
+
+
+def test_entries_and_exits_reach_a_webhook_exactly_once_each(env: Env) -> None:
+    receiver = Receiver().start()
+    try:
+        _, admin = env.runtime.metadata.create_key("default", "admin")
+        made = env.client.request(
+            "PUT", "/api/v1/admin/destinations/hook",
+            json={"kind": "webhook", "url": receiver.url, "events": ["Audience Entered", "Audience Exited"],
+                  "batch_seconds": 0.05, "retry_base_seconds": 0.02, "retry_max_seconds": 0.1},
+            headers={"Authorization": f"Bearer {admin}"},
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        configure(env, [{"name": "Pro plan", "conditions": [{"trait": "plan", "in": ["pro"]}]}])
+        send(env, [{"type": "identify", "userId": "ada", "traits": {"plan": "pro"}}])
+        assert members(env, "Pro plan") == ["ada"]
+        send(env, [{"type": "identify", "userId": "ada", "traits": {"plan": "free"}}])
+        assert members(env, "Pro plan") == []
+        receiver.wait_for(4)
+        time.sleep(0.5)  # nothing more comes
+        received = [e for e in receiver.events() if e["type"] == "track"]  # (identifies pass too)
+        assert [(e["event"], e["userId"], e["properties"]["audience_key"],
+                 e["properties"]["pro_plan"]) for e in received] == [
+            ("Audience Entered", "ada", "pro_plan", True),
+            ("Audience Exited", "ada", "pro_plan", False),
+        ]  # fmt: skip
+        assert len({e["messageId"] for e in received}) == 2
+        # in the Warehouse too, once each
+        rows = env.sql("SELECT event FROM events WHERE dialect = 'audience' ORDER BY event")
+        assert [r["event"] for r in rows] == ["Audience Entered", "Audience Exited"]
+    finally:
+        receiver.release()
+        receiver.stop()
+
+
+def test_an_entry_is_appended_once_even_if_the_outbox_row_outlived_it(env: Env) -> None:
+    """The server stopped between the append and the outbox row's removal: the drain finds
+    the messageId known and appends nothing again."""
+    configure(env, [{"name": "Pro plan", "conditions": [{"trait": "plan", "in": ["pro"]}]}])
+    send(env, [{"type": "identify", "userId": "bo", "traits": {"plan": "pro"}}])
+    assert members(env, "Pro plan") == ["bo"]
+    deadline = time.monotonic() + 5
+    while env.runtime.audience_store.waiting(10) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with env.runtime.metadata.engine.begin() as conn:  # the row again, as if never removed
+        conn.execute(outbox.insert().values(project_id=env.runtime.metadata.project("default").id,
+                                            person="bo", audience="Pro plan",
+                                            entered_at=env.runtime.audience_store.of_person(
+                                                env.runtime.metadata.project("default").id, "bo")[0].entered_at,
+                                            exited_at=None))  # fmt: skip
+    assert env.portal is not None
+    assert env.portal.call(audience_events.drain, env.runtime) == 1  # taken, not appended
+    assert env.runtime.audience_store.waiting(10) == []
+    env.client.get("/api/v1/audiences", headers={"Authorization": f"Bearer {env.read_key}"})
+    entered = env.sql("SELECT count(*) AS n FROM events WHERE event = 'Audience Entered'")
+    assert entered == [{"n": 1}]

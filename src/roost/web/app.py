@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -61,9 +62,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             runtime if runtime is not None else Runtime(settings or Settings()).open()
         )
         gc.freeze()  # what start-up made lives as long as the process: keep it out of GC
+        background = asyncio.create_task(app.state.runtime.background())
         try:
             yield
         finally:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
             if owned:
                 await app.state.runtime.close()
             gc.unfreeze()  # let exit finalise what start-up made (DuckDB's objects among them)

@@ -66,6 +66,16 @@ members = sa.Table(
     sa.Column("exited_at", sa.DateTime, nullable=True),  # NULL: a member now
     sa.Index("ix_audience_members_person", "project_id", "person"),
 )
+outbox = sa.Table(  # entries and exits not yet in the Log (consumers/audience_events.py)
+    "audience_outbox",
+    schema,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, nullable=False),
+    sa.Column("person", sa.String(255), nullable=False),
+    sa.Column("audience", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("entered_at", sa.DateTime, nullable=False),
+    sa.Column("exited_at", sa.DateTime, nullable=True),  # NULL: an entry
+)
 counted = sa.Table(
     "audience_counted",
     schema,
@@ -311,20 +321,41 @@ class AudienceStore:
     def enter(
         self, conn: Connection, project_id: int, audience: str, person: str, at: datetime
     ) -> None:
-        conn.execute(members.insert().values(project_id=project_id, audience=audience,
-                                             person=person, entered_at=at, exited_at=None))  # fmt: skip
+        """A membership begins, and its `Audience Entered` waits in the outbox (one
+        transaction: announced exactly when it happened)."""
+        values = {"project_id": project_id, "audience": audience, "person": person,
+                  "entered_at": at, "exited_at": None}  # fmt: skip
+        conn.execute(members.insert().values(**values))
+        conn.execute(outbox.insert().values(**values))
 
     def exit(
         self, conn: Connection, project_id: int, audience: str, person: str, at: datetime
     ) -> None:
-        conn.execute(members.update().where(
-            members.c.project_id == project_id, members.c.audience == audience,
-            members.c.person == person, members.c.exited_at.is_(None)).values(exited_at=at))  # fmt: skip
+        key = (members.c.project_id == project_id, members.c.audience == audience,
+               members.c.person == person, members.c.exited_at.is_(None))  # fmt: skip
+        entered = conn.execute(sa.select(members.c.entered_at).where(*key)).scalar()
+        if entered is None:
+            return
+        conn.execute(members.update().where(*key).values(exited_at=at))
+        conn.execute(outbox.insert().values(project_id=project_id, audience=audience,
+                                            person=person, entered_at=entered, exited_at=at))  # fmt: skip
 
     def exit_all(self, conn: Connection, project_id: int, audience: str, at: datetime) -> None:
-        conn.execute(members.update().where(
+        rows = conn.execute(sa.select(members.c.person).where(
             members.c.project_id == project_id, members.c.audience == audience,
-            members.c.exited_at.is_(None)).values(exited_at=at))  # fmt: skip
+            members.c.exited_at.is_(None))).all()  # fmt: skip
+        for row in rows:
+            self.exit(conn, project_id, audience, row.person, at)
+
+    # the outbox, drained into the Log
+
+    def waiting(self, limit: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(outbox).order_by(outbox.c.id).limit(limit)).all())
+
+    def announced(self, ids: list[int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.delete().where(outbox.c.id.in_(ids)))
 
     # reads, for the API and the dashboard
 
@@ -359,3 +390,5 @@ class AudienceStore:
             conn.execute(seen.delete().where(seen.c.project_id == project_id, seen.c.who.in_(ids)))
             conn.execute(members.delete().where(members.c.project_id == project_id,
                                                 members.c.person.in_(ids)))  # fmt: skip
+            conn.execute(outbox.delete().where(outbox.c.project_id == project_id,
+                                               outbox.c.person.in_(ids)))  # fmt: skip
