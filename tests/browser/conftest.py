@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +116,36 @@ def page(
                 opened.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
         context.close()
     assert errors == [], f"the page logged errors: {errors}"
+
+
+class Pages:
+    """Test pages on their own loopback origin (so every call to Roost is cross-origin)."""
+
+    def __init__(self) -> None:
+        self.html: dict[str, str] = {}
+        pages = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0].split("#")[0]
+                body = pages.html.get(path)
+                self.send_response(200 if body is not None else 404)
+                kind = "text/javascript" if path.endswith(".js") else "text/html"
+                self.send_header("Content-Type", f"{kind}; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def pages() -> Iterator[Pages]:
+    served = Pages()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()

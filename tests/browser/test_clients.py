@@ -8,52 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.browser.conftest import Site
+from tests.browser.conftest import Pages, Site
 from tests.integration.server import create_key
 from tests.integration.services import missing
-
-
-class Pages:
-    """Test pages on their own loopback origin (so every call to Roost is cross-origin)."""
-
-    def __init__(self) -> None:
-        self.html: dict[str, str] = {}
-        pages = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0].split("#")[0]
-                body = pages.html.get(path)
-                self.send_response(200 if body is not None else 404)
-                kind = "text/javascript" if path.endswith(".js") else "text/html"
-                self.send_header("Content-Type", f"{kind}; charset=utf-8")
-                self.end_headers()
-                self.wfile.write((body or "not found").encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture(scope="module")
-def pages() -> Iterator[Pages]:
-    served = Pages()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
 
 
 def sql(site: Site, query: str) -> list[list[Any]]:

@@ -10,14 +10,13 @@ import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Site
-from tests.browser.test_clients import Pages, sql, wait_rows
+from tests.browser.conftest import Pages, Site
+from tests.browser.test_clients import sql, wait_rows
 from tests.integration.services import missing
 
 PACKAGES = {"plausible-tracker": "0.3.9", "umami": "2.10.0", "posthog-js": "1.449.2"}
@@ -41,14 +40,6 @@ def package_file(name: str, inner: str) -> str:
         member = archive.extractfile(f"package/{inner}")
         assert member is not None, f"{name} has no {inner}"
         return io.TextIOWrapper(member, encoding="utf-8").read()
-
-
-@pytest.fixture(scope="module")
-def pages() -> Iterator[Pages]:
-    served = Pages()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
 
 
 @pytest.fixture(scope="module")

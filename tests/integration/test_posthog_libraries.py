@@ -6,18 +6,14 @@ alias), verified by query and by the profile they make."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.libraries import rows, run_node, serving
 from tests.integration.server import Server, create_key
-from tests.integration.services import missing
 
 NODE_SCRIPT = """
 const { PostHog } = require("posthog-node");
@@ -37,19 +33,7 @@ client.shutdown(10000).then(() => console.log("flushed"));
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("posthog-libs") / "data").start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def rows(server: Server, sql: str) -> list[list[Any]]:
-    read = create_key(server.data, "read")
-    answer = httpx.post(f"{server.url}/api/v1/sql", json={"sql": sql},
-                        headers={"Authorization": f"Bearer {read}"})  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["rows"])
+    yield from serving(tmp_path_factory.mktemp("posthog-libs") / "data")
 
 
 def profile(server: Server, user: str) -> dict[str, Any]:
@@ -100,24 +84,8 @@ def test_posthog_python_library(server: Server) -> None:
 
 
 def test_posthog_node_library(server: Server) -> None:
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        missing("Node.js and npm", "apt-get install nodejs npm")
-    cache = Path(
-        os.environ.get("ROOST_NODE_CACHE", Path.home() / ".cache" / "roost-tests" / "node")
-    )
-    if not (cache / "node_modules" / "posthog-node").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(npm), "install", "--silent", "--prefix", str(cache),
-                        "posthog-node@5"], check=True, timeout=300)  # fmt: skip
-    script = cache / "send-posthog.js"
-    script.write_text(NODE_SCRIPT)
-    env = {**os.environ, "KEY": create_key(server.data, "write"), "HOST": server.url,
-           "NODE_PATH": str(cache / "node_modules")}  # fmt: skip
-    result = subprocess.run(["node", str(script)], capture_output=True, text=True, env=env,
-                            cwd=cache, timeout=60)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "flushed" in result.stdout
+    out = run_node(server, "posthog-node", "posthog-node@5", NODE_SCRIPT)
+    assert "flushed" in out
     found = rows(server, "SELECT type, event, traits, group_id, utm_source FROM events "
                          "WHERE user_id IN ('node-user', 'node-login') ORDER BY type, event")  # fmt: skip
     assert [r[0] for r in found] == ["alias", "identify", "page", "track"]

@@ -7,18 +7,13 @@ gzip with `Content-Type: application/x-www-form-urlencoded`. Checked by SQL: eve
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.integration.libraries import rows, run_node, serving
 from tests.integration.server import Server, create_key
-from tests.integration.services import missing
 
 LARGE = "数据" * 4000  # 8,000 characters, 24,000 bytes in UTF-8: under the 32 KiB an event may be
 NODE_SCRIPT = """
@@ -42,19 +37,7 @@ client.flush((err) => { if (err) { console.error("error", err); process.exitCode
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("rudder-libs") / "data").start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def rows(server: Server, sql: str) -> list[list[Any]]:
-    read = create_key(server.data, "read")
-    answer = httpx.post(f"{server.url}/api/v1/sql", json={"sql": sql},
-                        headers={"Authorization": f"Bearer {read}"})  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["rows"])
+    yield from serving(tmp_path_factory.mktemp("rudder-libs") / "data")
 
 
 def test_rudder_python_library(server: Server) -> None:
@@ -82,24 +65,14 @@ def test_rudder_python_library(server: Server) -> None:
 
 
 def test_rudder_node_library(server: Server) -> None:
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        missing("Node.js and npm", "apt-get install nodejs npm")
-    cache = Path(
-        os.environ.get("ROOST_NODE_CACHE", Path.home() / ".cache" / "roost-tests" / "node")
+    out = run_node(
+        server,
+        "@rudderstack/rudder-sdk-node",
+        "@rudderstack/rudder-sdk-node@3",
+        NODE_SCRIPT,
+        LARGE=LARGE,
     )
-    if not (cache / "node_modules" / "@rudderstack" / "rudder-sdk-node").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(npm), "install", "--silent", "--prefix", str(cache),
-                        "@rudderstack/rudder-sdk-node@3"], check=True, timeout=300)  # fmt: skip
-    script = cache / "send-rudder.js"
-    script.write_text(NODE_SCRIPT)
-    env = {**os.environ, "KEY": create_key(server.data, "write"), "HOST": server.url,
-           "NODE_PATH": str(cache / "node_modules"), "LARGE": LARGE}  # fmt: skip
-    result = subprocess.run(["node", str(script)], capture_output=True, text=True, env=env,
-                            cwd=cache, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "flushed" in result.stdout
+    assert "flushed" in out
     found = rows(server, "SELECT type, traits FROM events WHERE user_id = 'node-user' "
                          "ORDER BY type")  # fmt: skip
     assert [r[0] for r in found] == ["alias", "group", "identify", "page", "screen", "track"]

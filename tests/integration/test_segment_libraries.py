@@ -5,18 +5,13 @@ group and alias (batched, as they do), verified by query."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.integration.libraries import rows, run_node, serving
 from tests.integration.server import Server, create_key
-from tests.integration.services import missing
 
 NODE_SCRIPT = """
 const { Analytics } = require("@segment/analytics-node");
@@ -34,19 +29,7 @@ analytics.closeAndFlush({ timeout: 10000 }).then(() => console.log("flushed"));
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("segment-libs") / "data").start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def rows(server: Server, sql: str) -> list[list[Any]]:
-    read = create_key(server.data, "read")
-    answer = httpx.post(f"{server.url}/api/v1/sql", json={"sql": sql},
-                        headers={"Authorization": f"Bearer {read}"})  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["rows"])
+    yield from serving(tmp_path_factory.mktemp("segment-libs") / "data")
 
 
 def test_segment_python_library(server: Server) -> None:
@@ -70,25 +53,9 @@ def test_segment_python_library(server: Server) -> None:
     assert ["track", "Py Order", "42.5"] in found
 
 
-def test_segment_node_library(server: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        missing("Node.js and npm", "apt-get install nodejs npm")
-    cache = Path(
-        os.environ.get("ROOST_NODE_CACHE", Path.home() / ".cache" / "roost-tests" / "node")
-    )
-    if not (cache / "node_modules" / "@segment" / "analytics-node").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(npm), "install", "--silent", "--prefix", str(cache),
-                        "@segment/analytics-node@3"], check=True, timeout=300)  # fmt: skip
-    script = cache / "send.js"
-    script.write_text(NODE_SCRIPT)
-    env = {**os.environ, "KEY": create_key(server.data, "write"), "HOST": server.url,
-           "NODE_PATH": str(cache / "node_modules")}  # fmt: skip
-    result = subprocess.run(["node", str(script)], capture_output=True, text=True, env=env,
-                            cwd=cache, timeout=60)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "flushed" in result.stdout
+def test_segment_node_library(server: Server) -> None:
+    out = run_node(server, "@segment/analytics-node", "@segment/analytics-node@3", NODE_SCRIPT)
+    assert "flushed" in out
     found = rows(server, "SELECT type, event, traits FROM events "
                          "WHERE user_id = 'node-user' OR anonymous_id = 'node-anon' ORDER BY type")  # fmt: skip
     assert [r[0] for r in found] == ["alias", "group", "identify", "page", "screen", "track"]

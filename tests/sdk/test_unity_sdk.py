@@ -10,11 +10,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from tests.integration.libraries import rows, serving
 from tests.integration.server import Server, create_key
 from tests.integration.services import missing
 
@@ -41,11 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("unity-roost") / "data").start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serving(tmp_path_factory.mktemp("unity-roost") / "data")
 
 
 def run(built: Path, only: str, **env: str) -> str:
@@ -53,14 +48,6 @@ def run(built: Path, only: str, **env: str) -> str:
                             text=True, timeout=120, cwd=built, env={**env, "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
-
-
-def rows(server: Server, sql: str) -> list[list[Any]]:
-    read = create_key(server.data, "read")
-    answer = httpx.post(f"{server.url}/api/v1/sql", json={"sql": sql},
-                        headers={"Authorization": f"Bearer {read}"})  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["rows"])
 
 
 def test_the_cores_own_tests(built: Path) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from sqlalchemy.engine import Connection
 
 from roost.consumers.follower import Follower
+from roost.consumers.profiles import Source
 from roost.storage.log import Group
 from roost.storage.metadata import replace_row
 from roost.storage.metadata.audiences import Audience, AudienceStore, Condition, counted
@@ -31,13 +32,6 @@ from roost.storage.warehouse import Warehouse
 
 NAME = "audiences"
 BACKFILL_ROWS = 5_000_000  # counts a backfill may read from the Warehouse (id × day rows)
-
-
-class Source(Protocol):
-    def last_offset(self) -> int: ...
-    def read_groups(
-        self, after_offset: int, limit: int, identities_only: bool = False
-    ) -> list[Group]: ...
 
 
 class Seen(msgspec.Struct):

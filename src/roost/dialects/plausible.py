@@ -23,12 +23,9 @@ from roost.dialects.base import (
     Result,
     decode_single,
     json_kind,
-    over_size,
 )
-from roost.dialects.sender import SERVER, sent_by_a_program
-from roost.dialects.web import MAX_EVENT_NAME, check_url
+from roost.dialects.web import MAX_EVENT_NAME, check_url, tracker_event
 from roost.errors import BadRequest, RoostError
-from roost.model import Event, Reason
 
 PATHS = ("/api/event",)
 MAX_PROPS = 30  # Plausible's own bounds on custom properties
@@ -125,35 +122,11 @@ class PlausibleDialect:
         parsed = Parsed(key=None, total=1, single=True)
         # a comma-separated list sends one event to several sites: it lands in the first
         parsed.named = ("domain", domain.split(",")[0].strip(), "domain")
-        if over_size(request.body, request.max_event_bytes):
-            rule = f"event must be at most {request.max_event_bytes} bytes"
-            parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
-            return parsed
-        agent = request.headers.get("user-agent")
-        server_side = sent_by_a_program(agent)
         if body.h and "#" in url:  # hash routing: the fragment is where the visitor is
             properties.setdefault("hash", url.split("#", 1)[1])
-        page = name == "pageview"
-        parsed.add(
-            0,
-            Event(
-                message_id=parsed.new_id(),
-                project_id=0,
-                dialect=self.name,
-                type="page" if page else "track",
-                event=None if page else name,
-                timestamp=request.received_at,
-                received_at=request.received_at,
-                url=url,
-                referrer=referrer or None,
-                properties=properties,
-                context={"userAgent": agent} if agent and not server_side else {},
-                device=SERVER if server_side else None,
-                value=value,
-                ip=request.client_ip,
-            ),
-        )
-        return parsed
+        custom = None if name == "pageview" else name
+        return tracker_event(parsed, request, self.name, custom, url, referrer, properties,
+                             value=value)  # fmt: skip
 
     def respond(self, result: Result) -> Reply:
         refused = result.refused

@@ -16,11 +16,9 @@ from urllib.parse import unquote
 
 import msgspec
 
-from roost.dialects.base import IngestRequest, Parsed, Reply, Result, decode_single, over_size
-from roost.dialects.sender import SERVER, sent_by_a_program
-from roost.dialects.web import MAX_EVENT_NAME, check_url
+from roost.dialects.base import IngestRequest, Parsed, Reply, Result, decode_single
+from roost.dialects.web import MAX_EVENT_NAME, check_url, tracker_event
 from roost.errors import BadRequest, RoostError
-from roost.model import Event, Reason
 
 PATHS = ("/api/send",)
 MAX_DATA = 50  # properties of a custom event
@@ -94,36 +92,9 @@ class UmamiDialect:
             properties.setdefault("tag", p.tag)
         parsed = Parsed(key=None, total=1, single=True)
         parsed.named = ("website", p.website, "payload.website")
-        if over_size(request.body, request.max_event_bytes):
-            rule = f"event must be at most {request.max_event_bytes} bytes"
-            parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
-            return parsed
-        agent = request.headers.get("user-agent")
-        server_side = sent_by_a_program(agent)
-        context: dict[str, Any] = {"userAgent": agent} if agent and not server_side else {}
-        if p.language:
-            context["locale"] = p.language
-        if p.screen:
-            context["screen"] = p.screen
-        parsed.add(
-            0,
-            Event(
-                message_id=parsed.new_id(),
-                project_id=0,
-                dialect=self.name,
-                type="track" if p.name else "page",
-                event=p.name or None,
-                timestamp=request.received_at,
-                received_at=request.received_at,
-                url=url,
-                referrer=referrer or None,
-                properties=properties,
-                context=context,
-                device=SERVER if server_side else None,
-                ip=request.client_ip,
-            ),
-        )
-        return parsed
+        context = {"locale": p.language, "screen": p.screen}
+        return tracker_event(parsed, request, self.name, p.name, url, referrer, properties,
+                             {k: v for k, v in context.items() if v})  # fmt: skip
 
     def respond(self, result: Result) -> Reply:
         refused = result.refused

@@ -102,6 +102,41 @@ def check_props(props: dict[str, Any]) -> None:
             )
 
 
+def tracker_event(
+    parsed: Parsed,
+    request: IngestRequest,
+    dialect: str,
+    name: str | None,
+    url: str,
+    referrer: str | None,
+    properties: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    value: float | None = None,
+) -> Parsed:
+    """A browser tracker's one event (Plausible's, Umami's): a page when `name` is None,
+    else a custom event; the request's own agent says the browser unless an HTTP library
+    sent it (then it is the server's own call). Refused alone when it is too large."""
+    if over_size(request.body, request.max_event_bytes):
+        rule = f"event must be at most {request.max_event_bytes} bytes"
+        parsed.reject(0, Reason.TOO_LARGE, rule, None, 413)
+        return parsed
+    agent = request.headers.get("user-agent")
+    server_side = sent_by_a_program(agent)
+    seen = {"userAgent": agent} if agent and not server_side else {}
+    parsed.add(
+        0,
+        Event(
+            message_id=parsed.new_id(), project_id=0, dialect=dialect,
+            type="track" if name else "page", event=name or None,
+            timestamp=request.received_at, received_at=request.received_at,
+            url=url, referrer=referrer or None, properties=properties,
+            context={**seen, **(context or {})}, device=SERVER if server_side else None,
+            value=value, ip=request.client_ip,
+        ),
+    )  # fmt: skip
+    return parsed
+
+
 class WebDialect:
     name = "web"
 
