@@ -171,37 +171,48 @@ def test_an_erased_user_leaves_every_audience(env: Env) -> None:
             assert conn.execute(table.select().where(column == "a")).first() is None
 
 
-def test_entries_and_exits_reach_a_webhook_exactly_once_each(env: Env) -> None:
-    receiver = Receiver().start()
+def test_entries_and_exits_reach_webhooks_exactly_once_each(env: Env) -> None:
+    """As tracks (the default), and as identify traits where the destination says so."""
+    tracks, traits = Receiver().start(), Receiver().start()
     try:
         _, admin = env.runtime.metadata.create_key("default", "admin")
-        made = env.client.request(
-            "PUT", "/api/v1/admin/destinations/hook",
-            json={"kind": "webhook", "url": receiver.url, "events": ["Audience Entered", "Audience Exited"],
-                  "batch_seconds": 0.05, "retry_base_seconds": 0.02, "retry_max_seconds": 0.1},
-            headers={"Authorization": f"Bearer {admin}"},
-        )  # fmt: skip
-        assert made.status_code == 200, made.text
+        fast = {"kind": "webhook", "batch_seconds": 0.05, "retry_base_seconds": 0.02,
+                "retry_max_seconds": 0.1}  # fmt: skip
+        for name, spec in (
+            (
+                "hook",
+                {**fast, "url": tracks.url, "events": ["Audience Entered", "Audience Exited"]},
+            ),
+            ("crm", {**fast, "url": traits.url, "types": ["identify"], "audiences": "identify"}),
+        ):
+            made = env.client.request("PUT", f"/api/v1/admin/destinations/{name}", json=spec,
+                                      headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+            assert made.status_code == 200, made.text
         configure(env, [{"name": "Pro plan", "conditions": [{"trait": "plan", "in": ["pro"]}]}])
         send(env, [{"type": "identify", "userId": "ada", "traits": {"plan": "pro"}}])
         assert members(env, "Pro plan") == ["ada"]
         send(env, [{"type": "identify", "userId": "ada", "traits": {"plan": "free"}}])
         assert members(env, "Pro plan") == []
-        receiver.wait_for(4)
+        tracks.wait_for(4)
+        traits.wait_for(4)
         time.sleep(0.5)  # nothing more comes
-        received = [e for e in receiver.events() if e["type"] == "track"]  # (identifies pass too)
+        sent = [e for e in tracks.events() if e["type"] == "track"]  # (identifies pass too)
         assert [(e["event"], e["userId"], e["properties"]["audience_key"],
-                 e["properties"]["pro_plan"]) for e in received] == [
+                 e["properties"]["pro_plan"]) for e in sent] == [
             ("Audience Entered", "ada", "pro_plan", True),
             ("Audience Exited", "ada", "pro_plan", False),
         ]  # fmt: skip
-        assert len({e["messageId"] for e in received}) == 2
+        assert len({e["messageId"] for e in sent}) == 2
+        as_traits = [e["traits"] for e in traits.events() if "pro_plan" in e["traits"]]
+        assert as_traits == [{"pro_plan": True}, {"pro_plan": False}]
+        assert all(e["type"] == "identify" for e in traits.events())
         # in the Warehouse too, once each
         rows = env.sql("SELECT event FROM events WHERE dialect = 'audience' ORDER BY event")
         assert [r["event"] for r in rows] == ["Audience Entered", "Audience Exited"]
     finally:
-        receiver.release()
-        receiver.stop()
+        for receiver in (tracks, traits):
+            receiver.release()
+            receiver.stop()
 
 
 def test_an_entry_is_appended_once_even_if_the_outbox_row_outlived_it(env: Env) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from roost.destinations.payload import to_segment
 from roost.model import Event
 from roost.pipeline.consent import granted
@@ -19,7 +21,18 @@ class Outbound:
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
 
+    def as_sent(self, event: Event) -> Event:
+        """The event as this destination takes it: an audience's entry or exit as an
+        identify setting its trait (`audiences: identify`), as Segment offers."""
+        if event.dialect != "audience" or self.destination.audiences != "identify":
+            return event
+        key = event.properties.get("audience_key")
+        trait = {str(key): event.properties.get(str(key))}
+        return msgspec.structs.replace(event, type="identify", event=None, traits=trait,
+                                       properties={})  # fmt: skip
+
     def takes(self, event: Event) -> bool:
+        event = self.as_sent(event)
         d = self.destination
         return (
             event.project_id == d.project_id
@@ -40,6 +53,7 @@ class Outbound:
         return chosen.get("All") is not False
 
     def payload(self, event: Event) -> dict[str, Any]:
+        event = self.as_sent(event)
         out = to_segment(event)
         if self.destination.mapping:
             out["properties"] = dict(out.get("properties") or {})

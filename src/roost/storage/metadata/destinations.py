@@ -71,7 +71,9 @@ dead_letters = sa.Table(
 COMMON = {
     "name", "kind", "types", "events", "consent", "mapping", "batch_count", "batch_bytes",
     "batch_seconds", "max_attempts", "retry_base_seconds", "retry_max_seconds", "enabled",
+    "audiences",
 }  # fmt: skip
+AUDIENCES_AS = ("track", "identify")  # how audience entries and exits are sent
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Destination:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     enabled: bool = True
+    audiences: str = "track"  # Audience Entered/Exited as tracks, or as identify traits
     created_at: datetime | None = None
     updated_at: datetime | None = None
     rewind_to: int | None = None
@@ -180,6 +183,9 @@ def parse(raw: Any, project_id: int, where: str = "destination") -> Destination:
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise _bad(f"{where}.enabled", "must be true or false")
+    audiences = raw.get("audiences", "track")
+    if audiences not in AUDIENCES_AS:
+        raise _bad(f"{where}.audiences", f"must be one of {', '.join(AUDIENCES_AS)}")
     options = {k: v for k, v in raw.items() if k not in COMMON}
     build = factory(kind, f"{where}.kind")
     try:
@@ -204,6 +210,7 @@ def parse(raw: Any, project_id: int, where: str = "destination") -> Destination:
         retry_base_seconds=_number(raw, "retry_base_seconds", where, float, 0),
         retry_max_seconds=_number(raw, "retry_max_seconds", where, float, 0),
         enabled=enabled,
+        audiences=audiences,
     )
 
 
