@@ -156,6 +156,19 @@ def test_days_leaving_the_window_move_people_out_and_in(env: Env) -> None:
     assert members(env, "Buyers") == [] and members(env, "Quiet") == ["a", "b"]
 
 
+def test_a_groups_traits_move_its_members(env: Env) -> None:
+    """u1 and u2 join acme; acme becomes gold (a group call by u2): both enter; it becomes
+    silver (a call by someone else again): both leave."""
+    configure(env, [{"name": "Gold", "conditions": [{"group_trait": "tier", "in": ["gold"]}]}])
+    send(env, [{"type": "group", "userId": u, "groupId": "acme", "traits": {"tier": "silver"}}
+               for u in ("u1", "u2")])  # fmt: skip
+    assert members(env, "Gold") == []
+    send(env, [{"type": "group", "userId": "u2", "groupId": "acme", "traits": {"tier": "gold"}}])
+    assert members(env, "Gold") == ["u1", "u2"]
+    send(env, [{"type": "group", "userId": "u3", "groupId": "acme", "traits": {"tier": "silver"}}])
+    assert members(env, "Gold") == []
+
+
 def test_an_erased_user_leaves_every_audience(env: Env) -> None:
     configure(env, [{"name": "Buyers", "conditions": [{"performed": "Order Completed"}]}])
     send(env, [{"type": "track", "userId": u, "event": "Order Completed"} for u in ("a", "b")])

@@ -43,6 +43,7 @@ class Seen(msgspec.Struct):
     user_id: str | None = None
     anonymous_id: str | None = None
     previous_id: str | None = None
+    group_id: str | None = None
     timestamp: datetime | None = None
     properties: msgspec.Raw = msgspec.Raw(b"{}")
 
@@ -208,6 +209,7 @@ class AudiencesConsumer(Follower):
     ) -> None:
         adds: dict[int, dict[tuple[str, int, str, date], int]] = {}
         changed: dict[int, set[str]] = {}
+        regrouped: dict[int, set[str]] = {}  # groups whose traits a group call may have changed
         with self.profiles.engine.connect() as conn:
             after = {p: self.store.counted_for(conn, p) for p in defined}
         for first, _, blob in groups:
@@ -224,6 +226,8 @@ class AudiencesConsumer(Follower):
                     touched.add(who)
                 if e.type in ("identify", "alias", "group"):
                     touched.update(x for x in (e.anonymous_id, e.previous_id) if x)
+                if e.type == "group" and e.group_id:
+                    regrouped.setdefault(e.project_id, set()).add(e.group_id)
                 if not who or e.timestamp is None:
                     continue
                 properties: dict[str, Any] | None = None
@@ -242,6 +246,8 @@ class AudiencesConsumer(Follower):
                             project_adds[key] = project_adds.get(key, 0) + 1
         with self.profiles.engine.begin() as conn:
             for project_id, ids in changed.items():
+                for group in regrouped.get(project_id, ()):
+                    ids |= set(self.profiles.members_of(conn, project_id, group))
                 self.store.add(conn, project_id, adds.get(project_id, {}))
                 self.store.see(conn, project_id, ids)
                 ready = [a for a in defined[project_id] if a.name in after[project_id]]

@@ -146,6 +146,15 @@ class ProfileStore:
         ).all()
         return [r[0] for r in rows]
 
+    def members_of(self, conn: Connection, project_id: int, group_id: str) -> list[str]:
+        """The users in a group (when its traits change, each of them may be affected)."""
+        rows = conn.execute(
+            sa.select(memberships.c.user_id).where(
+                memberships.c.project_id == project_id, memberships.c.group_id == group_id
+            )
+        ).all()
+        return [r[0] for r in rows]
+
     # The one write: a batch's changes and the cursor, together
 
     def apply(self, conn: Connection, consumer: str, offset: int, changes: Changes) -> None:
