@@ -81,6 +81,12 @@ def test_serve_send_query_while_running(tmp_path: Path) -> None:
         assert json.loads(out.stdout)["rows"] == [["CLI Check", "roost-cli", "1"]]
         table = roost("query", "select count(*) as events from events", data=data).stdout
         assert table.split() == ["events", "------", "1"]
+        message = json.loads(roost("query", "select message_id from events", "--json",
+                                   data=data).stdout)["rows"][0][0]  # fmt: skip
+        traced = roost("trace", message, data=data).stdout
+        assert traced.startswith(f"{message}: track CLI Check") and "Log offset 1" in traced
+        unknown = roost("trace", "no-such-id", data=data, check=False)
+        assert unknown.returncode != 0 and "is not stored in this project" in unknown.stderr
         second = roost(
             "send", "--project", "second", "--key", write, "--event", "Second", data=data
         )

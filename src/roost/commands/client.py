@@ -1,9 +1,10 @@
-"""`roost send`, `query` and `tail`: through the running server's HTTP API."""
+"""`roost send`, `query`, `tail` and `trace`: through the running server's HTTP API."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -122,6 +123,45 @@ def tail(
             raise click.ClickException(f"cannot reach Roost at {target}: {error}") from None
 
 
+@click.command()
+@data_option
+@click.argument("message_id")
+@server_options
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@json_option
+def trace(
+    data: str | None, message_id: str, url: str | None, project: str, key: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Where an event went, by its messageId: stored, and what each destination did."""
+    settings = load_settings(data=data)
+    with borrowed_key(data, project, "read", key) as raw:
+        target = f"{server_url(settings, url)}/api/v1/events/{quote(message_id, safe='')}/trace"
+        response = httpx.get(target, headers={"Authorization": f"Bearer {raw}"}, timeout=30)
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    found = response.json()
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    event = found["event"]
+    click.echo(f"{found['message_id']}: {event['type']} {event['event'] or ''}".rstrip())
+    click.echo(f"  received {found['received']['at']} ({found['received']['dialect']}), "
+               f"stored at Log offset {found['stored']['log_offset']}")  # fmt: skip
+    for name, value in found["pipeline"].items():
+        click.echo(f"  pipeline: {name}: {value}")
+    for d in found["destinations"]:
+        details = ", ".join(f"{k} {v}" for k, v in d.items()
+                            if k not in ("name", "kind", "status") and v is not None)  # fmt: skip
+        click.echo(f"  {d['name']} ({d['kind']}): {d['status']}{': ' + details if details else ''}")
+
+
 def describe_entry(entry: dict[str, Any]) -> str:
     """One line per debugger entry, for people."""
     stamp = (entry.get("received_at") or entry.get("at") or "")[11:23]
@@ -140,4 +180,4 @@ def describe_entry(entry: dict[str, Any]) -> str:
     return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
 
 
-COMMANDS = [send, query, tail]
+COMMANDS = [send, query, tail, trace]

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -82,6 +82,10 @@ def reporter(deliver_to: Callable[[int, dict[str, Any]], None] | None) -> Report
     return report
 
 
+TRACE_RETENTION = timedelta(days=7)  # how long a delivered batch's record is kept for traces
+FORGET_EVERY = 3600.0
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -125,6 +129,7 @@ class Forwarder(Follower):
         self.pending_bytes = 0
         self.pending_since = 0.0
         self.saved_at = time.monotonic()
+        self.forgot_at = float("-inf")
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self.skipped = 0  # events opted out by their `integrations`, since this start
         self.skipping: list[str] = []  # their messageIds, until the next debugger entry
@@ -243,7 +248,11 @@ class Forwarder(Follower):
                 delivered=self.state.delivered + len(events),
                 last_success_at=_now(),
             )
-            self.store.record(self.destination.id, self.state)
+            batch = (first, last, len(events), tried.attempts)
+            self.store.record(self.destination.id, self.state, delivered=batch)
+            if time.monotonic() - self.forgot_at >= FORGET_EVERY:  # what traces may still ask
+                self.forgot_at = time.monotonic()
+                self.store.forget_deliveries(self.destination.id, _now() - TRACE_RETENTION)
         else:
             self.state = replace(
                 self.state,

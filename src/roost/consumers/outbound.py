@@ -32,14 +32,21 @@ class Outbound:
                                        properties={})  # fmt: skip
 
     def takes(self, event: Event) -> bool:
+        return self.refusal(event) is None
+
+    def refusal(self, event: Event) -> str | None:
+        """Which of the destination's rules leaves the event out (None: it takes it)."""
         event = self.as_sent(event)
         d = self.destination
-        return (
-            event.project_id == d.project_id
-            and (d.types is None or event.type in d.types)
-            and (d.events is None or event.type not in NAMED or event.event in d.events)
-            and granted(event.context, d.consent)
-        )
+        if event.project_id != d.project_id:
+            return "project"
+        if d.types is not None and event.type not in d.types:
+            return "types"
+        if d.events is not None and event.type in NAMED and event.event not in d.events:
+            return "events"
+        if not granted(event.context, d.consent):
+            return "consent"
+        return None
 
     def opted_in(self, event: Event) -> bool:
         """Segment's `integrations` rules: the destination's own name (case-sensitive) decides

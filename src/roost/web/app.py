@@ -28,6 +28,7 @@ from roost.web.api import (
     profiles,
     sql,
     stats,
+    trace,
 )
 from roost.web.body import Receive
 from roost.web.dashboard.throttle import LoginThrottle
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             *erasure.routes(),
             *export.routes(),
             *profiles.routes(),
+            *trace.routes(),
             *contracts.routes(),
             *admin.routes(),
             *destinations.routes(),

@@ -153,6 +153,16 @@ def test_events_explorer_filters_and_opens_one_event(site: Env, owner: Client) -
     assert owner.get("/p/default/events/nope").status_code == 404
 
 
+def test_an_event_page_says_where_it_went(site: Env, owner: Client) -> None:
+    project = site.runtime.metadata.project("default").id
+    site.runtime.destinations.set(project, {"name": "pages-only", "kind": "webhook",
+                                            "url": "http://127.0.0.1:9/x", "types": ["page"]})  # fmt: skip
+    trace = owner.get("/p/default/events/o1").text.split('id="trace"', 1)[1]
+    assert "Stored at Log offset" in trace
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", trace)
+    assert cells == [("pages-only", "filtered", "left out by its types rule")]
+
+
 def test_profile_shows_traits_and_timeline(site: Env, owner: Client) -> None:
     assert owner.get("/p/default/profiles?user=u1").headers["location"] == "/p/default/profiles/u1"
     html = owner.get("/p/default/profiles/u1").text

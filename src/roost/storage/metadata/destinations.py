@@ -53,6 +53,16 @@ states = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("last_error_at", sa.DateTime, nullable=True),
 )
+deliveries = sa.Table(  # each delivered batch's range of offsets: what a trace answers from
+    "deliveries",
+    schema,
+    sa.Column("destination_id", sa.Integer, primary_key=True),
+    sa.Column("first_offset", sa.BigInteger, primary_key=True),
+    sa.Column("last_offset", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
 dead_letters = sa.Table(
     "dead_letters",
     schema,
@@ -392,10 +402,16 @@ class DestinationStore:
         state: State,
         letter: tuple[int, int, list[dict[str, Any]], str, int] | None = None,
         replayed: int | None = None,
+        delivered: tuple[int, int, int, int] | None = None,
     ) -> None:
-        """The outcome of one batch, with the cursor it moves to, in one transaction."""
+        """The outcome of one batch, with the cursor it moves to, in one transaction;
+        `delivered`: (first offset, last offset, events, attempts) of a batch delivered."""
         with self.engine.begin() as conn:
             self.save(conn, destination_id, state)
+            if delivered is not None:
+                first, last, count, attempts = delivered
+                replace_row(conn, deliveries, destination_id=destination_id, first_offset=first,
+                            last_offset=last, count=count, attempts=attempts, at=_now())  # fmt: skip
             if letter is not None:
                 first, last, events, error, attempts = letter
                 conn.execute(
@@ -418,6 +434,21 @@ class DestinationStore:
                     .values(status="replayed")
                 )
 
+    def delivery_of(self, destination_id: int, offset: int) -> Any:
+        """The delivered batch that held the event at `offset`, if one is remembered."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(deliveries).where(
+                    deliveries.c.destination_id == destination_id,
+                    deliveries.c.first_offset <= offset, deliveries.c.last_offset >= offset,
+                ).order_by(deliveries.c.first_offset.desc()).limit(1)
+            ).first()  # fmt: skip
+
+    def forget_deliveries(self, destination_id: int, before: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.delete().where(deliveries.c.destination_id == destination_id,
+                                                   deliveries.c.at < before))  # fmt: skip
+
     def letter_failed(self, letter_id: int, error: str, attempts: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -427,8 +458,13 @@ class DestinationStore:
             )
 
     def letters(
-        self, destination_id: int, status: str | None = None, limit: int = 100
+        self,
+        destination_id: int,
+        status: str | None = None,
+        limit: int = 100,
+        covering: int | None = None,
     ) -> list[DeadLetter]:
+        """The destination's dead letters (of a status; holding the event at `covering`)."""
         query = (
             sa.select(dead_letters)
             .where(dead_letters.c.destination_id == destination_id)
@@ -437,6 +473,10 @@ class DestinationStore:
         )
         if status is not None:
             query = query.where(dead_letters.c.status == status)
+        if covering is not None:
+            query = query.where(
+                dead_letters.c.first_offset <= covering, dead_letters.c.last_offset >= covering
+            )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [

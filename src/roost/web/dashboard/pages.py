@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from roost.errors import BadRequest, NotFound
 from roost.query import events as event_queries
 from roost.query import funnels
+from roost.query.trace import trace
 from roost.storage.metadata.settings import check_view
 from roost.storage.warehouse import QueryResult
 from roost.web.api.debugger import sse
@@ -614,8 +615,11 @@ async def event_detail(context: Context) -> Response:
     if not result.rows:
         raise NotFound(f"No event with messageId {message_id!r} in this project.")
     event = event_queries.as_dicts(result.columns, result.rows)[0]
+    path = await asyncio.to_thread(trace, context.runtime, context.project.id, message_id)
     return render.page(
-        context.request, "event.html", context.values(event=event, message_id=message_id)
+        context.request,
+        "event.html",
+        context.values(event=event, message_id=message_id, trace=path),
     )
 
 

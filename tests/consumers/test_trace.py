@@ -1,0 +1,89 @@
+"""Where did my event go: a trace by messageId against what really happened — a webhook that
+took it, one whose rules left it out (and which rule), one that dead-lettered it, one made
+after it arrived; a contract violation noted; an event never stored named as such."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from roost.consumers import forwarder
+from roost.storage.metadata.destinations import State
+from tests.conftest import Env
+from tests.integration.receiver import Receiver
+
+FAST = {"kind": "webhook", "batch_seconds": 0.05, "retry_base_seconds": 0.02,
+        "retry_max_seconds": 0.1}  # fmt: skip
+
+
+def admin(env: Env) -> dict[str, str]:
+    _, raw = env.runtime.metadata.create_key("default", "admin")
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def trace(env: Env, message_id: str) -> Any:
+    return env.client.get(f"/api/v1/events/{message_id}/trace",
+                          headers={"Authorization": f"Bearer {env.read_key}"})  # fmt: skip
+
+
+def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in body["destinations"]}
+
+
+def test_a_trace_says_what_each_destination_did(env: Env) -> None:
+    ok, failing = Receiver().start(), Receiver().start()
+    failing.script.extend([(400, {})])  # refused: never worth another try
+    keys = admin(env)
+    try:
+        for name, spec in (("good", {**FAST, "url": ok.url}),
+                           ("pages_only", {**FAST, "url": ok.url, "types": ["page"]}),
+                           ("broken", {**FAST, "url": failing.url, "max_attempts": 1})):  # fmt: skip
+            made = env.client.request("PUT", f"/api/v1/admin/destinations/{name}", json=spec,
+                                      headers=keys)  # fmt: skip
+            assert made.status_code == 200, made.text
+        sent = env.client.post("/v1/track", json={"userId": "u1", "event": "Bought",
+                                                  "messageId": "m-1"},
+                               headers={"X-Write-Key": env.write_key})  # fmt: skip
+        assert sent.status_code == 200, sent.text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = by_name(trace(env, "m-1").json())
+            if found["good"]["status"] == "delivered" and found["broken"]["status"] != "waiting":
+                break
+            time.sleep(0.05)
+        body = trace(env, "m-1").json()
+        assert body["received"]["dialect"] == "segment"
+        assert body["event"]["event"] == "Bought" and body["stored"]["log_offset"] >= 1
+        found = by_name(body)
+        assert found["good"]["status"] == "delivered" and found["good"]["attempts"] == 1
+        assert [e["messageId"] for e in ok.events()] == ["m-1"]  # what really happened
+        assert found["pages_only"] == {"name": "pages_only", "kind": "webhook",
+                                       "status": "filtered", "rule": "types"}  # fmt: skip
+        assert found["broken"]["status"] == "dead_lettered"
+        assert "400" in found["broken"]["error"]
+        # a destination made after the event arrived never had it
+        made = env.client.request("PUT", "/api/v1/admin/destinations/late",
+                                  json={**FAST, "url": ok.url}, headers=keys)  # fmt: skip
+        assert made.status_code == 200
+        assert by_name(trace(env, "m-1").json())["late"]["status"] == "not_sent"
+    finally:
+        for receiver in (ok, failing):
+            receiver.release()
+            receiver.stop()
+
+
+def test_a_refused_event_is_not_traced_and_the_answer_says_why(env: Env) -> None:
+    missing = trace(env, "never-sent")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["field"] == "message_id"
+    assert "live debugger" in missing.json()["error"]["message"]
+
+
+def test_deliveries_are_kept_for_the_trace_retention_only(env: Env) -> None:
+    store = env.runtime.destinations
+    destination = store.set(env.runtime.metadata.project("default").id,
+                            {**FAST, "name": "kept", "url": "http://127.0.0.1:9/x"})  # fmt: skip
+    store.record(destination.id, State(log_offset=9), delivered=(5, 9, 5, 1))
+    assert store.delivery_of(destination.id, 7) is not None
+    store.forget_deliveries(destination.id, forwarder._now() + forwarder.TRACE_RETENTION)
+    assert store.delivery_of(destination.id, 7) is None
