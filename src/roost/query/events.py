@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from roost.storage.warehouse.flavor import Flavor
+from roost.storage.warehouse.flavor import RANGES_PER_STATEMENT, Flavor, in_ranges
 
 LISTED = ("timestamp", "type", "event", "user_id", "anonymous_id", "path", "country", "message_id")
 EVENT_TYPES_SHOWN = ("track", "page", "screen", "identify", "group", "alias", "game")
@@ -22,10 +22,35 @@ class Search:
     type: str = ""
     user: str = ""
     before: datetime | None = None  # the page after: events older than the last one shown
+    destination: str = ""  # with `status`: the events a destination is waiting to send, or
+    status: str = ""  # set aside as dead letters (DESTINATION_STATUSES)
 
 
-def listing(search: Search, project_id: int, flavor: Flavor, limit: int) -> str:
-    where = ["1 = 1"]  # ClickHouse 18 has no TRUE
+DESTINATION_STATUSES = ("waiting", "dead_lettered")
+
+
+def at_destination(
+    status: str, flavor: Flavor, after_offset: int, letters: Sequence[tuple[int, int]],
+    types: Sequence[str] | None, events: Sequence[str] | None,
+) -> str:  # fmt: skip
+    """The condition for a destination's events in a status: its dead letters' offsets, or
+    past its cursor and within its type and event rules (its consent and `integrations`
+    rules are not SQL: a waiting list may hold events they will leave out)."""
+    if status == "dead_lettered":
+        return in_ranges("log_offset", letters[-RANGES_PER_STATEMENT:])
+    tests = [f"log_offset > {int(after_offset)}"]
+    if types is not None:
+        tests.append(f"type IN ({', '.join(flavor.string(t) for t in types) or 'NULL'})")
+    if events is not None:
+        named = ", ".join(flavor.string(e) for e in events) or "NULL"
+        tests.append(f"(type NOT IN ('track', 'page', 'screen') OR event IN ({named}))")
+    return "(" + " AND ".join(tests) + ")"
+
+
+def listing(
+    search: Search, project_id: int, flavor: Flavor, limit: int, also: str | None = None
+) -> str:
+    where = ["1 = 1", *([also] if also else [])]  # ClickHouse 18 has no TRUE
     if search.event:
         where.append(f"event = {flavor.string(search.event)}")
     if search.type:

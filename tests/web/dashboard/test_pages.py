@@ -153,6 +153,34 @@ def test_events_explorer_filters_and_opens_one_event(site: Env, owner: Client) -
     assert owner.get("/p/default/events/nope").status_code == 404
 
 
+def test_the_explorer_lists_what_a_destination_is_waiting_to_send_or_set_aside(
+    env: Env, owner: Client
+) -> None:
+    project = env.runtime.metadata.project("default").id
+    store = env.runtime.destinations
+    store.set(project, {"name": "paused", "kind": "webhook", "url": "http://127.0.0.1:9/x",
+                        "enabled": False, "types": ["track"]})  # fmt: skip
+    store.set(project, {"name": "unreachable", "kind": "webhook", "url": "http://127.0.0.1:9/x",
+                        "max_attempts": 1, "batch_seconds": 0.01})  # fmt: skip
+    env.runtime.forwarders.poke()
+    send(env, [{"type": "track", "userId": "w", "event": "Waits", "messageId": "w1"},
+               {"type": "identify", "userId": "w", "messageId": "w2"}])  # fmt: skip
+    deadline = time.monotonic() + 10
+    unreachable = next(d for d in store.configured(project) if d.name == "unreachable")
+    while not store.letters(unreachable.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = owner.get("/p/default/events?destination=paused&status=waiting").text
+    assert (
+        "/p/default/events/w1" in waiting and "/p/default/events/w2" not in waiting
+    )  # tracks only
+    aside = owner.get("/p/default/events?destination=unreachable&status=dead_lettered").text
+    assert "/p/default/events/w1" in aside and "/p/default/events/w2" in aside
+    settings = owner.get("/p/default/settings").text
+    assert "/p/default/events?destination=unreachable&amp;status=dead_lettered" in settings
+    refused = owner.get("/p/default/events?destination=nope")
+    assert refused.status_code == 400 and "destination" in refused.text
+
+
 def test_an_event_page_says_where_it_went(site: Env, owner: Client) -> None:
     project = site.runtime.metadata.project("default").id
     site.runtime.destinations.set(project, {"name": "pages-only", "kind": "webhook",

@@ -590,10 +590,13 @@ async def explorer(context: Context) -> Response:
         type=params.get("type", "").strip(),
         user=params.get("user", "").strip(),
         before=before,
+        destination=params.get("destination", "").strip(),
+        status=params.get("status", "").strip(),
     )
     await context.runtime.caught_up()
     flavor = context.runtime.warehouse.flavor
-    sql = event_queries.listing(search, context.project.id, flavor, EXPLORER_ROWS)
+    also = await asyncio.to_thread(_at_destination, context, search)
+    sql = event_queries.listing(search, context.project.id, flavor, EXPLORER_ROWS, also)
     result = await _sql(context, sql, EXPLORER_ROWS)
     rows = event_queries.as_dicts(result.columns, result.rows)
     more = None
@@ -603,7 +606,38 @@ async def explorer(context: Context) -> Response:
     return render.page(
         context.request,
         "events.html",
-        context.values(rows=rows, search=search, more=more, types=event_queries.EVENT_TYPES_SHOWN),
+        context.values(
+            rows=rows, search=search, more=more, types=event_queries.EVENT_TYPES_SHOWN,
+            destinations=[d.name for d in context.runtime.destinations.configured(context.project.id)],
+            statuses=event_queries.DESTINATION_STATUSES,
+        ),
+    )  # fmt: skip
+
+
+def _at_destination(context: Context, search: event_queries.Search) -> str | None:
+    """The explorer's destination filter as SQL (None without one)."""
+    if not search.destination:
+        return None
+    store = context.runtime.destinations
+    found = next((d for d in store.configured(context.project.id)
+                  if d.name == search.destination), None)  # fmt: skip
+    if found is None:
+        raise BadRequest(f"destination: no destination {search.destination[:100]!r}",
+                         field="destination")  # fmt: skip
+    status = search.status or "waiting"
+    if status not in event_queries.DESTINATION_STATUSES:
+        raise BadRequest(f"status: must be one of {', '.join(event_queries.DESTINATION_STATUSES)}",
+                         field="status")  # fmt: skip
+    state = store.state(found.id)
+    letters = [(x.first_offset, x.last_offset)
+               for x in store.letters(found.id, status="dead", limit=1000)]  # fmt: skip
+    return event_queries.at_destination(
+        status,
+        context.runtime.warehouse.flavor,
+        state.log_offset if state else 0,
+        letters,
+        found.types,
+        found.events,
     )
 
 
