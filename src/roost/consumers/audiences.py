@@ -15,6 +15,7 @@ decided; one removed has its members exit. A person is a user id with the ids li
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from roost.storage.metadata.profiles import ProfileStore, cursors
 from roost.storage.warehouse import Warehouse
 
 NAME = "audiences"
+SAVE_IDLE_SECONDS = 1.0  # with no audience anywhere the cursor is saved at most this often
 BACKFILL_ROWS = 5_000_000  # counts a backfill may read from the Warehouse (id × day rows)
 
 
@@ -96,6 +98,7 @@ class AudiencesConsumer(Follower):
         self.offset = profiles.cursor(NAME)
         self._swept: date | None = None
         self._synced: dict[int, list[Audience]] = {}
+        self._saved_at = float("-inf")
         self._lock = threading.Lock()
 
     def position(self) -> int:
@@ -119,8 +122,10 @@ class AudiencesConsumer(Follower):
                 self._synced = defined
             target = min(self.source.last_offset(), self.follows())
             if not defined and self.offset < target:  # no audience anywhere: nothing to read
-                with self.profiles.engine.begin() as conn:
-                    replace_row(conn, cursors, consumer=NAME, log_offset=target)
+                if time.monotonic() - self._saved_at >= SAVE_IDLE_SECONDS:  # not every read's
+                    with self.profiles.engine.begin() as conn:
+                        replace_row(conn, cursors, consumer=NAME, log_offset=target)
+                    self._saved_at = time.monotonic()
                 self.offset = target
             while self.offset < target:
                 groups = [g for g in self.source.read_groups(self.offset, self.batch_events)
