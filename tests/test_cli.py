@@ -87,6 +87,9 @@ def test_serve_send_query_while_running(tmp_path: Path) -> None:
         assert traced.startswith(f"{message}: track CLI Check") and "Log offset 1" in traced
         unknown = roost("trace", "no-such-id", data=data, check=False)
         assert unknown.returncode != 0 and "is not stored in this project" in unknown.stderr
+        assert roost("quarantine", data=data).stdout.startswith("0 held")
+        replayed = roost("quarantine", "--replay", data=data).stdout
+        assert replayed.strip() == "0 stored, 0 still held"
         second = roost(
             "send", "--project", "second", "--key", write, "--event", "Second", data=data
         )

@@ -53,6 +53,7 @@ from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.metadata.keyring import Keyring
 from roost.storage.metadata.notices import NoticeStore
 from roost.storage.metadata.profiles import ProfileStore
+from roost.storage.metadata.quarantine import QuarantineStore
 from roost.storage.metadata.settings import AudienceDefinitions, ProjectSettings
 from roost.storage.metadata.shares import Shares
 from roost.storage.metadata.sites import Sites
@@ -104,6 +105,7 @@ class Runtime:
     contracts: Contracts
     project_settings: ProjectSettings
     audience_store: AudienceStore
+    quarantine: QuarantineStore
     sites: Sites
     shares: Shares
     consent: Consent
@@ -165,6 +167,7 @@ class Runtime:
         )
         profile_store = ProfileStore(self.metadata.engine)
         self.audience_store = AudienceStore(self.metadata.engine)
+        self.quarantine = QuarantineStore(self.metadata.engine)
         self.audience_definitions = AudienceDefinitions(
             ProjectSettings(self.metadata.engine), settings.key_cache_seconds
         )

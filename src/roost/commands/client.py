@@ -1,4 +1,5 @@
-"""`roost send`, `query`, `tail` and `trace`: through the running server's HTTP API."""
+"""`roost send`, `query`, `tail`, `trace` and `quarantine`: through the running server's HTTP
+API."""
 
 from __future__ import annotations
 
@@ -162,6 +163,41 @@ def trace(
         click.echo(f"  {d['name']} ({d['kind']}): {d['status']}{': ' + details if details else ''}")
 
 
+@click.command()
+@data_option
+@server_options
+@click.option(
+    "--replay", is_flag=True, help="Run them through the current pipeline (an admin key)."
+)
+@click.option(
+    "--key", envvar="ROOST_ADMIN_KEY", default=None, help="Key (default: a temporary one)."
+)
+@json_option
+def quarantine(
+    data: str | None, url: str | None, project: str, replay: bool, key: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """The events the tracking plan blocked (kept with why); --replay once the plan is fixed."""
+    settings = load_settings(data=data)
+    base = f"{server_url(settings, url)}/api/v1/quarantine"
+    with borrowed_key(data, project, "admin" if replay else "read", key) as raw:
+        headers = {"Authorization": f"Bearer {raw}"}
+        response = (httpx.post(f"{base}/replay", headers=headers, timeout=600) if replay
+                    else httpx.get(base, headers=headers, timeout=30))  # fmt: skip
+    if response.status_code != 200:
+        raise click.ClickException(f"{response.status_code}: {response.text}")
+    found = response.json()
+    if as_json:
+        click.echo(json.dumps(found))
+    elif replay:
+        click.echo(f"{found['stored']} stored, {found['still_held']} still held")
+    else:
+        click.echo(f"{found['count']} held")
+        for e in found["events"]:
+            click.echo(f"  {e['received_at'][:19]}  {e['message_id']}  {e['event'] or e['type']}: "
+                       f"{e['message']}")  # fmt: skip
+
+
 def describe_entry(entry: dict[str, Any]) -> str:
     """One line per debugger entry, for people."""
     stamp = (entry.get("received_at") or entry.get("at") or "")[11:23]
@@ -180,4 +216,4 @@ def describe_entry(entry: dict[str, Any]) -> str:
     return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
 
 
-COMMANDS = [send, query, tail, trace]
+COMMANDS = [send, query, tail, trace, quarantine]

@@ -29,6 +29,7 @@ from roost.storage.log import Log
 from roost.storage.metadata.audiences import AudienceStore
 from roost.storage.metadata.destinations import DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
+from roost.storage.metadata.quarantine import QuarantineStore
 from roost.storage.warehouse import Warehouse
 from roost.storage.warehouse.flavor import RANGES_PER_STATEMENT
 
@@ -45,6 +46,7 @@ class Stores(Protocol):
     warehouse: Warehouse
     profiles: ProfilesConsumer
     audience_store: AudienceStore
+    quarantine: QuarantineStore
     destinations: DestinationStore
     erasures: ErasureStore
     scrubber: Scrubber
@@ -62,6 +64,7 @@ async def erase_user(runtime: Stores, key: Key, user_id: str) -> dict[str, Any]:
     project = key.project_id
     ids = await asyncio.to_thread(runtime.profiles.erase, project, user_id)
     await asyncio.to_thread(runtime.audience_store.erase, project, ids)  # counts, memberships
+    await asyncio.to_thread(runtime.quarantine.erase, project, ids)  # events blocked, held
     wanted = frozenset(ids)
     events = await asyncio.to_thread(runtime.warehouse.erase, project, ids=ids)
     log_events = await _erase_logged(
@@ -93,6 +96,7 @@ async def erase_range(
     events = await asyncio.to_thread(
         runtime.warehouse.erase, project, since=naive[0], until=naive[1]
     )
+    await asyncio.to_thread(runtime.quarantine.erase, project, since=naive[0], until=naive[1])
     log_events = await _erase_logged(runtime, project, lambda e: since <= e.timestamp < until)
     return await _recorded(
         runtime,

@@ -31,6 +31,8 @@ class Batch:
     indexes: list[int] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # what a stage must undo in settle()
+    # refused events worth keeping to run again later (a tracking plan's block): with why
+    held: list[tuple[Event, Refusal]] = field(default_factory=list)
 
     @classmethod
     def of(cls, dialect: str, key: Key | None, parsed: Parsed) -> Batch:

@@ -97,12 +97,14 @@ class Contracts:
                     )
                     return None
                 field = batch.field(index, "event" if event.event else "type")
-                return Refusal(
+                refused = Refusal(
                     Reason.CONTRACT_VIOLATION,
                     f"{field}: {label!r} is not in the tracking plan",
                     field,
                     422,
                 )
+                batch.held.append((event, refused))  # quarantined: replayed once planned
+                return refused
             contract = found[0]
             violations = [_violation(e) for e in errors]
             self._count(
@@ -117,12 +119,14 @@ class Contracts:
                 first = violations[0]
                 where = f"{part}.{first['path']}" if first["path"] else part
                 field = batch.field(index, where)
-                return Refusal(
+                refused = Refusal(
                     Reason.CONTRACT_VIOLATION,
                     f"{field}: {first['message']} (rule {first['rule']})",
                     field,
                     422,
                 )
+                batch.held.append((event, refused))
+                return refused
             if contract.action == "omit":
                 kept = _omit(payload, errors, contract.schema)
                 if event.type in IDENTITY_CALLS:

@@ -230,7 +230,7 @@ async def _ingest(
         parsed = chosen.parse(incoming)
         batch = Batch.of(chosen.name, _key(runtime, parsed, incoming), parsed)
         runtime.pipeline.run(batch)
-        await _append(runtime, batch)
+        await append(runtime, batch)
         result = Result(
             total=parsed.total,
             single=parsed.single,
@@ -240,6 +240,8 @@ async def _ingest(
         )
         reply = chosen.respond(result)
         _count(chosen.name, batch)
+        if batch.held and batch.dialect != "replay":
+            await _quarantine(runtime, batch)
         if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
             runtime.debugger.publish(
                 batch.key.project_id,
@@ -297,7 +299,8 @@ def _body_limit(settings: Settings, dialect: Dialect | None, path: str) -> int:
     return settings.max_request_bytes
 
 
-async def _append(runtime: Runtime, batch: Batch) -> None:
+async def append(runtime: Runtime, batch: Batch) -> None:
+    """Into the Log, the pipeline's reservations settled by the append itself."""
     if not batch.events:
         runtime.pipeline.settle(batch, stored=True)
         return
@@ -309,6 +312,16 @@ async def _append(runtime: Runtime, batch: Batch) -> None:
 
     appended.add_done_callback(settle)
     await asyncio.shield(appended)
+
+
+async def _quarantine(runtime: Runtime, batch: Batch) -> None:
+    """Keep what the tracking plan blocked, to run again once it is fixed (the client was
+    told: nothing is acknowledged); a failure to keep it is logged, never the client's."""
+    items = [(event, r.reason, r.message, r.field) for event, r in batch.held]
+    try:
+        await asyncio.to_thread(runtime.quarantine.hold, batch.project_key.project_id, items)
+    except Exception:
+        log.exception("could not quarantine %d blocked events", len(items))
 
 
 _CHILDREN: dict[tuple[object, ...], Any] = {}

@@ -210,6 +210,24 @@ def test_profile_lists_the_persons_audiences(site: Env, owner: Client) -> None:
     assert listed and re.sub(r"<[^>]+>", "", listed.group(1)) == "Pros"
 
 
+def test_the_quarantine_is_listed_and_replayed_from_the_settings_page(
+    env: Env, owner: Client
+) -> None:
+    env.runtime.contract_store.set(1, "Paid", {"type": "object", "required": ["amount"]}, "block")
+    env.runtime.contracts.plan.forget()
+    sent = env.client.post("/v1/track", json={"userId": "q", "event": "Paid", "messageId": "q1"},
+                           headers={"X-Write-Key": env.write_key})  # fmt: skip
+    assert sent.status_code == 422
+    page = owner.get("/p/default/settings").text.split('id="quarantine"', 1)[1]
+    assert "1 event the tracking plan blocked" in page and "amount" in page
+    env.runtime.contract_store.set(1, "Paid", {"type": "object"}, "block")  # the plan, fixed
+    env.runtime.contracts.plan.forget()
+    token = csrf_of(owner.get("/p/default/settings").text)
+    after = owner.post("/p/default/settings/quarantine/replay", data={"csrf": token}).text
+    assert "1 stored, 0 still held" in after
+    assert [r["message_id"] for r in env.sql("SELECT message_id FROM events")] == ["q1"]
+
+
 def test_a_new_key_is_shown_once_and_works(env: Env, owner: Client) -> None:
     token = csrf_of(owner.get("/p/default/settings").text)
     html = owner.post(

@@ -78,31 +78,42 @@ class Sites:
         now = self.clock()
         if self._known is not None and self._known[1] > now:
             return self._known[0]
-        query = sa.select(
-            projects.c.id, projects.c.slug, projects.c.store_ip, projects.c.workspace_id,
-            workspaces.c.plan, workspaces.c.monthly_budget,
-        ).select_from(projects.join(workspaces, projects.c.workspace_id == workspaces.c.id))  # fmt: skip
-        with self.metadata.engine.connect() as conn:
-            rows = conn.execute(query).all()
         settings = self.settings.sites()
         known = Known({}, {}, {})
-        for row in rows:
-            setting = settings.get(int(row.id), {})
-            key = Key(
-                id=f"site:{row.id}", kind="write", label="site", prefix="", project_id=row.id,
-                project_slug=row.slug, workspace_id=row.workspace_id, plan=row.plan,
-                monthly_budget=row.monthly_budget, store_ip=bool(row.store_ip),
-                allowed_types=ALLOWED, rate=self.rate, burst=self.burst, created_at=_MADE,
-                revoked_at=None,
-            )  # fmt: skip
+        for made in project_keys(self.metadata, "site"):
+            setting = settings.get(made.project_id, {})
+            key = replace(
+                made, allowed_types=ALLOWED, rate=self.rate, burst=self.burst, hourly=None
+            )
             site = Site(key, tuple(setting.get("domains", ())))
-            known.by_slug[row.slug] = site
+            known.by_slug[key.project_slug] = site
             for domain in site.domains:
                 known.by_domain[domain] = site
             if setting.get("website_id"):
                 known.by_website[setting["website_id"]] = site
         self._known = (known, now + self.ttl)
         return known
+
+
+def project_keys(metadata: Metadata, label: str, project_id: int | None = None) -> list[Key]:
+    """A write key made for each project (or one), for what arrives without a key of its own:
+    a key-less tracker's events, a quarantine's replay. No limits of its own (the caller sets
+    them); the workspace's plan and budget apply."""
+    query = sa.select(
+        projects.c.id, projects.c.slug, projects.c.store_ip, projects.c.workspace_id,
+        workspaces.c.plan, workspaces.c.monthly_budget,
+    ).select_from(projects.join(workspaces, projects.c.workspace_id == workspaces.c.id))  # fmt: skip
+    if project_id is not None:
+        query = query.where(projects.c.id == project_id)
+    with metadata.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Key(id=f"{label}:{row.id}", kind="write", label=label, prefix="", project_id=row.id,
+            project_slug=row.slug, workspace_id=row.workspace_id, plan=row.plan,
+            monthly_budget=row.monthly_budget, store_ip=bool(row.store_ip), allowed_types=None,
+            rate=0.0, burst=0.0, created_at=_MADE, revoked_at=None, hourly=0.0)
+        for row in rows
+    ]  # fmt: skip
 
 
 def _allowed(origin: str, domains: tuple[str, ...]) -> bool:

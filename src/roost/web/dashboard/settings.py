@@ -18,10 +18,12 @@ from roost.storage.metadata import project_config
 from roost.storage.metadata.accounts import ROLES
 from roost.storage.metadata.notices import TLS_MODES
 from roost.storage.metadata.notices import checked as notice_channels
+from roost.web.api import quarantine
 from roost.web.api.destinations import statuses
 from roost.web.dashboard import render
 from roost.web.dashboard.auth import Context, page
 
+HELD_SHOWN = 20
 LETTERS_SHOWN = 20
 NOTICE_FIELDS = (
     "smtp_host", "smtp_port", "smtp_tls", "smtp_user", "smtp_password", "mail_from", "mail_to",
@@ -62,6 +64,8 @@ def _gather(context: Context) -> dict[str, Any]:
         "channels": runtime.notices.channels(workspace.id),
         "notices": runtime.notices.sent(workspace.id)[:24],
         "shares": runtime.shares.list(project.id),
+        "quarantined": runtime.quarantine.count(project.id),
+        "held": runtime.quarantine.listed(project.id, HELD_SHOWN),
     }
 
 
@@ -169,6 +173,14 @@ async def replay_letters(context: Context) -> Response:
 
 
 @page(configure=True)
+async def replay_quarantine(context: Context) -> Response:
+    done = await quarantine.replay(context.runtime, context.project.id)
+    return await _show(
+        context, replayed=f"{done['stored']} stored, {done['still_held']} still held"
+    )
+
+
+@page(configure=True)
 async def create_person(context: Context) -> Response:
     if context.user.role != "owner":
         raise Forbidden("Only owners add people to the workspace.")
@@ -214,6 +226,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/shares", create_share, methods=["POST"]),
         Route(f"{base}/shares/{{share_id}}/revoke", revoke_share, methods=["POST"]),
         Route(f"{base}/destinations/{{name}}/replay", replay_letters, methods=["POST"]),
+        Route(f"{base}/quarantine/replay", replay_quarantine, methods=["POST"]),
         Route(f"{base}/people", create_person, methods=["POST"]),
         Route(f"{base}/notices", save_notices, methods=["POST"]),
     ]
