@@ -86,6 +86,12 @@ TRACE_RETENTION = timedelta(days=7)  # how long a delivered batch's record is ke
 FORGET_EVERY = 3600.0
 
 
+def begins_at(log: LogReader, destination: Destination) -> int:
+    """Where a new destination's forwarder starts: after what arrived before it was made."""
+    made = destination.created_at or _now()
+    return log.offset_before(made.replace(tzinfo=UTC).timestamp())
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -120,8 +126,7 @@ class Forwarder(Follower):
         )  # fmt: skip
         found = store.state(destination.id)
         if found is None:  # a new destination gets what arrived since it was made
-            made = destination.created_at or _now()
-            found = State(log_offset=log.offset_before(made.replace(tzinfo=UTC).timestamp()))
+            found = State(log_offset=begins_at(log, destination))
             store.record(destination.id, found)
         self.state = found
         self.scan = found.log_offset  # read up to here; pending holds what is not delivered
@@ -426,11 +431,17 @@ def status(
     store: DestinationStore,
     behind: Callable[[int], int],
     running: Snapshot | None = None,
+    oldest: Callable[[int], datetime | None] | None = None,
+    begins: Callable[[Destination], int] | None = None,
 ) -> dict[str, Any]:
-    """A destination's delivery health: cursor, lag (`behind(cursor)`: the events after it),
-    counts, last error, retries, dead letters."""
+    """A destination's delivery health: cursor, lag (`behind(cursor)`: the events after it)
+    and how long the oldest of them has waited (`oldest(cursor)`: its receivedAt), counts,
+    last error, retries, dead letters; a destination never started counts from where its
+    forwarder will begin (`begins`)."""
     state = running.state if running is not None else store.state(destination.id)
     cursor = state.log_offset if state else None
+    if cursor is None and begins is not None:  # never started (paused): where it will begin
+        cursor = begins(destination)
     waiting = store.letters(destination.id, status="dead", limit=10_000)
 
     def when(value: datetime | None) -> str | None:
@@ -443,6 +454,7 @@ def status(
         "running": running is not None,
         "cursor": cursor,
         "lag": behind(cursor) if cursor is not None else None,
+        "oldest_waiting_seconds": None,
         "pending": running.pending if running is not None else 0,
         "delivered": state.delivered if state else 0,
         "failures": state.failures if state else 0,
@@ -455,6 +467,10 @@ def status(
         "recent": list(running.recent) if running is not None else [],
         "skipped": running.skipped if running is not None else 0,
     }
+    first = oldest(cursor) if oldest is not None and cursor is not None and out["lag"] else None
+    if first is not None:
+        waited = datetime.now(UTC) - first.astimezone(UTC)
+        out["oldest_waiting_seconds"] = max(0.0, round(waited.total_seconds(), 1))
     if running is not None and running.retry_at is not None:
         out["next_retry_at"] = datetime.fromtimestamp(running.retry_at, UTC).isoformat()
     return out

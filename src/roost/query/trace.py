@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from roost.consumers.forwarder import begins_at
 from roost.consumers.outbound import Outbound
 from roost.errors import NotFound
 from roost.model import Event
@@ -73,10 +74,8 @@ def _destination(stores: Stores, d: Destination, event: Event, offset: int) -> d
         return {**out, "status": "filtered", "rule": rule}
     if not Outbound(d).opted_in(event):
         return {**out, "status": "filtered", "rule": "integrations"}
-    if d.created_at is not None:  # a new destination starts where its forwarder did
-        began = stores.log.offset_before(d.created_at.replace(tzinfo=UTC).timestamp())
-        if offset <= began:
-            return {**out, "status": "not_sent", "reason": "stored before the destination was made"}
+    if d.created_at is not None and offset <= begins_at(stores.log, d):  # made after it
+        return {**out, "status": "not_sent", "reason": "stored before the destination was made"}
     letters = stores.destinations.letters(d.id, covering=offset, limit=1)
     if letters:
         letter = letters[0]

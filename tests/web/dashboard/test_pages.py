@@ -179,6 +179,10 @@ def test_the_explorer_lists_what_a_destination_is_waiting_to_send_or_set_aside(
     assert "/p/default/events?destination=unreachable&amp;status=dead_lettered" in settings
     refused = owner.get("/p/default/events?destination=nope")
     assert refused.status_code == 400 and "destination" in refused.text
+    listed = env.client.get("/api/v1/destinations", headers={"X-Write-Key": env.read_key}).json()
+    paused = next(d for d in listed["destinations"] if d["name"] == "paused")
+    assert paused["lag"] == 2 and 0 <= paused["oldest_waiting_seconds"] < 60
+    assert "(oldest " in settings
 
 
 def test_an_event_page_says_where_it_went(site: Env, owner: Client) -> None:
