@@ -66,12 +66,7 @@ def query(
     settings = load_settings(data=data)
     with borrowed_key(data, project, "read", key) as raw:
         response = post_json(f"{server_url(settings, url)}/api/v1/sql", raw, {"sql": sql})
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        raise click.ClickException(f"{response.status_code}: {message}")
+    answered(response)
     result = response.json()
     if as_json:
         click.echo(json.dumps(result))
@@ -141,12 +136,7 @@ def trace(
     with borrowed_key(data, project, "read", key) as raw:
         target = f"{server_url(settings, url)}/api/v1/events/{quote(message_id, safe='')}/trace"
         response = httpx.get(target, headers={"Authorization": f"Bearer {raw}"}, timeout=30)
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        raise click.ClickException(f"{response.status_code}: {message}")
+    answered(response)
     found = response.json()
     if as_json:
         click.echo(json.dumps(found))
@@ -184,8 +174,7 @@ def quarantine(
         headers = {"Authorization": f"Bearer {raw}"}
         response = (httpx.post(f"{base}/replay", headers=headers, timeout=600) if replay
                     else httpx.get(base, headers=headers, timeout=30))  # fmt: skip
-    if response.status_code != 200:
-        raise click.ClickException(f"{response.status_code}: {response.text}")
+    answered(response)
     found = response.json()
     if as_json:
         click.echo(json.dumps(found))
@@ -196,6 +185,16 @@ def quarantine(
         for e in found["events"]:
             click.echo(f"  {e['received_at'][:19]}  {e['message_id']}  {e['event'] or e['type']}: "
                        f"{e['message']}")  # fmt: skip
+
+
+def answered(response: httpx.Response) -> None:
+    """A ClickException with the API's own message unless the server answered 200."""
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
 
 
 def describe_entry(entry: dict[str, Any]) -> str:
