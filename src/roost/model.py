@@ -127,6 +127,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     status: int = 400
     stored: bool = False
     more: tuple[tuple[str, str], ...] = ()  # further (field, rule) the same event breaks
+    message_id: str | None = None  # the event's, when a stage refused it (for traces)
 
 
 # Who sends and reads: workspaces hold projects, projects hold keys.

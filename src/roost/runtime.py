@@ -29,6 +29,7 @@ from roost.consumers.inflight import Inflight
 from roost.consumers.notices import Notifier
 from roost.consumers.profiles import NAME as PROFILES
 from roost.consumers.profiles import ProfilesConsumer
+from roost.consumers.refusals import Refusals
 from roost.errors import BadRequest
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
@@ -106,6 +107,7 @@ class Runtime:
     project_settings: ProjectSettings
     audience_store: AudienceStore
     quarantine: QuarantineStore
+    refusals: Refusals
     sites: Sites
     shares: Shares
     consent: Consent
@@ -168,6 +170,7 @@ class Runtime:
         profile_store = ProfileStore(self.metadata.engine)
         self.audience_store = AudienceStore(self.metadata.engine)
         self.quarantine = QuarantineStore(self.metadata.engine)
+        self.refusals = Refusals()
         self.audience_definitions = AudienceDefinitions(
             ProjectSettings(self.metadata.engine), settings.key_cache_seconds
         )

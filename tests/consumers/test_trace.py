@@ -87,3 +87,24 @@ def test_deliveries_are_kept_for_the_trace_retention_only(env: Env) -> None:
     assert store.delivery_of(destination.id, 7) is not None
     store.forget_deliveries(destination.id, forwarder._now() + forwarder.TRACE_RETENTION)
     assert store.delivery_of(destination.id, 7) is None
+
+
+def test_refused_and_deduplicated_copies_are_traced(env: Env) -> None:
+    env.runtime.contract_store.set(1, "Paid", {"type": "object", "required": ["amount"]}, "block")
+    env.runtime.contracts.plan.forget()
+    headers = {"X-Write-Key": env.write_key}
+    refused = env.client.post("/v1/track", json={"userId": "u", "event": "Paid", "messageId": "r1"},
+                              headers=headers)  # fmt: skip
+    assert refused.status_code == 422
+    body = trace(env, "r1").json()
+    assert body["stored"] is None
+    assert [(t["reason"], t["field"], t["stored"]) for t in body["refused"]] == [
+        ("contract_violation", "properties", False)
+    ]
+    for _ in range(2):  # the second is a duplicate: stored once, the copy traced
+        sent = env.client.post("/v1/track", json={"userId": "u", "event": "Ok", "messageId": "d1"},
+                               headers=headers)  # fmt: skip
+        assert sent.status_code == 200
+    body = trace(env, "d1").json()
+    assert body["stored"]["log_offset"] >= 1
+    assert [(t["reason"], t["stored"]) for t in body["refused"]] == [("duplicate", True)]

@@ -141,6 +141,12 @@ def trace(
     if as_json:
         click.echo(json.dumps(found))
         return
+    for time in found.get("refused", []):
+        kept = "deduplicated" if time["stored"] else "refused"
+        click.echo(f"{found['message_id']}: {kept} at {time['at']} ({time['dialect']}): "
+                   f"{time['message']}")  # fmt: skip
+    if found["stored"] is None:
+        return
     event = found["event"]
     click.echo(f"{found['message_id']}: {event['type']} {event['event'] or ''}".rstrip())
     click.echo(f"  received {found['received']['at']} ({found['received']['dialect']}), "

@@ -69,14 +69,14 @@ class Batch:
             return
         events = self.events[:first]
         indexes = self.indexes[:first]
-        self._refuse(self.indexes[first], refusal)
+        self._refuse(self.indexes[first], refusal, self.events[first])
         for index, event in zip(self.indexes[first + 1 :], self.events[first + 1 :], strict=True):
             v = verdict(index, event)
             if v is None:
                 events.append(event)
                 indexes.append(index)
             else:
-                self._refuse(index, v)
+                self._refuse(index, v, event)
         self.events = events
         self.indexes = indexes
 
@@ -90,11 +90,11 @@ class Batch:
                 events.append(result)
                 indexes.append(index)
             else:
-                self._refuse(index, result)
+                self._refuse(index, result, event)
         self.events = events
         self.indexes = indexes
 
-    def _refuse(self, index: int, verdict: Refusal) -> None:
+    def _refuse(self, index: int, verdict: Refusal, event: Event) -> None:
         reason, message, field_name, status = verdict
         self.outcomes.append(
             Outcome(
@@ -104,6 +104,7 @@ class Batch:
                 field=field_name,
                 status=status,
                 stored=status < 300,
+                message_id=event.message_id,
             )
         )
 

@@ -4,8 +4,10 @@ contract violations, a transformation that failed, a clock correction), and per 
 its rules (which one leaves the event out), its cursor, the dead letters and the delivered
 batches' record (`deliveries`, kept TRACE_RETENTION: one row per batch, not per event).
 
-Not (yet) traced: events refused at ingest or dropped by a transformation or dedup are never
-stored, so only the live debugger saw them; the key an event came with is not kept.
+An event a stage refused (a contract, a key's allowed types, a rate limit on one event, …) or
+a copy deduplicated is found in this server's memory of refusals (consumers/refusals.py);
+one refused before the server started, or with its whole request (a bad key, a body that is
+not JSON), only the live debugger saw. The key an event came with is not kept.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import msgspec
 
 from roost.consumers.forwarder import begins_at
 from roost.consumers.outbound import Outbound
+from roost.consumers.refusals import Refusals
 from roost.errors import NotFound
 from roost.model import Event
 from roost.storage.log import LogReader
@@ -34,6 +37,8 @@ class Stores(Protocol):
     def warehouse(self) -> Warehouse: ...
     @property
     def destinations(self) -> DestinationStore: ...
+    @property
+    def refusals(self) -> Refusals: ...
 
 
 def _utc(value: Any) -> str | None:
@@ -52,18 +57,13 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _stored(stores: Stores, project_id: int, message_id: str) -> dict[str, Any]:
+def _stored(stores: Stores, project_id: int, message_id: str) -> dict[str, Any] | None:
     flavor = stores.warehouse.flavor
     sql = (f"SELECT {', '.join(COLUMNS)} FROM {flavor.rows(project_id)} AS e "
            f"WHERE message_id = {flavor.string(message_id)} ORDER BY log_offset LIMIT 2")  # fmt: skip
     found = stores.warehouse.report(sql, timeout=30, max_rows=2)
     if not found.rows:
-        raise NotFound(
-            f"message_id: {message_id[:100]!r} is not stored in this project (an event refused "
-            "at ingest, dropped by a transformation or deduplicated is shown only by the live "
-            "debugger)",
-            field="message_id",
-        )
+        return None
     return dict(zip(found.columns, found.rows[0], strict=True))
 
 
@@ -103,6 +103,23 @@ def _destination(stores: Stores, d: Destination, event: Event, offset: int) -> d
 
 def trace(stores: Stores, project_id: int, message_id: str) -> dict[str, Any]:
     row = _stored(stores, project_id, message_id)
+    refusals = stores.refusals.of(project_id, message_id)
+    if row is None:
+        if not refusals:
+            raise NotFound(
+                f"message_id: {message_id[:100]!r} is not stored in this project, and no request "
+                "this server answered since it started refused it (one refused before, or "
+                "refused whole, is shown only by the live debugger)",
+                field="message_id",
+            )
+        return {"message_id": message_id, "stored": None, "refused": refusals, "destinations": []}
+    found = _traced(stores, project_id, row)
+    if refusals:
+        found["refused"] = refusals  # copies that came again (deduplicated) or were refused
+    return found
+
+
+def _traced(stores: Stores, project_id: int, row: dict[str, Any]) -> dict[str, Any]:
     context = _object(row["context"])
     received = row["received_at"]
     received = datetime.fromisoformat(received) if isinstance(received, str) else received

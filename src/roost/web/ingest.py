@@ -240,6 +240,10 @@ async def _ingest(
         )
         reply = chosen.respond(result)
         _count(chosen.name, batch)
+        if batch.outcomes and batch.key is not None:
+            runtime.refusals.record(
+                batch.key.project_id, chosen.name, incoming.received_at, batch.outcomes
+            )
         if batch.held and batch.dialect != "replay":
             await _quarantine(runtime, batch)
         if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
