@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -13,6 +15,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -26,6 +29,39 @@ WAREHOUSE_BEHIND = Gauge(
     "Acknowledged events the Warehouse has not loaded yet (what queries cannot see).",
     registry=REGISTRY,
 )
+
+
+class DestinationBacklog:
+    """Per destination, read when scraped: the events after its cursor and how long the oldest
+    has waited (`source`: the running server's, set when it starts)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], list[tuple[str, str, int, float | None]]] | None = None
+
+    def describe(self) -> list[Any]:
+        return []  # read at scrape time: nothing to declare ahead
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = self.source() if self.source is not None else []
+        backlog = GaugeMetricFamily(
+            "roost_destination_backlog_events",
+            "Events in the Log after a destination's cursor (what it has yet to send).",
+            labels=["project", "destination"],
+        )
+        oldest = GaugeMetricFamily(
+            "roost_destination_oldest_waiting_seconds",
+            "How long the oldest event after a destination's cursor has waited.",
+            labels=["project", "destination"],
+        )
+        for project, destination, lag, waited in rows:
+            backlog.add_metric([project, destination], lag)
+            oldest.add_metric([project, destination], waited or 0.0)
+        yield backlog
+        yield oldest
+
+
+DESTINATIONS = DestinationBacklog()
+REGISTRY.register(DESTINATIONS)
 
 DEDUP_IDS = Gauge(
     "roost_dedup_ids", "MessageIds the dedup index holds in memory.", registry=REGISTRY

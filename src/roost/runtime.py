@@ -22,7 +22,7 @@ from roost.consumers import audience_events
 from roost.consumers.backlog import Backlog
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
-from roost.consumers.forwarder import Forwarders
+from roost.consumers.forwarder import Forwarders, begins_at, status
 from roost.consumers.forwarder_process import ForwarderProcess
 from roost.consumers.group import Consumers
 from roost.consumers.inflight import Inflight
@@ -219,6 +219,7 @@ class Runtime:
         metrics.LOG_LAST_OFFSET.set_function(self.log.last_offset)
         metrics.WAREHOUSE_BEHIND.set_function(self._behind_now)
         metrics.DEDUP_IDS.set_function(lambda: self.dedup.held)
+        metrics.DESTINATIONS.source = self._destination_backlog
         metrics.DEDUP_REMEMBERED.set_function(
             lambda: (now := time.time()) - self.dedup.remembers_since(now)
         )
@@ -261,6 +262,38 @@ class Runtime:
 
     def _usage_since(self, workspace_id: int, since: datetime) -> int:
         return int(self.warehouse.count_since(self.metadata.projects_of(workspace_id), since))
+
+    def destination_statuses(self, project_id: int) -> list[dict[str, Any]]:
+        """Each of the project's destinations' delivery health (consumers/forwarder.status)."""
+        last = self.log.last_offset()
+
+        def behind(cursor: int) -> int:
+            return self.log.count_between(cursor, last)
+
+        def oldest(cursor: int) -> datetime | None:  # the first event past the cursor
+            found = self.log.read_sync(cursor, 1)
+            return found[0].event.received_at if found else None
+
+        return [
+            status(
+                d,
+                self.destinations,
+                behind,
+                self.forwarders.get(d.id),
+                oldest,
+                lambda d: begins_at(self.log, d),
+            )
+            for d in self.destinations.configured(project_id)
+        ]
+
+    def _destination_backlog(self) -> list[tuple[str, str, int, float | None]]:
+        """Each destination's backlog, for the metrics (read when Prometheus scrapes)."""
+        rows = []
+        for project in self.metadata.list_projects():
+            for found in self.destination_statuses(project.id):
+                rows.append((project.slug, found["name"], found["lag"] or 0,
+                             found["oldest_waiting_seconds"]))  # fmt: skip
+        return rows
 
     async def background(self) -> None:
         """What runs on the server's event loop beside the requests, until cancelled: the

@@ -182,6 +182,11 @@ def test_the_explorer_lists_what_a_destination_is_waiting_to_send_or_set_aside(
     listed = env.client.get("/api/v1/destinations", headers={"X-Write-Key": env.read_key}).json()
     paused = next(d for d in listed["destinations"] if d["name"] == "paused")
     assert paused["lag"] == 2 and 0 <= paused["oldest_waiting_seconds"] < 60
+    scraped = env.metrics()
+    assert 'roost_destination_backlog_events{destination="paused",project="default"} 2.0' in scraped
+    assert 'roost_destination_oldest_waiting_seconds{destination="paused",project="default"}' in (
+        scraped
+    )
     assert "(oldest " in settings
 
 

@@ -4,14 +4,13 @@ lag, counts, last error and recent batches — and its dead letters."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from roost.consumers.forwarder import begins_at, status
 from roost.model import Key
 from roost.runtime import Runtime
 from roost.web.api.reading import json_response, read_endpoint
@@ -19,26 +18,7 @@ from roost.web.spec import ApiRoute, Doc
 
 
 def statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
-    last = runtime.log.last_offset()
-
-    def behind(cursor: int) -> int:
-        return runtime.log.count_between(cursor, last)
-
-    def oldest(cursor: int) -> datetime | None:  # the first event past the cursor
-        found = runtime.log.read_sync(cursor, 1)
-        return found[0].event.received_at if found else None
-
-    return [
-        status(
-            d,
-            runtime.destinations,
-            behind,
-            runtime.forwarders.get(d.id),
-            oldest,
-            lambda d: begins_at(runtime.log, d),
-        )
-        for d in runtime.destinations.configured(project_id)
-    ]
+    return runtime.destination_statuses(project_id)
 
 
 @read_endpoint("delivery status")
