@@ -287,12 +287,19 @@ class Runtime:
         ]
 
     def _destination_backlog(self) -> list[tuple[str, str, int, float | None]]:
-        """Each destination's backlog, for the metrics (read when Prometheus scrapes)."""
-        rows = []
+        """Each destination's backlog, for the metrics (read when Prometheus scrapes): its
+        cursor, the events after it and the first one's age — not its dead letters."""
+        last = self.log.last_offset()
+        now = datetime.now(UTC)
+        rows: list[tuple[str, str, int, float | None]] = []
         for project in self.metadata.list_projects():
-            for found in self.destination_statuses(project.id):
-                rows.append((project.slug, found["name"], found["lag"] or 0,
-                             found["oldest_waiting_seconds"]))  # fmt: skip
+            for d in self.destinations.configured(project.id):
+                state = self.destinations.state(d.id)
+                cursor = state.log_offset if state else begins_at(self.log, d)
+                lag = self.log.count_between(cursor, last)
+                first = self.log.read_sync(cursor, 1) if lag else []
+                waited = (now - first[0].event.received_at).total_seconds() if first else None
+                rows.append((project.slug, d.name, lag, waited))
         return rows
 
     async def background(self) -> None:
