@@ -49,7 +49,7 @@ from roost.storage.metadata.accounts import Accounts
 from roost.storage.metadata.audiences import AudienceStore
 from roost.storage.metadata.buckets import buckets_for
 from roost.storage.metadata.contracts import ContractStore
-from roost.storage.metadata.destinations import DestinationStore
+from roost.storage.metadata.destinations import Destination, DestinationStore
 from roost.storage.metadata.erasures import ErasureStore
 from roost.storage.metadata.keyring import Keyring
 from roost.storage.metadata.notices import NoticeStore
@@ -73,6 +73,9 @@ def _lower_priority(nice: int) -> None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+ALERT_EVERY_SECONDS = 30.0  # how often destinations' backlogs are checked for alerts
 
 
 class Runtime:
@@ -286,26 +289,64 @@ class Runtime:
             for d in self.destinations.configured(project_id)
         ]
 
+    def _waiting(self, d: Destination, last: int, now: datetime) -> tuple[int, float | None]:
+        """A destination's backlog: the events after its cursor, and the first one's age."""
+        state = self.destinations.state(d.id)
+        cursor = state.log_offset if state else begins_at(self.log, d)
+        lag = self.log.count_between(cursor, last)
+        first = self.log.read_sync(cursor, 1) if lag else []
+        return lag, (now - first[0].event.received_at).total_seconds() if first else None
+
     def _destination_backlog(self) -> list[tuple[str, str, int, float | None]]:
         """Each destination's backlog, for the metrics (read when Prometheus scrapes): its
-        cursor, the events after it and the first one's age — not its dead letters."""
-        last = self.log.last_offset()
-        now = datetime.now(UTC)
-        rows: list[tuple[str, str, int, float | None]] = []
+        cursor and the Log only, not its dead letters."""
+        last, now = self.log.last_offset(), datetime.now(UTC)
+        return [
+            (project.slug, d.name, *self._waiting(d, last, now))
+            for project in self.metadata.list_projects()
+            for d in self.destinations.configured(project.id)
+        ]
+
+    def destination_alerts(self) -> int:
+        """Alert (once a day each, through the workspace's channels) for every destination
+        whose backlog is past its `alert_backlog` or `alert_waiting_seconds`; how many went."""
+        last, now = self.log.last_offset(), datetime.now(UTC)
+        sent = 0
         for project in self.metadata.list_projects():
             for d in self.destinations.configured(project.id):
-                state = self.destinations.state(d.id)
-                cursor = state.log_offset if state else begins_at(self.log, d)
-                lag = self.log.count_between(cursor, last)
-                first = self.log.read_sync(cursor, 1) if lag else []
-                waited = (now - first[0].event.received_at).total_seconds() if first else None
-                rows.append((project.slug, d.name, lag, waited))
-        return rows
+                if d.alert_backlog is None and d.alert_waiting_seconds is None:
+                    continue
+                lag, waited = self._waiting(d, last, now)
+                over = (d.alert_backlog is not None and lag >= d.alert_backlog) or (
+                    d.alert_waiting_seconds is not None and waited is not None
+                    and waited >= d.alert_waiting_seconds
+                )  # fmt: skip
+                if not over:
+                    continue
+                age = f", the oldest waiting {waited:.0f} s" if waited is not None else ""
+                text = (
+                    f"destination {d.name} of project {project.slug}: {lag:,} events waiting{age}"
+                )
+                payload = {"type": "destination_backlog", "project": project.slug,
+                           "destination": d.name, "backlog": lag,
+                           "oldest_waiting_seconds": waited}  # fmt: skip
+                sent += self.notifier.alert(project.workspace_id, d.id, f"{now:%Y-%m-%d}", text,
+                                            payload)  # fmt: skip
+        return sent
+
+    async def _alerting(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.destination_alerts)
+            except Exception:
+                log.exception("destination alerts failed; trying again")
+            await asyncio.sleep(ALERT_EVERY_SECONDS)
 
     async def background(self) -> None:
         """What runs on the server's event loop beside the requests, until cancelled: the
-        audiences' entries and exits into the Log (consumers/audience_events.py)."""
-        await audience_events.run(self)
+        audiences' entries and exits into the Log (consumers/audience_events.py), and the
+        destinations' backlog alerts."""
+        await asyncio.gather(audience_events.run(self), self._alerting())
 
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""

@@ -1,6 +1,7 @@
 """Where did my event go: a trace by messageId against what really happened — a webhook that
 took it, one whose rules left it out (and which rule), one that dead-lettered it, one made
-after it arrived; a contract violation noted; an event never stored named as such."""
+after it arrived; refused and deduplicated copies; an event never seen named as such. And a
+destination whose backlog passes its threshold alerting, once a day."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from roost.consumers import forwarder
 from roost.storage.metadata.destinations import State
+from roost.storage.metadata.notices import checked
 from tests.conftest import Env
 from tests.integration.receiver import Receiver
 
@@ -108,3 +110,36 @@ def test_refused_and_deduplicated_copies_are_traced(env: Env) -> None:
     body = trace(env, "d1").json()
     assert body["stored"]["log_offset"] >= 1
     assert [(t["reason"], t["stored"]) for t in body["refused"]] == [("duplicate", True)]
+
+
+def test_a_destination_past_its_backlog_alerts_once_a_day(env: Env) -> None:
+    """A paused destination with `alert_backlog: 2`: one event, no alert; two, one alert
+    through the workspace's webhook; more, and no second one that day."""
+    hook = Receiver().start()
+    try:
+        project = env.runtime.metadata.project("default")
+        env.runtime.notices.set_channels(project.workspace_id, checked({"webhook_url": hook.url}))
+        made = env.client.request(
+            "PUT", "/api/v1/admin/destinations/slow",
+            json={**FAST, "url": "http://127.0.0.1:9/x", "enabled": False, "alert_backlog": 2},
+            headers=admin(env),
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        send = {"X-Write-Key": env.write_key}
+        env.client.post("/v1/track", json={"userId": "u", "event": "A"}, headers=send)
+        assert env.runtime.destination_alerts() == 0
+        env.client.post("/v1/track", json={"userId": "u", "event": "B"}, headers=send)
+        assert env.runtime.destination_alerts() == 1
+        env.client.post("/v1/track", json={"userId": "u", "event": "C"}, headers=send)
+        assert env.runtime.destination_alerts() == 0  # once a day
+        (alert,) = [r.json for r in hook.received]
+        assert (alert["type"], alert["destination"], alert["backlog"]) == (
+            "destination_backlog", "slow", 2)  # fmt: skip
+        assert "2 events waiting" in alert["message"]
+        refused = env.client.request("PUT", "/api/v1/admin/destinations/slow",
+                                     json={**FAST, "url": "http://127.0.0.1:9/x", "alert_backlog": 0},
+                                     headers=admin(env))  # fmt: skip
+        assert refused.status_code == 400 and "alert_backlog" in refused.text
+    finally:
+        hook.release()
+        hook.stop()

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 
@@ -71,7 +72,8 @@ class Notifier:
         )
         email = webhook = None
         if channels.smtp_host:
-            email = self._email(channels, workspace_id, name, threshold, text)
+            subject = f"Roost: workspace {name} has used {threshold}% of its event budget"
+            email = self._email(channels, workspace_id, subject, text)
         if channels.webhook_url:
             payload = {
                 "type": "budget_notice", "workspace": name, "workspace_id": workspace_id,
@@ -87,15 +89,32 @@ class Notifier:
         )  # fmt: skip
         return True
 
-    def _email(
-        self, channels: Channels, workspace_id: int, name: str, threshold: int, text: str
-    ) -> str:
+    def alert(
+        self, workspace_id: int, destination_id: int, day: str, text: str, payload: dict[str, Any]
+    ) -> bool:
+        """A destination's backlog alert through the workspace's channels, once a day; whether
+        it was sent now (called off the event loop)."""
+        if not self.store.claim_alert(destination_id, day, workspace_id, text):
+            return False
+        channels = self.store.channels(workspace_id)
+        email = webhook = None
+        if channels.smtp_host:
+            email = self._email(channels, workspace_id, f"Roost: {text}", text)
+        if channels.webhook_url:
+            webhook = _post(channels.webhook_url, {**payload, "message": text,
+                                                   "sent_at": datetime.now(UTC).isoformat()})  # fmt: skip
+        self.store.alert_outcome(destination_id, day, email, webhook)
+        log.warning("destination backlog alert", extra={"destination": destination_id,
+                                                         "email": email, "webhook": webhook})  # fmt: skip
+        return True
+
+    def _email(self, channels: Channels, workspace_id: int, subject: str, text: str) -> str:
         to = [a.strip() for a in (channels.mail_to or "").split(",") if a.strip()]
         to = to or self.recipients(workspace_id)
         if not to:
             return "failed: no address (set mail_to, or add an owner)"
         message = EmailMessage()
-        message["Subject"] = f"Roost: workspace {name} has used {threshold}% of its event budget"
+        message["Subject"] = subject
         message["From"] = channels.mail_from or ""
         message["To"] = ", ".join(to)
         message.set_content(text)

@@ -81,7 +81,7 @@ dead_letters = sa.Table(
 COMMON = {
     "name", "kind", "types", "events", "consent", "mapping", "batch_count", "batch_bytes",
     "batch_seconds", "max_attempts", "retry_base_seconds", "retry_max_seconds", "enabled",
-    "audiences",
+    "audiences", "alert_backlog", "alert_waiting_seconds",
 }  # fmt: skip
 AUDIENCES_AS = ("track", "identify")  # how audience entries and exits are sent
 
@@ -105,6 +105,8 @@ class Destination:
     retry_max_seconds: float = 300.0
     enabled: bool = True
     audiences: str = "track"  # Audience Entered/Exited as tracks, or as identify traits
+    alert_backlog: int | None = None  # alert (once a day) past this many events waiting
+    alert_waiting_seconds: float | None = None  # … or when the oldest has waited this long
     created_at: datetime | None = None
     updated_at: datetime | None = None
     rewind_to: int | None = None
@@ -172,6 +174,17 @@ def _number(raw: dict[str, Any], name: str, where: str, kind: type, low: float) 
     return kind(value)
 
 
+def _optional(raw: dict[str, Any], name: str, where: str, kind: type, low: float) -> Any:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise _bad(f"{where}.{name}", f"must be a number of at least {low:g}")
+    if kind is int and not isinstance(value, int):
+        raise _bad(f"{where}.{name}", "must be a whole number")
+    return kind(value)
+
+
 def parse(raw: Any, project_id: int, where: str = "destination") -> Destination:
     """A destination as configured, checked in full (the plugin checks its own options)."""
     if not isinstance(raw, dict):
@@ -221,6 +234,8 @@ def parse(raw: Any, project_id: int, where: str = "destination") -> Destination:
         retry_max_seconds=_number(raw, "retry_max_seconds", where, float, 0),
         enabled=enabled,
         audiences=audiences,
+        alert_backlog=_optional(raw, "alert_backlog", where, int, 1),
+        alert_waiting_seconds=_optional(raw, "alert_waiting_seconds", where, float, 1),
     )
 
 

@@ -33,6 +33,17 @@ channels = sa.Table(
     sa.Column("webhook_url", sa.Text, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
+alerts = sa.Table(  # a destination's backlog alert: at most one a day (the insert is the claim)
+    "destination_alerts",
+    schema,
+    sa.Column("destination_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("email", sa.Text, nullable=True),
+    sa.Column("webhook", sa.Text, nullable=True),
+)
 sent = sa.Table(
     "budget_notices",
     schema,
@@ -154,6 +165,24 @@ class NoticeStore:
         except IntegrityError:
             return False
         return True
+
+    def claim_alert(self, destination_id: int, day: str, workspace_id: int, message: str) -> bool:
+        """Record a destination's alert for the day; False when it already has one."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(alerts.insert().values(
+                    destination_id=destination_id, day=day, workspace_id=workspace_id,
+                    message=message, created_at=_now()))  # fmt: skip
+        except IntegrityError:
+            return False
+        return True
+
+    def alert_outcome(
+        self, destination_id: int, day: str, email: str | None, webhook: str | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(alerts.update().where(alerts.c.destination_id == destination_id,
+                                               alerts.c.day == day).values(email=email, webhook=webhook))  # fmt: skip
 
     def outcome(
         self, workspace_id: int, month: str, threshold: int, email: str | None, webhook: str | None
