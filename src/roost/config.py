@@ -98,6 +98,16 @@ class Settings:
     site_burst: float = _setting(
         50.0, "Events a client address may send at once to the key-less tracker endpoints."
     )
+    drift_max_event_names: int = _setting(
+        1000,
+        "Distinct event names a project may have before each new one is answered with a "
+        "high_cardinality warning (an id in an event name).",
+    )
+    drift_max_properties: int = _setting(
+        200,
+        "Distinct properties an event may have before each new one is answered with a "
+        "high_cardinality warning (a time in a property name).",
+    )
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )

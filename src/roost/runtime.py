@@ -36,6 +36,7 @@ from roost.pipeline.budget import Usage
 from roost.pipeline.consent import Consent
 from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import DedupIndex
+from roost.pipeline.drift import Drift
 from roost.pipeline.geo import Geo
 from roost.pipeline.pipeline import Pipeline
 from roost.pipeline.transform import Transform
@@ -55,6 +56,7 @@ from roost.storage.metadata.keyring import Keyring
 from roost.storage.metadata.notices import NoticeStore
 from roost.storage.metadata.profiles import ProfileStore
 from roost.storage.metadata.quarantine import QuarantineStore
+from roost.storage.metadata.schema_seen import SeenStore
 from roost.storage.metadata.settings import AudienceDefinitions, ProjectSettings
 from roost.storage.metadata.shares import Shares
 from roost.storage.metadata.sites import Sites
@@ -111,6 +113,7 @@ class Runtime:
     audience_store: AudienceStore
     quarantine: QuarantineStore
     refusals: Refusals
+    seen: SeenStore
     sites: Sites
     shares: Shares
     consent: Consent
@@ -208,6 +211,9 @@ class Runtime:
                            settings.site_burst)  # fmt: skip
         self.consent = Consent(self.project_settings.storage_consent, ttl=ttl)
         self.transform = Transform(self.project_settings.steps, ttl=ttl)
+        self.seen = SeenStore(self.metadata.engine)
+        drift = Drift(settings.drift_max_event_names, settings.drift_max_properties)
+        drift.load(self.seen.load())
         self.pipeline = pipeline.build(
             settings,
             usage=self.usage,
@@ -218,6 +224,7 @@ class Runtime:
             consent=self.consent,
             transform=self.transform,
             buckets=buckets_for(settings.rate_limit_url),
+            drift=drift,
         )
         metrics.LOG_LAST_OFFSET.set_function(self.log.last_offset)
         metrics.WAREHOUSE_BEHIND.set_function(self._behind_now)

@@ -85,6 +85,9 @@ class Debugger:
         notes = notes or {}
         applied = notes.get("transformations")  # the step labels every stored event went through
         stripped = set(notes.get("consent_stripped", ()))
+        warned: dict[int, list[dict[str, Any]]] = {}
+        for warning in notes.get("warnings", ()):  # schema drift (pipeline/drift.py)
+            warned.setdefault(warning["index"], []).append(warning)
         failed = {o.index: o.message for o in outcomes if o.reason == "transformation_failed"}
         entries = []
         for index, e in zip(indexes, stored, strict=True):
@@ -104,6 +107,8 @@ class Debugger:
                 entry["transformations"] = applied
             if index in stripped:
                 entry["consent"] = "stripped"
+            if index in warned:
+                entry["warnings"] = warned[index]
             entries.append(entry)
         entries += [
             {

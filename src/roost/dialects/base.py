@@ -126,6 +126,7 @@ class Result(NamedTuple):
     stored: list[Event]
     outcomes: list[Outcome]
     received_at: datetime
+    warnings: tuple[dict[str, Any], ...] = ()  # schema drift (pipeline/drift.py): told, not refused
 
     @property
     def refused(self) -> list[Outcome]:

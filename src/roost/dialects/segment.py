@@ -231,20 +231,20 @@ class SegmentDialect:
                     o.status,
                     {"success": False, "code": o.reason, "message": o.message, "field": o.field},
                 )
-            return Reply(200, {"success": True})
+            return Reply(200, {"success": True})  # the document's answer, exactly
         errors = [
             {"index": o.index, "code": o.reason, "message": o.message, "field": o.field}
             for o in sorted(result.refused, key=lambda o: o.index)
         ]
-        return Reply(
-            200,
-            {
-                "received": result.total,
-                "accepted": result.accepted,
-                "rejected": len(errors),
-                "errors": errors,
-            },
-        )
+        body = {
+            "received": result.total,
+            "accepted": result.accepted,
+            "rejected": len(errors),
+            "errors": errors,
+        }
+        if result.warnings:
+            body["warnings"] = result.warnings
+        return Reply(200, body)
 
     def refuse(self, error: RoostError, total: int) -> Reply:
         body = {

@@ -20,6 +20,7 @@ from roost.pipeline.campaign import Campaign
 from roost.pipeline.consent import Consent, ConsentStrip
 from roost.pipeline.contract import Contracts
 from roost.pipeline.dedup import Dedup, DedupIndex
+from roost.pipeline.drift import Drift
 from roost.pipeline.geo import Geo
 from roost.pipeline.privacy import DropIP
 from roost.pipeline.ratelimit import Buckets, RateLimit
@@ -74,6 +75,7 @@ def build(
     consent: Consent,
     transform: Transform,
     buckets: Buckets,
+    drift: Drift,
 ) -> Pipeline:
     rate_limit = RateLimit(
         enterprise=(settings.enterprise_rate, settings.enterprise_burst),
@@ -97,6 +99,7 @@ def build(
             DropIP(),
             dedup_stage,
             transform,
+            drift,
         ],
         # Roost's own export coming back, with an admin key: checked and counted, not
         # enriched or transformed again (that ran when the events first came in)

@@ -237,6 +237,7 @@ async def _ingest(
             stored=batch.events,
             outcomes=batch.outcomes,
             received_at=incoming.received_at,
+            warnings=tuple(batch.notes.get("warnings", ())),
         )
         reply = chosen.respond(result)
         _count(chosen.name, batch)
@@ -246,6 +247,8 @@ async def _ingest(
             )
         if batch.held and batch.dialect != "replay":
             await _quarantine(runtime, batch)
+        if "seen" in batch.notes:  # first seen here: recorded for the next start
+            await _remember(runtime, batch.notes["seen"])
         if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
             runtime.debugger.publish(
                 batch.key.project_id,
@@ -326,6 +329,13 @@ async def _quarantine(runtime: Runtime, batch: Batch) -> None:
         await asyncio.to_thread(runtime.quarantine.hold, batch.project_key.project_id, items)
     except Exception:
         log.exception("could not quarantine %d blocked events", len(items))
+
+
+async def _remember(runtime: Runtime, seen: list[tuple[int, str, str, str]]) -> None:
+    try:
+        await asyncio.to_thread(runtime.seen.add, seen)
+    except Exception:
+        log.exception("could not record %d newly seen properties", len(seen))
 
 
 _CHILDREN: dict[tuple[object, ...], Any] = {}
