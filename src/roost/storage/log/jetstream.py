@@ -280,8 +280,13 @@ class NatsLogReader:
     # Reading
 
     def stream_info(self) -> StreamInfo:
-        """The stream's configuration and state, as JetStream reports them."""
-        return self._loop.call(self._js.stream_info(self.stream))
+        """The stream's configuration and state, as JetStream reports them; a BackendError
+        while the cluster cannot answer (a node killed, a leader being elected), so a
+        consumer pauses and tries again rather than failing with a traceback."""
+        try:
+            return self._loop.call(self._js.stream_info(self.stream))
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise BackendError(f"NATS stream {self.stream}: {type(exc).__name__}: {exc}") from exc
 
     def last_offset(self) -> int:
         last = int(self.stream_info().state.last_seq)
