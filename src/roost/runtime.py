@@ -353,7 +353,16 @@ class Runtime:
         """What runs on the server's event loop beside the requests, until cancelled: the
         audiences' entries and exits into the Log (consumers/audience_events.py), and the
         destinations' backlog alerts."""
-        await asyncio.gather(audience_events.run(self), self._alerting())
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def announced() -> None:  # from the audiences consumer's thread
+            loop.call_soon_threadsafe(wake.set)
+
+        if self.consumers is not None:  # its entries and exits: drained as soon as written
+            self.consumers.audiences.announced = announced
+        wake.set()  # what an earlier run left in the outbox
+        await asyncio.gather(audience_events.run(self, wake), self._alerting())
 
     async def caught_up(self, timeout: float = 1.0) -> bool:
         """Wait (at most `timeout`) until every acknowledged event is queryable, attributed."""

@@ -13,6 +13,7 @@ not append it again; on a cluster, JetStream drops a second append of the same i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -29,7 +30,7 @@ from roost.storage.metadata.audiences import AudienceStore
 
 log = logging.getLogger("roost")
 BATCH = 500
-INTERVAL_SECONDS = 0.2
+IDLE_SECONDS = 5.0  # how often the outbox is looked at when nothing said it changed
 
 
 class Stores(Protocol):
@@ -100,9 +101,13 @@ async def drain(stores: Stores, limit: int = BATCH) -> int:
     return len(rows)
 
 
-async def run(stores: Stores) -> None:
-    """Drain the outbox for as long as the server runs."""
+async def run(stores: Stores, wake: asyncio.Event) -> None:
+    """Drain the outbox for as long as the server runs: when woken (the audiences consumer
+    wrote to it), or every IDLE_SECONDS (another node's consumer may have)."""
     while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), IDLE_SECONDS)
+        wake.clear()
         try:
             while await drain(stores) == BATCH:
                 pass
@@ -112,4 +117,3 @@ async def run(stores: Stores) -> None:
         except Exception:
             log.exception("audience events failed; retrying")
             await asyncio.sleep(1.0)
-        await asyncio.sleep(INTERVAL_SECONDS)

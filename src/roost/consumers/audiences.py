@@ -98,6 +98,9 @@ class AudiencesConsumer(Follower):
         self.offset = profiles.cursor(NAME)
         self._swept: date | None = None
         self._synced: dict[int, list[Audience]] = {}
+        self.announced: Callable[[], None] | None = None  # entries or exits were written
+        self._wrote = self._retired = False
+        self._idle = False  # no audience anywhere, none counted: a step asks the store nothing
         self._saved_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -118,8 +121,9 @@ class AudiencesConsumer(Follower):
         before = self.offset
         with self._lock:
             defined = {p: a for p, a in self.definitions().items() if a}
-            if self._sync(defined):
+            if (defined or not self._idle) and self._sync(defined):
                 self._synced = defined
+                self._idle = not defined  # none defined, none left to retire: nothing to ask
             target = min(self.source.last_offset(), self.follows())
             if not defined and self.offset < target:  # no audience anywhere: nothing to read
                 if time.monotonic() - self._saved_at >= SAVE_IDLE_SECONDS:  # not every read's
@@ -139,6 +143,10 @@ class AudiencesConsumer(Follower):
             if self._swept != today:
                 self._sweep(defined, today)
                 self._swept = today
+        if self._wrote or self._retired:
+            self._wrote = self._retired = False
+            if self.announced is not None:
+                self.announced()
         return self.offset - before
 
     # definitions: backfill the new and changed, retire the removed
@@ -155,6 +163,7 @@ class AudiencesConsumer(Follower):
                 with self.profiles.engine.begin() as conn:
                     self.store.restart(conn, project_id, name, 0)
                     self.store.exit_all(conn, project_id, name, self.clock())
+                self._retired = True
             for name, audience in wanted.items():
                 if had.get(name, ("", 0))[0] != audience.definition():
                     done = self._backfill(project_id, audience) and done
@@ -303,8 +312,10 @@ class AudiencesConsumer(Follower):
                 was = self.store.current(conn, project_id, audience.name, person)
                 if inside and not was:
                     self.store.enter(conn, project_id, audience.name, person, now)
+                    self._wrote = True
                 elif was and not inside:
                     self.store.exit(conn, project_id, audience.name, person, now)
+                    self._wrote = True
 
     def _holds(self, conn: Connection, project_id: int, audience: Audience, k: int,
                condition: Condition, linked: list[str], traits: dict[str, Any],
