@@ -6,9 +6,12 @@ destination whose backlog passes its threshold alerting, once a day."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from roost.consumers import forwarder
+from roost.consumers.refusals import KEPT_TIMES, MAX_TEXT, Refusals
+from roost.model import Outcome, Reason
 from roost.storage.metadata.destinations import State
 from roost.storage.metadata.notices import checked
 from tests.conftest import Env
@@ -143,3 +146,17 @@ def test_a_destination_past_its_backlog_alerts_once_a_day(env: Env) -> None:
     finally:
         hook.release()
         hook.stop()
+
+
+def test_refusals_are_remembered_within_bounds() -> None:
+    kept = Refusals(most=2)
+    now = datetime.now(UTC)
+    for _ in range(5):  # the same id five times, a long client-chosen text
+        kept.record(1, "segment", now, [Outcome(index=0, reason=Reason.INVALID_REQUEST,
+                                                message="x" * 10_000, message_id="a")])  # fmt: skip
+    times = kept.of(1, "a")
+    assert len(times) == KEPT_TIMES and all(len(t["message"]) == MAX_TEXT for t in times)
+    for mid in ("b", "c"):
+        kept.record(1, "segment", now, [Outcome(index=0, reason=Reason.DUPLICATE, message="d",
+                                                message_id=mid, stored=True)])  # fmt: skip
+    assert kept.of(1, "a") == [] and len(kept.of(1, "c")) == 1  # the oldest id went

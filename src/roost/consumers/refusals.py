@@ -1,6 +1,7 @@
 """The events a request did not store — refused by a stage, or deduplicated — remembered by
 messageId for a while, so a trace (query/trace.py) can say what happened to an event that
-never reached the Log. In memory, bounded (MAX_REMEMBERED, the oldest forgotten first):
+never reached the Log. In memory, bounded (MAX_REMEMBERED ids, the oldest forgotten first;
+texts cut to MAX_TEXT: a client chooses the property names a message quotes):
 this process's own requests, for as long as it runs.
 """
 
@@ -14,7 +15,9 @@ from typing import Any
 
 from roost.model import Outcome
 
-MAX_REMEMBERED = 100_000
+MAX_REMEMBERED = 20_000  # ids; each with its last KEPT_TIMES times, MAX_TEXT characters
+KEPT_TIMES = 3
+MAX_TEXT = 300
 
 
 class Refusals:
@@ -32,9 +35,10 @@ class Refusals:
                     continue
                 key = (project_id, o.message_id)
                 entry = {"at": received_at.isoformat(), "dialect": dialect, "reason": str(o.reason),
-                         "message": o.message, "field": o.field, "stored": o.stored}  # fmt: skip
+                         "message": o.message[:MAX_TEXT], "field": (o.field or "")[:MAX_TEXT] or None,
+                         "stored": o.stored}  # fmt: skip
                 found = self._seen.pop(key, None) or []
-                self._seen[key] = [*found[-9:], entry]  # the last ten times it came
+                self._seen[key] = [*found[-(KEPT_TIMES - 1) :], entry]  # its last times
             while len(self._seen) > self.most:
                 self._seen.popitem(last=False)
 

@@ -17,12 +17,14 @@ import msgspec
 
 from roost.dialects import fields
 from roost.dialects.base import (
+    MAX_DEPTH,
     IngestRequest,
     Parsed,
     Reply,
     Result,
     decode_single,
     json_kind,
+    too_deep,
 )
 from roost.dialects.web import MAX_EVENT_NAME, check_url, tracker_event
 from roost.errors import BadRequest, RoostError
@@ -63,6 +65,8 @@ def props_of(raw: dict[str, Any] | str | None, field: str) -> dict[str, Any]:
     if raw is None:
         return {}
     if isinstance(raw, str):
+        if too_deep(raw.encode()):  # JSON inside a string: its nesting is bounded here
+            raise _bad(field, f"nested more than {MAX_DEPTH} levels deep")
         try:
             raw = msgspec.json.decode(raw)
         except msgspec.DecodeError:

@@ -183,7 +183,7 @@ class PosthogDialect:
         )  # fmt: skip
         if isinstance(groups, dict) and groups:
             message.groupId = _id(next(iter(groups.values())))
-        kind = _kind(name, message, properties, traits, once)
+        kind = _kind(name, message, properties, traits)
         if kind is None:
             return _reject(parsed, index, where, *_NEEDS[name])
         before = len(parsed.events)
@@ -250,7 +250,6 @@ def _kind(
     message: Message,
     properties: dict[str, Any],
     traits: Any,
-    once: Any,
 ) -> str | None:
     """The Segment call an event is, with the message filled in for it (None: it lacks what
     its kind needs)."""

@@ -102,3 +102,12 @@ def test_one_domain_names_one_project(env: Env) -> None:
         project_config.apply(stores, other, {"site": {"domains": ["not a host"]}})
     assert bad.value.field == "site.domains[0]"
     assert project_config.export(stores, default)["site"] == {"domains": ["shop.test"]}
+
+
+def test_props_as_json_text_are_bounded_like_a_body(env: Env) -> None:
+    """Plausible's tracker sends props as JSON text inside the JSON: its nesting is checked
+    too (deep enough, it made the decoder raise past the 4xx handling)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    response = env.client.post("/api/event", json={**plausible("default"), "p": deep})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "props"

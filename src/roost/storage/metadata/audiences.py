@@ -114,9 +114,6 @@ class Condition:
                 out["where"] = dict(self.where)
         return out
 
-    def matches(self, event: str | None, properties: dict[str, Any]) -> bool:
-        return event == self.name and all(properties.get(k) == v for k, v in self.where)
-
     def holds(self, traits: dict[str, Any]) -> bool:
         present = self.name in traits and traits[self.name] is not None
         if self.exists is not None:

@@ -39,15 +39,23 @@ class SeenStore:
         return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
     def add(self, found: Iterable[Seen]) -> None:
-        """Record what was seen for the first time (another node may have recorded it)."""
+        """Record what was seen for the first time: one transaction for a request's; row by
+        row only when another node recorded one of them meanwhile."""
         now = datetime.now(UTC).replace(tzinfo=None)
-        for project_id, label, name, kind in found:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(seen.insert().values(project_id=project_id, label=label[:255],
-                                                      property=name[:255], type=kind, first_seen=now))  # fmt: skip
-            except IntegrityError:
-                continue
+        rows = [{"project_id": p, "label": label, "property": name, "type": kind,
+                 "first_seen": now} for p, label, name, kind in found]  # fmt: skip
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(seen.insert(), rows)
+        except IntegrityError:
+            for row in rows:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(seen.insert().values(**row))
+                except IntegrityError:
+                    continue
 
     def of(self, project_id: int) -> dict[str, dict[str, str]]:
         """label → property → type, for a draft plan."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,13 +16,9 @@ from roost.web.api.reading import json_response, read_endpoint
 from roost.web.spec import ApiRoute, Doc
 
 
-def statuses(runtime: Runtime, project_id: int) -> list[dict[str, Any]]:
-    return runtime.destination_statuses(project_id)
-
-
 @read_endpoint("delivery status")
 async def list_destinations(request: Request, runtime: Runtime, key: Key) -> Response:
-    found = await asyncio.to_thread(statuses, runtime, key.project_id)
+    found = await asyncio.to_thread(runtime.destination_statuses, key.project_id)
     return json_response({"destinations": found})
 
 

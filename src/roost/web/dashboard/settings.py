@@ -19,7 +19,6 @@ from roost.storage.metadata.accounts import ROLES
 from roost.storage.metadata.notices import TLS_MODES
 from roost.storage.metadata.notices import checked as notice_channels
 from roost.web.api import quarantine
-from roost.web.api.destinations import statuses
 from roost.web.dashboard import render
 from roost.web.dashboard.auth import Context, page
 
@@ -38,7 +37,7 @@ def _gather(context: Context) -> dict[str, Any]:
     stores = runtime.config_stores()
     doc = project_config.export(stores, project.id)
     workspace = next(w for w in runtime.metadata.list_workspaces() if w.id == project.workspace_id)
-    destinations = statuses(runtime, project.id)
+    destinations = runtime.destination_statuses(project.id)
     letters = {
         d.name: runtime.destinations.letters(d.id, "dead", LETTERS_SHOWN)
         for d in runtime.destinations.configured(project.id)
