@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -88,6 +89,35 @@ def test_serve_send_query_while_running(tmp_path: Path) -> None:
         unknown = roost("trace", "no-such-id", data=data, check=False)
         assert unknown.returncode != 0 and "is not stored in this project" in unknown.stderr
         assert roost("quarantine", data=data).stdout.startswith("0 held")
+        versions = [{"type": "track", "userId": f"v{n}", "event": "Opened", "timestamp": "2024-04-01T10:00:00Z",
+                     "context": {"app": {"version": "1.0" if n < 2 else "1.1"}}} for n in range(3)]  # fmt: skip
+        default_write = create_key(data, "write", "default")
+        assert (
+            httpx.post(
+                f"{server.url}/v1/batch", json={"batch": versions, "writeKey": default_write}
+            ).status_code
+            == 200
+        )
+        compared = roost(
+            "builds",
+            "1.0",
+            "1.1",
+            "--range",
+            "all",
+            "--step",
+            "Opened",
+            "--step",
+            "Paid",
+            data=data,
+        ).stdout
+        assert compared.splitlines()[2].split() == ["1.0", "0", "0", "0"]  # no game sessions
+        assert (
+            "Funnel, each step from the one before" in compared
+            and "Errors new in 1.1: 0" in compared
+        )
+        funnel = json.loads(roost("builds", "1.0", "1.1", "--range", "all", "--step", "Opened", "--step", "Paid",
+                                  "--json", data=data).stdout)["funnel"]  # fmt: skip
+        assert [s["people"] for s in funnel] == [[2, 1], [0, 0]]
         replayed = roost("quarantine", "--replay", data=data).stdout
         assert replayed.strip() == "0 stored, 0 still held"
         second = roost(

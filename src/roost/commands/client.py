@@ -1,4 +1,4 @@
-"""`roost send`, `query`, `tail`, `trace` and `quarantine`: through the running server's HTTP
+"""`roost send`, `query`, `tail`, `trace`, `quarantine` and `builds`: through the running server's HTTP
 API."""
 
 from __future__ import annotations
@@ -193,6 +193,70 @@ def quarantine(
                        f"{e['message']}")  # fmt: skip
 
 
+@click.command()
+@data_option
+@click.argument("earlier")
+@click.argument("later")
+@server_options
+@click.option("--range", "date_range", default="30d", show_default=True,
+              help="day, 7d, 30d, month, 12mo, all, …")  # fmt: skip
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--step", "steps", multiple=True, help="A funnel step's event (repeat, in order).")
+@click.option("--window", default="1d", show_default=True, help="The funnel's window.")
+@click.option(
+    "--key", envvar="ROOST_READ_KEY", default=None, help="Read key (default: a temporary one)."
+)
+@json_option
+def builds(
+    data: str | None, earlier: str, later: str, url: str | None, project: str, date_range: str,
+    timezone: str, steps: tuple[str, ...], window: str, key: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Two builds (or app versions) compared: errors new and resolved, run and funnel
+    completion with a significance test."""
+    settings = load_settings(data=data)
+    body: dict[str, Any] = {"builds": [earlier, later], "date_range": date_range,
+                            "timezone": timezone}  # fmt: skip
+    if steps:
+        body["funnel"] = {"steps": list(steps), "window": window}
+    with borrowed_key(data, project, "read", key) as raw:
+        response = post_json(f"{server_url(settings, url)}/api/v1/reports/builds", raw, body)
+    answered(response)
+    found = response.json()
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    click.echo(format_table(
+        ["build", "sessions", "players", "error signatures"],
+        [[b["build"], b["sessions"], b["players"], b["error_signatures"]] for b in found["builds"]],
+    ))  # fmt: skip
+
+    def tested(c: dict[str, Any]) -> list[Any]:
+        return [
+            c["before"],
+            c["after"],
+            c["change"],
+            c["p_value"],
+            "yes" if c["significant"] else "",
+        ]
+
+    tests = ["before %", "after %", "change", "p", "significant"]
+    if found["runs"]:
+        click.echo("\nRun completion")
+        click.echo(format_table(["run", *tests],
+                                [[r["run"], *tested(r["completion"])] for r in found["runs"]]))  # fmt: skip
+    if found["funnel"]:
+        click.echo("\nFunnel, each step from the one before")
+        click.echo(format_table(["step", *tests], [
+            [s["label"], *tested(s["from_previous"])] for s in found["funnel"][1:]
+        ]))  # fmt: skip
+    for kind in ("new", "resolved"):
+        listed = found["errors"][kind]
+        click.echo(f"\nErrors {kind} in {later}: {len(listed)}")
+        for e in listed:
+            click.echo(f"  {e['signature']}  ({e['occurrences']} times, {e['players']} players)")
+    click.echo(f"\n({found['test']})")
+
+
 def answered(response: httpx.Response) -> None:
     """A ClickException with the API's own message unless the server answered 200."""
     if response.status_code != 200:
@@ -221,4 +285,4 @@ def describe_entry(entry: dict[str, Any]) -> str:
     return f"{stamp}  {entry['outcome']:<13} {entry['dialect']:<8} {entry['reason']}: {entry['message']}{where}"
 
 
-COMMANDS = [send, query, tail, trace, quarantine]
+COMMANDS = [send, query, tail, trace, quarantine, builds]

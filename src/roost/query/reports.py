@@ -61,17 +61,19 @@ _QUERY = {
         "page": {"type": "integer", "minimum": 1},
     },
 }
+_FUNNEL_STEPS = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": funnels.MAX_STEPS,
+    "items": {"anyOf": [{"type": "string"}, _FILTER]},
+}
+_WINDOW = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
 _FUNNEL = {
     "type": "object",
     "required": ["steps"],
     "properties": {
-        "steps": {
-            "type": "array",
-            "minItems": 2,
-            "maxItems": funnels.MAX_STEPS,
-            "items": {"anyOf": [{"type": "string"}, _FILTER]},
-        },
-        "window": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+        "steps": _FUNNEL_STEPS,
+        "window": _WINDOW,
         "mode": {"enum": list(funnels.MODES)},
         **_SCOPE,
     },
@@ -88,6 +90,20 @@ _RETENTION = {
     },
     "additionalProperties": False,
 }
+
+BUILDS_BODY = {  # query/builds.py: not one SQL, so not a Report; its body described here
+    "type": "object",
+    "required": ["builds"],
+    "properties": {
+        "builds": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2,
+                   "description": "[earlier, later]"},
+        "funnel": {"type": "object", "properties": {
+            "steps": _FUNNEL_STEPS, "window": _WINDOW, "mode": {"enum": list(funnels.MODES)},
+        }, "additionalProperties": False},
+        **_SCOPE,
+    },
+    "additionalProperties": False,
+}  # fmt: skip
 
 
 def _game(kind: str, summary: str) -> Report:

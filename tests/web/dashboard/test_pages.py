@@ -529,6 +529,7 @@ def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Clien
         game("1.0", "a", f"{s}01", "session", "Session:Start", 50),
         game("1.0", "a", f"{s}01", "progression", "Start:Run", 49),
         game("1.0", "a", f"{s}01", "progression", "Complete:Run", 45),
+        game("1.0", "a", f"{s}01", "error", "Gone", 44, data={"signature": "sig-gone"}),
         game("1.0", "b", f"{s}02", "session", "Session:Start", 50),
         game("1.0", "b", f"{s}02", "progression", "Start:Run", 48),
         game("1.0", "b", f"{s}02", "error", "Old", 47, data={"signature": "sig-old"}),
@@ -552,10 +553,18 @@ def test_game_page_counts_players_and_compares_two_builds(env: Env, owner: Clien
     compared = html.split('id="builds-compared"', 1)[1]
     cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", compared)
     assert ("Sessions", "2", "2") in cells
-    assert ("Run completion", "50%", "100%") in cells
-    assert ("Error signatures", "1", "2") in cells
-    new = compared.split("Errors new in 1.1", 1)[1]
-    assert "sig-new" in new and "sig-old" not in new
+    assert ("Players", "2", "1") in cells
+    assert ("Error signatures", "2", "2") in cells
+    runs = compared.split('id="runs-compared"', 1)[1].split("</table>", 1)[0]
+    # 1 of 2 then 1 of 1: +50 points, too few to tell (the p-value shown, unmarked)
+    assert re.search(r"<td>Run</td><td>50% of 2</td><td>100% of 1</td><td>\+50 pts</td>"
+                     r"<td>0\.\d{3}</td>", unescape(runs)), runs  # fmt: skip
+    new = compared.split('id="errors-new"', 1)[1].split("</table>", 1)[0]
+    assert "sig-new" in new and "sig-old" not in new and "sig-gone" not in new
+    resolved = compared.split('id="errors-resolved"', 1)[1].split("</table>", 1)[0]
+    assert "sig-gone" in resolved and "sig-old" not in resolved
+    changed = compared.split('id="errors-changed"', 1)[1].split("</table>", 1)[0]
+    assert "sig-old" in changed and "50% of" not in changed
 
 
 def test_game_page_draws_dau_over_mau(env: Env, owner: Client) -> None:
@@ -578,6 +587,30 @@ def test_game_page_draws_dau_over_mau(env: Env, owner: Client) -> None:
     chart = html.split('id="stickiness"', 1)[1].split("</section>", 1)[0]
     assert 'data-points="3"' in chart
     assert re.findall(r"<title>[^<]*: (\d+) DAU as % of MAU<", chart) == ["50", "67", "0"]
+
+
+def test_a_funnel_compared_between_two_app_versions(env: Env, owner: Client) -> None:
+    """20 people start signing up on 2.0 and 15 finish; 20 on 2.1 and 5 finish: a
+    significant drop, marked on the step."""
+    batch = []
+    for n in range(40):
+        version, finishes = ("2.0", n < 15) if n < 20 else ("2.1", n < 25)
+        for i, name in enumerate(["Signup Started", *(["Signup Finished"] if finishes else [])]):
+            batch.append({"type": "track", "userId": f"u{n}", "event": name,
+                          "timestamp": ago(minutes=30 - i),
+                          "context": {"app": {"version": version}}})  # fmt: skip
+    assert env.client.post("/v1/batch", json={"batch": batch, "writeKey": env.write_key}).json()
+    base = "/p/default/product?period=7d&step=Signup+Started&step=Signup+Finished&window=1h"
+    assert 'name="build_a"' in owner.get(base).text
+    html = unescape(owner.get(f"{base}&build_a=2.0&build_b=2.1").text)
+    table = html.split('id="funnel-compared"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr class="([^"]*)"><td>([^<]*)</td>\s*<td>([^<]*)</td><td>([^<]*)</td>'
+                      r"<td>([^<]*)</td><td>([^<]*)</td>", table)  # fmt: skip
+    # 2.0's 15 of 20 and 2.1's 5 of 20: pooled 50%, z = 0.5 / 0.158 = 3.16, p = 0.0016
+    assert rows == [
+        ("", "Signup Started", "20", "20", "", ""),
+        ("significant neg", "Signup Finished", "15 (75%)", "5 (25%)", "−50 pts", "0.002 ✱"),
+    ]
 
 
 def test_a_funnel_says_how_long_and_who_dropped(site: Env, owner: Client) -> None:

@@ -1,6 +1,7 @@
 """The Stats API (query/stats.py) and the reports on the same engine, for read keys:
-`POST /api/v1/query`, `POST /api/v1/reports/funnel`, `.../retention`, and the game reports
-`.../sessions`, `.../errors`, `.../runs`, `.../resources`."""
+`POST /api/v1/query`, `POST /api/v1/reports/funnel`, `.../retention`, the game reports
+`.../sessions`, `.../errors`, `.../runs`, `.../resources`, `.../players`, and two builds
+compared, `.../builds` (query/builds.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from roost.model import Key
-from roost.query.reports import MAX_ROWS, REPORTS
+from roost.query import builds
+from roost.query.reports import BUILDS_BODY, MAX_ROWS, REPORTS
 from roost.runtime import Runtime
 from roost.storage.warehouse import QueryResult
 from roost.web.api.reading import json_body, json_response, read_endpoint
@@ -52,6 +54,27 @@ async def answer(
     return report.shape(parsed, await _run(runtime, sql, project_id, wait))
 
 
+async def builds_compared(
+    runtime: Runtime, body: Any, project_id: int, *, wait: bool = True
+) -> dict[str, Any]:
+    """Two builds compared (query/builds.py): its reports run side by side, as a page's."""
+    parsed = builds.parse(body, datetime.now(UTC))
+    if wait:
+        await runtime.caught_up()
+    found = await asyncio.gather(
+        *(
+            answer(runtime, kind, asked, project_id, wait=False)
+            for kind, asked in builds.asks(parsed)
+        )
+    )
+    return builds.combine(parsed, list(found))
+
+
+@read_endpoint("queries")
+async def compare_builds(request: Request, runtime: Runtime, key: Key) -> Response:
+    return json_response(await builds_compared(runtime, await json_body(request), key.project_id))
+
+
 def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
     @read_endpoint("queries")
     async def report(request: Request, runtime: Runtime, key: Key) -> Response:
@@ -61,8 +84,14 @@ def endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
 
 
 def routes() -> list[BaseRoute]:
-    return [
+    found: list[BaseRoute] = [
         ApiRoute(r.path, endpoint(r.kind), method="POST",
                  doc=Doc(r.summary, body=r.body, tag="Reports"))
         for r in REPORTS.values()
+    ]  # fmt: skip
+    return [
+        *found,
+        ApiRoute("/api/v1/reports/builds", compare_builds, method="POST",
+                 doc=Doc("Two builds compared: new and resolved errors, run and funnel "
+                         "completion with a significance test.", body=BUILDS_BODY, tag="Reports")),
     ]  # fmt: skip

@@ -26,7 +26,7 @@ from roost.storage.metadata.settings import check_view
 from roost.storage.warehouse import QueryResult
 from roost.web.api.debugger import sse
 from roost.web.api.profiles import read_profile
-from roost.web.api.stats import answer
+from roost.web.api.stats import answer, builds_compared
 from roost.web.dashboard import charts, render
 from roost.web.dashboard.auth import SESSION_COOKIE, Context, page, shared_page
 
@@ -428,34 +428,18 @@ async def game(context: Context) -> Response:
     )
 
 
-async def _builds_compared(context: Context, known: list[Any]) -> dict[str, Any] | None:
-    """?build_a=…&build_b=…: the two builds side by side — sessions, their length, run
-    completion — and the error signatures the later one (b) has that the earlier has not."""
+async def _builds_compared(
+    context: Context, known: list[Any], funnel: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """?build_a=…&build_b=…: the two builds compared as the API compares them
+    (query/builds.py): sessions, runs and the funnel's steps with their tests, error
+    signatures new and resolved."""
     params = context.request.query_params
     a, b = params.get("build_a"), params.get("build_b")
-    if not a or not b or a not in known or b not in known:
+    if not a or not b or a == b or a not in known or b not in known:
         return None
-    asks: list[tuple[str, dict[str, Any]]] = []
-    for build in (a, b):
-        only = [["is", "build", [build]]]
-        asks += [
-            ("sessions", {"filters": only}),
-            ("runs", {"filters": only, "limit": 100}),
-            ("errors", {"filters": only, "limit": 500}),
-        ]
-    found = await _reports(context, *asks)  # both builds' at once
-    sides = []
-    for build, (sessions, runs, errors) in zip((a, b), (found[:3], found[3:]), strict=True):
-        starts = sum(r["starts"] for r in runs["results"])
-        completes = sum(r["completes"] for r in runs["results"])
-        sides.append({
-            "build": build,
-            "sessions": sessions["results"][0] if sessions["results"] else {},
-            "completion": _rate(completes, starts),
-            "signatures": {e["signature"]: e for e in errors["results"]},
-        })  # fmt: skip
-    new = [e for sig, e in sides[1]["signatures"].items() if sig not in sides[0]["signatures"]]
-    return {"sides": sides, "new_errors": new}
+    body = {"builds": [a, b], **_asked(context, {}), **({"funnel": funnel} if funnel else {})}
+    return await builds_compared(context.runtime, body, context.project.id)
 
 
 DROPPED_SHOWN = 100
@@ -541,13 +525,21 @@ async def product(context: Context) -> Response:
     except BadRequest as error:
         problem = error.message
         found = await _reports(context, ("retention", {"period": "week", "periods": 8}))
-    events = await _reports(
-        context, ("query", {"metrics": ["events"], "dimensions": ["event"], "limit": 200})
+    events, builds = await _reports(
+        context,
+        ("query", {"metrics": ["events"], "dimensions": ["event"], "limit": 200}),
+        ("query", {"metrics": ["events"], "dimensions": ["build"], "limit": 100}),
     )
+    known = [r["dimensions"][0] for r in builds["results"] if r["dimensions"][0]]
+    funnel_shown = len(found) > 1
     return render.page(
         context.request,
         "product.html",
         context.values(
+            builds=known if funnel_shown else [],
+            compared_builds=await _builds_compared(context, known, funnel_body)
+            if funnel_shown
+            else None,
             cohorts=found[0]["cohorts"],
             today=datetime.now(ZoneInfo(context.timezone)).date(),
             retention_period=period_name,
@@ -565,7 +557,7 @@ async def product(context: Context) -> Response:
             start=start_event,
             returned=return_event,
             problem=problem,
-            event_names=[r["dimensions"][0] for r in events[0]["results"] if r["dimensions"][0]],
+            event_names=[r["dimensions"][0] for r in events["results"] if r["dimensions"][0]],
             views=[
                 (v["name"], _view_href(context, v))
                 for v in await asyncio.to_thread(

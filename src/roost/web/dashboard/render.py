@@ -174,5 +174,25 @@ def when(value: Any) -> str:
     return "" if value is None else str(value)[:19].replace("T", " ")
 
 
-templates.env.filters.update(pretty=pretty, number=number, duration=duration, when=when)
+def percent(value: Any) -> str:
+    return "–" if value is None else f"{number(value)}%"
+
+
+def points(value: Any) -> str:
+    """A change in percentage points, signed."""
+    if value is None:
+        return "–"
+    return f"{'+' if value > 0 else '−' if value < 0 else '±'}{number(abs(value))} pts"
+
+
+def pvalue(value: Any, significant: bool) -> str:
+    """p to 3 places (below that, < 0.001), marked when the change is significant."""
+    if value is None:
+        return "–"
+    shown = "< 0.001" if value < 0.001 else f"{value:.3f}"
+    return f"{shown} ✱" if significant else shown
+
+
+templates.env.filters.update(pretty=pretty, number=number, duration=duration, when=when,
+                             percent=percent, points=points, pvalue=pvalue)  # fmt: skip
 templates.env.globals.update(PERIODS=PERIODS)
