@@ -108,6 +108,11 @@ class Settings:
         "Distinct properties an event may have before each new one is answered with a "
         "high_cardinality warning (a time in a property name).",
     )
+    drift_max_values: int = _setting(
+        10000,
+        "Distinct values (estimated, per process) a string property of an event may take before "
+        "it is answered with a high_cardinality warning, once.",
+    )
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )

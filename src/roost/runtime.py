@@ -18,7 +18,7 @@ import maxminddb
 
 from roost import metrics
 from roost.config import Settings
-from roost.consumers import audience_events
+from roost.consumers import audience_events, drift_digest
 from roost.consumers.backlog import Backlog
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
@@ -210,10 +210,13 @@ class Runtime:
         self.sites = Sites(self.metadata, self.project_settings, ttl, settings.site_rate,
                            settings.site_burst)  # fmt: skip
         self.consent = Consent(self.project_settings.storage_consent, ttl=ttl)
-        self.transform = Transform(self.project_settings.steps, ttl=ttl)
+        self.transform = Transform(self.project_settings.steps, ttl=ttl,
+                                   errors_for=self.project_settings.transformation_errors,
+                                   room_for=self.quarantine.room)  # fmt: skip
         self.seen = SeenStore(self.metadata.engine)
-        drift = Drift(settings.drift_max_event_names, settings.drift_max_properties)
-        drift.load(self.seen.load())
+        self.drift = drift = Drift(settings.drift_max_event_names, settings.drift_max_properties,
+                                   settings.drift_max_values)  # fmt: skip
+        drift.load(self.seen.load(), self.seen.noticed())
         self.pipeline = pipeline.build(
             settings,
             usage=self.usage,
@@ -341,18 +344,29 @@ class Runtime:
                                             payload)  # fmt: skip
         return sent
 
+    def drift_digests(self, now: datetime | None = None) -> int:
+        """Last week's schema drift digests not sent yet (consumers/drift_digest.py)."""
+        return drift_digest.send(self.metadata, self.seen, self.notifier, now or datetime.now(UTC))
+
     async def _alerting(self) -> None:
+        digested = 0.0
         while True:
             try:
                 await asyncio.to_thread(self.destination_alerts)
             except Exception:
                 log.exception("destination alerts failed; trying again")
+            if time.monotonic() - digested >= drift_digest.CHECK_EVERY_SECONDS:
+                digested = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.drift_digests)
+                except Exception:
+                    log.exception("schema drift digests failed; trying again in an hour")
             await asyncio.sleep(ALERT_EVERY_SECONDS)
 
     async def background(self) -> None:
         """What runs on the server's event loop beside the requests, until cancelled: the
-        audiences' entries and exits into the Log (consumers/audience_events.py), and the
-        destinations' backlog alerts."""
+        audiences' entries and exits into the Log (consumers/audience_events.py), the
+        destinations' backlog alerts and the weekly schema drift digests."""
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
 

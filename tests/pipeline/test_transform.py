@@ -242,3 +242,47 @@ def test_a_time_zone_is_checked(env: Env) -> None:
     )
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["field"] == "timezone"
+
+
+def test_with_quarantine_a_failing_transformation_holds_the_event_until_replayed(
+    env: Env, plugin: None
+) -> None:
+    """`transformation_errors: quarantine`: the event a step fails on is answered as accepted
+    and held, not stored; sent again it is held once; a replay while the step still fails
+    keeps it; once the step is fixed a replay stores it once."""
+    _, raw = env.runtime.metadata.create_key("default", "admin")
+    key = {"Authorization": f"Bearer {raw}"}
+
+    def config(doc: dict[str, Any]) -> None:
+        response = env.client.request("PUT", "/api/v1/admin/config", json=doc, headers=key)
+        assert response.status_code == 200, response.text
+        env.runtime.transform.steps.forget(), env.runtime.transform.errors.forget()
+
+    def replay() -> Any:
+        return env.client.post("/api/v1/quarantine/replay", headers=key).json()
+
+    config({"transformations": [{"step": "function", "name": "cents"}],
+            "transformation_errors": "quarantine"})  # fmt: skip
+    sent = [{"event": "buy", "messageId": "a", "properties": {"price": 1.5}},
+            {"event": "buy", "messageId": "b", "properties": {}}]  # fmt: skip
+    answer = batch(env, *sent)
+    assert answer["accepted"] == 2 and answer["errors"] == []
+    assert [r["id"] for r in stored(env)] == ["a"]
+    listed = env.client.get("/api/v1/quarantine", headers={"X-Write-Key": env.read_key}).json()
+    assert [(e["message_id"], e["reason"]) for e in listed["events"]] == [
+        ("b", "transformation_failed")
+    ]
+    assert "KeyError" in listed["events"][0]["message"]
+    traced = env.client.get("/api/v1/events/b/trace", headers={"X-Write-Key": env.read_key}).json()
+    assert traced["stored"] is None and traced["quarantined"]["reason"] == "transformation_failed"
+    assert batch(env, sent[1])["accepted"] == 1  # sent again: held again, once
+    assert env.runtime.quarantine.count(1) == 1
+    assert replay() == {"stored": 0, "still_held": 1}  # the step still fails: kept
+    assert env.runtime.quarantine.count(1) == 1
+    exported = env.client.get("/api/v1/admin/config", headers=key).json()
+    assert exported["transformation_errors"] == "quarantine"
+    config({"transformations": []})  # fixed (here: taken out)
+    assert replay() == {"stored": 1, "still_held": 0}
+    assert sorted(r["id"] for r in stored(env)) == ["a", "b"]
+    assert replay() == {"stored": 0, "still_held": 0}
+    assert sorted(r["id"] for r in stored(env)) == ["a", "b"]

@@ -145,6 +145,9 @@ def trace(
         kept = "deduplicated" if time["stored"] else "refused"
         click.echo(f"{found['message_id']}: {kept} at {time['at']} ({time['dialect']}): "
                    f"{time['message']}")  # fmt: skip
+    if held := found.get("quarantined"):
+        click.echo(f"{found['message_id']}: held in the quarantine since {held['held_at']} "
+                   f"({held['reason']}): {held['message']}")  # fmt: skip
     if found["stored"] is None:
         return
     event = found["event"]

@@ -96,17 +96,37 @@ class Notifier:
         it was sent now (called off the event loop)."""
         if not self.store.claim_alert(destination_id, day, workspace_id, text):
             return False
-        channels = self.store.channels(workspace_id)
-        email = webhook = None
-        if channels.smtp_host:
-            email = self._email(channels, workspace_id, f"Roost: {text}", text)
-        if channels.webhook_url:
-            webhook = _post(channels.webhook_url, {**payload, "message": text,
-                                                   "sent_at": datetime.now(UTC).isoformat()})  # fmt: skip
+        email, webhook = self._deliver(workspace_id, f"Roost: {text}", text, payload)
         self.store.alert_outcome(destination_id, day, email, webhook)
         log.warning("destination backlog alert", extra={"destination": destination_id,
                                                          "email": email, "webhook": webhook})  # fmt: skip
         return True
+
+    def digest(
+        self, workspace_id: int, week: str, subject: str, text: str, payload: dict[str, Any]
+    ) -> bool:
+        """The week's schema drift digest, once a week; whether it was sent now."""
+        if not self.store.claim_digest(workspace_id, week):
+            return False
+        email, webhook = self._deliver(workspace_id, subject, text, payload)
+        self.store.digest_outcome(workspace_id, week, email, webhook)
+        log.info("schema drift digest", extra={"workspace": workspace_id, "week": week,
+                                               "email": email, "webhook": webhook})  # fmt: skip
+        return True
+
+    def _deliver(
+        self, workspace_id: int, subject: str, text: str, payload: dict[str, Any]
+    ) -> tuple[str | None, str | None]:
+        """Through the workspace's channels: (email outcome, webhook outcome), None where
+        the channel is not set."""
+        channels = self.store.channels(workspace_id)
+        email = webhook = None
+        if channels.smtp_host:
+            email = self._email(channels, workspace_id, subject, text)
+        if channels.webhook_url:
+            webhook = _post(channels.webhook_url, {**payload, "message": text,
+                                                   "sent_at": datetime.now(UTC).isoformat()})  # fmt: skip
+        return email, webhook
 
     def _email(self, channels: Channels, workspace_id: int, subject: str, text: str) -> str:
         to = [a.strip() for a in (channels.mail_to or "").split(",") if a.strip()]

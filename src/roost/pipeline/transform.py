@@ -1,9 +1,13 @@
 """Transform: run the project's ordered transformation steps (pipeline/steps.py) on each event.
 
 A filter or a sample that drops an event answers as accepted (the client did nothing wrong)
-with the reason in the debugger. A step that raises never loses the event: it is stored as it
-was before the first step, with the error in `context.roost.transformation_error` and in
-the request's outcomes, so the debugger shows it.
+with the reason in the debugger. A step that raises never loses the event: by default it is
+stored as it was before the first step, with the error in `context.roost.transformation_error`
+and in the request's outcomes, so the debugger shows it; with the project's
+`transformation_errors: quarantine` it is held in the quarantine instead (written before the
+answer, which counts it accepted: it is stored durably, there) until the transformation is
+fixed and the quarantine replayed — unless the project's quarantine is full of such events
+(storage/metadata/quarantine.py), when it is stored as by default.
 """
 
 from __future__ import annotations
@@ -33,8 +37,12 @@ class Transform:
         steps_for: Callable[[int], list[Step]],
         ttl: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        errors_for: Callable[[int], str] = lambda _: "store",
+        room_for: Callable[[int], bool] = lambda _: True,
     ) -> None:
         self.steps = PerProject(steps_for, ttl, clock)
+        self.errors = PerProject(errors_for, ttl, clock)
+        self.room = PerProject(room_for, ttl, clock)  # room in the quarantine for more
 
     def __call__(self, batch: Batch) -> None:
         key = batch.project_key
@@ -42,6 +50,7 @@ class Transform:
         if not steps:
             return
         places = [f"transformations[{n}] ({step.label})" for n, step in enumerate(steps)]
+        hold = self.errors(key.project_id) == "quarantine" and self.room(key.project_id)
         roots = frozenset().union(*(step.writes for step in steps))
         mutators = [step.mutate for step in steps]
 
@@ -61,6 +70,10 @@ class Transform:
                 message = f"{places[number]}: {type(exc).__name__}: {exc}"
                 label = steps[number].label
                 metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, label).inc()
+                if hold:  # accepted: kept in the quarantine (ingest writes it before answering)
+                    refused = Refusal(Reason.TRANSFORMATION_FAILED, message, None, 200)
+                    batch.held.append((original, refused))
+                    return refused
                 batch.outcomes.append(
                     Outcome(
                         index=index,

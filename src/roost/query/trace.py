@@ -24,6 +24,7 @@ from roost.errors import NotFound
 from roost.model import Event
 from roost.storage.log import LogReader
 from roost.storage.metadata.destinations import Destination, DestinationStore
+from roost.storage.metadata.quarantine import QuarantineStore
 from roost.storage.warehouse import Warehouse
 
 COLUMNS = ("message_id", "log_offset", "type", "event", "dialect", "timestamp", "received_at",
@@ -39,6 +40,8 @@ class Stores(Protocol):
     def destinations(self) -> DestinationStore: ...
     @property
     def refusals(self) -> Refusals: ...
+    @property
+    def quarantine(self) -> QuarantineStore: ...
 
 
 def _utc(value: Any) -> str | None:
@@ -105,14 +108,20 @@ def trace(stores: Stores, project_id: int, message_id: str) -> dict[str, Any]:
     row = _stored(stores, project_id, message_id)
     refusals = stores.refusals.of(project_id, message_id)
     if row is None:
-        if not refusals:
+        held = stores.quarantine.of(project_id, message_id)
+        if not refusals and held is None:
             raise NotFound(
                 f"message_id: {message_id[:100]!r} is not stored in this project, and no request "
                 "this server answered since it started refused it (one refused before, or "
                 "refused whole, is shown only by the live debugger)",
                 field="message_id",
             )
-        return {"message_id": message_id, "stored": None, "refused": refusals, "destinations": []}
+        found: dict[str, Any] = {"message_id": message_id, "stored": None, "refused": refusals,
+                                 "destinations": []}  # fmt: skip
+        if held is not None:  # held to run again once the plan or transformation is fixed
+            found["quarantined"] = {"reason": held.reason, "message": held.message,
+                                    "field": held.field, "held_at": _utc(held.held_at)}  # fmt: skip
+        return found
     found = _traced(stores, project_id, row)
     if refusals:
         found["refused"] = refusals  # copies that came again (deduplicated) or were refused

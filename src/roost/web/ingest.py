@@ -37,7 +37,9 @@ from roost.dialects.web import WebDialect
 from roost.errors import BackendError, BadRequest, ClientError, PayloadTooLarge
 from roost.model import Key, Reason
 from roost.pipeline.batch import Batch
+from roost.pipeline.drift import Noticed
 from roost.runtime import Runtime
+from roost.storage.metadata.schema_seen import Seen
 from roost.web.body import Receive, read_body, too_large
 from roost.web.peer import client_ip
 from roost.web.spec import Doc
@@ -247,8 +249,8 @@ async def _ingest(
             )
         if batch.held and batch.dialect != "replay":
             await _quarantine(runtime, batch)
-        if "seen" in batch.notes:  # first seen here: recorded for the next start
-            await _remember(runtime, batch.notes["seen"])
+        if "seen" in batch.notes or "noticed" in batch.notes:  # first here: recorded
+            await _remember(runtime, batch.notes.get("seen", []), batch.notes.get("noticed", []))
         if batch.key is not None and runtime.debugger.watching(batch.key.project_id):
             runtime.debugger.publish(
                 batch.key.project_id,
@@ -322,20 +324,29 @@ async def append(runtime: Runtime, batch: Batch) -> None:
 
 
 async def _quarantine(runtime: Runtime, batch: Batch) -> None:
-    """Keep what the tracking plan blocked, to run again once it is fixed (the client was
-    told: nothing is acknowledged); a failure to keep it is logged, never the client's."""
+    """Keep what the tracking plan blocked or a transformation failed on, to run again once
+    it is fixed. A blocked event's client was told (nothing is acknowledged): a failure to
+    keep it is logged. A failed transformation's event is answered as accepted, so a failure
+    to keep it fails the request (503: the client sends it again). Either way its messageId
+    is not taken for dedup: a retry or a replay must not be dropped as a duplicate."""
+    project = batch.project_key.project_id
     items = [(event, r.reason, r.message, r.field) for event, r in batch.held]
+    runtime.dedup.release((project, event.message_id) for event, _ in batch.held)
     try:
-        await asyncio.to_thread(runtime.quarantine.hold, batch.project_key.project_id, items)
-    except Exception:
-        log.exception("could not quarantine %d blocked events", len(items))
+        await asyncio.to_thread(runtime.quarantine.hold, project, items)
+    except Exception as exc:
+        log.exception("could not quarantine %d held events", len(items))
+        if any(r.status < 300 for _, r in batch.held):
+            raise BackendError(
+                "the quarantine could not be written; send the events again"
+            ) from exc
 
 
-async def _remember(runtime: Runtime, seen: list[tuple[int, str, str, str]]) -> None:
+async def _remember(runtime: Runtime, seen: list[Seen], noticed: list[Noticed]) -> None:
     try:
-        await asyncio.to_thread(runtime.seen.add, seen)
+        await asyncio.to_thread(runtime.seen.add, seen, noticed)
     except Exception:
-        log.exception("could not record %d newly seen properties", len(seen))
+        log.exception("could not record %d newly seen properties", len(seen) + len(noticed))
 
 
 _CHILDREN: dict[tuple[object, ...], Any] = {}

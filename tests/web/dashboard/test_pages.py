@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from roost.errors import BadRequest
+from roost.storage.metadata import project_config
 from tests.conftest import Client, Env
 from tests.web.dashboard.conftest import csrf_of, send
 
@@ -235,6 +236,33 @@ def test_the_quarantine_is_listed_and_replayed_from_the_settings_page(
     after = owner.post("/p/default/settings/quarantine/replay", data={"csrf": token}).text
     assert "1 stored, 0 still held" in after
     assert [r["message_id"] for r in env.sql("SELECT message_id FROM events")] == ["q1"]
+
+
+def test_what_was_seen_is_listed_and_becomes_a_draft_plan(env: Env, owner: Client) -> None:
+    """Two events seen, one already planned: the page lists the drift, and its button adds
+    the other to the plan as `allow` with its properties' types, the planned one untouched."""
+    env.runtime.contract_store.set(1, "Paid", {"type": "object", "required": ["amount"]}, "omit")
+    env.runtime.contracts.plan.forget()
+    send(env, [{"type": "track", "userId": "d", "event": "Paid", "properties": {"amount": 3}},
+               {"type": "track", "userId": "d", "event": "Searched", "properties": {"q": "x"}}])  # fmt: skip
+    page = owner.get("/p/default/settings").text
+    drift = page.split('id="drift"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(
+        r"<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", drift
+    )
+    assert ("new property", "Searched", "q", "string") in rows
+    assert ("new event", "Paid", "", "") in rows
+    assert "Add 1 event seen but not planned" in page
+    after = owner.post("/p/default/settings/plan/draft", data={"csrf": csrf_of(page)}).text
+    assert "1 contract added from what was seen" in after
+    contracts = project_config.export(env.runtime.config_stores(), 1)["contracts"]
+    plan = {c["target"]: (c["action"], c["schema"]) for c in contracts}
+    assert plan["Searched"] == (
+        "allow",
+        {"type": "object", "properties": {"q": {"type": "string"}}},
+    )
+    assert plan["Paid"] == ("omit", {"type": "object", "required": ["amount"]})
+    assert "seen but not planned" not in owner.get("/p/default/settings").text
 
 
 def test_a_new_key_is_shown_once_and_works(env: Env, owner: Client) -> None:

@@ -44,6 +44,15 @@ alerts = sa.Table(  # a destination's backlog alert: at most one a day (the inse
     sa.Column("email", sa.Text, nullable=True),
     sa.Column("webhook", sa.Text, nullable=True),
 )
+digests = sa.Table(  # a workspace's weekly digest of schema drift (the insert is the claim)
+    "schema_digests",
+    schema,
+    sa.Column("workspace_id", sa.Integer, primary_key=True),
+    sa.Column("week", sa.String(8), primary_key=True),  # ISO week, as 2026-W49
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("email", sa.Text, nullable=True),
+    sa.Column("webhook", sa.Text, nullable=True),
+)
 sent = sa.Table(
     "budget_notices",
     schema,
@@ -176,6 +185,23 @@ class NoticeStore:
         except IntegrityError:
             return False
         return True
+
+    def claim_digest(self, workspace_id: int, week: str) -> bool:
+        """Record the week's digest; False when it was already recorded (sent, or being sent)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(digests.insert().values(workspace_id=workspace_id, week=week,
+                                                     created_at=_now()))  # fmt: skip
+        except IntegrityError:
+            return False
+        return True
+
+    def digest_outcome(
+        self, workspace_id: int, week: str, email: str | None, webhook: str | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(digests.update().where(digests.c.workspace_id == workspace_id,
+                                                digests.c.week == week).values(email=email, webhook=webhook))  # fmt: skip
 
     def alert_outcome(
         self, destination_id: int, day: str, email: str | None, webhook: str | None

@@ -1,7 +1,8 @@
 """A project's pipeline configuration as one document, for a file kept in git and the admin API.
 
-The document has up to nine sections: `unplanned` and `contracts` (the tracking plan),
-`transformations`, `consent` (storage consent), `destinations`, `goals` (what the reports
+The document has up to ten sections: `unplanned` and `contracts` (the tracking plan),
+`transformations` and `transformation_errors` (`store` or `quarantine`: what becomes of an
+event a transformation fails on), `consent` (storage consent), `destinations`, `goals` (what the reports
 count as converting: storage/metadata/goals.py), `timezone` (the dashboard's days), `site`
 (the domains and website id Plausible's and Umami's trackers name the project by) and
 `audiences` (storage/metadata/audiences.py). Applying it checks every
@@ -33,11 +34,12 @@ from roost.storage.metadata.settings import (
     check_consent,
     check_site,
     check_timezone,
+    check_transformation_errors,
 )
 
 SECTIONS = (
     "unplanned", "contracts", "transformations", "consent", "destinations", "goals", "timezone",
-    "site", "audiences",
+    "site", "audiences", "transformation_errors",
 )  # fmt: skip
 
 
@@ -58,6 +60,11 @@ def export(stores: Stores, project_id: int) -> dict[str, Any]:
         "unplanned": unplanned,
         "contracts": [{"target": c.target, "action": c.action, "schema": c.schema} for c in found],
         "transformations": stores.settings.transformations(project_id),
+        **(
+            {"transformation_errors": "quarantine"}
+            if stores.settings.transformation_errors(project_id) == "quarantine"
+            else {}
+        ),
         "destinations": [d.spec() for d in stores.destinations.configured(project_id)],
     }
     consent = stores.settings.consent(project_id)
@@ -110,6 +117,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
         _unique([c.target for c in found_contracts], f"{prefix}contracts", "target")
     if "transformations" in doc:
         compile_steps(doc["transformations"], f"{prefix}transformations")
+    if doc.get("transformation_errors") is not None:
+        check_transformation_errors(doc["transformation_errors"], f"{prefix}transformation_errors")
     if doc.get("consent") is not None:
         check_consent(doc["consent"], f"{prefix}consent")
     if "goals" in doc:
@@ -138,6 +147,8 @@ def apply(stores: Stores, project_id: int, doc: Any, where: str = "") -> dict[st
     if "transformations" in doc:
         stores.settings.set_transformations(project_id, doc["transformations"])
         counts["transformations"] = len(doc["transformations"])
+    if "transformation_errors" in doc:
+        stores.settings.set_transformation_errors(project_id, doc["transformation_errors"])
     if "consent" in doc:
         stores.settings.set_consent(project_id, doc["consent"])
     if "timezone" in doc:

@@ -1,10 +1,15 @@
-"""The quarantine: events a tracking plan blocked, kept per project with why, so that once the
-plan is fixed they can be run through the pipeline again (consumers/quarantine.py) rather
-than lost. The client was told (422): nothing here was acknowledged as stored.
+"""The quarantine: events a tracking plan blocked, and with `transformation_errors:
+quarantine` events a transformation failed on, kept per project with why, so that once the
+plan or the transformation is fixed they can be run through the pipeline again
+(web/api/quarantine.py) rather than lost.
+
+A blocked event's client was told (422): it was not acknowledged, and at most MAX_HELD of them
+are kept a project, the oldest going first. A transformation's failure is the project's, not
+the client's: the event was acknowledged, so it is never dropped here — and the pipeline
+stores such events as it always did once a project holds MAX_FAILED_HELD of them (`room`).
 
 Kept without the client's IP (no IP reaches the disk); a messageId held again replaces the
-older copy (a client retrying); at most MAX_HELD a project, the oldest going first; an
-erasure reaches it.
+older copy (a client retrying); an erasure reaches it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from sqlalchemy.engine import Engine
 from roost.model import Event
 from roost.storage.metadata import create_tables
 
-MAX_HELD = 10_000
+MAX_HELD = 10_000  # blocked by a plan (not acknowledged)
+MAX_FAILED_HELD = 100_000  # failed by a transformation (acknowledged: never dropped)
+ACKNOWLEDGED = "transformation_failed"
 
 schema = sa.MetaData()
 held = sa.Table(
@@ -78,18 +85,31 @@ class QuarantineStore:
                     message=message[:2000], field=field, event=_encode(kept).decode(),
                     held_at=_now(),
                 ))  # fmt: skip
-            newest = conn.execute(sa.select(sa.func.max(held.c.id)).where(
-                held.c.project_id == project_id)).scalar()  # fmt: skip
-            count = conn.execute(sa.select(sa.func.count()).where(
-                held.c.project_id == project_id)).scalar()  # fmt: skip
-            if count and count > MAX_HELD and newest is not None:
+            blocked = sa.and_(held.c.project_id == project_id, held.c.reason != ACKNOWLEDGED)
+            count = conn.execute(sa.select(sa.func.count()).where(blocked)).scalar()
+            if count and count > MAX_HELD:
                 cut = conn.execute(
-                    sa.select(held.c.id).where(held.c.project_id == project_id)
+                    sa.select(held.c.id).where(blocked)
                     .order_by(held.c.id.desc()).offset(MAX_HELD).limit(1)
                 ).scalar()  # fmt: skip
                 if cut is not None:
-                    conn.execute(held.delete().where(held.c.project_id == project_id,
-                                                     held.c.id <= cut))  # fmt: skip
+                    conn.execute(held.delete().where(blocked, held.c.id <= cut))
+
+    def room(self, project_id: int) -> bool:
+        """Whether the project may hold more events a transformation failed on."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(sa.func.count()).where(
+                held.c.project_id == project_id, held.c.reason == ACKNOWLEDGED)).scalar()  # fmt: skip
+        return int(found or 0) < MAX_FAILED_HELD
+
+    def of(self, project_id: int, message_id: str) -> Held | None:
+        """The held copy of an event, if any (for its trace)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(held).where(held.c.project_id == project_id,
+                                                   held.c.message_id == message_id)).first()  # fmt: skip
+        if r is None:
+            return None
+        return Held(r.id, r.message_id, r.reason, r.message, r.field, r.held_at, _decode(r.event))
 
     def count(self, project_id: int) -> int:
         with self.engine.connect() as conn:

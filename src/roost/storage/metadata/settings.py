@@ -92,6 +92,15 @@ def check_view(raw: Any) -> dict[str, Any]:
     return view
 
 
+TRANSFORMATION_ERRORS = ("store", "quarantine")
+
+
+def check_transformation_errors(raw: Any, where: str = "transformation_errors") -> str:
+    if raw not in TRANSFORMATION_ERRORS:
+        raise BadRequest(f"{where}: must be one of {', '.join(TRANSFORMATION_ERRORS)}", field=where)
+    return str(raw)
+
+
 def check_timezone(raw: Any, where: str = "timezone") -> str:
     if not isinstance(raw, str) or not raw:
         raise BadRequest(f"{where}: must be an IANA time zone such as Europe/Berlin", field=where)
@@ -177,6 +186,17 @@ class ProjectSettings:
 
     def steps(self, project_id: int) -> list[Step]:
         return compile_steps(self.transformations(project_id))
+
+    def transformation_errors(self, project_id: int) -> str:
+        """What becomes of an event a transformation fails on: `store` (as it was before the
+        first step, the error noted) or `quarantine` (held until replayed)."""
+        value = self._get(project_id, "transformation_errors")
+        return value if value in TRANSFORMATION_ERRORS else "store"
+
+    def set_transformation_errors(self, project_id: int, value: str | None) -> None:
+        if value is not None:
+            check_transformation_errors(value)
+        self._set(project_id, "transformation_errors", None if value in (None, "store") else value)
 
     def timezone(self, project_id: int) -> str:
         """The zone the dashboard reports the project's days and hours in (UTC unless set)."""

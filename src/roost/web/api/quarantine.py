@@ -1,5 +1,6 @@
 """The quarantine over HTTP: `GET /api/v1/quarantine` (read key) lists what a tracking plan
-blocked; `POST /api/v1/quarantine/replay` (admin key) runs it through the current pipeline.
+blocked or a transformation failed on (with `transformation_errors: quarantine`);
+`POST /api/v1/quarantine/replay` (admin key) runs it through the current pipeline.
 
 A replay is ingest again, for events Roost already has: the same stages (the plan as it is
 now), then the Log. An event that passes is stored with its own messageId, time and
@@ -45,10 +46,17 @@ async def replay(runtime: Runtime, project_id: int) -> dict[str, int]:
         batch = Batch.of("replay", key, parsed)
         runtime.pipeline.run(batch)
         await append(runtime, batch)
-        refused = {o.index: o for o in batch.outcomes if not o.stored}
+        refused = {o.index: (o.reason, o.message, o.field) for o in batch.outcomes if not o.stored}
+        # a transformation failing again holds the event again (accepted, not stored)
+        again = {event.message_id: r for event, r in batch.held}
+        runtime.dedup.release((project_id, mid) for mid in again)
+        for i, row in enumerate(rows):
+            if row.message_id in again:
+                r = again[row.message_id]
+                refused[i] = (r.reason, r.message, r.field)
         await asyncio.to_thread(
             runtime.quarantine.still,
-            [(rows[i].id, o.reason, o.message, o.field) for i, o in refused.items()],
+            [(rows[i].id, *why) for i, why in refused.items()],
         )
         done = [row.id for i, row in enumerate(rows) if i not in refused]
         await asyncio.to_thread(runtime.quarantine.release, done)

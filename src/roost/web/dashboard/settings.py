@@ -5,7 +5,7 @@ delivery health and dead letters; and, for owners, the workspace's people."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -19,10 +19,12 @@ from roost.storage.metadata.accounts import ROLES
 from roost.storage.metadata.notices import TLS_MODES
 from roost.storage.metadata.notices import checked as notice_channels
 from roost.web.api import quarantine
+from roost.web.api.contracts import draft_plan, since_of
 from roost.web.dashboard import render
 from roost.web.dashboard.auth import Context, page
 
 HELD_SHOWN = 20
+DRIFT_SHOWN = 50
 LETTERS_SHOWN = 20
 NOTICE_FIELDS = (
     "smtp_host", "smtp_port", "smtp_tls", "smtp_user", "smtp_password", "mail_from", "mail_to",
@@ -50,6 +52,7 @@ def _gather(context: Context) -> dict[str, Any]:
         ),
         key=lambda row: -row[2],
     )
+    drift = runtime.seen.since(project.id, since_of(None, datetime.now(UTC)))
     return {
         "keys": runtime.metadata.list_keys(project.slug),
         "workspace": workspace,
@@ -65,7 +68,17 @@ def _gather(context: Context) -> dict[str, Any]:
         "shares": runtime.shares.list(project.id),
         "quarantined": runtime.quarantine.count(project.id),
         "held": runtime.quarantine.listed(project.id, HELD_SHOWN),
+        "drift": drift[::-1][:DRIFT_SHOWN],  # the newest first
+        "drift_count": len(drift),
+        "unplanned_seen": len(_drafted(context, doc)),
     }
+
+
+def _drafted(context: Context, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Draft contracts for what was seen and the plan does not name."""
+    planned = {c["target"] for c in doc.get("contracts", [])}
+    seen = context.runtime.seen.of(context.project.id)
+    return [c for c in draft_plan(seen) if c["target"] not in planned]
 
 
 async def _show(context: Context, status: int = 200, **extra: Any) -> Response:
@@ -180,6 +193,29 @@ async def replay_quarantine(context: Context) -> Response:
 
 
 @page(configure=True)
+async def draft_contracts(context: Context) -> Response:
+    """Add to the tracking plan a contract (`allow`: flagging, never blocking) for each event
+    seen that it does not name, with the properties' types seen; the plan's own contracts
+    are kept as they are."""
+    stores = context.runtime.config_stores()
+
+    def add() -> int:
+        doc = project_config.export(stores, context.project.id)
+        drafted = _drafted(context, doc)
+        if drafted:
+            project_config.apply(stores, context.project.id,
+                                 {"contracts": [*doc.get("contracts", []), *drafted]})  # fmt: skip
+        return len(drafted)
+
+    try:
+        added = await asyncio.to_thread(add)
+    except ClientError as error:
+        return await _show(context, 400, config_problem=error.message)
+    context.runtime.configured(context.project.id)
+    return await _show(context, drafted=added)
+
+
+@page(configure=True)
 async def create_person(context: Context) -> Response:
     if context.user.role != "owner":
         raise Forbidden("Only owners add people to the workspace.")
@@ -226,6 +262,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/shares/{{share_id}}/revoke", revoke_share, methods=["POST"]),
         Route(f"{base}/destinations/{{name}}/replay", replay_letters, methods=["POST"]),
         Route(f"{base}/quarantine/replay", replay_quarantine, methods=["POST"]),
+        Route(f"{base}/plan/draft", draft_contracts, methods=["POST"]),
         Route(f"{base}/people", create_person, methods=["POST"]),
         Route(f"{base}/notices", save_notices, methods=["POST"]),
     ]
