@@ -113,6 +113,11 @@ class Settings:
         "Distinct values (estimated, per process) a string property of an event may take before "
         "it is answered with a high_cardinality warning, once.",
     )
+    trace_retention_days: float = _setting(
+        7.0,
+        "How long each batch a destination delivered is remembered, so an event's trace can say "
+        "when it arrived there (older ones are traced as delivered, without the time).",
+    )
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )

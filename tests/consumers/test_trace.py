@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from roost.consumers import forwarder
@@ -14,7 +15,7 @@ from roost.consumers.refusals import KEPT_TIMES, MAX_TEXT, Refusals
 from roost.model import Outcome, Reason
 from roost.storage.metadata.destinations import State
 from roost.storage.metadata.notices import checked
-from tests.conftest import Env
+from tests.conftest import Env, make_settings, open_env
 from tests.integration.receiver import Receiver
 
 FAST = {"kind": "webhook", "batch_seconds": 0.05, "retry_base_seconds": 0.02,
@@ -160,3 +161,29 @@ def test_refusals_are_remembered_within_bounds() -> None:
         kept.record(1, "segment", now, [Outcome(index=0, reason=Reason.DUPLICATE, message="d",
                                                 message_id=mid, stored=True)])  # fmt: skip
     assert kept.of(1, "a") == [] and len(kept.of(1, "c")) == 1  # the oldest id went
+
+
+def test_a_delivery_older_than_the_trace_retention_is_traced_without_its_time(
+    tmp_path: Path,
+) -> None:
+    """trace_retention_days 0: the delivered batch's record goes at once (the first
+    delivery prunes), so the trace still says delivered — its time no longer known."""
+    ok = Receiver().start()
+    try:
+        for env in open_env(make_settings(tmp_path, trace_retention_days=0)):
+            made = env.client.request("PUT", "/api/v1/admin/destinations/good",
+                                      json={**FAST, "url": ok.url}, headers=admin(env))  # fmt: skip
+            assert made.status_code == 200, made.text
+            sent = env.client.post("/v1/track", json={"userId": "u", "event": "E",
+                                                      "messageId": "old"},
+                                   headers={"X-Write-Key": env.write_key})  # fmt: skip
+            assert sent.status_code == 200
+            deadline = time.monotonic() + 10
+            while by_name(trace(env, "old").json())["good"]["status"] != "delivered":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            good = by_name(trace(env, "old").json())["good"]
+            assert good["at"] is None and [e["messageId"] for e in ok.events()] == ["old"]
+    finally:
+        ok.release()
+        ok.stop()

@@ -83,6 +83,7 @@ def reporter(deliver_to: Callable[[int, dict[str, Any]], None] | None) -> Report
 
 
 TRACE_RETENTION = timedelta(days=7)  # how long a delivered batch's record is kept for traces
+# (the setting trace_retention_days)
 FORGET_EVERY = 3600.0
 
 
@@ -109,9 +110,11 @@ class Forwarder(Follower):
         interval: float = 0.05,
         read_limit: int = 5000,
         jitter: Callable[[], float] = random.random,
+        retention: timedelta = TRACE_RETENTION,
     ) -> None:
         super().__init__(interval)
         self.name = f"roost-forwarder-{destination.name}"
+        self.retention = retention
         self.destination = destination
         self.plugin = plugin
         self.log = log
@@ -257,7 +260,7 @@ class Forwarder(Follower):
             self.store.record(self.destination.id, self.state, delivered=batch)
             if time.monotonic() - self.forgot_at >= FORGET_EVERY:  # what traces may still ask
                 self.forgot_at = time.monotonic()
-                self.store.forget_deliveries(self.destination.id, _now() - TRACE_RETENTION)
+                self.store.forget_deliveries(self.destination.id, _now() - self.retention)
         else:
             self.state = replace(
                 self.state,
@@ -351,12 +354,14 @@ class Forwarders(Follower):
         interval: float = 1.0,
         forwarder_interval: float = 0.05,
         busy: Callable[[], bool] | None = None,
+        retention: timedelta = TRACE_RETENTION,
     ) -> None:
         super().__init__(interval)
         self.log = log
         self.store = store
         self.report = report
         self.busy = busy
+        self.retention = retention
         self.forwarder_interval = forwarder_interval
         self.running: dict[int, Forwarder] = {}
         self._lock = threading.Lock()
@@ -401,7 +406,7 @@ class Forwarders(Follower):
                         continue
                     forwarder = Forwarder(
                         d, plugin, self.log, self.store, self.report,
-                        busy=self.busy, interval=self.forwarder_interval,
+                        busy=self.busy, interval=self.forwarder_interval, retention=self.retention,
                     )  # fmt: skip
                     forwarder.replay_letters()  # letters marked while nothing ran
                     forwarder.start()

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -228,6 +229,7 @@ def run_child(settings: Settings, conn: Connection, inflight: Any) -> None:
         DestinationStore(metadata.engine),
         lambda pid, entry: send("delivery", pid, entry),
         busy=reading(inflight, settings.forwarders_yield_at).busy,
+        retention=timedelta(days=settings.trace_retention_days),
     )
     forwarders.sync()
     forwarders.start()

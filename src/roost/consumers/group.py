@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from roost.config import Settings
 from roost.consumers.audiences import AudiencesConsumer
@@ -69,7 +70,8 @@ class Consumers:
         report = reporter(debugger.delivery)
         self.forwarders: Forwarders | ForwarderProcess
         if forwarders_in == "thread":
-            self.forwarders = Forwarders(log, destinations, report, busy=inflight.busy)
+            self.forwarders = Forwarders(log, destinations, report, busy=inflight.busy,
+                                         retention=timedelta(days=settings.trace_retention_days))  # fmt: skip
         elif forwarders_in == "process":
             self.forwarders = ForwarderProcess(
                 settings, destinations, report, log.last_offset, inflight
