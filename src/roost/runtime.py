@@ -22,7 +22,7 @@ from roost.consumers import audience_events, drift_digest
 from roost.consumers.backlog import Backlog
 from roost.consumers.debugger import Debugger
 from roost.consumers.erasure import Scrubber
-from roost.consumers.forwarder import Forwarders, begins_at, status
+from roost.consumers.forwarder import Forwarders, backlog, begins_at, status
 from roost.consumers.forwarder_process import ForwarderProcess
 from roost.consumers.group import Consumers
 from roost.consumers.inflight import Inflight
@@ -279,33 +279,15 @@ class Runtime:
     def destination_statuses(self, project_id: int) -> list[dict[str, Any]]:
         """Each of the project's destinations' delivery health (consumers/forwarder.status)."""
         last = self.log.last_offset()
-
-        def behind(cursor: int) -> int:
-            return self.log.count_between(cursor, last)
-
-        def oldest(cursor: int) -> datetime | None:  # the first event past the cursor
-            found = self.log.read_sync(cursor, 1)
-            return found[0].event.received_at if found else None
-
         return [
-            status(
-                d,
-                self.destinations,
-                behind,
-                self.forwarders.get(d.id),
-                oldest,
-                lambda d: begins_at(self.log, d),
-            )
+            status(d, self.destinations, self.log, last, self.forwarders.get(d.id))
             for d in self.destinations.configured(project_id)
         ]
 
     def _waiting(self, d: Destination, last: int, now: datetime) -> tuple[int, float | None]:
         """A destination's backlog: the events after its cursor, and the first one's age."""
         state = self.destinations.state(d.id)
-        cursor = state.log_offset if state else begins_at(self.log, d)
-        lag = self.log.count_between(cursor, last)
-        first = self.log.read_sync(cursor, 1) if lag else []
-        return lag, (now - first[0].event.received_at).total_seconds() if first else None
+        return backlog(self.log, state.log_offset if state else begins_at(self.log, d), last, now)
 
     def _destination_backlog(self) -> list[tuple[str, str, int, float | None]]:
         """Each destination's backlog, for the metrics (read when Prometheus scrapes): its

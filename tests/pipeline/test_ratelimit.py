@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from roost.errors import RateLimited
 from roost.pipeline.ratelimit import Bucket, LocalBuckets, RateLimit
@@ -175,3 +176,24 @@ def test_buckets_are_bounded_and_forgetting_a_full_one_loses_nothing() -> None:
     for i in range(20):  # every one draining: the older half goes, the size stays bounded
         buckets.take(f"busy{i}", 0.001, 5.0, 5)
         assert len(buckets.buckets) <= 10
+
+
+def test_shared_buckets_per_client_address_are_pruned_when_idle(tmp_path: Path) -> None:
+    """A key-less tracker's bucket per client address goes once idle for an hour (full by
+    then: the same as no row); a key's bucket stays however idle."""
+    from roost.storage.metadata import buckets
+
+    now = [1000.0]
+    shared = SharedBuckets(shared_url(tmp_path), clock=lambda: now[0])
+    assert shared.take("site:1:198.51.100.7", rate=10, burst=50, n=50) == 0
+    assert shared.take("k", rate=0.0001, burst=5, n=5) == 0
+    assert shared.take("site:1:198.51.100.7", rate=10, burst=50, n=1) > 0  # drained
+    now[0] += buckets.IDLE_SECONDS + buckets.PRUNE_SECONDS
+    with shared.engine.connect() as conn:
+        before = conn.execute(sa.select(buckets._shared.c.key_id)).scalars().all()
+    shared.held.clear()  # what this node drew: as if another node asked
+    assert shared.take("k", rate=0.0001, burst=5, n=1) > 0  # its row kept: still empty
+    with shared.engine.connect() as conn:
+        after = conn.execute(sa.select(buckets._shared.c.key_id)).scalars().all()
+    assert sorted(before) == ["k", "site:1:198.51.100.7"] and after == ["k"]
+    shared.close()

@@ -431,22 +431,29 @@ class Forwarders(Follower):
             self.running.clear()
 
 
+def backlog(log: LogReader, cursor: int, last: int, now: datetime) -> tuple[int, float | None]:
+    """The events after `cursor` (up to `last`), and how long the first of them has waited
+    (seconds since its receivedAt; None when there is none)."""
+    lag = log.count_between(cursor, last)
+    first = log.read_sync(cursor, 1) if lag else []
+    if not first:
+        return lag, None
+    return lag, max(0.0, (now - first[0].event.received_at.astimezone(UTC)).total_seconds())
+
+
 def status(
     destination: Destination,
     store: DestinationStore,
-    behind: Callable[[int], int],
+    log: LogReader,
+    last: int,
     running: Snapshot | None = None,
-    oldest: Callable[[int], datetime | None] | None = None,
-    begins: Callable[[Destination], int] | None = None,
 ) -> dict[str, Any]:
-    """A destination's delivery health: cursor, lag (`behind(cursor)`: the events after it)
-    and how long the oldest of them has waited (`oldest(cursor)`: its receivedAt), counts,
-    last error, retries, dead letters; a destination never started counts from where its
-    forwarder will begin (`begins`)."""
+    """A destination's delivery health: cursor, its backlog up to the Log's `last` offset
+    (events, the oldest one's wait), counts, last error, retries, dead letters; a destination
+    never started (paused) counts from where its forwarder will begin."""
     state = running.state if running is not None else store.state(destination.id)
-    cursor = state.log_offset if state else None
-    if cursor is None and begins is not None:  # never started (paused): where it will begin
-        cursor = begins(destination)
+    cursor = state.log_offset if state else begins_at(log, destination)
+    lag, waited = backlog(log, cursor, last, datetime.now(UTC))
     waiting = store.letters(destination.id, status="dead", limit=10_000)
 
     def when(value: datetime | None) -> str | None:
@@ -458,8 +465,8 @@ def status(
         "enabled": destination.enabled,
         "running": running is not None,
         "cursor": cursor,
-        "lag": behind(cursor) if cursor is not None else None,
-        "oldest_waiting_seconds": None,
+        "lag": lag,
+        "oldest_waiting_seconds": None if waited is None else round(waited, 1),
         "pending": running.pending if running is not None else 0,
         "delivered": state.delivered if state else 0,
         "failures": state.failures if state else 0,
@@ -472,10 +479,6 @@ def status(
         "recent": list(running.recent) if running is not None else [],
         "skipped": running.skipped if running is not None else 0,
     }
-    first = oldest(cursor) if oldest is not None and cursor is not None and out["lag"] else None
-    if first is not None:
-        waited = datetime.now(UTC) - first.astimezone(UTC)
-        out["oldest_waiting_seconds"] = max(0.0, round(waited.total_seconds(), 1))
     if running is not None and running.retry_at is not None:
         out["next_retry_at"] = datetime.fromtimestamp(running.retry_at, UTC).isoformat()
     return out

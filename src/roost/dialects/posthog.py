@@ -42,7 +42,15 @@ from roost.model import Reason
 
 PATHS = ("/batch", "/capture", "/e", "/i/v0/e", "/track")
 MAX_EVENTS = 2500  # per request, as the Segment batch path
-_SEGMENT = SegmentDialect()
+
+
+class _Calls(SegmentDialect):
+    """Segment's calls, each event named as PostHog's."""
+
+    name = "posthog"
+
+
+_SEGMENT = _Calls()
 
 
 class Capture(msgspec.Struct):
@@ -187,7 +195,7 @@ class PosthogDialect:
         if kind is None:
             return _reject(parsed, index, where, *_NEEDS[name])
         before = len(parsed.events)
-        _SEGMENT._convert(parsed, index, message, kind, request, None, None, None, where)
+        _SEGMENT.convert(parsed, index, message, kind, request, where)
         if len(parsed.events) > before and kind == "track" and (traits or once):
             # the person changes with the event: an identify beside it, as PostHog's would
             person = Message(
@@ -195,9 +203,7 @@ class PosthogDialect:
                 else None, context=context, messageId=f"{c.uuid}:set" if c.uuid else None,
                 timestamp=timestamp, sentAt=sent_at,
             )  # fmt: skip
-            _SEGMENT._convert(parsed, index, person, "identify", request, None, None, None, where)
-        for event in parsed.events[before:]:
-            event.dialect = self.name
+            _SEGMENT.convert(parsed, index, person, "identify", request, where)
         return None
 
     def respond(self, result: Result) -> Reply:

@@ -127,6 +127,19 @@ class SegmentDialect:
             )
         return parsed
 
+    def convert(
+        self,
+        parsed: Parsed,
+        index: int,
+        m: Message,
+        call_type: str,
+        request: IngestRequest,
+        prefix: str,
+    ) -> None:
+        """One message of a call into `parsed`, as a single call's: for dialects that speak
+        Segment's calls underneath (PostHog's), named after this instance's `name`."""
+        self._convert(parsed, index, m, call_type, request, None, None, None, prefix)
+
     def _convert(
         self,
         parsed: Parsed,
@@ -197,7 +210,7 @@ class SegmentDialect:
         event = Event(
             message_id=message_id or parsed.new_id(),
             project_id=0,
-            dialect="segment",
+            dialect=self.name,
             type=kind,
             event=m.event if kind == "track" else (m.name if named else None),
             user_id=user_id,

@@ -230,6 +230,8 @@ async def _ingest(
             max_request_bytes=limit,
         )
         parsed = chosen.parse(incoming)
+        if parsed.named is not None and runtime.sites.stale():  # read off the event loop
+            await asyncio.to_thread(runtime.sites.refresh)
         batch = Batch.of(chosen.name, _key(runtime, parsed, incoming), parsed)
         runtime.pipeline.run(batch)
         await append(runtime, batch)

@@ -2,6 +2,11 @@
 database row and each node draws on it in slices of a tenth of a second's tokens, kept
 locally, so a node asks the database about ten times a second per busy key rather than once
 per request, and all nodes together admit the key's rate.
+
+The key-less trackers' buckets are per client address (`site:<project>:<address>`): any
+number of them. A node keeps at most MAX_HELD keys' slices (past it, it lets go of them all:
+at most a slice's tokens each), and every PRUNE_SECONDS deletes the address buckets untouched
+for IDLE_SECONDS — full by then at any sane `site_rate`, so the same as no row.
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ import sqlalchemy as sa
 
 from roost.pipeline.ratelimit import Buckets, LocalBuckets
 from roost.storage.metadata import create_tables
+
+MAX_HELD = 100_000
+PRUNE_SECONDS = 60.0
+IDLE_SECONDS = 3600.0
+PER_ADDRESS = "site:"  # the prefix of buckets per client address (storage/metadata/sites.py)
 
 _schema = sa.MetaData()
 _shared = sa.Table(
@@ -37,10 +47,15 @@ class SharedBuckets:
         self.clock = clock
         self.held: dict[str, float] = {}  # tokens drawn and not used yet (negative: owed)
         self._lock = threading.Lock()
+        self._pruned = clock()
 
     def take(self, key_id: str, rate: float, burst: float, n: int) -> float:
         need = min(float(n), burst)
         with self._lock:
+            if len(self.held) >= MAX_HELD and key_id not in self.held:
+                self.held.clear()
+            if self.clock() - self._pruned >= PRUNE_SECONDS:
+                self._prune()
             held = self.held.get(key_id, 0.0)
             if held < need:
                 held += self._draw(key_id, rate, burst, need - held + rate * self.slice_seconds)
@@ -84,6 +99,12 @@ class SharedBuckets:
                 .values(tokens=tokens - drawn, stamp=now)
             )
         return drawn
+
+    def _prune(self) -> None:
+        self._pruned = now = self.clock()
+        with self.engine.begin() as conn:
+            conn.execute(_shared.delete().where(_shared.c.key_id.startswith(PER_ADDRESS),
+                                                _shared.c.stamp < now - IDLE_SECONDS))  # fmt: skip
 
     def close(self) -> None:
         self.engine.dispose()

@@ -74,6 +74,14 @@ class Sites:
             )
         return replace(site.key, id=f"{site.key.id}:{client or '-'}")
 
+    def stale(self) -> bool:
+        """Whether the next `find` would read the metadata store (the caller may `refresh`
+        in a worker thread first, keeping the event loop free of it)."""
+        return self._known is None or self._known[1] <= self.clock()
+
+    def refresh(self) -> None:
+        self._load()
+
     def _load(self) -> Known:
         now = self.clock()
         if self._known is not None and self._known[1] > now:
