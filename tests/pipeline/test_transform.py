@@ -97,6 +97,12 @@ def test_steps_run_in_order_and_filtered_events_are_accepted_but_not_stored(env:
     assert [(e["id"], e["event"], e["properties"]) for e in stored(env)] == [
         ("a", "Signed Up", {"price": 3, "label": "Signed Up: 3"})
     ]
+    # what changed, by name only: the dropped secret's value is nowhere on disk
+    changed = ["event", "properties.cost", "properties.label", "properties.price",
+               "properties.secret"]  # fmt: skip
+    assert stored(env)[0]["context"]["roost"]["transformed"] == changed
+    traced = env.client.get("/api/v1/events/a/trace", headers={"X-Write-Key": env.read_key})
+    assert traced.json()["pipeline"]["transformed"] == changed
 
 
 def test_a_failing_function_stores_the_event_untransformed_with_the_error(

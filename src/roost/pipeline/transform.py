@@ -1,7 +1,8 @@
 """Transform: run the project's ordered transformation steps (pipeline/steps.py) on each event.
 
 A filter or a sample that drops an event answers as accepted (the client did nothing wrong)
-with the reason in the debugger. A step that raises never loses the event: by default it is
+with the reason in the debugger. An event a step changed notes which fields, by name, in
+`context.roost.transformed` (for its trace). A step that raises never loses the event: by default it is
 stored as it was before the first step, with the error in `context.roost.transformation_error`
 and in the request's outcomes, so the debugger shows it; with the project's
 `transformation_errors: quarantine` it is held in the quarantine instead (written before the
@@ -21,7 +22,35 @@ from roost import metrics
 from roost.model import Event, Outcome, Reason
 from roost.pipeline.batch import Batch, Refusal
 from roost.pipeline.cache import PerProject
-from roost.pipeline.steps import Step, private
+from roost.pipeline.steps import DICT_FIELDS, Step, private
+
+MAX_CHANGED = 50  # field names noted per event
+
+
+def changed(before: Event, after: Event) -> list[str]:
+    """The fields a transformation changed (a dict field's keys one level down), by name
+    only: a step that removes personal data must not leave it on disk in a note."""
+    found: list[str] = []
+    for name in Event.__struct_fields__:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is new or old == new:
+            continue
+        if name in DICT_FIELDS and isinstance(old, dict) and isinstance(new, dict):
+            found += [f"{name}.{k}" for k in sorted(old.keys() | new.keys(), key=str)
+                      if old.get(k, _MISSING) != new.get(k, _MISSING)]  # fmt: skip
+        else:
+            found.append(name)
+    return found[:MAX_CHANGED]
+
+
+_MISSING = object()
+
+
+def _noted(event: Event, fields: list[str]) -> Event:
+    roost = event.context.get("roost")
+    roost = dict(roost) if isinstance(roost, dict) else {}
+    roost["transformed"] = fields
+    return msgspec.structs.replace(event, context={**event.context, "roost": roost})
 
 
 def _failed(event: Event, message: str) -> Event:
@@ -84,7 +113,8 @@ class Transform:
                     )
                 )
                 return _failed(original, message)
-            return event
+            fields = changed(original, event)
+            return _noted(event, fields) if fields else event
 
         batch.rewrite(transform)
         # Every event stored from here went through every step (or failed one: its outcome

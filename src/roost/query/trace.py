@@ -143,7 +143,7 @@ def _traced(stores: Stores, project_id: int, row: dict[str, Any]) -> dict[str, A
     protocols = context.get("protocols")
     if isinstance(protocols, dict) and protocols.get("violations"):
         pipeline["contract_violations"] = protocols["violations"]
-    for note in ("transformation_error", "clock", "consent_strip"):
+    for note in ("transformed", "transformation_error", "clock", "consent_strip"):
         if isinstance(roost, dict) and roost.get(note):
             pipeline[note] = roost[note]
     return {
