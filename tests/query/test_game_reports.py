@@ -3,6 +3,8 @@ hand-computed answers on two players' sessions sent through the game dialect."""
 
 from __future__ import annotations
 
+import random
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -194,6 +196,38 @@ def test_players_by_day_beside_the_players_of_their_30_days(played: Env) -> None
     assert [(r["by"][0], r["players"], r["monthly_players"]) for r in la] == [("2024-04-01", 2, 3)]
     (whole,) = report(played, "players")  # by no time: no monthly figure
     assert "monthly_players" not in whole
+
+
+def test_monthly_players_over_random_play_equal_a_count_written_here(env: Env) -> None:
+    """30 players each playing on random days of March–May (gaps of 29, 30 and 31 days
+    among them): each day of April and May, the players of its 30 days as counted here."""
+    rng = random.Random(7)
+    first = date(2024, 3, 1)
+    played: dict[str, set[date]] = {}
+    events = []
+    for n in range(30):
+        player = f"{n:032x}"
+        days = {first + timedelta(days=rng.randrange(92)) for _ in range(rng.randrange(1, 5))}
+        if n < 3:  # two days exactly 29, 30 or 31 days apart
+            days = {date(2024, 4, 1), date(2024, 4, 1) + timedelta(days=29 + n)}
+        played[player] = days
+        for k, day in enumerate(sorted(days)):
+            events.append({"build_version": "1.0", "session_id": f"6f1c2d3e-0000-4000-8000-{n:06x}{k:06x}",
+                           "player_hash": player, "ts": f"{day}T12:00:00Z", "type": "session",
+                           "name": "Session:Start"})  # fmt: skip
+    response = env.client.post("/api/v1/events", json={"events": events},
+                               headers={"Authorization": f"Bearer {env.write_key}"})  # fmt: skip
+    assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
+    found = report(env, "players", by=["time:day"], date_range=["2024-04-01", "2024-05-31"])
+    expected = []
+    for offset in range(61):
+        day = date(2024, 4, 1) + timedelta(days=offset)
+        monthly = sum(1 for days in played.values()
+                      if any(day - timedelta(days=29) <= d <= day for d in days))  # fmt: skip
+        daily = sum(1 for days in played.values() if day in days)
+        if monthly:
+            expected.append((day.isoformat(), daily, monthly))
+    assert [(r["by"][0], r["players"], r["monthly_players"]) for r in found] == expected
 
 
 def test_a_run_is_a_dimension_and_a_filter(played: Env) -> None:

@@ -194,21 +194,21 @@ ROLLING_DAYS = 30  # monthly players: the players of the 30 days up to each day
 
 def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
     """Per day of the range, the players of the ROLLING_DAYS days ending that day (k0,
-    monthly_players): each (day, player) counted on that day and the 29 after it."""
+    monthly_players)."""
     # a day more than needed: the range starts at a local midnight, and DST may move it
     earlier = replace(r.scope, start=r.scope.start - timedelta(days=ROLLING_DAYS + 1))
     base = stats.base_relation(earlier, project_id, flavor, r.scope.filters, people=True)
     day = flavor.bucket("day", flavor.local("timestamp", r.scope.timezone))
-    played = f"SELECT DISTINCT {day} AS m0, person FROM {base} AS m WHERE {PLAYING}"
-    later = flavor.days_later(played, ["m0"], "m0", ROLLING_DAYS)
+    played = f"SELECT {day} AS m0, person FROM {base} AS m WHERE {PLAYING}"
+    rolled = flavor.rolling_people(played, "m0", ROLLING_DAYS)
 
     def local_day(at: datetime) -> str:
         return flavor.bucket("day", flavor.local(flavor.timestamp(at), r.scope.timezone))
 
     first, last = local_day(r.scope.start), local_day(r.scope.end - timedelta(microseconds=1))
     return (
-        f"SELECT k0, count(DISTINCT person) AS monthly_players FROM ({later}) AS l "
-        f"WHERE k0 >= {first} AND k0 <= {last} GROUP BY k0"
+        f"SELECT k0, people AS monthly_players FROM ({rolled}) AS l "
+        f"WHERE k0 >= {first} AND k0 <= {last}"
     )
 
 

@@ -129,10 +129,10 @@ class Flavor(Protocol):
         """The text after the first `separator` (NULL when there is none)."""
         ...
 
-    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
-        """Each row of `relation` (columns m0, m1, … and `person`) `days` times, its `day`
-        column moved 0 … days − 1 days later: rows k0, k1, …, `person` (for counts over the
-        days up to each day)."""
+    def rolling_people(self, relation: str, day: str, days: int) -> str:
+        """Per day (k0), the people of `relation` (its `day` column a day's start, and
+        `person`) seen on that day or the `days` − 1 before it (`people`): every day on which
+        that is not zero, from the first day of `relation` to `days` − 1 days after its last."""
         ...
 
     def left_join_one(self) -> str:
@@ -251,10 +251,39 @@ class DuckDBFlavor:
             f"THEN substr({expression}, strpos({expression}, {sep}) + {len(separator)}) END"
         )
 
-    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
-        moved = (f"{n} + to_days(CAST(shift AS INTEGER))" if n == day else n for n in names)
-        columns = "".join(f"{m} AS k{i}, " for i, m in enumerate(moved))
-        return f"SELECT {columns}person FROM ({relation}) AS d CROSS JOIN range({days}) AS s(shift)"
+    def rolling_people(self, relation: str, day: str, days: int) -> str:
+        # A person's days seen, in order: a day more than `days` after the one before starts
+        # a new span; a span covers its first day to its last + days − 1. Spans of one
+        # person never touch, so the people of a day are the spans covering it: +1 where a
+        # span begins, −1 after it ends, summed over a calendar of the days.
+        width = f"INTERVAL {int(days)} DAY"
+        seen = f"SELECT DISTINCT {day} AS d, person FROM ({relation}) AS r"
+        fresh = (
+            "SELECT person, d, CASE WHEN lag(d) OVER (PARTITION BY person ORDER BY d) "
+            f">= d - {width} THEN 0 ELSE 1 END AS fresh FROM ({seen}) AS s"
+        )
+        numbered = (
+            "SELECT person, d, sum(fresh) OVER (PARTITION BY person ORDER BY d "
+            f"ROWS UNBOUNDED PRECEDING) AS span FROM ({fresh}) AS f"
+        )
+        spans = (
+            f"SELECT min(d) AS began, max(d) + {width} AS ended FROM ({numbered}) AS n "
+            "GROUP BY person, span"
+        )
+        moves = (
+            f"SELECT began AS k0, 1 AS move FROM ({spans}) AS a "
+            f"UNION ALL SELECT ended AS k0, -1 AS move FROM ({spans}) AS b"
+        )
+        calendar = (
+            "SELECT unnest(generate_series(min(k0), max(k0), INTERVAL 1 DAY)) AS k0 "
+            f"FROM ({moves}) AS m"
+        )
+        per_day = (
+            "SELECT c.k0, sum(coalesce(m.move, 0)) OVER (ORDER BY c.k0 ROWS UNBOUNDED PRECEDING) "
+            f"AS people FROM ({calendar}) AS c LEFT JOIN (SELECT k0, sum(move) AS move "
+            f"FROM ({moves}) AS x GROUP BY k0) AS m ON m.k0 = c.k0"
+        )
+        return f"SELECT k0, people FROM ({per_day}) AS p WHERE people > 0"
 
     def left_join_one(self) -> str:
         return "LEFT JOIN"
@@ -455,11 +484,16 @@ class ClickHouseFlavor:
             f"substring({expression}, position({expression}, {sep}) + {len(separator)}), NULL)"
         )
 
-    def days_later(self, relation: str, names: list[str], day: str, days: int) -> str:
-        # the day is a local midnight as a UTC DateTime (bucket): as a Date it moves by days
-        moved = (f"toDateTime(toDate({n}) + shift, 'UTC')" if n == day else n for n in names)
-        columns = "".join(f"{m} AS k{i}, " for i, m in enumerate(moved))
-        return f"SELECT {columns}person FROM ({relation}) ARRAY JOIN range({days}) AS shift"
+    def rolling_people(self, relation: str, day: str, days: int) -> str:
+        # 18.16 has no window functions: each (day, person) counted on its day and the
+        # days − 1 after (the day is a local midnight as a UTC DateTime: as a Date it moves
+        # by days)
+        seen = f"SELECT DISTINCT {day} AS d, person FROM ({relation})"
+        later = (
+            "SELECT toDateTime(toDate(d) + shift, 'UTC') AS k0, person "
+            f"FROM ({seen}) ARRAY JOIN range({int(days)}) AS shift"
+        )
+        return f"SELECT k0, count(DISTINCT person) AS people FROM ({later}) GROUP BY k0"
 
     def left_join_one(self) -> str:
         return "ANY LEFT JOIN"
