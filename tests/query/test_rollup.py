@@ -89,6 +89,11 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                    "return": ["is", "type", ["page"]], "filters": [["is", "os", ["iOS"]]]},
      "presence"),
     ("retention", {"period": "day", "start": ["is", "event", ["Buy"]]}, ""),
+    # players: who had a game event (presence rows keep its category)
+    ("players", {}, "presence"),
+    ("players", {"by": ["time:day"]}, "presence"),
+    ("players", {"by": ["time:hour"], "filters": [["is", "os", ["iOS"]]]}, "presence"),
+    ("players", {"by": ["build"]}, ""),
 ]  # fmt: skip
 
 
@@ -132,6 +137,27 @@ def traffic(rng: random.Random, n: int, start: int) -> list[dict[str, Any]]:
         if event["type"] == "track":
             event["event"] = rng.choice(["Play", "Buy"])
         events.append(event)
+    return events
+
+
+def player(k: int) -> str:
+    return f"p{k}".ljust(32, "0")
+
+
+def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    """n game events of 6 players (their hashes `player(k)`) over the four days and the week
+    before, in no order of time."""
+    events = []
+    for _ in range(n):
+        k = rng.randrange(6)
+        moment = datetime(2024, 3, 22, tzinfo=UTC).timestamp() + rng.uniform(0, 11 * 86400)
+        kind, name = rng.choice([("session", "Session:Start"), ("progression", "Start:Run"),
+                                 ("design", "Click:Menu")])  # fmt: skip
+        events.append({
+            "build_version": rng.choice(["1.0", "1.1"]), "player_hash": player(k),
+            "session_id": f"6f1c2d3e-0000-4000-8000-{k:012x}", "type": kind, "name": name,
+            "ts": datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z"),
+        })  # fmt: skip
     return events
 
 
@@ -197,6 +223,9 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
     rng = random.Random(18)
     for start in range(0, 600, 100):  # one load each: a query waits for them
         send(env, traffic(rng, 100, start))
+        game = env.client.post("/api/v1/events", json={"events": played(rng, 40)},
+                               headers={"X-Write-Key": env.write_key})  # fmt: skip
+        assert game.status_code == 200 and game.json()["rejected"] == 0, game.text
         asked(env, "query", BODIES[0])
     same_answers(env)
     if isinstance(env.runtime.warehouse.flavor, DuckDBFlavor):
@@ -211,6 +240,8 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
         {"type": "identify", "userId": "u3", "anonymousId": "a1", "messageId": "l1"},
         {"type": "alias", "userId": "u3", "previousId": "a2", "messageId": "l2"},
         {"type": "alias", "userId": "u1", "previousId": "a4", "messageId": "l3"},
+        {"type": "alias", "userId": "u1", "previousId": player(2), "messageId": "l5"},
+        {"type": "alias", "userId": "u3", "previousId": player(4), "messageId": "l6"},
     ])  # fmt: skip
     same_answers(env)
     send(env, [{"type": "alias", "userId": "u6", "previousId": "u3", "messageId": "l4"}])

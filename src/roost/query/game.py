@@ -16,7 +16,7 @@ from typing import Any
 
 from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest
-from roost.query import stats
+from roost.query import rollup, stats
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
 
 GROUPABLE = ("build", "dim1", "dim2", "dim3")
@@ -192,12 +192,23 @@ def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
 ROLLING_DAYS = 30  # monthly players: the players of the 30 days up to each day
 
 
+def _people(r: GameReport, scope: stats.StatsQuery, project_id: int, flavor: Flavor) -> str:
+    """The events (with `person`) of `scope` the players report counts — or the presence
+    rows of them, when its groups and filters are presence columns and its hours whole
+    (query/rollup.py): players are who had a game event, and presence rows keep who did
+    what category of event in each hour, a few times fewer rows than the events."""
+    rows = None
+    if all(b.startswith("time:") or b in rollup.COLUMNS for b in r.by):
+        rows = rollup.relation(replace(scope, metrics=["users"]), project_id, flavor)
+    return stats.base_relation(scope, project_id, flavor, scope.filters, people=True, rows=rows)
+
+
 def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
     """Per day of the range, the players of the ROLLING_DAYS days ending that day (k0,
     monthly_players)."""
     # a day more than needed: the range starts at a local midnight, and DST may move it
     earlier = replace(r.scope, start=r.scope.start - timedelta(days=ROLLING_DAYS + 1))
-    base = stats.base_relation(earlier, project_id, flavor, r.scope.filters, people=True)
+    base = _people(r, earlier, project_id, flavor)
     day = flavor.bucket("day", flavor.local("timestamp", r.scope.timezone))
     played = f"SELECT {day} AS m0, person FROM {base} AS m WHERE {PLAYING}"
     rolled = flavor.rolling_people(played, "m0", ROLLING_DAYS)
@@ -216,8 +227,8 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
-        everything = stats.base_relation(always, project_id, flavor, r.scope.filters, people=True)
-        players = _players(r, base, everything, flavor)
+        everything = _people(r, always, project_id, flavor)
+        players = _players(r, _people(r, r.scope, project_id, flavor), everything, flavor)
         if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's
             players = (  # a day of no players may still have players in its 30 days
                 "SELECT k0, coalesce(players, 0) AS players, "

@@ -90,6 +90,7 @@ PRESENCE_KEYS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
     _time("timestamp"),  # the start of the hour, so reports bucket and bound it like events
     _text("type"),
+    _text("category"),  # a game event's (session, progression, …): who played
     _text("who"),
     _text("linked"),
     _text("visitor"),
