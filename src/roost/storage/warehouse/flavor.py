@@ -362,11 +362,16 @@ class DuckDBFlavor:
         strict: bool,
         dropped_at: int | None = None,
     ) -> str:
-        # Each person's events numbered once; each step joins the previous step's reach
-        parts = [
-            "numbered AS (SELECT *, row_number() OVER (PARTITION BY person "
-            f"ORDER BY timestamp, log_offset) AS n FROM {source})"
-        ]
+        # Each person's events in order (`n`); each step joins the previous step's reach.
+        # Strict order needs each event's place among the person's (a window's sort); loose
+        # order only "later", which the time and then the Log offset say as one number (a
+        # HUGEINT: µs since 1970 · 2⁴⁰ + offset), with no sort.
+        order = (
+            "row_number() OVER (PARTITION BY person ORDER BY timestamp, log_offset)"
+            if strict
+            else "epoch_us(timestamp)::HUGEINT * 1099511627776 + log_offset"
+        )
+        parts = [f"numbered AS (SELECT *, {order} AS n FROM {source})"]
         for k, test in enumerate(tests):
             parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
         parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
