@@ -96,6 +96,8 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     active = (
         f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
     )
+    if r.start == r.back:  # one condition: a person's cohort is their first active period
+        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(active)}) AS c"
     return (
         "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "
         f"FROM {cohorts} AS c JOIN {active} AS a USING (person) "
@@ -130,12 +132,15 @@ def _start(cohort: date, i: int, unit: str) -> date:
 def shape(r: Retention, rows: list[list[Any]]) -> dict[str, Any]:
     sizes: dict[date, int] = {}
     retained: dict[date, list[int]] = {}
+    same = r.start == r.back  # no rows of the cohorts' sizes: each is its period 0's count
     for cohort, period, people, whole in rows:
         day = _day(cohort)
         if whole:
             sizes[day] = int(people)
             continue
         i = _index(day, _day(period), r.period)
+        if same and i == 0:
+            sizes[day] = int(people)
         if i < r.periods:
             retained.setdefault(day, [0] * r.periods)[i] = int(people)
     last = min(r.scope.last_day or r.today, r.today)

@@ -139,6 +139,11 @@ class Flavor(Protocol):
         """LEFT JOIN where the right side has one row per key (18.16 wants the strictness)."""
         ...
 
+    def cohorts(self, active: str) -> str:
+        """Of `active`'s distinct (person, period) rows: per cohort (a person's first
+        period) and period, how many people — rows (cohort, period, people)."""
+        ...
+
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         """Per group of `keys`: `visits`, `bounces` (visits of one event) and `seconds` (the
         visits' durations, first to last event, summed). A visit is a visitor's events in
@@ -287,6 +292,13 @@ class DuckDBFlavor:
 
     def left_join_one(self) -> str:
         return "LEFT JOIN"
+
+    def cohorts(self, active: str) -> str:
+        return (
+            f"WITH a AS (SELECT * FROM {active} AS x) SELECT cohort, period, count(*) AS people "
+            "FROM (SELECT person, min(period) AS cohort FROM a GROUP BY person) AS c "
+            "JOIN a USING (person) GROUP BY cohort, period"
+        )
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         # One sort: each event's gaps to the visitor's previous and next event. An event
@@ -502,6 +514,14 @@ class ClickHouseFlavor:
 
     def left_join_one(self) -> str:
         return "ANY LEFT JOIN"
+
+    def cohorts(self, active: str) -> str:
+        # no table CTEs in 18.16: each person's periods as an array, its least the cohort
+        return (
+            "SELECT cohort, p, count() AS people FROM (SELECT groupArray(period) AS ps, "
+            f"arrayReduce('min', ps) AS cohort FROM {active} GROUP BY person) "
+            "ARRAY JOIN ps AS p GROUP BY cohort, p"
+        )
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
         # Each visitor's times, sorted, in an array: a gap over `gap_seconds` between two
