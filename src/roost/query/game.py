@@ -224,7 +224,9 @@ def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
 
 
 def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
-    base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=True)
+    # sessions count no people: no identity links to resolve (unless a filter names a user)
+    people = r.kind != "sessions"
+    base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=people)
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
         everything = _people(r, always, project_id, flavor)
