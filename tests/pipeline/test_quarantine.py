@@ -92,3 +92,19 @@ def test_an_erased_user_leaves_the_quarantine(env: Env) -> None:
                                 headers={"Authorization": f"Bearer {delete_key}"})  # fmt: skip
     assert erased.status_code == 200, erased.text
     assert [e["message_id"] for e in held(env)["events"]] != [] and held(env)["count"] == 1
+
+
+def test_a_blocked_copy_of_a_stored_event_does_not_let_it_be_stored_twice(env: Env) -> None:
+    """Stored once, then a copy the plan blocks (held, 422), then a good copy again: still
+    one stored — holding the blocked copy must not forget the stored one's messageId."""
+    headers = {"X-Write-Key": env.write_key}
+    good = {"userId": "u", "event": "Order Completed", "messageId": "dup",
+            "properties": {"revenue": 1}}  # fmt: skip
+    assert env.client.post("/v1/track", json=good, headers=headers).status_code == 200
+    plan(env, ORDER)
+    bad = {**good, "properties": {}}
+    assert env.client.post("/v1/track", json=bad, headers=headers).status_code == 422
+    assert held(env)["count"] == 1
+    assert env.client.post("/v1/track", json=good, headers=headers).status_code == 200
+    rows = env.sql("SELECT message_id FROM events WHERE message_id = 'dup'")
+    assert len(rows) == 1

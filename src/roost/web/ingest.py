@@ -329,11 +329,12 @@ async def _quarantine(runtime: Runtime, batch: Batch) -> None:
     """Keep what the tracking plan blocked or a transformation failed on, to run again once
     it is fixed. A blocked event's client was told (nothing is acknowledged): a failure to
     keep it is logged. A failed transformation's event is answered as accepted, so a failure
-    to keep it fails the request (503: the client sends it again). Either way its messageId
-    is not taken for dedup: a retry or a replay must not be dropped as a duplicate."""
+    to keep it fails the request (503: the client sends it again); and the messageId dedup
+    took for it (dedup comes before the transformations; the plan before dedup) is let go:
+    a retry or a replay must not be dropped as a duplicate."""
     project = batch.project_key.project_id
     items = [(event, r.reason, r.message, r.field) for event, r in batch.held]
-    runtime.dedup.release((project, event.message_id) for event, _ in batch.held)
+    runtime.dedup.release((project, e.message_id) for e, r in batch.held if r.status < 300)
     try:
         await asyncio.to_thread(runtime.quarantine.hold, project, items)
     except Exception as exc:

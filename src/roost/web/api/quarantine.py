@@ -47,8 +47,9 @@ async def replay(runtime: Runtime, project_id: int) -> dict[str, int]:
         runtime.pipeline.run(batch)
         await append(runtime, batch)
         refused = {o.index: (o.reason, o.message, o.field) for o in batch.outcomes if not o.stored}
-        # a transformation failing again holds the event again (accepted, not stored)
-        again = {event.message_id: r for event, r in batch.held}
+        # a transformation failing again holds the event again (accepted, not stored), its
+        # messageId let go as at ingest; a plan's block is a refusal above already
+        again = {event.message_id: r for event, r in batch.held if r.status < 300}
         runtime.dedup.release((project_id, mid) for mid in again)
         for i, row in enumerate(rows):
             if row.message_id in again:
