@@ -102,6 +102,16 @@ def test_events_land_in_segments_warehouse_schema_and_replay_changes_nothing(
     send(env, *EVENTS)
     assert delivered(env, len(EVENTS))["delivered"] == len(EVENTS)
     dsn = postgres.dsn
+    # the trace says what happened: delivered to PostgreSQL, the row there under its id
+    traced = env.client.get("/api/v1/events/i1/trace", headers={"X-Write-Key": env.read_key})
+    (pg,) = traced.json()["destinations"]
+    assert (pg["name"], pg["kind"], pg["status"], pg["attempts"]) == (
+        "pg",
+        "postgres",
+        "delivered",
+        1,
+    )
+    assert ("i1",) in rows(dsn, f"select id from {schema}.identifies")
     tables = {
         r[0]
         for r in rows(
