@@ -32,6 +32,7 @@ def create_key(data: Path, kind: str, project: str = "default") -> str:
 class Server:
     def __init__(self, data: Path, port: int | None = None, **env: str) -> None:
         self.data = data
+        self.chosen_port = port is None  # ours to choose again if another process took it
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_port = free_port()  # each server its own: several run at once
@@ -43,6 +44,23 @@ class Server:
         self.output = ""
 
     def start(self, timeout: float = 30) -> Server:
+        """Start `roost serve`; a free port taken by another process between its choice and
+        the bind (other tests run servers too) is chosen again, twice at most."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError as error:
+                if "Address already in use" not in str(error) or attempt == 2:
+                    raise
+                self.metrics_port = free_port()
+                self.env["ROOST_METRICS_LISTEN"] = f"127.0.0.1:{self.metrics_port}"
+                if self.chosen_port:
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                self.output = ""
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Server:
         env = {**os.environ, "ROOST_LOG_LEVEL": "warning", **self.env}
         self.process = subprocess.Popen(
             [
@@ -63,8 +81,8 @@ class Server:
         if wait_until_ready(self.url, timeout, self.process):
             return self
         if self.process.poll() is not None:
-            output = self.process.stdout.read() if self.process.stdout else ""
-            raise RuntimeError(f"roost serve exited: {output}")
+            self._collect()  # its pipe closed: not left for the garbage collector to warn of
+            raise RuntimeError(f"roost serve exited: {self.output}")
         self.kill()
         raise RuntimeError("roost serve did not become ready")
 
