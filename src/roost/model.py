@@ -19,6 +19,14 @@ import msgspec
 
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 EVENT_TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
+NAMED_TYPES: tuple[str, ...] = ("track", "page", "screen")  # the calls an event name names
+
+
+def label_of(event_type: str, name: str | None) -> str:
+    """What a tracking plan (and the drift stage) calls an event: its name for a named call,
+    else `type:<call>`."""
+    return name if event_type in NAMED_TYPES and name else f"type:{event_type}"
+
 
 JSONObject = dict[str, Any]
 

@@ -87,19 +87,19 @@ def test_a_property_past_the_bound_on_values_is_warned_once(tmp_path: Path) -> N
 
 
 def test_the_sketch_estimates_within_its_error() -> None:
-    from roost.pipeline.drift import SKETCH, estimate
+    from roost.pipeline.drift import SKETCH, estimate, observe
 
     sketch: list[int] = []
     for i in range(100_000):
-        h = hash(f"value-{i}") % 2**64
-        if len(sketch) < SKETCH:
-            sketch.append(h)
-            sketch.sort()
-        elif h < sketch[-1]:
-            sketch[-1] = h
-            sketch.sort()
+        observe(sketch, f"value-{i}")
+        observe(sketch, f"value-{i // 2}")  # seen again: no change
+    assert len(sketch) == SKETCH and sketch == sorted(set(sketch))
     # relative standard error 1/sqrt(62) ≈ 12.7%: four of them either way
     assert 49_000 < estimate(sketch) < 151_000
+    small: list[int] = []
+    for i in range(40):
+        observe(small, str(i % 10))
+    assert estimate(small) == 10  # under SKETCH values: exact
 
 
 def test_drift_is_listed_since_a_time_and_digested_weekly(env: Env) -> None:

@@ -53,7 +53,7 @@ def send(metadata: Metadata, seen: SeenStore, notifier: Notifier, now: datetime)
         found = {}
         for project in projects:
             if project.workspace_id == workspace.id:
-                items = [i for i in seen.since(project.id, start) if i["first_seen"] < end]
+                items = seen.since(project.id, start, end)
                 if items:
                     found[project.slug] = items
         if not found:

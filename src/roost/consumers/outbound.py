@@ -10,11 +10,9 @@ from typing import Any
 import msgspec
 
 from roost.destinations.payload import to_segment
-from roost.model import Event
+from roost.model import NAMED_TYPES, Event
 from roost.pipeline.consent import granted
 from roost.storage.metadata.destinations import Destination
-
-NAMED = ("track", "page", "screen")  # the calls `events` (a list of names) filters
 
 
 class Outbound:
@@ -42,7 +40,7 @@ class Outbound:
             return "project"
         if d.types is not None and event.type not in d.types:
             return "types"
-        if d.events is not None and event.type in NAMED and event.event not in d.events:
+        if d.events is not None and event.type in NAMED_TYPES and event.event not in d.events:
             return "events"
         if not granted(event.context, d.consent):
             return "consent"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from roost import metrics
-from roost.model import Event, Reason
+from roost.model import Event, Reason, label_of
 from roost.pipeline.batch import Batch, Refusal, Verdict
 from roost.pipeline.cache import PerProject
 from roost.pipeline.plan import Plan
@@ -75,11 +75,7 @@ class Contracts:
                 errors = compiled.errors(payload)
                 if not errors:
                     return None
-            label = (
-                event.event
-                if event.type in ("track", "page", "screen") and event.event
-                else f"type:{event.type}"
-            )
+            label = label_of(event.type, event.event)
             if found is None:
                 if plan.unplanned == "allow":
                     return None

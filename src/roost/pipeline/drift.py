@@ -23,10 +23,9 @@ from bisect import insort
 from collections.abc import Iterable
 from typing import Any
 
-from roost.model import Event
+from roost.model import NAMED_TYPES, label_of
 from roost.pipeline.batch import Batch
 
-NAMED = ("track", "page", "screen")
 MAX_NAME = 255  # longer event or property names are not kept (nor warned about)
 WITH_TRAITS = ("identify", "group")
 TYPES: dict[type, str] = {str: "string", int: "number", float: "number", bool: "boolean",
@@ -47,8 +46,20 @@ def estimate(sketch: list[int]) -> float:
     return (SKETCH - 1) * HASHES / (sketch[-1] + 1)
 
 
-def label_of(event: Event) -> str:
-    return event.event if event.type in NAMED and event.event else f"type:{event.type}"
+def observe(sketch: list[int], value: str) -> bool:
+    """Add a value's hash to a k-minimum-values sketch; whether the sketch changed (most
+    values, once it is full, leave it as it is: a comparison)."""
+    h = hash(value) % HASHES
+    if len(sketch) < SKETCH:
+        if h in sketch:
+            return False
+        insort(sketch, h)
+        return True
+    if h >= sketch[-1] or h in sketch:
+        return False
+    insort(sketch, h)
+    sketch.pop()
+    return True
 
 
 class Drift:
@@ -101,12 +112,12 @@ class Drift:
                 noticed.append(item)
 
         for index, event in zip(batch.indexes, batch.events, strict=True):
-            label = label_of(event)
+            label = label_of(event.type, event.event)
             if len(label) > MAX_NAME:  # not kept: memory stays bounded whatever names come
                 continue
             known = labels.get(label)
             if known is None:
-                where = batch.field(index, "event" if event.type in NAMED else "type")
+                where = batch.field(index, "event" if event.type in NAMED_TYPES else "type")
                 if len(labels) >= self.max_event_names:
                     warnings.append(_warn(index, where, "high_cardinality",
                         f"more than {self.max_event_names} distinct event names in this project: "
@@ -153,17 +164,7 @@ class Drift:
                     self.sketches += 1
                 elif sketch is PAST:
                     continue
-                h = hash(value) % HASHES
-                if len(sketch) < SKETCH:
-                    if h in sketch:
-                        continue
-                    insort(sketch, h)
-                elif h < sketch[-1] and h not in sketch:
-                    insort(sketch, h)
-                    sketch.pop()
-                else:
-                    continue
-                if estimate(sketch) > self.max_values:
+                if observe(sketch, value) and estimate(sketch) > self.max_values:
                     values[name] = PAST
                     self.sketches -= 1
                     where = batch.field(index, f"{part}.{name}")

@@ -21,6 +21,7 @@ import msgspec
 from roost import patterns, schemas
 from roost.dialects.base import too_deep
 from roost.errors import BadRequest
+from roost.model import NAMED_TYPES
 
 ACTIONS = ("block", "omit", "allow")
 MAX_SCHEMA_DEPTH = 32
@@ -42,11 +43,7 @@ class Plan:
     unplanned: str
 
     def find(self, event_type: str, name: str | None) -> tuple[Contract, Schema] | None:
-        if (
-            name is not None
-            and event_type in ("track", "page", "screen")
-            and name in self.contracts
-        ):
+        if name is not None and event_type in NAMED_TYPES and name in self.contracts:
             return self.contracts[name]
         return self.contracts.get(f"type:{event_type}")
 

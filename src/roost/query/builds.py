@@ -32,6 +32,7 @@ MIN_CELL = 5
 LIMIT = stats.MAX_LIMIT  # runs and error signatures per build
 SCOPE = ("date_range", "timezone", "filters")
 REPORTS = ("sessions", "players", "errors", "runs")  # asked per build, then the funnel
+NONE: dict[str, Any] = {"results": []}  # a report not asked
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,14 @@ class BuildDiff:
     after: str
     scope: dict[str, Any]  # date_range, timezone, filters as asked
     funnel: dict[str, Any] | None  # steps, window, mode as asked
+    reports: tuple[str, ...] = REPORTS  # of REPORTS, those to compare (a page may want fewer)
 
 
 def _bad(field: str, rule: str) -> BadRequest:
     return BadRequest(f"{field}: {rule}", field=field)
 
 
-def parse(body: Any, now: datetime) -> BuildDiff:
+def parse(body: Any, now: datetime, reports: tuple[str, ...] = REPORTS) -> BuildDiff:
     if not isinstance(body, dict):
         raise _bad("body", 'must be a JSON object with "builds": [earlier, later]')
     unknown = sorted(set(body) - {"builds", "funnel", *SCOPE})
@@ -73,16 +75,16 @@ def parse(body: Any, now: datetime) -> BuildDiff:
             funnels.parse({**funnel, **scope}, now)
         except BadRequest as e:
             raise _bad(f"funnel.{e.field}", str(e).split(": ", 1)[-1]) from None
-    return BuildDiff(builds[0], builds[1], scope, funnel)
+    return BuildDiff(builds[0], builds[1], scope, funnel, reports)
 
 
 def asks(d: BuildDiff) -> list[tuple[str, dict[str, Any]]]:
-    """The reports to run, the earlier build's first: REPORTS (and the funnel) per build."""
+    """The reports to run, the earlier build's first: `d.reports` (and the funnel) per build."""
     found: list[tuple[str, dict[str, Any]]] = []
     for build in (d.before, d.after):
         scope = {**d.scope, "filters": [*d.scope.get("filters", []), ["is", "build", [build]]]}
         found += [(kind, {**scope, "limit": LIMIT} if kind in ("errors", "runs") else scope)
-                  for kind in REPORTS]  # fmt: skip
+                  for kind in d.reports]  # fmt: skip
         if d.funnel is not None:
             found.append(("funnel", {**d.funnel, **scope}))
     return found
@@ -116,7 +118,7 @@ def compared(x1: int, n1: int, x2: int, n2: int) -> dict[str, Any]:
 
 
 def _errors(
-    before: list[dict[str, Any]], after: list[dict[str, Any]], players: tuple[int, int]
+    before: list[dict[str, Any]], after: list[dict[str, Any]], players: list[int]
 ) -> dict[str, Any]:
     """New, resolved and changed signatures; a change is in the share of players hit."""
     old = {e["signature"]: e for e in before}
@@ -172,30 +174,31 @@ def _funnel(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any
 
 def combine(d: BuildDiff, answers: list[dict[str, Any]]) -> dict[str, Any]:
     """The comparison from `asks`' answers, in their order."""
-    names = (*REPORTS, "funnel") if d.funnel else REPORTS
+    names = (*d.reports, "funnel") if d.funnel else d.reports
     per = len(names)
     sides = [dict(zip(names, answers[i * per : (i + 1) * per], strict=True)) for i in (0, 1)]
 
-    def first(found: dict[str, Any]) -> dict[str, Any]:
-        return found["results"][0] if found["results"] else {}
+    def first(side: dict[str, Any], kind: str) -> dict[str, Any]:
+        found = side.get(kind, NONE)["results"]
+        return found[0] if found else {}
 
-    players = tuple(int(first(side["players"]).get("players") or 0) for side in sides)
+    def rows(side: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        return list(side.get(kind, NONE)["results"])
+
+    players = [int(first(side, "players").get("players") or 0) for side in sides]
     summary = []
-    for build, side in zip((d.before, d.after), sides, strict=True):
-        sessions = first(side["sessions"])
+    for build, side, people in zip((d.before, d.after), sides, players, strict=True):
+        sessions = first(side, "sessions")
         summary.append({
             "build": build, "sessions": sessions.get("sessions", 0),
             "avg_duration": sessions.get("avg_duration"), "avg_events": sessions.get("avg_events"),
-            "players": int(first(side["players"]).get("players") or 0),
-            "error_signatures": len(side["errors"]["results"]),
+            "players": people, "error_signatures": len(rows(side, "errors")),
         })  # fmt: skip
-    complete = all(len(side[k]["results"]) < LIMIT for side in sides for k in ("errors", "runs"))
+    complete = all(len(rows(side, k)) < LIMIT for side in sides for k in ("errors", "runs"))
     return {
         "builds": summary,
-        "errors": _errors(
-            sides[0]["errors"]["results"], sides[1]["errors"]["results"], (players[0], players[1])
-        ),
-        "runs": _runs(sides[0]["runs"]["results"], sides[1]["runs"]["results"]),
+        "errors": _errors(rows(sides[0], "errors"), rows(sides[1], "errors"), players),
+        "runs": _runs(rows(sides[0], "runs"), rows(sides[1], "runs")),
         "funnel": _funnel(sides[0]["funnel"], sides[1]["funnel"]) if d.funnel else None,
         "complete": complete,  # false: a build had LIMIT signatures or runs, more not compared
         "test": f"two-proportion z-test, significant at p < {ALPHA} with at least "

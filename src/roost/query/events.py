@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from roost.model import NAMED_TYPES
 from roost.storage.warehouse.flavor import RANGES_PER_STATEMENT, Flavor, in_ranges
 
 LISTED = ("timestamp", "type", "event", "user_id", "anonymous_id", "path", "country", "message_id")
@@ -43,7 +44,8 @@ def at_destination(
         tests.append(f"type IN ({', '.join(flavor.string(t) for t in types) or 'NULL'})")
     if events is not None:
         named = ", ".join(flavor.string(e) for e in events) or "NULL"
-        tests.append(f"(type NOT IN ('track', 'page', 'screen') OR event IN ({named}))")
+        calls = ", ".join(flavor.string(t) for t in NAMED_TYPES)
+        tests.append(f"(type NOT IN ({calls}) OR event IN ({named}))")
     return "(" + " AND ".join(tests) + ")"
 
 

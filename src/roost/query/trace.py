@@ -2,7 +2,8 @@
 anyway: the stored row (offset, times, dialect, what the pipeline noted in its context —
 contract violations, a transformation that failed, a clock correction), and per destination
 its rules (which one leaves the event out), its cursor, the dead letters and the delivered
-batches' record (`deliveries`, kept TRACE_RETENTION: one row per batch, not per event).
+batches' record (`deliveries`, kept `trace_retention_days`: one row per batch, not per
+event).
 
 An event a stage refused (a contract, a key's allowed types, a rate limit on one event, …) or
 a copy deduplicated is found in this server's memory of refusals (consumers/refusals.py);
@@ -72,10 +73,11 @@ def _stored(stores: Stores, project_id: int, message_id: str) -> dict[str, Any] 
 
 def _destination(stores: Stores, d: Destination, event: Event, offset: int) -> dict[str, Any]:
     out: dict[str, Any] = {"name": d.name, "kind": d.kind}
-    rule = Outbound(d).refusal(event)
+    outbound = Outbound(d)
+    rule = outbound.refusal(event)
     if rule is not None:
         return {**out, "status": "filtered", "rule": rule}
-    if not Outbound(d).opted_in(event):
+    if not outbound.opted_in(event):
         return {**out, "status": "filtered", "rule": "integrations"}
     if d.created_at is not None and offset <= begins_at(stores.log, d):  # made after it
         return {**out, "status": "not_sent", "reason": "stored before the destination was made"}

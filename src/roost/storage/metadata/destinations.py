@@ -165,18 +165,10 @@ def _names(raw: dict[str, Any], name: str, where: str) -> tuple[str, ...] | None
 
 
 def _number(raw: dict[str, Any], name: str, where: str, kind: type, low: float) -> Any:
+    """A number of at least `low`, or the field's default (None: none is set)."""
     default = Destination.__dataclass_fields__[name].default
     value = raw.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        raise _bad(f"{where}.{name}", f"must be a number of at least {low}")
-    if kind is int and not isinstance(value, int):
-        raise _bad(f"{where}.{name}", "must be a whole number")
-    return kind(value)
-
-
-def _optional(raw: dict[str, Any], name: str, where: str, kind: type, low: float) -> Any:
-    value = raw.get(name)
-    if value is None:
+    if value is None and default is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
         raise _bad(f"{where}.{name}", f"must be a number of at least {low:g}")
@@ -234,8 +226,8 @@ def parse(raw: Any, project_id: int, where: str = "destination") -> Destination:
         retry_max_seconds=_number(raw, "retry_max_seconds", where, float, 0),
         enabled=enabled,
         audiences=audiences,
-        alert_backlog=_optional(raw, "alert_backlog", where, int, 1),
-        alert_waiting_seconds=_optional(raw, "alert_waiting_seconds", where, float, 1),
+        alert_backlog=_number(raw, "alert_backlog", where, int, 1),
+        alert_waiting_seconds=_number(raw, "alert_waiting_seconds", where, float, 1),
     )
 
 

@@ -161,68 +161,52 @@ class NoticeStore:
                 conn, channels, workspace_id=workspace_id, updated_at=_now(), **given.__dict__
             )
 
-    def claim(self, workspace_id: int, month: str, threshold: int, used: int, budget: int) -> bool:
-        """Record the notice; False when it was already recorded (sent, or being sent)."""
+    def _claim(self, table: sa.Table, **row: Any) -> bool:
+        """Insert a notice's row; False when it is there already (sent, or being sent): the
+        insert is the claim, so a notice goes once however many nodes try."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    sent.insert().values(
-                        workspace_id=workspace_id, month=month, threshold=threshold,
-                        used=used, budget=budget, created_at=_now(),
-                    )
-                )  # fmt: skip
+                conn.execute(table.insert().values(**row, created_at=_now()))
         except IntegrityError:
             return False
         return True
+
+    def _outcome(
+        self, table: sa.Table, key: dict[str, Any], email: str | None, webhook: str | None
+    ) -> None:
+        """How a claimed notice's sending went, on its row (`key`: its primary key)."""
+        with self.engine.begin() as conn:
+            conn.execute(table.update().where(*(table.c[k] == v for k, v in key.items()))
+                         .values(email=email, webhook=webhook))  # fmt: skip
+
+    def claim(self, workspace_id: int, month: str, threshold: int, used: int, budget: int) -> bool:
+        return self._claim(sent, workspace_id=workspace_id, month=month, threshold=threshold,
+                           used=used, budget=budget)  # fmt: skip
 
     def claim_alert(self, destination_id: int, day: str, workspace_id: int, message: str) -> bool:
-        """Record a destination's alert for the day; False when it already has one."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(alerts.insert().values(
-                    destination_id=destination_id, day=day, workspace_id=workspace_id,
-                    message=message, created_at=_now()))  # fmt: skip
-        except IntegrityError:
-            return False
-        return True
+        """A destination's alert for the day."""
+        return self._claim(alerts, destination_id=destination_id, day=day,
+                           workspace_id=workspace_id, message=message)  # fmt: skip
 
     def claim_digest(self, workspace_id: int, week: str) -> bool:
-        """Record the week's digest; False when it was already recorded (sent, or being sent)."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(digests.insert().values(workspace_id=workspace_id, week=week,
-                                                     created_at=_now()))  # fmt: skip
-        except IntegrityError:
-            return False
-        return True
-
-    def digest_outcome(
-        self, workspace_id: int, week: str, email: str | None, webhook: str | None
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(digests.update().where(digests.c.workspace_id == workspace_id,
-                                                digests.c.week == week).values(email=email, webhook=webhook))  # fmt: skip
-
-    def alert_outcome(
-        self, destination_id: int, day: str, email: str | None, webhook: str | None
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(alerts.update().where(alerts.c.destination_id == destination_id,
-                                               alerts.c.day == day).values(email=email, webhook=webhook))  # fmt: skip
+        """A workspace's drift digest for the week."""
+        return self._claim(digests, workspace_id=workspace_id, week=week)
 
     def outcome(
         self, workspace_id: int, month: str, threshold: int, email: str | None, webhook: str | None
     ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                sent.update()
-                .where(
-                    sent.c.workspace_id == workspace_id,
-                    sent.c.month == month,
-                    sent.c.threshold == threshold,
-                )
-                .values(email=email, webhook=webhook)
-            )
+        key = {"workspace_id": workspace_id, "month": month, "threshold": threshold}
+        self._outcome(sent, key, email, webhook)
+
+    def alert_outcome(
+        self, destination_id: int, day: str, email: str | None, webhook: str | None
+    ) -> None:
+        self._outcome(alerts, {"destination_id": destination_id, "day": day}, email, webhook)
+
+    def digest_outcome(
+        self, workspace_id: int, week: str, email: str | None, webhook: str | None
+    ) -> None:
+        self._outcome(digests, {"workspace_id": workspace_id, "week": week}, email, webhook)
 
     def sent(self, workspace_id: int) -> list[Notice]:
         with self.engine.connect() as conn:

@@ -22,12 +22,12 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from roost.model import Event
+from roost.model import Event, Reason
 from roost.storage.metadata import create_tables
 
 MAX_HELD = 10_000  # blocked by a plan (not acknowledged)
 MAX_FAILED_HELD = 100_000  # failed by a transformation (acknowledged: never dropped)
-ACKNOWLEDGED = "transformation_failed"
+ACKNOWLEDGED = str(Reason.TRANSFORMATION_FAILED)
 
 schema = sa.MetaData()
 held = sa.Table(
@@ -36,11 +36,11 @@ held = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, nullable=False),
     sa.Column("message_id", sa.String(255), nullable=False),
-    sa.Column("who", sa.String(255), nullable=True),  # user or anonymous id: for erasure
+    sa.Column("who", sa.Text, nullable=True),  # user or anonymous id (any length): for erasure
     sa.Column("at", sa.DateTime, nullable=False),  # the event's time (naive UTC): for erasure
     sa.Column("reason", sa.String(50), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
-    sa.Column("field", sa.String(255), nullable=True),
+    sa.Column("field", sa.Text, nullable=True),  # a path through client-named properties
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("held_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("project_id", "message_id"),

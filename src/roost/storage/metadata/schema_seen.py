@@ -39,6 +39,8 @@ noticed = sa.Table(
     sa.Column("first_seen", sa.DateTime, nullable=False),
 )
 
+MAX_LISTED = 10_000  # drift items a listing gives at most (a project may see 200,000 properties)
+
 Seen = tuple[int, str, str, str]  # project, label, property ("" for the label), type
 
 
@@ -82,16 +84,28 @@ class SeenStore:
                 except IntegrityError:
                     continue
 
-    def since(self, project_id: int, start: datetime) -> list[dict[str, Any]]:
-        """The drift first seen at or after `start` (naive UTC), oldest first: new events and
-        properties, and the other warnings."""
+    def since(
+        self,
+        project_id: int,
+        start: datetime,
+        until: datetime | None = None,
+        limit: int = MAX_LISTED,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The drift first seen in [start, until) (naive UTC), oldest first (or newest), at
+        most `limit` items: new events and properties, and the other warnings."""
+
+        def chosen(table: sa.Table, *columns: sa.Column[Any]) -> sa.Select[Any]:
+            at = table.c.first_seen
+            query = sa.select(*columns, at).where(table.c.project_id == project_id, at >= start)
+            if until is not None:
+                query = query.where(at < until)
+            return query.order_by(at.desc() if newest_first else at).limit(limit)
+
         with self.engine.connect() as conn:
-            found = conn.execute(sa.select(seen.c.label, seen.c.property, seen.c.type,
-                                           seen.c.first_seen).where(
-                seen.c.project_id == project_id, seen.c.first_seen >= start)).all()  # fmt: skip
-            warned = conn.execute(sa.select(noticed.c.label, noticed.c.property, noticed.c.code,
-                                            noticed.c.detail, noticed.c.first_seen).where(
-                noticed.c.project_id == project_id, noticed.c.first_seen >= start)).all()  # fmt: skip
+            found = conn.execute(chosen(seen, seen.c.label, seen.c.property, seen.c.type)).all()
+            warned = conn.execute(chosen(noticed, noticed.c.label, noticed.c.property,
+                                         noticed.c.code, noticed.c.detail)).all()  # fmt: skip
         items = [
             {"code": "new_property" if name else "new_event", "event": label,
              "property": name or None, "detail": kind if name else None, "first_seen": at}
@@ -101,7 +115,9 @@ class SeenStore:
              "first_seen": at}
             for label, name, code, detail, at in warned
         ]  # fmt: skip
-        return sorted(items, key=lambda i: (i["first_seen"], i["event"] or "", i["property"] or ""))
+        items.sort(key=lambda i: (i["first_seen"], i["event"] or "", i["property"] or ""),
+                   reverse=newest_first)  # fmt: skip
+        return items[:limit]
 
     def of(self, project_id: int) -> dict[str, dict[str, str]]:
         """label → property → type, for a draft plan."""

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 from roost.errors import BadRequest
 from roost.model import Key
 from roost.runtime import Runtime
+from roost.storage.metadata.schema_seen import MAX_LISTED
 from roost.web.api.reading import json_response, read_endpoint
 from roost.web.spec import ApiRoute, Doc
 
@@ -84,6 +85,8 @@ async def drift(request: Request, runtime: Runtime, key: Key) -> Response:
     return json_response({
         "since": start.isoformat() + "Z",
         "drift": [{**i, "first_seen": i["first_seen"].isoformat() + "Z"} for i in items],
+        # the first MAX_LISTED only: ask again from the last one's first_seen for the rest
+        "truncated": len(items) >= MAX_LISTED,
     })  # fmt: skip
 
 

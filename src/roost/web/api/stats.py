@@ -55,10 +55,15 @@ async def answer(
 
 
 async def builds_compared(
-    runtime: Runtime, body: Any, project_id: int, *, wait: bool = True
+    runtime: Runtime,
+    body: Any,
+    project_id: int,
+    *,
+    wait: bool = True,
+    reports: tuple[str, ...] = builds.REPORTS,
 ) -> dict[str, Any]:
     """Two builds compared (query/builds.py): its reports run side by side, as a page's."""
-    parsed = builds.parse(body, datetime.now(UTC))
+    parsed = builds.parse(body, datetime.now(UTC), reports)
     if wait:
         await runtime.caught_up()
     found = await asyncio.gather(

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.errors import BadRequest, NotFound
+from roost.query import builds, funnels
 from roost.query import events as event_queries
-from roost.query import funnels
 from roost.query.trace import trace
 from roost.storage.metadata.settings import check_view
 from roost.storage.warehouse import QueryResult
@@ -439,7 +439,9 @@ async def _builds_compared(
     if not a or not b or a == b or a not in known or b not in known:
         return None
     body = {"builds": [a, b], **_asked(context, {}), **({"funnel": funnel} if funnel else {})}
-    return await builds_compared(context.runtime, body, context.project.id)
+    # the product page shows the funnel only: the other reports are not asked for it
+    return await builds_compared(context.runtime, body, context.project.id,
+                                 reports=() if funnel else builds.REPORTS)  # fmt: skip
 
 
 DROPPED_SHOWN = 100

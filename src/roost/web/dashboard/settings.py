@@ -52,7 +52,8 @@ def _gather(context: Context) -> dict[str, Any]:
         ),
         key=lambda row: -row[2],
     )
-    drift = runtime.seen.since(project.id, since_of(None, datetime.now(UTC)))
+    drift = runtime.seen.since(project.id, since_of(None, datetime.now(UTC)),
+                               limit=DRIFT_SHOWN + 1, newest_first=True)  # fmt: skip
     return {
         "keys": runtime.metadata.list_keys(project.slug),
         "workspace": workspace,
@@ -68,8 +69,8 @@ def _gather(context: Context) -> dict[str, Any]:
         "shares": runtime.shares.list(project.id),
         "quarantined": runtime.quarantine.count(project.id),
         "held": runtime.quarantine.listed(project.id, HELD_SHOWN),
-        "drift": drift[::-1][:DRIFT_SHOWN],  # the newest first
-        "drift_count": len(drift),
+        "drift": drift[:DRIFT_SHOWN],
+        "drift_more": len(drift) > DRIFT_SHOWN,
         "unplanned_seen": len(_drafted(context, doc)),
     }
 
