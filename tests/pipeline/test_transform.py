@@ -292,3 +292,21 @@ def test_with_quarantine_a_failing_transformation_holds_the_event_until_replayed
     assert sorted(r["id"] for r in stored(env)) == ["a", "b"]
     assert replay() == {"stored": 0, "still_held": 0}
     assert sorted(r["id"] for r in stored(env)) == ["a", "b"]
+
+
+def test_the_quarantines_room_is_counted_only_when_a_step_fails(env: Env, plugin: None) -> None:
+    """The room left in the quarantine is a count in the metadata store, read on the event
+    loop: a batch every step passes must not ask it."""
+    response = configure(env, "config", {"transformations": [{"step": "function", "name": "cents"}],
+                                         "transformation_errors": "quarantine"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    transform = env.runtime.transform
+    transform.steps.forget(), transform.errors.forget(), transform.room.forget()
+    asked: list[int] = []
+    counted = transform.room.load
+    transform.room.load = lambda project_id: asked.append(project_id) or counted(project_id)
+    passing = {"event": "buy", "messageId": "p", "properties": {"price": 2.0}}
+    assert batch(env, passing)["accepted"] == 1
+    assert asked == []
+    assert batch(env, {"event": "buy", "messageId": "f", "properties": {}})["accepted"] == 1
+    assert asked == [1] and env.runtime.quarantine.count(1) == 1

@@ -79,7 +79,7 @@ class Transform:
         if not steps:
             return
         places = [f"transformations[{n}] ({step.label})" for n, step in enumerate(steps)]
-        hold = self.errors(key.project_id) == "quarantine" and self.room(key.project_id)
+        quarantining = self.errors(key.project_id) == "quarantine"
         roots = frozenset().union(*(step.writes for step in steps))
         mutators = [step.mutate for step in steps]
 
@@ -99,7 +99,9 @@ class Transform:
                 message = f"{places[number]}: {type(exc).__name__}: {exc}"
                 label = steps[number].label
                 metrics.TRANSFORMATION_FAILURES.labels(key.project_slug, label).inc()
-                if hold:  # accepted: kept in the quarantine (ingest writes it before answering)
+                # accepted: kept in the quarantine (ingest writes it before answering); its
+                # room (a count in the metadata store, cached a second) asked only on a failure
+                if quarantining and self.room(key.project_id):
                     refused = Refusal(Reason.TRANSFORMATION_FAILED, message, None, 200)
                     batch.held.append((original, refused))
                     return refused
