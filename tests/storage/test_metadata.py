@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,34 @@ def test_default_workspace_and_project(metadata: Metadata) -> None:
     assert created and project.slug == "default" and ws.plan == "enterprise"
     _, again, created = metadata.ensure_default("enterprise")
     assert not created and again == project
+
+
+def test_a_quarantine_table_of_an_older_roost_takes_ids_of_any_length() -> None:
+    """PostgreSQL: the first quarantine table had VARCHAR(255) `who` and `field`; a user id
+    longer failed the write (a 503 on every retry of a transformation failure)."""
+    import sqlalchemy as sa
+
+    from roost.model import Event
+    from roost.storage.metadata.quarantine import QuarantineStore
+    from tests.conftest import fresh_postgres_url
+
+    engine = sa.create_engine(fresh_postgres_url())
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "CREATE TABLE quarantine (id SERIAL PRIMARY KEY, project_id INTEGER NOT NULL, "
+                "message_id VARCHAR(255) NOT NULL, who VARCHAR(255), at TIMESTAMP NOT NULL, "
+                "reason VARCHAR(50) NOT NULL, message TEXT NOT NULL, field VARCHAR(255), "
+                "event TEXT NOT NULL, held_at TIMESTAMP NOT NULL, UNIQUE (project_id, message_id))"
+            ))  # fmt: skip
+        store = QuarantineStore(engine)
+        moment = datetime(2024, 5, 1, tzinfo=UTC)
+        long_id = "u" * 300
+        event = Event(message_id="m", project_id=1, dialect="segment", type="track",
+                      event="Buy", timestamp=moment, received_at=moment, user_id=long_id)  # fmt: skip
+        store.hold(1, [(event, "transformation_failed", "failed", "properties." + "p" * 300)])
+        assert store.count(1) == 1
+        kinds = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("quarantine")}
+        assert isinstance(kinds["who"], sa.Text) and isinstance(kinds["field"], sa.Text)
+    finally:
+        engine.dispose()

@@ -107,6 +107,25 @@ def add_columns(engine: Engine, table: sa.Table) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
+def widen_columns(engine: Engine, table: sa.Table) -> None:
+    """ALTER COLUMN … TYPE TEXT for the table's Text columns an older Roost made with a
+    length (PostgreSQL enforces it; SQLite does not)."""
+    if engine.dialect.name != "postgresql":
+        return
+    bounded = {
+        c["name"]
+        for c in sa.inspect(engine).get_columns(table.name)
+        if getattr(c["type"], "length", None) is not None
+    }
+    wider = [c.name for c in table.columns if c.name in bounded and type(c.type) is sa.Text]
+    if not wider:
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        for name in wider:
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ALTER COLUMN {name} TYPE TEXT"))
+
+
 class Metadata:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):

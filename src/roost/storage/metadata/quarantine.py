@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roost.model import Event, Reason
-from roost.storage.metadata import create_tables
+from roost.storage.metadata import create_tables, widen_columns
 
 MAX_HELD = 10_000  # blocked by a plan (not acknowledged)
 MAX_FAILED_HELD = 100_000  # failed by a transformation (acknowledged: never dropped)
@@ -70,6 +70,7 @@ class QuarantineStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_tables(engine, schema)
+        widen_columns(engine, held)  # `who` and `field` were VARCHAR(255) at first
 
     def hold(self, project_id: int, items: Sequence[tuple[Event, str, str, str | None]]) -> None:
         """Keep (event, reason, message, field) items; the same messageId replaces its copy."""
