@@ -182,6 +182,12 @@ class Settings:
     query_nice: int = _setting(
         10, "Niceness of the query threads: a heavy query yields the CPU to ingest (0: none)."
     )
+    query_threads: int = _setting(
+        0,
+        "Cores one query of the embedded DuckDB may use (0: every core); the threads beyond "
+        "the query's own run at the lowest priority (nice 19, with query_nice above 0), on "
+        "cores nothing else wants.",
+    )
     query_memory_mb: int = _setting(
         2048,
         "Memory a query may use: ClickHouse's max_memory_usage per query; the embedded "

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +28,7 @@ from roost.consumers.profiles import NAME as PROFILES
 from roost.consumers.profiles import ProfilesConsumer
 from roost.consumers.refusals import Refusals
 from roost.errors import BadRequest
+from roost.niceness import lower_priority
 from roost.pipeline import pipeline
 from roost.pipeline.budget import Usage
 from roost.pipeline.consent import Consent
@@ -64,13 +62,6 @@ from roost.storage.warehouse import Warehouse
 
 log = logging.getLogger("roost")
 T = TypeVar("T")
-
-
-def _lower_priority(nice: int) -> None:
-    """This thread only (Linux nices threads one by one): a query yields to ingest."""
-    if nice > 0:
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def utcnow() -> datetime:
@@ -159,7 +150,7 @@ class Runtime:
         self.query_pool = ThreadPoolExecutor(
             max(1, settings.query_concurrency),
             thread_name_prefix="roost-query",
-            initializer=_lower_priority,
+            initializer=lower_priority,
             initargs=(settings.query_nice,),
         )
         self.sql_turns = Turns(settings.sql_concurrency_per_project, "SQL queries")

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from roost import metrics
 from roost.errors import BadRequest
+from roost.niceness import lower_priority
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
@@ -91,28 +92,51 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
-def _connect(path: Path, memory_mb: int = 2048) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(
-        str(path),
-        config={
-            "enable_external_access": "false",
-            "autoinstall_known_extensions": "false",
-            "autoload_known_extensions": "false",
-            "allow_community_extensions": "false",
-            "python_enable_replacements": "false",
-            "checkpoint_threshold": "1TB",
-            "memory_limit": f"{memory_mb}MB",
-            # a core left to the event loop: a heavy query slows ingest, never stops it
-            "threads": max(1, (os.cpu_count() or 2) - 1),
-            # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
-            # empty (the events view joins the identity links, empty until the first alias):
-            # an answer must mean what its statement says, so that pass is off
-            # (tests/query/test_sql_meaning.py; no measurable cost at 1M events:
-            # bench/RESULTS.md).
-            "disabled_optimizers": "statistics_propagation",
-            "lock_configuration": "true",
-        },
-    )
+# DuckDB's worker threads: the lowest priority, so a query spreads over the cores nothing else
+# wants. At the query threads' niceness (10) each worker took its own share of a busy core:
+# ingest kept ~57% of its requests/s while reports ran instead of ~64% (bench/contention.py).
+WORKERS_NICE = 19
+
+
+def _connect(
+    path: Path, memory_mb: int = 2048, threads: int = 0, nice: int = 0
+) -> duckdb.DuckDBPyConnection:
+    """Open the file with `threads` for a query (0: every core), from a thread niced by
+    `nice`: DuckDB starts its worker threads when it opens the file, and a thread inherits its
+    creator's niceness (Linux)."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "enable_external_access": "false",
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+        "allow_community_extensions": "false",
+        "python_enable_replacements": "false",
+        "checkpoint_threshold": "1TB",
+        "memory_limit": f"{memory_mb}MB",
+        "threads": threads if threads > 0 else os.cpu_count() or 1,
+        # DuckDB 2.0.1 drops a LIMIT above a LEFT JOIN whose right side statistics prove
+        # empty (the events view joins the identity links, empty until the first alias):
+        # an answer must mean what its statement says, so that pass is off
+        # (tests/query/test_sql_meaning.py; no measurable cost at 1M events:
+        # bench/RESULTS.md).
+        "disabled_optimizers": "statistics_propagation",
+        "lock_configuration": "true",
+    }
+    opened: list[duckdb.DuckDBPyConnection] = []
+    failed: list[BaseException] = []
+
+    def open_niced() -> None:
+        lower_priority(nice)
+        try:
+            opened.append(duckdb.connect(str(path), config=config))
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_niced, name="roost-duckdb-open")
+    opener.start()
+    opener.join()
+    if failed:
+        raise failed[0]
+    return opened[0]
 
 
 class Gate:
@@ -165,10 +189,13 @@ class DuckDBWarehouse:
         *,
         checkpoint_wal_mb: int = 64,
         memory_mb: int = 2048,
+        threads: int = 0,
+        nice: int = 0,
         reserve_bytes: int = 0,
         with_rollups: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.threads, self.nice = threads, nice
         self.with_rollups = with_rollups  # off only to measure what they cost (bench/loads.py)
         self.memory_mb = memory_mb
         self.room = Room(self.path.parent, reserve_bytes)
@@ -191,7 +218,7 @@ class DuckDBWarehouse:
         )
 
     def _open(self) -> None:
-        self._con = _connect(self.path, self.memory_mb)
+        self._con = _connect(self.path, self.memory_mb, self.threads, self.nice)
         # Presence rows of each hour since its last merge: [rows after it, rows added since]
         self._hours: dict[datetime, list[int]] = {}
         self._unmerged: set[datetime] = set()  # the hours with rows added since
@@ -427,7 +454,7 @@ class DuckDBWarehouse:
             self._load_con.execute("CHECKPOINT")
             for stale in (fresh, _wal(fresh)):
                 stale.unlink(missing_ok=True)
-            copy = _connect(fresh, self.memory_mb)
+            copy = _connect(fresh, self.memory_mb, self.threads, self.nice)
             try:
                 create_schema(copy, self.with_rollups)
                 tables = self._load_con.execute(
@@ -689,5 +716,7 @@ def open_warehouse(url: str, settings: Settings) -> DuckDBWarehouse:
         file_path(url),
         checkpoint_wal_mb=settings.checkpoint_wal_mb,
         memory_mb=settings.query_memory_mb,
+        threads=settings.query_threads,
+        nice=WORKERS_NICE if settings.query_nice > 0 else 0,
         reserve_bytes=settings.disk_reserve_mb << 20,
     )
