@@ -84,7 +84,7 @@ def clickhouse_time(value: str | None) -> str | None:
 
 def _fast(first: int, blob: bytes, keep: Callable[[int], bool]) -> Iterable[bytes]:
     for i, event in enumerate(_decode_stored(blob)):
-        if not keep(first + i):
+        if not keep(first + i) or not getattr(event, "project_id", 0):  # 0: a tombstone
             continue
         values = list(astuple(event))
         for j in _TIMES:
@@ -104,7 +104,7 @@ def _fast(first: int, blob: bytes, keep: Callable[[int], bool]) -> Iterable[byte
 
 def _slow(first: int, blob: bytes, keep: Callable[[int], bool]) -> Iterable[bytes]:
     for i, event in enumerate(_decode_dicts(blob)):
-        if not keep(first + i):
+        if not keep(first + i) or not event.get("project_id"):  # a tombstone
             continue
         row: dict[str, Any] = {"log_offset": first + i}
         for c in EVENT_COLUMNS:

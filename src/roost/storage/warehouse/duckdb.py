@@ -59,8 +59,11 @@ _INSERT = (
     f"INSERT INTO {TABLE} SELECT first_offset + i AS log_offset, {_FIELDS} FROM ("
     "SELECT first_offset, unnest(generate_series(0, len(l) - 1)) AS i, unnest(l) AS e "
     f"FROM (SELECT first_offset, from_json(events, '{_STRUCTURE}') AS l FROM roost_groups)"
-    ") WHERE first_offset + i > ?"
+    ") WHERE first_offset + i > ? AND e.project_id <> 0"  # project 0: an erased event's tombstone
 )
+# The Log offset loaded up to, kept by erasures: the events at the Log's end erased, the
+# greatest offset left in the table is behind it, and the Loader would load their tombstones
+LOADED = "roost.loaded"
 
 
 ROLL_EVENTS = 50_000  # events loaded past the rollups that have them rolled in (or when idle)
@@ -79,6 +82,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> 
         f"CREATE TABLE IF NOT EXISTS {IDENTITIES} "
         "(project_id INTEGER, alias VARCHAR, user_id VARCHAR, PRIMARY KEY (project_id, alias))"
     )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {LOADED} (loaded BIGINT)")
     if not with_rollups:
         rollups.drop(con)
         return False
@@ -203,9 +207,13 @@ class DuckDBWarehouse:
         self._gate = Gate()
         self._open()
         setup = self._con.cursor()
-        row = setup.execute(f"SELECT coalesce(max(log_offset), 0) FROM {TABLE}").fetchone()
+        row = setup.execute(
+            f"SELECT greatest(coalesce(max(log_offset), 0), "
+            f"coalesce((SELECT max(loaded) FROM {LOADED}), 0)) FROM {TABLE}"
+        ).fetchone()
         setup.close()
         self._loaded = int(row[0]) if row else 0
+        self._drop_tombstones()
         self._version = 0  # bumped by every change of what queries see
         self._checkpoint_bytes = checkpoint_wal_mb * 1024 * 1024
         self._checkpointer: threading.Thread | None = None  # started at the first checkpoint
@@ -216,6 +224,24 @@ class DuckDBWarehouse:
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)
         )
+
+    def _drop_tombstones(self) -> None:
+        """Delete what a Roost before this one loaded of erased events (their tombstones,
+        project 0, which no query reads), keeping the offset they were loaded up to."""
+        with self._cursor() as cursor:
+            if not cursor.execute(f"SELECT 1 FROM {TABLE} WHERE project_id = 0 LIMIT 1").fetchall():
+                return
+            cursor.begin()
+            try:
+                tables = [TABLE, rollups.PRESENCE, rollups.VISITS] if self.with_rollups else [TABLE]
+                for table in tables:
+                    cursor.execute(f"DELETE FROM {table} WHERE project_id = 0")
+                cursor.execute(f"DELETE FROM {LOADED}")
+                cursor.execute(f"INSERT INTO {LOADED} VALUES (?)", [self._loaded])
+                cursor.commit()
+            except BaseException:
+                cursor.rollback()
+                raise
 
     def _open(self) -> None:
         self._con = _connect(self.path, self.memory_mb, self.threads, self.nice)
@@ -557,6 +583,8 @@ class DuckDBWarehouse:
                 if self.with_rollups:
                     rollups.erased_hours(cursor, condition, params)
                 row = cursor.execute(f"DELETE FROM {TABLE} WHERE {condition}", params).fetchone()
+                cursor.execute(f"DELETE FROM {LOADED}")
+                cursor.execute(f"INSERT INTO {LOADED} VALUES (?)", [self._loaded])
                 if self.with_rollups:
                     rollups.remake(cursor, project_id)
                 cursor.commit()
