@@ -7,8 +7,8 @@ DIR is a data dir bench/queries.py filled (`--data`; 10 M events at `--scale 365
 `roost serve` on it (`--threads`: its `query_threads`, 0 every core), then sends single events
 with wrk for `--duration` seconds twice: alone, and while `--readers` clients each ask the
 heaviest reports of the default project in turn, computed afresh (each load of new events
-empties the result cache). The events go to a project of their own, `contention`, so the
-default project's answers stay DIR's. Records ingest requests/s and p99 both ways, and the
+empties the result cache). The events go to a project of their own, `contention`, and are
+erased at the end, so DIR is left as it was. Records ingest requests/s and p99 both ways, and the
 reports' p50/p95 under that load.
 """
 
@@ -73,6 +73,19 @@ def readers(url: str, key: str, count: int, stop: threading.Event) -> list[float
     return times
 
 
+def wait_scrubbed(data: Path, url: str, timeout: float = 600) -> None:
+    """Until every erasure is off the disk too (the files rewritten without it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = json.loads(
+            roost_cli(data, "erasures", "--project", "contention", "--url", url, "--json")
+        )
+        if all(e["on_disk_at"] for e in listed):
+            return
+        time.sleep(2)
+    raise RuntimeError("the erasure of the bench's events did not reach the disk")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
@@ -111,6 +124,10 @@ def main() -> None:
         loaded = wrk(url + "/v1/track", single, args.duration, args.connections)
         stop.set()
         reading.join()
+        # what it sent erased (the Warehouse, the Log, then the files rewritten): DIR as it was
+        roost_cli(args.data, "erase", "--project", "contention", "--url", url,
+                  "--since", "1970-01-01T00:00:00Z", "--until", "9999-01-01T00:00:00Z")  # fmt: skip
+        wait_scrubbed(args.data, url)
     finally:
         server.stop()
     times = sorted(found[0]) if found else []
