@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "roost.model",
             "roost.patterns",
             "roost.schemas",
+            "roost.niceness",
         ),
     ),
     ("dialects", ("roost.dialects",)),
