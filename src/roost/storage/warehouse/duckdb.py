@@ -90,6 +90,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> 
 
 
 SCRUB_WAIT_SECONDS = 30.0
+SCRUB_COPY_MB = 256  # the file a scrub writes only streams rows in: spills past this
 
 
 def _wal(path: Path) -> Path:
@@ -480,7 +481,7 @@ class DuckDBWarehouse:
             self._load_con.execute("CHECKPOINT")
             for stale in (fresh, _wal(fresh)):
                 stale.unlink(missing_ok=True)
-            copy = _connect(fresh, self.memory_mb, self.threads, self.nice)
+            copy = _connect(fresh, SCRUB_COPY_MB, 1, self.nice)
             try:
                 create_schema(copy, self.with_rollups)
                 tables = self._load_con.execute(
