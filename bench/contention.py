@@ -15,12 +15,9 @@ reports' p50/p95 under that load.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,11 +30,12 @@ import httpx
 
 from run import (
     Process,
+    erase_project,
     free_port,
     lua_script,
     new_key,
     publish,
-    roost_cli,
+    side_project_key,
     track_body,
     wait_ready,
     wrk,
@@ -73,19 +71,6 @@ def readers(url: str, key: str, count: int, stop: threading.Event) -> list[float
     return times
 
 
-def wait_scrubbed(data: Path, url: str, timeout: float = 600) -> None:
-    """Until every erasure is off the disk too (the files rewritten without it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listed = json.loads(
-            roost_cli(data, "erasures", "--project", "contention", "--url", url, "--json")
-        )
-        if all(e["on_disk_at"] for e in listed):
-            return
-        time.sleep(2)
-    raise RuntimeError("the erasure of the bench's events did not reach the disk")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
@@ -96,13 +81,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roost-bench-contention-"))
-    # the events sent go to a project of their own: the reports' project (and the next
-    # bench/queries.py run on DIR) see the same events as before
-    with contextlib.suppress(subprocess.CalledProcessError):  # made by an earlier run
-        roost_cli(args.data, "projects", "create", "contention")
-    made = roost_cli(args.data, "keys", "create", "--project", "contention", "--kind", "write",
-                     "--json")  # fmt: skip
-    write, read = json.loads(made)["key"], new_key(args.data, "read")
+    write, read = side_project_key(args.data, "contention"), new_key(args.data, "read")
     single = lua_script(work, track_body(), write)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -124,10 +103,7 @@ def main() -> None:
         loaded = wrk(url + "/v1/track", single, args.duration, args.connections)
         stop.set()
         reading.join()
-        # what it sent erased (the Warehouse, the Log, then the files rewritten): DIR as it was
-        roost_cli(args.data, "erase", "--project", "contention", "--url", url,
-                  "--since", "1970-01-01T00:00:00Z", "--until", "9999-01-01T00:00:00Z")  # fmt: skip
-        wait_scrubbed(args.data, url)
+        erase_project(args.data, url, "contention")  # DIR left as it was
     finally:
         server.stop()
     times = sorted(found[0]) if found else []

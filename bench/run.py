@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -171,6 +172,29 @@ def new_key(data: Path, kind: str) -> str:
     """A raw key of `kind` for the default project."""
     made = roost_cli(data, "keys", "create", "--project", "default", "--kind", kind, "--json")
     return str(json.loads(made)["key"])
+
+
+def side_project_key(data: Path, project: str) -> str:
+    """A write key for `project`, made if missing: a bench's own events, apart from the
+    default project's (which other benches read), to be erased with `erase_project`."""
+    with contextlib.suppress(subprocess.CalledProcessError):  # made by an earlier run
+        roost_cli(data, "projects", "create", project)
+    made = roost_cli(data, "keys", "create", "--project", project, "--kind", "write", "--json")
+    return str(json.loads(made)["key"])
+
+
+def erase_project(data: Path, url: str, project: str, timeout: float = 600) -> None:
+    """Erase every event of `project` through the server at `url`, and wait until the
+    erasure is off the disk too (the files rewritten without them)."""
+    roost_cli(data, "erase", "--project", project, "--url", url,
+              "--since", "1970-01-01T00:00:00Z", "--until", "9999-01-01T00:00:00Z")  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = roost_cli(data, "erasures", "--project", project, "--url", url, "--json")
+        if all(e["on_disk_at"] for e in json.loads(listed)):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the erasure of {project}'s events did not reach the disk")
 
 
 def roost_cli(data: Path, *args: str) -> str:

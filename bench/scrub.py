@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from run import Process, free_port, publish, roost_cli, wait_ready
+from run import Process, erase_project, free_port, publish, side_project_key, wait_ready
 
 PROJECT = "scrubtest"
 
@@ -40,10 +38,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    with contextlib.suppress(subprocess.CalledProcessError):  # made by an earlier run
-        roost_cli(args.data, "projects", "create", PROJECT)
-    made = roost_cli(args.data, "keys", "create", "--project", PROJECT, "--kind", "write", "--json")
-    write = json.loads(made)["key"]
+    write = side_project_key(args.data, PROJECT)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = Process(
@@ -69,13 +64,7 @@ def main() -> None:
             ).raise_for_status()
         time.sleep(2)  # loaded
         started = time.perf_counter()
-        roost_cli(args.data, "erase", "--project", PROJECT, "--url", url,
-                  "--since", "1970-01-01T00:00:00Z", "--until", "9999-01-01T00:00:00Z")  # fmt: skip
-        while True:
-            listed = roost_cli(args.data, "erasures", "--project", PROJECT, "--url", url, "--json")
-            if all(e["on_disk_at"] for e in json.loads(listed)):
-                break
-            time.sleep(1)
+        erase_project(args.data, url, PROJECT)
         seconds = time.perf_counter() - started
     finally:
         stop.set()
