@@ -622,6 +622,15 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
             f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS all_visitors'])} "
             f"FROM {everyone} AS base{group}",
         )
+    # A breakdown lists the groups that have what was asked: a track event's NULL page is no
+    # row of "pageviews by page" (a time series keeps its empty buckets)
+    listed = keys and not any(d.kind == "time" for d in q.dimensions)
+    if list(parts) == ["g"]:  # every metric is g's own, one row a group: no second grouping
+        selected = [*keys, *(f"{m} AS m{i}" for i, m in enumerate(q.metrics))]
+        sql = f"SELECT {', '.join(selected)} FROM ({parts['g'][1]}) AS parts"
+        if listed:
+            sql += " WHERE " + " OR ".join(f"coalesce({m}, 0) <> 0" for m in q.metrics)
+        return _ordered(q, sql, keys)
     metric = {m: f"max({m})" for m in simple}
     metric.update(
         visits="coalesce(max(visits), 0)",
@@ -631,14 +640,6 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         session_duration="max(session_duration)",
         conversion_rate="100.0 * max(visitors) / max(all_visitors)",
     )
-    listed = keys and not any(d.kind == "time" for d in q.dimensions)
-    if list(parts) == ["g"]:  # one row a group already: grouping again is work for nothing
-        (part,) = (p for _, p in parts.values())
-        selected = [*keys, *(f"{m} AS m{i}" for i, m in enumerate(q.metrics))]
-        sql = f"SELECT {', '.join(selected)} FROM ({part}) AS parts"
-        if listed:
-            sql += " WHERE " + " OR ".join(f"coalesce({m}, 0) <> 0" for m in q.metrics)
-        return _ordered(q, sql, keys)
     # The parts side by side: stacked (UNION ALL), then grouped by the dimensions, so a NULL
     # dimension meets its NULL in every engine (ClickHouse 18 joins only on `=`); only the
     # groups of `g` are kept, as a join from it would.
@@ -653,8 +654,6 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     if keys:
         sql += f"{group} HAVING max(in_g) = 1"
     if listed:
-        # A breakdown lists the groups that have what was asked: a track event's NULL page
-        # is no row of "pageviews by page" (a time series keeps its empty buckets)
         sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
     return _ordered(q, sql, keys)
 
