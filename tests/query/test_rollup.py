@@ -20,6 +20,8 @@ import pytest
 from roost.model import Event
 from roost.query import rollup
 from roost.query.reports import REPORTS
+from roost.storage.warehouse import duckdb as storage_duckdb
+from roost.storage.warehouse import duckdb_seen
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
 from roost.storage.warehouse.schema import PRESENCE_KEYS, VISIT_COLUMNS
@@ -64,7 +66,7 @@ VISITS: list[dict[str, Any]] = [  # read from the visits kept
     },
 ]
 ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the events
-    *(("query", body, "presence") for body in BODIES),
+    *(("query", body, "presence seen" if i == 0 else "presence") for i, body in enumerate(BODIES)),
     *(("query", body, "presence visits") for body in VISITS),
     # a visit cut by a filter or a breakdown is counted from the events
     ("query", {"metrics": ["visits", "visit_duration"], "dimensions": ["browser"]}, "presence"),
@@ -82,7 +84,16 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["events", "visitors", "visits"], "dimensions": ["type"],
                "filters": [["is", "visit:browser", ["Chrome"]]]}, "visits"),
     ("retention", {"period": "day", "filters": [["is", "visit:os", ["iOS"]]]}, "visits"),
-    ("query", {"metrics": ["events", "users"], "dimensions": ["event"]}, ""),
+    # people by the last-seen rows: a range their last times end after, and one mid-traffic
+    # (those last seen after it who were there too are looked for among its events)
+    ("query", {"metrics": ["events", "users"], "dimensions": ["event"]}, "seen"),
+    ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": "all"}, "seen"),
+    ("query", {"metrics": ["users", "events"], "dimensions": ["event:name"],
+               "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, "seen"),
+    ("query", {"metrics": ["users"], "date_range": ["2024-03-30", "2024-03-30"]},
+     "presence seen"),
+    ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"],
+               "filters": [["is", "event", ["Buy"]]]}, ""),
     ("retention", {"period": "day", "periods": 4}, "presence"),
     ("retention", {"period": "week", "date_range": "all"}, "presence"),
     ("retention", {"period": "day", "start": ["is", "type", ["identify"]],
@@ -110,6 +121,9 @@ class EventsOnly:
         return None
 
     def kept_visits(self, project_id: int) -> None:
+        return None
+
+    def seen(self, project_id: int) -> None:
         return None
 
 
@@ -197,9 +211,9 @@ def same_answers(env: Env) -> None:
             body = {"date_range": RANGE, **body, "timezone": zone}
             report = REPORTS[kind]
             sql = report.build(report.parse(body, datetime.now(UTC)), project, flavor)
-            read = [t for t in ("presence", "visits") if f"roost.{t} " in sql]
-            hourly = keeps and zone != "Asia/Kolkata"  # visits are whole in any zone
-            wanted = [t for t in expected.split() if keeps and (hourly or t == "visits")]
+            read = [t for t in ("presence", "visits", "seen") if f"roost.{t} " in sql]
+            hourly = keeps and zone != "Asia/Kolkata"  # visits and last times: in any zone
+            wanted = [t for t in expected.split() if keeps and (hourly or t != "presence")]
             assert read == wanted, (zone, kind, body)
             assert asked(env, kind, body) == counted(env, kind, body), (zone, kind, body)
 
@@ -300,17 +314,28 @@ def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
     warehouse.load([(21, 20, msgspec.json.encode(events[20:]))])
     loaded = rollup_rows(warehouse)
     warehouse.close()
-    assert loaded[0] and loaded[1]
+    assert loaded[0] and loaded[1] and loaded[2]
 
-    con = duckdb.connect(str(path))
-    con.execute("ALTER TABLE roost.presence RENAME COLUMN linked TO person")  # another shape
-    con.execute("DROP TABLE roost.visits")  # from before them
-    con.close()
-    warehouse = DuckDBWarehouse(path)
-    try:
-        assert rollup_rows(warehouse) == loaded
-    finally:
-        warehouse.close()
+    for changes in (
+        [
+            "ALTER TABLE roost.presence RENAME COLUMN linked TO person",  # another shape
+            "DROP TABLE roost.visits",  # from before them
+        ],
+        ["DROP TABLE roost.seen"],  # from before the last-seen rows alone
+        [  # behind the rollups: a Roost from before them rolled events up meanwhile
+            "DELETE FROM roost.seen WHERE dimension = 'event'",
+            "UPDATE roost.seen_held SET held = held - 1",
+        ],
+    ):
+        con = duckdb.connect(str(path))
+        for change in changes:
+            con.execute(change)
+        con.close()
+        warehouse = DuckDBWarehouse(path)
+        try:
+            assert rollup_rows(warehouse) == loaded
+        finally:
+            warehouse.close()
 
 
 def test_an_erasure_keeps_the_rollups_and_the_events_past_them_apart(tmp_path: Path) -> None:
@@ -340,9 +365,9 @@ def test_an_erasure_keeps_the_rollups_and_the_events_past_them_apart(tmp_path: P
 PRESENCE_NAMES = [c.name for c in PRESENCE_KEYS]
 
 
-def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any]]:
-    """The presence rows, each group's rows merged, and the visits (all rolled up first, as
-    a report does)."""
+def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any], list[Any]]:
+    """The presence rows, each group's rows merged, the visits and the last-seen rows (all
+    rolled up first, as a report does)."""
     keys = ", ".join(c.name for c in PRESENCE_KEYS)
     presence = warehouse.report(
         f"SELECT {keys}, sum(events) FROM {warehouse.flavor.presence(1)} GROUP BY ALL ORDER BY ALL",
@@ -351,7 +376,10 @@ def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any]]:
     ).rows
     kept = warehouse.flavor.kept_visits(1)
     visits = warehouse.report(f"SELECT * FROM {kept} ORDER BY ALL", timeout=30, max_rows=100).rows
-    return presence, visits
+    seen = warehouse.report(
+        f"SELECT * FROM {warehouse.flavor.seen(1)} ORDER BY ALL", timeout=30, max_rows=1000
+    ).rows
+    return presence, visits, seen
 
 
 def test_a_late_event_joins_two_visits_and_its_erasure_parts_them(tmp_path: Path) -> None:
@@ -520,3 +548,80 @@ def test_visits_kept_as_traffic_arrives_in_order_are_those_made_afresh(tmp_path:
 
 
 VISIT_NAMES = [c.name for c in VISIT_COLUMNS]
+
+
+def test_last_seen_rows_put_in_order_again_are_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rolls add last-seen rows at the end, out of the order of people; once enough are, the
+    Loader's tidy puts them in order again — the same rows, the same answers."""
+    monkeypatch.setattr(duckdb_seen, "UNSORTED_MIN", 1)
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    try:
+        events = pageviews(minutes=3)
+        for first in range(0, 40, 10):  # each load a roll, its new people at the end
+            group = [
+                msgspec.structs.replace(e, anonymous_id=f"a{39 - n}") for n, e in enumerate(events)
+            ]
+            warehouse.load([(first + 1, 10, msgspec.json.encode(group[first : first + 10]))])
+            warehouse._roll(seen=True)
+        before = rollup_rows(warehouse)
+
+        def people() -> list[str]:
+            rows = warehouse.report(
+                "SELECT person FROM roost.seen WHERE dimension = ''", timeout=30, max_rows=100
+            ).rows
+            return [person for (person,) in rows]
+
+        assert people() != sorted(people())
+        warehouse.tidy()
+        assert people() == sorted(people()) and len(people()) == 40
+        assert rollup_rows(warehouse) == before
+        held = warehouse.report("SELECT sorted FROM roost.seen_held", timeout=30, max_rows=1)
+        assert held.rows == [[80]]  # every row: 40 people, each with one event name
+    finally:
+        warehouse.close()
+
+
+def test_a_report_reads_the_last_seen_rows_at_the_offset_of_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Loader merges new events into the last-seen rows only every so many rolls (a
+    merge reads all their keys); a report first merges what is left, under the same lock as
+    the rolls, so in its snapshot they hold the events up to the offset the other rollups
+    and its events do — while the Loader rolls meanwhile."""
+    monkeypatch.setattr(storage_duckdb, "ROLL_EVENTS", 20)  # a roll each load
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    events = pageviews(minutes=1) * 25
+    stop = threading.Event()
+    seen: list[Any] = []
+
+    def ask() -> None:
+        while not stop.is_set():
+            result = warehouse.report(
+                "SELECT (SELECT held FROM roost.seen_held) = $roost_rolled, "
+                "(SELECT rolled FROM roost.rollups) = $roost_rolled",
+                timeout=30,
+                max_rows=1,
+            )
+            seen.append(tuple(result.rows[0]))
+
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for t in askers:
+        t.start()
+    behind = []
+    try:
+        for i in range(0, 1000, 20):
+            group = [msgspec.structs.replace(e, message_id=f"r{i + n}") for n, e in
+                     enumerate(events[i : i + 20])]  # fmt: skip
+            warehouse.load([(i + 1, 20, msgspec.json.encode(group))])
+            behind.append(warehouse._held < warehouse._rolled)  # the Loader left them behind
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+    try:
+        assert any(behind)
+        assert len(seen) > 10 and set(seen) == {(True, True)}
+    finally:
+        warehouse.close()

@@ -80,6 +80,40 @@ def relation(
     return flavor.presence(project_id) if _hourly(q) else None
 
 
+def seen(q: StatsQuery, project_id: int, flavor: Flavor) -> str | None:
+    """The last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS) the users of `q` can be
+    counted from, or None: when it filters nothing and splits people by the event name at
+    most. Any time range: they are exact for instants, not only whole hours."""
+    if q.filters or len(q.dimensions) > 1:
+        return None
+    if q.dimensions and not (q.dimensions[0].kind == "column" and q.dimensions[0].arg == "event"):
+        return None
+    return flavor.seen(project_id)
+
+
+def users_seen(q: StatsQuery, seen: str, people: str, flavor: Flavor) -> str:
+    """`users` of `q` (per event name d0, when it splits by it) counted from its last-seen rows
+    `seen`: those last seen within the range, and — of those last seen after it, who may have
+    been there too — the ones among `people` (its events, with d0 and person). An empty range
+    of late rows costs nothing: DuckDB skips a join whose build side is empty."""
+    keyed = bool(q.dimensions)
+    start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
+    dimension = flavor.string("event" if keyed else "")
+    rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {dimension})"
+    key, group = ("d0, ", " GROUP BY d0") if keyed else ("", "")
+    within = (
+        f"SELECT {'value AS d0, ' if keyed else ''}count(*) AS users FROM {rows} AS s "
+        f"WHERE last >= {start} AND last < {end}{' GROUP BY value' if keyed else ''}"
+    )
+    match = " AND l.value IS NOT DISTINCT FROM b.d0" if keyed else ""
+    later = (
+        f"SELECT {key}count(DISTINCT b.person) AS users FROM {people} AS b SEMI JOIN "
+        f"(SELECT value, person FROM {rows} AS s WHERE last >= {end}) AS l "
+        f"ON l.person = b.person{match}{group}"
+    )
+    return f"SELECT {key}sum(users) AS users FROM ({within} UNION ALL {later}) AS u{group}"
+
+
 def _hourly(q: StatsQuery) -> bool:
     """Whether each UTC hour lies wholly inside or outside the range and each time bucket."""
     if not (_whole_hour(q.start) and _whole_hour(q.end)):

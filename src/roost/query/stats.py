@@ -555,8 +555,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
 
     Simple metrics are one aggregate of the matching events per group (`g`); visit metrics
     come from the group's visits (`v`, flavor.visits), session_duration from its sessions
-    (`s`), conversion_rate from its visitors without the goal filters (`c`), each joined to
-    `g` on the dimensions.
+    (`s`), conversion_rate from its visitors without the goal filters (`c`), users from the
+    last-seen rows when they can count them (`u`, query/rollup.py), each joined to `g` on the
+    dimensions.
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
@@ -569,6 +570,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.append("pageviews")
     if "conversion_rate" in wanted and "visitors" not in simple:
         simple.append("visitors")
+    seen = rollup.seen(q, project_id, flavor) if "users" in simple else None
+    if seen is not None:  # a part of its own, `u`: a count of rows, not a distinct count
+        simple.remove("users")
     if not simple:
         simple.append("events")
     presence = rollup.relation(q, project_id, flavor, simple)  # fewer rows, the same answer
@@ -580,6 +584,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
+    if seen is not None:
+        people = base_relation(q, project_id, flavor, q.filters, people=True)
+        parts["u"] = (["users"], rollup.users_seen(q, seen, people, flavor))
     if wanted & set(VISITS):
         if not all(_by_visit(f) for f in q.filters) or not all(
             d.kind == "time" for d in q.dimensions
@@ -633,6 +640,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         return _ordered(q, sql, keys)
     metric = {m: f"max({m})" for m in simple}
     metric.update(
+        users="coalesce(max(users), 0)",
         visits="coalesce(max(visits), 0)",
         views_per_visit="1.0 * max(pageviews) / max(visits)",
         bounce_rate="max(bounce_rate)",

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from roost.errors import BadRequest
 from roost.niceness import lower_priority
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
-from roost.storage.warehouse import LoadShape, QueryResult
+from roost.storage.warehouse import LoadShape, QueryResult, duckdb_seen
 from roost.storage.warehouse import duckdb_rollups as rollups
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
@@ -72,9 +72,10 @@ HOURS_TRACKED = 20_000  # past this many hours counted, those merged are forgott
 TIDY_ROWS = 200_000  # rows merged at a time while nothing waits to be loaded (~0.1–0.5 s)
 
 
-def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> bool:
-    """Create what is missing; whether the rollup tables were just made (to be filled from the
-    events). Without rollups, drop theirs: kept again later, they are made again."""
+def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> list[str]:
+    """Create what is missing; which rollup tables were just made (to be filled from the
+    events: duckdb_rollups.create). Without rollups, drop theirs: kept again later, they are
+    made again."""
     columns = ", ".join(f'"{c.name}" {c.duckdb}' for c in ALL_COLUMNS)
     con.execute("CREATE SCHEMA IF NOT EXISTS roost")
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
@@ -85,7 +86,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, with_rollups: bool = True) -> 
     con.execute(f"CREATE TABLE IF NOT EXISTS {LOADED} (loaded BIGINT)")
     if not with_rollups:
         rollups.drop(con)
-        return False
+        return []
     return rollups.create(con)
 
 
@@ -221,7 +222,14 @@ class DuckDBWarehouse:
         self._checkpoint_wanted = threading.Event()
         self._closed = False
         self.flavor: Flavor = (
-            DuckDBFlavor(TABLE, IDENTITIES, rollups.presence, rollups.visits, rollups.ROLLED_UP)
+            DuckDBFlavor(
+                TABLE,
+                IDENTITIES,
+                rollups.presence,
+                rollups.visits,
+                rollups.ROLLED_UP,
+                seen=duckdb_seen.seen,
+            )
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)
         )
@@ -234,7 +242,11 @@ class DuckDBWarehouse:
                 return
             cursor.begin()
             try:
-                tables = [TABLE, rollups.PRESENCE, rollups.VISITS] if self.with_rollups else [TABLE]
+                tables = (
+                    [TABLE, rollups.PRESENCE, rollups.VISITS, duckdb_seen.SEEN]
+                    if self.with_rollups
+                    else [TABLE]
+                )
                 for table in tables:
                     cursor.execute(f"DELETE FROM {table} WHERE project_id = 0")
                 cursor.execute(f"DELETE FROM {LOADED}")
@@ -253,14 +265,16 @@ class DuckDBWarehouse:
         # fails the second of two transactions deleting one row
         self._rollups_lock = threading.Lock()
         setup = self._con.cursor()
-        if create_schema(setup, self.with_rollups):
+        made = create_schema(setup, self.with_rollups)
+        if made:
             started = time.perf_counter()
-            rollups.fill(setup)
+            rollups.fill(setup, made)
             log.info(
                 "warehouse rollups made from the events",
                 extra={"seconds": round(time.perf_counter() - started, 3)},
             )
         self._rolled = rollups.rolled(setup) if self.with_rollups else 0
+        self._held = duckdb_seen.held(setup) if self.with_rollups else 0
         try:
             setup.execute("CHECKPOINT")
         except duckdb.Error as exc:  # a full disk: queries still answer, loads wait for room
@@ -326,48 +340,65 @@ class DuckDBWarehouse:
         if self._loaded - self._rolled >= ROLL_EVENTS:
             self._roll()
 
-    def _roll(self) -> None:
+    def _roll(self, seen: bool = False) -> None:
         """Roll the events loaded since the last roll into the rollups, then merge the hours
-        that have grown enough (the Loader's thread)."""
-        self._merge(self._roll_up(self._load_con))
+        that have grown enough (the Loader's thread); the last-seen rows too if `seen`, else
+        once duckdb_seen.MERGE_EVENTS are due."""
+        self._merge(self._roll_up(self._load_con, seen))
 
-    def _roll_up(self, con: duckdb.DuckDBPyConnection | None = None) -> list[datetime]:
+    def _roll_up(
+        self, con: duckdb.DuckDBPyConnection | None = None, seen: bool = True
+    ) -> list[datetime]:
         """Roll the events loaded since the last roll into the rollups, with `con` (else a
-        cursor of its own); the hours due a merge."""
+        cursor of its own), the last-seen rows too unless `seen` is False and fewer than
+        duckdb_seen.MERGE_EVENTS are due; the hours due a merge."""
         # under the erasures' lock: an erasure makes the rows of its hours from the events
         # rolled up when it runs, so no roll may take in the events it is erasing meanwhile
         with self._rollups_lock:
-            upto = self._loaded
-            if not self.with_rollups or self._rolled >= upto:
-                return []
-            with self._gate.shared():
-                cursor = con or self._con.cursor()
-                cursor.begin()
-                try:
-                    added = rollups.roll(cursor, upto, self._links)
-                    cursor.commit()
-                except BaseException:
-                    cursor.rollback()
-                    raise
-                finally:
-                    if con is None:
-                        cursor.close()
-            self._rolled = upto
-            due = []
-            for hour, rows in added:
-                counts = self._hours.setdefault(hour, [0, 0])
-                counts[1] += rows
-                self._unmerged.add(hour)
-                if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
-                    due.append(hour)
-            if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
-                self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
-            return due
+            return self._rolled_up(con, seen)
+
+    def _rolled_up(self, con: duckdb.DuckDBPyConnection | None, seen: bool) -> list[datetime]:
+        """`_roll_up`, with the rollups' lock held."""
+        upto = self._loaded
+        if not self.with_rollups:
+            return []
+        behind = self._rolled < upto
+        seen = self._held < upto and (seen or upto - self._held >= duckdb_seen.MERGE_EVENTS)
+        if not behind and not seen:
+            return []
+        with self._gate.shared():
+            cursor = con or self._con.cursor()
+            cursor.begin()
+            try:
+                added = rollups.roll(cursor, upto, self._links) if behind else []
+                if seen:
+                    duckdb_seen.roll(cursor, upto, self._links)
+                cursor.commit()
+            except BaseException:
+                cursor.rollback()
+                raise
+            finally:
+                if con is None:
+                    cursor.close()
+        self._rolled = upto
+        if seen:
+            self._held = upto
+        due = []
+        for hour, rows in added:
+            counts = self._hours.setdefault(hour, [0, 0])
+            counts[1] += rows
+            self._unmerged.add(hour)
+            if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
+                due.append(hour)
+        if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
+            self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
+        return due
 
     def tidy(self) -> None:
-        """Roll what was loaded since the last roll, and merge the rollup rows of a few hours
-        that have some to merge (the Loader calls this when it has nothing to load)."""
-        self._roll()
+        """Roll what was loaded since the last roll, merge the rollup rows of a few hours
+        that have some to merge, and put the last-seen rows in order when many are not (the
+        Loader calls this when it has nothing to load)."""
+        self._roll(seen=True)
         hours: list[datetime] = []
         rows = 0
         with self._rollups_lock:  # a report's roll adds hours meanwhile
@@ -377,6 +408,26 @@ class DuckDBWarehouse:
                     break
                 hours.append(hour)
         self._merge(hours)
+        if self.with_rollups:
+            self._sort_seen()
+
+    def _sort_seen(self) -> None:
+        with self._rollups_lock, self._gate.shared():
+            con = self._load_con
+            if not duckdb_seen.unsorted(con):
+                return
+            started = time.perf_counter()
+            con.begin()
+            try:
+                duckdb_seen.sort(con)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            log.info(
+                "warehouse last-seen rows put in order",
+                extra={"seconds": round(time.perf_counter() - started, 3)},
+            )
 
     def _merge(self, hours: list[datetime]) -> None:
         """Make each group's rollup rows of these hours one (an hour's rows come from each
@@ -401,7 +452,7 @@ class DuckDBWarehouse:
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links the given ones (project_id, alias, user_id), at once."""
-        table = rollups.links_table(rows)
+        table = duckdb_seen.links_table(rows)
         with self._rollups_lock, self._gate.shared():
             con = self._load_con
             con.register("roost_identities", table)
@@ -617,16 +668,18 @@ class DuckDBWarehouse:
     def report(self, sql: str, *, timeout: float, max_rows: int) -> QueryResult:
         """Run a query Roost wrote (query/stats.py, through `flavor`), with every event
         loaded rolled up first: it reads the rollups, and the events only up to them."""
-        self._roll_up()  # a few events' worth (the Loader rolls every ROLL_EVENTS and when idle)
-        with self._cursor() as cursor:
-            if not self.with_rollups or not _parameters(cursor, sql):
-                return _limited(cursor, sql, timeout, max_rows, "query")
-            cursor.begin()  # one snapshot: the rollups, and the events up to what they hold
-            try:
-                upto = {rollups.ROLLED_PARAMETER: rollups.rolled(cursor)}
-                return _limited(cursor, sql, timeout, max_rows, "query", upto)
-            finally:
-                cursor.rollback()  # it wrote nothing
+        with ExitStack() as stack:
+            # Its snapshot taken before any other roll (the Loader's may leave the last-seen
+            # rows behind the others): the rollups all hold the events up to one offset
+            with self._rollups_lock:
+                self._rolled_up(None, seen=True)  # a few events' worth, mostly
+                cursor = stack.enter_context(self._cursor())
+                upto = None
+                if self.with_rollups and _parameters(cursor, sql):
+                    cursor.begin()  # one snapshot: the rollups, and the events up to them
+                    stack.callback(cursor.rollback)  # it wrote nothing
+                    upto = {rollups.ROLLED_PARAMETER: rollups.rolled(cursor)}
+            return _limited(cursor, sql, timeout, max_rows, "query", upto)
 
 
 def _scope(

@@ -1,6 +1,6 @@
-"""The rows the DuckDB Warehouse keeps beside its events so reports count less: presence and
-visits (storage/warehouse/schema.py declares them, query/rollup.py and query/stats.py say which
-reports read them).
+"""The rows the DuckDB Warehouse keeps beside its events so reports count less: presence,
+visits and last-seen rows (storage/warehouse/schema.py declares them, query/rollup.py and
+query/stats.py say which reports read them; storage/warehouse/duckdb_seen.py keeps the last).
 
 They hold the events up to one Log offset, `rolled` (in ROLLED): the Warehouse rolls the
 events loaded since into them every ROLL_EVENTS, when idle, and before a report reads them
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from roost.storage.warehouse import duckdb_seen as seen
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import (
     PRESENCE_COLUMNS,
@@ -67,9 +67,12 @@ _VISITS_OF = DuckDBFlavor(EVENTS, IDENTITIES).visits_of  # the SQL reports make 
 _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
-def create(con: duckdb.DuckDBPyConnection) -> bool:
+ROWS, SEEN = "rows", "seen"  # what `create` may have made: presence and visits, last-seen rows
+
+
+def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Create the tables if any is missing or of another shape (a Roost before this one: they
-    are made from the events, so rebuilt rather than altered); whether they were (then
+    are made from the events, so rebuilt rather than altered); which were (ROWS, SEEN: then
     `fill` them, or copy them whole)."""
     shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
     for table, columns in shapes:
@@ -81,17 +84,21 @@ def create(con: duckdb.DuckDBPyConnection) -> bool:
         if [name for (name,) in found] != [c.name for c in columns]:
             break
     else:
-        return False
-    drop(con)
+        return [SEEN] if seen.create(con, _ROLLED) else []
+    for table in (PRESENCE, VISITS, ROLLED, "roost.visit_spans"):  # spans: before visits
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     for table, columns in shapes:
         declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
         con.execute(f"CREATE TABLE {table} ({declared})")
-    return True
+    seen.drop(con)  # made with them, from the same events
+    seen.create(con, "NULL")
+    return [ROWS, SEEN]
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     for table in (PRESENCE, VISITS, ROLLED, "roost.visit_spans"):  # spans: before visits
         con.execute(f"DROP TABLE IF EXISTS {table}")
+    seen.drop(con)
 
 
 def rolled(con: duckdb.DuckDBPyConnection) -> int:
@@ -120,8 +127,16 @@ ROLLED_PARAMETER = "roost_rolled"
 ROLLED_UP = f"log_offset <= ${ROLLED_PARAMETER}"
 
 
-def fill(con: duckdb.DuckDBPyConnection) -> None:
-    """Make the (new) tables' rows from every event (a database from before them)."""
+def fill(con: duckdb.DuckDBPyConnection, made: Sequence[str]) -> None:
+    """Make the new tables' rows (`create` said which) from the events (a database from
+    before them): presence and visits from every event, last-seen rows from those rolled up."""
+    if ROWS in made:
+        _fill_rows(con)
+    if SEEN in made:
+        seen.fill(con, _ROLLED)
+
+
+def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF}{_PRESENCE_GROUPS}")
     con.execute(
         f"INSERT INTO {VISITS} "
@@ -139,42 +154,19 @@ def roll(
     """Roll the events past `rolled` up to the offset `upto` into the rows, `links` being the
     identity links (what IDENTITIES holds); how many presence rows each hour got."""
     new = f"e.log_offset > {_ROLLED} AND e.log_offset <= {int(upto)}"
-    # The links of these events' ids only: a join with every link reads them all (~8 ms at
-    # 100,000 links, however few the events)
-    found: list[tuple[int, str, str]] = []
-    if links:
-        ids = con.execute(f"SELECT DISTINCT project_id, {_WHO} FROM {EVENTS} e WHERE {new}")
-        found = [(p, who, links[p, who]) for p, who in ids.fetchall() if (p, who) in links]
-    if found:
-        con.register("roost_links", links_table(found))
-    try:
+    with seen.links_of(con, new, links) as linked:
         inserted = con.sql(
-            f"INSERT INTO {PRESENCE} {_presence_of('roost_links' if found else None)} "
-            f"WHERE {new}{_PRESENCE_GROUPS} "
+            f"INSERT INTO {PRESENCE} {_presence_of(linked)} WHERE {new}{_PRESENCE_GROUPS} "
             "RETURNING timestamp"
         )
         assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
         hours = inserted.to_arrow_table()
-    finally:
-        if found:
-            con.unregister("roost_links")
     _touched(con, new)
     _extend(con, new)
     _revisit(con, str(int(upto)))
     con.execute(f"UPDATE {ROLLED} SET rolled = {int(upto)}")
     counted = pc.value_counts(hours.column(0)).to_pylist()
     return [(c["values"], c["counts"]) for c in counted]
-
-
-def links_table(rows: Sequence[tuple[int, str, str]]) -> pa.Table:
-    """Identity links (project_id, alias, user_id) as the Arrow table IDENTITIES is made of."""
-    return pa.table(
-        {
-            "project_id": pa.array([r[0] for r in rows], pa.int32()),
-            "alias": pa.array([r[1] for r in rows], pa.string()),
-            "user_id": pa.array([r[2] for r in rows], pa.string()),
-        }
-    )
 
 
 def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tuple[datetime, int]]:
@@ -201,13 +193,15 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
 
 def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) -> None:
     """Make the identity links those of the relation `links` (project_id, alias, user_id),
-    and (if kept) the presence rows of every id whose link changed follow."""
+    and (if kept) the presence rows of every id whose link changed follow, and the last-seen
+    rows of the people before and after."""
     if presence:  # the ids whose link is new, gone or changed
         con.execute(
             "CREATE OR REPLACE TEMP TABLE roost_relinked AS SELECT project_id, alias FROM "
             f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM {links}) UNION "
             f"(SELECT * FROM {links} EXCEPT SELECT * FROM {IDENTITIES}))"
         )
+        seen.relinking(con, "roost_relinked", after=False)
     con.execute(f"DELETE FROM {IDENTITIES}")
     con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
     if not presence:
@@ -218,21 +212,25 @@ def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) ->
         f"LEFT JOIN {IDENTITIES} i ON i.project_id = r.project_id AND i.alias = r.alias) "
         "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"
     )
+    seen.relinking(con, "roost_relinked", after=True)
+    seen.remake(con, _ROLLED)
 
 
 def erased_hours(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
-    """Note the hours and visits of the events about to be erased (`condition` selects them)."""
+    """Note the hours, visits and people of the events about to be erased (`condition`
+    selects them)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_erased_hours AS SELECT DISTINCT "
         f"date_trunc('hour', timestamp) AS hour FROM {EVENTS} WHERE {condition}",
         params,
     )
     _touched(con, condition, params)
+    seen.erasing(con, condition, params)
 
 
 def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
-    """Make the project's rows of the hours and visits `erased_hours` noted again from the
-    events left (those rolled up)."""
+    """Make the project's rows of the hours, visits and people `erased_hours` noted again
+    from the events left (those rolled up)."""
     pid = int(project_id)
     hours = "(SELECT hour FROM roost_erased_hours)"
     con.execute(f"DELETE FROM {PRESENCE} WHERE project_id = {pid} AND timestamp IN {hours}")
@@ -242,6 +240,7 @@ def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
     )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
     _revisit(con, _ROLLED)
+    seen.remake(con, _ROLLED)
 
 
 def _touched(con: duckdb.DuckDBPyConnection, which: str, params: Sequence[object] = ()) -> None:

@@ -67,6 +67,11 @@ class Flavor(Protocol):
         VISIT_COLUMNS), or None when it keeps none: reports then make them (`visits_of`)."""
         ...
 
+    def seen(self, project_id: int) -> str | None:
+        """One project's last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS), or None
+        when this Warehouse does not keep them: reports then count people from the events."""
+        ...
+
     def visits_of(
         self, relation: str, gap_seconds: int, attributes: Sequence[str] | None = None
     ) -> str:
@@ -183,11 +188,13 @@ class DuckDBFlavor:
         presence: Callable[[int], str] | None = None,
         visits: Callable[[int], str] | None = None,
         visible: str = "1 = 1",
+        seen: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
         self._presence = presence  # a project's presence rows (storage/warehouse/duckdb_rollups.py)
         self._visits = visits  # its visits
+        self._seen = seen  # its last-seen rows (storage/warehouse/duckdb_seen.py)
         self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
@@ -208,6 +215,9 @@ class DuckDBFlavor:
 
     def kept_visits(self, project_id: int) -> str | None:
         return None if self._visits is None else self._visits(project_id)
+
+    def seen(self, project_id: int) -> str | None:
+        return None if self._seen is None else self._seen(project_id)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -440,6 +450,9 @@ class ClickHouseFlavor:
         return None  # reports count from the events themselves here
 
     def kept_visits(self, project_id: int) -> str | None:
+        return None  # likewise
+
+    def seen(self, project_id: int) -> str | None:
         return None  # likewise
 
     def string(self, value: str) -> str:

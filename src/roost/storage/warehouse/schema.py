@@ -124,3 +124,18 @@ VISIT_COLUMNS: tuple[Column, ...] = (
 )  # fmt: skip
 ENTERED = tuple(c.name for c in VISIT_COLUMNS[8:])  # what a visit takes from its first event
 VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
+
+
+# When each person was last seen: per person (identity links resolved), the time of their last
+# event of each name (`dimension` 'event', `value` the name) and of any event (`dimension` '',
+# `value` NULL). The people of a time range that ends after their last time are those whose
+# last time lies in it — a count of rows, where counting them from the events is a distinct
+# count over every event (query/rollup.py says which reports read it).
+SEEN_COLUMNS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _text("dimension"),
+    _text("value"),
+    _text("person"),
+    _time("last"),
+)
+SEEN_DIMENSIONS = ("", "event")  # what last times are kept per: any event, each event name

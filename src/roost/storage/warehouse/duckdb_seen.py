@@ -1,0 +1,257 @@
+"""The DuckDB Warehouse's last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS), kept with
+the presence rows and visits (storage/warehouse/duckdb_rollups.py, whose transactions these
+functions run in): each roll merges the new events' last times in (a late event leaves a later
+time as it is); a change of identity links, or an erasure, makes the rows of every person it
+touches again from their events up to the rollups' offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
+
+from roost.storage.warehouse.schema import SEEN_COLUMNS
+
+EVENTS = "roost.events"
+IDENTITIES = "roost.identities"
+SEEN = "roost.seen"
+# One row: the rollups' offset (duckdb_rollups.ROLLED) the rows hold the events up to — the
+# same unless a Roost from before them rolled events up meanwhile (then they are made again) —
+# and how many of the rows, the first, are in the order of `person`
+HELD = "roost.seen_held"
+_HELD_COLUMNS = ["held", "sorted"]
+# The rows are kept in the order of `person`, so DuckDB finds a few people's rows (a roll's
+# merge, a relink's) by the row groups' ranges instead of reading every row (~4 ms for a roll
+# of a few events against ~70 ms at 6.6 M rows). Rolls add new rows at the end: once those
+# are past UNSORTED_SHARE of the rest, and UNSORTED_MIN, the rows are put in order again
+# (`tidy`, when the Loader is idle).
+UNSORTED_MIN = 200_000
+UNSORTED_SHARE = 0.25
+MERGE_EVENTS = 250_000  # events the Loader rolls up before it merges them in (`roll`)
+PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose rows are made again
+RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
+_MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged, not made again
+
+_WHO = "coalesce(e.user_id, e.anonymous_id)"
+_KEYS = (
+    "s.project_id = n.project_id AND s.dimension = n.dimension "
+    "AND s.value IS NOT DISTINCT FROM n.value AND s.person = n.person"
+)
+
+
+def _seen_of(where: str, links: str | None = IDENTITIES, among: str | None = None) -> str:
+    """The last-seen rows of the events `where` (a condition on `e`) selects — of the ids in
+    `among` (project_id, who) only, if given — each person resolved by the identity links of
+    the relation `links` (project_id, alias, user_id)."""
+    events = EVENTS
+    if among:  # a join: as EXISTS, DuckDB took ~6× as long
+        events = (
+            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
+            f"ON d.project_id = e.project_id AND d.who = {_WHO})"
+        )
+    joined = f" LEFT JOIN {links} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
+    person = f"coalesce(i.user_id, {_WHO})" if links else _WHO
+    return (
+        "SELECT project_id, CASE WHEN grouping(event) = 0 THEN 'event' ELSE '' END AS dimension, "
+        "event AS value, person, max(timestamp) AS last FROM "
+        f"(SELECT e.project_id, e.event, e.timestamp, {person} AS person "
+        f"FROM {events} e{joined if links else ''} WHERE ({where}) AND {_WHO} IS NOT NULL) AS e "
+        "GROUP BY GROUPING SETS ((project_id, person), (project_id, person, event))"
+    )
+
+
+def links_table(rows: Sequence[tuple[int, str, str]]) -> pa.Table:
+    """Identity links (project_id, alias, user_id) as the Arrow table IDENTITIES is made of."""
+    return pa.table(
+        {
+            "project_id": pa.array([r[0] for r in rows], pa.int32()),
+            "alias": pa.array([r[1] for r in rows], pa.string()),
+            "user_id": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+
+
+@contextmanager
+def links_of(
+    con: duckdb.DuckDBPyConnection, new: str, links: Mapping[tuple[int, str], str]
+) -> Iterator[str | None]:
+    """The identity links (`links`: what IDENTITIES holds) of the ids of the events `new` (a
+    condition on `e`) selects, as a relation while in use; None when none is linked. A join
+    with every link reads them all (~8 ms at 100,000 links, however few the events)."""
+    found: list[tuple[int, str, str]] = []
+    if links:
+        ids = con.execute(f"SELECT DISTINCT project_id, {_WHO} FROM {EVENTS} e WHERE {new}")
+        found = [(p, who, links[p, who]) for p, who in ids.fetchall() if (p, who) in links]
+    if not found:
+        yield None
+        return
+    con.register("roost_links", links_table(found))
+    try:
+        yield "roost_links"
+    finally:
+        con.unregister("roost_links")
+
+
+def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
+    """Create the table if it is missing, of another shape (made from the events, so made
+    again rather than altered) or behind the rollups' offset `rolled` (SQL; None: there are
+    none yet); whether it was (then `fill` it)."""
+    if _columns(con, "seen") == [c.name for c in SEEN_COLUMNS] and (
+        _columns(con, "seen_held") == _HELD_COLUMNS
+    ):
+        (same,) = con.execute(f"SELECT (SELECT held FROM {HELD}) = {rolled}").fetchall()[0]
+        if same:
+            return False
+    drop(con)
+    declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in SEEN_COLUMNS)
+    con.execute(f"CREATE TABLE {SEEN} ({declared})")
+    con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT)")
+    return True
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    found = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
+        [table],
+    ).fetchall()
+    return [name for (name,) in found]
+
+
+def drop(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {SEEN}")
+    con.execute(f"DROP TABLE IF EXISTS {HELD}")
+
+
+def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:
+    """Make the rows from every event up to the offset `upto` (SQL)."""
+    con.execute(f"INSERT INTO {SEEN} {_seen_of(f'e.log_offset <= {upto}')} ORDER BY person")
+    con.execute(f"INSERT INTO {HELD} SELECT {upto}, (SELECT count(*) FROM {SEEN})")
+
+
+def unsorted(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether enough rows were added past those in order for `sort` to pay."""
+    query = f"SELECT (SELECT count(*) FROM {SEEN}), sorted FROM {HELD}"
+    total, ordered = con.execute(query).fetchall()[0]
+    return bool(total - ordered >= max(UNSORTED_MIN, UNSORTED_SHARE * ordered))
+
+
+def sort(con: duckdb.DuckDBPyConnection) -> None:
+    """Put the rows in the order of `person` again (~2 s at 8 M rows)."""
+    con.execute(f"CREATE TABLE {SEEN}_sorted AS SELECT * FROM {SEEN} ORDER BY person")
+    con.execute(f"DROP TABLE {SEEN}")
+    con.execute(f"ALTER TABLE {SEEN}_sorted RENAME TO seen")
+    con.execute(f"UPDATE {HELD} SET sorted = (SELECT count(*) FROM {SEEN})")
+
+
+def held(con: duckdb.DuckDBPyConnection) -> int:
+    """The offset the rows hold the events up to."""
+    row = con.execute(f"SELECT held FROM {HELD}").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def roll(con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, str], str]) -> None:
+    """Merge in the last times of the events after the offset held, up to `upto` (`links`:
+    the identity links, what IDENTITIES holds).
+
+    Merging costs a pass over the rows' keys whatever the events (~85 ms for 40,000 people's
+    at 6.6 M rows), so the Loader merges many rolls' events at once (`MERGE_EVENTS`), and a report
+    all that is left first (it reads the rows and the events up to the same offset)."""
+    new = f"e.log_offset > (SELECT held FROM {HELD}) AND e.log_offset <= {int(upto)}"
+    with links_of(con, new, links) as linked:
+        _merge(con, f"({_seen_of(new, linked)})")
+    con.execute(f"UPDATE {HELD} SET held = {int(upto)}")
+
+
+def _merge(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Merge last-seen `rows` in: a later time replaces an earlier one."""
+    con.execute(
+        f"MERGE INTO {SEEN} s USING {rows} AS n ON {_KEYS} "
+        "WHEN MATCHED AND n.last > s.last THEN UPDATE SET last = n.last "
+        "WHEN NOT MATCHED THEN INSERT VALUES (n.project_id, n.dimension, n.value, n.person, n.last)"
+    )
+
+
+def relinking(con: duckdb.DuckDBPyConnection, relinked: str, after: bool) -> None:
+    """Note each id of `relinked` (project_id, alias: those whose link changes) with its link
+    before the change (`after` False), then after it, and make their rows follow: an id that
+    was a person of its own, with no id linked to it, has its rows merged into its new
+    person's (most changes: a visitor signs up); the people before and after of every other
+    are noted for `remake`."""
+    targets = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"
+    if not after:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RELINKED} AS SELECT r.project_id, r.alias, "
+            "i.user_id AS was, NULL::VARCHAR AS now, t.user_id IS NOT NULL AS target "
+            f"FROM {relinked} r LEFT JOIN {IDENTITIES} i "
+            "ON i.project_id = r.project_id AND i.alias = r.alias "
+            f"LEFT JOIN {targets} t ON t.project_id = r.project_id AND t.user_id = r.alias"
+        )
+        return
+    con.execute(
+        f"UPDATE {RELINKED} r SET now = i.user_id FROM {IDENTITIES} i "
+        "WHERE i.project_id = r.project_id AND i.alias = r.alias"
+    )
+    con.execute(
+        f"UPDATE {RELINKED} r SET target = true FROM {targets} t "
+        "WHERE t.project_id = r.project_id AND t.user_id = r.alias"
+    )
+    moved = f"(SELECT project_id, alias, now FROM {RELINKED} WHERE {_MOVED})"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE roost_seen_moved AS SELECT s.project_id, s.dimension, "
+        f"s.value, m.now AS person, s.last FROM {SEEN} s JOIN {moved} m "
+        "ON m.project_id = s.project_id AND m.alias = s.person"
+    )
+    con.execute(
+        f"DELETE FROM {SEEN} s USING {moved} m "
+        "WHERE s.project_id = m.project_id AND s.person = m.alias"
+    )
+    _merge(con, "(SELECT project_id, dimension, value, person, max(last) AS last "
+                "FROM roost_seen_moved GROUP BY ALL)")  # fmt: skip
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PEOPLE} AS "
+        f"SELECT project_id, coalesce(was, alias) AS person FROM {RELINKED} WHERE NOT ({_MOVED}) "
+        f"UNION SELECT project_id, coalesce(now, alias) FROM {RELINKED} WHERE NOT ({_MOVED})"
+    )
+
+
+def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
+    """Note the people of the events about to be erased (`condition` selects them)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PEOPLE} AS SELECT DISTINCT e.project_id, "
+        "coalesce(i.user_id, e.who) AS person FROM (SELECT project_id, "
+        f"coalesce(user_id, anonymous_id) AS who FROM {EVENTS} WHERE {condition}) e "
+        f"LEFT JOIN {IDENTITIES} i ON i.project_id = e.project_id AND i.alias = e.who "
+        "WHERE e.who IS NOT NULL",
+        params,
+    )
+
+
+def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
+    """Make the rows of the people noted (`relinking`, `erasing`) again from their events up
+    to the offset `upto` (SQL). A person's events are those of their own id (unless it is
+    linked to another) and of the ids linked to them."""
+    if not con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
+        return
+    people = f"(SELECT DISTINCT project_id, person FROM {PEOPLE})"
+    con.execute(
+        f"DELETE FROM {SEEN} s USING {people} p "
+        "WHERE s.project_id = p.project_id AND s.person = p.person"
+    )
+    ids = (
+        f"(SELECT project_id, person AS who FROM {people} UNION "
+        f"SELECT i.project_id, i.alias FROM {IDENTITIES} i JOIN {people} p "
+        "ON p.project_id = i.project_id AND p.person = i.user_id)"
+    )
+    con.execute(
+        f"INSERT INTO {SEEN} SELECT n.* FROM ({_seen_of(f'e.log_offset <= {upto}', among=ids)}) AS n "
+        f"SEMI JOIN {people} p ON p.project_id = n.project_id AND p.person = n.person"
+    )
+
+
+def seen(project_id: int) -> str:
+    """A relation of the project's last-seen rows."""
+    return f"(SELECT * FROM {SEEN} WHERE project_id = {int(project_id)})"
