@@ -28,6 +28,7 @@ from roost.storage.warehouse.schema import PRESENCE_KEYS, VISIT_COLUMNS
 from tests.conftest import Env
 
 RANGE = ["2024-03-29", "2024-04-02"]  # Europe's clocks went forward on 31 March
+AHEAD = ["2024-03-29", "2030-12-31"]  # a range that ends after it is asked
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
@@ -54,7 +55,7 @@ BODIES: list[dict[str, Any]] = [
 ]  # fmt: skip
 WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
 VISITS: list[dict[str, Any]] = [  # read from the visits kept
-    {"metrics": WEB_TOTALS},
+    {"metrics": WEB_TOTALS},  # (visitors from the last-seen rows)
     {"metrics": ["visits", "bounce_rate", "visit_duration"], "interval": "hour"},
     {"metrics": ["visits", "views_per_visit", "visit_duration"], "interval": "day"},
     {"metrics": ["visits", "bounce_rate"], "interval": "week", "date_range": "all"},
@@ -66,7 +67,7 @@ VISITS: list[dict[str, Any]] = [  # read from the visits kept
     },
 ]
 ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the events
-    *(("query", body, "presence seen" if i == 0 else "presence") for i, body in enumerate(BODIES)),
+    *(("query", body, "presence") for body in BODIES),
     *(("query", body, "presence visits") for body in VISITS),
     # a visit cut by a filter or a breakdown is counted from the events
     ("query", {"metrics": ["visits", "visit_duration"], "dimensions": ["browser"]}, "presence"),
@@ -84,16 +85,29 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["events", "visitors", "visits"], "dimensions": ["type"],
                "filters": [["is", "visit:browser", ["Chrome"]]]}, "visits"),
     ("retention", {"period": "day", "filters": [["is", "visit:os", ["iOS"]]]}, "visits"),
-    # people by the last-seen rows: a range their last times end after, and one mid-traffic
-    # (those last seen after it who were there too are looked for among its events)
-    ("query", {"metrics": ["events", "users"], "dimensions": ["event"]}, "seen"),
+    # people and visitors by the last-seen rows, in a range that ends after it was asked (the
+    # dashboard's: up to today, or all); one that ended before, mid-traffic, is counted from
+    # the events (test_those_last_seen_after_the_range_count_for_what_they_did_in_it)
+    ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "date_range": AHEAD},
+     "seen"),
     ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": "all"}, "seen"),
     ("query", {"metrics": ["users", "events"], "dimensions": ["event:name"],
-               "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, "seen"),
-    ("query", {"metrics": ["users"], "date_range": ["2024-03-30", "2024-03-30"]},
+               "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, ""),
+    ("query", {"metrics": ["users", "visitors", "events", "sessions"], "date_range": AHEAD},
      "presence seen"),
-    ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"],
+    ("query", {"metrics": WEB_TOTALS, "date_range": "all"}, "presence visits seen"),
+    ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"], "date_range": AHEAD,
                "filters": [["is", "event", ["Buy"]]]}, ""),
+    # visitors per page viewed: the dashboard's top pages (by any event: from the events)
+    ("query", {"metrics": ["pageviews", "visitors"], "dimensions": ["page"], "date_range": AHEAD,
+               "filters": [["is", "type", ["page"]]]}, "seen"),
+    ("query", {"metrics": ["visitors"], "dimensions": ["event:page"], "date_range": "all",
+               "filters": [["is", "type", ["page"]]], "limit": 3}, "seen"),
+    ("query", {"metrics": ["visitors", "users"], "dimensions": ["page"], "date_range": "all",
+               "filters": [["is", "type", ["page"]]]}, "seen"),
+    ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all"}, ""),
+    ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all",
+               "filters": [["is", "type", ["track"]]]}, ""),
     ("retention", {"period": "day", "periods": 4}, "presence"),
     ("retention", {"period": "week", "date_range": "all"}, "presence"),
     ("retention", {"period": "day", "start": ["is", "type", ["identify"]],
@@ -325,6 +339,10 @@ def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
         [  # behind the rollups: a Roost from before them rolled events up meanwhile
             "DELETE FROM roost.seen WHERE dimension = 'event'",
             "UPDATE roost.seen_held SET held = held - 1",
+        ],
+        [  # kept per fewer columns by a Roost before this one
+            "DELETE FROM roost.seen WHERE dimension LIKE 'visitor%'",
+            "UPDATE roost.seen_held SET kept = '{}'",
         ],
     ):
         con = duckdb.connect(str(path))
@@ -578,7 +596,7 @@ def test_last_seen_rows_put_in_order_again_are_the_same_rows(
         assert people() == sorted(people()) and len(people()) == 40
         assert rollup_rows(warehouse) == before
         held = warehouse.report("SELECT sorted FROM roost.seen_held", timeout=30, max_rows=1)
-        assert held.rows == [[80]]  # every row: 40 people, each with one event name
+        assert held.rows == [[86]]  # 40 people, of any event and of its name; 3 visitors, 2 each
     finally:
         warehouse.close()
 
@@ -623,5 +641,56 @@ def test_a_report_reads_the_last_seen_rows_at_the_offset_of_the_others(
     try:
         assert any(behind)
         assert len(seen) > 10 and set(seen) == {(True, True)}
+    finally:
+        warehouse.close()
+
+
+def test_those_last_seen_after_the_range_count_for_what_they_did_in_it(
+    tmp_path: Path,
+) -> None:
+    """Asked on the range's day, with events timed after it (a client's clock ahead): of the
+    people and visitors last seen after the range, those with an event in it count — a bot's
+    event is no visitor's, and a page is theirs once they view it — as the events count them."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    events = [
+        Event(message_id=f"b{n}", project_id=1, dialect="segment", type=kind, path=path,
+              event=name, anonymous_id=who, visitor=visitor, bot=bot,
+              timestamp=moment + timedelta(days=day), received_at=moment)
+        for n, (who, visitor, bot, kind, path, name, day) in enumerate([
+            ("a1", "v1", True, "page", "/", "Play", 0), ("a1", "v1", False, "page", "/", "Play", 2),
+            ("a2", "v2", False, "page", "/", "Buy", 0), ("a2", "v2", False, "page", "/", "Play", 2),
+            ("a3", "v3", False, "page", "/", "Buy", 2), ("a3", "v3", False, "track", "/b", "Buy", 0),
+            ("a4", "v4", False, "track", "/", "Buy", 0),
+        ])
+    ]  # fmt: skip
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    report = REPORTS["query"]
+    day = {"date_range": ["2024-03-30", "2024-03-30"]}
+    asks = [
+        (
+            {
+                "metrics": ["visitors"],
+                "dimensions": ["page"],
+                "filters": [["is", "type", ["page"]]],
+            },
+            [[1]],
+        ),  # v2: v1's was a bot's
+        ({"metrics": ["users", "events"], "dimensions": ["event"]}, [[3, 3], [1, 1]]),
+        ({"metrics": ["users"]}, [[4]]),
+    ]
+    try:
+        warehouse.load([(1, 7, msgspec.json.encode(events))])
+        for body, expected in asks:
+            query = report.parse({**body, **day}, moment + timedelta(hours=2))
+            answers = [
+                report.shape(query, warehouse.report(sql, timeout=30, max_rows=10))
+                for sql in (
+                    report.build(query, 1, flavor)
+                    for flavor in (warehouse.flavor, EventsOnly(warehouse.flavor))
+                )
+            ]
+            assert "roost.seen " in report.build(query, 1, warehouse.flavor)
+            assert answers[0] == answers[1], body
+            assert [r["metrics"] for r in answers[0]["results"]] == expected, body
     finally:
         warehouse.close()

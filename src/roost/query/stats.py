@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,6 +95,7 @@ class StatsQuery:
     order_by: list[tuple[str, str]]
     limit: int
     offset: int
+    asked: datetime | None = None  # naive UTC: when (query/rollup.py's `seen` reads it)
 
     def stated(self) -> dict[str, Any]:
         """The date range (local dates, None for open ends) and time zone, as every answer
@@ -340,6 +341,7 @@ def parse(body: Any, now: datetime) -> StatsQuery:
         order_by=order,
         limit=limit,
         offset=(page - 1) * limit,
+        asked=now.astimezone(UTC).replace(tzinfo=None),
     )
 
 
@@ -570,9 +572,12 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.append("pageviews")
     if "conversion_rate" in wanted and "visitors" not in simple:
         simple.append("visitors")
-    seen = rollup.seen(q, project_id, flavor) if "users" in simple else None
-    if seen is not None:  # a part of its own, `u`: a count of rows, not a distinct count
-        simple.remove("users")
+    # users and visitors by the last-seen rows, if they can: a part of their own (`u`, `w`),
+    # a count of rows, not a distinct count
+    kept = {m: rollup.seen(q, project_id, flavor, m) for m in ("users", "visitors") if m in simple}
+    seen = {m: relation for m, relation in kept.items() if relation is not None}
+    for m in seen:
+        simple.remove(m)
     if not simple:
         simple.append("events")
     presence = rollup.relation(q, project_id, flavor, simple)  # fewer rows, the same answer
@@ -584,9 +589,12 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
-    if seen is not None:
-        people = base_relation(q, project_id, flavor, q.filters, people=True)
-        parts["u"] = (["users"], rollup.users_seen(q, seen, people, flavor))
+    for m, relation in seen.items():
+        events = base_relation(q, project_id, flavor, q.filters, people=m == "users")
+        parts[m[0] if m == "users" else "w"] = (
+            [m],
+            rollup.counted_seen(q, m, relation, events, flavor),
+        )
     if wanted & set(VISITS):
         if not all(_by_visit(f) for f in q.filters) or not all(
             d.kind == "time" for d in q.dimensions
@@ -641,6 +649,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     metric = {m: f"max({m})" for m in simple}
     metric.update(
         users="coalesce(max(users), 0)",
+        visitors="coalesce(max(visitors), 0)",
         visits="coalesce(max(visits), 0)",
         views_per_visit="1.0 * max(pageviews) / max(visits)",
         bounce_rate="max(bounce_rate)",

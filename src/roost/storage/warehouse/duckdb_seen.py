@@ -1,28 +1,32 @@
 """The DuckDB Warehouse's last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS), kept with
 the presence rows and visits (storage/warehouse/duckdb_rollups.py, whose transactions these
 functions run in): each roll merges the new events' last times in (a late event leaves a later
-time as it is); a change of identity links, or an erasure, makes the rows of every person it
-touches again from their events up to the rollups' offset.
+time as it is); a change of identity links makes the rows of each person it touches follow,
+and an erasure makes those of each person and visitor of its events again from the events up
+to the rollups' offset.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
 
-from roost.storage.warehouse.schema import SEEN_COLUMNS
+from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS
 
 EVENTS = "roost.events"
 IDENTITIES = "roost.identities"
 SEEN = "roost.seen"
 # One row: the rollups' offset (duckdb_rollups.ROLLED) the rows hold the events up to — the
-# same unless a Roost from before them rolled events up meanwhile (then they are made again) —
-# and how many of the rows, the first, are in the order of `person`
+# same unless a Roost from before them rolled events up meanwhile — how many of the rows, the
+# first, are in the order of `person`, and what they are kept per (SEEN_DIMENSIONS): the rows
+# are made again when either of those is not this Roost's
 HELD = "roost.seen_held"
-_HELD_COLUMNS = ["held", "sorted"]
+_HELD_COLUMNS = ["held", "sorted", "kept"]
+KEPT = json.dumps(SEEN_DIMENSIONS, sort_keys=True)
 # The rows are kept in the order of `person`, so DuckDB finds a few people's rows (a roll's
 # merge, a relink's) by the row groups' ranges instead of reading every row (~4 ms for a roll
 # of a few events against ~70 ms at 6.6 M rows). Rolls add new rows at the end: once those
@@ -32,10 +36,20 @@ UNSORTED_MIN = 200_000
 UNSORTED_SHARE = 0.25
 MERGE_EVENTS = 250_000  # events the Loader rolls up before it merges them in (`roll`)
 PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose rows are made again
+VISITORS = "roost_seen_visitors"  # likewise (project_id, visitor): those an erasure touches
 RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
 _MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged, not made again
 
 _WHO = "coalesce(e.user_id, e.anonymous_id)"
+
+
+def _dimensions(metric: str) -> str:
+    """The `dimension`s of a metric's rows, as an SQL list."""
+    return ", ".join(f"'{d}'" for d, kept in SEEN_DIMENSIONS.items() if kept.metric == metric)
+
+
+_OF_PEOPLE = f"s.dimension IN ({_dimensions('users')})"
+_OF_VISITORS = f"s.dimension IN ({_dimensions('visitors')})"
 _KEYS = (
     "s.project_id = n.project_id AND s.dimension = n.dimension "
     "AND s.value IS NOT DISTINCT FROM n.value AND s.person = n.person"
@@ -54,13 +68,41 @@ def _seen_of(where: str, links: str | None = IDENTITIES, among: str | None = Non
         )
     joined = f" LEFT JOIN {links} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
     person = f"coalesce(i.user_id, {_WHO})" if links else _WHO
-    return (
-        "SELECT project_id, CASE WHEN grouping(event) = 0 THEN 'event' ELSE '' END AS dimension, "
-        "event AS value, person, max(timestamp) AS last FROM "
-        f"(SELECT e.project_id, e.event, e.timestamp, {person} AS person "
-        f"FROM {events} e{joined if links else ''} WHERE ({where}) AND {_WHO} IS NOT NULL) AS e "
-        "GROUP BY GROUPING SETS ((project_id, person), (project_id, person, event))"
+    resolved = (
+        f"(SELECT e.*, {person} AS person FROM {events} e{joined if links else ''} "
+        f"WHERE ({where}) AND {_WHO} IS NOT NULL)"
     )
+    return _by("users", "person", resolved, "1 = 1")
+
+
+def _visitors_of(where: str, among: str | None = None) -> str:
+    """The visitors' last-seen rows of the events `where` (a condition on `e`) selects — of
+    the visitors in `among` (project_id, visitor) only, if given; bots' events are no one's."""
+    events = EVENTS
+    if among:
+        events = (
+            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
+            "ON d.project_id = e.project_id AND d.visitor = e.visitor)"
+        )
+    visible = f"({where}) AND e.visitor IS NOT NULL AND NOT coalesce(e.bot, 1 = 0)"
+    return _by("visitors", "visitor", events, visible)
+
+
+def _by(metric: str, who: str, events: str, where: str) -> str:
+    """The last-seen rows of `metric` (schema.py's SEEN_DIMENSIONS) of the rows `where` (a
+    condition on `e`) selects of `events`, whose `who` is the person (or visitor)."""
+    parts = []
+    for dimension, kept in SEEN_DIMENSIONS.items():
+        if kept.metric != metric:
+            continue
+        only = f" AND e.{kept.only[0]} = '{kept.only[1]}'" if kept.only else ""
+        column = f", {kept.column}" if kept.column else ""
+        parts.append(
+            f"SELECT project_id, '{dimension}' AS dimension, {kept.column or 'NULL'}::VARCHAR "
+            f"AS value, {who} AS person, max(timestamp) AS last FROM {events} AS e "
+            f"WHERE {where}{only} GROUP BY project_id, {who}{column}"
+        )
+    return " UNION ALL ".join(parts)
 
 
 def links_table(rows: Sequence[tuple[int, str, str]]) -> pa.Table:
@@ -97,18 +139,18 @@ def links_of(
 
 def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the table if it is missing, of another shape (made from the events, so made
-    again rather than altered) or behind the rollups' offset `rolled` (SQL; None: there are
-    none yet); whether it was (then `fill` it)."""
+    again rather than altered), behind the rollups' offset `rolled` (SQL; None: there are none
+    yet) or kept per other columns; whether it was (then `fill` it)."""
     if _columns(con, "seen") == [c.name for c in SEEN_COLUMNS] and (
         _columns(con, "seen_held") == _HELD_COLUMNS
     ):
-        (same,) = con.execute(f"SELECT (SELECT held FROM {HELD}) = {rolled}").fetchall()[0]
-        if same:
+        query = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
+        if con.execute(query, [KEPT]).fetchall() == [(True,)]:
             return False
     drop(con)
     declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in SEEN_COLUMNS)
     con.execute(f"CREATE TABLE {SEEN} ({declared})")
-    con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT)")
+    con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT, kept VARCHAR)")
     return True
 
 
@@ -128,8 +170,12 @@ def drop(con: duckdb.DuckDBPyConnection) -> None:
 
 def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:
     """Make the rows from every event up to the offset `upto` (SQL)."""
-    con.execute(f"INSERT INTO {SEEN} {_seen_of(f'e.log_offset <= {upto}')} ORDER BY person")
-    con.execute(f"INSERT INTO {HELD} SELECT {upto}, (SELECT count(*) FROM {SEEN})")
+    every = f"e.log_offset <= {upto}"
+    con.execute(
+        f"INSERT INTO {SEEN} SELECT * FROM ({_seen_of(every)} UNION ALL {_visitors_of(every)}) "
+        "ORDER BY person"
+    )
+    con.execute(f"INSERT INTO {HELD} SELECT {upto}, (SELECT count(*) FROM {SEEN}), ?", [KEPT])
 
 
 def unsorted(con: duckdb.DuckDBPyConnection) -> bool:
@@ -162,7 +208,7 @@ def roll(con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, st
     all that is left first (it reads the rows and the events up to the same offset)."""
     new = f"e.log_offset > (SELECT held FROM {HELD}) AND e.log_offset <= {int(upto)}"
     with links_of(con, new, links) as linked:
-        _merge(con, f"({_seen_of(new, linked)})")
+        _merge(con, f"({_seen_of(new, linked)} UNION ALL {_visitors_of(new)})")
     con.execute(f"UPDATE {HELD} SET held = {int(upto)}")
 
 
@@ -203,11 +249,11 @@ def relinking(con: duckdb.DuckDBPyConnection, relinked: str, after: bool) -> Non
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_seen_moved AS SELECT s.project_id, s.dimension, "
         f"s.value, m.now AS person, s.last FROM {SEEN} s JOIN {moved} m "
-        "ON m.project_id = s.project_id AND m.alias = s.person"
+        f"ON m.project_id = s.project_id AND m.alias = s.person WHERE {_OF_PEOPLE}"
     )
     con.execute(
         f"DELETE FROM {SEEN} s USING {moved} m "
-        "WHERE s.project_id = m.project_id AND s.person = m.alias"
+        f"WHERE s.project_id = m.project_id AND s.person = m.alias AND {_OF_PEOPLE}"
     )
     _merge(con, "(SELECT project_id, dimension, value, person, max(last) AS last "
                 "FROM roost_seen_moved GROUP BY ALL)")  # fmt: skip
@@ -216,10 +262,17 @@ def relinking(con: duckdb.DuckDBPyConnection, relinked: str, after: bool) -> Non
         f"SELECT project_id, coalesce(was, alias) AS person FROM {RELINKED} WHERE NOT ({_MOVED}) "
         f"UNION SELECT project_id, coalesce(now, alias) FROM {RELINKED} WHERE NOT ({_MOVED})"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {VISITORS} (project_id INTEGER, visitor VARCHAR)")
 
 
 def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
-    """Note the people of the events about to be erased (`condition` selects them)."""
+    """Note the people and visitors of the events about to be erased (`condition` selects
+    them)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {VISITORS} AS SELECT DISTINCT project_id, visitor "
+        f"FROM {EVENTS} WHERE ({condition}) AND visitor IS NOT NULL",
+        params,
+    )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {PEOPLE} AS SELECT DISTINCT e.project_id, "
         "coalesce(i.user_id, e.who) AS person FROM (SELECT project_id, "
@@ -231,15 +284,26 @@ def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]
 
 
 def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
-    """Make the rows of the people noted (`relinking`, `erasing`) again from their events up
-    to the offset `upto` (SQL). A person's events are those of their own id (unless it is
-    linked to another) and of the ids linked to them."""
-    if not con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
-        return
+    """Make the rows of the people and visitors noted (`relinking`, `erasing`) again from
+    their events up to the offset `upto` (SQL)."""
+    if con.execute(f"SELECT 1 FROM {VISITORS} LIMIT 1").fetchall():
+        con.execute(
+            f"DELETE FROM {SEEN} s USING {VISITORS} v WHERE s.project_id = v.project_id "
+            f"AND s.person = v.visitor AND {_OF_VISITORS}"
+        )
+        theirs = _visitors_of(f"e.log_offset <= {upto}", among=VISITORS)
+        con.execute(f"INSERT INTO {SEEN} {theirs}")
+    if con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
+        _remake_people(con, upto)
+
+
+def _remake_people(con: duckdb.DuckDBPyConnection, upto: str) -> None:
+    """A person's events are those of their own id (unless it is linked to another) and of
+    the ids linked to them."""
     people = f"(SELECT DISTINCT project_id, person FROM {PEOPLE})"
     con.execute(
         f"DELETE FROM {SEEN} s USING {people} p "
-        "WHERE s.project_id = p.project_id AND s.person = p.person"
+        f"WHERE s.project_id = p.project_id AND s.person = p.person AND {_OF_PEOPLE}"
     )
     ids = (
         f"(SELECT project_id, person AS who FROM {people} UNION "

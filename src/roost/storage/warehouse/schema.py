@@ -128,9 +128,11 @@ VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
 
 # When each person was last seen: per person (identity links resolved), the time of their last
 # event of each name (`dimension` 'event', `value` the name) and of any event (`dimension` '',
-# `value` NULL). The people of a time range that ends after their last time are those whose
-# last time lies in it — a count of rows, where counting them from the events is a distinct
-# count over every event (query/rollup.py says which reports read it).
+# `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
+# event ('visitor') and of each page viewed ('visitor pageview', `value` the path). The people
+# of a time range that ends after their last time are those whose last time lies in it — a
+# count of rows, where counting them from the events is a distinct count over every event
+# (query/rollup.py says which reports read it).
 SEEN_COLUMNS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
     _text("dimension"),
@@ -138,4 +140,19 @@ SEEN_COLUMNS: tuple[Column, ...] = (
     _text("person"),
     _time("last"),
 )
-SEEN_DIMENSIONS = ("", "event")  # what last times are kept per: any event, each event name
+
+
+class Seen(NamedTuple):
+    """What the last-seen rows of one `dimension` hold."""
+
+    metric: str  # whom they count: the Stats API's users or visitors
+    column: str | None  # the column `value` is (None: a row a person, of any event)
+    only: tuple[str, str] | None = None  # (column, value): of the events that have it only
+
+
+SEEN_DIMENSIONS = {
+    "": Seen("users", None),
+    "event": Seen("users", "event"),
+    "visitor": Seen("visitors", None),
+    "visitor pageview": Seen("visitors", "path", ("type", "page")),
+}
