@@ -106,6 +106,9 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["visitors", "users"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["page"]]]}, "seen"),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all"}, ""),
+    *(("query", {"metrics": ["visitors"], "dimensions": [column], "date_range": AHEAD,
+                 "filters": [["is", "type", ["page"]]]}, "presence seen")
+      for column in ("country", "browser", "os", "device")),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["track"]]]}, ""),
     ("retention", {"period": "day", "periods": 4}, "presence"),
@@ -596,7 +599,7 @@ def test_last_seen_rows_put_in_order_again_are_the_same_rows(
         assert people() == sorted(people()) and len(people()) == 40
         assert rollup_rows(warehouse) == before
         held = warehouse.report("SELECT sorted FROM roost.seen_held", timeout=30, max_rows=1)
-        assert held.rows == [[86]]  # 40 people, of any event and of its name; 3 visitors, 2 each
+        assert held.rows == [[98]]  # 40 people, 2 rows each; 3 visitors, 6 each
     finally:
         warehouse.close()
 

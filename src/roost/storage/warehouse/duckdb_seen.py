@@ -1,7 +1,8 @@
 """The DuckDB Warehouse's last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS), kept with
 the presence rows and visits (storage/warehouse/duckdb_rollups.py, whose transactions these
-functions run in): each roll merges the new events' last times in (a late event leaves a later
-time as it is); a change of identity links makes the rows of each person it touches follow,
+functions run in): the new events' last times are merged in — by the Loader every
+MERGE_EVENTS events, by a report all that is left (a late event leaves a later time as it
+is); a change of identity links makes the rows of each person it touches follow,
 and an erasure makes those of each person and visitor of its events again from the events up
 to the rollups' offset.
 """

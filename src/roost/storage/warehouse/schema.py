@@ -129,7 +129,8 @@ VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
 # When each person was last seen: per person (identity links resolved), the time of their last
 # event of each name (`dimension` 'event', `value` the name) and of any event (`dimension` '',
 # `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
-# event ('visitor') and of each page viewed ('visitor pageview', `value` the path). The people
+# event ('visitor'), of each page viewed ('visitor pageview', `value` the path) and of the
+# country, browser, OS and device of their pageviews (the dashboard's web panels). The people
 # of a time range that ends after their last time are those whose last time lies in it — a
 # count of rows, where counting them from the events is a distinct count over every event
 # (query/rollup.py says which reports read it).
@@ -155,4 +156,6 @@ SEEN_DIMENSIONS = {
     "event": Seen("users", "event"),
     "visitor": Seen("visitors", None),
     "visitor pageview": Seen("visitors", "path", ("type", "page")),
-}
+    **{f"visitor pageview {c}": Seen("visitors", c, ("type", "page"))
+       for c in ("country", "browser", "os", "device")},
+}  # fmt: skip
