@@ -88,8 +88,9 @@ SEEN_WHO = {"users": "person", "visitors": "visitor"}  # whom each metric counts
 def seen(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | None:
     """The last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS) `metric` (users or
     visitors) of `q` can be counted from, or None: when SEEN_DIMENSIONS keeps them as it asks
-    (users in all or per event name; visitors in all, or per page of the pageviews: the
-    dashboard's top pages), and its range ends after it was asked. Exact for any range
+    (users in all or per event name; visitors in all, or per page, country, browser, OS or
+    device of their pageviews: the dashboard's panels), and its range ends after it was
+    asked. Exact for any range
     (instants, not only whole hours), but one that ended before may have most people last
     seen after it (everyone there since), each looked for among its events: those are counted
     from the events."""

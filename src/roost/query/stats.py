@@ -40,6 +40,7 @@ SIMPLE = {  # one aggregate over the matching events
     "value_avg": "avg(value)",
 }
 VISITS = ("visits", "views_per_visit", "bounce_rate", "visit_duration")
+SEEN_PARTS = {"users": "u", "visitors": "w"}  # `build`'s parts counted from last-seen rows
 METRICS = (*SIMPLE, *VISITS, "session_duration", "conversion_rate")
 COLUMNS = {  # dimension → stored column
     "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",
@@ -557,9 +558,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
 
     Simple metrics are one aggregate of the matching events per group (`g`); visit metrics
     come from the group's visits (`v`, flavor.visits), session_duration from its sessions
-    (`s`), conversion_rate from its visitors without the goal filters (`c`), users from the
-    last-seen rows when they can count them (`u`, query/rollup.py), each joined to `g` on the
-    dimensions.
+    (`s`), conversion_rate from its visitors without the goal filters (`c`), users and
+    visitors from the last-seen rows when they can count them (`u`, `w`: query/rollup.py),
+    each joined to `g` on the dimensions.
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
@@ -591,10 +592,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     }  # fmt: skip
     for m, relation in seen.items():
         events = base_relation(q, project_id, flavor, q.filters, people=m == "users")
-        parts[m[0] if m == "users" else "w"] = (
-            [m],
-            rollup.counted_seen(q, m, relation, events, flavor),
-        )
+        parts[SEEN_PARTS[m]] = ([m], rollup.counted_seen(q, m, relation, events, flavor))
     if wanted & set(VISITS):
         if not all(_by_visit(f) for f in q.filters) or not all(
             d.kind == "time" for d in q.dimensions
