@@ -31,7 +31,7 @@ from roost.errors import BadRequest
 from roost.niceness import lower_priority
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
-from roost.storage.warehouse import LoadShape, QueryResult, duckdb_seen
+from roost.storage.warehouse import LoadShape, QueryResult, duckdb_links, duckdb_seen
 from roost.storage.warehouse import duckdb_rollups as rollups
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
@@ -363,15 +363,16 @@ class DuckDBWarehouse:
         if not self.with_rollups:
             return []
         behind = self._rolled < upto
-        seen = self._held < upto and (seen or upto - self._held >= duckdb_seen.MERGE_EVENTS)
-        if not behind and not seen:
+        due = upto - self._held >= duckdb_seen.MERGE_EVENTS
+        merging = self._held < upto and (seen or due)  # the last-seen rows too
+        if not behind and not merging:
             return []
         with self._gate.shared():
             cursor = con or self._con.cursor()
             cursor.begin()
             try:
                 added = rollups.roll(cursor, upto, self._links) if behind else []
-                if seen:
+                if merging:
                     duckdb_seen.roll(cursor, upto, self._links)
                 cursor.commit()
             except BaseException:
@@ -381,18 +382,18 @@ class DuckDBWarehouse:
                 if con is None:
                     cursor.close()
         self._rolled = upto
-        if seen:
+        if merging:
             self._held = upto
-        due = []
+        hours = []
         for hour, rows in added:
             counts = self._hours.setdefault(hour, [0, 0])
             counts[1] += rows
             self._unmerged.add(hour)
             if counts[1] >= max(2 * counts[0], MERGE_MIN_ROWS):  # each row merged ~1.5 times
-                due.append(hour)
+                hours.append(hour)
         if len(self._hours) > HOURS_TRACKED:  # bounded: a forgotten hour is merged sooner
             self._hours = {hour: counts for hour, counts in self._hours.items() if counts[1]}
-        return due
+        return hours
 
     def tidy(self) -> None:
         """Roll what was loaded since the last roll, merge the rollup rows of a few hours
@@ -452,7 +453,7 @@ class DuckDBWarehouse:
 
     def replace_identities(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Make the identity links the given ones (project_id, alias, user_id), at once."""
-        table = duckdb_seen.links_table(rows)
+        table = duckdb_links.links_table(rows)
         with self._rollups_lock, self._gate.shared():
             con = self._load_con
             con.register("roost_identities", table)

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from roost.storage.warehouse import duckdb_seen as seen
+from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import (
     PRESENCE_COLUMNS,
@@ -85,20 +86,22 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
             break
     else:
         return [SEEN] if seen.create(con, _ROLLED) else []
-    for table in (PRESENCE, VISITS, ROLLED, "roost.visit_spans"):  # spans: before visits
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    _drop_rows(con)
     for table, columns in shapes:
         declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
         con.execute(f"CREATE TABLE {table} ({declared})")
-    seen.drop(con)  # made with them, from the same events
-    seen.create(con, "NULL")
+    seen.make(con)  # made with them, from the same events
     return [ROWS, SEEN]
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
+    _drop_rows(con)
+    seen.drop(con)
+
+
+def _drop_rows(con: duckdb.DuckDBPyConnection) -> None:
     for table in (PRESENCE, VISITS, ROLLED, "roost.visit_spans"):  # spans: before visits
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    seen.drop(con)
 
 
 def rolled(con: duckdb.DuckDBPyConnection) -> int:
@@ -154,7 +157,7 @@ def roll(
     """Roll the events past `rolled` up to the offset `upto` into the rows, `links` being the
     identity links (what IDENTITIES holds); how many presence rows each hour got."""
     new = f"e.log_offset > {_ROLLED} AND e.log_offset <= {int(upto)}"
-    with seen.links_of(con, new, links) as linked:
+    with links_of(con, new, links) as linked:
         inserted = con.sql(
             f"INSERT INTO {PRESENCE} {_presence_of(linked)} WHERE {new}{_PRESENCE_GROUPS} "
             "RETURNING timestamp"
@@ -201,7 +204,7 @@ def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) ->
             f"((SELECT * FROM {IDENTITIES} EXCEPT SELECT * FROM {links}) UNION "
             f"(SELECT * FROM {links} EXCEPT SELECT * FROM {IDENTITIES}))"
         )
-        seen.relinking(con, "roost_relinked", after=False)
+        seen.relinking(con, "roost_relinked")
     con.execute(f"DELETE FROM {IDENTITIES}")
     con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM {links}")
     if not presence:
@@ -212,7 +215,7 @@ def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) ->
         f"LEFT JOIN {IDENTITIES} i ON i.project_id = r.project_id AND i.alias = r.alias) "
         "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"
     )
-    seen.relinking(con, "roost_relinked", after=True)
+    seen.relinked_after(con)
     seen.remake(con, _ROLLED)
 
 

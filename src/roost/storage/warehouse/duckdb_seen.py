@@ -10,12 +10,11 @@ to the rollups' offset.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 import duckdb
-import pyarrow as pa
 
+from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS
 
 EVENTS = "roost.events"
@@ -40,6 +39,7 @@ PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose ro
 VISITORS = "roost_seen_visitors"  # likewise (project_id, visitor): those an erasure touches
 RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
 _MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged, not made again
+_TARGETS = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"  # the ids linked to
 
 _WHO = "coalesce(e.user_id, e.anonymous_id)"
 
@@ -106,38 +106,6 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def links_table(rows: Sequence[tuple[int, str, str]]) -> pa.Table:
-    """Identity links (project_id, alias, user_id) as the Arrow table IDENTITIES is made of."""
-    return pa.table(
-        {
-            "project_id": pa.array([r[0] for r in rows], pa.int32()),
-            "alias": pa.array([r[1] for r in rows], pa.string()),
-            "user_id": pa.array([r[2] for r in rows], pa.string()),
-        }
-    )
-
-
-@contextmanager
-def links_of(
-    con: duckdb.DuckDBPyConnection, new: str, links: Mapping[tuple[int, str], str]
-) -> Iterator[str | None]:
-    """The identity links (`links`: what IDENTITIES holds) of the ids of the events `new` (a
-    condition on `e`) selects, as a relation while in use; None when none is linked. A join
-    with every link reads them all (~8 ms at 100,000 links, however few the events)."""
-    found: list[tuple[int, str, str]] = []
-    if links:
-        ids = con.execute(f"SELECT DISTINCT project_id, {_WHO} FROM {EVENTS} e WHERE {new}")
-        found = [(p, who, links[p, who]) for p, who in ids.fetchall() if (p, who) in links]
-    if not found:
-        yield None
-        return
-    con.register("roost_links", links_table(found))
-    try:
-        yield "roost_links"
-    finally:
-        con.unregister("roost_links")
-
-
 def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the table if it is missing, of another shape (made from the events, so made
     again rather than altered), behind the rollups' offset `rolled` (SQL; None: there are none
@@ -148,11 +116,16 @@ def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
         query = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
         if con.execute(query, [KEPT]).fetchall() == [(True,)]:
             return False
+    make(con)
+    return True
+
+
+def make(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the tables anew, empty (then `fill` them)."""
     drop(con)
     declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in SEEN_COLUMNS)
     con.execute(f"CREATE TABLE {SEEN} ({declared})")
     con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT, kept VARCHAR)")
-    return True
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -222,28 +195,29 @@ def _merge(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     )
 
 
-def relinking(con: duckdb.DuckDBPyConnection, relinked: str, after: bool) -> None:
-    """Note each id of `relinked` (project_id, alias: those whose link changes) with its link
-    before the change (`after` False), then after it, and make their rows follow: an id that
+def relinking(con: duckdb.DuckDBPyConnection, relinked: str) -> None:
+    """Note each id of `relinked` (project_id, alias: those whose link is about to change)
+    with its link as IDENTITIES holds it before the change (then `relinked_after`)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {RELINKED} AS SELECT r.project_id, r.alias, "
+        "i.user_id AS was, NULL::VARCHAR AS now, t.user_id IS NOT NULL AS target "
+        f"FROM {relinked} r LEFT JOIN {IDENTITIES} i "
+        "ON i.project_id = r.project_id AND i.alias = r.alias "
+        f"LEFT JOIN {_TARGETS} t ON t.project_id = r.project_id AND t.user_id = r.alias"
+    )
+
+
+def relinked_after(con: duckdb.DuckDBPyConnection) -> None:
+    """With IDENTITIES changed, make the rows of the ids `relinking` noted follow: an id that
     was a person of its own, with no id linked to it, has its rows merged into its new
     person's (most changes: a visitor signs up); the people before and after of every other
     are noted for `remake`."""
-    targets = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"
-    if not after:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {RELINKED} AS SELECT r.project_id, r.alias, "
-            "i.user_id AS was, NULL::VARCHAR AS now, t.user_id IS NOT NULL AS target "
-            f"FROM {relinked} r LEFT JOIN {IDENTITIES} i "
-            "ON i.project_id = r.project_id AND i.alias = r.alias "
-            f"LEFT JOIN {targets} t ON t.project_id = r.project_id AND t.user_id = r.alias"
-        )
-        return
     con.execute(
         f"UPDATE {RELINKED} r SET now = i.user_id FROM {IDENTITIES} i "
         "WHERE i.project_id = r.project_id AND i.alias = r.alias"
     )
     con.execute(
-        f"UPDATE {RELINKED} r SET target = true FROM {targets} t "
+        f"UPDATE {RELINKED} r SET target = true FROM {_TARGETS} t "
         "WHERE t.project_id = r.project_id AND t.user_id = r.alias"
     )
     moved = f"(SELECT project_id, alias, now FROM {RELINKED} WHERE {_MOVED})"
