@@ -531,12 +531,17 @@ def test_outbound_links_and_downloads_the_tracker_records(env: Env, owner: Clien
 def test_the_bucket_under_way_is_drawn_as_not_over(site: Env, owner: Client) -> None:
     """Today by hour: the hours to come are not drawn (no zeros), the hour under way is
     marked incomplete; a past range has no such bucket."""
+    # the site's events are hours old: just after midnight UTC today would have none
+    send(site, [{"type": "track", "userId": "now", "event": "Now", "messageId": "now1",
+                 "timestamp": ago(minutes=0)}])  # fmt: skip
     before = datetime.now(UTC).hour
     html = owner.get("/p/default/?period=day").text
     after = datetime.now(UTC).hour
     chart = re.search(r'data-points="(\d+)"[^>]*data-incomplete="(\w+)"', html)
     assert chart and int(chart.group(1)) in (before + 1, after + 1)
-    assert chart.group(2) == "true" and 'class="line series0 incomplete"' in html
+    assert chart.group(2) == "true" and 'class="dot series0 incomplete"' in html
+    # the hour under way's segment dotted; just after midnight it is the only point: no line
+    assert ('class="line series0 incomplete"' in html) == (int(chart.group(1)) > 1)
     send(site, [{"type": "track", "userId": "old", "event": "Old", "messageId": "old1",
                  "timestamp": "2024-01-03T12:00:00Z"}])  # fmt: skip
     html = owner.get("/p/default/?period=custom&from=2024-01-01&to=2024-01-07").text
