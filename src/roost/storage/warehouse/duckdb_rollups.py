@@ -146,6 +146,7 @@ def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
         + _VISITS_OF(
             f"(SELECT * FROM {EVENTS} e WHERE visitor IS NOT NULL AND {_NOT_BOT})",
             VISIT_GAP_SECONDS,
+            read_twice=True,
         )
     )
     con.execute(f"INSERT INTO {ROLLED} SELECT coalesce(max(log_offset), 0) FROM {EVENTS}")
@@ -295,15 +296,22 @@ def _extend(con: duckdb.DuckDBPyConnection, new: str) -> None:
         "HAVING max(v.ended) IS NULL OR max(v.ended) < t.lo",
         [first],
     )
-    if con.execute("SELECT count(*) FROM roost_after").fetchall()[0][0] == 0:
+    after, touched = con.execute(
+        "SELECT (SELECT count(*) FROM roost_after), (SELECT count(*) FROM roost_touched)"
+    ).fetchall()[0]
+    if after == 0:
         return
+    # all of them, the usual case: no join to find their events among the new ones
+    among = (
+        ""
+        if after == touched
+        else ("SEMI JOIN roost_after a ON e.project_id = a.project_id AND e.visitor = a.visitor ")
+    )
     events = (
-        f"(SELECT e.* FROM {EVENTS} e JOIN roost_after a ON e.project_id = a.project_id "
-        f"AND e.visitor = a.visitor WHERE {new} AND {_NOT_BOT})"
+        f"(SELECT e.* FROM {EVENTS} e {among}WHERE {new} AND e.visitor IS NOT NULL AND {_NOT_BOT})"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE roost_fresh AS {_VISITS_OF(events, VISIT_GAP_SECONDS)}"
-    )
+    made = _VISITS_OF(events, VISIT_GAP_SECONDS, read_twice=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE roost_fresh AS {made}")
     joined = ", ".join(f'{_JOINED.get(name, f"k.{name}")} AS "{name}"' for name in _VISIT_NAMES)
     con.execute(  # the new visit starting at `lo` and the kept one ending at `kept`
         f"CREATE OR REPLACE TEMP TABLE roost_joined AS SELECT {joined}, n.timestamp AS joined "

@@ -34,7 +34,7 @@ KEPT = json.dumps(SEEN_DIMENSIONS, sort_keys=True)
 # (`tidy`, when the Loader is idle).
 UNSORTED_MIN = 200_000
 UNSORTED_SHARE = 0.25
-MERGE_EVENTS = 250_000  # events the Loader rolls up before it merges them in (`roll`)
+MERGE_EVENTS = 200_000  # events the Loader rolls up before it merges them in (`roll`)
 PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose rows are made again
 VISITORS = "roost_seen_visitors"  # likewise (project_id, visitor): those an erasure touches
 RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
