@@ -181,11 +181,13 @@ def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
     select = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
     group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
     order = " ORDER BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
-    per_event = f"SELECT {select}person FROM {base} AS b WHERE {PLAYING}"
+    # each (group, player) once, then counted: two distinct counts of the same pairs cost
+    # ~1.5× as much (players by month at 10 M events 259 → 169 ms)
+    played = f"SELECT DISTINCT {select}person FROM {base} AS b WHERE {PLAYING}"
     return (
-        f"SELECT {''.join(f'k{i}, ' for i in range(len(keys)))}count(DISTINCT person) AS players, "
-        f"count(DISTINCT CASE WHEN {new} THEN person END) AS new_players "
-        f"FROM ({per_event}) AS played{group}{order}"
+        f"SELECT {''.join(f'k{i}, ' for i in range(len(keys)))}count(*) AS players, "
+        f"coalesce(sum(CASE WHEN {new} THEN 1 ELSE 0 END), 0) AS new_players "
+        f"FROM ({played}) AS played{group}{order}"
     )
 
 
@@ -197,10 +199,42 @@ def _people(r: GameReport, scope: stats.StatsQuery, project_id: int, flavor: Fla
     rows of them, when its groups and filters are presence columns and its hours whole
     (query/rollup.py): players are who had a game event, and presence rows keep who did
     what category of event in each hour, a few times fewer rows than the events."""
-    rows = None
+    return stats.base_relation(
+        scope,
+        project_id,
+        flavor,
+        scope.filters,
+        people=True,
+        rows=_presence(r, scope, project_id, flavor),
+    )
+
+
+def _presence(
+    r: GameReport, scope: stats.StatsQuery, project_id: int, flavor: Flavor
+) -> str | None:
+    """The presence rows the players report may count `scope`'s players from, if any."""
     if all(b.startswith("time:") or b in rollup.COLUMNS for b in r.by):
-        rows = rollup.relation(replace(scope, metrics=["users"]), project_id, flavor)
-    return stats.base_relation(scope, project_id, flavor, scope.filters, people=True, rows=rows)
+        return rollup.relation(replace(scope, metrics=["users"]), project_id, flavor)
+    return None
+
+
+def _players_once(r: GameReport, everything: str, flavor: Flavor) -> str:
+    """Players and new players in all (no groups) in one pass over `everything`, whose rows
+    each lie wholly inside or outside the range (presence rows of whole hours): a player
+    has a row in it, a new one's first row is in it (against ~2× for a pass over the range,
+    then one over all time for the new: 150 → 80 ms at 10 M events)."""
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
+    inside = f"timestamp >= {start} AND timestamp < {end}"
+    each = (
+        "SELECT person, min(timestamp) AS came, "
+        f"max(CASE WHEN {inside} THEN 1 ELSE 0 END) AS here "
+        f"FROM {everything} AS a WHERE {PLAYING} GROUP BY person"
+    )
+    return (
+        "SELECT count(*) AS players, "
+        f"coalesce(sum(CASE WHEN came >= {start} THEN 1 ELSE 0 END), 0) AS new_players "
+        f"FROM ({each}) AS p WHERE here = 1"
+    )
 
 
 def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
@@ -230,7 +264,11 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
         everything = _people(r, always, project_id, flavor)
-        players = _players(r, _people(r, r.scope, project_id, flavor), everything, flavor)
+        whole = None not in (_presence(r, s, project_id, flavor) for s in (r.scope, always))
+        if not r.by and whole:
+            players = _players_once(r, everything, flavor)
+        else:
+            players = _players(r, _people(r, r.scope, project_id, flavor), everything, flavor)
         if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's
             players = (  # a day of no players may still have players in its 30 days
                 "SELECT k0, coalesce(players, 0) AS players, "
