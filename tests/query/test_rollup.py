@@ -24,7 +24,7 @@ from roost.storage.warehouse import duckdb as storage_duckdb
 from roost.storage.warehouse import duckdb_seen
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
-from roost.storage.warehouse.schema import PRESENCE_KEYS, VISIT_COLUMNS
+from roost.storage.warehouse.schema import PRESENCE_KEYS, SESSION_MERGED, VISIT_COLUMNS
 from tests.conftest import Env
 
 RANGE = ["2024-03-29", "2024-04-02"]  # Europe's clocks went forward on 31 March
@@ -122,6 +122,12 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("players", {"by": ["time:day"]}, "presence"),
     ("players", {"by": ["time:hour"], "filters": [["is", "os", ["iOS"]]]}, "presence"),
     ("players", {"by": ["build"]}, ""),
+    # game sessions: from their hours' rows, by time in any zone (a session's own start)
+    ("sessions", {}, "session_hours"),
+    ("sessions", {"by": ["time:day"]}, "session_hours"),
+    ("sessions", {"by": ["build", "time:hour"], "date_range": "all"}, "session_hours"),
+    ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]}, "session_hours"),
+    ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events
 ]  # fmt: skip
 
 
@@ -141,6 +147,9 @@ class EventsOnly:
         return None
 
     def seen(self, project_id: int) -> None:
+        return None
+
+    def session_hours(self, project_id: int) -> None:
         return None
 
 
@@ -182,8 +191,8 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
     for _ in range(n):
         k = rng.randrange(6)
         moment = datetime(2024, 3, 22, tzinfo=UTC).timestamp() + rng.uniform(0, 11 * 86400)
-        kind, name = rng.choice([("session", "Session:Start"), ("progression", "Start:Run"),
-                                 ("design", "Click:Menu")])  # fmt: skip
+        kind, name = rng.choice([("session", "Session:Start"), ("session", "Session:End"),
+                                 ("progression", "Start:Run"), ("design", "Click:Menu")])  # fmt: skip
         events.append({
             "build_version": rng.choice(["1.0", "1.1"]), "player_hash": player(k),
             "session_id": f"6f1c2d3e-0000-4000-8000-{k:012x}", "type": kind, "name": name,
@@ -228,9 +237,13 @@ def same_answers(env: Env) -> None:
             body = {"date_range": RANGE, **body, "timezone": zone}
             report = REPORTS[kind]
             sql = report.build(report.parse(body, datetime.now(UTC)), project, flavor)
-            read = [t for t in ("presence", "visits", "seen") if f"roost.{t} " in sql]
+            kept = ("presence", "visits", "seen", "session_hours")
+            read = [t for t in kept if f"roost.{t} " in sql]
             hourly = keeps and zone != "Asia/Kolkata"  # visits and last times: in any zone
-            wanted = [t for t in expected.split() if keeps and (hourly or t != "presence")]
+            # session hours: a range of whole UTC hours (all time, or local days that are)
+            whole = zone != "Asia/Kolkata" or body["date_range"] == "all"
+            local = {"presence": hourly, "session_hours": whole}
+            wanted = [t for t in expected.split() if keeps and local.get(t, True)]
             assert read == wanted, (zone, kind, body)
             assert asked(env, kind, body) == counted(env, kind, body), (zone, kind, body)
 
@@ -325,13 +338,16 @@ def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
     """A database from before the rollups (or from a Roost that kept them in another shape)
     gets them made from its events when it opens: the same rows the loads had made."""
     events = pageviews(minutes=7)
+    for n, event in enumerate(events[::4]):  # and a game session of 10 events, hours long
+        event.type, event.event, event.build, event.session_id = ("session", "Session:Start",
+                                                                  f"1.{n % 2}", "g1")  # fmt: skip
     path = tmp_path / "events.duckdb"
     warehouse = DuckDBWarehouse(path)
     warehouse.load([(1, 20, msgspec.json.encode(events[:20]))])
     warehouse.load([(21, 20, msgspec.json.encode(events[20:]))])
     loaded = rollup_rows(warehouse)
     warehouse.close()
-    assert loaded[0] and loaded[1] and loaded[2]
+    assert all(loaded) and len(loaded[3]) == 5  # its 5 hours
 
     for changes in (
         [
@@ -346,6 +362,11 @@ def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
         [  # kept per fewer columns by a Roost before this one
             "DELETE FROM roost.seen WHERE dimension LIKE 'visitor%'",
             "UPDATE roost.seen_held SET kept = '{}'",
+        ],
+        ["DROP TABLE roost.session_hours"],  # from before the session hours
+        [  # behind the rollups: a Roost before them rolled events up meanwhile
+            "DELETE FROM roost.session_hours WHERE hour(timestamp) = 13",
+            "UPDATE roost.session_hours_held SET held = held - 1",
         ],
     ):
         con = duckdb.connect(str(path))
@@ -386,9 +407,9 @@ def test_an_erasure_keeps_the_rollups_and_the_events_past_them_apart(tmp_path: P
 PRESENCE_NAMES = [c.name for c in PRESENCE_KEYS]
 
 
-def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any], list[Any]]:
-    """The presence rows, each group's rows merged, the visits and the last-seen rows (all
-    rolled up first, as a report does)."""
+def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], ...]:
+    """The presence rows, each group's rows merged, the visits, the last-seen rows and the
+    session hours, each hour's merged (all rolled up first, as a report does)."""
     keys = ", ".join(c.name for c in PRESENCE_KEYS)
     presence = warehouse.report(
         f"SELECT {keys}, sum(events) FROM {warehouse.flavor.presence(1)} GROUP BY ALL ORDER BY ALL",
@@ -400,7 +421,13 @@ def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], list[Any], list[
     seen = warehouse.report(
         f"SELECT * FROM {warehouse.flavor.seen(1)} ORDER BY ALL", timeout=30, max_rows=1000
     ).rows
-    return presence, visits, seen
+    sessions = warehouse.report(
+        f"SELECT timestamp, session_id, {', '.join(SESSION_MERGED.values())} "
+        f"FROM {warehouse.flavor.session_hours(1)} GROUP BY ALL ORDER BY ALL",
+        timeout=30,
+        max_rows=1000,
+    ).rows
+    return presence, visits, seen, sessions
 
 
 def test_a_late_event_joins_two_visits_and_its_erasure_parts_them(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from roost.dialects.game import GAME_TYPES
 from roost.errors import BadRequest
 from roost.query import rollup, stats
 from roost.storage.warehouse.flavor import INTERVALS, Flavor
+from roost.storage.warehouse.schema import SESSION_MERGED
 
 GROUPABLE = ("build", "dim1", "dim2", "dim3")
 REPORTS = ("sessions", "errors", "runs", "resources", "players")
@@ -66,7 +67,9 @@ def _keys(r: GameReport) -> tuple[str, str]:
     return select, group
 
 
-def _sessions(r: GameReport, base: str, flavor: Flavor) -> str:
+def _sessions(r: GameReport, base: str, flavor: Flavor, hours: str | None = None) -> str:
+    """`hours`: the session hours (schema.py's SESSION_HOUR_COLUMNS) of the range's hours,
+    to read instead of the events of `base` (`_session_hours` says when)."""
     # The inner names differ from the outer ones: ClickHouse's aliases are global to a query
     first = "coalesce(started_at, first_seen)"
     each = (
@@ -81,6 +84,10 @@ def _sessions(r: GameReport, base: str, flavor: Flavor) -> str:
         f"FROM (SELECT * FROM {base} AS b0 WHERE session_id IS NOT NULL AND build IS NOT NULL) "
         "AS b GROUP BY session_id"
     )
+    if hours is not None:
+        named = {"started": "started_at", "ended": "ended_at"}
+        merged = ", ".join(f"{v} AS {named.get(k, k)}" for k, v in SESSION_MERGED.items())
+        each = f"SELECT session_id, {merged} FROM {hours} AS h GROUP BY session_id"
     keys = []
     for name in r.by:
         if name.startswith("time:"):
@@ -257,10 +264,28 @@ def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
     )
 
 
+def _session_hours(r: GameReport, project_id: int, flavor: Flavor) -> str | None:
+    """The session hours of the range, if the Warehouse keeps them and they answer `r` as
+    its events do: no filter (it would pick events, not sessions), and a range of whole UTC
+    hours (each hour's rows wholly in it or out; by time, a session is bucketed by its
+    start's own time, in any zone)."""
+    kept = flavor.session_hours(project_id)
+    whole = all(
+        t == t.replace(minute=0, second=0, microsecond=0) for t in (r.scope.start, r.scope.end)
+    )
+    if kept is None or r.scope.filters or not whole:
+        return None
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
+    return f"(SELECT * FROM {kept} AS k WHERE timestamp >= {start} AND timestamp < {end})"
+
+
 def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     # sessions count no people: no identity links to resolve (unless a filter names a user)
     people = r.kind != "sessions"
     base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=people)
+    if r.kind == "sessions":
+        hours = _session_hours(r, project_id, flavor)
+        return f"{_sessions(r, base, flavor, hours)} LIMIT {r.limit}"
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
         everything = _people(r, always, project_id, flavor)

@@ -31,7 +31,13 @@ from roost.errors import BadRequest
 from roost.niceness import lower_priority
 from roost.storage.disk import Room, file_path
 from roost.storage.log import Group
-from roost.storage.warehouse import LoadShape, QueryResult, duckdb_links, duckdb_seen
+from roost.storage.warehouse import (
+    LoadShape,
+    QueryResult,
+    duckdb_links,
+    duckdb_seen,
+    duckdb_sessions,
+)
 from roost.storage.warehouse import duckdb_rollups as rollups
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, plain_value
@@ -234,6 +240,7 @@ class DuckDBWarehouse:
                 rollups.visits,
                 rollups.ROLLED_UP,
                 seen=duckdb_seen.seen,
+                sessions=duckdb_sessions.session_hours,
             )
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)
@@ -248,7 +255,13 @@ class DuckDBWarehouse:
             cursor.begin()
             try:
                 tables = (
-                    [TABLE, rollups.PRESENCE, rollups.VISITS, duckdb_seen.SEEN]
+                    [
+                        TABLE,
+                        rollups.PRESENCE,
+                        rollups.VISITS,
+                        duckdb_seen.SEEN,
+                        duckdb_sessions.SESSIONS,
+                    ]
                     if self.with_rollups
                     else [TABLE]
                 )

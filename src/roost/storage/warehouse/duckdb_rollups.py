@@ -19,6 +19,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from roost.storage.warehouse import duckdb_seen as seen
+from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import (
@@ -68,7 +69,8 @@ _VISITS_OF = DuckDBFlavor(EVENTS, IDENTITIES).visits_of  # the SQL reports make 
 _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
-ROWS, SEEN = "rows", "seen"  # what `create` may have made: presence and visits, last-seen rows
+# what `create` may have made: presence and visits, last-seen rows, session hours
+ROWS, SEEN, SESSIONS = "rows", "seen", "sessions"
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -77,26 +79,24 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     `fill` them, or copy them whole)."""
     shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
     for table, columns in shapes:
-        found = con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
-            [table.split(".")[1]],
-        ).fetchall()
-        if [name for (name,) in found] != [c.name for c in columns]:
+        if seen.table_columns(con, table) != [c.name for c in columns]:
             break
     else:
-        return [SEEN] if seen.create(con, _ROLLED) else []
+        made = [SEEN] if seen.create(con, _ROLLED) else []
+        return made + ([SESSIONS] if sessions.create(con, _ROLLED) else [])
     _drop_rows(con)
     for table, columns in shapes:
         declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
         con.execute(f"CREATE TABLE {table} ({declared})")
     seen.make(con)  # made with them, from the same events
-    return [ROWS, SEEN]
+    sessions.make(con)
+    return [ROWS, SEEN, SESSIONS]
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     _drop_rows(con)
     seen.drop(con)
+    sessions.drop(con)
 
 
 def _drop_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -137,6 +137,8 @@ def fill(con: duckdb.DuckDBPyConnection, made: Sequence[str]) -> None:
         _fill_rows(con)
     if SEEN in made:
         seen.fill(con, _ROLLED)
+    if SESSIONS in made:
+        sessions.fill(con, _ROLLED)
 
 
 def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -165,6 +167,7 @@ def roll(
         )
         assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
         hours = inserted.to_arrow_table()
+    sessions.roll(con, new, upto)
     _touched(con, new)
     _extend(con, new)
     _revisit(con, str(int(upto)))
@@ -187,6 +190,7 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
     )
     con.execute(f"DELETE FROM {PRESENCE} WHERE {which}")
     con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
+    sessions.merge(con, which)
     return [
         (hour, int(rows))
         for hour, rows in con.execute(
@@ -243,6 +247,7 @@ def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
         f"AND e.log_offset <= {_ROLLED}"  # the events past it are counted as they are
     )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
+    sessions.remake(con, pid, hours, _ROLLED)
     _revisit(con, _ROLLED)
     seen.remake(con, _ROLLED)
 

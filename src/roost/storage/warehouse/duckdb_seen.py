@@ -110,8 +110,8 @@ def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the table if it is missing, of another shape (made from the events, so made
     again rather than altered), behind the rollups' offset `rolled` (SQL; None: there are none
     yet) or kept per other columns; whether it was (then `fill` it)."""
-    if _columns(con, "seen") == [c.name for c in SEEN_COLUMNS] and (
-        _columns(con, "seen_held") == _HELD_COLUMNS
+    if table_columns(con, SEEN) == [c.name for c in SEEN_COLUMNS] and (
+        table_columns(con, HELD) == _HELD_COLUMNS
     ):
         query = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
         if con.execute(query, [KEPT]).fetchall() == [(True,)]:
@@ -128,11 +128,12 @@ def make(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT, kept VARCHAR)")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of the table `table` (roost.<name>) in order; none if it is missing."""
     found = con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
         "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
-        [table],
+        [table.split(".")[1]],
     ).fetchall()
     return [name for (name,) in found]
 

@@ -72,6 +72,12 @@ class Flavor(Protocol):
         when this Warehouse does not keep them: reports then count people from the events."""
         ...
 
+    def session_hours(self, project_id: int) -> str | None:
+        """One project's session hours (storage/warehouse/schema.py's SESSION_HOUR_COLUMNS),
+        or None when this Warehouse does not keep them: the sessions report then groups the
+        events."""
+        ...
+
     def visits_of(
         self,
         relation: str,
@@ -195,12 +201,14 @@ class DuckDBFlavor:
         visits: Callable[[int], str] | None = None,
         visible: str = "1 = 1",
         seen: Callable[[int], str] | None = None,
+        sessions: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
         self._presence = presence  # a project's presence rows (storage/warehouse/duckdb_rollups.py)
         self._visits = visits  # its visits
         self._seen = seen  # its last-seen rows (storage/warehouse/duckdb_seen.py)
+        self._sessions = sessions  # its session hours (storage/warehouse/duckdb_sessions.py)
         self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
@@ -224,6 +232,9 @@ class DuckDBFlavor:
 
     def seen(self, project_id: int) -> str | None:
         return None if self._seen is None else self._seen(project_id)
+
+    def session_hours(self, project_id: int) -> str | None:
+        return None if self._sessions is None else self._sessions(project_id)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -475,6 +486,9 @@ class ClickHouseFlavor:
         return None  # likewise
 
     def seen(self, project_id: int) -> str | None:
+        return None  # likewise
+
+    def session_hours(self, project_id: int) -> str | None:
         return None  # likewise
 
     def string(self, value: str) -> str:

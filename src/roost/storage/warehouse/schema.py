@@ -126,6 +126,35 @@ ENTERED = tuple(c.name for c in VISIT_COLUMNS[8:])  # what a visit takes from it
 VISIT_GAP_SECONDS = 30 * 60  # a visit ends after 30 minutes without an event
 
 
+# Each game session's events of each hour (the sessions report's per-session values: when it
+# started and ended by its Session:Start and Session:End events, its first and last events,
+# how many, its build and dimensions — all minima, maxima or counts, so a range of whole
+# hours is the rows of its hours merged per session). A game session is a session id of
+# events that carry a build (a web or Segment session has none).
+SESSION_HOUR_COLUMNS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _time("timestamp"),  # the start of the hour
+    _text("session_id"),
+    _time("started"),  # its first Session:Start's time (NULL: none in the hour)
+    _time("ended"),  # its last Session:End's
+    _time("first_seen"),
+    _time("last_seen"),
+    Column("events", "BIGINT"),
+    _text("build"),  # the least of its events' (as are the dimensions)
+    _text("dim1"),
+    _text("dim2"),
+    _text("dim3"),
+)
+SESSION_MERGED = {  # each value column of session hours merged (per session, of some hours)
+    "started": "min(started)",
+    "ended": "max(ended)",
+    "first_seen": "min(first_seen)",
+    "last_seen": "max(last_seen)",
+    "events": "CAST(sum(events) AS BIGINT)",
+    **{name: f"min({name})" for name in ("build", "dim1", "dim2", "dim3")},
+}
+
+
 # When each person was last seen: per person (identity links resolved), the time of their last
 # event of each name (`dimension` 'event', `value` the name) and of any event (`dimension` '',
 # `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
