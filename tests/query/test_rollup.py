@@ -128,6 +128,16 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("sessions", {"by": ["build", "time:hour"], "date_range": "all"}, "session_hours"),
     ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]}, "session_hours"),
     ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events
+    # players per run and resource: by their last-seen rows, in a range that ends after it
+    # was asked (the counts of the range's events, the late players' among them)
+    ("runs", {"date_range": AHEAD}, "seen"),
+    ("resources", {"date_range": "all"}, "seen"),
+    ("resources", {"date_range": AHEAD}, "seen"),
+    ("runs", {}, ""),
+    ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": AHEAD,
+               "filters": [["is", "category", ["progression"]]]}, ""),  # names, not runs
+    ("runs", {"by": ["build"], "date_range": AHEAD}, ""),
+    ("resources", {"date_range": AHEAD, "filters": [["is", "build", ["1.0"]]]}, ""),
 ]  # fmt: skip
 
 
@@ -192,11 +202,16 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
         k = rng.randrange(6)
         moment = datetime(2024, 3, 22, tzinfo=UTC).timestamp() + rng.uniform(0, 11 * 86400)
         kind, name = rng.choice([("session", "Session:Start"), ("session", "Session:End"),
-                                 ("progression", "Start:Run"), ("design", "Click:Menu")])  # fmt: skip
+                                 ("progression", "Start:Run"), ("progression", "Fail:Boss"),
+                                 ("resource", "Source:Gold"), ("resource", "Sink:Gold"),
+                                 ("resource", "Sink:Gems"), ("design", "Click:Menu")])  # fmt: skip
         events.append({
             "build_version": rng.choice(["1.0", "1.1"]), "player_hash": player(k),
             "session_id": f"6f1c2d3e-0000-4000-8000-{k:012x}", "type": kind, "name": name,
             "ts": datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z"),
+            # player 5 moves no resource (counts for none: the other players' do)
+            **({"value": 0 if k == 5 else rng.choice([0, 5, 12.5])} if kind == "resource"
+               else {}),
         })  # fmt: skip
     return events
 

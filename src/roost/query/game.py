@@ -118,14 +118,18 @@ def _errors(r: GameReport, base: str, flavor: Flavor) -> str:
     )
 
 
-def _verbs(
-    r: GameReport,
-    base: str,
-    flavor: Flavor,
-    category: str,
-    verbs: dict[str, str],
-    measure: str,
-) -> str:
+# what the runs and resources reports count: (category, {verb: column}, measure summed)
+VERBS = {
+    "runs": ("progression", {"Start": "starts", "Complete": "completes", "Fail": "fails"}, "1"),
+    "resources": ("resource", {"Source": "sources", "Sink": "sinks"}, "value"),
+}
+SEEN_PER = {"runs": "run", "resources": "resource"}  # their players' last-seen rows (schema.py)
+
+
+def _verbs(r: GameReport, base: str, flavor: Flavor, seen: tuple[str, str] | None = None) -> str:
+    """Runs or resources per subject, and their players; `seen`: (the range's events with
+    `person`, the last-seen rows) to count the players from, `base` then needing no people."""
+    category, verbs, measure = VERBS[r.kind]
     select, group = _keys(r)
     verb = flavor.before("event", ":")
     subject = flavor.after("event", ":")
@@ -136,27 +140,40 @@ def _verbs(
         for v, alias in verbs.items()
     )
     extra = " AND value > 0" if category == "resource" else ""
-    return (
-        f"SELECT {select}{subject} AS subject, {columns}, count(DISTINCT person) AS players "
-        f"FROM {base} AS b WHERE category = {flavor.string(category)}{extra} "
-        f"AND {subject} IS NOT NULL GROUP BY subject{group} ORDER BY subject{group}"
+    kind = f"category = {flavor.string(category)}{extra}"
+    which = f"{kind} AND {subject} IS NOT NULL"
+    if seen is None:
+        return (
+            f"SELECT {select}{subject} AS subject, {columns}, count(DISTINCT person) AS players "
+            f"FROM {base} AS b WHERE {which} GROUP BY subject{group} ORDER BY subject{group}"
+        )
+    # no groups: the counts of the events without their people (per name first: the name's
+    # parts are then taken of a few names, not of every event), the players a count of rows
+    # (at 10 M events, runs ~310 → ~80 ms, resources ~200 → ~55 ms)
+    events, rows = seen
+    played = f"(SELECT *, {subject} AS d0 FROM {events} AS e WHERE {which})"
+    players = rollup.counted_seen(r.scope, "users", rows, played, flavor, SEEN_PER[r.kind])
+    total = "count(*)" if measure == "1" else f"sum({measure})"
+    named = f"SELECT event, {total} AS n FROM {base} AS b WHERE {kind} GROUP BY event"
+    summed = ", ".join(
+        f"coalesce(sum(CASE WHEN {verb} = {flavor.string(v)} THEN n END), 0) AS {alias}"
+        for v, alias in verbs.items()
     )
-
-
-def _runs(r: GameReport, base: str, flavor: Flavor) -> str:
-    verbs = {"Start": "starts", "Complete": "completes", "Fail": "fails"}
-    return _verbs(r, base, flavor, "progression", verbs, "1")
-
-
-def _resources(r: GameReport, base: str, flavor: Flavor) -> str:
-    return _verbs(r, base, flavor, "resource", {"Source": "sources", "Sink": "sinks"}, "value")
+    counts = (
+        f"SELECT {subject} AS subject, {summed} FROM ({named}) AS n "
+        f"WHERE {subject} IS NOT NULL GROUP BY subject"
+    )
+    return (
+        f"SELECT c.*, coalesce(p.users, 0) AS players FROM ({counts}) AS c "
+        f"LEFT JOIN ({players}) AS p ON p.d0 = c.subject ORDER BY subject"
+    )
 
 
 BUILDERS: dict[str, Callable[[GameReport, str, Flavor], str]] = {
     "sessions": _sessions,
     "errors": _errors,
-    "runs": _runs,
-    "resources": _resources,
+    "runs": _verbs,
+    "resources": _verbs,
 }
 
 
@@ -286,6 +303,10 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     if r.kind == "sessions":
         hours = _session_hours(r, project_id, flavor)
         return f"{_sessions(r, base, flavor, hours)} LIMIT {r.limit}"
+    rows = rollup.seen_rows(r.scope, project_id, flavor)
+    if r.kind in VERBS and rows is not None and not r.by and not r.scope.filters:
+        counted = stats.base_relation(r.scope, project_id, flavor, [], people=False)
+        return f"{_verbs(r, counted, flavor, (base, rows))} LIMIT {r.limit}"
     if r.kind == "players":
         always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
         everything = _people(r, always, project_id, flavor)

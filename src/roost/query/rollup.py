@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from roost.dialects.clock import STORABLE
 from roost.storage.warehouse.flavor import Flavor
 from roost.storage.warehouse.schema import PRESENCE_KEYS, SEEN_DIMENSIONS
 
@@ -57,6 +58,9 @@ COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {
     "who",
     "linked",
 } | {"person"}
+# No stored time is at or after this (dialects/clock.py): DuckDB proves a range of rows last seen
+# after it empty, then builds its join's hash table of the other side, every event (~200 ms)
+STORED_UNTIL = STORABLE[1].replace(tzinfo=None)
 # The time zone database lists each zone's changes up to 2037 (Morocco's to 2087), then repeats
 # a yearly rule: a zone right from 2037 to HORIZON is right ever after.
 HORIZON = datetime(2090, 1, 1)
@@ -94,7 +98,15 @@ def seen(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | N
     (instants, not only whole hours), but one that ended before may have most people last
     seen after it (everyone there since), each looked for among its events: those are counted
     from the events."""
-    if q.asked is None or q.end <= q.asked or _seen_dimension(q, metric) is None:
+    if _seen_dimension(q, metric) is None:
+        return None
+    return seen_rows(q, project_id, flavor)
+
+
+def seen_rows(q: StatsQuery, project_id: int, flavor: Flavor) -> str | None:
+    """The last-seen rows, if the Warehouse keeps them and `q`'s range ends after it was
+    asked (`seen`)."""
+    if q.asked is None or q.end <= q.asked:
         return None
     return flavor.seen(project_id)
 
@@ -114,19 +126,23 @@ def _seen_dimension(q: StatsQuery, metric: str) -> str | None:
         single = len(q.filters) == 1 and f[0] == "is" and f[1].kind == "column" and len(f[2]) == 1
         only = (f[1].arg, f[2][0]) if single else False
     for dimension, kept in SEEN_DIMENSIONS.items():
-        if (kept.metric, kept.column, kept.only) == (metric, column, only):
+        plain = kept.after is None and kept.positive is None  # a game report's: not a query's
+        if plain and (kept.metric, kept.column, kept.only) == (metric, column, only):
             return dimension
     return None
 
 
-def counted_seen(q: StatsQuery, metric: str, seen: str, events: str, flavor: Flavor) -> str:
+def counted_seen(
+    q: StatsQuery, metric: str, seen: str, events: str, flavor: Flavor, dimension: str | None = None
+) -> str:
     """`metric` of `q` (per its dimension d0, if any) counted from its last-seen rows `seen`:
     those last seen within the range, and — of those last seen after it, who may have been
     there too — the ones among `events` (the range's, with d0, and `person` for users). An
-    empty range of late rows costs nothing: DuckDB skips a join whose build side is empty."""
-    keyed = bool(q.dimensions)
+    empty range of late rows costs nothing: DuckDB skips a join whose build side is empty.
+    `dimension`: of those rows, per value (d0), instead of those `q` asks for."""
+    keyed = bool(q.dimensions) or dimension is not None
     start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
-    dimension = flavor.string(_seen_dimension(q, metric) or "")
+    dimension = flavor.string(dimension or _seen_dimension(q, metric) or "")
     rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {dimension})"
     key, group = ("d0, ", " GROUP BY d0") if keyed else ("", "")
     within = (
@@ -143,6 +159,8 @@ def counted_seen(q: StatsQuery, metric: str, seen: str, events: str, flavor: Fla
         f"(SELECT value, person FROM {rows} AS s WHERE last >= {end}) AS l "
         f"ON l.person = {who}{match}{group}"
     )
+    if q.end >= STORED_UNTIL:  # no one's last time is after it (all time, as asked)
+        return within
     return f"SELECT {key}sum({metric}) AS {metric} FROM ({within} UNION ALL {later}) AS u{group}"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import duckdb
 
 from roost.storage.warehouse.duckdb_links import links_of
+from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS
 
 EVENTS = "roost.events"
@@ -42,6 +43,7 @@ _MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged
 _TARGETS = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"  # the ids linked to
 
 _WHO = "coalesce(e.user_id, e.anonymous_id)"
+_FLAVOR = DuckDBFlavor(EVENTS, IDENTITIES)  # a value's SQL as the reports write it
 
 
 def _dimensions(metric: str) -> str:
@@ -97,9 +99,15 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
         if kept.metric != metric:
             continue
         only = f" AND e.{kept.only[0]} = '{kept.only[1]}'" if kept.only else ""
-        column = f", {kept.column}" if kept.column else ""
+        value = kept.column
+        if kept.column and kept.after:
+            value = _FLAVOR.after(f"e.{kept.column}", kept.after)
+            only += f" AND {value} IS NOT NULL"
+        if kept.positive:
+            only += f" AND e.{kept.positive} > 0"
+        column = f", {value}" if value else ""
         parts.append(
-            f"SELECT project_id, '{dimension}' AS dimension, {kept.column or 'NULL'}::VARCHAR "
+            f"SELECT project_id, '{dimension}' AS dimension, {value or 'NULL'}::VARCHAR "
             f"AS value, {who} AS person, max(timestamp) AS last FROM {events} AS e "
             f"WHERE {where}{only} GROUP BY project_id, {who}{column}"
         )

@@ -156,7 +156,8 @@ SESSION_MERGED = {  # each value column of session hours merged (per session, of
 
 
 # When each person was last seen: per person (identity links resolved), the time of their last
-# event of each name (`dimension` 'event', `value` the name) and of any event (`dimension` '',
+# event of each name (`dimension` 'event', `value` the name), of each run and resource of a
+# game ('run', 'resource': the game reports' players) and of any event (`dimension` '',
 # `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
 # event ('visitor'), of each page viewed ('visitor pageview', `value` the path) and of the
 # country, browser, OS and device of their pageviews (the dashboard's web panels). The people
@@ -178,6 +179,8 @@ class Seen(NamedTuple):
     metric: str  # whom they count: the Stats API's users or visitors
     column: str | None  # the column `value` is (None: a row a person, of any event)
     only: tuple[str, str] | None = None  # (column, value): of the events that have it only
+    after: str | None = None  # `value`: the column's text after this (events without it: none)
+    positive: str | None = None  # a column: of the events where it is above 0 only
 
 
 SEEN_DIMENSIONS = {
@@ -187,4 +190,8 @@ SEEN_DIMENSIONS = {
     "visitor pageview": Seen("visitors", "path", ("type", "page")),
     **{f"visitor pageview {c}": Seen("visitors", c, ("type", "page"))
        for c in ("country", "browser", "os", "device")},
+    # players per run and per resource (the game reports': a progression or resource event's
+    # name is `verb:subject`), a resource's of the events that moved some of it
+    "run": Seen("users", "event", ("category", "progression"), ":"),
+    "resource": Seen("users", "event", ("category", "resource"), ":", "value"),
 }  # fmt: skip
