@@ -1,5 +1,5 @@
-"""What the DuckDB Warehouse's rollups (presence rows, visits, last-seen rows) cost the
-Loader: the same events loaded into fresh Warehouses with them and without, rounds
+"""What the DuckDB Warehouse's rollups (presence rows, visits, last-seen rows, session hours)
+cost the Loader: the same events loaded into fresh Warehouses with them and without, rounds
 alternating.
 
     python bench/loads.py [--events 500000] [--rounds 3] [--data DIR] [--scale 20]
@@ -9,8 +9,9 @@ filled data dir (bench/queries.py --data leaves one), else `roost demo --scale S
 one over HTTP first. Each load is what
 the Loader hands over under load (groups of the Log adding up to LoadShape.events); only
 `load()` is timed, merges included, and a report once all are loaded (it rolls up what the
-loads left; not the Loader's tidying when idle, which only keeps reads quick). The issue's bar: with rollups ≥ 80% of the events/s
-without. Appends a dated section to bench/RESULTS.md unless --no-record.
+loads left; not the Loader's tidying when idle, which only keeps reads quick). The issue's
+bar: with rollups ≥ 80% of the events/s without. Appends a dated section to
+bench/RESULTS.md unless --no-record.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def main() -> None:
         "load() timed, merges included, then a report (it rolls up what is left); medians of the rounds (each in brackets).\n\n"
         "| Warehouse | events/s loaded | of without rollups | target |\n|---|---|---|---|\n"
         f"| without rollups | {without:,.0f} ({rounds[False]}) | 100% | |\n"
-        f"| with presence rows, visits and last-seen rows | {kept:,.0f} ({rounds[True]}) | "
+        f"| with presence rows, visits, last-seen rows and session hours | {kept:,.0f} ({rounds[True]}) | "
         f"{100 * kept / without:.0f}% | ≥ 80% |\n"
     )
     publish(report, record=not args.no_record)
