@@ -10,13 +10,13 @@ to the rollups' offset.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import duckdb
 
 from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.flavor import DuckDBFlavor
-from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS
+from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS, Column
 
 EVENTS = "roost.events"
 IDENTITIES = "roost.identities"
@@ -26,7 +26,8 @@ SEEN = "roost.seen"
 # first, are in the order of `person`, and what they are kept per (SEEN_DIMENSIONS): the rows
 # are made again when either of those is not this Roost's
 HELD = "roost.seen_held"
-_HELD_COLUMNS = ["held", "sorted", "kept"]
+_HELD_COLUMNS = (Column("held", "BIGINT"), Column("sorted", "BIGINT"), Column("kept", "VARCHAR"))
+_TABLES = ((SEEN, SEEN_COLUMNS), (HELD, _HELD_COLUMNS))
 KEPT = json.dumps(SEEN_DIMENSIONS, sort_keys=True)
 # The rows are kept in the order of `person`, so DuckDB finds a few people's rows (a roll's
 # merge, a relink's) by the row groups' ranges instead of reading every row (~4 ms for a roll
@@ -118,22 +119,29 @@ def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the table if it is missing, of another shape (made from the events, so made
     again rather than altered), behind the rollups' offset `rolled` (SQL; None: there are none
     yet) or kept per other columns; whether it was (then `fill` it)."""
-    if table_columns(con, SEEN) == [c.name for c in SEEN_COLUMNS] and (
-        table_columns(con, HELD) == _HELD_COLUMNS
-    ):
-        query = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
-        if con.execute(query, [KEPT]).fetchall() == [(True,)]:
-            return False
+    current = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
+    if shaped(con, _TABLES) and con.execute(current, [KEPT]).fetchall() == [(True,)]:
+        return False
     make(con)
     return True
 
 
 def make(con: duckdb.DuckDBPyConnection) -> None:
     """Make the tables anew, empty (then `fill` them)."""
-    drop(con)
-    declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in SEEN_COLUMNS)
-    con.execute(f"CREATE TABLE {SEEN} ({declared})")
-    con.execute(f"CREATE TABLE {HELD} (held BIGINT, sorted BIGINT, kept VARCHAR)")
+    made(con, _TABLES)
+
+
+def made(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, Sequence[Column]]]) -> None:
+    """Make these tables (roost.<name>, its columns) anew, empty."""
+    for table, columns in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
+        con.execute(f"CREATE TABLE {table} ({declared})")
+
+
+def shaped(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, Sequence[Column]]]) -> bool:
+    """Whether each of these tables is there with these columns."""
+    return all(table_columns(con, t) == [c.name for c in columns] for t, columns in tables)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

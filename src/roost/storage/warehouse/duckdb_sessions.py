@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import duckdb
 
-from roost.storage.warehouse.duckdb_seen import table_columns
-from roost.storage.warehouse.schema import SESSION_HOUR_COLUMNS, SESSION_MERGED
+from roost.storage.warehouse.duckdb_seen import made, shaped
+from roost.storage.warehouse.schema import SESSION_HOUR_COLUMNS, SESSION_MERGED, Column
 
 EVENTS = "roost.events"
 SESSIONS = "roost.session_hours"
@@ -21,6 +21,7 @@ SESSIONS = "roost.session_hours"
 # before them rolled events up meanwhile: the rows are then made again
 HELD = "roost.session_hours_held"
 _NAMES = [c.name for c in SESSION_HOUR_COLUMNS]
+_TABLES = ((SESSIONS, SESSION_HOUR_COLUMNS), (HELD, (Column("held", "BIGINT"),)))
 _GAME = "e.session_id IS NOT NULL AND e.build IS NOT NULL"  # a game session's event
 _OF_EVENTS = {  # each column of an hour's row, from its events
     "project_id": "e.project_id",
@@ -44,8 +45,8 @@ def _of(where: str) -> str:
 def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the tables if missing, of another shape, or behind the rollups' offset `rolled`
     (SQL); whether they were (then `fill` them)."""
-    shaped = table_columns(con, SESSIONS) == _NAMES and table_columns(con, HELD) == ["held"]
-    if shaped and con.execute(f"SELECT held = {rolled} FROM {HELD}").fetchall() == [(True,)]:
+    current = f"SELECT held = {rolled} FROM {HELD}"
+    if shaped(con, _TABLES) and con.execute(current).fetchall() == [(True,)]:
         return False
     make(con)
     return True
@@ -53,10 +54,7 @@ def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
 
 def make(con: duckdb.DuckDBPyConnection) -> None:
     """Make the tables anew, empty (then `fill` them)."""
-    drop(con)
-    declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in SESSION_HOUR_COLUMNS)
-    con.execute(f"CREATE TABLE {SESSIONS} ({declared})")
-    con.execute(f"CREATE TABLE {HELD} (held BIGINT)")
+    made(con, _TABLES)
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
