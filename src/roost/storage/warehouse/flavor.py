@@ -302,20 +302,22 @@ class DuckDBFlavor:
             f"SELECT min(d) AS began, max(d) + {width} AS ended FROM ({numbered}) AS n "
             "GROUP BY person, span"
         )
+        # each once (written inline, the spans were made four times)
         moves = (
-            f"SELECT began AS k0, 1 AS move FROM ({spans}) AS a "
-            f"UNION ALL SELECT ended AS k0, -1 AS move FROM ({spans}) AS b"
+            "SELECT k0, sum(move) AS move FROM (SELECT began AS k0, 1 AS move FROM spans "
+            "UNION ALL SELECT ended AS k0, -1 AS move FROM spans) AS x GROUP BY k0"
         )
         calendar = (
-            "SELECT unnest(generate_series(min(k0), max(k0), INTERVAL 1 DAY)) AS k0 "
-            f"FROM ({moves}) AS m"
+            "SELECT unnest(generate_series(min(k0), max(k0), INTERVAL 1 DAY)) AS k0 FROM moves"
         )
         per_day = (
             "SELECT c.k0, sum(coalesce(m.move, 0)) OVER (ORDER BY c.k0 ROWS UNBOUNDED PRECEDING) "
-            f"AS people FROM ({calendar}) AS c LEFT JOIN (SELECT k0, sum(move) AS move "
-            f"FROM ({moves}) AS x GROUP BY k0) AS m ON m.k0 = c.k0"
+            f"AS people FROM ({calendar}) AS c LEFT JOIN moves AS m ON m.k0 = c.k0"
         )
-        return f"SELECT k0, people FROM ({per_day}) AS p WHERE people > 0"
+        return (
+            f"WITH spans AS MATERIALIZED ({spans}), moves AS MATERIALIZED ({moves}) "
+            f"SELECT k0, people FROM ({per_day}) AS p WHERE people > 0"
+        )
 
     def left_join_one(self) -> str:
         return "LEFT JOIN"
