@@ -287,10 +287,7 @@ def _session_hours(r: GameReport, project_id: int, flavor: Flavor) -> str | None
     hours (each hour's rows wholly in it or out; by time, a session is bucketed by its
     start's own time, in any zone)."""
     kept = flavor.session_hours(project_id)
-    whole = all(
-        t == t.replace(minute=0, second=0, microsecond=0) for t in (r.scope.start, r.scope.end)
-    )
-    if kept is None or r.scope.filters or not whole:
+    if kept is None or r.scope.filters or not rollup.whole_hours(r.scope):
         return None
     start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
     return f"(SELECT * FROM {kept} AS k WHERE timestamp >= {start} AND timestamp < {end})"

@@ -254,17 +254,7 @@ class DuckDBWarehouse:
                 return
             cursor.begin()
             try:
-                tables = (
-                    [
-                        TABLE,
-                        rollups.PRESENCE,
-                        rollups.VISITS,
-                        duckdb_seen.SEEN,
-                        duckdb_sessions.SESSIONS,
-                    ]
-                    if self.with_rollups
-                    else [TABLE]
-                )
+                tables = [TABLE, *(rollups.PROJECT_TABLES if self.with_rollups else ())]
                 for table in tables:
                     cursor.execute(f"DELETE FROM {table} WHERE project_id = 0")
                 cursor.execute(f"DELETE FROM {LOADED}")

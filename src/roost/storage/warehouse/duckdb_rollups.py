@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from roost.storage.warehouse import duckdb_seen as seen
 from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
+from roost.storage.warehouse.duckdb_tables import made, shaped
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import (
     PRESENCE_COLUMNS,
@@ -71,6 +72,7 @@ _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 # what `create` may have made: presence and visits, last-seen rows, session hours
 ROWS, SEEN, SESSIONS = "rows", "seen", "sessions"
+PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, sessions.SESSIONS)  # each row a project's
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -78,16 +80,11 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     are made from the events, so rebuilt rather than altered); which were (ROWS, SEEN: then
     `fill` them, or copy them whole)."""
     shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
-    for table, columns in shapes:
-        if seen.table_columns(con, table) != [c.name for c in columns]:
-            break
-    else:
-        made = [SEEN] if seen.create(con, _ROLLED) else []
-        return made + ([SESSIONS] if sessions.create(con, _ROLLED) else [])
+    if shaped(con, shapes):
+        remade = [SEEN] if seen.create(con, _ROLLED) else []
+        return remade + ([SESSIONS] if sessions.create(con, _ROLLED) else [])
     _drop_rows(con)
-    for table, columns in shapes:
-        declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
-        con.execute(f"CREATE TABLE {table} ({declared})")
+    made(con, shapes)
     seen.make(con)  # made with them, from the same events
     sessions.make(con)
     return [ROWS, SEEN, SESSIONS]
@@ -148,7 +145,6 @@ def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
         + _VISITS_OF(
             f"(SELECT * FROM {EVENTS} e WHERE visitor IS NOT NULL AND {_NOT_BOT})",
             VISIT_GAP_SECONDS,
-            read_twice=True,
         )
     )
     con.execute(f"INSERT INTO {ROLLED} SELECT coalesce(max(log_offset), 0) FROM {EVENTS}")

@@ -10,11 +10,12 @@ to the rollups' offset.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import duckdb
 
 from roost.storage.warehouse.duckdb_links import links_of
+from roost.storage.warehouse.duckdb_tables import dropped, made, remade
 from roost.storage.warehouse.flavor import DuckDBFlavor
 from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS, Column
 
@@ -119,11 +120,7 @@ def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the table if it is missing, of another shape (made from the events, so made
     again rather than altered), behind the rollups' offset `rolled` (SQL; None: there are none
     yet) or kept per other columns; whether it was (then `fill` it)."""
-    current = f"SELECT held = {rolled} AND kept = ? FROM {HELD}"
-    if shaped(con, _TABLES) and con.execute(current, [KEPT]).fetchall() == [(True,)]:
-        return False
-    make(con)
-    return True
+    return remade(con, _TABLES, f"SELECT held = {rolled} AND kept = ? FROM {HELD}", [KEPT])
 
 
 def make(con: duckdb.DuckDBPyConnection) -> None:
@@ -131,32 +128,8 @@ def make(con: duckdb.DuckDBPyConnection) -> None:
     made(con, _TABLES)
 
 
-def made(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, Sequence[Column]]]) -> None:
-    """Make these tables (roost.<name>, its columns) anew, empty."""
-    for table, columns in tables:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        declared = ", ".join(f'"{c.name}" {c.duckdb}' for c in columns)
-        con.execute(f"CREATE TABLE {table} ({declared})")
-
-
-def shaped(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, Sequence[Column]]]) -> bool:
-    """Whether each of these tables is there with these columns."""
-    return all(table_columns(con, t) == [c.name for c in columns] for t, columns in tables)
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """The columns of the table `table` (roost.<name>) in order; none if it is missing."""
-    found = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'roost' AND table_name = ? ORDER BY column_index",
-        [table.split(".")[1]],
-    ).fetchall()
-    return [name for (name,) in found]
-
-
 def drop(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {SEEN}")
-    con.execute(f"DROP TABLE IF EXISTS {HELD}")
+    dropped(con, _TABLES)
 
 
 def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import duckdb
 
-from roost.storage.warehouse.duckdb_seen import made, shaped
+from roost.storage.warehouse.duckdb_tables import dropped, made, remade
 from roost.storage.warehouse.schema import SESSION_HOUR_COLUMNS, SESSION_MERGED, Column
 
 EVENTS = "roost.events"
@@ -45,11 +45,7 @@ def _of(where: str) -> str:
 def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
     """Create the tables if missing, of another shape, or behind the rollups' offset `rolled`
     (SQL); whether they were (then `fill` them)."""
-    current = f"SELECT held = {rolled} FROM {HELD}"
-    if shaped(con, _TABLES) and con.execute(current).fetchall() == [(True,)]:
-        return False
-    make(con)
-    return True
+    return remade(con, _TABLES, f"SELECT held = {rolled} FROM {HELD}")
 
 
 def make(con: duckdb.DuckDBPyConnection) -> None:
@@ -58,8 +54,7 @@ def make(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {SESSIONS}")
-    con.execute(f"DROP TABLE IF EXISTS {HELD}")
+    dropped(con, _TABLES)
 
 
 def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:

@@ -364,8 +364,7 @@ class DuckDBFlavor:
         entered = [c for c in ENTERED if c in chosen]
         # looked up by the first event's offset: a sort carrying all 12 of them cost a
         # roll's visits ~28 ms per 50,000 events against ~22 ms
-        later = entered if read_twice else []
-        entered = [c for c in entered if c not in later]
+        later, entered = (entered, []) if read_twice else ([], entered)
         # Two passes over one sort, of the columns a visit needs only (sorting whole events,
         # JSON and all, cost ~2×): an event starts a visit when the gap before it is missing
         # or too long (in whole µs, exact); the starts so far number its visit; `n` orders
