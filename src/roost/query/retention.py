@@ -97,7 +97,8 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
         f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
     )
     if r.start == r.back:  # one condition: a person's cohort is their first active period
-        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(active)}) AS c"
+        rows = f"(SELECT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
+        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(rows)}) AS c"
     return (
         "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "
         f"FROM {cohorts} AS c JOIN {active} AS a USING (person) "

@@ -157,8 +157,8 @@ class Flavor(Protocol):
         ...
 
     def cohorts(self, active: str) -> str:
-        """Of `active`'s distinct (person, period) rows: per cohort (a person's first
-        period) and period, how many people — rows (cohort, period, people)."""
+        """Of `active`'s (person, period) rows (a pair may repeat): per cohort (a person's
+        first period) and period, how many people — rows (cohort, period, people)."""
         ...
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
@@ -323,10 +323,16 @@ class DuckDBFlavor:
         return "LEFT JOIN"
 
     def cohorts(self, active: str) -> str:
+        # Most people are active in one period: one pass per person finds their first and
+        # last, and only those with a later one are joined with the rows again (at 10 M
+        # events, 50,000 of 1.85 M people; a DISTINCT of every pair first cost ~1.5x)
         return (
-            f"WITH a AS (SELECT * FROM {active} AS x) SELECT cohort, period, count(*) AS people "
-            "FROM (SELECT person, min(period) AS cohort FROM a GROUP BY person) AS c "
-            "JOIN a USING (person) GROUP BY cohort, period"
+            "WITH c AS MATERIALIZED (SELECT person, min(period) AS cohort, max(period) AS last "
+            f"FROM {active} AS a GROUP BY person) "
+            "SELECT cohort, cohort AS period, count(*) AS people FROM c GROUP BY cohort "
+            "UNION ALL SELECT cohort, period, count(DISTINCT person) AS people "
+            "FROM (SELECT person, cohort FROM c WHERE last > cohort) AS m "
+            f"JOIN {active} AS a USING (person) WHERE period > cohort GROUP BY cohort, period"
         )
 
     def visits(self, relation: str, keys: list[str], gap_seconds: int) -> str:
@@ -568,7 +574,7 @@ class ClickHouseFlavor:
     def cohorts(self, active: str) -> str:
         # no table CTEs in 18.16: each person's periods as an array, its least the cohort
         return (
-            "SELECT cohort, p, count() AS people FROM (SELECT groupArray(period) AS ps, "
+            "SELECT cohort, p, count() AS people FROM (SELECT groupUniqArray(period) AS ps, "
             f"arrayReduce('min', ps) AS cohort FROM {active} GROUP BY person) "
             "ARRAY JOIN ps AS p GROUP BY cohort, p"
         )
