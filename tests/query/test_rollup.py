@@ -95,6 +95,9 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, ""),
     ("query", {"metrics": ["users", "visitors", "events", "sessions"], "date_range": AHEAD},
      "presence seen"),
+    # sessions too (a count of rows, where the events' is a distinct count of every session)
+    ("query", {"metrics": ["sessions"], "date_range": "all"}, "presence seen"),
+    ("query", {"metrics": ["sessions"], "date_range": AHEAD}, "presence seen"),
     ("query", {"metrics": WEB_TOTALS, "date_range": "all"}, "presence visits seen"),
     ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"], "date_range": AHEAD,
                "filters": [["is", "event", ["Buy"]]]}, ""),

@@ -86,7 +86,7 @@ def relation(
     return flavor.presence(project_id) if _hourly(q) else None
 
 
-SEEN_WHO = {"users": "person", "visitors": "visitor"}  # whom each metric counts in the events
+SEEN_WHO = {"users": "person", "visitors": "visitor", "sessions": "session_id"}  # in the events
 
 
 def seen(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | None:

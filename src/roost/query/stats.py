@@ -40,7 +40,8 @@ SIMPLE = {  # one aggregate over the matching events
     "value_avg": "avg(value)",
 }
 VISITS = ("visits", "views_per_visit", "bounce_rate", "visit_duration")
-SEEN_PARTS = {"users": "u", "visitors": "w"}  # `build`'s parts counted from last-seen rows
+SEEN_PARTS = {"users": "u", "visitors": "w", "sessions": "n"}  # `build`'s parts counted
+# from last-seen rows
 METRICS = (*SIMPLE, *VISITS, "session_duration", "conversion_rate")
 COLUMNS = {  # dimension → stored column
     "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",
@@ -559,9 +560,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
 
     Simple metrics are one aggregate of the matching events per group (`g`); visit metrics
     come from the group's visits (`v`, flavor.visits), session_duration from its sessions
-    (`s`), conversion_rate from its visitors without the goal filters (`c`), users and
-    visitors from the last-seen rows when they can count them (`u`, `w`: query/rollup.py),
-    each joined to `g` on the dimensions.
+    (`s`), conversion_rate from its visitors without the goal filters (`c`), users,
+    visitors and sessions from the last-seen rows when they can count them (`u`, `w`, `n`:
+    query/rollup.py), each joined to `g` on the dimensions.
     """
     keys = [f"d{i}" for i in range(len(q.dimensions))]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
@@ -573,9 +574,9 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.append("pageviews")
     if "conversion_rate" in wanted and "visitors" not in simple:
         simple.append("visitors")
-    # users and visitors by the last-seen rows, if they can: a part of their own (`u`, `w`),
+    # users, visitors and sessions by the last-seen rows, if they can: a part of their own,
     # a count of rows, not a distinct count
-    kept = {m: rollup.seen(q, project_id, flavor, m) for m in ("users", "visitors") if m in simple}
+    kept = {m: rollup.seen(q, project_id, flavor, m) for m in SEEN_PARTS if m in simple}
     seen = {m: relation for m, relation in kept.items() if relation is not None}
     for m in seen:
         simple.remove(m)
@@ -650,6 +651,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     metric.update(
         users="coalesce(max(users), 0)",
         visitors="coalesce(max(visitors), 0)",
+        sessions="coalesce(max(sessions), 0)",
         visits="coalesce(max(visits), 0)",
         views_per_visit="1.0 * max(pageviews) / max(visits)",
         bounce_rate="max(bounce_rate)",

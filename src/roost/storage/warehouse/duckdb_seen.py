@@ -3,8 +3,8 @@ the presence rows and visits (storage/warehouse/duckdb_rollups.py, whose transac
 functions run in): the new events' last times are merged in — by the Loader every
 MERGE_EVENTS events, by a report all that is left (a late event leaves a later time as it
 is); a change of identity links makes the rows of each person it touches follow,
-and an erasure makes those of each person and visitor of its events again from the events up
-to the rollups' offset.
+and an erasure makes those of each person, visitor and session of its events again from the
+events up to the rollups' offset.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ UNSORTED_SHARE = 0.25
 MERGE_EVENTS = 200_000  # events the Loader rolls up before it merges them in (`roll`)
 PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose rows are made again
 VISITORS = "roost_seen_visitors"  # likewise (project_id, visitor): those an erasure touches
+SESSIONS = "roost_seen_sessions"  # likewise (project_id, session_id)
 RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
 _MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged, not made again
 _TARGETS = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"  # the ids linked to
@@ -55,6 +56,7 @@ def _dimensions(metric: str) -> str:
 
 _OF_PEOPLE = f"s.dimension IN ({_dimensions('users')})"
 _OF_VISITORS = f"s.dimension IN ({_dimensions('visitors')})"
+_OF_SESSIONS = f"s.dimension IN ({_dimensions('sessions')})"
 _KEYS = (
     "s.project_id = n.project_id AND s.dimension = n.dimension "
     "AND s.value IS NOT DISTINCT FROM n.value AND s.person = n.person"
@@ -91,6 +93,26 @@ def _visitors_of(where: str, among: str | None = None) -> str:
         )
     visible = f"({where}) AND e.visitor IS NOT NULL AND NOT coalesce(e.bot, 1 = 0)"
     return _by("visitors", "visitor", events, visible)
+
+
+def _sessions_of(where: str, among: str | None = None) -> str:
+    """The sessions' last-seen rows of the events `where` (a condition on `e`) selects — of
+    the sessions in `among` (project_id, session_id) only, if given."""
+    events = EVENTS
+    if among:
+        events = (
+            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
+            "ON d.project_id = e.project_id AND d.session_id = e.session_id)"
+        )
+    return _by("sessions", "session_id", events, f"({where}) AND e.session_id IS NOT NULL")
+
+
+def _every(where: str, links: str | None = IDENTITIES) -> str:
+    """Every kind of last-seen rows of the events `where` (a condition on `e`) selects."""
+    return (
+        f"({_seen_of(where, links)} UNION ALL {_visitors_of(where)} "
+        f"UNION ALL {_sessions_of(where)})"
+    )
 
 
 def _by(metric: str, who: str, events: str, where: str) -> str:
@@ -135,10 +157,7 @@ def drop(con: duckdb.DuckDBPyConnection) -> None:
 def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:
     """Make the rows from every event up to the offset `upto` (SQL)."""
     every = f"e.log_offset <= {upto}"
-    con.execute(
-        f"INSERT INTO {SEEN} SELECT * FROM ({_seen_of(every)} UNION ALL {_visitors_of(every)}) "
-        "ORDER BY person"
-    )
+    con.execute(f"INSERT INTO {SEEN} SELECT * FROM {_every(every)} ORDER BY person")
     con.execute(f"INSERT INTO {HELD} SELECT {upto}, (SELECT count(*) FROM {SEEN}), ?", [KEPT])
 
 
@@ -172,7 +191,7 @@ def roll(con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, st
     all that is left first (it reads the rows and the events up to the same offset)."""
     new = f"e.log_offset > (SELECT held FROM {HELD}) AND e.log_offset <= {int(upto)}"
     with links_of(con, new, links) as linked:
-        _merge(con, f"({_seen_of(new, linked)} UNION ALL {_visitors_of(new)})")
+        _merge(con, _every(new, linked))
     con.execute(f"UPDATE {HELD} SET held = {int(upto)}")
 
 
@@ -228,16 +247,18 @@ def relinked_after(con: duckdb.DuckDBPyConnection) -> None:
         f"UNION SELECT project_id, coalesce(now, alias) FROM {RELINKED} WHERE NOT ({_MOVED})"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VISITORS} (project_id INTEGER, visitor VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SESSIONS} (project_id INTEGER, session_id VARCHAR)")
 
 
 def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
-    """Note the people and visitors of the events about to be erased (`condition` selects
-    them)."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {VISITORS} AS SELECT DISTINCT project_id, visitor "
-        f"FROM {EVENTS} WHERE ({condition}) AND visitor IS NOT NULL",
-        params,
-    )
+    """Note the people, visitors and sessions of the events about to be erased (`condition`
+    selects them)."""
+    for table, column in ((VISITORS, "visitor"), (SESSIONS, "session_id")):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT project_id, {column} "
+            f"FROM {EVENTS} WHERE ({condition}) AND {column} IS NOT NULL",
+            params,
+        )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {PEOPLE} AS SELECT DISTINCT e.project_id, "
         "coalesce(i.user_id, e.who) AS person FROM (SELECT project_id, "
@@ -249,15 +270,19 @@ def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]
 
 
 def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
-    """Make the rows of the people and visitors noted (`relinking`, `erasing`) again from
-    their events up to the offset `upto` (SQL)."""
-    if con.execute(f"SELECT 1 FROM {VISITORS} LIMIT 1").fetchall():
-        con.execute(
-            f"DELETE FROM {SEEN} s USING {VISITORS} v WHERE s.project_id = v.project_id "
-            f"AND s.person = v.visitor AND {_OF_VISITORS}"
-        )
-        theirs = _visitors_of(f"e.log_offset <= {upto}", among=VISITORS)
-        con.execute(f"INSERT INTO {SEEN} {theirs}")
+    """Make the rows of the people, visitors and sessions noted (`relinking`, `erasing`)
+    again from their events up to the offset `upto` (SQL)."""
+    every = f"e.log_offset <= {upto}"
+    for table, column, kinds, made_of in (
+        (VISITORS, "visitor", _OF_VISITORS, _visitors_of),
+        (SESSIONS, "session_id", _OF_SESSIONS, _sessions_of),
+    ):
+        if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall():
+            con.execute(
+                f"DELETE FROM {SEEN} s USING {table} v WHERE s.project_id = v.project_id "
+                f"AND s.person = v.{column} AND {kinds}"
+            )
+            con.execute(f"INSERT INTO {SEEN} {made_of(every, among=table)}")
     if con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
         _remake_people(con, upto)
 

@@ -176,7 +176,7 @@ SEEN_COLUMNS: tuple[Column, ...] = (
 class Seen(NamedTuple):
     """What the last-seen rows of one `dimension` hold."""
 
-    metric: str  # whom they count: the Stats API's users or visitors
+    metric: str  # whom they count: the Stats API's users, visitors or sessions
     column: str | None  # the column `value` is (None: a row a person, of any event)
     only: tuple[str, str] | None = None  # (column, value): of the events that have it only
     after: str | None = None  # `value`: the column's text after this (events without it: none)
@@ -194,4 +194,6 @@ SEEN_DIMENSIONS = {
     # name is `verb:subject`), a resource's of the events that moved some of it
     "run": Seen("users", "event", ("category", "progression"), ":"),
     "resource": Seen("users", "event", ("category", "resource"), ":", "value"),
+    # per session (`person` the session id: no identity links), of any event
+    "session": Seen("sessions", None),
 }  # fmt: skip
