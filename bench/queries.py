@@ -5,7 +5,8 @@
 Starts `roost serve`, fills it with `roost demo --scale S` (through HTTP, as any client;
 scale 365 is about 10 million events) unless `--data` names a directory already filled, then
 runs each standard query and loads each dashboard page (logged in, over HTTP, the whole
-HTML) `--repeat` times and records p50 and p95 (target, issue 18: p95 ≤ 300 ms). Pages show
+HTML) `--repeat` times and records p50 and p95 (target, issue 18: p95 ≤ 300 ms at 10 M
+events, ≤ 1 s at 100 M: a dir made by bench/replicate.py). Pages show
 `?period=all`: every event, the heaviest range (the demo's days are fixed in the past).
 Appends a dated section to bench/RESULTS.md unless --no-record.
 """
@@ -201,6 +202,12 @@ def render(
     filled = (
         f"filled by `roost demo` over HTTP in {load_seconds:.0f} s" if load_seconds else "reused"
     )
+    # issue 18: p95 ≤ 300 ms at 10 M events, ≤ 1 s at 100 M (a dir of bench/replicate.py's)
+    target, scale = (1000, "100 M") if events >= 50_000_000 else (300, "10 M")
+    timeout = os.environ.get("ROOST_SQL_TIMEOUT_SECONDS")
+    limit = (
+        f" The server's SQL time limit: {timeout} s (ROOST_SQL_TIMEOUT_SECONDS)." if timeout else ""
+    )
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — queries — `python bench/queries.py --scale {args.scale:g} --days {args.days} --repeat {args.repeat}`\n",
         f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
@@ -208,15 +215,15 @@ def render(
         "through HTTP (read-your-writes wait included); pages as a logged-in browser gets them "
         "(the whole HTML; `period=all`). *Computed*: a new event arrives before each ask, so "
         "Roost computes every answer afresh (live traffic); *kept*: nothing changed since the "
-        "last ask, so answers come from the result cache. Target (issue 18): p95 ≤ 300 ms computed at 10 M events.\n",
-        "| query or page | computed p50 ms | computed p95 ms | kept p50 ms | kept p95 ms | computed ≤ 300 ms at p95 |",
+        f"last ask, so answers come from the result cache. Target (issue 18): p95 ≤ {target:,} ms computed at {scale} events.{limit}\n",
+        f"| query or page | computed p50 ms | computed p95 ms | kept p50 ms | kept p95 ms | computed ≤ {target:,} ms at p95 |",
         "|---|---|---|---|---|---|",
     ]
     for name, (computed, kept) in timings.items():
         p95 = q(computed, 0.95)
         lines.append(
             f"| {name} | {statistics.median(computed) * 1000:.0f} | {p95:.0f} | "
-            f"{statistics.median(kept) * 1000:.0f} | {q(kept, 0.95):.0f} | {'yes' if p95 <= 300 else '**no**'} |"
+            f"{statistics.median(kept) * 1000:.0f} | {q(kept, 0.95):.0f} | {'yes' if p95 <= target else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 
