@@ -619,8 +619,9 @@ VISIT_NAMES = [c.name for c in VISIT_COLUMNS]
 def test_last_seen_rows_put_in_order_again_are_the_same_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rolls add last-seen rows at the end, out of the order of people; once enough are, the
-    Loader's tidy puts them in order again — the same rows, the same answers."""
+    """Rolls add last-seen rows at the end, out of order; once enough are, the Loader's tidy
+    puts them in the order of their kind, then people, again (a report reads its kind's row
+    groups only) — the same rows, the same answers."""
     monkeypatch.setattr(duckdb_seen, "UNSORTED_MIN", 1)
     warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
     try:
@@ -633,15 +634,16 @@ def test_last_seen_rows_put_in_order_again_are_the_same_rows(
             warehouse._roll(seen=True)
         before = rollup_rows(warehouse)
 
-        def people() -> list[str]:
+        def stored() -> list[tuple[str, str]]:  # in the order they are stored
             rows = warehouse.report(
-                "SELECT person FROM roost.seen WHERE dimension = ''", timeout=30, max_rows=100
+                "SELECT dimension, person FROM roost.seen", timeout=30, max_rows=1000
             ).rows
-            return [person for (person,) in rows]
+            return [(dimension, person) for dimension, person in rows]
 
-        assert people() != sorted(people())
+        assert stored() != sorted(stored())
         warehouse.tidy()
-        assert people() == sorted(people()) and len(people()) == 40
+        assert stored() == sorted(stored()) and len(stored()) == 98
+        assert len([d for d, _ in stored() if d == ""]) == 40
         assert rollup_rows(warehouse) == before
         held = warehouse.report("SELECT sorted FROM roost.seen_held", timeout=30, max_rows=1)
         assert held.rows == [[98]]  # 40 people, 2 rows each; 3 visitors, 6 each
