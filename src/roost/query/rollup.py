@@ -90,14 +90,13 @@ SEEN_WHO = {"users": "person", "visitors": "visitor", "sessions": "session_id"} 
 
 
 def seen(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | None:
-    """The last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS) `metric` (users or
-    visitors) of `q` can be counted from, or None: when SEEN_DIMENSIONS keeps them as it asks
-    (users in all or per event name; visitors in all, or per page, country, browser, OS or
-    device of their pageviews: the dashboard's panels), and its range ends after it was
-    asked. Exact for any range
-    (instants, not only whole hours), but one that ended before may have most people last
-    seen after it (everyone there since), each looked for among its events: those are counted
-    from the events."""
+    """The last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS) `metric` (users,
+    visitors or sessions) of `q` can be counted from, or None: when SEEN_DIMENSIONS keeps them
+    as it asks (users in all or per event name; visitors in all, or per page, country,
+    browser, OS or device of their pageviews: the dashboard's panels; sessions in all), and
+    its range ends after it was asked. Exact for any range (instants, not only whole hours),
+    but one that ended before may have most people last seen after it (everyone there
+    since), each looked for among its events: those are counted from the events."""
     if _seen_dimension(q, metric) is None:
         return None
     return seen_rows(q, project_id, flavor)
