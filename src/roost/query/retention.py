@@ -93,12 +93,10 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
         f"(SELECT person, min({bucket}) AS cohort FROM {base} AS b"
         f"{_where(r.start, r, flavor)} GROUP BY person)"
     )
-    active = (
-        f"(SELECT DISTINCT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
-    )
+    back = f"(SELECT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
     if r.start == r.back:  # one condition: a person's cohort is their first active period
-        rows = f"(SELECT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
-        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(rows)}) AS c"
+        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(back)}) AS c"
+    active = f"(SELECT DISTINCT * FROM {back} AS a)"
     return (
         "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "
         f"FROM {cohorts} AS c JOIN {active} AS a USING (person) "

@@ -40,8 +40,8 @@ SIMPLE = {  # one aggregate over the matching events
     "value_avg": "avg(value)",
 }
 VISITS = ("visits", "views_per_visit", "bounce_rate", "visit_duration")
-SEEN_PARTS = {"users": "u", "visitors": "w", "sessions": "n"}  # `build`'s parts counted
-# from last-seen rows
+# `build`'s parts counted from last-seen rows (query/rollup.py), by the metric
+SEEN_PARTS = {"users": "u", "visitors": "w", "sessions": "n"}
 METRICS = (*SIMPLE, *VISITS, "session_duration", "conversion_rate")
 COLUMNS = {  # dimension → stored column
     "event": "event", "type": "type", "category": "category", "page": "path", "url": "url",

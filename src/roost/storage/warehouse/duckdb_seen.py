@@ -42,8 +42,6 @@ UNSORTED_MIN = 200_000
 UNSORTED_SHARE = 0.25
 MERGE_EVENTS = 200_000  # events the Loader rolls up before it merges them in (`roll`)
 PEOPLE = "roost_seen_people"  # a temporary table: (project_id, person) whose rows are made again
-VISITORS = "roost_seen_visitors"  # likewise (project_id, visitor): those an erasure touches
-SESSIONS = "roost_seen_sessions"  # likewise (project_id, session_id)
 RELINKED = "roost_seen_relinked"  # a temporary table: the ids whose link changes (`relinking`)
 _MOVED = "was IS NULL AND now IS NOT NULL AND NOT target"  # of RELINKED: merged, not made again
 _TARGETS = f"(SELECT DISTINCT project_id, user_id FROM {IDENTITIES})"  # the ids linked to
@@ -58,8 +56,13 @@ def _dimensions(metric: str) -> str:
 
 
 _OF_PEOPLE = f"s.dimension IN ({_dimensions('users')})"
-_OF_VISITORS = f"s.dimension IN ({_dimensions('visitors')})"
-_OF_SESSIONS = f"s.dimension IN ({_dimensions('sessions')})"
+# The kinds of rows kept per an id the events carry themselves (no identity links): the
+# metric, its column, the events that count (bots' are no one's visits), and the temporary
+# table (project_id, <column>) of the ids whose rows an erasure makes again
+_BY_ID = (
+    ("visitors", "visitor", "NOT coalesce(e.bot, 1 = 0)", "roost_seen_visitors"),
+    ("sessions", "session_id", "1 = 1", "roost_seen_sessions"),
+)
 _KEYS = (
     "s.project_id = n.project_id AND s.dimension = n.dimension "
     "AND s.value IS NOT DISTINCT FROM n.value AND s.person = n.person"
@@ -70,12 +73,7 @@ def _seen_of(where: str, links: str | None = IDENTITIES, among: str | None = Non
     """The last-seen rows of the events `where` (a condition on `e`) selects — of the ids in
     `among` (project_id, who) only, if given — each person resolved by the identity links of
     the relation `links` (project_id, alias, user_id)."""
-    events = EVENTS
-    if among:  # a join: as EXISTS, DuckDB took ~6× as long
-        events = (
-            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
-            f"ON d.project_id = e.project_id AND d.who = {_WHO})"
-        )
+    events = _among(among, "who", _WHO)
     joined = f" LEFT JOIN {links} i ON i.project_id = e.project_id AND i.alias = {_WHO}"
     person = f"coalesce(i.user_id, {_WHO})" if links else _WHO
     resolved = (
@@ -85,42 +83,35 @@ def _seen_of(where: str, links: str | None = IDENTITIES, among: str | None = Non
     return _by("users", "person", resolved, "1 = 1")
 
 
-def _visitors_of(where: str, among: str | None = None) -> str:
-    """The visitors' last-seen rows of the events `where` (a condition on `e`) selects — of
-    the visitors in `among` (project_id, visitor) only, if given; bots' events are no one's."""
-    events = EVENTS
-    if among:
-        events = (
-            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
-            "ON d.project_id = e.project_id AND d.visitor = e.visitor)"
-        )
-    visible = f"({where}) AND e.visitor IS NOT NULL AND NOT coalesce(e.bot, 1 = 0)"
-    return _by("visitors", "visitor", events, visible)
+def _among(among: str | None, column: str, of: str) -> str:
+    """The events, or of the ids in `among` (project_id, `column`: the events' `of`) only."""
+    if not among:
+        return EVENTS
+    # a join: as EXISTS, DuckDB took ~6× as long
+    return (
+        f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
+        f"ON d.project_id = e.project_id AND d.{column} = {of})"
+    )
 
 
-def _sessions_of(where: str, among: str | None = None) -> str:
-    """The sessions' last-seen rows of the events `where` (a condition on `e`) selects — of
-    the sessions in `among` (project_id, session_id) only, if given."""
-    events = EVENTS
-    if among:
-        events = (
-            f"(SELECT e.* FROM {EVENTS} e SEMI JOIN {among} AS d "
-            "ON d.project_id = e.project_id AND d.session_id = e.session_id)"
-        )
-    return _by("sessions", "session_id", events, f"({where}) AND e.session_id IS NOT NULL")
+def _of_ids(where: str, noted: bool = False) -> list[str]:
+    """The last-seen rows of each kind of `_BY_ID` of the events `where` (a condition on `e`)
+    selects — of the ids its table notes only, if `noted`."""
+    return [
+        _by(metric, column, _among(table if noted else None, column, f"e.{column}"),
+            f"({where}) AND e.{column} IS NOT NULL AND {counted}")
+        for metric, column, counted, table in _BY_ID
+    ]  # fmt: skip
 
 
 def _every(where: str, links: str | None = IDENTITIES) -> str:
     """Every kind of last-seen rows of the events `where` (a condition on `e`) selects."""
-    return (
-        f"({_seen_of(where, links)} UNION ALL {_visitors_of(where)} "
-        f"UNION ALL {_sessions_of(where)})"
-    )
+    return f"({' UNION ALL '.join([_seen_of(where, links), *_of_ids(where)])})"
 
 
 def _by(metric: str, who: str, events: str, where: str) -> str:
     """The last-seen rows of `metric` (schema.py's SEEN_DIMENSIONS) of the rows `where` (a
-    condition on `e`) selects of `events`, whose `who` is the person (or visitor)."""
+    condition on `e`) selects of `events`, whose `who` is the person (or visitor, session)."""
     parts = []
     for dimension, kept in SEEN_DIMENSIONS.items():
         if kept.metric != metric:
@@ -249,14 +240,14 @@ def relinked_after(con: duckdb.DuckDBPyConnection) -> None:
         f"SELECT project_id, coalesce(was, alias) AS person FROM {RELINKED} WHERE NOT ({_MOVED}) "
         f"UNION SELECT project_id, coalesce(now, alias) FROM {RELINKED} WHERE NOT ({_MOVED})"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {VISITORS} (project_id INTEGER, visitor VARCHAR)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SESSIONS} (project_id INTEGER, session_id VARCHAR)")
+    for _, column, _, table in _BY_ID:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (project_id INTEGER, {column} VARCHAR)")
 
 
 def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
     """Note the people, visitors and sessions of the events about to be erased (`condition`
     selects them)."""
-    for table, column in ((VISITORS, "visitor"), (SESSIONS, "session_id")):
+    for _, column, _, table in _BY_ID:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT project_id, {column} "
             f"FROM {EVENTS} WHERE ({condition}) AND {column} IS NOT NULL",
@@ -275,17 +266,14 @@ def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]
 def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
     """Make the rows of the people, visitors and sessions noted (`relinking`, `erasing`)
     again from their events up to the offset `upto` (SQL)."""
-    every = f"e.log_offset <= {upto}"
-    for table, column, kinds, made_of in (
-        (VISITORS, "visitor", _OF_VISITORS, _visitors_of),
-        (SESSIONS, "session_id", _OF_SESSIONS, _sessions_of),
-    ):
+    made_again = _of_ids(f"e.log_offset <= {upto}", noted=True)
+    for (metric, column, _, table), rows in zip(_BY_ID, made_again, strict=True):
         if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall():
             con.execute(
                 f"DELETE FROM {SEEN} s USING {table} v WHERE s.project_id = v.project_id "
-                f"AND s.person = v.{column} AND {kinds}"
+                f"AND s.person = v.{column} AND s.dimension IN ({_dimensions(metric)})"
             )
-            con.execute(f"INSERT INTO {SEEN} {made_of(every, among=table)}")
+            con.execute(f"INSERT INTO {SEEN} {rows}")
     if con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
         _remake_people(con, upto)
 
