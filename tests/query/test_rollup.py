@@ -125,11 +125,14 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("players", {"by": ["time:day"]}, "presence"),
     ("players", {"by": ["time:hour"], "filters": [["is", "os", ["iOS"]]]}, "presence"),
     ("players", {"by": ["build"]}, ""),
-    # game sessions: from their hours' rows, by time in any zone (a session's own start)
-    ("sessions", {}, "session_hours"),
-    ("sessions", {"by": ["time:day"]}, "session_hours"),
-    ("sessions", {"by": ["build", "time:hour"], "date_range": "all"}, "session_hours"),
-    ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]}, "session_hours"),
+    # game sessions: from their rows, and their hours' rows in a range that cuts them, by
+    # time in any zone (a session's own start)
+    ("sessions", {}, "session_hours session_rows"),
+    ("sessions", {"by": ["time:day"]}, "session_hours session_rows"),
+    ("sessions", {"by": ["build", "time:hour"], "date_range": "all"},
+     "session_hours session_rows"),
+    ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]},
+     "session_hours session_rows"),
     ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events
     # players per run and resource: by their last-seen rows, in a range that ends after it
     # was asked (the counts of the range's events, the late players' among them)
@@ -165,6 +168,9 @@ class EventsOnly:
     def session_hours(self, project_id: int) -> None:
         return None
 
+    def session_rows(self, project_id: int) -> None:
+        return None
+
 
 def traffic(rng: random.Random, n: int, start: int) -> list[dict[str, Any]]:
     """n events of 14 people over four days, in no order of time."""
@@ -197,9 +203,14 @@ def player(k: int) -> str:
     return f"p{k}".ljust(32, "0")
 
 
+def day(k: int, moment: float) -> int:
+    return int(moment // 86400) if k < 2 else 0
+
+
 def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
     """n game events of 6 players (their hashes `player(k)`) over the four days and the week
-    before, in no order of time."""
+    before, in no order of time; players 0 and 1 play a session a day (which a range may hold
+    whole), the others one in all."""
     events = []
     for _ in range(n):
         k = rng.randrange(6)
@@ -210,7 +221,8 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
                                  ("resource", "Sink:Gems"), ("design", "Click:Menu")])  # fmt: skip
         events.append({
             "build_version": rng.choice(["1.0", "1.1"]), "player_hash": player(k),
-            "session_id": f"6f1c2d3e-0000-4000-8000-{k:012x}", "type": kind, "name": name,
+            "session_id": f"6f1c2d3e-0000-4000-8000-{k:04x}{day(k, moment):08x}",
+            "type": kind, "name": name,
             "ts": datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z"),
             # player 5 moves no resource (counts for none: the other players' do)
             **({"value": 0 if k == 5 else rng.choice([0, 5, 12.5])} if kind == "resource"
@@ -255,12 +267,12 @@ def same_answers(env: Env) -> None:
             body = {"date_range": RANGE, **body, "timezone": zone}
             report = REPORTS[kind]
             sql = report.build(report.parse(body, datetime.now(UTC)), project, flavor)
-            kept = ("presence", "visits", "seen", "session_hours")
+            kept = ("presence", "visits", "seen", "session_hours", "session_rows")
             read = [t for t in kept if f"roost.{t} " in sql]
             hourly = keeps and zone != "Asia/Kolkata"  # visits and last times: in any zone
             # session hours: a range of whole UTC hours (all time, or local days that are)
             whole = zone != "Asia/Kolkata" or body["date_range"] == "all"
-            local = {"presence": hourly, "session_hours": whole}
+            local = {"presence": hourly, "session_hours": whole, "session_rows": whole}
             wanted = [t for t in expected.split() if keeps and local.get(t, True)]
             assert read == wanted, (zone, kind, body)
             assert asked(env, kind, body) == counted(env, kind, body), (zone, kind, body)

@@ -67,9 +67,9 @@ def _keys(r: GameReport) -> tuple[str, str]:
     return select, group
 
 
-def _sessions(r: GameReport, base: str, flavor: Flavor, hours: str | None = None) -> str:
-    """`hours`: the session hours (schema.py's SESSION_HOUR_COLUMNS) of the range's hours,
-    to read instead of the events of `base` (`_session_hours` says when)."""
+def _sessions(r: GameReport, base: str, flavor: Flavor, kept: str | None = None) -> str:
+    """`kept`: each session's values in the range from the rows the Warehouse keeps, to read
+    instead of the events of `base` (`_kept_sessions` says when)."""
     # The inner names differ from the outer ones: ClickHouse's aliases are global to a query
     first = "coalesce(started_at, first_seen)"
     each = (
@@ -84,10 +84,8 @@ def _sessions(r: GameReport, base: str, flavor: Flavor, hours: str | None = None
         f"FROM (SELECT * FROM {base} AS b0 WHERE session_id IS NOT NULL AND build IS NOT NULL) "
         "AS b GROUP BY session_id"
     )
-    if hours is not None:
-        named = {"started": "started_at", "ended": "ended_at"}
-        merged = ", ".join(f"{v} AS {named.get(k, k)}" for k, v in SESSION_MERGED.items())
-        each = f"SELECT session_id, {merged} FROM {hours} AS h GROUP BY session_id"
+    if kept is not None:
+        each = kept
     keys = []
     for name in r.by:
         if name.startswith("time:"):
@@ -281,16 +279,33 @@ def _monthly(r: GameReport, project_id: int, flavor: Flavor) -> str:
     )
 
 
-def _session_hours(r: GameReport, project_id: int, flavor: Flavor) -> str | None:
-    """The session hours of the range, if the Warehouse keeps them and they answer `r` as
-    its events do: no filter (it would pick events, not sessions), and a range of whole UTC
-    hours (each hour's rows wholly in it or out; by time, a session is bucketed by its
-    start's own time, in any zone)."""
-    kept = flavor.session_hours(project_id)
-    if kept is None or r.scope.filters or not rollup.whole_hours(r.scope):
+_NAMED = {"started": "started_at", "ended": "ended_at"}  # as `_sessions` names them
+_MERGED = ", ".join(f"{v} AS {_NAMED.get(k, k)}" for k, v in SESSION_MERGED.items())
+_AS_ROWS = ", ".join(f"{k} AS {_NAMED.get(k, k)}" for k in SESSION_MERGED)
+
+
+def _kept_sessions(r: GameReport, project_id: int, flavor: Flavor) -> str | None:
+    """Each session's values in the range (session_id, started_at, ended_at, …) from the
+    session hours, if the Warehouse keeps them and they answer `r` as its events do: no
+    filter (it would pick events, not sessions), and a range of whole UTC hours (each hour's
+    rows wholly in it or out; by time, a session is bucketed by its start's own time, in any
+    zone). With session rows too, those of the sessions whose hours all lie in the range,
+    and the hours merged of only those it cuts."""
+    hours = flavor.session_hours(project_id)
+    if hours is None or r.scope.filters or not rollup.whole_hours(r.scope):
         return None
     start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
-    return f"(SELECT * FROM {kept} AS k WHERE timestamp >= {start} AND timestamp < {end})"
+    inside = f"timestamp >= {start} AND timestamp < {end}"
+    rows = flavor.session_rows(project_id)
+    if rows is None:
+        return f"SELECT session_id, {_MERGED} FROM {hours} AS h WHERE {inside} GROUP BY session_id"
+    within = f"first_hour >= {start} AND last_hour < {end}"
+    cut = f"first_hour < {end} AND last_hour >= {start} AND NOT ({within})"
+    return (
+        f"SELECT session_id, {_AS_ROWS} FROM {rows} AS w WHERE {within} UNION ALL "
+        f"SELECT session_id, {_MERGED} FROM {hours} AS h WHERE {inside} "
+        f"AND session_id IN (SELECT session_id FROM {rows} AS c WHERE {cut}) GROUP BY session_id"
+    )
 
 
 def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
@@ -298,8 +313,8 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     people = r.kind != "sessions"
     base = stats.base_relation(r.scope, project_id, flavor, r.scope.filters, people=people)
     if r.kind == "sessions":
-        hours = _session_hours(r, project_id, flavor)
-        return f"{_sessions(r, base, flavor, hours)} LIMIT {r.limit}"
+        kept = _kept_sessions(r, project_id, flavor)
+        return f"{_sessions(r, base, flavor, kept)} LIMIT {r.limit}"
     rows = rollup.seen_rows(r.scope, project_id, flavor)
     if r.kind in VERBS and rows is not None and not r.by and not r.scope.filters:
         counted = stats.base_relation(r.scope, project_id, flavor, [], people=False)

@@ -241,6 +241,7 @@ class DuckDBWarehouse:
                 rollups.ROLLED_UP,
                 seen=duckdb_seen.seen,
                 sessions=duckdb_sessions.session_hours,
+                session_rows=duckdb_sessions.session_rows,
             )
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)

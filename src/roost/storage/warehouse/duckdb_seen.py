@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import duckdb
 
+from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.duckdb_tables import dropped, made, remade
 from roost.storage.warehouse.flavor import DuckDBFlavor
@@ -36,7 +37,8 @@ ORDER = "dimension, person"
 # are made again when either of those is not this Roost's
 HELD = "roost.seen_held"
 _HELD_COLUMNS = (Column("held", "BIGINT"), Column("sorted", "BIGINT"), Column("kept", "VARCHAR"))
-_TABLES = ((SEEN, SEEN_COLUMNS), (HELD, _HELD_COLUMNS))
+# the session rows (duckdb_sessions.py) are kept with them, at their offset
+_TABLES = ((SEEN, SEEN_COLUMNS), sessions.ROW_TABLE, (HELD, _HELD_COLUMNS))
 KEPT = json.dumps([SEEN_DIMENSIONS, ORDER], sort_keys=True)
 UNSORTED_MIN = 200_000
 UNSORTED_SHARE = 0.25
@@ -152,6 +154,7 @@ def fill(con: duckdb.DuckDBPyConnection, upto: str) -> None:
     """Make the rows from every event up to the offset `upto` (SQL)."""
     every = f"e.log_offset <= {upto}"
     con.execute(f"INSERT INTO {SEEN} SELECT * FROM {_every(every)} ORDER BY {ORDER}")
+    sessions.fill_rows(con, upto)
     con.execute(f"INSERT INTO {HELD} SELECT {upto}, (SELECT count(*) FROM {SEEN}), ?", [KEPT])
 
 
@@ -186,6 +189,7 @@ def roll(con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, st
     new = f"e.log_offset > (SELECT held FROM {HELD}) AND e.log_offset <= {int(upto)}"
     with links_of(con, new, links) as linked:
         _merge(con, _every(new, linked))
+    sessions.merge_rows(con, new)
     con.execute(f"UPDATE {HELD} SET held = {int(upto)}")
 
 
@@ -274,6 +278,8 @@ def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
                 f"AND s.person = v.{column} AND s.dimension IN ({_dimensions(metric)})"
             )
             con.execute(f"INSERT INTO {SEEN} {rows}")
+            if metric == "sessions":
+                sessions.remake_rows(con, table, upto)
     if con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
         _remake_people(con, upto)
 

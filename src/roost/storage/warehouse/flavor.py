@@ -78,6 +78,11 @@ class Flavor(Protocol):
         events."""
         ...
 
+    def session_rows(self, project_id: int) -> str | None:
+        """One project's session rows (schema.py's SESSION_ROW_COLUMNS: each session's hours
+        merged), or None when this Warehouse does not keep them (it then merges the hours)."""
+        ...
+
     def visits_of(
         self,
         relation: str,
@@ -202,6 +207,7 @@ class DuckDBFlavor:
         visible: str = "1 = 1",
         seen: Callable[[int], str] | None = None,
         sessions: Callable[[int], str] | None = None,
+        session_rows: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
@@ -209,6 +215,7 @@ class DuckDBFlavor:
         self._visits = visits  # its visits
         self._seen = seen  # its last-seen rows (storage/warehouse/duckdb_seen.py)
         self._sessions = sessions  # its session hours (storage/warehouse/duckdb_sessions.py)
+        self._session_rows = session_rows  # and those merged per session
         self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
@@ -235,6 +242,9 @@ class DuckDBFlavor:
 
     def session_hours(self, project_id: int) -> str | None:
         return None if self._sessions is None else self._sessions(project_id)
+
+    def session_rows(self, project_id: int) -> str | None:
+        return None if self._session_rows is None else self._session_rows(project_id)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -496,6 +506,9 @@ class ClickHouseFlavor:
         return None  # likewise
 
     def session_hours(self, project_id: int) -> str | None:
+        return None  # likewise
+
+    def session_rows(self, project_id: int) -> str | None:
         return None  # likewise
 
     def string(self, value: str) -> str:

@@ -153,6 +153,17 @@ SESSION_MERGED = {  # each value column of session hours merged (per session, of
     "events": "CAST(sum(events) AS BIGINT)",
     **{name: f"min({name})" for name in ("build", "dim1", "dim2", "dim3")},
 }
+# Each game session's hours merged into one row, with its first and last hour: a range of
+# whole hours holds the sessions whose hours all lie in it as their rows are, and only those
+# it cuts need their hours merged (GROUP BY session over 5.6 M session hours at 100 M events:
+# 3.6–7.6 s a report)
+SESSION_ROW_COLUMNS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _text("session_id"),
+    _time("first_hour"),
+    _time("last_hour"),
+    *SESSION_HOUR_COLUMNS[3:],
+)
 
 
 # When each person was last seen: per person (identity links resolved), the time of their last
