@@ -172,6 +172,23 @@ def test_periods_that_have_not_happened_yet_are_null(env: Env) -> None:
     ]
 
 
+def test_events_of_no_one_make_no_person_of_a_cohort(env: Env) -> None:
+    """A web analytics pageview carries a visitor but no user or anonymous id: it is no
+    person's, so no cohort counts it as one."""
+    today = datetime.now(UTC).date()
+    send(env, [{"type": "track", "userId": "n1", "event": "Open", "messageId": "today",
+                "timestamp": datetime.now(UTC).isoformat()}])  # fmt: skip
+    viewed = env.client.post(
+        "/api/event",
+        json={"n": "pageview", "u": "https://shop.test/pricing", "d": "default"},
+        headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"},
+    )
+    assert viewed.status_code == 202, viewed.text
+    answer = report(env, "retention", period="day", periods=2,
+                    date_range=[today.isoformat(), (today + timedelta(days=5)).isoformat()])  # fmt: skip
+    assert [(c["people"], c["retained"]) for c in answer["cohorts"]] == [(1, [1, None])]
+
+
 def test_weekly_cohorts_start_on_monday(app: Env) -> None:
     answer = report(app, "retention", period="week", periods=2, date_range=MARCH)
     assert [(c["cohort"], c["people"], c["retained"]) for c in answer["cohorts"]] == [

@@ -115,7 +115,11 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["track"]]]}, ""),
     ("retention", {"period": "day", "periods": 4}, "presence"),
-    ("retention", {"period": "week", "date_range": "all"}, "presence"),
+    # any event in all time: each person's first and last period by their last-seen rows
+    ("retention", {"period": "week", "date_range": "all"}, "presence seen"),
+    ("retention", {"period": "month", "date_range": "all", "periods": 2}, "presence seen"),
+    ("retention", {"period": "day", "date_range": "all", "start": ["is", "type", ["page"]]},
+     "presence"),
     ("retention", {"period": "day", "start": ["is", "type", ["identify"]],
                    "return": ["is", "type", ["page"]], "filters": [["is", "os", ["iOS"]]]},
      "presence"),

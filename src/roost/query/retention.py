@@ -88,6 +88,7 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     base = stats.base_relation(
         r.scope, project_id, flavor, r.scope.filters, people=True, rows=presence
     )
+    base = f"(SELECT * FROM {base} AS p WHERE person IS NOT NULL)"  # no one's: not a person
     bucket = flavor.bucket(r.period, flavor.local("timestamp", r.scope.timezone))
     cohorts = (
         f"(SELECT person, min({bucket}) AS cohort FROM {base} AS b"
@@ -95,7 +96,7 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
     )
     back = f"(SELECT person, {bucket} AS period FROM {base} AS b{_where(r.back, r, flavor)})"
     if r.start == r.back:  # one condition: a person's cohort is their first active period
-        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(back)}) AS c"
+        return f"SELECT *, 0 AS whole FROM ({flavor.cohorts(back, _spans(r, project_id, flavor))}) AS c"
     active = f"(SELECT DISTINCT * FROM {back} AS a)"
     return (
         "SELECT cohort, period, count(DISTINCT person) AS people, 0 AS whole "
@@ -103,6 +104,21 @@ def build(r: Retention, project_id: int, flavor: Flavor) -> str:
         "WHERE period >= cohort GROUP BY cohort, period "
         "UNION ALL SELECT cohort, cohort AS period, count(*) AS people, 1 AS whole "
         f"FROM {cohorts} AS c GROUP BY cohort"
+    )
+
+
+def _spans(r: Retention, project_id: int, flavor: Flavor) -> str | None:
+    """Each person's first and last period (person, cohort, last) from the last-seen rows,
+    when they hold them: any event, all time, no filter."""
+    rows = rollup.seen_always(r.scope, project_id, flavor, "") if r.start is None else None
+    if rows is None:
+        return None
+
+    def period(column: str) -> str:
+        return flavor.bucket(r.period, flavor.local(column, r.scope.timezone))
+
+    return (
+        f"(SELECT person, {period('first')} AS cohort, {period('last')} AS last FROM {rows} AS s)"
     )
 
 

@@ -61,6 +61,7 @@ COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {
 # No stored time is at or after this (dialects/clock.py): DuckDB proves a range of rows last seen
 # after it empty, then builds its join's hash table of the other side, every event (~200 ms)
 STORED_UNTIL = STORABLE[1].replace(tzinfo=None)
+STORED_FROM = STORABLE[0].replace(tzinfo=None)  # nor before this
 # The time zone database lists each zone's changes up to 2037 (Morocco's to 2087), then repeats
 # a yearly rule: a zone right from 2037 to HORIZON is right ever after.
 HORIZON = datetime(2090, 1, 1)
@@ -108,6 +109,16 @@ def seen_rows(q: StatsQuery, project_id: int, flavor: Flavor) -> str | None:
     if q.asked is None or q.end <= q.asked:
         return None
     return flavor.seen(project_id)
+
+
+def seen_always(q: StatsQuery, project_id: int, flavor: Flavor, dimension: str) -> str | None:
+    """The last-seen rows of `dimension` (schema.py's SEEN_DIMENSIONS), if the Warehouse
+    keeps them and `q` asks for all time with no filter: each row's first and last times and
+    count of events are then those of the range."""
+    rows = flavor.seen(project_id)
+    if rows is None or q.filters or q.start > STORED_FROM or q.end < STORED_UNTIL:
+        return None
+    return f"(SELECT * FROM {rows} AS s WHERE dimension = {flavor.string(dimension)})"
 
 
 def _seen_dimension(q: StatsQuery, metric: str) -> str | None:

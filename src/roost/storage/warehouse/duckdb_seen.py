@@ -65,6 +65,9 @@ _BY_ID = (
     ("visitors", "visitor", "NOT coalesce(e.bot, 1 = 0)", "roost_seen_visitors"),
     ("sessions", "session_id", "1 = 1", "roost_seen_sessions"),
 )
+_OF_EVENTS = "min(timestamp) AS first, max(timestamp) AS last, count(*) AS events"
+_MERGED = "min(first) AS first, max(last) AS last, sum(events)::BIGINT AS events"
+_INSERTED = ", ".join(f"n.{c.name}" for c in SEEN_COLUMNS)
 _KEYS = (
     "s.project_id = n.project_id AND s.dimension = n.dimension "
     "AND s.value IS NOT DISTINCT FROM n.value AND s.person = n.person"
@@ -118,7 +121,11 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
     for dimension, kept in SEEN_DIMENSIONS.items():
         if kept.metric != metric:
             continue
-        only = f" AND e.{kept.only[0]} = '{kept.only[1]}'" if kept.only else ""
+        only = ""
+        if kept.only:
+            column, wanted = kept.only
+            listed = (wanted,) if isinstance(wanted, str) else wanted
+            only = f" AND e.{column} IN ({', '.join(_FLAVOR.string(w) for w in listed)})"
         value = kept.column
         if kept.column and kept.after:
             value = _FLAVOR.after(f"e.{kept.column}", kept.after)
@@ -128,7 +135,7 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
         column = f", {value}" if value else ""
         parts.append(
             f"SELECT project_id, '{dimension}' AS dimension, {value or 'NULL'}::VARCHAR "
-            f"AS value, {who} AS person, max(timestamp) AS last FROM {events} AS e "
+            f"AS value, {who} AS person, {_OF_EVENTS} FROM {events} AS e "
             f"WHERE {where}{only} GROUP BY project_id, {who}{column}"
         )
     return " UNION ALL ".join(parts)
@@ -194,11 +201,12 @@ def roll(con: duckdb.DuckDBPyConnection, upto: int, links: Mapping[tuple[int, st
 
 
 def _merge(con: duckdb.DuckDBPyConnection, rows: str) -> None:
-    """Merge last-seen `rows` in: a later time replaces an earlier one."""
+    """Merge last-seen `rows` in: the earlier first time, the later last, the events added."""
     con.execute(
         f"MERGE INTO {SEEN} s USING {rows} AS n ON {_KEYS} "
-        "WHEN MATCHED AND n.last > s.last THEN UPDATE SET last = n.last "
-        "WHEN NOT MATCHED THEN INSERT VALUES (n.project_id, n.dimension, n.value, n.person, n.last)"
+        "WHEN MATCHED THEN UPDATE SET first = least(s.first, n.first), "
+        "last = greatest(s.last, n.last), events = s.events + n.events "
+        f"WHEN NOT MATCHED THEN INSERT VALUES ({_INSERTED})"
     )
 
 
@@ -230,14 +238,14 @@ def relinked_after(con: duckdb.DuckDBPyConnection) -> None:
     moved = f"(SELECT project_id, alias, now FROM {RELINKED} WHERE {_MOVED})"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE roost_seen_moved AS SELECT s.project_id, s.dimension, "
-        f"s.value, m.now AS person, s.last FROM {SEEN} s JOIN {moved} m "
+        f"s.value, m.now AS person, s.first, s.last, s.events FROM {SEEN} s JOIN {moved} m "
         f"ON m.project_id = s.project_id AND m.alias = s.person WHERE {_OF_PEOPLE}"
     )
     con.execute(
         f"DELETE FROM {SEEN} s USING {moved} m "
         f"WHERE s.project_id = m.project_id AND s.person = m.alias AND {_OF_PEOPLE}"
     )
-    _merge(con, "(SELECT project_id, dimension, value, person, max(last) AS last "
+    _merge(con, f"(SELECT project_id, dimension, value, person, {_MERGED} "
                 "FROM roost_seen_moved GROUP BY ALL)")  # fmt: skip
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {PEOPLE} AS "

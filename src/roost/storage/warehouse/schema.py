@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from roost.dialects.game import GAME_TYPES
 from roost.model import STORED_FIELDS
 
 
@@ -167,20 +168,23 @@ SESSION_ROW_COLUMNS: tuple[Column, ...] = (
 
 
 # When each person was last seen: per person (identity links resolved), the time of their last
-# event of each name (`dimension` 'event', `value` the name), of each run and resource of a
+# (and first, and how many) event of each name (`dimension` 'event', `value` the name), of each run and resource of a
 # game ('run', 'resource': the game reports' players) and of any event (`dimension` '',
 # `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
 # event ('visitor'), of each page viewed ('visitor pageview', `value` the path) and of the
 # country, browser, OS and device of their pageviews (the dashboard's web panels). The people
 # of a time range that ends after their last time are those whose last time lies in it — a
 # count of rows, where counting them from the events is a distinct count over every event
-# (query/rollup.py says which reports read it).
+# (query/rollup.py says which reports read it). Their first times and counts answer for all
+# time without a grouping of the events: who is new, each person's events, retention cohorts.
 SEEN_COLUMNS: tuple[Column, ...] = (
     Column("project_id", "INTEGER"),
     _text("dimension"),
     _text("value"),
     _text("person"),
+    _time("first"),
     _time("last"),
+    Column("events", "BIGINT"),
 )
 
 
@@ -189,7 +193,8 @@ class Seen(NamedTuple):
 
     metric: str  # whom they count: the Stats API's users, visitors or sessions
     column: str | None  # the column `value` is (None: a row a person, of any event)
-    only: tuple[str, str] | None = None  # (column, value): of the events that have it only
+    # (column, value or values): of the events that have it (one of them) only
+    only: tuple[str, str | tuple[str, ...]] | None = None
     after: str | None = None  # `value`: the column's text after this (events without it: none)
     positive: str | None = None  # a column: of the events where it is above 0 only
 
@@ -205,6 +210,8 @@ SEEN_DIMENSIONS = {
     # name is `verb:subject`), a resource's of the events that moved some of it
     "run": Seen("users", "event", ("category", "progression"), ":"),
     "resource": Seen("users", "event", ("category", "resource"), ":", "value"),
+    # players: who had a game event (the players report's, new ones by their first)
+    "player": Seen("users", None, ("category", GAME_TYPES)),
     # per session (`person` the session id: no identity links), of any event
     "session": Seen("sessions", None),
 }  # fmt: skip
