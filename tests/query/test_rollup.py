@@ -52,6 +52,8 @@ BODIES: list[dict[str, Any]] = [
     {"metrics": ["events", "visitors"], "filters": [["not", ["is", "type", ["track"]]]]},
     {"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]], ["matches", "user", ["^u"]]]]]},
     {"metrics": ["users", "pageviews"], "date_range": "all", "interval": "day"},
+    # the range cuts March: someone seen in March only, before it, is no one of it
+    {"metrics": ["users"], "interval": "month", "date_range": ["2024-03-30", "2024-04-02"]},
 ]  # fmt: skip
 WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
 VISITS: list[dict[str, Any]] = [  # read from the visits kept
@@ -66,14 +68,21 @@ VISITS: list[dict[str, Any]] = [  # read from the visits kept
         "date_range": ["2024-03-30", "2024-03-31"],
     },
 ]
+
+
+def spanned(body: dict[str, Any]) -> bool:
+    return "interval" in body and bool({"users", "visitors"} & set(body["metrics"]))
+
+
 ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the events
-    *(("query", body, "presence") for body in BODIES),
+    # users and visitors per time bucket: also by the last-seen rows' first and last times
+    *(("query", body, "presence seen" if spanned(body) else "presence") for body in BODIES),
     *(("query", body, "presence visits") for body in VISITS),
     # a visit cut by a filter or a breakdown is counted from the events
     ("query", {"metrics": ["visits", "visit_duration"], "dimensions": ["browser"]}, "presence"),
     ("query", {"metrics": ["visits", "bounce_rate"], "filters": [["is", "type", ["page"]]]},
      "presence"),
-    ("query", {"metrics": ["session_duration", "visitors"], "interval": "day"}, "presence"),
+    ("query", {"metrics": ["session_duration", "visitors"], "interval": "day"}, "presence seen"),
     # by visit dimensions: whole visits, in any zone
     ("query", {"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"],
                "dimensions": ["entry_page"]}, "visits"),
@@ -124,11 +133,16 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                    "return": ["is", "type", ["page"]], "filters": [["is", "os", ["iOS"]]]},
      "presence"),
     ("retention", {"period": "day", "start": ["is", "event", ["Buy"]]}, ""),
-    # players: who had a game event (presence rows keep its category)
-    ("players", {}, "presence"),
-    ("players", {"by": ["time:day"]}, "presence"),
+    # players: who had a game event (presence rows keep its category); the new ones by the
+    # first times of the players' last-seen rows (unless filtered), and in a range that ends
+    # after it was asked, the players too
+    ("players", {}, "presence seen"),
+    ("players", {"by": ["time:day"]}, "presence seen"),
     ("players", {"by": ["time:hour"], "filters": [["is", "os", ["iOS"]]]}, "presence"),
-    ("players", {"by": ["build"]}, ""),
+    ("players", {"by": ["build"]}, "seen"),
+    ("players", {"date_range": AHEAD}, "presence seen"),
+    ("players", {"date_range": "all"}, "seen"),
+    ("players", {"date_range": AHEAD, "filters": [["is", "build", ["1.0"]]]}, ""),
     # game sessions: from their rows, and their hours' rows in a range that cuts them, by
     # time in any zone (a session's own start)
     ("sessions", {}, "session_hours session_rows"),
@@ -299,6 +313,8 @@ def merged(env: Env) -> bool:
 
 def test_presence_answers_as_the_events_do(env: Env) -> None:
     rng = random.Random(18)
+    send(env, [{"type": "track", "userId": "once", "event": "Play", "messageId": f"once{h}",
+                "timestamp": f"2024-03-29T{h}:00:00Z"} for h in (10, 11)])  # fmt: skip
     for start in range(0, 600, 100):  # one load each: a query waits for them
         send(env, traffic(rng, 100, start))
         game = env.client.post("/api/v1/events", json={"events": played(rng, 40)},

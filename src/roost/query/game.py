@@ -176,11 +176,12 @@ BUILDERS: dict[str, Callable[[GameReport, str, Flavor], str]] = {
 
 
 PLAYING = "category IN (" + ", ".join(f"'{t}'" for t in GAME_TYPES) + ")"  # a game event
+PLAYER = "player"  # the players' last-seen rows (schema.py's SEEN_DIMENSIONS)
 
 
-def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
+def _players(r: GameReport, base: str, firsts: str, flavor: Flavor) -> str:
     """Players (people with game events) per group, and how many of them are new: their
-    first game event ever (`everything`: all time, the same filters) is in the range — and,
+    first game event ever (`firsts`: each player's, person and first) is in the range — and,
     by time, in that bucket."""
     times = [b[5:] for b in r.by if b.startswith("time:")]
     keys = [
@@ -189,17 +190,12 @@ def _players(r: GameReport, base: str, everything: str, flavor: Flavor) -> str:
         for b in r.by
     ]  # fmt: skip
     if times:
-        first = flavor.bucket(times[0], flavor.local("min(timestamp)", r.scope.timezone))
+        first = flavor.bucket(times[0], flavor.local("first", r.scope.timezone))
         k = r.by.index(f"time:{times[0]}")
-        new = (
-            f"(person, k{k}) IN (SELECT person, {first} FROM {everything} AS a "
-            f"WHERE {PLAYING} GROUP BY person)"
-        )
+        new = f"(person, k{k}) IN (SELECT person, {first} FROM {firsts} AS f)"
     else:
-        new = (
-            f"person IN (SELECT person FROM {everything} AS a WHERE {PLAYING} GROUP BY person "
-            f"HAVING min(timestamp) >= {flavor.timestamp(r.scope.start)})"
-        )
+        start = flavor.timestamp(r.scope.start)
+        new = f"person IN (SELECT person FROM {firsts} AS f WHERE first >= {start})"
     select = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
     group = " GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
     order = " ORDER BY " + ", ".join(f"k{i}" for i in range(len(keys))) if keys else ""
@@ -238,6 +234,65 @@ def _presence(
     if all(b.startswith("time:") or b in rollup.COLUMNS for b in r.by):
         return rollup.relation(replace(scope, metrics=["users"]), project_id, flavor)
     return None
+
+
+def _players_of(r: GameReport, project_id: int, rows: str | None, flavor: Flavor) -> str:
+    """The players report: by the players' last-seen rows where they answer it (kept, and no
+    filter: they hold every game event; `rows`: them, if the range ends after it was asked),
+    else from the presence rows or the events."""
+    base = _people(r, r.scope, project_id, flavor)
+    kept = None if r.scope.filters else flavor.seen(project_id)
+    if kept is not None:
+        if not r.by and rows is not None:
+            return _players_seen(r, rows, f"(SELECT * FROM {base} AS b WHERE {PLAYING})", flavor)
+        if len(r.by) == 1 and r.by[0].startswith("time:"):
+            return _players_by_time(r, kept, base, flavor)
+        player = flavor.string(PLAYER)
+        firsts = f"(SELECT person, first FROM {kept} AS s WHERE dimension = {player})"
+        return _players(r, base, firsts, flavor)
+    always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
+    everything = _people(r, always, project_id, flavor)
+    if not r.by and None not in (_presence(r, s, project_id, flavor) for s in (r.scope, always)):
+        return _players_once(r, everything, flavor)
+    firsts = (
+        f"(SELECT person, min(timestamp) AS first FROM {everything} AS a "
+        f"WHERE {PLAYING} GROUP BY person)"
+    )
+    return _players(r, base, firsts, flavor)
+
+
+def _players_seen(r: GameReport, rows: str, played: str, flavor: Flavor) -> str:
+    """Players and new players in all from the players' last-seen rows `rows`, in a range
+    that ends after it was asked (rollup.counted_seen; `played`: the range's game events,
+    with `person`): a new one's first game event is in the range."""
+    players = rollup.counted_seen(r.scope, "users", rows, played, flavor, PLAYER)
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
+    new = (
+        f"SELECT count(*) AS new_players FROM {rows} AS s WHERE dimension = "
+        f"{flavor.string(PLAYER)} AND first >= {start} AND first < {end}"
+    )
+    return f"SELECT p.users AS players, n.new_players FROM ({players}) AS p, ({new}) AS n"
+
+
+def _players_by_time(r: GameReport, rows: str, base: str, flavor: Flavor) -> str:
+    """Players and new players per time bucket (k0) from the players' last-seen rows `rows`
+    (rollup.counted_by_time; `base`: the range's rows, with `person`): a new one's first game
+    event is in the range, and in its bucket."""
+    interval = r.by[0][5:]
+    scope = replace(r.scope, dimensions=[stats.Dimension(r.by[0], "time", interval)])
+    bucket = flavor.bucket(interval, flavor.local("timestamp", r.scope.timezone))
+    played = f"(SELECT {bucket} AS d0, * FROM {base} AS b WHERE {PLAYING})"
+    players = rollup.counted_by_time(scope, "users", rows, played, flavor, PLAYER)
+    first = flavor.bucket(interval, flavor.local("first", r.scope.timezone))
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
+    new = (
+        f"SELECT {first} AS d0, count(*) AS new_players FROM {rows} AS s WHERE dimension = "
+        f"{flavor.string(PLAYER)} AND first >= {start} AND first < {end} GROUP BY 1"
+    )
+    return (
+        "SELECT p.d0 AS k0, p.users AS players, coalesce(n.new_players, 0) AS new_players "
+        f"FROM ({players}) AS p LEFT JOIN ({new}) AS n ON n.d0 = p.d0 ORDER BY k0"
+    )
 
 
 def _players_once(r: GameReport, everything: str, flavor: Flavor) -> str:
@@ -320,13 +375,7 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
         counted = stats.base_relation(r.scope, project_id, flavor, [], people=False)
         return f"{_verbs(r, counted, flavor, (base, rows))} LIMIT {r.limit}"
     if r.kind == "players":
-        always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
-        everything = _people(r, always, project_id, flavor)
-        whole = None not in (_presence(r, s, project_id, flavor) for s in (r.scope, always))
-        if not r.by and whole:
-            players = _players_once(r, everything, flavor)
-        else:
-            players = _players(r, _people(r, r.scope, project_id, flavor), everything, flavor)
+        players = _players_of(r, project_id, rows, flavor)
         if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's
             players = (  # a day of no players may still have players in its 30 days
                 "SELECT k0, coalesce(players, 0) AS players, "

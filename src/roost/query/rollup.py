@@ -149,8 +149,11 @@ def counted_seen(
     those last seen within the range, and — of those last seen after it, who may have been
     there too — the ones among `events` (the range's, with d0, and `person` for users). An
     empty range of late rows costs nothing: DuckDB skips a join whose build side is empty.
-    `dimension`: of those rows, per value (d0), instead of those `q` asks for."""
-    keyed = bool(q.dimensions) or dimension is not None
+    `dimension`: of those rows, per value (d0) if they have one, instead of those `q` asks
+    for."""
+    keyed = bool(q.dimensions) or (
+        dimension is not None and SEEN_DIMENSIONS[dimension].column is not None
+    )
     start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
     dimension = flavor.string(dimension or _seen_dimension(q, metric) or "")
     rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {dimension})"
@@ -172,6 +175,49 @@ def counted_seen(
         f"ON l.person = {who}{match}{group}"
     )
     return f"SELECT {key}sum({metric}) AS {metric} FROM ({within} UNION ALL {later}) AS u{group}"
+
+
+def seen_by_time(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | None:
+    """The last-seen rows `metric` (users or visitors) of `q` may be counted from per time
+    bucket (`counted_by_time`), or None: one time dimension, no filter."""
+    if metric not in SPANNED or q.filters or [d.kind for d in q.dimensions] != ["time"]:
+        return None
+    return flavor.seen(project_id)
+
+
+SPANNED = {"users": "", "visitors": "visitor"}  # the last-seen rows of each in all
+
+
+def counted_by_time(
+    q: StatsQuery,
+    metric: str,
+    seen: str,
+    counted: str,
+    flavor: Flavor,
+    dimension: str | None = None,
+) -> str:
+    """`metric` of `q` per time bucket (d0) from the last-seen rows `seen` and the range's
+    presence rows `counted` (with d0): one whose first and last times lie in the range and in
+    one bucket counts there, a row each (at 10 M events nearly everyone: a distinct count of
+    1.85 M people per month was ~180 ms of a 290 ms page); the others are counted from their
+    presence rows. `dimension`: of those rows instead (players)."""
+    kind = flavor.string(SPANNED[metric] if dimension is None else dimension)
+    rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {kind})"
+    start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
+    interval = q.dimensions[0].arg
+    first, last = (flavor.bucket(interval, flavor.local(c, q.timezone)) for c in ("first", "last"))
+    alone = f"first >= {start} AND last < {end} AND {first} = {last}"
+    single = f"SELECT {first} AS d0, count(*) AS {metric} FROM {rows} AS s WHERE {alone} GROUP BY 1"
+    who = SEEN_WHO[metric]
+    each = f"CASE WHEN {NOT_BOT} THEN {who} END" if metric == "visitors" else who
+    others = (
+        f"SELECT d0, count(DISTINCT {each}) AS {metric} FROM {counted} AS b SEMI JOIN "
+        f"(SELECT person FROM {rows} AS s WHERE NOT ({alone}) AND last >= {start} "
+        f"AND first < {end}) AS o ON o.person = b.{who} GROUP BY d0"
+    )
+    return (
+        f"SELECT d0, sum({metric}) AS {metric} FROM ({single} UNION ALL {others}) AS u GROUP BY d0"
+    )
 
 
 def whole_hours(q: StatsQuery) -> bool:

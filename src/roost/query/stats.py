@@ -580,6 +580,11 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     seen = {m: relation for m, relation in kept.items() if relation is not None}
     for m in seen:
         simple.remove(m)
+    # and per time bucket, with their first times
+    spanned = {m: rollup.seen_by_time(q, project_id, flavor, m) for m in SEEN_PARTS if m in simple}
+    by_time = {m: relation for m, relation in spanned.items() if relation is not None}
+    for m in by_time:
+        simple.remove(m)
     if not simple:
         simple.append("events")
     # without the identity links' join unless users are counted from it (~160 ms at 10 M)
@@ -593,6 +598,10 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
+    for m, relation in by_time.items():
+        rows = rollup.relation(q, project_id, flavor, [m])
+        events = base_relation(q, project_id, flavor, q.filters, rows=rows, counts=[m])
+        parts[SEEN_PARTS[m]] = ([m], rollup.counted_by_time(q, m, relation, events, flavor))
     for m, relation in seen.items():
         events = base_relation(q, project_id, flavor, q.filters, counts=[m])
         parts[SEEN_PARTS[m]] = ([m], rollup.counted_seen(q, m, relation, events, flavor))
