@@ -106,6 +106,11 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
      "presence seen"),
     # sessions too (a count of rows, where the events' is a distinct count of every session)
     ("query", {"metrics": ["sessions"], "date_range": "all"}, "presence seen"),
+    # each person's events in all time (the dashboard's people), and no one's beside them
+    ("query", {"metrics": ["events"], "dimensions": ["user"], "date_range": "all",
+               "filters": [["is_not", "user", ["u1"]]]}, "presence seen"),
+    ("query", {"metrics": ["events"], "dimensions": ["user"], "date_range": "all",
+               "filters": [["is", "type", ["page"]]]}, "presence"),
     ("query", {"metrics": ["sessions"], "date_range": AHEAD}, "presence seen"),
     ("query", {"metrics": WEB_TOTALS, "date_range": "all"}, "presence visits seen"),
     ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"], "date_range": AHEAD,
@@ -315,6 +320,12 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
     rng = random.Random(18)
     send(env, [{"type": "track", "userId": "once", "event": "Play", "messageId": f"once{h}",
                 "timestamp": f"2024-03-29T{h}:00:00Z"} for h in (10, 11)])  # fmt: skip
+    viewed = env.client.post(  # no one's: a visitor, no user or anonymous id
+        "/api/event",
+        json={"n": "pageview", "u": "https://shop.test/", "d": "default"},
+        headers={"User-Agent": AGENTS[0]},
+    )
+    assert viewed.status_code == 202, viewed.text
     for start in range(0, 600, 100):  # one load each: a query waits for them
         send(env, traffic(rng, 100, start))
         game = env.client.post("/api/v1/events", json={"events": played(rng, 40)},

@@ -116,9 +116,14 @@ def seen_always(q: StatsQuery, project_id: int, flavor: Flavor, dimension: str) 
     keeps them and `q` asks for all time with no filter: each row's first and last times and
     count of events are then those of the range."""
     rows = flavor.seen(project_id)
-    if rows is None or q.filters or q.start > STORED_FROM or q.end < STORED_UNTIL:
+    if rows is None or q.filters or not always(q):
         return None
     return f"(SELECT * FROM {rows} AS s WHERE dimension = {flavor.string(dimension)})"
+
+
+def always(q: StatsQuery) -> bool:
+    """Whether `q`'s range holds every time an event may have."""
+    return q.start <= STORED_FROM and q.end >= STORED_UNTIL
 
 
 def _seen_dimension(q: StatsQuery, metric: str) -> str | None:

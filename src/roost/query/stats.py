@@ -595,7 +595,8 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         counted = base_relation(q, project_id, flavor, q.filters, rows=presence)
         aggregate = rollup.METRICS
     parts: dict[str, tuple[list[str], str]] = {  # each part's columns, and its SELECT
-        "g": (simple, f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
+        "g": (simple, _per_person(q, project_id, flavor, counted, aggregate, simple) or
+              f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
     for m, relation in by_time.items():
@@ -684,6 +685,33 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     if listed:
         sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
     return _ordered(q, sql, keys)
+
+
+def _per_person(
+    q: StatsQuery,
+    project_id: int,
+    flavor: Flavor,
+    counted: str,
+    aggregate: dict[str, str],
+    simple: list[str],
+) -> str | None:
+    """Events per person (d0, events) in all time, filtered by person only, as each one's
+    last-seen row counts them (the dashboard's people: a grouping of every event by person
+    was ~190 ms at 10 M events); the events of no one (`counted`'s, a NULL person) beside."""
+    one = [d.kind == "column" and d.arg == "person" for d in q.dimensions] == [True]
+    if simple != ["events"] or not one or not rollup.always(q):
+        return None
+    if not all(_is_person(d) for f in q.filters for d in _named(f)):
+        return None
+    rows = flavor.seen(project_id)
+    if rows is None:
+        return None
+    where = " AND ".join(["dimension = ''", *(condition(f, q, flavor) for f in q.filters)])
+    return (
+        f"SELECT person AS d0, events FROM {rows} AS s WHERE {where} UNION ALL "
+        f"SELECT d0, {aggregate['events']} AS events FROM {counted} AS base "
+        "WHERE person IS NULL GROUP BY d0"
+    )
 
 
 def _ordered(q: StatsQuery, sql: str, keys: list[str]) -> str:
