@@ -320,6 +320,11 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
     rng = random.Random(18)
     send(env, [{"type": "track", "userId": "once", "event": "Play", "messageId": f"once{h}",
                 "timestamp": f"2024-03-29T{h}:00:00Z"} for h in (10, 11)])  # fmt: skip
+    # someone there three days running (a day between their first and last), and someone
+    # there on two days a day apart (none between)
+    send(env, [{"type": "track", "userId": who, "event": "Play", "messageId": f"{who}{day}",
+                "timestamp": f"2024-03-{day}T10:00:00Z"}
+               for who, days in (("thrice", (22, 23, 24)), ("twice", (22, 24))) for day in days])  # fmt: skip
     viewed = env.client.post(  # no one's: a visitor, no user or anonymous id
         "/api/event",
         json={"n": "pageview", "u": "https://shop.test/", "d": "default"},
