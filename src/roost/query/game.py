@@ -245,8 +245,8 @@ def _players_of(r: GameReport, project_id: int, rows: str | None, flavor: Flavor
     if kept is not None:
         if not r.by and rows is not None:
             return _players_seen(r, rows, f"(SELECT * FROM {base} AS b WHERE {PLAYING})", flavor)
-        if len(r.by) == 1 and r.by[0].startswith("time:"):
-            return _players_by_time(r, kept, base, flavor)
+        if len(r.by) == 1 and r.by[0].startswith("time:") and rows is not None:
+            return _players_by_time(r, rows, base, flavor)
         player = flavor.string(PLAYER)
         firsts = f"(SELECT person, first FROM {kept} AS s WHERE dimension = {player})"
         return _players(r, base, firsts, flavor)
