@@ -797,3 +797,47 @@ def test_those_last_seen_after_the_range_count_for_what_they_did_in_it(
             assert [r["metrics"] for r in answers[0]["results"]] == expected, body
     finally:
         warehouse.close()
+
+
+def test_an_erasure_while_the_last_seen_rows_lag_makes_their_counts_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Loader rolls events up without merging them into the last-seen rows (a merge
+    waits for MERGE_EVENTS): an erasure then makes the rows of its people and sessions again
+    from the events up to the rows' own offset, not the rollups', so the merge after it adds
+    each later event once — a first time and a count of events are no maxima."""
+    monkeypatch.setattr(storage_duckdb, "ROLL_EVENTS", 20)  # a roll each load
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    events = pageviews(minutes=5)
+    for event in events:  # game events too: the session rows are made again likewise
+        event.event, event.build, event.session_id = "Play", "1.0", f"s{event.anonymous_id}"
+    try:
+        warehouse.load([(1, 20, msgspec.json.encode(events[:20]))])
+        warehouse.report("SELECT 1", timeout=30, max_rows=1)  # rows merged up to 20
+        warehouse.load([(21, 20, msgspec.json.encode(events[20:]))])
+        assert warehouse._held < warehouse._rolled  # rolled up, not merged
+        # a0's events of 10:30–11:00 go; those after the rows' offset stay
+        erased = warehouse.erase(
+            1, ids=["a0"], since=datetime(2024, 3, 30, 10, 30), until=datetime(2024, 3, 30, 11)
+        )
+        assert erased > 0
+        counted = warehouse.report(
+            "SELECT s.person, s.events, (SELECT count(*) FROM roost.events e "
+            "WHERE coalesce(e.user_id, e.anonymous_id) = s.person), s.first, "
+            "(SELECT min(timestamp) FROM roost.events e "
+            "WHERE coalesce(e.user_id, e.anonymous_id) = s.person) "
+            "FROM roost.seen s WHERE dimension = '' ORDER BY 1",
+            timeout=30,
+            max_rows=10,
+        ).rows
+        assert [row[0] for row in counted] == ["a0", "a1", "a2"]
+        assert all(row[1] == row[2] and row[3] == row[4] for row in counted), counted
+        sessions = warehouse.report(
+            "SELECT r.session_id, r.events, (SELECT count(*) FROM roost.events e "
+            "WHERE e.session_id = r.session_id) FROM roost.session_rows r ORDER BY 1",
+            timeout=30,
+            max_rows=10,
+        ).rows
+        assert len(sessions) == 3 and all(row[1] == row[2] for row in sessions), sessions
+    finally:
+        warehouse.close()

@@ -217,7 +217,7 @@ def relink(con: duckdb.DuckDBPyConnection, links: str, presence: bool = True) ->
         "AS l WHERE p.project_id = l.project_id AND p.who = l.alias"
     )
     seen.relinked_after(con)
-    seen.remake(con, _ROLLED)
+    seen.remake(con)
 
 
 def erased_hours(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]) -> None:
@@ -245,7 +245,7 @@ def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
     sessions.remake(con, pid, hours, _ROLLED)
     _revisit(con, _ROLLED)
-    seen.remake(con, _ROLLED)
+    seen.remake(con)
 
 
 def _touched(con: duckdb.DuckDBPyConnection, which: str, params: Sequence[object] = ()) -> None:

@@ -275,9 +275,11 @@ def erasing(con: duckdb.DuckDBPyConnection, condition: str, params: list[object]
     )
 
 
-def remake(con: duckdb.DuckDBPyConnection, upto: str) -> None:
+def remake(con: duckdb.DuckDBPyConnection) -> None:
     """Make the rows of the people, visitors and sessions noted (`relinking`, `erasing`)
-    again from their events up to the offset `upto` (SQL)."""
+    again from their events up to the offset the rows hold (the rollups' may be past it: the
+    merge after adds those, and a count of events must not take any twice)."""
+    upto = f"(SELECT held FROM {HELD})"
     made_again = _of_ids(f"e.log_offset <= {upto}", noted=True)
     for (metric, column, _, table), rows in zip(_BY_ID, made_again, strict=True):
         if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall():
