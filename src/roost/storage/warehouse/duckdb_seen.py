@@ -1,10 +1,10 @@
 """The DuckDB Warehouse's last-seen rows (storage/warehouse/schema.py's SEEN_COLUMNS), kept with
 the presence rows and visits (storage/warehouse/duckdb_rollups.py, whose transactions these
-functions run in): the new events' last times are merged in — by the Loader every
-MERGE_EVENTS events, by a report all that is left (a late event leaves a later time as it
-is); a change of identity links makes the rows of each person it touches follow,
+functions run in): the new events' first and last times and counts are merged in — by the
+Loader every MERGE_EVENTS events, by a report all that is left (a late event leaves a later
+time as it is); a change of identity links makes the rows of each person it touches follow,
 and an erasure makes those of each person, visitor and session of its events again from the
-events up to the rollups' offset.
+events up to the rows' own offset (and the session rows of duckdb_sessions.py with them).
 """
 
 from __future__ import annotations
