@@ -247,8 +247,7 @@ def _players_of(r: GameReport, project_id: int, rows: str | None, flavor: Flavor
             return _players_seen(r, rows, f"(SELECT * FROM {base} AS b WHERE {PLAYING})", flavor)
         if len(r.by) == 1 and r.by[0].startswith("time:") and rows is not None:
             return _players_by_time(r, rows, base, flavor)
-        player = flavor.string(PLAYER)
-        firsts = f"(SELECT person, first FROM {kept} AS s WHERE dimension = {player})"
+        firsts = f"(SELECT person, first FROM {rollup.of_kind(kept, PLAYER, flavor)} AS s)"
         return _players(r, base, firsts, flavor)
     always = replace(r.scope, start=datetime(1970, 1, 1), end=datetime(9999, 1, 1))
     everything = _people(r, always, project_id, flavor)
@@ -266,12 +265,19 @@ def _players_seen(r: GameReport, rows: str, played: str, flavor: Flavor) -> str:
     that ends after it was asked (rollup.counted_seen; `played`: the range's game events,
     with `person`): a new one's first game event is in the range."""
     players = rollup.counted_seen(r.scope, "users", rows, played, flavor, PLAYER)
-    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
-    new = (
-        f"SELECT count(*) AS new_players FROM {rows} AS s WHERE dimension = "
-        f"{flavor.string(PLAYER)} AND first >= {start} AND first < {end}"
-    )
+    new = _new_players(r, rows, flavor)
     return f"SELECT p.users AS players, n.new_players FROM ({players}) AS p, ({new}) AS n"
+
+
+def _new_players(r: GameReport, rows: str, flavor: Flavor, bucket: str | None = None) -> str:
+    """How many players' first game event lies in the range (by the players' rows of the
+    last-seen rows `rows`) — per `bucket` of their first time (d0), if given."""
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
+    key, group = (f"{bucket} AS d0, ", " GROUP BY 1") if bucket else ("", "")
+    return (
+        f"SELECT {key}count(*) AS new_players FROM {rollup.of_kind(rows, PLAYER, flavor)} AS s "
+        f"WHERE first >= {start} AND first < {end}{group}"
+    )
 
 
 def _players_by_time(r: GameReport, rows: str, base: str, flavor: Flavor) -> str:
@@ -284,11 +290,7 @@ def _players_by_time(r: GameReport, rows: str, base: str, flavor: Flavor) -> str
     played = f"(SELECT {bucket} AS d0, * FROM {base} AS b WHERE {PLAYING})"
     players = rollup.counted_by_time(scope, "users", rows, played, flavor, PLAYER)
     first = flavor.bucket(interval, flavor.local("first", r.scope.timezone))
-    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
-    new = (
-        f"SELECT {first} AS d0, count(*) AS new_players FROM {rows} AS s WHERE dimension = "
-        f"{flavor.string(PLAYER)} AND first >= {start} AND first < {end} GROUP BY 1"
-    )
+    new = _new_players(r, rows, flavor, first)
     return (
         "SELECT p.d0 AS k0, p.users AS players, coalesce(n.new_players, 0) AS new_players "
         f"FROM ({players}) AS p LEFT JOIN ({new}) AS n ON n.d0 = p.d0 ORDER BY k0"

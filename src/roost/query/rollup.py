@@ -118,7 +118,12 @@ def seen_always(q: StatsQuery, project_id: int, flavor: Flavor, dimension: str) 
     rows = flavor.seen(project_id)
     if rows is None or q.filters or not always(q):
         return None
-    return f"(SELECT * FROM {rows} AS s WHERE dimension = {flavor.string(dimension)})"
+    return of_kind(rows, dimension, flavor)
+
+
+def of_kind(seen: str, dimension: str, flavor: Flavor) -> str:
+    """The last-seen rows of one `dimension` (schema.py's SEEN_DIMENSIONS) of `seen`."""
+    return f"(SELECT * FROM {seen} AS s WHERE dimension = {flavor.string(dimension)})"
 
 
 def always(q: StatsQuery) -> bool:
@@ -160,8 +165,7 @@ def counted_seen(
         dimension is not None and SEEN_DIMENSIONS[dimension].column is not None
     )
     start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
-    dimension = flavor.string(dimension or _seen_dimension(q, metric) or "")
-    rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {dimension})"
+    rows = of_kind(seen, dimension or _seen_dimension(q, metric) or "", flavor)
     key, group = ("d0, ", " GROUP BY d0") if keyed else ("", "")
     within = (
         f"SELECT {'value AS d0, ' if keyed else ''}count(*) AS {metric} FROM {rows} AS s "
@@ -214,8 +218,7 @@ def counted_by_time(
     The rows are first counted per pair of first and last hour (where each UTC hour lies in
     one local one, `_hourly`: at 100 M events 18.5 M people are ~170,000 pairs), each bucket
     then taken of a pair instead of a row (a month of each row's times twice: ~1.5 s)."""
-    kind = flavor.string(SPANNED[metric] if dimension is None else dimension)
-    rows = f"(SELECT * FROM {seen} AS s WHERE dimension = {kind})"
+    rows = of_kind(seen, SPANNED[metric] if dimension is None else dimension, flavor)
     start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
     within = f"first >= {start} AND last < {end}"
     keys = [flavor.bucket("hour", c) if _hourly(q) else c for c in ("first", "last")]

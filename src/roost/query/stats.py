@@ -698,7 +698,7 @@ def _per_person(
     """Events per person (d0, events) in all time, filtered by person only, as each one's
     last-seen row counts them (the dashboard's people: a grouping of every event by person
     was ~190 ms at 10 M events); the events of no one (`counted`'s, a NULL person) beside."""
-    one = [d.kind == "column" and d.arg == "person" for d in q.dimensions] == [True]
+    one = [_is_person(d) for d in q.dimensions] == [True]
     if simple != ["events"] or not one or not rollup.always(q):
         return None
     if not all(_is_person(d) for f in q.filters for d in _named(f)):
@@ -706,9 +706,10 @@ def _per_person(
     rows = flavor.seen(project_id)
     if rows is None:
         return None
-    where = " AND ".join(["dimension = ''", *(condition(f, q, flavor) for f in q.filters)])
+    where = " AND ".join(condition(f, q, flavor) for f in q.filters)
     return (
-        f"SELECT person AS d0, events FROM {rows} AS s WHERE {where} UNION ALL "
+        f"SELECT person AS d0, events FROM {rollup.of_kind(rows, '', flavor)} AS s"
+        f"{f' WHERE {where}' if where else ''} UNION ALL "
         f"SELECT d0, {aggregate['events']} AS events FROM {counted} AS base "
         "WHERE person IS NULL GROUP BY d0"
     )

@@ -61,9 +61,10 @@ _OF_PEOPLE = f"s.dimension IN ({_dimensions('users')})"
 # The kinds of rows kept per an id the events carry themselves (no identity links): the
 # metric, its column, the events that count (bots' are no one's visits), and the temporary
 # table (project_id, <column>) of the ids whose rows an erasure makes again
+_SESSIONS_NOTED = "roost_seen_sessions"
 _BY_ID = (
     ("visitors", "visitor", "NOT coalesce(e.bot, 1 = 0)", "roost_seen_visitors"),
-    ("sessions", "session_id", "1 = 1", "roost_seen_sessions"),
+    ("sessions", "session_id", "1 = 1", _SESSIONS_NOTED),
 )
 _OF_EVENTS = "min(timestamp) AS first, max(timestamp) AS last, count(*) AS events"
 _MERGED = "min(first) AS first, max(last) AS last, sum(events)::BIGINT AS events"
@@ -288,8 +289,7 @@ def remake(con: duckdb.DuckDBPyConnection) -> None:
                 f"AND s.person = v.{column} AND s.dimension IN ({_dimensions(metric)})"
             )
             con.execute(f"INSERT INTO {SEEN} {rows}")
-            if metric == "sessions":
-                sessions.remake_rows(con, table, upto)
+    sessions.remake_rows(con, _SESSIONS_NOTED, upto)
     if con.execute(f"SELECT 1 FROM {PEOPLE} LIMIT 1").fetchall():
         _remake_people(con, upto)
 

@@ -20,6 +20,7 @@ import duckdb
 from roost.storage.warehouse.duckdb_tables import dropped, made, remade
 from roost.storage.warehouse.schema import (
     SESSION_HOUR_COLUMNS,
+    SESSION_MERGE,
     SESSION_MERGED,
     SESSION_ROW_COLUMNS,
     Column,
@@ -127,17 +128,16 @@ def fill_rows(con: duckdb.DuckDBPyConnection, upto: str) -> None:
     con.execute(f"INSERT INTO {ROWS} {_rows_of(f'e.log_offset <= {upto}')}")
 
 
+_PAIRWISE = {"min": "least", "max": "greatest"}  # which pass over NULLs, as min and max do
 # a kept row `s` and the new events' `n` of the same session, made one
 _JOINED = {
     "first_hour": "least(s.first_hour, n.first_hour)",
     "last_hour": "greatest(s.last_hour, n.last_hour)",
-    "events": "s.events + n.events",
     **{
-        name: f"{'greatest' if merged.startswith('max') else 'least'}(s.{name}, n.{name})"
-        for name, merged in SESSION_MERGED.items()
-        if name != "events"
+        name: f"s.{name} + n.{name}" if how == "sum" else f"{_PAIRWISE[how]}(s.{name}, n.{name})"
+        for name, how in SESSION_MERGE.items()
     },
-}  # DuckDB's least and greatest pass over NULLs, as min and max do
+}
 
 
 def merge_rows(con: duckdb.DuckDBPyConnection, new: str) -> None:
@@ -159,8 +159,10 @@ def merge_rows(con: duckdb.DuckDBPyConnection, new: str) -> None:
 
 
 def remake_rows(con: duckdb.DuckDBPyConnection, noted: str, upto: str) -> None:
-    """Make the rows of the sessions of `noted` (a table of project_id, session_id) again
-    from their events up to the offset `upto` (SQL)."""
+    """Make the rows of the sessions of `noted` (a table of project_id, session_id), if
+    any, again from their events up to the offset `upto` (SQL)."""
+    if not con.execute(f"SELECT 1 FROM {noted} LIMIT 1").fetchall():
+        return
     con.execute(
         f"DELETE FROM {ROWS} s USING {noted} n "
         "WHERE s.project_id = n.project_id AND s.session_id = n.session_id"

@@ -146,13 +146,17 @@ SESSION_HOUR_COLUMNS: tuple[Column, ...] = (
     _text("dim2"),
     _text("dim3"),
 )
-SESSION_MERGED = {  # each value column of session hours merged (per session, of some hours)
-    "started": "min(started)",
-    "ended": "max(ended)",
-    "first_seen": "min(first_seen)",
-    "last_seen": "max(last_seen)",
-    "events": "CAST(sum(events) AS BIGINT)",
-    **{name: f"min({name})" for name in ("build", "dim1", "dim2", "dim3")},
+SESSION_MERGE = {  # how each value column of session hours merges (per session, of some hours)
+    "started": "min",
+    "ended": "max",
+    "first_seen": "min",
+    "last_seen": "max",
+    "events": "sum",
+    **dict.fromkeys(("build", "dim1", "dim2", "dim3"), "min"),
+}
+SESSION_MERGED = {  # as SQL aggregates
+    name: f"CAST(sum({name}) AS BIGINT)" if how == "sum" else f"{how}({name})"
+    for name, how in SESSION_MERGE.items()
 }
 # Each game session's hours merged into one row, with its first and last hour: a range of
 # whole hours holds the sessions whose hours all lie in it as their rows are, and only those
@@ -168,9 +172,9 @@ SESSION_ROW_COLUMNS: tuple[Column, ...] = (
 
 
 # When each person was last seen: per person (identity links resolved), the time of their last
-# (and first, and how many) event of each name (`dimension` 'event', `value` the name), of each run and resource of a
-# game ('run', 'resource': the game reports' players) and of any event (`dimension` '',
-# `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
+# (and first, and how many) event of each name (`dimension` 'event', `value` the name), of
+# each run and resource of a game ('run', 'resource': the game reports' players), of any
+# game event ('player') and of any event (`dimension` '', `value` NULL); likewise per visitor (`person` the visitor; bots' events left out), of any
 # event ('visitor'), of each page viewed ('visitor pageview', `value` the path) and of the
 # country, browser, OS and device of their pageviews (the dashboard's web panels). The people
 # of a time range that ends after their last time are those whose last time lies in it — a
