@@ -24,7 +24,12 @@ from roost.storage.warehouse import duckdb as storage_duckdb
 from roost.storage.warehouse import duckdb_seen
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
-from roost.storage.warehouse.schema import PRESENCE_KEYS, SESSION_MERGED, VISIT_COLUMNS
+from roost.storage.warehouse.schema import (
+    COUNT_KEYS,
+    PRESENCE_KEYS,
+    SESSION_MERGED,
+    VISIT_COLUMNS,
+)
 from tests.conftest import Env
 
 RANGE = ["2024-03-29", "2024-04-02"]  # Europe's clocks went forward on 31 March
@@ -36,56 +41,63 @@ AGENTS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
-BODIES: list[dict[str, Any]] = [
-    {"metrics": ["events", "users", "visitors", "pageviews", "sessions"]},
-    {"metrics": ["events", "users"], "interval": "hour"},
-    {"metrics": ["visitors", "pageviews"], "interval": "day"},
-    {"metrics": ["users", "sessions"], "interval": "week"},
-    {"metrics": ["events"], "interval": "month"},
-    {"metrics": ["events"], "dimensions": ["type"]},
-    {"metrics": ["visitors"], "dimensions": ["browser"], "filters": [["is", "type", ["page"]]]},
-    {"metrics": ["users", "events"], "dimensions": ["os", "device"]},
-    {"metrics": ["events", "sessions"], "dimensions": ["user"], "order_by": [["user", "asc"]]},
-    {"metrics": ["visitors"], "dimensions": ["user"], "limit": 3, "page": 2},
-    {"metrics": ["events"], "dimensions": ["session", "time:day"]},
-    {"metrics": ["users"], "filters": [["is_not", "browser", ["Chrome"]]]},
-    {"metrics": ["events", "visitors"], "filters": [["not", ["is", "type", ["track"]]]]},
-    {"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]], ["matches", "user", ["^u"]]]]]},
-    {"metrics": ["users", "pageviews"], "date_range": "all", "interval": "day"},
+# each ask, and what it reads beside the events: events and pageviews alone by the hourly
+# counts; users and visitors per time bucket, in a range that ends after it was asked, by the
+# last-seen rows' first and last times too
+BODIES: list[tuple[dict[str, Any], str]] = [
+    ({"metrics": ["events", "users", "visitors", "pageviews", "sessions"]}, "presence"),
+    ({"metrics": ["events", "users"], "interval": "hour"}, "presence"),
+    ({"metrics": ["visitors", "pageviews"], "interval": "day"}, "presence"),
+    ({"metrics": ["users", "sessions"], "interval": "week"}, "presence"),
+    ({"metrics": ["events"], "interval": "month"}, "counts"),
+    ({"metrics": ["events"], "dimensions": ["type"]}, "counts"),
+    ({"metrics": ["events", "pageviews"], "dimensions": ["event", "page"], "interval": "day",
+      "filters": [["is_not", "device", ["Mobile"]], ["contains", "browser", ["Fire"]]]}, "counts"),
+    ({"metrics": ["visitors"], "dimensions": ["browser"], "filters": [["is", "type", ["page"]]]},
+     "presence"),
+    ({"metrics": ["users", "events"], "dimensions": ["os", "device"]}, "presence"),
+    ({"metrics": ["events", "sessions"], "dimensions": ["user"], "order_by": [["user", "asc"]]},
+     "presence"),
+    ({"metrics": ["visitors"], "dimensions": ["user"], "limit": 3, "page": 2}, "presence"),
+    ({"metrics": ["events"], "dimensions": ["session", "time:day"]}, "presence"),
+    ({"metrics": ["users"], "filters": [["is_not", "browser", ["Chrome"]]]}, "presence"),
+    ({"metrics": ["events", "visitors"], "filters": [["not", ["is", "type", ["track"]]]]},
+     "presence"),
+    ({"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]],
+                                                 ["matches", "user", ["^u"]]]]]}, "presence"),
+    ({"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]],
+                                                 ["matches", "event", ["^P"]]]]]}, "counts"),
+    ({"metrics": ["users", "pageviews"], "date_range": "all", "interval": "day"},
+     "presence counts seen"),
     # the range cuts March: someone seen in March only, before it, is no one of it
-    {"metrics": ["users"], "interval": "month", "date_range": ["2024-03-30", "2030-12-31"]},
-    {"metrics": ["visitors", "events"], "interval": "week", "date_range": ["2024-03-29", "2030-12-31"]},
+    ({"metrics": ["users"], "interval": "month", "date_range": ["2024-03-30", "2030-12-31"]},
+     "presence counts seen"),
+    ({"metrics": ["visitors", "events"], "interval": "week",
+      "date_range": ["2024-03-29", "2030-12-31"]}, "presence counts seen"),
 ]  # fmt: skip
 WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
-VISITS: list[dict[str, Any]] = [  # read from the visits kept
-    {"metrics": WEB_TOTALS},  # (visitors from the last-seen rows)
-    {"metrics": ["visits", "bounce_rate", "visit_duration"], "interval": "hour"},
-    {"metrics": ["visits", "views_per_visit", "visit_duration"], "interval": "day"},
-    {"metrics": ["visits", "bounce_rate"], "interval": "week", "date_range": "all"},
+VISITS: list[tuple[dict[str, Any], str]] = [  # read from the visits kept
+    ({"metrics": WEB_TOTALS}, "presence visits"),  # (visitors from the last-seen rows)
+    ({"metrics": ["visits", "bounce_rate", "visit_duration"], "interval": "hour"},
+     "counts visits"),
+    ({"metrics": ["visits", "views_per_visit", "visit_duration"], "interval": "day"},
+     "counts visits"),
+    ({"metrics": ["visits", "bounce_rate"], "interval": "week", "date_range": "all"},
+     "counts visits"),
     # begun within a range that starts amid the traffic (made from the events a gap before it)
-    {
-        "metrics": ["visits", "visit_duration"],
-        "interval": "hour",
-        "date_range": ["2024-03-30", "2024-03-31"],
-    },
-]
-
-
-def spanned(body: dict[str, Any]) -> bool:
-    """Whether users or visitors per time bucket are counted by the last-seen rows too: in a
-    range that ends after it was asked."""
-    ahead = body.get("date_range") == "all" or body.get("date_range", RANGE)[1] > "2030"
-    return ahead and "interval" in body and bool({"users", "visitors"} & set(body["metrics"]))
+    ({"metrics": ["visits", "visit_duration"], "interval": "hour",
+      "date_range": ["2024-03-30", "2024-03-31"]}, "counts visits"),
+]  # fmt: skip
 
 
 ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the events
     # users and visitors per time bucket: also by the last-seen rows' first and last times
-    *(("query", body, "presence seen" if spanned(body) else "presence") for body in BODIES),
-    *(("query", body, "presence visits") for body in VISITS),
+    *(("query", body, reads) for body, reads in BODIES),
+    *(("query", body, reads) for body, reads in VISITS),
     # a visit cut by a filter or a breakdown is counted from the events
-    ("query", {"metrics": ["visits", "visit_duration"], "dimensions": ["browser"]}, "presence"),
+    ("query", {"metrics": ["visits", "visit_duration"], "dimensions": ["browser"]}, "counts"),
     ("query", {"metrics": ["visits", "bounce_rate"], "filters": [["is", "type", ["page"]]]},
-     "presence"),
+     "counts"),
     ("query", {"metrics": ["session_duration", "visitors"], "interval": "day"}, "presence"),
     # by visit dimensions: whole visits, in any zone
     ("query", {"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"],
@@ -102,33 +114,34 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     # dashboard's: up to today, or all); one that ended before, mid-traffic, is counted from
     # the events (test_those_last_seen_after_the_range_count_for_what_they_did_in_it)
     ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "date_range": AHEAD},
-     "seen"),
-    ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": "all"}, "seen"),
+     "counts seen"),
+    ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": "all"},
+     "counts seen"),
     ("query", {"metrics": ["users", "events"], "dimensions": ["event:name"],
                "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, ""),
     ("query", {"metrics": ["users", "visitors", "events", "sessions"], "date_range": AHEAD},
-     "presence seen"),
+     "counts seen"),
     # sessions too (a count of rows, where the events' is a distinct count of every session)
-    ("query", {"metrics": ["sessions"], "date_range": "all"}, "presence seen"),
+    ("query", {"metrics": ["sessions"], "date_range": "all"}, "counts seen"),
     # each person's events in all time (the dashboard's people), and no one's beside them
     ("query", {"metrics": ["events"], "dimensions": ["user"], "date_range": "all",
                "filters": [["is_not", "user", ["u1"]]]}, "presence seen"),
     ("query", {"metrics": ["events"], "dimensions": ["user"], "date_range": "all",
                "filters": [["is", "type", ["page"]]]}, "presence"),
-    ("query", {"metrics": ["sessions"], "date_range": AHEAD}, "presence seen"),
-    ("query", {"metrics": WEB_TOTALS, "date_range": "all"}, "presence visits seen"),
+    ("query", {"metrics": ["sessions"], "date_range": AHEAD}, "counts seen"),
+    ("query", {"metrics": WEB_TOTALS, "date_range": "all"}, "counts visits seen"),
     ("query", {"metrics": ["users", "visitors"], "dimensions": ["event"], "date_range": AHEAD,
                "filters": [["is", "event", ["Buy"]]]}, ""),
     # visitors per page viewed: the dashboard's top pages (by any event: from the events)
     ("query", {"metrics": ["pageviews", "visitors"], "dimensions": ["page"], "date_range": AHEAD,
-               "filters": [["is", "type", ["page"]]]}, "seen"),
+               "filters": [["is", "type", ["page"]]]}, "counts seen"),
     ("query", {"metrics": ["visitors"], "dimensions": ["event:page"], "date_range": "all",
-               "filters": [["is", "type", ["page"]]], "limit": 3}, "seen"),
+               "filters": [["is", "type", ["page"]]], "limit": 3}, "counts seen"),
     ("query", {"metrics": ["visitors", "users"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["page"]]]}, "seen"),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all"}, ""),
     *(("query", {"metrics": ["visitors"], "dimensions": [column], "date_range": AHEAD,
-                 "filters": [["is", "type", ["page"]]]}, "presence seen")
+                 "filters": [["is", "type", ["page"]]]}, "counts seen")
       for column in ("country", "browser", "os", "device")),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["track"]]]}, ""),
@@ -185,6 +198,9 @@ class EventsOnly:
         return getattr(self._flavor, name)
 
     def presence(self, project_id: int) -> None:
+        return None
+
+    def counts(self, project_id: int) -> None:
         return None
 
     def kept_visits(self, project_id: int) -> None:
@@ -295,12 +311,13 @@ def same_answers(env: Env) -> None:
             body = {"date_range": RANGE, **body, "timezone": zone}
             report = REPORTS[kind]
             sql = report.build(report.parse(body, datetime.now(UTC)), project, flavor)
-            kept = ("presence", "visits", "seen", "session_hours", "session_rows")
+            kept = ("presence", "counts", "visits", "seen", "session_hours", "session_rows")
             read = [t for t in kept if f"roost.{t} " in sql]
             hourly = keeps and zone != "Asia/Kolkata"  # visits and last times: in any zone
             # session hours: a range of whole UTC hours (all time, or local days that are)
             whole = zone != "Asia/Kolkata" or body["date_range"] == "all"
-            local = {"presence": hourly, "session_hours": whole, "session_rows": whole}
+            local = {"presence": hourly, "counts": hourly, "session_hours": whole,
+                     "session_rows": whole}  # fmt: skip
             wanted = [t for t in expected.split() if keeps and local.get(t, True)]
             assert read == wanted, (zone, kind, body)
             assert asked(env, kind, body) == counted(env, kind, body), (zone, kind, body)
@@ -341,7 +358,7 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
         game = env.client.post("/api/v1/events", json={"events": played(rng, 40)},
                                headers={"X-Write-Key": env.write_key})  # fmt: skip
         assert game.status_code == 200 and game.json()["rejected"] == 0, game.text
-        asked(env, "query", BODIES[0])
+        asked(env, "query", BODIES[0][0])
     same_answers(env)
     if isinstance(env.runtime.warehouse.flavor, DuckDBFlavor):
         deadline = time.monotonic() + 10
@@ -439,6 +456,11 @@ def test_rollups_missing_or_of_another_shape_are_made_again_from_the_events(
             "DELETE FROM roost.session_hours WHERE hour(timestamp) = 13",
             "UPDATE roost.session_hours_held SET held = held - 1",
         ],
+        ["DROP TABLE roost.counts"],  # from before the hourly counts
+        [  # behind the rollups: a Roost before them rolled events up meanwhile
+            "DELETE FROM roost.counts WHERE hour(timestamp) = 12",
+            "UPDATE roost.counts_held SET held = held - 1",
+        ],
     ):
         con = duckdb.connect(str(path))
         for change in changes:
@@ -479,8 +501,9 @@ PRESENCE_NAMES = [c.name for c in PRESENCE_KEYS]
 
 
 def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], ...]:
-    """The presence rows, each group's rows merged, the visits, the last-seen rows and the
-    session hours, each hour's merged (all rolled up first, as a report does)."""
+    """The presence rows, each group's rows merged, the visits, the last-seen rows, the
+    session hours and the hourly counts, each hour's merged (all rolled up first, as a report
+    does)."""
     keys = ", ".join(c.name for c in PRESENCE_KEYS)
     presence = warehouse.report(
         f"SELECT {keys}, sum(events) FROM {warehouse.flavor.presence(1)} GROUP BY ALL ORDER BY ALL",
@@ -498,7 +521,13 @@ def rollup_rows(warehouse: DuckDBWarehouse) -> tuple[list[Any], ...]:
         timeout=30,
         max_rows=1000,
     ).rows
-    return presence, visits, seen, sessions
+    counted = warehouse.report(
+        f"SELECT {', '.join(c.name for c in COUNT_KEYS)}, sum(events) "
+        f"FROM {warehouse.flavor.counts(1)} GROUP BY ALL ORDER BY ALL",
+        timeout=30,
+        max_rows=1000,
+    ).rows
+    return presence, visits, seen, sessions, counted
 
 
 def test_a_late_event_joins_two_visits_and_its_erasure_parts_them(tmp_path: Path) -> None:

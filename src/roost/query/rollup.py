@@ -8,7 +8,8 @@ reports of visits read whatever their zone: query/stats.py). A query can read pr
 instead of the events when everything it asks is decided by their columns alone and its time
 buckets and range are whole UTC hours: then each
 row lies wholly inside or outside each bucket and each filter, and every metric below is the
-events' own answer, not an estimate.
+events' own answer, not an estimate. Events and pageviews alone are sums of the hourly counts
+(COUNT_KEYS: the same without whom, and with the event name and page), fewer rows again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from roost.dialects.clock import STORABLE
 from roost.storage.warehouse.flavor import Flavor
-from roost.storage.warehouse.schema import PRESENCE_KEYS, SEEN_DIMENSIONS
+from roost.storage.warehouse.schema import COUNT_KEYS, PRESENCE_KEYS, SEEN_DIMENSIONS
 
 
 class StatsQuery(Protocol):
@@ -58,6 +59,9 @@ COLUMNS = frozenset(c.name for c in PRESENCE_KEYS) - {
     "who",
     "linked",
 } | {"person"}
+# and the hourly counts (no one in them: events and pageviews alone)
+COUNTED = frozenset({"events", "pageviews"})
+COUNT_COLUMNS = frozenset(c.name for c in COUNT_KEYS) - {"project_id", "timestamp"}
 # No stored time is at or after this (dialects/clock.py): DuckDB proves a range of rows last seen
 # after it empty, then builds its join's hash table of the other side, every event (~200 ms)
 STORED_UNTIL = STORABLE[1].replace(tzinfo=None)
@@ -85,6 +89,19 @@ def relation(
     if not all(_decided(f) for f in [*q.filters, *also]):
         return None
     return flavor.presence(project_id) if _hourly(q) else None
+
+
+def counts(q: StatsQuery, project_id: int, flavor: Flavor, metrics: Sequence[str]) -> str | None:
+    """The hourly counts (storage/warehouse/schema.py's COUNT_COLUMNS) `metrics` of `q` can
+    be summed from, or None: events and pageviews alone, grouped and filtered by their
+    columns, in a range whose hours lie wholly in it or out (as `relation`)."""
+    if not set(metrics) <= COUNTED:
+        return None
+    if not all(d.kind == "time" or _column(d, COUNT_COLUMNS) for d in q.dimensions):
+        return None
+    if not all(_decided(f, COUNT_COLUMNS) for f in q.filters):
+        return None
+    return flavor.counts(project_id) if _hourly(q) else None
 
 
 SEEN_WHO = {"users": "person", "visitors": "visitor", "sessions": "session_id"}  # in the events
@@ -263,17 +280,17 @@ def _hourly(q: StatsQuery) -> bool:
     return q.timezone in ("UTC", "Etc/UTC") or q.start >= whole_hours_since(q.timezone)
 
 
-def _column(dimension: Any) -> bool:
-    return bool(dimension.kind == "column" and dimension.arg in COLUMNS)
+def _column(dimension: Any, columns: frozenset[str] = COLUMNS) -> bool:
+    return bool(dimension.kind == "column" and dimension.arg in columns)
 
 
-def _decided(f: Any) -> bool:
-    """Whether a filter looks at presence columns only."""
+def _decided(f: Any, columns: frozenset[str] = COLUMNS) -> bool:
+    """Whether a filter looks at `columns` (the presence rows') only."""
     if f[0] in ("and", "or"):
-        return all(_decided(g) for g in f[1])
+        return all(_decided(g, columns) for g in f[1])
     if f[0] == "not":
-        return _decided(f[1])
-    return _column(f[1])
+        return _decided(f[1], columns)
+    return _column(f[1], columns)
 
 
 def _whole_hour(moment: datetime) -> bool:

@@ -589,7 +589,10 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.append("events")
     # without the identity links' join unless users are counted from it (~160 ms at 10 M)
     base = base_relation(q, project_id, flavor, q.filters, counts=simple)
-    presence = rollup.relation(q, project_id, flavor, simple)  # fewer rows, the same answer
+    # fewer rows, the same answer: an hour's counts, else its presence rows
+    presence = rollup.counts(q, project_id, flavor, simple) or rollup.relation(
+        q, project_id, flavor, simple
+    )
     counted, aggregate = base, SIMPLE
     if presence is not None:
         counted = base_relation(q, project_id, flavor, q.filters, rows=presence)

@@ -34,6 +34,7 @@ from roost.storage.log import Group
 from roost.storage.warehouse import (
     LoadShape,
     QueryResult,
+    duckdb_counts,
     duckdb_links,
     duckdb_seen,
     duckdb_sessions,
@@ -242,6 +243,7 @@ class DuckDBWarehouse:
                 seen=duckdb_seen.seen,
                 sessions=duckdb_sessions.session_hours,
                 session_rows=duckdb_sessions.session_rows,
+                counts=duckdb_counts.counts,
             )
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)

@@ -18,6 +18,7 @@ from datetime import datetime
 import duckdb
 import pyarrow.compute as pc
 
+from roost.storage.warehouse import duckdb_counts as counts
 from roost.storage.warehouse import duckdb_seen as seen
 from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
@@ -70,9 +71,10 @@ _VISITS_OF = DuckDBFlavor(EVENTS, IDENTITIES).visits_of  # the SQL reports make 
 _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
-# what `create` may have made: presence and visits, last-seen rows, session hours
-ROWS, SEEN, SESSIONS = "rows", "seen", "sessions"
-PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, sessions.SESSIONS)  # each row a project's
+# what `create` may have made: presence and visits, last-seen rows, session hours, counts
+ROWS, SEEN, SESSIONS, COUNTS = "rows", "seen", "sessions", "counts"
+# each row a project's
+PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, sessions.SESSIONS, counts.COUNTS)
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -82,18 +84,21 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
     if shaped(con, shapes):
         remade = [SEEN] if seen.create(con, _ROLLED) else []
-        return remade + ([SESSIONS] if sessions.create(con, _ROLLED) else [])
+        remade += [SESSIONS] if sessions.create(con, _ROLLED) else []
+        return remade + ([COUNTS] if counts.create(con, _ROLLED) else [])
     _drop_rows(con)
     made(con, shapes)
     seen.make(con)  # made with them, from the same events
     sessions.make(con)
-    return [ROWS, SEEN, SESSIONS]
+    counts.make(con)
+    return [ROWS, SEEN, SESSIONS, COUNTS]
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     _drop_rows(con)
     seen.drop(con)
     sessions.drop(con)
+    counts.drop(con)
 
 
 def _drop_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -136,6 +141,8 @@ def fill(con: duckdb.DuckDBPyConnection, made: Sequence[str]) -> None:
         seen.fill(con, _ROLLED)
     if SESSIONS in made:
         sessions.fill(con, _ROLLED)
+    if COUNTS in made:
+        counts.fill(con, _ROLLED)
 
 
 def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -164,6 +171,7 @@ def roll(
         assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
         hours = inserted.to_arrow_table()
     sessions.roll(con, new, upto)
+    counts.roll(con, new, upto)
     _touched(con, new)
     _extend(con, new)
     _revisit(con, str(int(upto)))
@@ -187,6 +195,7 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
     con.execute(f"DELETE FROM {PRESENCE} WHERE {which}")
     con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
     sessions.merge(con, which)
+    counts.merge(con, which)
     return [
         (hour, int(rows))
         for hour, rows in con.execute(
@@ -244,6 +253,7 @@ def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
     )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
     sessions.remake(con, pid, hours, _ROLLED)
+    counts.remake(con, pid, hours, _ROLLED)
     _revisit(con, _ROLLED)
     seen.remake(con)
 

@@ -62,6 +62,12 @@ class Flavor(Protocol):
         Warehouse does not keep them: reports then count from the events."""
         ...
 
+    def counts(self, project_id: int) -> str | None:
+        """One project's hourly counts (storage/warehouse/schema.py's COUNT_COLUMNS), or None
+        when this Warehouse does not keep them: reports then count the presence rows or the
+        events."""
+        ...
+
     def kept_visits(self, project_id: int) -> str | None:
         """One project's visits as this Warehouse keeps them (storage/warehouse/schema.py's
         VISIT_COLUMNS), or None when it keeps none: reports then make them (`visits_of`)."""
@@ -210,6 +216,7 @@ class DuckDBFlavor:
         seen: Callable[[int], str] | None = None,
         sessions: Callable[[int], str] | None = None,
         session_rows: Callable[[int], str] | None = None,
+        counts: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
@@ -218,6 +225,7 @@ class DuckDBFlavor:
         self._seen = seen  # its last-seen rows (storage/warehouse/duckdb_seen.py)
         self._sessions = sessions  # its session hours (storage/warehouse/duckdb_sessions.py)
         self._session_rows = session_rows  # and those merged per session
+        self._counts = counts  # its hourly counts (storage/warehouse/duckdb_counts.py)
         self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
@@ -235,6 +243,9 @@ class DuckDBFlavor:
 
     def presence(self, project_id: int) -> str | None:
         return None if self._presence is None else self._presence(project_id)
+
+    def counts(self, project_id: int) -> str | None:
+        return None if self._counts is None else self._counts(project_id)
 
     def kept_visits(self, project_id: int) -> str | None:
         return None if self._visits is None else self._visits(project_id)
@@ -504,6 +515,9 @@ class ClickHouseFlavor:
 
     def presence(self, project_id: int) -> str | None:
         return None  # reports count from the events themselves here
+
+    def counts(self, project_id: int) -> str | None:
+        return None  # likewise
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
