@@ -33,7 +33,7 @@ from roost.storage.warehouse.schema import ALL_COLUMNS
 IDS = {"message_id", "user_id", "anonymous_id", "previous_id", "session_id", "visitor", "group_id"}
 TIMES = {"timestamp", "original_timestamp", "sent_at"}
 ROLLUPS = ("presence", "visits", "rollups", "seen", "seen_held", "session_hours",
-           "session_hours_held")  # fmt: skip
+           "session_hours_held", "session_rows", "counts", "counts_held")  # fmt: skip
 FILES = ("metadata.sqlite", "log.sqlite", "events.duckdb")
 
 
@@ -43,7 +43,7 @@ def copied(k: int, days: int) -> str:
     for column in ALL_COLUMNS:
         name = f'"{column.name}"'
         if column.name == "log_offset":
-            columns.append(f"-({k} * 1000000000 + log_offset)")
+            columns.append(f"-({k * 1_000_000_000} + log_offset)")  # a BIGINT literal
         elif column.name in IDS:
             columns.append(f"{name} || '~{k}'")  # NULL stays NULL
         elif column.name in TIMES:
