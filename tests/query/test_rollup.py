@@ -177,9 +177,10 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events
     # players per run and resource: by their last-seen rows, in a range that ends after it
     # was asked (the counts of the range's events, the late players' among them)
-    ("runs", {"date_range": AHEAD}, "seen"),
-    ("resources", {"date_range": "all"}, "seen"),
-    ("resources", {"date_range": AHEAD}, "seen"),
+    # (their events per name from the hourly counts: a resource's of positive values)
+    ("runs", {"date_range": AHEAD}, "counts seen"),
+    ("resources", {"date_range": "all"}, "counts seen"),
+    ("resources", {"date_range": AHEAD}, "counts seen"),
     ("runs", {}, ""),
     ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": AHEAD,
                "filters": [["is", "category", ["progression"]]]}, ""),  # names, not runs
@@ -263,6 +264,8 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
                                  ("progression", "Start:Run"), ("progression", "Fail:Boss"),
                                  ("resource", "Source:Gold"), ("resource", "Sink:Gold"),
                                  ("resource", "Sink:Gems"), ("design", "Click:Menu")])  # fmt: skip
+        if kind == "resource" and k == 5 and rng.random() < 0.5:
+            name = "Source:Dust"  # moved by no one: no resource of the report
         events.append({
             "build_version": rng.choice(["1.0", "1.1"]), "player_hash": player(k),
             "session_id": f"6f1c2d3e-0000-4000-8000-{k:04x}{day(k, moment):08x}",

@@ -124,9 +124,16 @@ VERBS = {
 SEEN_PER = {"runs": "run", "resources": "resource"}  # their players' last-seen rows (schema.py)
 
 
-def _verbs(r: GameReport, base: str, flavor: Flavor, seen: tuple[str, str] | None = None) -> str:
+def _verbs(
+    r: GameReport,
+    base: str,
+    flavor: Flavor,
+    seen: tuple[str, str] | None = None,
+    tallied: bool = False,
+) -> str:
     """Runs or resources per subject, and their players; `seen`: (the range's events with
-    `person`, the last-seen rows) to count the players from, `base` then needing no people."""
+    `person`, the last-seen rows) to count the players from, `base` then needing no people,
+    and being the hourly counts if `tallied` (storage/warehouse/schema.py's COUNT_COLUMNS)."""
     category, verbs, measure = VERBS[r.kind]
     select, group = _keys(r)
     verb = flavor.before("event", ":")
@@ -152,6 +159,9 @@ def _verbs(r: GameReport, base: str, flavor: Flavor, seen: tuple[str, str] | Non
     played = f"(SELECT *, {subject} AS d0 FROM {events} AS e WHERE {which})"
     players = rollup.counted_seen(r.scope, "users", rows, played, flavor, SEEN_PER[r.kind])
     total = "count(*)" if measure == "1" else f"sum({measure})"
+    if tallied:  # each row's count of events, and sum of the positive values
+        total = "sum(events)" if measure == "1" else "sum(moved)"
+        kind = f"category = {flavor.string(category)}" + (" AND moved IS NOT NULL" if extra else "")
     named = f"SELECT event, {total} AS n FROM {base} AS b WHERE {kind} GROUP BY event"
     summed = ", ".join(
         f"coalesce(sum(CASE WHEN {verb} = {flavor.string(v)} THEN n END), 0) AS {alias}"
@@ -374,8 +384,12 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
         return f"{_sessions(r, base, flavor, kept)} LIMIT {r.limit}"
     rows = rollup.seen_rows(r.scope, project_id, flavor)
     if r.kind in VERBS and rows is not None and not r.by and not r.scope.filters:
-        counted = stats.base_relation(r.scope, project_id, flavor, [], people=False)
-        return f"{_verbs(r, counted, flavor, (base, rows))} LIMIT {r.limit}"
+        # the events per name from the hourly counts, if its hours are whole (~50 → ~5 ms
+        # at 10 M events), else from the events without their people
+        tally = rollup.counts(replace(r.scope, dimensions=[]), project_id, flavor, ["events"])
+        counted = stats.base_relation(r.scope, project_id, flavor, [], people=False, rows=tally)
+        verbs = _verbs(r, counted, flavor, (base, rows), tallied=tally is not None)
+        return f"{verbs} LIMIT {r.limit}"
     if r.kind == "players":
         players = _players_of(r, project_id, rows, flavor)
         if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's

@@ -28,7 +28,10 @@ _OF_EVENTS = ", ".join(
 
 def _of(where: str) -> str:
     """The rows of the events `where` (a condition on `e`) selects."""
-    return f"SELECT {_OF_EVENTS}, count(*) FROM {EVENTS} e WHERE {where} GROUP BY {_GROUPS}"
+    return (
+        f"SELECT {_OF_EVENTS}, count(*), sum(CASE WHEN e.value > 0 THEN e.value END) "
+        f"FROM {EVENTS} e WHERE {where} GROUP BY {_GROUPS}"
+    )
 
 
 def create(con: duckdb.DuckDBPyConnection, rolled: str) -> bool:
@@ -62,8 +65,8 @@ def roll(con: duckdb.DuckDBPyConnection, new: str, upto: int) -> None:
 def merge(con: duckdb.DuckDBPyConnection, which: str) -> None:
     """Make the rows of the hours `which` (a condition on `timestamp`) one per group."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE roost_counts_merged AS SELECT {_KEYS}, "
-        f"sum(events)::BIGINT AS events FROM {COUNTS} WHERE {which} GROUP BY {_GROUPS}"
+        f"CREATE OR REPLACE TEMP TABLE roost_counts_merged AS SELECT {_KEYS}, sum(events)::BIGINT "
+        f"AS events, sum(moved) AS moved FROM {COUNTS} WHERE {which} GROUP BY {_GROUPS}"
     )
     con.execute(f"DELETE FROM {COUNTS} WHERE {which}")
     con.execute(f"INSERT INTO {COUNTS} SELECT * FROM roost_counts_merged")

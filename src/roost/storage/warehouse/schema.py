@@ -113,7 +113,11 @@ COUNT_KEYS: tuple[Column, ...] = (
     _text("event"),
     _text("path"),
 )
-COUNT_COLUMNS: tuple[Column, ...] = (*COUNT_KEYS, Column("events", "BIGINT"))
+COUNT_COLUMNS: tuple[Column, ...] = (
+    *COUNT_KEYS,
+    Column("events", "BIGINT"),
+    Column("moved", "DOUBLE"),  # the sum of their positive values (NULL: none; resource flows)
+)
 
 
 # Each visit: a visitor's events with no gap over 30 minutes between two of them (bots' events
