@@ -109,12 +109,22 @@ _servers: dict[str, Any] = {}
 METRICS_TOKEN = "test-metrics-token"
 
 
+def _started(name: str, server: type[Postgres] | type[ClickHouse]) -> Any:
+    """One server of the kind for the whole run, started at the first ask. Missing, it skips
+    (fails in CI) right here: the hook above converts it for the first fixture only, as pytest
+    keeps a module fixture's first error for the rest of its tests."""
+    if name not in _servers:
+        try:
+            _servers[name] = server().start()
+        except Missing as exc:
+            missing(exc.what, exc.install)
+        atexit.register(_servers[name].stop)
+    return _servers[name]
+
+
 def fresh_postgres_url() -> str:
     """A new, empty database on one PostgreSQL started for the whole run."""
-    if "postgres" not in _servers:
-        _servers["postgres"] = Postgres().start()
-        atexit.register(_servers["postgres"].stop)
-    server = _servers["postgres"]
+    server = _started("postgres", Postgres)
     name = f"roost_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -123,10 +133,7 @@ def fresh_postgres_url() -> str:
 
 def fresh_clickhouse_url() -> str:
     """A database of its own on one ClickHouse started for the whole run."""
-    if "clickhouse" not in _servers:
-        _servers["clickhouse"] = ClickHouse().start()
-        atexit.register(_servers["clickhouse"].stop)
-    server = _servers["clickhouse"]
+    server = _started("clickhouse", ClickHouse)
     return f"clickhouse://127.0.0.1:{server.port}/roost_{uuid.uuid4().hex[:12]}"
 
 
