@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import re
 import shutil
 import socket
@@ -28,8 +29,28 @@ class Missing(Exception):
         self.install = install
 
 
+# Ports for servers started here: below Linux's ephemeral range (32768–60999), so no
+# outgoing connection can take one between its choice and the server's bind (a port the
+# kernel gave to bind(0) was handed back, then taken by a client's connect: a cluster test's
+# ingest node "cannot listen … in use"), and none handed out twice by this process.
+PORTS = range(20_000, 32_000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port nothing listens on, for a server about to start."""
+    for _ in range(200):
+        port = random.choice(PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # crowded: any port the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
