@@ -158,11 +158,12 @@ def _verbs(
     events, rows = seen
     played = f"(SELECT *, {subject} AS d0 FROM {events} AS e WHERE {which})"
     players = rollup.counted_seen(r.scope, "users", rows, played, flavor, SEEN_PER[r.kind])
-    total = "count(*)" if measure == "1" else f"sum({measure})"
-    if tallied:  # each row's count of events, and sum of the positive values
-        total = "sum(events)" if measure == "1" else "sum(moved)"
-        kind = f"category = {flavor.string(category)}" + (" AND moved IS NOT NULL" if extra else "")
-    named = f"SELECT event, {total} AS n FROM {base} AS b WHERE {kind} GROUP BY event"
+    total, only = ("count(*)" if measure == "1" else f"sum({measure})"), kind
+    if tallied:  # each row's events, or its sum of positive values (NULL: none moved any)
+        counted = measure == "1"
+        total = "sum(events)" if counted else "sum(moved)"
+        only = f"category = {flavor.string(category)}{'' if counted else ' AND moved IS NOT NULL'}"
+    named = f"SELECT event, {total} AS n FROM {base} AS b WHERE {only} GROUP BY event"
     summed = ", ".join(
         f"coalesce(sum(CASE WHEN {verb} = {flavor.string(v)} THEN n END), 0) AS {alias}"
         for v, alias in verbs.items()

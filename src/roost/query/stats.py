@@ -590,12 +590,12 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     # without the identity links' join unless users are counted from it (~160 ms at 10 M)
     base = base_relation(q, project_id, flavor, q.filters, counts=simple)
     # fewer rows, the same answer: an hour's counts, else its presence rows
-    presence = rollup.counts(q, project_id, flavor, simple) or rollup.relation(
+    rolled_up = rollup.counts(q, project_id, flavor, simple) or rollup.relation(
         q, project_id, flavor, simple
     )
     counted, aggregate = base, SIMPLE
-    if presence is not None:
-        counted = base_relation(q, project_id, flavor, q.filters, rows=presence)
+    if rolled_up is not None:
+        counted = base_relation(q, project_id, flavor, q.filters, rows=rolled_up)
         aggregate = rollup.METRICS
     parts: dict[str, tuple[list[str], str]] = {  # each part's columns, and its SELECT
         "g": (simple, _per_person(q, project_id, flavor, counted, aggregate, simple) or

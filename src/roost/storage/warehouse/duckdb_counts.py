@@ -10,7 +10,6 @@ from roost.storage.warehouse.schema import COUNT_COLUMNS, COUNT_KEYS
 
 EVENTS = "roost.events"
 COUNTS = "roost.counts"
-_KEYS = ", ".join(f'"{c.name}"' for c in COUNT_KEYS)
 _GROUPS = ", ".join(str(n) for n in range(1, len(COUNT_KEYS) + 1))
 _OF_EVENTS = ", ".join(
     "date_trunc('hour', e.timestamp)" if c.name == "timestamp" else f"e.{c.name}"
@@ -31,11 +30,9 @@ HOURLY = Hourly(
     "roost.counts_held",
     COUNT_COLUMNS,
     _of,
-    f"{_KEYS}, sum(events)::BIGINT AS events, sum(moved) AS moved",
     len(COUNT_KEYS),
+    "sum(events)::BIGINT AS events, sum(moved) AS moved",
 )
-create, make, drop, fill = HOURLY.create, HOURLY.make, HOURLY.drop, HOURLY.fill
-roll, merge, remake = HOURLY.roll, HOURLY.merge, HOURLY.remake
 
 
 def counts(project_id: int) -> str:

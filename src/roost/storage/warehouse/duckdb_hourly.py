@@ -24,8 +24,8 @@ class Hourly:
     held: str
     columns: Sequence[Column]
     of: Callable[[str], str]  # the SELECT of the rows of the events a condition on `e` selects
-    merged: str  # the SELECT list of an hour's rows made one per group: its keys first
-    keys: int  # how many
+    keys: int  # how many of `columns`, the first, a group is of (the hour's among them)
+    merged: str  # the SELECT list of the others, a group's rows made one
 
     @property
     def _tables(self) -> tuple[tuple[str, Sequence[Column]], ...]:
@@ -57,10 +57,10 @@ class Hourly:
     def merge(self, con: duckdb.DuckDBPyConnection, which: str) -> None:
         """Make the rows of the hours `which` (a condition on `timestamp`) one per group."""
         merged = f"roost_{self.table.split('.')[1]}_merged"
-        groups = ", ".join(str(n) for n in range(1, self.keys + 1))
+        keys = ", ".join(f'"{c.name}"' for c in self.columns[: self.keys])
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {merged} AS SELECT {self.merged} "
-            f"FROM {self.table} WHERE {which} GROUP BY {groups}"
+            f"CREATE OR REPLACE TEMP TABLE {merged} AS SELECT {keys}, {self.merged} "
+            f"FROM {self.table} WHERE {which} GROUP BY ALL"
         )
         con.execute(f"DELETE FROM {self.table} WHERE {which}")
         con.execute(f"INSERT INTO {self.table} SELECT * FROM {merged}")

@@ -71,10 +71,12 @@ _VISITS_OF = DuckDBFlavor(EVENTS, IDENTITIES).visits_of  # the SQL reports make 
 _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
-# what `create` may have made: presence and visits, last-seen rows, session hours, counts
-ROWS, SEEN, SESSIONS, COUNTS = "rows", "seen", "sessions", "counts"
+# what `create` may have made: presence and visits, last-seen rows, and each kind of rows
+# kept per hour like the presence rows (session hours, counts: duckdb_hourly.py)
+ROWS, SEEN = "rows", "seen"
+HOURLY = {"sessions": sessions.HOURLY, "counts": counts.HOURLY}
 # each row a project's
-PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, sessions.SESSIONS, counts.COUNTS)
+PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, *(h.table for h in HOURLY.values()))
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -84,21 +86,20 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     shapes = ((PRESENCE, PRESENCE_COLUMNS), (VISITS, VISIT_COLUMNS), (ROLLED, (_ROLLED_COLUMN,)))
     if shaped(con, shapes):
         remade = [SEEN] if seen.create(con, _ROLLED) else []
-        remade += [SESSIONS] if sessions.create(con, _ROLLED) else []
-        return remade + ([COUNTS] if counts.create(con, _ROLLED) else [])
+        return remade + [name for name, h in HOURLY.items() if h.create(con, _ROLLED)]
     _drop_rows(con)
     made(con, shapes)
     seen.make(con)  # made with them, from the same events
-    sessions.make(con)
-    counts.make(con)
-    return [ROWS, SEEN, SESSIONS, COUNTS]
+    for hourly in HOURLY.values():
+        hourly.make(con)
+    return [ROWS, SEEN, *HOURLY]
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     _drop_rows(con)
     seen.drop(con)
-    sessions.drop(con)
-    counts.drop(con)
+    for hourly in HOURLY.values():
+        hourly.drop(con)
 
 
 def _drop_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -139,10 +140,9 @@ def fill(con: duckdb.DuckDBPyConnection, made: Sequence[str]) -> None:
         _fill_rows(con)
     if SEEN in made:
         seen.fill(con, _ROLLED)
-    if SESSIONS in made:
-        sessions.fill(con, _ROLLED)
-    if COUNTS in made:
-        counts.fill(con, _ROLLED)
+    for name, hourly in HOURLY.items():
+        if name in made:
+            hourly.fill(con, _ROLLED)
 
 
 def _fill_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -170,8 +170,8 @@ def roll(
         )
         assert inserted is not None  # RETURNING: the rows' hours, as Arrow (no Python per row)
         hours = inserted.to_arrow_table()
-    sessions.roll(con, new, upto)
-    counts.roll(con, new, upto)
+    for hourly in HOURLY.values():
+        hourly.roll(con, new, upto)
     _touched(con, new)
     _extend(con, new)
     _revisit(con, str(int(upto)))
@@ -194,8 +194,8 @@ def merge(con: duckdb.DuckDBPyConnection, hours: Sequence[datetime]) -> list[tup
     )
     con.execute(f"DELETE FROM {PRESENCE} WHERE {which}")
     con.execute(f"INSERT INTO {PRESENCE} SELECT * FROM roost_merged")
-    sessions.merge(con, which)
-    counts.merge(con, which)
+    for hourly in HOURLY.values():
+        hourly.merge(con, which)
     return [
         (hour, int(rows))
         for hour, rows in con.execute(
@@ -252,8 +252,8 @@ def remake(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
         f"AND e.log_offset <= {_ROLLED}"  # the events past it are counted as they are
     )
     con.execute(f"INSERT INTO {PRESENCE} {_PRESENCE_OF} WHERE {which}{_PRESENCE_GROUPS}")
-    sessions.remake(con, pid, hours, _ROLLED)
-    counts.remake(con, pid, hours, _ROLLED)
+    for hourly in HOURLY.values():
+        hourly.remake(con, pid, hours, _ROLLED)
     _revisit(con, _ROLLED)
     seen.remake(con)
 

@@ -51,16 +51,7 @@ def _of(where: str) -> str:
 
 
 _MERGED_HOURS = ", ".join(f'{SESSION_MERGED[name]} AS "{name}"' for name in _NAMES[3:])
-HOURLY = Hourly(
-    SESSIONS,
-    HELD,
-    SESSION_HOUR_COLUMNS,
-    _of,
-    f"project_id, timestamp, session_id, {_MERGED_HOURS}",
-    3,
-)
-create, make, drop, fill = HOURLY.create, HOURLY.make, HOURLY.drop, HOURLY.fill
-roll, merge, remake = HOURLY.roll, HOURLY.merge, HOURLY.remake
+HOURLY = Hourly(SESSIONS, HELD, SESSION_HOUR_COLUMNS, _of, 3, _MERGED_HOURS)  # per session
 
 
 def session_hours(project_id: int) -> str:
