@@ -85,7 +85,9 @@ class Settings:
     )
     geoip_db: str = _setting("", "Path of a MaxMind-format .mmdb country database; empty: none.")
     trust_forwarded_for: bool = _setting(
-        False, "Take the client IP from X-Forwarded-For (only behind a proxy you run)."
+        False,
+        "Take the client IP from X-Forwarded-For, its first address (only behind a proxy you "
+        "run); off, the header is ignored, from any peer.",
     )
     key_cache_seconds: float = _setting(
         1.0, "How long a key lookup is cached; a revoked key is refused after at most this."
@@ -212,7 +214,8 @@ class Settings:
     cookie_secure: str = _setting(
         "auto",
         "Mark the dashboard's cookies Secure: auto (when the request came over HTTPS, as seen "
-        "directly or through X-Forwarded-Proto from a local proxy), always, or never.",
+        "directly or through X-Forwarded-Proto from a local proxy, or any with trust_forwarded_for), "
+        "always, or never.",
     )
     session_days: float = _setting(14.0, "How long a dashboard login lasts.")
     metrics_listen: str = _setting(

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.server import Server
+from tests.integration.server import Server, create_key
 
 pytestmark = pytest.mark.slow
 
@@ -73,4 +73,50 @@ def test_heads_bodies_idlers_and_crowds_are_bounded(tmp_path: Path) -> None:
     finally:
         for sock in OPENED:
             sock.close()
+        server.stop()
+
+
+def visitors(server: Server, read: str) -> list[str]:
+    """The stored events' visitors, in the order they were sent (waiting for the load)."""
+    for _ in range(100):
+        rows = httpx.post(
+            f"{server.url}/api/v1/sql",
+            json={"sql": "SELECT visitor FROM events ORDER BY log_offset"},
+            headers={"Authorization": f"Bearer {read}"},
+        ).json()["rows"]
+        if len(rows) == 3:
+            return [row[0] for row in rows]
+        time.sleep(0.1)
+    raise AssertionError("the events were not stored")
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_for_is_believed_only_when_trusted(tmp_path: Path, trusted: bool) -> None:
+    """X-Forwarded-For names the client only with trust_forwarded_for, and then by its first
+    address — from a loopback peer too (uvicorn believes one from 127.0.0.1 on its own)."""
+    data = tmp_path / "data"
+    server = Server(data, trust_forwarded_for=str(trusted).lower()).start()
+    try:
+        write, read = create_key(data, "write"), create_key(data, "read")
+        for forwarded in ("1.2.3.4, 9.9.9.9", "5.6.7.8", "1.2.3.4, 7.7.7.7"):
+            sent = httpx.post(
+                f"{server.url}/v1/track",
+                json={"event": "Opened", "anonymousId": "a", "context": {"userAgent": "ua"}},
+                headers={"Authorization": f"Bearer {write}", "X-Forwarded-For": forwarded},
+            )
+            assert sent.status_code == 200, sent.text
+        first, second, third = visitors(server, read)
+        if trusted:  # by the first address: two clients
+            assert first == third != second
+        else:  # the peer's address: one client
+            assert first == second == third
+        # a local proxy's X-Forwarded-Proto still says how the client came (the dashboard's
+        # Secure cookies, analytics.js's settings)
+        settings = httpx.get(
+            f"{server.url}/v1/projects/{write}/settings", headers={"X-Forwarded-Proto": "https"}
+        ).json()
+        assert settings["integrations"]["Segment.io"]["protocol"] == "https"
+        plain = httpx.get(f"{server.url}/v1/projects/{write}/settings").json()
+        assert plain["integrations"]["Segment.io"]["protocol"] == "http"
+    finally:
         server.stop()

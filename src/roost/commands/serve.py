@@ -154,6 +154,7 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
         access_log=False,
         loop="auto",
         http=serving.protocol(settings),
+        proxy_headers=False,  # Roost reads them itself, as its settings say (web/peer.py)
         timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=10,

@@ -33,6 +33,7 @@ from roost.web.api import (
 )
 from roost.web.body import Receive
 from roost.web.dashboard.throttle import LoginThrottle
+from roost.web.peer import with_forwarded_scheme
 
 
 class RoostApp:
@@ -51,6 +52,7 @@ class RoostApp:
             if path in ingest.PATHS:
                 await ingest.handle(self.state.runtime, ingest.PATHS[path], scope, receive, send)
                 return
+            scope = with_forwarded_scheme(scope, self.state.runtime.settings.trust_forwarded_for)
         await self.starlette(scope, receive, send)
 
 
