@@ -30,6 +30,7 @@ from roost.storage.warehouse.schema import (
     SESSION_MERGED,
     VISIT_COLUMNS,
 )
+from roost.web.dashboard.pages import PANELS
 from tests.conftest import Env
 
 RANGE = ["2024-03-29", "2024-04-02"]  # Europe's clocks went forward on 31 March
@@ -87,6 +88,9 @@ VISITS: list[tuple[dict[str, Any], str]] = [  # read from the visits kept
     # begun within a range that starts amid the traffic (made from the events a gap before it)
     ({"metrics": ["visits", "visit_duration"], "interval": "hour",
       "date_range": ["2024-03-30", "2024-03-31"]}, "counts visits"),
+    # the dashboard's entry and exit pages: of the visits with a pageview
+    (PANELS["entry-pages"][1], "visits"),
+    (PANELS["exit-pages"][1], "visits"),
 ]  # fmt: skip
 
 
@@ -363,6 +367,10 @@ def test_presence_answers_as_the_events_do(env: Env) -> None:
         assert game.status_code == 200 and game.json()["rejected"] == 0, game.text
         asked(env, "query", BODIES[0][0])
     same_answers(env)
+    for panel in ("entry-pages", "exit-pages"):  # a visit with no pageview has no such page
+        body = {"date_range": RANGE, **PANELS[panel][1]}
+        rows = asked(env, "query", body)["results"]
+        assert rows and all(row["dimensions"][0] for row in rows), rows
     if isinstance(env.runtime.warehouse.flavor, DuckDBFlavor):
         deadline = time.monotonic() + 10
         while not merged(env):

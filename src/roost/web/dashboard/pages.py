@@ -225,9 +225,11 @@ def _top(dimension: str) -> tuple[str, dict[str, Any]]:
     return ("query", {**body, "filters": _PAGES_ONLY})
 
 
-def _entered(dimension: str) -> tuple[str, dict[str, Any]]:  # of the visits with a pageview
+def _entered(dimension: str) -> tuple[str, dict[str, Any]]:
+    """Of the visits with a pageview: those whose page is set, which every text "contains" —
+    not a regular expression run on each visit (`matches "."`: ~33 of 37 ms at 10 M events)."""
     body = {"metrics": ["visits"], "dimensions": [dimension], "limit": 10}
-    return ("query", {**body, "filters": [["matches", dimension, ["."]]]})
+    return ("query", {**body, "filters": [["contains", dimension, [""]]]})
 
 
 # The ranked panels of the pages, by the name their CSV is downloaded under (/csv/<name>)
