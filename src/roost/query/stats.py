@@ -710,11 +710,16 @@ def _per_person(
     if rows is None:
         return None
     where = " AND ".join(condition(f, q, flavor) for f in q.filters)
+    # no one's: first by the stored ids (no person without them), which DuckDB tests in the
+    # scan (by each row group's count of NULLs), not by `person` alone (coalesced from two: a
+    # test of every row, ~70 ms of CPU at 10 M events for none at all)
+    ids = "who" if aggregate is rollup.METRICS else "user_id IS NULL AND anonymous_id"
+    nobody = f"{ids} IS NULL AND person IS NULL"
     return (
         f"SELECT person AS d0, events FROM {rollup.of_kind(rows, '', flavor)} AS s"
         f"{f' WHERE {where}' if where else ''} UNION ALL "
         f"SELECT d0, {aggregate['events']} AS events FROM {counted} AS base "
-        "WHERE person IS NULL GROUP BY d0"
+        f"WHERE {nobody} GROUP BY d0"
     )
 
 
