@@ -259,11 +259,15 @@ def counted_by_time(
     unknown = f"SELECT f, l FROM ({pairs}) AS p WHERE NOT ({known})"
     who = SEEN_WHO[metric]
     each = f"CASE WHEN {NOT_BOT} THEN {who} END" if metric == "visitors" else who
+    # in all time every row's times lie within: said here, where DuckDB (its statistics pass
+    # off, storage/warehouse/duckdb.py) would test each row (users per month at 10 M events
+    # 75 → 29 ms)
+    spanning = f"({keys[0]}, {keys[1]}) IN ({unknown})"
+    beyond = spanning if always(q) else f"(NOT ({within}) OR {spanning})"
     others = (
         f"SELECT d0, count(DISTINCT {each}) AS {metric} FROM {counted} AS b SEMI JOIN "
         f"(SELECT person FROM {rows} AS s WHERE last >= {start} AND first < {end} "
-        f"AND (NOT ({within}) OR ({keys[0]}, {keys[1]}) IN ({unknown}))) AS o "
-        f"ON o.person = b.{who} GROUP BY d0"
+        f"AND {beyond}) AS o ON o.person = b.{who} GROUP BY d0"
     )
     return (
         f"WITH pairs AS MATERIALIZED ({counted_pairs}) "
