@@ -430,11 +430,14 @@ def base_relation(
     filters by them) — or the matching `rows` (presence rows, query/rollup.py) likewise."""
     of_visits = [f for f in filters if _by_visit(f)]
     filters = [f for f in filters if not _by_visit(f)]
-    where = [
+    # in all time, no test of each event's time: every one passes (an Event always has one,
+    # in the storable range; DuckDB, its statistics pass off, tested every row: events per
+    # build at 100 M events 160 → 111 ms)
+    times = [] if rollup.always(q) else [
         f"timestamp >= {flavor.timestamp(q.start)}",
         f"timestamp < {flavor.timestamp(q.end)}",
-        *(condition(f, q, flavor) for f in filters),
-    ]
+    ]  # fmt: skip
+    where = [*times, *(condition(f, q, flavor) for f in filters)]
     dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
     # Resolving linked ids is a join over every event: only when the query counts people,
     # or groups or filters by them
@@ -452,9 +455,8 @@ def base_relation(
         relation = flavor.rows(project_id)
     if of_visits:  # the events of the visits that pass them
         relation = flavor.within_visits(relation, _visits(q, project_id, flavor, of_visits))
-    return (
-        f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events WHERE {' AND '.join(where)})"
-    )
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"(SELECT {', '.join([*dims, '*'])} FROM {relation} AS events{clause})"
 
 
 def _is_person(dimension: Dimension) -> bool:
