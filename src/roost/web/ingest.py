@@ -144,6 +144,10 @@ CORS = [
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """The answer, its length said (else uvicorn frames the tiny body as a chunk: ~2% of the
+    single-event requests/s); a 204 has none (RFC 9110)."""
+    if status != 204:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

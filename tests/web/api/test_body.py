@@ -180,6 +180,7 @@ def test_cors_preflight(env: Env, path: str) -> None:
         },
     )
     assert response.status_code == 204
+    assert "content-length" not in response.headers  # none on a 204 (RFC 9110)
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
     assert "POST" in response.headers["access-control-allow-methods"]
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
@@ -192,6 +193,9 @@ def test_post_answers_carry_cors_header(env: Env) -> None:
         headers={"X-Write-Key": env.write_key, "Origin": "https://a.example"},
     )
     assert response.headers["access-control-allow-origin"] == "https://a.example"
+    # its length said, not sent chunked
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
 
 
 def test_trailing_slash_paths_work(env: Env) -> None:
