@@ -190,6 +190,12 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                "filters": [["is", "category", ["progression"]]]}, ""),  # names, not runs
     ("runs", {"by": ["build"], "date_range": AHEAD}, ""),
     ("resources", {"date_range": AHEAD, "filters": [["is", "build", ["1.0"]]]}, ""),
+    # players per error signature: by their last-seen rows likewise (the rest of the events)
+    ("errors", {"date_range": AHEAD}, "seen"),
+    ("errors", {"date_range": "all"}, "seen"),
+    ("errors", {}, ""),
+    ("errors", {"by": ["build"], "date_range": AHEAD}, ""),
+    ("errors", {"date_range": AHEAD, "filters": [["is", "os", ["iOS"]]]}, ""),
 ]  # fmt: skip
 
 
@@ -267,7 +273,8 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
         kind, name = rng.choice([("session", "Session:Start"), ("session", "Session:End"),
                                  ("progression", "Start:Run"), ("progression", "Fail:Boss"),
                                  ("resource", "Source:Gold"), ("resource", "Sink:Gold"),
-                                 ("resource", "Sink:Gems"), ("design", "Click:Menu")])  # fmt: skip
+                                 ("resource", "Sink:Gems"), ("design", "Click:Menu"),
+                                 ("error", "NullReference"), ("error", "Timeout")])  # fmt: skip
         if kind == "resource" and k == 5 and rng.random() < 0.5:
             name = "Source:Dust"  # moved by no one: no resource of the report
         events.append({
@@ -278,6 +285,9 @@ def played(rng: random.Random, n: int) -> list[dict[str, Any]]:
             # player 5 moves no resource (counts for none: the other players' do)
             **({"value": 0 if k == 5 else rng.choice([0, 5, 12.5])} if kind == "resource"
                else {}),
+            # an error's signature, if it has one, groups it (a name may have several)
+            **({"data": {"signature": rng.choice(["s1", "s2", name])}}
+               if kind == "error" and rng.random() < 0.7 else {}),
         })  # fmt: skip
     return events
 

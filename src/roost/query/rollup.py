@@ -179,9 +179,9 @@ def _seen_dimension(q: StatsQuery, metric: str) -> str | None:
         f = q.filters[0]
         single = len(q.filters) == 1 and f[0] == "is" and f[1].kind == "column" and len(f[2]) == 1
         only = (f[1].arg, f[2][0]) if single else False
-    asked = (metric, column, only, None, None)  # a query takes no part of a value (after)
+    asked = (metric, column, only, None, None, None)  # a query takes the column's value itself
     for dimension, kept in SEEN_DIMENSIONS.items():
-        if (kept.metric, kept.column, kept.only, kept.after, kept.positive) == asked:
+        if (kept.metric, kept.column, kept.only, kept.after, kept.positive, kept.prop) == asked:
             return dimension
     return None
 

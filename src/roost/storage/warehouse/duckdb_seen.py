@@ -133,6 +133,8 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
             only += f" AND {value} IS NOT NULL"
         if kept.positive:
             only += f" AND e.{kept.positive} > 0"
+        if kept.column and kept.prop:
+            value = f"coalesce({_FLAVOR.prop('e.properties', kept.prop)}, e.{kept.column})"
         column = f", {value}" if value else ""
         parts.append(
             f"SELECT project_id, '{dimension}' AS dimension, {value or 'NULL'}::VARCHAR "

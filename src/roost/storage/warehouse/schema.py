@@ -216,6 +216,7 @@ class Seen(NamedTuple):
     only: tuple[str, str | tuple[str, ...]] | None = None
     after: str | None = None  # `value`: the column's text after this (events without it: none)
     positive: str | None = None  # a column: of the events where it is above 0 only
+    prop: str | None = None  # `value`: this member of `properties` where set, else the column's
 
 
 SEEN_DIMENSIONS = {
@@ -229,6 +230,8 @@ SEEN_DIMENSIONS = {
     # name is `verb:subject`), a resource's of the events that moved some of it
     "run": Seen("users", "event", ("category", "progression"), ":"),
     "resource": Seen("users", "event", ("category", "resource"), ":", "value"),
+    # players per error signature (the errors report's: `data.signature`, else the name)
+    "error": Seen("users", "event", ("category", "error"), prop="signature"),
     # players: who had a game event (the players report's, new ones by their first)
     "player": Seen("users", None, ("category", GAME_TYPES)),
     # per session (`person` the session id: no identity links), of any event
