@@ -1,7 +1,8 @@
 """Each report's SQL timed alone on a filled data dir: no HTTP, no server, no cache — what
 the Warehouse itself spends, for finding which report a page waits on.
 
-    python bench/report_sql.py --data DIR [--repeat 3] [--sql] [--statistics-pass] [NAME ...]
+    python bench/report_sql.py --data DIR [--repeat 3] [--sql] [--statistics-pass] [--days N]
+                               [NAME ...]
 
 DIR is a data dir bench/queries.py filled (`--data`), with no server running on it. The asks
 are the dashboard pages' own (their panels from roost.web.dashboard.pages) and the game and
@@ -11,7 +12,9 @@ tidying, right after an open, would share the cores). Prints the minimum and med
 --statistics-pass, each SQL instead on a plain read-only connection, with DuckDB's statistics
 propagation on and then off (as the Warehouse runs, storage/warehouse/duckdb.py says why):
 what that pass being off costs each report. Not recorded automatically: for comparing a change
-before and after (run it with `PYTHONPATH=<worktree>/src` for the before).
+before and after (run it with `PYTHONPATH=<worktree>/src` for the before). With --days N,
+instead bench/queries.py's standard queries, in their ranges of N days (ended in the past:
+what a report over a range that is not "until now" reads).
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ ASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "players": ("players", {}),
     "players per month": ("players", {"by": ["time:month"]}),
 }  # fmt: skip
+
+
+def ranged(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """bench/queries.py's standard queries, as (report, body)."""
+    from queries import queries  # bench/queries.py, beside this script
+
+    kinds = {report.path: kind for kind, report in REPORTS.items()}
+    return {name: (kinds[path], body) for name, (path, body) in queries(days).items()}
 
 
 def timed(run: Callable[[], Any], repeat: int) -> list[float]:
@@ -102,12 +113,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sql", action="store_true")
     parser.add_argument("--statistics-pass", action="store_true")
+    parser.add_argument("--days", type=int)
     parser.add_argument("names", nargs="*")
     args = parser.parse_args()
+    asks = ASKS if args.days is None else ranged(args.days)
     warehouse = open_warehouse(Settings(data=args.data, log_format="text"))
     try:
         sqls = {}
-        for name, (kind, body) in ASKS.items():
+        for name, (kind, body) in asks.items():
             if args.names and name not in args.names:
                 continue
             report = REPORTS[kind]

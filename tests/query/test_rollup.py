@@ -174,8 +174,7 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     # time in any zone (a session's own start)
     ("sessions", {}, "session_hours session_rows"),
     ("sessions", {"by": ["time:day"]}, "session_hours session_rows"),
-    ("sessions", {"by": ["build", "time:hour"], "date_range": "all"},
-     "session_hours session_rows"),
+    ("sessions", {"by": ["build", "time:hour"], "date_range": "all"}, "session_rows"),  # none cut
     ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]},
      "session_hours session_rows"),
     ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events

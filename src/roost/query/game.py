@@ -307,11 +307,11 @@ def _players_seen(r: GameReport, rows: str, played: str, flavor: Flavor) -> str:
 def _new_players(r: GameReport, rows: str, flavor: Flavor, bucket: str | None = None) -> str:
     """How many players' first game event lies in the range (by the players' rows of the
     last-seen rows `rows`) — per `bucket` of their first time (d0), if given."""
-    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
     key, group = (f"{bucket} AS d0, ", " GROUP BY 1") if bucket else ("", "")
+    firsts = rollup.where(rollup.in_range(r.scope, flavor, "first", "first"))
     return (
-        f"SELECT {key}count(*) AS new_players FROM {rollup.of_kind(rows, PLAYER, flavor)} AS s "
-        f"WHERE first >= {start} AND first < {end}{group}"
+        f"SELECT {key}count(*) AS new_players FROM {rollup.of_kind(rows, PLAYER, flavor)} AS s"
+        f"{firsts}{group}"
     )
 
 
@@ -386,16 +386,18 @@ def _kept_sessions(r: GameReport, project_id: int, flavor: Flavor) -> str | None
     hours = flavor.session_hours(project_id)
     if hours is None or r.scope.filters or not rollup.whole_hours(r.scope):
         return None
-    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
-    inside = f"timestamp >= {start} AND timestamp < {end}"
+    inside = rollup.where(rollup.in_range(r.scope, flavor, "timestamp", "timestamp"))
     rows = flavor.session_rows(project_id)
     if rows is None:
-        return f"SELECT session_id, {_MERGED} FROM {hours} AS h WHERE {inside} GROUP BY session_id"
+        return f"SELECT session_id, {_MERGED} FROM {hours} AS h{inside} GROUP BY session_id"
+    if rollup.always(r.scope):  # every session lies wholly in all time: none is cut
+        return f"SELECT session_id, {_AS_ROWS} FROM {rows} AS w"
+    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
     within = f"first_hour >= {start} AND last_hour < {end}"
     cut = f"first_hour < {end} AND last_hour >= {start} AND NOT ({within})"
     return (
         f"SELECT session_id, {_AS_ROWS} FROM {rows} AS w WHERE {within} UNION ALL "
-        f"SELECT session_id, {_MERGED} FROM {hours} AS h WHERE {inside} "
+        f"SELECT session_id, {_MERGED} FROM {hours} AS h{inside} "
         f"AND session_id IN (SELECT session_id FROM {rows} AS c WHERE {cut}) GROUP BY session_id"
     )
 

@@ -499,10 +499,8 @@ def visits_relation(
     passing each filter on events (`filters`, q's unless given), with each dimension as d0,
     d1, …"""
     filters = q.filters if filters is None else filters
-    where = [
-        f"timestamp >= {flavor.timestamp(q.start)}",
-        f"timestamp < {flavor.timestamp(q.end)}",
-    ]
+    times = rollup.in_range(q, flavor, "timestamp", "timestamp")
+    where = [times] if times else []
     on_events = [f for f in filters if not _by_visit(f)]
     if on_events:  # the visits (by visitor and start) of the events that pass them
         events = base_relation(replace(q, dimensions=[]), project_id, flavor, on_events)
@@ -514,7 +512,7 @@ def visits_relation(
     of_visits = [f for f in filters if _by_visit(f)]
     rows = _visits(q, project_id, flavor, of_visits, since=q.start, dimensions=q.dimensions)
     dims = [f"{_expression(d, q, flavor)} AS d{i}" for i, d in enumerate(q.dimensions)]
-    return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits WHERE {' AND '.join(where)})"
+    return f"(SELECT {', '.join([*dims, '*'])} FROM {rows} AS visits{rollup.where(*where)})"
 
 
 def _per_visit(metric: str, flavor: Flavor) -> str:
