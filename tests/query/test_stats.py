@@ -391,3 +391,27 @@ def test_conversions_by_source_match_sql_written_here(env: Env) -> None:
     }
     assert len(expected) >= 2  # the traffic converts from more than one source
     assert {r["dimensions"][0]: r["metrics"] for r in ours["results"]} == expected
+
+
+def test_a_visitor_of_thousands_of_visits_is_counted_in_bounded_memory(env: Env) -> None:
+    """One visitor (one IP and user agent: a busy office, an unflagged crawler) with 6,000
+    visits of two pageviews a minute apart, each 31 minutes after the last. ClickHouse, which keeps no visits, makes
+    them from each visitor's events per query: that must take memory as events, not as
+    visits × events (which went past its 2 GB a query at 10 M events)."""
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    pages = []
+    for k in range(6000):
+        began = start + timedelta(minutes=32 * k)
+        for step, path in ((0, "/in" if k % 2 else "/"), (1, "/out")):
+            at = (began + timedelta(minutes=step)).isoformat()
+            pages.append({"type": "page", "anonymousId": "busy", "messageId": f"b{k}-{step}",
+                          "timestamp": at,
+                          "context": web("198.51.100.9", CHROME, f"https://shop.example{path}")})  # fmt: skip
+    for first in range(0, len(pages), 500):
+        send(env, pages[first : first + 500])
+    days = {"date_range": "all"}
+    totals = query(env, metrics=["visits", "visitors", "pageviews", "bounce_rate",
+                                 "visit_duration"], **days)  # fmt: skip
+    assert rows(totals) == [(6000, 1, 12000, 0.0, 60.0)]
+    entries = query(env, metrics=["visits"], dimensions=["entry_page", "visit:exit_page"], **days)
+    assert sorted(rows(entries)) == [("/", "/out", 3000), ("/in", "/out", 3000)]

@@ -287,17 +287,21 @@ def clickhouse_binary() -> list[str] | None:
 
 
 class ClickHouse:
-    """clickhouse-server with its stock config copied into a temp dir, on free ports."""
+    """clickhouse-server with its stock config copied into a temp dir, on free ports; or into
+    `kept`, a dir left with its data when it stops (a benchmark's fill, for the next run)."""
 
     CONFIG = Path("/etc/clickhouse-server/config.xml")
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, kept: Path | None = None) -> None:
         command = clickhouse_binary()
         if command is None or not self.CONFIG.exists():
             raise Missing("clickhouse-server", "apt-get install clickhouse-server")
         assert command is not None
         self.command = command
-        self.dir = Path(tempfile.mkdtemp(prefix="roost-ch-", dir=root))
+        self.kept = kept
+        if kept is not None:
+            kept.mkdir(parents=True, exist_ok=True)
+        self.dir = kept or Path(tempfile.mkdtemp(prefix="roost-ch-", dir=root))
         self.port = free_port()
         self.url = f"clickhouse://127.0.0.1:{self.port}/roost"
         self.process: subprocess.Popen[bytes] | None = None
@@ -346,4 +350,5 @@ class ClickHouse:
 
     def stop(self) -> None:
         terminate(self.process)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.kept is None:
+            shutil.rmtree(self.dir, ignore_errors=True)

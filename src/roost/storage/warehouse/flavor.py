@@ -644,37 +644,78 @@ class ClickHouseFlavor:
         entered = [c for c in ENTERED if c in chosen]
         pages = "entry_page" in chosen or "exit_page" in chosen
         # Each visitor's events, sorted, as arrays (a0 times, a1 offsets, a2 pageview or not,
-        # a3 paths, then what a visit takes from its first event); a visit runs from an
-        # index in `firsts` (a long gap before it) to the one before the next.
+        # a3 paths, then what a visit takes from its first event); a visit's first event
+        # (sf) follows a long gap, its last (sl) precedes one. Every lambda here reads only
+        # its own arguments: a lambda that reads another array column gets a copy of it per
+        # element, and per-visit slices of the arrays gave each visit a copy of them all —
+        # memory grew as visits × events (one busy visitor, 700,000 events at 10 M, went past
+        # any limit), as events² for a lambda over the events.
         fields = ["toInt64(timestamp)", "log_offset", "toUInt8(ifNull(type, '') = 'page')",
                   "path" if pages else "''", *entered]  # fmt: skip
-        arrays = ", ".join(f"arrayMap(e -> e.{i + 1}, ev) AS a{i}" for i in range(len(fields)))
+        arrays = [f"arrayMap(e -> e.{i + 1}, ev) AS a{i}" for i in range(len(fields))]
+        gap = int(gap_seconds)
+        # each event's neighbours' times; the first's "previous" a gap before it, the last's
+        # "next" a gap after it
+        before = f"arrayPushFront(arrayPopBack(a0), a0[1] - {gap} - 1)"
+        after = f"arrayPushBack(arrayPopFront(a0), a0[-1] + {gap} + 1)"
         per_visitor = (
-            f"SELECT project_id, visitor, arraySort(groupArray(({', '.join(fields)}))) AS ev, "
-            f"{arrays}, arrayFilter(i -> if(i = 1, 1, a0[i] - a0[i - 1] > {int(gap_seconds)}), "
-            "arrayEnumerate(a0)) AS firsts, "
-            "arrayPushBack(arrayMap(i -> toUInt64(i - 1), arrayPopFront(firsts)), length(a0)) AS lasts "
-            f"FROM {relation} GROUP BY project_id, visitor"
+            f"SELECT project_id, visitor, {', '.join(arrays)}, "
+            f"arrayMap((x, y) -> x - y > {gap}, a0, {before}) AS sf, "
+            f"arrayMap((x, y) -> y - x > {gap}, a0, {after}) AS sl, "
+            "arrayEnumerate(a0) AS ix, arrayCumSum(a2) AS cs "
+            f"FROM (SELECT project_id, visitor, arraySort(groupArray(({', '.join(fields)}))) "
+            f"AS ev FROM {relation} GROUP BY project_id, visitor)"
+        )
+        if pages:
+            return self._visits_by_event(per_visitor, chosen, entered)
+        # per visit, as arrays in visit order: first and last time, events (last index −
+        # first + 1), pageviews (the running count at the last less that before the first)
+        firsts = "arrayFilter((x, f) -> f, {}, sf)".format
+        lasts = "arrayFilter((x, f) -> f, {}, sl)".format
+        per_visit = [
+            f"{firsts('a0')} AS vt", f"{lasts('a0')} AS ve",
+            f"arrayMap((x, y) -> x - y + 1, {lasts('ix')}, {firsts('ix')}) AS vc",
+            f"arrayMap((x, y) -> x - y, {lasts('cs')}, "
+            f"{firsts('arrayMap((x, y) -> x - y, cs, a2)')}) AS vp",
+            *(f"{firsts(f'a{k}')} AS v{k}" for k in range(4, 4 + len(entered))),
+        ]  # fmt: skip
+        joined = ", ".join(
+            ["vt AS t", "ve AS e", "vc AS c", "vp AS p"]
+            + [f"v{k} AS {c}" for k, c in enumerate(entered, start=4)]
+        )
+        return (
+            "SELECT project_id, visitor, toDateTime(t, 'UTC') AS timestamp, "
+            "toDateTime(e, 'UTC') AS ended, toInt64(c) AS events, toInt64(p) AS pageviews"
+            f"{''.join(f', {c}' for c in entered)} "
+            f"FROM (SELECT project_id, visitor, {', '.join(per_visit)} FROM ({per_visitor})) "
+            f"ARRAY JOIN {joined}"
         )
 
-        def part(k: int, reverse: bool = False) -> str:
-            sliced = f"arraySlice(a{k}, f, l - f + 1)"
-            return f"arrayReverse({sliced})" if reverse else sliced
-
-        def page(reverse: bool) -> str:  # the path of the first (last) pageview, if any
-            found = f"arrayFirst((p, g) -> g = 1, {part(3, reverse)}, {part(2, reverse)})"
-            return f"if(arraySum({part(2)}) > 0, {found}, NULL)"
-
-        made = {"entry_page": page(False), "exit_page": page(True)}
-        made.update({c: f"a{k}[f]" for k, c in enumerate(entered, start=4)})
+    @staticmethod
+    def _visits_by_event(per_visitor: str, chosen: list[str], entered: list[str]) -> str:
+        """`visits_of` with the entry or exit page (the path of a visit's first or last
+        pageview, if it had one): each event a row again with its visit's number (vn),
+        grouped per visit."""
+        joined = ", ".join(
+            ["a0 AS x0", "a2 AS x2", "a3 AS x3", "ix AS i"]
+            + [f"a{k} AS x{k}" for k in range(4, 4 + len(entered))]
+            + ["arrayCumSum(sf) AS v"]
+        )
+        # a tuple of each value: argMin leaves out the rows whose value is NULL
+        made = {
+            "entry_page": "if(sum(x2) > 0, tupleElement(argMinIf(tuple(x3), i, x2 = 1), 1), NULL)",
+            "exit_page": "if(sum(x2) > 0, tupleElement(argMaxIf(tuple(x3), i, x2 = 1), 1), NULL)",
+        }
+        made.update({c: f"tupleElement(argMin(tuple(x{k}), i), 1)" for k, c in
+                     enumerate(entered, start=4)})  # fmt: skip
         values = [
-            "toDateTime(a0[f], 'UTC') AS timestamp", "toDateTime(a0[l], 'UTC') AS ended",
-            "toInt64(l - f + 1) AS events", f"toInt64(arraySum({part(2)})) AS pageviews",
+            "toDateTime(min(x0), 'UTC') AS timestamp", "toDateTime(max(x0), 'UTC') AS ended",
+            "toInt64(count()) AS events", "toInt64(sum(x2)) AS pageviews",
             *(f"{made[c]} AS {c}" for c in chosen),
         ]  # fmt: skip
         return (
             f"SELECT project_id, visitor, {', '.join(values)} "
-            f"FROM ({per_visitor}) ARRAY JOIN firsts AS f, lasts AS l"
+            f"FROM ({per_visitor}) ARRAY JOIN {joined} GROUP BY project_id, visitor, v"
         )
 
     def within_visits(self, events: str, visits: str) -> str:
