@@ -50,6 +50,25 @@ def shop(env: Env) -> Env:
     return env
 
 
+def test_a_person_of_thousands_of_starts_is_followed_in_bounded_memory(env: Env) -> None:
+    """3,000 starts and 3,000 next steps of one person (a crawler signed in, a test account):
+    ClickHouse follows each person's events in arrays, and that must take memory as events,
+    not as starts × events² (3,000 starts asked it for 128 GiB)."""
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    events = [
+        {"type": "track", "userId": "busy", "event": name, "messageId": f"busy{k}-{name}",
+         "timestamp": (start + timedelta(minutes=k, seconds=10 * j)).isoformat()}
+        for k in range(3000) for j, name in enumerate(("View", "Cart"))
+    ]  # fmt: skip
+    for first in range(0, len(events), 500):
+        send(env, events[first : first + 500])
+    for mode in funnels.MODES:
+        answer = report(env, "funnel", steps=["View", "Cart"], window="1h", mode=mode,
+                        date_range=["2024-03-01", "2024-03-03"])  # fmt: skip
+        assert [step["people"] for step in answer["steps"]] == [1, 1], mode
+        assert answer["avg_seconds_to_convert"] == 10.0, mode
+
+
 @pytest.mark.parametrize(
     "window, mode, people, seconds",
     [

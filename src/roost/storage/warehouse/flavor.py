@@ -730,8 +730,10 @@ class ClickHouseFlavor:
         dropped_at: int | None = None,
     ) -> str:
         # Each person's events, sorted, in one array (no window functions or inequality
-        # joins in 18.16). p0 holds the positions of the starts; p_k, for each start, the
-        # position of step k (0: not reached), found from p_(k-1).
+        # joins in 18.16). Every lambda reads only its own arguments (one that reads another
+        # array gets a copy of it per element: a search from each start cost starts × events²
+        # and one person of 3,000 starts asked for 128 GiB). Times are seconds + 2⁴⁰, so 0
+        # can mean "none" for any time since year -32,000.
         flags = "".join(f", toUInt8(ifNull({t}, 0))" for t in tests)
         per_person = (
             "SELECT person, "
@@ -739,31 +741,57 @@ class ClickHouseFlavor:
             f"FROM {source} GROUP BY person"
         )
         columns = [
-            "arrayMap(e -> e.1, ev) AS t",
+            "arrayMap(e -> e.1 + 1099511627776, ev) AS t",
             "arrayEnumerate(ev) AS ix",
             *(f"arrayMap(e -> e.{k + 3}, ev) AS f{k}" for k in range(len(tests))),
-            "arrayFilter(i -> f0[i] = 1, ix) AS p0",
         ]
         window = int(window_seconds)
-        for k in range(1, len(tests)):
-            if strict:
-                nxt = f"if(q > 0 AND f{k}[q + 1] = 1 AND t[q + 1] - t[s] <= {window}, q + 1, 0)"
-            else:
-                nxt = (
-                    f"if(q = 0, 0, arrayFirstIndex(i -> i > q AND f{k}[i] = 1 "
-                    f"AND t[i] - t[s] <= {window}, ix))"
-                )
-            columns.append(f"arrayMap((s, q) -> {nxt}, p0, p{k - 1}) AS p{k}")
-
-        def reached(k: int) -> str:
-            return "notEmpty(p0)" if k == 0 else f"arrayExists(x -> x > 0, p{k})"
-
         last = len(tests) - 1
-        # each person's quickest: from a start to its last step, over the starts that got there
-        columns.append(
-            f"arrayReduce('min', arrayFilter(d -> d >= 0, arrayMap((s, q) -> "
-            f"if(q > 0, t[q] - t[s], -1), p0, p{last}))) AS quickest"
-        )
+        if strict:
+            # a start reaches step k if the k events after it are steps 1…k, the last within
+            # the window: each array shifted k places, so the test reads one element each
+            def ahead(array: str, k: int) -> str:
+                return f"arrayResize(arraySlice({array}, {k + 1}), length({array}), 0)"
+
+            columns.append("f0 AS c0")
+            for k in range(1, len(tests)):
+                columns.append(
+                    f"arrayMap((c, f, a, b) -> c * f * (a - b <= {window}), c{k - 1}, "
+                    f"{ahead(f'f{k}', k)}, {ahead('t', k)}, t) AS c{k}"
+                )
+
+            def reached(k: int) -> str:
+                return f"arrayExists(x -> x = 1, c{k})"
+
+            took = f"arrayMap((c, a, b) -> if(c = 1, a - b, -1), c{last}, {ahead('t', last)}, t)"
+        else:
+            # l_k: at each event of step k, the latest start of a chain of steps 0…k that
+            # ends there (0: none) — the latest start before it of a chain to step k - 1,
+            # if within the window of it (the later the start, the more room). Those starts
+            # only grow along the events, so "the latest before" is a running sum of their
+            # increases, placed after their events and summed in the order of the events.
+            columns.append("arrayMap((x, f) -> x * f, t, f0) AS l0")
+            for k in range(1, len(tests)):
+                columns += [
+                    f"arrayFilter((i, x) -> x > 0, ix, l{k - 1}) AS d{k}",
+                    f"arrayFilter(x -> x > 0, l{k - 1}) AS v{k}",
+                    f"arrayConcat(arrayMap(i -> i * 2 + 1, d{k}), arrayMap(i -> i * 2, ix)) "
+                    f"AS o{k}",
+                    f"arrayFilter((s, g) -> g = 1, arrayCumSum(arraySort((x, o) -> o, "
+                    f"arrayConcat(arrayMap((a, b) -> a - b, v{k}, "
+                    f"arraySlice(arrayPushFront(v{k}, 0), 1, length(v{k}))), arrayMap(i -> 0, ix)), o{k})), "
+                    f"arraySort((g, o) -> o, arrayConcat(arrayMap(i -> 0, d{k}), "
+                    f"arrayMap(i -> 1, ix)), o{k})) AS m{k}",
+                    f"arrayMap((m, x, f) -> if(f = 1 AND m > 0 AND x - m <= {window}, m, 0), "
+                    f"m{k}, t, f{k}) AS l{k}",
+                ]
+
+            def reached(k: int) -> str:
+                return f"arrayExists(x -> x > 0, l{k})"
+
+            took = f"arrayMap((x, m) -> if(m > 0, x - m, -1), t, l{last})"
+        # each person's quickest: from a start to its last step, of the chains that got there
+        columns.append(f"arrayReduce('min', arrayFilter(d -> d >= 0, {took})) AS quickest")
         stepped = f"(SELECT person, {', '.join(columns)} FROM ({per_person}))"
         if dropped_at is not None:
             k = int(dropped_at)
