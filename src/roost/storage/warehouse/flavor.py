@@ -694,8 +694,8 @@ class ClickHouseFlavor:
     @staticmethod
     def _visits_by_event(per_visitor: str, chosen: list[str], entered: list[str]) -> str:
         """`visits_of` with the entry or exit page (the path of a visit's first or last
-        pageview, if it had one): each event a row again with its visit's number (vn),
-        grouped per visit."""
+        pageview, if it had one): each event a row again with its visit's number (v: the
+        first events up to it), grouped per visit."""
         joined = ", ".join(
             ["a0 AS x0", "a2 AS x2", "a3 AS x3", "ix AS i"]
             + [f"a{k} AS x{k}" for k in range(4, 4 + len(entered))]
