@@ -386,18 +386,19 @@ def _kept_sessions(r: GameReport, project_id: int, flavor: Flavor) -> str | None
     hours = flavor.session_hours(project_id)
     if hours is None or r.scope.filters or not rollup.whole_hours(r.scope):
         return None
-    inside = rollup.where(rollup.in_range(r.scope, flavor, "timestamp", "timestamp"))
+    inside = rollup.in_range(r.scope, flavor, "timestamp", "timestamp")
     rows = flavor.session_rows(project_id)
     if rows is None:
-        return f"SELECT session_id, {_MERGED} FROM {hours} AS h{inside} GROUP BY session_id"
-    if rollup.always(r.scope):  # every session lies wholly in all time: none is cut
+        merged = f"FROM {hours} AS h{rollup.where(inside)} GROUP BY session_id"
+        return f"SELECT session_id, {_MERGED} {merged}"
+    if inside is None:  # all time: every session lies wholly in it, none is cut
         return f"SELECT session_id, {_AS_ROWS} FROM {rows} AS w"
-    start, end = flavor.timestamp(r.scope.start), flavor.timestamp(r.scope.end)
-    within = f"first_hour >= {start} AND last_hour < {end}"
-    cut = f"first_hour < {end} AND last_hour >= {start} AND NOT ({within})"
+    within = rollup.in_range(r.scope, flavor, "first_hour", "last_hour")
+    overlapping = rollup.in_range(r.scope, flavor, "last_hour", "first_hour")
+    cut = f"{overlapping} AND NOT ({within})"
     return (
         f"SELECT session_id, {_AS_ROWS} FROM {rows} AS w WHERE {within} UNION ALL "
-        f"SELECT session_id, {_MERGED} FROM {hours} AS h{inside} "
+        f"SELECT session_id, {_MERGED} FROM {hours} AS h WHERE {inside} "
         f"AND session_id IN (SELECT session_id FROM {rows} AS c WHERE {cut}) GROUP BY session_id"
     )
 

@@ -499,8 +499,7 @@ def visits_relation(
     passing each filter on events (`filters`, q's unless given), with each dimension as d0,
     d1, …"""
     filters = q.filters if filters is None else filters
-    times = rollup.in_range(q, flavor, "timestamp", "timestamp")
-    where = [times] if times else []
+    where = [rollup.in_range(q, flavor, "timestamp", "timestamp")]
     on_events = [f for f in filters if not _by_visit(f)]
     if on_events:  # the visits (by visitor and start) of the events that pass them
         events = base_relation(replace(q, dimensions=[]), project_id, flavor, on_events)

@@ -38,6 +38,30 @@ def _attributes(attributes: Sequence[str] | None) -> list[str]:
     ]
 
 
+def _latest_before(values: str, name: str, k: int) -> list[str]:
+    """ClickHouse columns making `name`: per element of the array `values` (one per event of
+    `ix`, 0 for none; those not 0 never decrease), the last one not 0 at an earlier index (0:
+    none). A lambda that read `values` at another index would get a copy of it per element,
+    so instead the increases of those values (d: where, v: what) are each placed just after
+    their own index (o: the order, events at 2i, increases at 2i + 1) and summed in order."""
+    d, v, o = f"d{k}", f"v{k}", f"o{k}"
+    increases = (
+        f"arrayMap((a, b) -> a - b, {v}, arraySlice(arrayPushFront({v}, 0), 1, length({v})))"
+    )
+    summed = (
+        f"arrayCumSum(arraySort((x, p) -> p, arrayConcat({increases}, arrayMap(i -> 0, ix)), {o}))"
+    )
+    at_events = (
+        f"arraySort((g, p) -> p, arrayConcat(arrayMap(i -> 0, {d}), arrayMap(i -> 1, ix)), {o})"
+    )
+    return [
+        f"arrayFilter((i, x) -> x > 0, ix, {values}) AS {d}",
+        f"arrayFilter(x -> x > 0, {values}) AS {v}",
+        f"arrayConcat(arrayMap(i -> i * 2 + 1, {d}), arrayMap(i -> i * 2, ix)) AS {o}",
+        f"arrayFilter((s, g) -> g = 1, {summed}, {at_events}) AS {name}",
+    ]
+
+
 def _within_visits(events: str, visits: str, join: str) -> str:
     """Flavor.within_visits, in the SQL both engines run but for how a join is written."""
     return (
@@ -658,6 +682,8 @@ class ClickHouseFlavor:
         # "next" a gap after it
         before = f"arrayPushFront(arrayPopBack(a0), a0[1] - {gap} - 1)"
         after = f"arrayPushBack(arrayPopFront(a0), a0[-1] + {gap} + 1)"
+        # (sl and cs serve the per-visit arrays below: the middle query outputs only those,
+        # as the ARRAY JOIN would copy any other array column once per visit)
         per_visitor = (
             f"SELECT project_id, visitor, {', '.join(arrays)}, "
             f"arrayMap((x, y) -> x - y > {gap}, a0, {before}) AS sf, "
@@ -773,15 +799,7 @@ class ClickHouseFlavor:
             columns.append("arrayMap((x, f) -> x * f, t, f0) AS l0")
             for k in range(1, len(tests)):
                 columns += [
-                    f"arrayFilter((i, x) -> x > 0, ix, l{k - 1}) AS d{k}",
-                    f"arrayFilter(x -> x > 0, l{k - 1}) AS v{k}",
-                    f"arrayConcat(arrayMap(i -> i * 2 + 1, d{k}), arrayMap(i -> i * 2, ix)) "
-                    f"AS o{k}",
-                    f"arrayFilter((s, g) -> g = 1, arrayCumSum(arraySort((x, o) -> o, "
-                    f"arrayConcat(arrayMap((a, b) -> a - b, v{k}, "
-                    f"arraySlice(arrayPushFront(v{k}, 0), 1, length(v{k}))), arrayMap(i -> 0, ix)), o{k})), "
-                    f"arraySort((g, o) -> o, arrayConcat(arrayMap(i -> 0, d{k}), "
-                    f"arrayMap(i -> 1, ix)), o{k})) AS m{k}",
+                    *_latest_before(f"l{k - 1}", f"m{k}", k),
                     f"arrayMap((m, x, f) -> if(f = 1 AND m > 0 AND x - m <= {window}, m, 0), "
                     f"m{k}, t, f{k}) AS l{k}",
                 ]
