@@ -475,25 +475,36 @@ class DuckDBFlavor:
         strict: bool,
         dropped_at: int | None = None,
     ) -> str:
-        # Each person's events in order (`n`); each step joins the previous step's reach.
-        # Strict order needs each event's place among the person's (a window's sort); loose
-        # order only "later", which the time and then the Log offset say as one number (a
-        # HUGEINT: µs since 1970 · 2⁴⁰ + offset), with no sort.
+        # Each person's events in order (`n`), narrowed once to what the steps read: the
+        # person, time, order and which steps each event passes (bit k: step k), so the
+        # materialized rows hold no event strings. Each step joins the previous step's
+        # reach and carries the time of the event it took, so the quickest way needs no
+        # join back. Strict order needs each event's place among the person's (a window's
+        # sort); loose order only "later", which the time and then the Log offset say as one
+        # number (a HUGEINT: µs since 1970 · 2⁴⁰ + offset), with no sort. (At 10 M events,
+        # taking turns with a CTE of every column and a join back: 5–15% less.)
         order = (
             "row_number() OVER (PARTITION BY person ORDER BY timestamp, log_offset)"
             if strict
             else "epoch_us(timestamp)::HUGEINT * 1099511627776 + log_offset"
         )
-        parts = [f"numbered AS (SELECT *, {order} AS n FROM {source})"]
-        for k, test in enumerate(tests):
-            parts.append(f"s{k} AS (SELECT person, timestamp AS t, n FROM numbered WHERE {test})")
-        parts.append("r0 AS (SELECT person, t AS start, n FROM s0)")
+        flags = " + ".join(
+            f"CASE WHEN {test} THEN {1 << k} ELSE 0 END" for k, test in enumerate(tests)
+        )
+        parts = [
+            f"numbered AS (SELECT person, timestamp AS t, {order} AS n, ({flags}) AS f "
+            f"FROM {source})"
+        ]
+        for k in range(len(tests)):
+            parts.append(f"s{k} AS (SELECT person, t, n FROM numbered WHERE f & {1 << k} <> 0)")
+        parts.append("r0 AS (SELECT person, t AS start, n, t FROM s0)")
         follows = "nxt.n = prev.n + 1" if strict else "nxt.n > prev.n"
         for k in range(1, len(tests)):
             within = f"{self.seconds('prev.start', 'nxt.t')} <= {int(window_seconds)}"
             parts.append(
-                f"r{k} AS (SELECT prev.person, prev.start, min(nxt.n) AS n FROM r{k - 1} AS prev "
-                f"JOIN s{k} AS nxt ON nxt.person = prev.person AND {follows} AND {within} "
+                f"r{k} AS (SELECT prev.person, prev.start, min(nxt.n) AS n, "
+                f"arg_min(nxt.t, nxt.n) AS t FROM r{k - 1} AS prev JOIN s{k} AS nxt "
+                f"ON nxt.person = prev.person AND {follows} AND {within} "
                 "GROUP BY prev.person, prev.start)"
             )
         if dropped_at is not None:
@@ -504,9 +515,7 @@ class DuckDBFlavor:
             )
         last = len(tests) - 1
         quickest = (
-            f"SELECT r.person, min({self.seconds('r.start', 'nb.timestamp')}) AS secs "
-            f"FROM r{last} AS r JOIN numbered AS nb ON nb.person = r.person AND nb.n = r.n "
-            "GROUP BY r.person"
+            f"SELECT person, min({self.seconds('start', 't')}) AS secs FROM r{last} GROUP BY person"
         )
         counts = ", ".join(
             f"(SELECT count(DISTINCT person) FROM r{k}) AS r{k}" for k in range(len(tests))
