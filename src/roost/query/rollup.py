@@ -45,11 +45,15 @@ class StatsQuery(Protocol):
 
 
 NOT_BOT = "NOT coalesce(bot, 1 = 0)"  # bots left out (docs/wire-contracts.md); 1 = 0: no FALSE in ClickHouse 18
-METRICS = {  # the Stats API's metric → its aggregate over presence rows
-    "events": "coalesce(sum(events), 0)",  # 0, not NULL, over no rows: as count(*)
+# The Stats API's metric → its aggregate over presence rows (or hourly counts). They sum each
+# row's events as `tally` (the same column): ClickHouse 18 reads any `events` in a SELECT
+# that names a sum `events` as that sum (sum(CASE … THEN events END) is then an aggregate in
+# an aggregate), whatever table it is qualified with.
+METRICS = {
+    "events": "coalesce(sum(tally), 0)",  # 0, not NULL, over no rows: as count(*)
     "users": "count(DISTINCT person)",
     "visitors": f"count(DISTINCT CASE WHEN {NOT_BOT} THEN visitor END)",
-    "pageviews": f"coalesce(sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN events END), 0)",
+    "pageviews": f"coalesce(sum(CASE WHEN type = 'page' AND {NOT_BOT} THEN tally END), 0)",
     "sessions": "count(DISTINCT session_id)",
 }
 # what a query may group or filter presence rows by (`person` is coalesce(linked, who))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,9 @@ from roost import metrics
 from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
+from roost.storage.warehouse import clickhouse_counts as counts
 from roost.storage.warehouse.clickhouse_rows import KEYED, rows
-from roost.storage.warehouse.flavor import ClickHouseFlavor, Flavor, in_ranges
+from roost.storage.warehouse.flavor import ClickHouseFlavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
 from roost.storage.warehouse.schema import EVENT_COLUMNS, Column
 
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 
 _encode = msgspec.json.Encoder().encode
 OLD_PARTS_SECONDS = 60  # how long replaced parts stay on disk: an erasure's bound (README)
+RECOUNT_SECONDS = 10.0  # how often a busy loader looks for hours an erasure marked
+COUNTED = 2  # the `loads` row saying the hourly counts hold every event (clickhouse_counts.py)
+RECOUNT_HOURS = 500  # hours counted again per statement
+_STAMP = "toDateTime('{:%Y-%m-%d %H:%M:%S}')"  # a time as ClickHouse gave it (its zone's)
 
 
 def clickhouse_type(column: Column) -> str:
@@ -155,9 +161,11 @@ class ClickHouseWarehouse:
         self._present: set[int] = set()  # offsets past the loaded one already in the table
         self._lock = threading.Lock()
         self._closed = False
+        self._recounted = 0.0
+        self._unsure = False  # an insert failed: which of its rows went in is not known
+        self.flavor = ClickHouseFlavor(self.table, f"{self.db}.identities")
         self._create()
         self._loaded, self._version = self._position()
-        self.flavor: Flavor = ClickHouseFlavor(self.table, f"{self.db}.identities")
 
     # HTTP
 
@@ -225,10 +233,58 @@ class ClickHouseWarehouse:
             "(id UInt8, loaded_offset UInt64, version UInt64) "
             "ENGINE = ReplacingMergeTree(version) ORDER BY id"
         )
+        self._command(counts.create_marks(self.db))
 
     def _position(self) -> tuple[int, int]:
-        rows = self._rows(f"SELECT max(loaded_offset), max(version) FROM {self.db}.loads")
-        return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+        """The loaded offset and version; and whether the hourly counts are there to read."""
+        rows = self._rows(
+            f"SELECT maxIf(loaded_offset, id = 0), max(version), "
+            f"maxIf(loaded_offset, id = {COUNTED}) FROM {self.db}.loads"
+        )
+        loaded, version, counted = rows[0] if rows else (0, 0, 0)
+        self.flavor.counts_in = self.db if counted else None
+        return int(loaded or 0), int(version or 0)
+
+    def _count(self) -> None:
+        """On the loader, before it inserts: make the hourly counts and fill them with the
+        events already there, unless a loader did (an older Roost's data, or one killed while
+        filling them: made again)."""
+        if self.flavor.counts_in is not None:
+            return
+        for statement in [*counts.drop(self.db), *counts.create(self.db, OLD_PARTS_SECONDS)]:
+            self._command(statement)
+        self._command(f"INSERT INTO {self.db}.counts {counts.of_events(self.table)}")
+        row = {"id": COUNTED, "loaded_offset": 1, "version": self._version}
+        self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
+        self.flavor.counts_in = self.db
+
+    def _recount(self) -> None:
+        """On the loader: count again the hours erasures marked once they are done."""
+        self._recounted = time.monotonic()
+        if self.flavor.counts_in is None:
+            return
+        rows = self._rows(counts.marked(self.db, f"= {counts.ERASED}"))
+        hours: dict[int, set[datetime]] = {}
+        for _, project_id, hour in rows:
+            hours.setdefault(int(project_id), set()).add(hour)
+        for project_id, each in hours.items():
+            ordered = sorted(each)
+            for first in range(0, len(ordered), RECOUNT_HOURS):  # statements of bounded size
+                delete, insert = counts.recount(
+                    self.db, project_id, ordered[first : first + RECOUNT_HOURS], _STAMP
+                )
+                self._command(delete)
+                self._wait_for_mutations("counts")
+                self._command(insert)
+        if rows:
+            self._mark([(int(m), int(p), h) for m, p, h in rows], counts.RECOUNTED)
+
+    def _mark(self, marks: Sequence[tuple[int, int, datetime]], state: int) -> None:
+        body = b"\n".join(
+            _encode({"mark": m, "project_id": p, "hour": f"{h:%Y-%m-%d %H:%M:%S}", "state": state})
+            for m, p, h in marks
+        )
+        self._command(f"INSERT INTO {self.db}.count_marks FORMAT JSONEachRow", body)
 
     def _advance(self, loaded: int | None) -> None:
         """Record a change of what queries see: a load (row 0, by the one loader) or, from
@@ -258,6 +314,7 @@ class ClickHouseWarehouse:
         note their offsets, so the next loads insert only the events still missing (no
         mutation: a partial insert across months is completed, not deleted and redone)."""
         self._loaded, self._version = self._position()
+        self._count()
         rows = self._rows(f"SELECT log_offset FROM {self.table} WHERE log_offset > {self._loaded}")
         self._present = {int(row[0]) for row in rows}
         return self._loaded
@@ -270,13 +327,20 @@ class ClickHouseWarehouse:
         if not fresh:
             return
         started = time.perf_counter()
+        if self._unsure:  # the last insert failed, perhaps after some of its rows went in
+            self.take_over()  # (their counts with them): those are not inserted again
+        self._count()
+        if time.monotonic() - self._recounted >= RECOUNT_SECONDS:
+            self._recount()
         loaded, present = self._loaded, self._present
 
         def keep(offset: int) -> bool:
             return offset > loaded and offset not in present
 
         if not present or any(keep(o) for g in fresh for o in range(g[0], g[0] + g[1])):
+            self._unsure = True
             self._command(f"INSERT INTO {self.table} FORMAT JSONEachRow", _streamed(fresh, keep))
+            self._unsure = False
         self._advance(max(g[0] + g[1] - 1 for g in fresh))
         if self._present:
             self._present = {o for o in self._present if o > self._loaded}
@@ -301,7 +365,9 @@ class ClickHouseWarehouse:
         """Nothing to do: ClickHouse merges its parts on its own."""
 
     def tidy(self) -> None:
-        """Nothing to do: no rows beside the events to merge."""
+        """Count again the hours erasures marked (ClickHouse merges the rest on its own)."""
+        self._count()
+        self._recount()
 
     def close(self) -> None:
         if not self._closed:
@@ -423,8 +489,16 @@ class ClickHouseWarehouse:
         condition = " AND ".join(where)
         count = int(self._rows(f"SELECT count() FROM {self.table} WHERE {condition}")[0][0])
         if count:
+            # the hours read from the events from now on, until the loader counts them again
+            hours = self._rows(
+                f"SELECT DISTINCT toStartOfHour(timestamp) FROM {self.table} WHERE {condition}"
+            )
+            mark = uuid.uuid4().int >> 64
+            marks = [(mark, int(project_id), row[0]) for row in hours]
+            self._mark(marks, counts.ERASING)
             self._command(f"ALTER TABLE {self.table} DELETE WHERE {condition}")
             self._wait_for_mutations()
+            self._mark(marks, counts.ERASED)
         self._advance(None)
         return count
 
@@ -433,19 +507,22 @@ class ClickHouseWarehouse:
         since (by its mutation, or a merge) is gone from disk: ClickHouse drops replaced parts
         after `old_parts_lifetime`, which the table sets to OLD_PARTS_SECONDS."""
         self._wait_for_mutations()
+        if self._rows(counts.marked(self.db, f"= {counts.ERASED}")):
+            return False  # the hourly counts still hold erased events' pages and names
         made_by = self.flavor.timestamp(erased_at + timedelta(seconds=1))
         left = self._rows(
             f"SELECT count() FROM system.parts WHERE database = '{self.db}' "
-            f"AND table = 'events' AND NOT active AND modification_time <= {made_by}"
+            f"AND table IN ('events', 'counts') AND NOT active "
+            f"AND modification_time <= {made_by}"
         )
         return not int(left[0][0])
 
-    def _wait_for_mutations(self, timeout: float = 300.0) -> None:
+    def _wait_for_mutations(self, table: str = "events", timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             left = self._rows(
                 f"SELECT count() FROM system.mutations WHERE database = '{self.db}' "
-                "AND table = 'events' AND is_done = 0"
+                f"AND table = '{table}' AND is_done = 0"
             )
             if not int(left[0][0]):
                 return

@@ -36,5 +36,5 @@ HOURLY = Hourly(
 
 
 def counts(project_id: int) -> str:
-    """A relation of the project's hourly counts."""
-    return f"(SELECT * FROM {COUNTS} WHERE project_id = {int(project_id)})"
+    """A relation of the project's hourly counts (with `tally`: query/rollup.py says why)."""
+    return f"(SELECT *, events AS tally FROM {COUNTS} WHERE project_id = {int(project_id)})"

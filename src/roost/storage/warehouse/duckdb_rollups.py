@@ -113,9 +113,10 @@ def rolled(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def presence(project_id: int) -> str:
-    """A relation of the project's presence rows, with `person`."""
+    """A relation of the project's presence rows, with `person` (and `tally`: query/rollup.py
+    says why)."""
     return (
-        f"(SELECT *, coalesce(linked, who) AS person FROM {PRESENCE} "
+        f"(SELECT *, coalesce(linked, who) AS person, events AS tally FROM {PRESENCE} "
         f"WHERE project_id = {int(project_id)})"
     )
 

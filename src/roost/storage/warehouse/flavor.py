@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from roost.storage.warehouse.clickhouse_counts import relation as counts_relation
 from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -532,6 +533,9 @@ class ClickHouseFlavor:
     def __init__(self, table: str, identities: str) -> None:
         self.table = table
         self.identities = identities
+        # the database whose hourly counts hold every event (clickhouse_counts.py), once
+        # the loader has filled them; None before
+        self.counts_in: str | None = None
 
     def events(self, project_id: int) -> str:
         pid = int(project_id)
@@ -550,7 +554,7 @@ class ClickHouseFlavor:
         return None  # reports count from the events themselves here
 
     def counts(self, project_id: int) -> str | None:
-        return None  # likewise
+        return None if self.counts_in is None else counts_relation(self.counts_in, project_id)
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
