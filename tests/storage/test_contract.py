@@ -26,6 +26,7 @@ from roost.storage.log.jetstream import MESSAGE_BYTES, NatsLog, first_offset
 from roost.storage.log.sqlite import SQLiteLog
 from roost.storage.warehouse import clickhouse
 from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
+from roost.storage.warehouse.clickhouse_hourly import HOURLY
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import fresh_clickhouse_url
 
@@ -459,11 +460,10 @@ def test_a_loader_taking_over_inserts_only_what_a_killed_one_had_not() -> None:
 
 def test_a_load_after_an_insert_that_failed_inserts_only_what_did_not_go_in() -> None:
     """An insert can fail after ClickHouse took its rows (the answer lost on the way back):
-    the Loader loads the same groups again, and neither the events nor their hourly counts
+    the Loader loads the same groups again, and neither the events nor their hourly rows
     may then hold them twice."""
     store = ClickHouseWarehouse(fresh_clickhouse_url())
     store._command(f"SYSTEM STOP MERGES {store.table}")  # a duplicate stays visible
-    store._command(f"SYSTEM STOP MERGES {store.db}.counts")
     store.load([group(1, [event(1), event(2)])])
     real = store._command
 
@@ -479,33 +479,37 @@ def test_a_load_after_an_insert_that_failed_inserts_only_what_did_not_go_in() ->
     try:
         store.load([group(3, [event(3), event(4)]), group(5, [event(5)])])
         offsets = store._rows(f"SELECT log_offset FROM {store.table} ORDER BY log_offset")
-        counted = store._rows(f"SELECT sum(events) FROM {store.db}.counts")
+        counted = [store._rows(f"SELECT sum(events) FROM {store.db}.{h.name}") for h in HOURLY]
     finally:
         store.close()
     assert offsets == [[1], [2], [3], [4], [5]]
-    assert counted == [[5]]
+    assert counted == [[[5]], [[5]]]
 
 
-def test_the_loader_taking_over_makes_the_hourly_counts_every_process_then_reads() -> None:
-    """Events loaded by a Roost that kept no counts (or by a loader killed while making them):
-    the next loader makes them from the events before it inserts any, and the other
+def test_the_loader_taking_over_makes_the_hourly_rows_every_process_then_reads() -> None:
+    """Events loaded by a Roost that kept no hourly rows (or by a loader killed while making
+    them): the next loader makes them from the events before it inserts any, and the other
     processes' reports read them from then on (until then, the events)."""
     url = fresh_clickhouse_url()
     older = ClickHouseWarehouse(url)
-    older._count = lambda: None  # type: ignore[method-assign]
+    older._make_hourly = lambda: None  # type: ignore[method-assign]
     older.load([group(1, [event(1), event(2), event(3)])])
-    api = ClickHouseWarehouse(url)  # another process: no counts to read yet
-    assert api.flavor.counts(1) is None
+    api = ClickHouseWarehouse(url)  # another process: none to read yet
+    assert api.flavor.counts(1) is None and api.flavor.presence(1) is None
     loader = ClickHouseWarehouse(url)
+
+    def summed(store: ClickHouseWarehouse) -> list[Any]:
+        return [store._rows(f"SELECT sum(events) FROM {store.db}.{h.name}") for h in HOURLY]
+
     try:
         assert loader.take_over() == 3
-        assert loader._rows(f"SELECT sum(events) FROM {loader.db}.counts") == [[3]]
-        loader.load([group(4, [event(4)])])  # the view counts what is inserted since
-        assert loader._rows(f"SELECT sum(events) FROM {loader.db}.counts") == [[4]]
+        assert summed(loader) == [[[3]], [[3]]]
+        loader.load([group(4, [event(4)])])  # the views add what is inserted since
+        assert summed(loader) == [[[4]], [[4]]]
         api.version()  # read before each report
-        relation = api.flavor.counts(1)
-        assert relation is not None
-        assert api._rows(f"SELECT sum(tally) FROM {relation}") == [[4]]
+        for relation in (api.flavor.counts(1), api.flavor.presence(1)):
+            assert relation is not None
+            assert api._rows(f"SELECT sum(tally) FROM {relation}") == [[4]]
     finally:
         for store in (older, api, loader):
             store.close()

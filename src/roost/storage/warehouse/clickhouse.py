@@ -32,7 +32,7 @@ from roost import metrics
 from roost.errors import BackendError, BadRequest
 from roost.storage.log import Group
 from roost.storage.warehouse import LoadShape, QueryResult
-from roost.storage.warehouse import clickhouse_counts as counts
+from roost.storage.warehouse import clickhouse_hourly as hourly
 from roost.storage.warehouse.clickhouse_rows import KEYED, rows
 from roost.storage.warehouse.flavor import ClickHouseFlavor, in_ranges
 from roost.storage.warehouse.sandbox import check_select, cut, plain_value
@@ -43,9 +43,8 @@ if TYPE_CHECKING:
 
 _encode = msgspec.json.Encoder().encode
 OLD_PARTS_SECONDS = 60  # how long replaced parts stay on disk: an erasure's bound (README)
-RECOUNT_SECONDS = 10.0  # how often a busy loader looks for hours an erasure marked
-COUNTED = 2  # the `loads` row saying the hourly counts hold every event (clickhouse_counts.py)
-RECOUNT_HOURS = 500  # hours counted again per statement
+REMAKE_SECONDS = 10.0  # how often a busy loader looks for hours an erasure marked
+REMAKE_HOURS = 500  # hours made again per statement
 _STAMP = "toDateTime('{:%Y-%m-%d %H:%M:%S}')"  # a time as ClickHouse gave it (its zone's)
 
 
@@ -161,7 +160,7 @@ class ClickHouseWarehouse:
         self._present: set[int] = set()  # offsets past the loaded one already in the table
         self._lock = threading.Lock()
         self._closed = False
-        self._recounted = 0.0
+        self._remade = 0.0
         self._unsure = False  # an insert failed: which of its rows went in is not known
         self.flavor = ClickHouseFlavor(self.table, f"{self.db}.identities")
         self._create()
@@ -233,58 +232,68 @@ class ClickHouseWarehouse:
             "(id UInt8, loaded_offset UInt64, version UInt64) "
             "ENGINE = ReplacingMergeTree(version) ORDER BY id"
         )
-        self._command(counts.create_marks(self.db))
+        self._command(hourly.create_marks(self.db))
 
     def _position(self) -> tuple[int, int]:
-        """The loaded offset and version; and whether the hourly counts are there to read."""
+        """The loaded offset and version; and which hourly rows are there to read."""
+        marked = ", ".join(f"maxIf(loaded_offset, id = {h.marker})" for h in hourly.HOURLY)
         rows = self._rows(
-            f"SELECT maxIf(loaded_offset, id = 0), max(version), "
-            f"maxIf(loaded_offset, id = {COUNTED}) FROM {self.db}.loads"
+            f"SELECT maxIf(loaded_offset, id = 0), max(version), {marked} FROM {self.db}.loads"
         )
-        loaded, version, counted = rows[0] if rows else (0, 0, 0)
-        self.flavor.counts_in = self.db if counted else None
+        loaded, version, *markers = rows[0]
+        made = {h.name for h, marker in zip(hourly.HOURLY, markers, strict=True) if marker}
+        self._readable(made)
         return int(loaded or 0), int(version or 0)
 
-    def _count(self) -> None:
-        """On the loader, before it inserts: make the hourly counts and fill them with the
-        events already there, unless a loader did (an older Roost's data, or one killed while
-        filling them: made again)."""
-        if self.flavor.counts_in is not None:
-            return
-        for statement in [*counts.drop(self.db), *counts.create(self.db, OLD_PARTS_SECONDS)]:
-            self._command(statement)
-        self._command(f"INSERT INTO {self.db}.counts {counts.of_events(self.table)}")
-        row = {"id": COUNTED, "loaded_offset": 1, "version": self._version}
-        self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
-        self.flavor.counts_in = self.db
+    def _readable(self, made: set[str]) -> None:
+        """Let reports read these hourly rows: once made they stay made, so a reader's older
+        look at `loads` (any thread's) never takes back what the loader has just made."""
+        with self._lock:
+            self.flavor.hourly |= made
 
-    def _recount(self) -> None:
-        """On the loader: count again the hours erasures marked once they are done."""
-        self._recounted = time.monotonic()
-        if self.flavor.counts_in is None:
-            return
-        rows = self._rows(counts.marked(self.db, f"= {counts.ERASED}"))
+    def _make_hourly(self) -> None:
+        """On the loader, before it inserts: make each kind of hourly rows not made yet and
+        fill it with the events already there (an older Roost's data, or a loader killed
+        while filling them: made again)."""
+        for each in hourly.HOURLY:
+            if each.name in self.flavor.hourly:
+                continue
+            for statement in [*each.drop(self.db), *each.create(self.db, OLD_PARTS_SECONDS)]:
+                self._command(statement)
+            self._command(f"INSERT INTO {self.db}.{each.name} {each.of_events(self.table)}")
+            row = {"id": each.marker, "loaded_offset": 1, "version": self._version}
+            self._command(f"INSERT INTO {self.db}.loads FORMAT JSONEachRow", _encode(row))
+            self._readable({each.name})
+
+    def _remake(self) -> None:
+        """On the loader: make again the hourly rows of the hours erasures marked once they
+        are done."""
+        self._remade = time.monotonic()
+        rows = self._rows(hourly.marked(self.db, f"= {hourly.ERASED}"))
         hours: dict[int, set[datetime]] = {}
         for _, project_id, hour in rows:
             hours.setdefault(int(project_id), set()).add(hour)
-        for project_id, each in hours.items():
-            ordered = sorted(each)
-            for first in range(0, len(ordered), RECOUNT_HOURS):  # statements of bounded size
-                delete, insert = counts.recount(
-                    self.db, project_id, ordered[first : first + RECOUNT_HOURS], _STAMP
-                )
-                self._command(delete)
-                self._wait_for_mutations("counts")
-                self._command(insert)
+        for each in hourly.HOURLY:
+            if each.name not in self.flavor.hourly:
+                continue  # made from the events, those hours' as they are now, when it is
+            for project_id, marked in hours.items():
+                ordered = sorted(marked)
+                for first in range(0, len(ordered), REMAKE_HOURS):  # statements of bounded size
+                    delete, insert = each.remake(
+                        self.db, project_id, ordered[first : first + REMAKE_HOURS], _STAMP
+                    )
+                    self._command(delete)
+                    self._wait_for_mutations(each.name)
+                    self._command(insert)
         if rows:
-            self._mark([(int(m), int(p), h) for m, p, h in rows], counts.RECOUNTED)
+            self._mark([(int(m), int(p), h) for m, p, h in rows], hourly.REMADE)
 
     def _mark(self, marks: Sequence[tuple[int, int, datetime]], state: int) -> None:
         body = b"\n".join(
             _encode({"mark": m, "project_id": p, "hour": f"{h:%Y-%m-%d %H:%M:%S}", "state": state})
             for m, p, h in marks
         )
-        self._command(f"INSERT INTO {self.db}.count_marks FORMAT JSONEachRow", body)
+        self._command(f"INSERT INTO {self.db}.{hourly.MARKS} FORMAT JSONEachRow", body)
 
     def _advance(self, loaded: int | None) -> None:
         """Record a change of what queries see: a load (row 0, by the one loader) or, from
@@ -314,7 +323,7 @@ class ClickHouseWarehouse:
         note their offsets, so the next loads insert only the events still missing (no
         mutation: a partial insert across months is completed, not deleted and redone)."""
         self._loaded, self._version = self._position()
-        self._count()
+        self._make_hourly()
         rows = self._rows(f"SELECT log_offset FROM {self.table} WHERE log_offset > {self._loaded}")
         self._present = {int(row[0]) for row in rows}
         return self._loaded
@@ -328,10 +337,10 @@ class ClickHouseWarehouse:
             return
         started = time.perf_counter()
         if self._unsure:  # the last insert failed, perhaps after some of its rows went in
-            self.take_over()  # (their counts with them): those are not inserted again
-        self._count()
-        if time.monotonic() - self._recounted >= RECOUNT_SECONDS:
-            self._recount()
+            self.take_over()  # (their hourly rows with them): those are not inserted again
+        self._make_hourly()
+        if time.monotonic() - self._remade >= REMAKE_SECONDS:
+            self._remake()
         loaded, present = self._loaded, self._present
 
         def keep(offset: int) -> bool:
@@ -365,9 +374,10 @@ class ClickHouseWarehouse:
         """Nothing to do: ClickHouse merges its parts on its own."""
 
     def tidy(self) -> None:
-        """Count again the hours erasures marked (ClickHouse merges the rest on its own)."""
-        self._count()
-        self._recount()
+        """Make again the hourly rows of the hours erasures marked (ClickHouse merges the
+        rest on its own)."""
+        self._make_hourly()
+        self._remake()
 
     def close(self) -> None:
         if not self._closed:
@@ -489,16 +499,16 @@ class ClickHouseWarehouse:
         condition = " AND ".join(where)
         count = int(self._rows(f"SELECT count() FROM {self.table} WHERE {condition}")[0][0])
         if count:
-            # the hours read from the events from now on, until the loader counts them again
+            # the hours read from the events from now on, until the loader makes them again
             hours = self._rows(
                 f"SELECT DISTINCT toStartOfHour(timestamp) FROM {self.table} WHERE {condition}"
             )
             mark = uuid.uuid4().int >> 64
             marks = [(mark, int(project_id), row[0]) for row in hours]
-            self._mark(marks, counts.ERASING)
+            self._mark(marks, hourly.ERASING)
             self._command(f"ALTER TABLE {self.table} DELETE WHERE {condition}")
             self._wait_for_mutations()
-            self._mark(marks, counts.ERASED)
+            self._mark(marks, hourly.ERASED)
         self._advance(None)
         return count
 
@@ -507,12 +517,13 @@ class ClickHouseWarehouse:
         since (by its mutation, or a merge) is gone from disk: ClickHouse drops replaced parts
         after `old_parts_lifetime`, which the table sets to OLD_PARTS_SECONDS."""
         self._wait_for_mutations()
-        if self._rows(counts.marked(self.db, f"= {counts.ERASED}")):
-            return False  # the hourly counts still hold erased events' pages and names
+        if self._rows(hourly.marked(self.db, f"= {hourly.ERASED}")):
+            return False  # the hourly rows still hold erased events' ids, pages and names
         made_by = self.flavor.timestamp(erased_at + timedelta(seconds=1))
         left = self._rows(
             f"SELECT count() FROM system.parts WHERE database = '{self.db}' "
-            f"AND table IN ('events', 'counts') AND NOT active "
+            f"AND table IN ('events', {', '.join(repr(h.name) for h in hourly.HOURLY)}) "
+            "AND NOT active "
             f"AND modification_time <= {made_by}"
         )
         return not int(left[0][0])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from roost.storage.warehouse.clickhouse_counts import relation as counts_relation
+from roost.storage.warehouse.clickhouse_hourly import COUNTS, PRESENCE
 from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -533,9 +533,10 @@ class ClickHouseFlavor:
     def __init__(self, table: str, identities: str) -> None:
         self.table = table
         self.identities = identities
-        # the database whose hourly counts hold every event (clickhouse_counts.py), once
-        # the loader has filled them; None before
-        self.counts_in: str | None = None
+        self.db = table.split(".")[0]
+        # the hourly rows (clickhouse_hourly.py: counts, presence) that hold every event, once
+        # the loader has made them
+        self.hourly: frozenset[str] = frozenset()
 
     def events(self, project_id: int) -> str:
         pid = int(project_id)
@@ -551,10 +552,18 @@ class ClickHouseFlavor:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
 
     def presence(self, project_id: int) -> str | None:
-        return None  # reports count from the events themselves here
+        if PRESENCE.name not in self.hourly:
+            return None
+        pid = int(project_id)
+        return (
+            "(SELECT *, if(isNull(linked), who, linked) AS person FROM "
+            f"(SELECT *, ifNull(who, '') AS who_key FROM {PRESENCE.relation(self.db, pid)}) "
+            f"ANY LEFT JOIN (SELECT alias AS who_key, user_id AS linked FROM {self.identities} "
+            f"WHERE project_id = {pid}) USING who_key)"
+        )
 
     def counts(self, project_id: int) -> str | None:
-        return None if self.counts_in is None else counts_relation(self.counts_in, project_id)
+        return COUNTS.relation(self.db, project_id) if COUNTS.name in self.hourly else None
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
