@@ -515,6 +515,34 @@ def test_the_loader_taking_over_makes_the_hourly_rows_every_process_then_reads()
             store.close()
 
 
+def test_the_hours_an_erasure_marked_are_read_from_the_events_until_made_again() -> None:
+    """ClickHouse's erasure deletes events, which its hourly rows do not see: a report reads
+    the hours it marked from the events, until the loader has made them again — once the
+    mark is older than a report that read it may still run."""
+    store = ClickHouseWarehouse(fresh_clickhouse_url(), remake_after=3600)
+    when = datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
+    store.load([group(1, [event(1, when=when), event(2, when=when), event(3)])])
+
+    def read() -> list[Any]:
+        store.version()  # as a report does before its SQL
+        relation = store.flavor.counts(1)
+        assert relation is not None
+        return [store._rows(f"SELECT sum(tally) FROM {relation}"), "UNION ALL" in relation]
+
+    try:
+        assert read() == [[[3]], False]
+        assert store.erase(1, offsets=[(2, 2)]) == 1
+        assert read() == [[[2]], True]  # 10:00 from its events
+        store.tidy()  # the mark is too young
+        assert read() == [[[2]], True]
+        store.remake_after = 0
+        store.tidy()
+        assert read() == [[[2]], False]
+        assert store._rows(f"SELECT sum(events) FROM {store.db}.presence") == [[2]]
+    finally:
+        store.close()
+
+
 def test_an_insert_sent_in_chunks_as_its_rows_are_made_is_one_whole_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -45,7 +45,6 @@ _encode = msgspec.json.Encoder().encode
 OLD_PARTS_SECONDS = 60  # how long replaced parts stay on disk: an erasure's bound (README)
 REMAKE_SECONDS = 10.0  # how often a busy loader looks for hours an erasure marked
 REMAKE_HOURS = 500  # hours made again per statement
-_STAMP = "toDateTime('{:%Y-%m-%d %H:%M:%S}')"  # a time as ClickHouse gave it (its zone's)
 
 
 def clickhouse_type(column: Column) -> str:
@@ -147,7 +146,17 @@ class ClickHouseWarehouse:
     # files; 18.16): 1,000 rows an insert is 120 µs a row, 20,000 is 7.4 (bench/RESULTS.md).
     load_shape = LoadShape(events=50_000, every=1.0)
 
-    def __init__(self, url: str, *, timeout: float = 60.0, query_memory_mb: int = 2048) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        query_memory_mb: int = 2048,
+        remake_after: float = 60.0,
+    ) -> None:
+        # how old an erasure's mark must be for its hours to be made again: older than any
+        # report still running may have read it (clickhouse_hourly.py)
+        self.remake_after = remake_after
         self.query_memory = query_memory_mb << 20
         self.settings = parse_url(url)
         self.db = self.settings.database
@@ -236,13 +245,20 @@ class ClickHouseWarehouse:
 
     def _position(self) -> tuple[int, int]:
         """The loaded offset and version; and which hourly rows are there to read."""
-        marked = ", ".join(f"maxIf(loaded_offset, id = {h.marker})" for h in hourly.HOURLY)
+        markers = ", ".join(f"maxIf(loaded_offset, id = {h.marker})" for h in hourly.HOURLY)
         rows = self._rows(
-            f"SELECT maxIf(loaded_offset, id = 0), max(version), {marked} FROM {self.db}.loads"
+            f"SELECT maxIf(loaded_offset, id = 0), max(version), {markers} FROM {self.db}.loads"
         )
-        loaded, version, *markers = rows[0]
-        made = {h.name for h, marker in zip(hourly.HOURLY, markers, strict=True) if marker}
+        loaded, version, *made_at = rows[0]
+        made = {h.name for h, marker in zip(hourly.HOURLY, made_at, strict=True) if marker}
         self._readable(made)
+        marked: dict[int, list[datetime]] = {}  # after the version: as new as it, or newer
+        for project_id, hour in self._rows(
+            f"SELECT project_id, hour FROM ({hourly.marked(self.db, '< 2')}) ORDER BY hour"
+        ):
+            marked.setdefault(int(project_id), []).append(hour)
+        with self._lock:
+            self.flavor.marked = marked
         return int(loaded or 0), int(version or 0)
 
     def _readable(self, made: set[str]) -> None:
@@ -269,7 +285,7 @@ class ClickHouseWarehouse:
         """On the loader: make again the hourly rows of the hours erasures marked once they
         are done."""
         self._remade = time.monotonic()
-        rows = self._rows(hourly.marked(self.db, f"= {hourly.ERASED}"))
+        rows = self._rows(hourly.marked(self.db, f"= {hourly.ERASED}", self.remake_after))
         hours: dict[int, set[datetime]] = {}
         for _, project_id, hour in rows:
             hours.setdefault(int(project_id), set()).add(hour)
@@ -280,7 +296,7 @@ class ClickHouseWarehouse:
                 ordered = sorted(marked)
                 for first in range(0, len(ordered), REMAKE_HOURS):  # statements of bounded size
                     delete, insert = each.remake(
-                        self.db, project_id, ordered[first : first + REMAKE_HOURS], _STAMP
+                        self.db, project_id, ordered[first : first + REMAKE_HOURS]
                     )
                     self._command(delete)
                     self._wait_for_mutations(each.name)
@@ -289,11 +305,8 @@ class ClickHouseWarehouse:
             self._mark([(int(m), int(p), h) for m, p, h in rows], hourly.REMADE)
 
     def _mark(self, marks: Sequence[tuple[int, int, datetime]], state: int) -> None:
-        body = b"\n".join(
-            _encode({"mark": m, "project_id": p, "hour": f"{h:%Y-%m-%d %H:%M:%S}", "state": state})
-            for m, p, h in marks
-        )
-        self._command(f"INSERT INTO {self.db}.{hourly.MARKS} FORMAT JSONEachRow", body)
+        for first in range(0, len(marks), REMAKE_HOURS):  # statements of bounded size
+            self._command(hourly.mark(self.db, marks[first : first + REMAKE_HOURS], state))
 
     def _advance(self, loaded: int | None) -> None:
         """Record a change of what queries see: a load (row 0, by the one loader) or, from
@@ -609,4 +622,9 @@ class _Refused(Exception):
 
 
 def open_warehouse(url: str, settings: Settings) -> ClickHouseWarehouse:
-    return ClickHouseWarehouse(url, query_memory_mb=settings.query_memory_mb)
+    # a report reads the marks, then may wait its turn (3 × the time limit) and run (1 ×)
+    return ClickHouseWarehouse(
+        url,
+        query_memory_mb=settings.query_memory_mb,
+        remake_after=5 * settings.sql_timeout_seconds,
+    )

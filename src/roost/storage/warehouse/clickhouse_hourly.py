@@ -16,7 +16,10 @@ process while the loader inserts. So the hours it touches are marked (`hour_mark
 while it deletes, 1 once it is done), and reports read a marked hour's rows from its events;
 the loader, the one writer, later makes those hours' rows again (deleted, then made from the
 events left) and marks them done (state 2). A mark left at 0 by a process that died keeps its
-hours read from the events: slower, never wrong.
+hours read from the events: slower, never wrong. A report names the marked hours in its SQL,
+as they were when it read the Warehouse's version: read by two subqueries, a mark that
+changed between them dropped or doubled its hours. So the loader makes an hour again only
+once its mark is older than any report still running may be (`remake_after`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import datetime
 from roost.storage.warehouse.schema import COUNT_KEYS, PRESENCE_KEYS
 
 ERASING, ERASED, REMADE = 0, 1, 2
+STAMP = "toDateTime('{:%Y-%m-%d %H:%M:%S}')"  # an hour as ClickHouse gave it (its zone's)
 MARKS = "hour_marks"
 _WHO = "ifNull(user_id, anonymous_id)"
 
@@ -79,12 +83,11 @@ class Hourly:
             f"DROP TABLE IF EXISTS {db}.{self.name}",
         ]
 
-    def relation(self, db: str, project_id: int) -> str:
+    def relation(self, db: str, project_id: int, marked: Sequence[datetime]) -> str:
         """The project's rows as the DuckDB Warehouse's read (the same columns, `tally` the
-        events): the kept rows of the hours no erasure has marked, and those hours' rows made
-        from their events."""
+        events): the kept rows of the hours not `marked` by an erasure, and those hours' rows
+        made from their events."""
         pid = int(project_id)
-        dirty = f"(SELECT hour FROM ({marked(db, '< 2')}) WHERE project_id = {pid})"
         read = ", ".join(
             [
                 *(
@@ -102,19 +105,21 @@ class Hourly:
         )
         kept = (
             f"SELECT project_id, hour AS timestamp, {read} FROM {db}.{self.name} "
-            f"WHERE project_id = {pid} AND hour NOT IN {dirty}"
+            f"WHERE project_id = {pid}"
         )
+        if not marked:
+            return f"({kept})"
+        listed = ", ".join(STAMP.format(h) for h in marked)
         made = (
-            f"SELECT project_id, hour AS timestamp, {read} "
-            f"FROM ({self.of_events(f'{db}.events', _hours(pid, dirty))})"
+            f"SELECT project_id, hour AS timestamp, {read} FROM "
+            f"({self.of_events(f'{db}.events', _hours(pid, f'(SELECT arrayJoin([{listed}]) AS hour)'))})"
         )
-        return f"({kept} UNION ALL {made})"
+        return f"({kept} AND hour NOT IN ({listed}) UNION ALL {made})"
 
-    def remake(self, db: str, project_id: int, hours: Sequence[datetime], stamp: str) -> list[str]:
-        """The statements that make the project's rows of `hours` again from their events
-        (`stamp` renders a time as SQL): the old rows deleted (a mutation: wait for it before
-        the insert)."""
-        listed = ", ".join(stamp.format(h) for h in hours)
+    def remake(self, db: str, project_id: int, hours: Sequence[datetime]) -> list[str]:
+        """The statements that make the project's rows of `hours` again from their events:
+        the old rows deleted (a mutation: wait for it before the insert)."""
+        listed = ", ".join(STAMP.format(h) for h in hours)
         within = _hours(project_id, f"(SELECT arrayJoin([{listed}]) AS hour)")
         return [
             f"ALTER TABLE {db}.{self.name} DELETE WHERE project_id = {int(project_id)} "
@@ -149,16 +154,26 @@ HOURLY = (COUNTS, PRESENCE)
 def create_marks(db: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {db}.{MARKS} "
-        "(mark UInt64, project_id UInt32, hour DateTime, state UInt8) "
+        "(mark UInt64, project_id UInt32, hour DateTime, state UInt8, at DateTime) "
         "ENGINE = MergeTree ORDER BY (project_id, hour)"
     )
 
 
-def marked(db: str, state: str) -> str:
-    """The marks (mark, project_id, hour) whose highest state passes `state` (e.g. '< 2')."""
+def mark(db: str, marks: Sequence[tuple[int, int, datetime]], state: int) -> str:
+    """The statement that gives each mark (mark, project_id, hour) `state`, now."""
+    rows = ", ".join(
+        f"({int(m)}, {int(p)}, {STAMP.format(h)}, {int(state)}, now())" for m, p, h in marks
+    )
+    return f"INSERT INTO {db}.{MARKS} (mark, project_id, hour, state, at) VALUES {rows}"
+
+
+def marked(db: str, state: str, seconds: float = 0.0) -> str:
+    """The marks (mark, project_id, hour) whose highest state passes `state` (e.g. '< 2'),
+    and reached it at least `seconds` ago."""
+    older = f" AND max(at) <= now() - {int(seconds)}" if seconds else ""
     return (
         f"SELECT mark, project_id, hour FROM {db}.{MARKS} "
-        f"GROUP BY mark, project_id, hour HAVING max(state) {state}"
+        f"GROUP BY mark, project_id, hour HAVING max(state) {state}{older}"
     )
 
 

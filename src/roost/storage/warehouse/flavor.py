@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from roost.storage.warehouse.clickhouse_hourly import COUNTS, PRESENCE
+from roost.storage.warehouse.clickhouse_hourly import COUNTS, PRESENCE, Hourly
 from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -537,6 +537,8 @@ class ClickHouseFlavor:
         # the hourly rows (clickhouse_hourly.py: counts, presence) that hold every event, once
         # the loader has made them
         self.hourly: frozenset[str] = frozenset()
+        # per project, the hours erasures marked, as they were at the last read of the version
+        self.marked: dict[int, list[datetime]] = {}
 
     def events(self, project_id: int) -> str:
         pid = int(project_id)
@@ -557,13 +559,16 @@ class ClickHouseFlavor:
         pid = int(project_id)
         return (
             "(SELECT *, if(isNull(linked), who, linked) AS person FROM "
-            f"(SELECT *, ifNull(who, '') AS who_key FROM {PRESENCE.relation(self.db, pid)}) "
+            f"(SELECT *, ifNull(who, '') AS who_key FROM {self._hourly(PRESENCE, pid)}) "
             f"ANY LEFT JOIN (SELECT alias AS who_key, user_id AS linked FROM {self.identities} "
             f"WHERE project_id = {pid}) USING who_key)"
         )
 
     def counts(self, project_id: int) -> str | None:
-        return COUNTS.relation(self.db, project_id) if COUNTS.name in self.hourly else None
+        return self._hourly(COUNTS, project_id) if COUNTS.name in self.hourly else None
+
+    def _hourly(self, rows: Hourly, project_id: int) -> str:
+        return rows.relation(self.db, project_id, self.marked.get(int(project_id), []))
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
