@@ -9,7 +9,8 @@ a SummingMergeTree that sums each group's rows as it merges its parts. ClickHous
 no NULL in a sorting key, so each key is stored as its value or '' (0), and `nulls` says which
 were NULL (bit k: key k), which the relation reads back. Presence rows keep the id an event
 carries (`who`); its identity link is joined as the reports read them (a link that changes
-changes no row).
+changes no row). An event inserted twice (sent again past every dedup window, which the
+events' ReplacingMergeTree merges into one in time) stays counted twice here.
 
 An erasure deletes events with a mutation that the views do not see; and it runs in any
 process while the loader inserts. So the hours it touches are marked (`hour_marks`: state 0
