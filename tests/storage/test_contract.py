@@ -26,7 +26,7 @@ from roost.storage.log.jetstream import MESSAGE_BYTES, NatsLog, first_offset
 from roost.storage.log.sqlite import SQLiteLog
 from roost.storage.warehouse import clickhouse
 from roost.storage.warehouse.clickhouse import ClickHouseWarehouse
-from roost.storage.warehouse.clickhouse_hourly import HOURLY
+from roost.storage.warehouse.clickhouse_hourly import HOURLY, MARKED_IN_SQL
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import fresh_clickhouse_url
 
@@ -539,6 +539,27 @@ def test_the_hours_an_erasure_marked_are_read_from_the_events_until_made_again()
         store.tidy()
         assert read() == [[[2]], False]
         assert store._rows(f"SELECT sum(events) FROM {store.db}.presence") == [[2]]
+    finally:
+        store.close()
+
+
+def test_a_report_reads_the_events_while_too_many_hours_are_marked_to_name() -> None:
+    """An erasure of a long range marks more hours than a report's SQL may name: the reports
+    then count from the events, until the loader has made those hours again."""
+    store = ClickHouseWarehouse(fresh_clickhouse_url(), remake_after=3600)
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    hours = MARKED_IN_SQL + 2  # all but the last erased: one more than may be named
+    store.load([group(1, [event(n + 1, when=start + timedelta(hours=n)) for n in range(hours)])])
+    try:
+        assert store.erase(1, offsets=[(1, hours - 1)]) == hours - 1
+        store.version()
+        assert store.flavor.counts(1) is None and store.flavor.presence(1) is None
+        store.remake_after = 0
+        store.tidy()
+        store.version()
+        relation = store.flavor.counts(1)
+        assert relation is not None and "UNION ALL" not in relation
+        assert store._rows(f"SELECT sum(tally) FROM {relation}") == [[1]]
     finally:
         store.close()
 

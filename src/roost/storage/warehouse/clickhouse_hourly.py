@@ -18,8 +18,9 @@ while it deletes, 1 once it is done), and reports read a marked hour's rows from
 the loader, the one writer, later makes those hours' rows again (deleted, then made from the
 events left) and marks them done (state 2). A mark left at 0 by a process that died keeps its
 hours read from the events: slower, never wrong. A report names the marked hours in its SQL,
-as they were when it read the Warehouse's version: read by two subqueries, a mark that
-changed between them dropped or doubled its hours. So the loader makes an hour again only
+as they were when it read the Warehouse's version (read by two subqueries, a mark that
+changed between them dropped or doubled its hours); past MARKED_IN_SQL of them it reads the
+events instead. So the loader makes an hour again only
 once its mark is older than any report still running may be (`remake_after`).
 """
 
@@ -34,7 +35,11 @@ from roost.storage.warehouse.schema import COUNT_KEYS, PRESENCE_KEYS
 ERASING, ERASED, REMADE = 0, 1, 2
 STAMP = "toDateTime('{:%Y-%m-%d %H:%M:%S}')"  # an hour as ClickHouse gave it (its zone's)
 MARKS = "hour_marks"
+# A report names the marked hours (3 times per relation); past this many the SQL would pass
+# ClickHouse's max_query_size (256 KiB), so it reads the events instead until they are made
+MARKED_IN_SQL = 200
 _WHO = "ifNull(user_id, anonymous_id)"
+_EMPTY = "''"
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Hourly:
     def of_events(self, events: str, where: str = "") -> str:
         """The rows of the events of the table `events` (that `where` selects)."""
         stored = ", ".join(
-            f"ifNull({value}, {'0' if key == 'bot' else chr(39) * 2}) AS k_{key}"
+            f"ifNull({value}, {'0' if key == 'bot' else _EMPTY}) AS k_{key}"
             for key, value in self.keys
         )
         nulls = " + ".join(f"{1 << k} * isNull({value})" for k, (_, value) in enumerate(self.keys))
@@ -112,8 +117,7 @@ class Hourly:
             return f"({kept})"
         listed = ", ".join(STAMP.format(h) for h in marked)
         made = (
-            f"SELECT project_id, hour AS timestamp, {read} FROM "
-            f"({self.of_events(f'{db}.events', _hours(pid, f'(SELECT arrayJoin([{listed}]) AS hour)'))})"
+            f"SELECT project_id, hour AS timestamp, {read} FROM ({self._of_hours(db, pid, listed)})"
         )
         return f"({kept} AND hour NOT IN ({listed}) UNION ALL {made})"
 
@@ -121,12 +125,21 @@ class Hourly:
         """The statements that make the project's rows of `hours` again from their events:
         the old rows deleted (a mutation: wait for it before the insert)."""
         listed = ", ".join(STAMP.format(h) for h in hours)
-        within = _hours(project_id, f"(SELECT arrayJoin([{listed}]) AS hour)")
         return [
             f"ALTER TABLE {db}.{self.name} DELETE WHERE project_id = {int(project_id)} "
             f"AND hour IN ({listed})",
-            f"INSERT INTO {db}.{self.name} {self.of_events(f'{db}.events', within)}",
+            f"INSERT INTO {db}.{self.name} {self._of_hours(db, project_id, listed)}",
         ]
+
+    def _of_hours(self, db: str, project_id: int, listed: str) -> str:
+        """The rows of the project's events in the `listed` hours (times in SQL): by their
+        days first, which the events' sorting key finds without reading the other days."""
+        hours = f"(SELECT arrayJoin([{listed}]) AS hour)"
+        return self.of_events(
+            f"{db}.events",
+            f"project_id = {int(project_id)} AND toDate(timestamp) IN "
+            f"(SELECT toDate(hour) FROM {hours}) AND toStartOfHour(timestamp) IN {hours}",
+        )
 
 
 COUNTS = Hourly(
@@ -175,13 +188,4 @@ def marked(db: str, state: str, seconds: float = 0.0) -> str:
     return (
         f"SELECT mark, project_id, hour FROM {db}.{MARKS} "
         f"GROUP BY mark, project_id, hour HAVING max(state) {state}{older}"
-    )
-
-
-def _hours(project_id: int, hours: str) -> str:
-    """The project's events in the hours of `hours` (a subquery of `hour`s): by their days
-    first, which the events' sorting key finds without reading the other days."""
-    return (
-        f"project_id = {int(project_id)} AND toDate(timestamp) IN (SELECT toDate(hour) FROM "
-        f"{hours}) AND toStartOfHour(timestamp) IN (SELECT hour FROM {hours})"
     )

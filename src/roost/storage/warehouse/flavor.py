@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from roost.storage.warehouse.clickhouse_hourly import COUNTS, PRESENCE, Hourly
+from roost.storage.warehouse.clickhouse_hourly import COUNTS, MARKED_IN_SQL, PRESENCE, Hourly
 from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -554,12 +554,13 @@ class ClickHouseFlavor:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
 
     def presence(self, project_id: int) -> str | None:
-        if PRESENCE.name not in self.hourly:
-            return None
         pid = int(project_id)
+        rows = self._hourly(PRESENCE, pid) if PRESENCE.name in self.hourly else None
+        if rows is None:
+            return None
         return (
             "(SELECT *, if(isNull(linked), who, linked) AS person FROM "
-            f"(SELECT *, ifNull(who, '') AS who_key FROM {self._hourly(PRESENCE, pid)}) "
+            f"(SELECT *, ifNull(who, '') AS who_key FROM {rows}) "
             f"ANY LEFT JOIN (SELECT alias AS who_key, user_id AS linked FROM {self.identities} "
             f"WHERE project_id = {pid}) USING who_key)"
         )
@@ -567,8 +568,11 @@ class ClickHouseFlavor:
     def counts(self, project_id: int) -> str | None:
         return self._hourly(COUNTS, project_id) if COUNTS.name in self.hourly else None
 
-    def _hourly(self, rows: Hourly, project_id: int) -> str:
-        return rows.relation(self.db, project_id, self.marked.get(int(project_id), []))
+    def _hourly(self, rows: Hourly, project_id: int) -> str | None:
+        marked = self.marked.get(int(project_id), [])
+        if len(marked) > MARKED_IN_SQL:
+            return None  # an erasure of a long range, until those hours are made again
+        return rows.relation(self.db, project_id, marked)
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
