@@ -171,7 +171,21 @@ class ClickHouseWarehouse:
         self._closed = False
         self._remade = 0.0
         self._unsure = False  # an insert failed: which of its rows went in is not known
-        self.flavor = ClickHouseFlavor(self.table, f"{self.db}.identities")
+        # the hourly rows (clickhouse_hourly.py) made to hold every event: only grows
+        self._made: frozenset[str] = frozenset()
+        # per project, the hours erasures marked, as they were at the last read of the version
+        self._marked: dict[int, list[datetime]] = {}
+        identities = f"{self.db}.identities"
+        self.flavor = ClickHouseFlavor(
+            self.table,
+            identities,
+            presence=lambda p: (
+                None
+                if (rows := self._hourly(hourly.PRESENCE, p)) is None
+                else hourly.with_people(rows, identities, p)
+            ),
+            counts=lambda p: self._hourly(hourly.COUNTS, p),
+        )
         self._create()
         self._loaded, self._version = self._position()
 
@@ -258,21 +272,30 @@ class ClickHouseWarehouse:
         ):
             marked.setdefault(int(project_id), []).append(hour)
         with self._lock:
-            self.flavor.marked = marked
+            self._marked = marked
         return int(loaded or 0), int(version or 0)
 
     def _readable(self, made: set[str]) -> None:
         """Let reports read these hourly rows: once made they stay made, so a reader's older
         look at `loads` (any thread's) never takes back what the loader has just made."""
         with self._lock:
-            self.flavor.hourly |= made
+            self._made |= made
+
+    def _hourly(self, rows: hourly.Hourly, project_id: int) -> str | None:
+        """A project's hourly rows of a kind, as its reports read them; None while they are
+        not made, or while more hours are marked than a report's SQL may name (an erasure of
+        a long range, until those hours are made again)."""
+        marked = self._marked.get(int(project_id), [])
+        if rows.name not in self._made or len(marked) > hourly.MARKED_IN_SQL:
+            return None
+        return rows.relation(self.db, project_id, marked)
 
     def _make_hourly(self) -> None:
         """On the loader, before it inserts: make each kind of hourly rows not made yet and
         fill it with the events already there (an older Roost's data, or a loader killed
         while filling them: made again)."""
         for each in hourly.HOURLY:
-            if each.name in self.flavor.hourly:
+            if each.name in self._made:
                 continue
             for statement in [*each.drop(self.db), *each.create(self.db, OLD_PARTS_SECONDS)]:
                 self._command(statement)
@@ -290,7 +313,7 @@ class ClickHouseWarehouse:
         for _, project_id, hour in rows:
             hours.setdefault(int(project_id), set()).add(hour)
         for each in hourly.HOURLY:
-            if each.name not in self.flavor.hourly:
+            if each.name not in self._made:
                 continue  # made from the events, those hours' as they are now, when it is
             for project_id, marked in hours.items():
                 ordered = sorted(marked)

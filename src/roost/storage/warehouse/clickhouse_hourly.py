@@ -94,18 +94,14 @@ class Hourly:
         events): the kept rows of the hours not `marked` by an erasure, and those hours' rows
         made from their events."""
         pid = int(project_id)
+        as_read = dict(self.read)
         read = ", ".join(
             [
                 *(
                     f"if(bitAnd(nulls, {1 << k}) != 0, NULL, k_{key}) AS {key}"
                     for k, (key, _) in enumerate(self.keys)
                 ),
-                *(
-                    f"{dict(self.read)[column]} AS {column}"
-                    if column in dict(self.read)
-                    else column
-                    for column, _, _ in self.sums
-                ),
+                *(f"{as_read[c]} AS {c}" if c in as_read else c for c, _, _ in self.sums),
                 "events AS tally",
             ]
         )
@@ -163,6 +159,17 @@ PRESENCE = Hourly(
     (("events", "UInt64", "count()"),),
 )
 HOURLY = (COUNTS, PRESENCE)
+
+
+def with_people(presence: str, identities: str, project_id: int) -> str:
+    """Presence rows with `linked` and `person`, as the DuckDB Warehouse's: each id's link
+    joined (`identities`: the links table)."""
+    return (
+        "(SELECT *, if(isNull(linked), who, linked) AS person FROM "
+        f"(SELECT *, ifNull(who, '') AS who_key FROM {presence}) "
+        f"ANY LEFT JOIN (SELECT alias AS who_key, user_id AS linked FROM {identities} "
+        f"WHERE project_id = {int(project_id)}) USING who_key)"
+    )
 
 
 def create_marks(db: str) -> str:

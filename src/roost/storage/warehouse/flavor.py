@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from roost.storage.warehouse.clickhouse_hourly import COUNTS, MARKED_IN_SQL, PRESENCE, Hourly
 from roost.storage.warehouse.schema import ENTERED
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -530,15 +529,19 @@ class DuckDBFlavor:
 class ClickHouseFlavor:
     """ClickHouse's SQL, in the subset 18.16 runs (storage/warehouse/clickhouse.py says why)."""
 
-    def __init__(self, table: str, identities: str) -> None:
+    def __init__(
+        self,
+        table: str,
+        identities: str,
+        presence: Callable[[int], str | None] | None = None,
+        counts: Callable[[int], str | None] | None = None,
+    ) -> None:
         self.table = table
         self.identities = identities
-        self.db = table.split(".")[0]
-        # the hourly rows (clickhouse_hourly.py: counts, presence) that hold every event, once
-        # the loader has made them
-        self.hourly: frozenset[str] = frozenset()
-        # per project, the hours erasures marked, as they were at the last read of the version
-        self.marked: dict[int, list[datetime]] = {}
+        # a project's hourly rows (storage/warehouse/clickhouse_hourly.py), or None while
+        # they cannot be read
+        self._presence = presence
+        self._counts = counts
 
     def events(self, project_id: int) -> str:
         pid = int(project_id)
@@ -554,25 +557,10 @@ class ClickHouseFlavor:
         return f"(SELECT * FROM {self.table} WHERE project_id = {int(project_id)})"
 
     def presence(self, project_id: int) -> str | None:
-        pid = int(project_id)
-        rows = self._hourly(PRESENCE, pid) if PRESENCE.name in self.hourly else None
-        if rows is None:
-            return None
-        return (
-            "(SELECT *, if(isNull(linked), who, linked) AS person FROM "
-            f"(SELECT *, ifNull(who, '') AS who_key FROM {rows}) "
-            f"ANY LEFT JOIN (SELECT alias AS who_key, user_id AS linked FROM {self.identities} "
-            f"WHERE project_id = {pid}) USING who_key)"
-        )
+        return None if self._presence is None else self._presence(project_id)
 
     def counts(self, project_id: int) -> str | None:
-        return self._hourly(COUNTS, project_id) if COUNTS.name in self.hourly else None
-
-    def _hourly(self, rows: Hourly, project_id: int) -> str | None:
-        marked = self.marked.get(int(project_id), [])
-        if len(marked) > MARKED_IN_SQL:
-            return None  # an erasure of a long range, until those hours are made again
-        return rows.relation(self.db, project_id, marked)
+        return None if self._counts is None else self._counts(project_id)
 
     def kept_visits(self, project_id: int) -> str | None:
         return None  # likewise
