@@ -46,7 +46,8 @@ AGENTS = [
 # counts; users and visitors per time bucket, in a range that ends after it was asked, by the
 # last-seen rows' first and last times too
 BODIES: list[tuple[dict[str, Any], str]] = [
-    ({"metrics": ["events", "users", "visitors", "pageviews", "sessions"]}, "presence"),
+    # users, visitors and sessions in all: by the last-seen rows, in any range
+    ({"metrics": ["events", "users", "visitors", "pageviews", "sessions"]}, "counts seen"),
     ({"metrics": ["events", "users"], "interval": "hour"}, "presence"),
     ({"metrics": ["visitors", "pageviews"], "interval": "day"}, "presence"),
     ({"metrics": ["users", "sessions"], "interval": "week"}, "presence"),
@@ -55,6 +56,8 @@ BODIES: list[tuple[dict[str, Any], str]] = [
     ({"metrics": ["events", "pageviews"], "dimensions": ["event", "page"], "interval": "day",
       "filters": [["is_not", "device", ["Mobile"]], ["contains", "browser", ["Fire"]]]}, "counts"),
     ({"metrics": ["visitors"], "dimensions": ["browser"], "filters": [["is", "type", ["page"]]]},
+     "counts seen"),
+    ({"metrics": ["visitors"], "dimensions": ["browser"], "filters": [["is", "type", ["track"]]]},
      "presence"),
     ({"metrics": ["users", "events"], "dimensions": ["os", "device"]}, "presence"),
     ({"metrics": ["events", "sessions"], "dimensions": ["user"], "order_by": [["user", "asc"]]},
@@ -78,7 +81,7 @@ BODIES: list[tuple[dict[str, Any], str]] = [
 ]  # fmt: skip
 WEB_TOTALS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]
 VISITS: list[tuple[dict[str, Any], str]] = [  # read from the visits kept
-    ({"metrics": WEB_TOTALS}, "presence visits"),  # (visitors from the last-seen rows)
+    ({"metrics": WEB_TOTALS}, "counts visits seen"),  # (visitors from the last-seen rows)
     ({"metrics": ["visits", "bounce_rate", "visit_duration"], "interval": "hour"},
      "counts visits"),
     ({"metrics": ["visits", "views_per_visit", "visit_duration"], "interval": "day"},
@@ -114,15 +117,15 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["events", "visitors", "visits"], "dimensions": ["type"],
                "filters": [["is", "visit:browser", ["Chrome"]]]}, "visits"),
     ("retention", {"period": "day", "filters": [["is", "visit:os", ["iOS"]]]}, "visits"),
-    # people and visitors by the last-seen rows, in a range that ends after it was asked (the
-    # dashboard's: up to today, or all); one that ended before, mid-traffic, is counted from
-    # the events (test_those_last_seen_after_the_range_count_for_what_they_did_in_it)
+    # people and visitors by the last-seen rows, in any range: those seen before and after it
+    # looked for among its events (test_those_last_seen_after_the_range_count_for_what_they_did_
+    # in_it, test_a_range_that_ended_counts_by_the_first_and_last_times_and_looks_up_the_rest)
     ("query", {"metrics": ["events", "users"], "dimensions": ["event"], "date_range": AHEAD},
      "counts seen"),
     ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": "all"},
      "counts seen"),
     ("query", {"metrics": ["users", "events"], "dimensions": ["event:name"],
-               "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, ""),
+               "date_range": ["2024-03-30", "2024-03-31"], "limit": 2}, "counts seen"),
     ("query", {"metrics": ["users", "visitors", "events", "sessions"], "date_range": AHEAD},
      "counts seen"),
     # sessions too (a count of rows, where the events' is a distinct count of every session)
@@ -178,13 +181,14 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("sessions", {"by": ["dim1"], "date_range": ["2024-03-30", "2024-03-30"]},
      "session_hours session_rows"),
     ("sessions", {"filters": [["is", "build", ["1.1"]]]}, ""),  # a filter picks events
-    # players per run and resource: by their last-seen rows, in a range that ends after it
-    # was asked (the counts of the range's events, the late players' among them)
+    # players per run and resource: by their last-seen rows (the counts of the range's events,
+    # the players seen before and after it among them)
     # (their events per name from the hourly counts: a resource's of positive values)
     ("runs", {"date_range": AHEAD}, "counts seen"),
     ("resources", {"date_range": "all"}, "counts seen"),
     ("resources", {"date_range": AHEAD}, "counts seen"),
-    ("runs", {}, ""),
+    ("runs", {}, "counts seen"),
+    ("runs", {"date_range": ["2024-03-30", "2024-03-31"]}, "counts seen"),
     ("query", {"metrics": ["users"], "dimensions": ["event"], "date_range": AHEAD,
                "filters": [["is", "category", ["progression"]]]}, ""),  # names, not runs
     ("runs", {"by": ["build"], "date_range": AHEAD}, ""),
@@ -192,7 +196,8 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     # players per error signature: by their last-seen rows likewise (the rest of the events)
     ("errors", {"date_range": AHEAD}, "seen"),
     ("errors", {"date_range": "all"}, "seen"),
-    ("errors", {}, ""),
+    ("errors", {}, "seen"),
+    ("errors", {"date_range": ["2024-03-30", "2024-03-31"]}, "seen"),
     ("errors", {"by": ["build"], "date_range": AHEAD}, ""),
     ("errors", {"date_range": AHEAD, "filters": [["is", "os", ["iOS"]]]}, ""),
 ]  # fmt: skip
@@ -863,6 +868,52 @@ def test_those_last_seen_after_the_range_count_for_what_they_did_in_it(
                 )
             ]
             assert "roost.seen " in report.build(query, 1, warehouse.flavor)
+            assert answers[0] == answers[1], body
+            assert [r["metrics"] for r in answers[0]["results"]] == expected, body
+    finally:
+        warehouse.close()
+
+
+def test_a_range_that_ended_counts_by_the_first_and_last_times_and_looks_up_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A range asked long after it ended: who was first or last seen in it was there; who was
+    seen only before or only after it was not; who was seen before and after it is looked for
+    among its events — a bot's pageview being no visitor's. As the events count them, from
+    the last-seen rows."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    events = [
+        Event(message_id=f"r{n}", project_id=1, dialect="segment", type="page", path=path,
+              event="Play", anonymous_id=who, visitor=f"v-{who}", bot=bot,
+              timestamp=moment + timedelta(days=day), received_at=moment)
+        for n, (who, day, path, bot) in enumerate([
+            ("around", -1, "/", False), ("around", 1, "/", False),  # not in it
+            ("through", -1, "/", False), ("through", 0, "/b", False), ("through", 1, "/", False),
+            ("began", 0, "/", False), ("began", 2, "/", False),
+            ("ended", -2, "/b", False), ("ended", 0, "/", False),
+            ("before", -1, "/", False), ("after", 2, "/", False),
+            ("crawled", -1, "/", False), ("crawled", 0, "/", True), ("crawled", 1, "/", False),
+        ])
+    ]  # fmt: skip
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    report = REPORTS["query"]
+    day = {"date_range": ["2024-03-30", "2024-03-30"]}
+    pages = {"dimensions": ["page"], "filters": [["is", "type", ["page"]]]}
+    asks = [  # through, began, ended (and crawled, a user by any event)
+        ({"metrics": ["users"]}, [[4]]),
+        ({"metrics": ["visitors"], **pages}, [[2], [1]]),  # "/": began, ended; "/b": through
+        ({"metrics": ["users", "events"], "dimensions": ["event"]}, [[4, 4]]),
+    ]
+    try:
+        warehouse.load([(1, len(events), msgspec.json.encode(events))])
+        for body, expected in asks:
+            query = report.parse({**body, **day}, datetime(2026, 12, 1, tzinfo=UTC))
+            sql = report.build(query, 1, warehouse.flavor)
+            assert "roost.seen " in sql and "roost.events " in sql, body  # the "around"s
+            answers = [
+                report.shape(query, warehouse.report(sql, timeout=30, max_rows=10))
+                for sql in (sql, report.build(query, 1, EventsOnly(warehouse.flavor)))
+            ]
             assert answers[0] == answers[1], body
             assert [r["metrics"] for r in answers[0]["results"]] == expected, body
     finally:

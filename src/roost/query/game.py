@@ -273,14 +273,15 @@ def _presence(
 
 def _players_of(r: GameReport, project_id: int, rows: str | None, flavor: Flavor) -> str:
     """The players report: by the players' last-seen rows where they answer it (kept, and no
-    filter: they hold every game event; `rows`: them, if the range ends after it was asked),
-    else from the presence rows or the events."""
+    filter: they hold every game event; `rows`: them), else from the presence rows or the
+    events."""
     base = _people(r, r.scope, project_id, flavor)
     kept = None if r.scope.filters else flavor.seen(project_id)
     if kept is not None:
         if not r.by and rows is not None:
             return _players_seen(r, rows, f"(SELECT * FROM {base} AS b WHERE {PLAYING})", flavor)
-        if len(r.by) == 1 and r.by[0].startswith("time:") and rows is not None:
+        by_time = len(r.by) == 1 and r.by[0].startswith("time:")
+        if by_time and rows is not None and rollup.ends_after_asked(r.scope):
             return _players_by_time(r, rows, base, flavor)
         firsts = f"(SELECT person, first FROM {rollup.of_kind(kept, PLAYER, flavor)} AS s)"
         return _players(r, base, firsts, flavor)
@@ -296,9 +297,9 @@ def _players_of(r: GameReport, project_id: int, rows: str | None, flavor: Flavor
 
 
 def _players_seen(r: GameReport, rows: str, played: str, flavor: Flavor) -> str:
-    """Players and new players in all from the players' last-seen rows `rows`, in a range
-    that ends after it was asked (rollup.counted_seen; `played`: the range's game events,
-    with `person`): a new one's first game event is in the range."""
+    """Players and new players in all from the players' last-seen rows `rows`
+    (rollup.counted_seen; `played`: the range's game events, with `person`): a new one's
+    first game event is in the range."""
     players = rollup.counted_seen(r.scope, "users", rows, played, flavor, PLAYER)
     new = _new_players(r, rows, flavor)
     return f"SELECT p.users AS players, n.new_players FROM ({players}) AS p, ({new}) AS n"
