@@ -147,6 +147,13 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
     ("query", {"metrics": ["visitors", "users"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["page"]]]}, "seen"),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all"}, ""),
+    # conversion rate: its whole (the visitors without the goal) by the last-seen rows too
+    ("query", {"metrics": ["conversion_rate"], "filters": [["is", "event", ["Buy"]]]}, "seen"),
+    ("query", {"metrics": ["conversion_rate", "visitors"], "dimensions": ["browser"],
+               "filters": [["is", "event", ["Buy", "Play"]], ["is", "type", ["page"]]],
+               "date_range": AHEAD}, "seen"),
+    ("query", {"metrics": ["conversion_rate"], "dimensions": ["os"],
+               "filters": [["is", "event", ["Buy"]]]}, ""),
     *(("query", {"metrics": ["visitors"], "dimensions": [column], "date_range": AHEAD,
                  "filters": [["is", "type", ["page"]]]}, "counts seen")
       for column in ("country", "browser", "os", "device")),

@@ -638,12 +638,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
             f"FROM ({sessions}) AS sessions{group}",
         )
     if "conversion_rate" in wanted:
-        everyone = base_relation(q, project_id, flavor, [f for f in q.filters if not _goal(f)])
-        parts["c"] = (
-            ["all_visitors"],
-            f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS all_visitors'])} "
-            f"FROM {everyone} AS base{group}",
-        )
+        parts["c"] = (["all_visitors"], _all_visitors(q, project_id, flavor, keys))
     # A breakdown lists the groups that have what was asked: a track event's NULL page is no
     # row of "pageviews by page" (a time series keeps its empty buckets)
     listed = keys and not any(d.kind == "time" for d in q.dimensions)
@@ -681,6 +676,23 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     if listed:
         sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
     return _ordered(q, sql, keys)
+
+
+def _all_visitors(q: StatsQuery, project_id: int, flavor: Flavor, keys: list[str]) -> str:
+    """The visitors of each group without the goal filters (conversion_rate's whole): by the
+    last-seen rows where they count them (28 past days at 10 M events: ~370 ms of a 470 ms
+    conversion rate, a distinct count of every event's visitor)."""
+    whole = replace(q, filters=[f for f in q.filters if not _goal(f)], metrics=["visitors"])
+    everyone = base_relation(whole, project_id, flavor, whole.filters, counts=["visitors"])
+    seen = rollup.seen(whole, project_id, flavor, "visitors")
+    if seen is not None:
+        counted = rollup.counted_seen(whole, "visitors", seen, everyone, flavor)
+        return f"SELECT {', '.join([*keys, 'visitors AS all_visitors'])} FROM ({counted}) AS c"
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    return (
+        f"SELECT {', '.join([*keys, SIMPLE['visitors'] + ' AS all_visitors'])} "
+        f"FROM {everyone} AS base{group}"
+    )
 
 
 def _per_person(
