@@ -830,6 +830,38 @@ def test_a_report_reads_the_last_seen_rows_at_the_offset_of_the_others(
         warehouse.close()
 
 
+def test_a_report_merges_the_last_seen_rows_only_if_it_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge of a few events reads every last-seen row's keys: a report that reads only
+    the other rollups leaves them behind; one that reads them, or the session rows kept with
+    them, first merges what is left."""
+    monkeypatch.setattr(storage_duckdb, "ROLL_EVENTS", 20)  # a roll each load
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    report = REPORTS["query"]
+    now = datetime.now(UTC)
+    try:
+        for i, table in enumerate(["", "roost.seen ", "roost.session_rows "]):
+            group = [msgspec.structs.replace(e, message_id=f"m{i}-{n}")
+                     for n, e in enumerate(pageviews(minutes=1)[:20])]  # fmt: skip
+            warehouse.load([(20 * i + 1, 20, msgspec.json.encode(group))])
+            pages = report.build(report.parse({"metrics": ["pageviews"]}, now), 1, warehouse.flavor)
+            assert "roost.seen" not in pages
+            warehouse.report(pages, timeout=30, max_rows=10)
+            assert warehouse._rolled == 20 * (i + 1) and warehouse._held < warehouse._rolled
+            if table:
+                warehouse.report(f"SELECT count(*) FROM {table}", timeout=30, max_rows=1)
+                assert warehouse._held == warehouse._rolled
+        users = report.build(report.parse({"metrics": ["users"]}, now), 1, warehouse.flavor)
+        assert "roost.seen " in users
+        warehouse.load([(61, 20, msgspec.json.encode(pageviews(minutes=1)[:20]))])
+        assert warehouse._held < warehouse._rolled
+        warehouse.report(users, timeout=30, max_rows=10)
+        assert warehouse._held == warehouse._rolled == 80
+    finally:
+        warehouse.close()
+
+
 def test_those_last_seen_after_the_range_count_for_what_they_did_in_it(
     tmp_path: Path,
 ) -> None:

@@ -684,7 +684,8 @@ class DuckDBWarehouse:
             # Its snapshot taken before any other roll (the Loader's may leave the last-seen
             # rows behind the others): the rollups all hold the events up to one offset
             with self._rollups_lock:
-                self._rolled_up(None, seen=True)  # a few events' worth, mostly
+                # a few events' worth, mostly; the last-seen rows' if it reads them
+                self._rolled_up(None, seen=duckdb_seen.read_by(sql))
                 cursor = stack.enter_context(self._cursor())
                 upto = None
                 if self.with_rollups and _parameters(cursor, sql):
