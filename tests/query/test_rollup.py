@@ -159,7 +159,13 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
       for column in ("country", "browser", "os", "device")),
     ("query", {"metrics": ["visitors"], "dimensions": ["page"], "date_range": "all",
                "filters": [["is", "type", ["track"]]]}, ""),
-    ("retention", {"period": "day", "periods": 4}, "presence"),
+    # any event: each person's first and last period by their last-seen rows, theirs whose
+    # first and last times lie in the range; the others' by their presence rows
+    ("retention", {"period": "day", "periods": 4}, "presence seen"),
+    ("retention", {"period": "day", "periods": 2, "date_range": ["2024-03-30", "2024-03-31"]},
+     "presence seen"),
+    ("retention", {"period": "week", "periods": 2, "date_range": AHEAD}, "presence seen"),
+    ("retention", {"period": "day", "filters": [["is", "type", ["page"]]]}, "presence"),
     # any event in all time: each person's first and last period by their last-seen rows
     ("retention", {"period": "week", "date_range": "all"}, "presence seen"),
     ("retention", {"period": "month", "date_range": "all", "periods": 2}, "presence seen"),
