@@ -206,11 +206,12 @@ ASKS: list[tuple[str, dict[str, Any], str]] = [  # what each reads beside the ev
                "filters": [["is", "category", ["progression"]]]}, ""),  # names, not runs
     ("runs", {"by": ["build"], "date_range": AHEAD}, ""),
     ("resources", {"date_range": AHEAD, "filters": [["is", "build", ["1.0"]]]}, ""),
-    # players per error signature: by their last-seen rows likewise (the rest of the events)
-    ("errors", {"date_range": AHEAD}, "seen"),
-    ("errors", {"date_range": "all"}, "seen"),
-    ("errors", {}, "seen"),
-    ("errors", {"date_range": ["2024-03-30", "2024-03-31"]}, "seen"),
+    # players per error signature: by their last-seen rows likewise (the rest of the events);
+    # occurrences, names, builds and times by the error hours, in a range of whole hours
+    ("errors", {"date_range": AHEAD}, "seen error_hours"),
+    ("errors", {"date_range": "all"}, "seen error_hours"),
+    ("errors", {}, "seen error_hours"),
+    ("errors", {"date_range": ["2024-03-30", "2024-03-31"]}, "seen error_hours"),
     ("errors", {"by": ["build"], "date_range": AHEAD}, ""),
     ("errors", {"date_range": AHEAD, "filters": [["is", "os", ["iOS"]]]}, ""),
 ]  # fmt: skip
@@ -241,6 +242,9 @@ class EventsOnly:
         return None
 
     def session_rows(self, project_id: int) -> None:
+        return None
+
+    def error_hours(self, project_id: int) -> None:
         return None
 
 
@@ -348,12 +352,21 @@ def same_answers(env: Env) -> None:
             body = {"date_range": RANGE, **body, "timezone": zone}
             report = REPORTS[kind]
             sql = report.build(report.parse(body, datetime.now(UTC)), project, flavor)
-            kept = ("presence", "counts", "visits", "seen", "session_hours", "session_rows")
+            kept = (
+                "presence",
+                "counts",
+                "visits",
+                "seen",
+                "session_hours",
+                "session_rows",
+                "error_hours",
+            )
             read = [t for t in kept if f"{db}.{t} " in sql]
             hourly = zone != "Asia/Kolkata"  # visits and last times: in any zone
             # session hours: a range of whole UTC hours (all time, or local days that are)
             whole = zone != "Asia/Kolkata" or body["date_range"] == "all"
             local = {"presence": hourly, "counts": hourly, "session_hours": whole,
+                     "error_hours": whole,
                      "session_rows": whole}  # fmt: skip
             wanted = [t for t in expected.split() if local.get(t, True)]
             if keeps:

@@ -113,17 +113,29 @@ def _signature(flavor: Flavor) -> str:
     return f"coalesce({flavor.prop('properties', str(kept.prop))}, {kept.column})"
 
 
-def _errors(r: GameReport, base: str, flavor: Flavor, seen: tuple[str, str] | None = None) -> str:
+def _errors(
+    r: GameReport,
+    base: str,
+    flavor: Flavor,
+    seen: tuple[str, str] | None = None,
+    hourly: bool = False,
+) -> str:
     """Errors per signature; `seen`: (the range's events with `person`, the last-seen rows)
-    to count the players from, `base` then needing no people."""
+    to count the players from, `base` then needing no people, and being the error hours if
+    `hourly` (storage/warehouse/schema.py's ERROR_COLUMNS)."""
     select, group = _keys(r)
-    signature = _signature(flavor)
+    signature = "signature" if hourly else _signature(flavor)
     players = "" if seen else "count(DISTINCT person) AS players, "
+    occurrences, first, last, only = (
+        ("sum(events)", "min(first)", "max(last)", "")
+        if hourly
+        else ("count(*)", "min(timestamp)", "max(timestamp)", " WHERE category = 'error'")
+    )
     errors = (
-        f"SELECT {select}{signature} AS signature, min(event) AS name, count(*) AS occurrences, "
-        f"{players}min(timestamp) AS first_seen, max(timestamp) AS last_seen, "
+        f"SELECT {select}{signature} AS signature, min(event) AS name, "
+        f"{occurrences} AS occurrences, {players}{first} AS first_seen, {last} AS last_seen, "
         f"{flavor.distinct_list('build')} AS builds "
-        f"FROM {base} AS b WHERE category = 'error' GROUP BY signature{group}"
+        f"FROM {base} AS b{only} GROUP BY signature{group}"
     )
     if seen is None:  # a signature's rows per `by` in the order of those too: a LIMIT cuts ties
         return f"{errors} ORDER BY occurrences DESC, signature{group}"
@@ -420,8 +432,13 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
         verbs = _verbs(r, counted, flavor, (base, rows), tallied=tally is not None)
         return f"{verbs} LIMIT {r.limit}"
     if r.kind == "errors" and rows is not None and not r.by and not r.scope.filters:
-        bare = stats.base_relation(r.scope, project_id, flavor, [], people=False)
-        return f"{_errors(r, bare, flavor, (base, rows))} LIMIT {r.limit}"
+        # occurrences, names, builds and times from the error hours, if its hours are whole
+        # (at 10 M events 49 → ~5 ms, at 100 M ~1 s: every event's category read), else from
+        # the events without their people
+        hours = flavor.error_hours(project_id) if rollup.whole_hours(r.scope) else None
+        bare = stats.base_relation(r.scope, project_id, flavor, [], people=False, rows=hours)
+        errors = _errors(r, bare, flavor, (base, rows), hourly=hours is not None)
+        return f"{errors} LIMIT {r.limit}"
     if r.kind == "players":
         players = _players_of(r, project_id, rows, flavor)
         if r.by == ["time:day"]:  # DAU / MAU: each day's players beside its month's

@@ -35,6 +35,7 @@ from roost.storage.warehouse import (
     LoadShape,
     QueryResult,
     duckdb_counts,
+    duckdb_errors,
     duckdb_links,
     duckdb_seen,
     duckdb_sessions,
@@ -244,6 +245,7 @@ class DuckDBWarehouse:
                 sessions=duckdb_sessions.session_hours,
                 session_rows=duckdb_sessions.session_rows,
                 counts=duckdb_counts.counts,
+                errors=duckdb_errors.error_hours,
             )
             if with_rollups
             else DuckDBFlavor(TABLE, IDENTITIES)

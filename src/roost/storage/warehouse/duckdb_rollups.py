@@ -19,6 +19,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from roost.storage.warehouse import duckdb_counts as counts
+from roost.storage.warehouse import duckdb_errors as errors
 from roost.storage.warehouse import duckdb_seen as seen
 from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
@@ -72,9 +73,9 @@ _GAP = f"INTERVAL {VISIT_GAP_SECONDS} SECOND"
 
 
 # what `create` may have made: presence and visits, last-seen rows, and each kind of rows
-# kept per hour like the presence rows (session hours, counts: duckdb_hourly.py)
+# kept per hour like the presence rows (session hours, counts, error hours: duckdb_hourly.py)
 ROWS, SEEN = "rows", "seen"
-HOURLY = {"sessions": sessions.HOURLY, "counts": counts.HOURLY}
+HOURLY = {"sessions": sessions.HOURLY, "counts": counts.HOURLY, "errors": errors.HOURLY}
 # each row a project's
 PROJECT_TABLES = (PRESENCE, VISITS, seen.SEEN, *(h.table for h in HOURLY.values()))
 

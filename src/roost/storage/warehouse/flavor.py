@@ -113,6 +113,11 @@ class Flavor(Protocol):
         merged), or None when this Warehouse does not keep them (it then merges the hours)."""
         ...
 
+    def error_hours(self, project_id: int) -> str | None:
+        """One project's error hours (storage/warehouse/schema.py's ERROR_COLUMNS), or None
+        when this Warehouse does not keep them: the errors report then groups the events."""
+        ...
+
     def visits_of(
         self,
         relation: str,
@@ -241,6 +246,7 @@ class DuckDBFlavor:
         sessions: Callable[[int], str] | None = None,
         session_rows: Callable[[int], str] | None = None,
         counts: Callable[[int], str] | None = None,
+        errors: Callable[[int], str] | None = None,
     ) -> None:
         self.table = table
         self.identities = identities
@@ -250,6 +256,7 @@ class DuckDBFlavor:
         self._sessions = sessions  # its session hours (storage/warehouse/duckdb_sessions.py)
         self._session_rows = session_rows  # and those merged per session
         self._counts = counts  # its hourly counts (storage/warehouse/duckdb_counts.py)
+        self._errors = errors  # its error hours (storage/warehouse/duckdb_errors.py)
         self._visible = visible  # a condition: the events reports read (those the rows count)
 
     def events(self, project_id: int) -> str:
@@ -282,6 +289,9 @@ class DuckDBFlavor:
 
     def session_rows(self, project_id: int) -> str | None:
         return None if self._session_rows is None else self._session_rows(project_id)
+
+    def error_hours(self, project_id: int) -> str | None:
+        return None if self._errors is None else self._errors(project_id)
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -572,6 +582,9 @@ class ClickHouseFlavor:
         return None  # likewise
 
     def session_rows(self, project_id: int) -> str | None:
+        return None  # likewise
+
+    def error_hours(self, project_id: int) -> str | None:
         return None  # likewise
 
     def string(self, value: str) -> str:

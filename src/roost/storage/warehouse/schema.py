@@ -120,6 +120,24 @@ COUNT_COLUMNS: tuple[Column, ...] = (
 )
 
 
+# How many error events of each hour had each signature (what the errors report groups by:
+# SEEN_DIMENSIONS["error"]), name and build, and the first and last of their times: the
+# errors report sums a few rows an hour instead of reading every event's category (at 100 M
+# events ~1 s).
+ERROR_KEYS: tuple[Column, ...] = (
+    Column("project_id", "INTEGER"),
+    _time("timestamp"),  # the start of the hour
+    _text("signature"),
+    _text("event"),
+    _text("build"),
+)
+ERROR_COLUMNS: tuple[Column, ...] = (
+    *ERROR_KEYS,
+    Column("events", "BIGINT"),
+    _time("first"),
+    _time("last"),
+)
+
 # Each visit: a visitor's events with no gap over 30 minutes between two of them (bots' events
 # and events without a visitor are no visit). It counts in the time range and bucket it began
 # in, and carries what it began with — where it came from, on which page, from where in the
