@@ -48,8 +48,9 @@ AGENTS = [
 BODIES: list[tuple[dict[str, Any], str]] = [
     # users, visitors and sessions in all: by the last-seen rows, in any range
     ({"metrics": ["events", "users", "visitors", "pageviews", "sessions"]}, "counts seen"),
-    ({"metrics": ["events", "users"], "interval": "hour"}, "presence"),
-    ({"metrics": ["visitors", "pageviews"], "interval": "day"}, "presence"),
+    # events and pageviews beside people: from the hourly counts, a part of their own
+    ({"metrics": ["events", "users"], "interval": "hour"}, "presence counts"),
+    ({"metrics": ["visitors", "pageviews"], "interval": "day"}, "presence counts"),
     ({"metrics": ["users", "sessions"], "interval": "week"}, "presence"),
     ({"metrics": ["events"], "interval": "month"}, "counts"),
     ({"metrics": ["events"], "dimensions": ["type"]}, "counts"),
@@ -59,14 +60,14 @@ BODIES: list[tuple[dict[str, Any], str]] = [
      "counts seen"),
     ({"metrics": ["visitors"], "dimensions": ["browser"], "filters": [["is", "type", ["track"]]]},
      "presence"),
-    ({"metrics": ["users", "events"], "dimensions": ["os", "device"]}, "presence"),
+    ({"metrics": ["users", "events"], "dimensions": ["os", "device"]}, "presence counts"),
     ({"metrics": ["events", "sessions"], "dimensions": ["user"], "order_by": [["user", "asc"]]},
      "presence"),
     ({"metrics": ["visitors"], "dimensions": ["user"], "limit": 3, "page": 2}, "presence"),
     ({"metrics": ["events"], "dimensions": ["session", "time:day"]}, "presence"),
     ({"metrics": ["users"], "filters": [["is_not", "browser", ["Chrome"]]]}, "presence"),
     ({"metrics": ["events", "visitors"], "filters": [["not", ["is", "type", ["track"]]]]},
-     "presence"),
+     "presence counts"),
     ({"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]],
                                                  ["matches", "user", ["^u"]]]]]}, "presence"),
     ({"metrics": ["events"], "filters": [["or", [["contains", "os", ["Win"]],

@@ -580,6 +580,8 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         simple.remove(m)
     if not simple:
         simple.append("events")
+    tallied, tally = _tallied(q, project_id, flavor, simple)
+    simple = [m for m in simple if m not in tallied]
     # without the identity links' join unless users are counted from it (~160 ms at 10 M)
     base = base_relation(q, project_id, flavor, q.filters, counts=simple)
     # fewer rows, the same answer: an hour's counts, else its presence rows
@@ -595,6 +597,13 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
               f"SELECT {', '.join([*keys, *(f'{aggregate[m]} AS {m}' for m in simple)])} "
               f"FROM {counted} AS base{group}"),
     }  # fmt: skip
+    if tally is not None:
+        summed = base_relation(q, project_id, flavor, q.filters, rows=tally)
+        parts["t"] = (
+            tallied,
+            f"SELECT {', '.join([*keys, *(f'{rollup.METRICS[m]} AS {m}' for m in tallied)])} "
+            f"FROM {summed} AS base{group}",
+        )
     for m, relation in by_time.items():
         rows = rollup.relation(q, project_id, flavor, [m])
         events = base_relation(q, project_id, flavor, q.filters, rows=rows, counts=[m])
@@ -648,7 +657,7 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
         if listed:
             sql += " WHERE " + " OR ".join(f"coalesce({m}, 0) <> 0" for m in q.metrics)
         return _ordered(q, sql, keys)
-    metric = {m: f"max({m})" for m in simple}
+    metric = {m: f"max({m})" for m in [*simple, *tallied]}
     metric.update(
         users="coalesce(max(users), 0)",
         visitors="coalesce(max(visitors), 0)",
@@ -676,6 +685,21 @@ def build(q: StatsQuery, project_id: int, flavor: Flavor) -> str:
     if listed:
         sql += " AND (" + " OR ".join(f"coalesce({metric[m]}, 0) <> 0" for m in q.metrics) + ")"
     return _ordered(q, sql, keys)
+
+
+def _tallied(
+    q: StatsQuery, project_id: int, flavor: Flavor, simple: list[str]
+) -> tuple[list[str], str | None]:
+    """Of `simple`, the events and pageviews to sum from the hourly counts in a part of their
+    own, and those counts, when the rest are distinct counts of the presence rows: DuckDB
+    counts distinct values beside a sum by streaming every row to two aggregates (users and
+    events per day over 28 days at 10 M events: ~330 → ~270 ms)."""
+    tallied = [m for m in simple if m in rollup.COUNTED]
+    rest = [m for m in simple if m not in rollup.COUNTED]
+    if not tallied or not rest or rollup.relation(q, project_id, flavor, rest) is None:
+        return [], None
+    tally = rollup.counts(q, project_id, flavor, tallied)
+    return (tallied, tally) if tally is not None else ([], None)
 
 
 def _all_visitors(q: StatsQuery, project_id: int, flavor: Flavor, keys: list[str]) -> str:
