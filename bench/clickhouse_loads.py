@@ -32,7 +32,10 @@ def loaded(url: str, log: SQLiteLog, events: int, hourly: bool) -> float:
         warehouse.take_over()
         done, started = 0, time.perf_counter()
         while done < events:
-            warehouse.load(log.read_groups(done, warehouse.load_shape.events))
+            groups = log.read_groups(done, warehouse.load_shape.events)
+            if not groups:  # a Log of fewer events: all of them
+                break
+            warehouse.load(groups)
             done = warehouse.loaded_offset()
         return done / (time.perf_counter() - started)
     finally:

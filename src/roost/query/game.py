@@ -423,7 +423,7 @@ def build(r: GameReport, project_id: int, flavor: Flavor) -> str:
     if r.kind == "sessions":
         kept = _kept_sessions(r, project_id, flavor)
         return f"{_sessions(r, base, flavor, kept)} LIMIT {r.limit}"
-    rows = rollup.seen_rows(r.scope, project_id, flavor)
+    rows = flavor.seen(project_id)
     if r.kind in VERBS and rows is not None and not r.by and not r.scope.filters:
         # the events per name from the hourly counts, if its hours are whole (~50 → ~5 ms
         # at 10 M events), else from the events without their people

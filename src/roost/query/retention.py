@@ -120,7 +120,7 @@ def _spans(r: Retention, project_id: int, flavor: Flavor, active: str) -> str | 
     within it; of the others seen in it, their `active` rows' (person, period). At 10 M
     events, 28 past days holding them all: a grouping of 4 M presence rows per person was
     ~570 ms of ~1,090 ms of CPU."""
-    rows = rollup.seen_rows(r.scope, project_id, flavor)
+    rows = flavor.seen(project_id)
     if rows is None or r.start is not None or r.scope.filters:
         return None
     people = rollup.of_kind(rows, "", flavor)

@@ -119,11 +119,6 @@ def seen(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) -> str | N
     for any range (instants, not only whole hours): `counted_seen`."""
     if _seen_dimension(q, metric) is None:
         return None
-    return seen_rows(q, project_id, flavor)
-
-
-def seen_rows(q: StatsQuery, project_id: int, flavor: Flavor) -> str | None:
-    """The last-seen rows, if the Warehouse keeps them."""
     return flavor.seen(project_id)
 
 
@@ -208,15 +203,13 @@ def counted_seen(
     rows = of_kind(seen, dimension or _seen_dimension(q, metric) or "", flavor)
     key, group = ("d0, ", " GROUP BY d0") if keyed else ("", "")
     last = in_range(q, flavor, "last", "last")
-    if q.end >= STORED_UNTIL:  # no one's last time is after it (all time, as asked)
-        inside = last
-    else:
-        inside = f"({last}) OR ({in_range(q, flavor, 'first', 'first')})"
+    ended = q.end < STORED_UNTIL  # else no one's last time is after it (all time, as asked)
+    inside = f"({last}) OR ({in_range(q, flavor, 'first', 'first')})" if ended else last
     within = (
         f"SELECT {'value AS d0, ' if keyed else ''}count(*) AS {metric} FROM {rows} AS s"
         f"{where(inside)}{' GROUP BY value' if keyed else ''}"
     )
-    if q.end >= STORED_UNTIL:
+    if not ended:
         return within
     who = f"b.{SEEN_WHO[metric]}"
     match = " AND l.value IS NOT DISTINCT FROM b.d0" if keyed else ""
@@ -246,7 +239,7 @@ def seen_by_time(q: StatsQuery, project_id: int, flavor: Flavor, metric: str) ->
     visitors per day at 10 M events took ~350 ms so, ~180 from the presence rows)."""
     if metric not in SPANNED or q.filters or [d.kind for d in q.dimensions] != ["time"]:
         return None
-    return seen_rows(q, project_id, flavor) if ends_after_asked(q) else None
+    return flavor.seen(project_id) if ends_after_asked(q) else None
 
 
 SPANNED = {"users": "", "visitors": "visitor"}  # the last-seen rows of each in all

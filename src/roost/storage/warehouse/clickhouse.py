@@ -266,14 +266,18 @@ class ClickHouseWarehouse:
         loaded, version, *made_at = rows[0]
         made = {h.name for h, marker in zip(hourly.HOURLY, made_at, strict=True) if marker}
         self._readable(made)
-        marked: dict[int, list[datetime]] = {}  # after the version: as new as it, or newer
+        return int(loaded or 0), int(version or 0)
+
+    def _read_marks(self) -> None:
+        """Note the hours erasures marked, for the reports' SQL written next (after the
+        version: as new as it, or newer)."""
+        marked: dict[int, list[datetime]] = {}
         for project_id, hour in self._rows(
             f"SELECT project_id, hour FROM ({hourly.marked(self.db, '< 2')}) ORDER BY hour"
         ):
             marked.setdefault(int(project_id), []).append(hour)
         with self._lock:
             self._marked = marked
-        return int(loaded or 0), int(version or 0)
 
     def _readable(self, made: set[str]) -> None:
         """Let reports read these hourly rows: once made they stay made, so a reader's older
@@ -352,7 +356,12 @@ class ClickHouseWarehouse:
         return self._loaded
 
     def version(self) -> int:
-        return self._position()[1]
+        """The version, and the marks a report's SQL names read after it (a report reads the
+        version before it writes its SQL: web/api/stats.py); the loader's loads and a worker's
+        waits for them read the version alone."""
+        version = self._position()[1]
+        self._read_marks()
+        return version
 
     def take_over(self) -> int:
         """A loader killed between an insert and its `loads` row left rows no one counted:

@@ -7,17 +7,13 @@ they count events, not people.
 from __future__ import annotations
 
 from roost.storage.warehouse.duckdb_hourly import Hourly
-from roost.storage.warehouse.flavor import DuckDBFlavor
+from roost.storage.warehouse.duckdb_seen import value_of
 from roost.storage.warehouse.schema import ERROR_COLUMNS, ERROR_KEYS, SEEN_DIMENSIONS
 
 EVENTS = "roost.events"
 ERRORS = "roost.error_hours"
-_KEPT = SEEN_DIMENSIONS["error"]  # a signature as the players' last-seen rows keep it
-assert _KEPT.prop is not None and _KEPT.column is not None
-_SIGNATURE = (
-    f"coalesce({DuckDBFlavor(EVENTS, 'roost.identities').prop('e.properties', _KEPT.prop)}, "
-    f"e.{_KEPT.column})"
-)
+# a signature as the players' last-seen rows keep it (the report joins them on it)
+_SIGNATURE = value_of(SEEN_DIMENSIONS["error"])
 _GROUPS = ", ".join(str(n) for n in range(1, len(ERROR_KEYS) + 1))
 
 

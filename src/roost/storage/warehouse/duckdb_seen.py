@@ -18,7 +18,7 @@ from roost.storage.warehouse import duckdb_sessions as sessions
 from roost.storage.warehouse.duckdb_links import links_of
 from roost.storage.warehouse.duckdb_tables import dropped, made, remade
 from roost.storage.warehouse.flavor import DuckDBFlavor
-from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS, Column
+from roost.storage.warehouse.schema import SEEN_COLUMNS, SEEN_DIMENSIONS, Column, Seen
 
 EVENTS = "roost.events"
 IDENTITIES = "roost.identities"
@@ -115,6 +115,16 @@ def _every(where: str, links: str | None = IDENTITIES) -> str:
     return f"({' UNION ALL '.join([_seen_of(where, links), *_of_ids(where)])})"
 
 
+def value_of(kept: Seen) -> str | None:
+    """The `value` rows of `kept` (a SEEN_DIMENSIONS entry) hold, of an event `e`, in SQL
+    (None: they hold none) — what the error hours group by too (duckdb_errors.py)."""
+    if kept.column and kept.prop:
+        return f"coalesce({_FLAVOR.prop('e.properties', kept.prop)}, e.{kept.column})"
+    if kept.column and kept.after:
+        return _FLAVOR.after(f"e.{kept.column}", kept.after)
+    return kept.column
+
+
 def _by(metric: str, who: str, events: str, where: str) -> str:
     """The last-seen rows of `metric` (schema.py's SEEN_DIMENSIONS) of the rows `where` (a
     condition on `e`) selects of `events`, whose `who` is the person (or visitor, session)."""
@@ -127,14 +137,11 @@ def _by(metric: str, who: str, events: str, where: str) -> str:
             column, wanted = kept.only
             listed = (wanted,) if isinstance(wanted, str) else wanted
             only = f" AND e.{column} IN ({', '.join(_FLAVOR.string(w) for w in listed)})"
-        value = kept.column
         if kept.column and kept.after:
-            value = _FLAVOR.after(f"e.{kept.column}", kept.after)
-            only += f" AND {value} IS NOT NULL"
+            only += f" AND {_FLAVOR.after(f'e.{kept.column}', kept.after)} IS NOT NULL"
         if kept.positive:
             only += f" AND e.{kept.positive} > 0"
-        if kept.column and kept.prop:
-            value = f"coalesce({_FLAVOR.prop('e.properties', kept.prop)}, e.{kept.column})"
+        value = value_of(kept)
         column = f", {value}" if value else ""
         parts.append(
             f"SELECT project_id, '{dimension}' AS dimension, {value or 'NULL'}::VARCHAR "
