@@ -1,6 +1,7 @@
 """Start Roost (and the do-nothing baseline) for real, load them with wrk, record the figures.
 
     python bench/run.py [--duration 10] [--connections 64] [--rounds 3] [--profile]
+                        [--ingest-processes N]
 
 Appends a dated section to bench/RESULTS.md with the command, the machine and the figures:
 single-event requests/s with p50/p99 latency, events/s with 100-event batches, ingest-to-query
@@ -285,8 +286,9 @@ def one_round(args: argparse.Namespace, work: Path, n: int) -> dict[str, object]
     url = f"http://127.0.0.1:{port}"
     server = Process(
         [sys.executable, "-m", "roost", "serve", "--data", str(data), "--port", str(port)],
-        {"ROOST_LOG_LEVEL": "warning", "ROOST_METRICS_TOKEN": METRICS_TOKEN},
-    )
+        {"ROOST_LOG_LEVEL": "warning", "ROOST_METRICS_TOKEN": METRICS_TOKEN,
+         "ROOST_INGEST_PROCESSES": str(args.ingest_processes)},
+    )  # fmt: skip
     profile_out = work / f"profile-{n}.txt"
     single_profile_out = work / f"profile-single-{n}.txt"
 
@@ -366,6 +368,9 @@ def main() -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="print, do not append to RESULTS.md"
     )
+    parser.add_argument(
+        "--ingest-processes", type=int, default=1, help="Roost's ingest_processes setting"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -431,6 +436,7 @@ def render(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> str:
     command = (
         f"python bench/run.py --duration {args.duration} --connections {args.connections} "
         f"--rounds {args.rounds}{' --profile' if args.profile else ''}"
+        + (f" --ingest-processes {args.ingest_processes}" if args.ingest_processes != 1 else "")
     )
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{command}`\n",

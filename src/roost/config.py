@@ -123,6 +123,12 @@ class Settings:
     commit_max_events: int = _setting(
         20000, "Most events the Log commits as one group (one row, one fsync)."
     )
+    ingest_processes: int = _setting(
+        1,
+        "Processes that accept connections and read ingest requests (the server is one; "
+        "the others hand it their events over a Unix socket): more use more cores for HTTP "
+        "and parsing.",
+    )
     ingest_hold_behind: int = _setting(
         20000,
         "Acknowledged events not yet queryable past which new ingest requests wait for the "

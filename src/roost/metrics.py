@@ -91,6 +91,11 @@ EVENTS_DEDUPLICATED = Counter(
     ["dialect", "project"],
     registry=REGISTRY,
 )
+INGEST_LINK_REQUESTS = Counter(
+    "roost_ingest_link_requests_total",
+    "Ingest requests another ingest process read and this server answered (ingest_processes).",
+    registry=REGISTRY,
+)
 INGEST_REQUEST_SECONDS = Histogram(
     "roost_ingest_request_seconds",
     "Time from the start of an ingest request to its answer, by dialect and status.",

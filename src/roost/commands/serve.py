@@ -94,14 +94,18 @@ def bind(host: str, port: int) -> socket.socket:
 )
 def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> None:
     """Run the Roost server: ingest, queries, the dashboard, metrics."""
-    import uvicorn
 
     from roost import logs
     from roost.web import serving
     from roost.web.app import create_app
+    from roost.web.ingest_process import IngestProcesses, Server
 
     settings = load_settings(data=data, host=host, port=port)
     logs.configure(settings.log_level, settings.log_format)
+    if not 1 <= settings.ingest_processes <= 64:
+        raise click.ClickException(
+            f"setting ingest_processes: must be 1–64 (got {settings.ingest_processes})"
+        )
     # The writer thread hands the GIL back and forth with the event loop on every commit;
     # at the default 5 ms switch interval each handoff can cost a commit 5 ms.
     sys.setswitchinterval(0.0005)
@@ -148,20 +152,15 @@ def serve(data: str | None, host: str | None, port: int | None, demo: bool) -> N
     # the previous handler; a no-op one lets `roost serve` exit 0 after a clean shutdown.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server_config = uvicorn.Config(
-        create_app(settings),
-        log_config=None,
-        access_log=False,
-        loop="auto",
-        http=serving.protocol(settings),
-        proxy_headers=False,  # Roost reads them itself, as its settings say (web/peer.py)
-        timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
-        limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=10,
-    )
+    processes = IngestProcesses(settings, listening) if settings.ingest_processes > 1 else None
+    sockets = [listening] if processes is None else [listening, processes.http_socket]
+    app = create_app(settings, attach=processes.attached if processes is not None else None)
+    server_config = serving.config(app, settings)
     try:
-        uvicorn.Server(server_config).run(sockets=[listening])
+        Server(server_config, processes).run(sockets=sockets)
     finally:
+        if processes is not None:
+            processes.close()
         with contextlib.suppress(FileNotFoundError):
             state.unlink()  # ours: the lock on the data dir says no other server wrote it
         held.close()

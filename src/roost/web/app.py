@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from roost.config import Settings
 from roost.runtime import Runtime
-from roost.web import dashboard, ingest, openapi
+from roost.web import dashboard, ingest, intake, openapi
 from roost.web.api import (
     admin,
     compat,
@@ -34,6 +34,7 @@ from roost.web.api import (
 from roost.web.body import Receive
 from roost.web.dashboard.throttle import LoginThrottle
 from roost.web.peer import with_forwarded_scheme
+from roost.web.proxy import arrived
 
 
 class RoostApp:
@@ -46,18 +47,29 @@ class RoostApp:
     def state(self) -> State:
         return self.starlette.state
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: ingest.Send) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: intake.Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
             if path in ingest.PATHS:
                 await ingest.handle(self.state.runtime, ingest.PATHS[path], scope, receive, send)
                 return
-            scope = with_forwarded_scheme(scope, self.state.runtime.settings.trust_forwarded_for)
+            scope = with_forwarded_scheme(
+                arrived(scope), self.state.runtime.settings.trust_forwarded_for
+            )
         await self.starlette(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> RoostApp:
-    """An app that opens its Runtime at start-up, or uses the one given (tests)."""
+Attach = Callable[[Runtime], contextlib.AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    attach: Attach | None = None,
+) -> RoostApp:
+    """An app that opens its Runtime at start-up, or uses the one given (tests); `attach`
+    is what else runs beside it while it serves (the ingest processes)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -68,7 +80,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.freeze()  # what start-up made lives as long as the process: keep it out of GC
         background = asyncio.create_task(app.state.runtime.background())
         try:
-            yield
+            if attach is None:
+                yield
+            else:
+                async with attach(app.state.runtime):
+                    yield
         finally:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):

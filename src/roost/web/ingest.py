@@ -15,64 +15,25 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from roost import metrics
-from roost.config import Settings
 from roost.dialects import game, plausible, posthog, restore, segment, umami, web
 from roost.dialects.base import Dialect, IngestRequest, Parsed, Reply, Result
-from roost.dialects.freeform import FreeformDialect
-from roost.dialects.game import GameDialect, is_game_batch
-from roost.dialects.game import body_limit as game_body_limit
-from roost.dialects.plausible import PlausibleDialect
-from roost.dialects.posthog import PosthogDialect
-from roost.dialects.restore import RestoreDialect
-from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS, SegmentDialect
-from roost.dialects.umami import UmamiDialect
-from roost.dialects.web import WebDialect
-from roost.errors import BackendError, BadRequest, ClientError, PayloadTooLarge
+from roost.dialects.segment import BATCH_LIMITS, SINGLE_PATHS
+from roost.errors import BackendError, BadRequest, ClientError
 from roost.model import Key, Reason
 from roost.pipeline.batch import Batch
 from roost.pipeline.drift import Noticed
 from roost.runtime import Runtime
 from roost.storage.metadata.schema_seen import Seen
-from roost.web.body import Receive, read_body, too_large
-from roost.web.peer import client_ip
+from roost.web.body import Receive
+from roost.web.intake import PATHS, SEGMENT, Read, Send, read, serve
 from roost.web.spec import Doc
 
 log = logging.getLogger("roost.ingest")
-_encode = msgspec.json.Encoder().encode
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-SEGMENT = SegmentDialect()
-GAME = GameDialect()
-WEB = WebDialect()
-FREEFORM = FreeformDialect()
-RESTORE = RestoreDialect()
-POSTHOG = PosthogDialect()
-PLAUSIBLE = PlausibleDialect()
-UMAMI = UmamiDialect()
-CHOOSE = None  # /api/v1/events: a Segment event or a game batch, decided by the body
-
-
-def _paths() -> dict[str, Dialect | None]:
-    table: dict[str, Dialect | None] = dict.fromkeys((*SINGLE_PATHS, *BATCH_LIMITS), SEGMENT)
-    table["/api/v1/events"] = CHOOSE
-    table["/api/v1/events/pageview"] = WEB
-    table["/api/v1/events/custom"] = WEB
-    table["/post"] = FREEFORM
-    table["/api/v1/restore"] = RESTORE
-    table.update(dict.fromkeys(posthog.PATHS, POSTHOG))
-    table.update(dict.fromkeys(plausible.PATHS, PLAUSIBLE))
-    table.update(dict.fromkeys(umami.PATHS, UMAMI))
-    return {**table, **{path + "/": dialect for path, dialect in table.items()}}
-
-
-PATHS = _paths()
+__all__ = ["PATHS", "SEGMENT", "answer", "append", "handle", "ingest"]
 FREE_FORM = {
     "type": "object",
     "required": ["event_name"],
@@ -133,54 +94,16 @@ def _docs() -> dict[str, Doc]:
 
 DOCS = _docs()
 
-CORS = [
-    (b"access-control-allow-methods", b"POST, OPTIONS"),
-    (
-        b"access-control-allow-headers",
-        b"Authorization, Content-Type, Content-Encoding, X-Write-Key, X-Eventbunker-Write-Key",
-    ),
-    (b"access-control-max-age", b"86400"),
-]
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """The answer, its length said (else uvicorn frames the tiny body as a chunk: ~2% of the
-    single-event requests/s); a 204 has none (RFC 9110)."""
-    if status != 204:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
 
 async def handle(
     runtime: Runtime, dialect: Dialect | None, scope: dict[str, Any], receive: Receive, send: Send
 ) -> None:
     """The ASGI endpoint of every ingest path."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    origin = headers.get("origin", "*").encode("latin-1")
-    method = scope["method"]
-    if method == "OPTIONS":
-        allow = CORS
-        asked = headers.get("access-control-request-headers")
-        if asked:
-            allow = [*CORS[:1], (b"access-control-allow-headers", asked.encode("latin-1")), CORS[2]]
-        await _send(send, 204, b"", [(b"access-control-allow-origin", origin), *allow])
-        return
-    if method != "POST":
-        body = _encode(
-            {"error": f"{method} is not allowed here; use POST", "code": "method_not_allowed"}
-        )
-        await _send(
-            send, 405, body, [(b"content-type", b"application/json"), (b"allow", b"POST, OPTIONS")]
-        )
-        return
-    reply = await ingest(runtime, dialect, scope, headers, receive)
-    out = [
-        (b"content-type", b"application/json"),
-        (b"access-control-allow-origin", origin),
-        *((k.lower().encode(), v.encode()) for k, v in reply.headers.items()),
-    ]
-    await _send(send, reply.status, _encode(reply.body), out)
+
+    async def take(headers: dict[str, str]) -> Reply:
+        return await ingest(runtime, dialect, scope, headers, receive)
+
+    await serve(take, scope, send)
 
 
 async def ingest(
@@ -206,34 +129,19 @@ async def _ingest(
     receive: Receive,
 ) -> Reply:
     started = time.perf_counter()
-    settings = runtime.settings
-    chosen: Dialect = dialect or SEGMENT
-    parsed: Parsed | None = None
+    return await answer(runtime, await read(runtime.settings, dialect, scope, headers, receive),
+                        started)  # fmt: skip
+
+
+async def answer(runtime: Runtime, request: Read, started: float) -> Reply:
+    """A read request through the key, the pipeline and the Log, and its answer; the same
+    whether this process read it or an ingest process of its own did (web/ingest_link.py)."""
+    chosen, incoming, parsed = request.chosen, request.request, request.parsed
     batch: Batch | None = None
     try:
-        limit = _body_limit(settings, dialect, scope["path"])
-        try:
-            body = await read_body(headers, receive, limit)
-        except PayloadTooLarge:
-            if dialect is None:  # too large to tell: the shape of the route's own document
-                chosen = GAME
-            raise
-        if dialect is None and is_game_batch(body):
-            chosen = GAME
-        elif dialect is None and len(body) > settings.max_request_bytes:
-            raise too_large(settings.max_request_bytes)  # not a game batch: a request's limit
-        incoming = IngestRequest(
-            path=scope["path"],
-            headers=headers,
-            body=body,
-            client_ip=client_ip(scope, headers, settings.trust_forwarded_for),
-            received_at=datetime.now(UTC),
-            max_event_bytes=settings.max_event_bytes,
-            max_clock_skew=timedelta(days=settings.max_clock_skew_days),
-            query=scope.get("query_string", b"").decode("latin-1"),
-            max_request_bytes=limit,
-        )
-        parsed = chosen.parse(incoming)
+        if request.error is not None:
+            raise request.error
+        assert incoming is not None and parsed is not None
         if parsed.named is not None and runtime.sites.stale():  # read off the event loop
             await asyncio.to_thread(runtime.sites.refresh)
         batch = Batch.of(chosen.name, _key(runtime, parsed, incoming), parsed)
@@ -298,20 +206,6 @@ def _key(runtime: Runtime, parsed: Parsed, incoming: IngestRequest) -> Key | Non
             field=field,
         )
     return key
-
-
-BATCH_PATHS = frozenset(("/v1/batch", "/v1/import", "/v1/b", "/batch"))
-
-
-def _body_limit(settings: Settings, dialect: Dialect | None, path: str) -> int:
-    """The request limit; on the batch paths the batch limit (RudderStack's libraries send
-    batches of up to 4 MB); on the game route what a full batch may be (a body found not to
-    be a batch is then held to the request limit)."""
-    if dialect is None:
-        return max(settings.max_request_bytes, game_body_limit(settings.max_event_bytes))
-    if (path.rstrip("/") or path) in BATCH_PATHS:
-        return max(settings.max_request_bytes, settings.max_batch_bytes)
-    return settings.max_request_bytes
 
 
 async def append(runtime: Runtime, batch: Batch) -> None:

@@ -17,6 +17,7 @@ import socket
 from collections import Counter
 from typing import Any, ClassVar
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from roost.config import Settings
@@ -170,3 +171,18 @@ def protocol(settings: Settings) -> type[GuardedProtocol]:
         "per_client": 0 if settings.trust_forwarded_for else settings.max_connections_per_client,
     }
     return type("RoostProtocol", (GuardedProtocol,), limits)
+
+
+def config(app: Any, settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration for Roost's HTTP, the server's and an ingest process's alike."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        loop="auto",
+        http=protocol(settings),
+        proxy_headers=False,  # Roost reads them itself, as its settings say (web/peer.py)
+        timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=10,
+    )
