@@ -127,7 +127,7 @@ class Settings:
         1,
         "Processes that accept connections and read ingest requests (the server is one; "
         "the others hand it their events over a Unix socket): more use more cores for HTTP "
-        "and parsing.",
+        "and parsing. Each applies max_connections and max_connections_per_client itself.",
     )
     ingest_hold_behind: int = _setting(
         20000,

@@ -31,9 +31,8 @@ from roost.web.body import Receive
 from roost.web.intake import PATHS, SEGMENT, Read, Send, read, serve
 from roost.web.spec import Doc
 
+__all__ = ["PATHS", "SEGMENT", "answer", "append", "handle", "ingest"]  # PATHS, SEGMENT: intake's
 log = logging.getLogger("roost.ingest")
-
-__all__ = ["PATHS", "SEGMENT", "answer", "append", "handle", "ingest"]
 FREE_FORM = {
     "type": "object",
     "required": ["event_name"],
