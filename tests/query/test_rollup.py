@@ -6,6 +6,7 @@ local hour and where it is not (Asia/Kolkata: the events are counted)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 from roost.model import Event
 from roost.query import rollup
 from roost.query.reports import REPORTS
-from roost.storage.warehouse import clickhouse_hourly, duckdb_seen
+from roost.storage.warehouse import clickhouse_hourly, duckdb_rollups, duckdb_seen
 from roost.storage.warehouse import duckdb as storage_duckdb
 from roost.storage.warehouse.duckdb import DuckDBWarehouse
 from roost.storage.warehouse.flavor import DuckDBFlavor, Flavor
@@ -764,6 +765,109 @@ def test_visits_kept_as_traffic_arrives_in_order_are_those_made_afresh(tmp_path:
         assert visits == afresh()
         assert len(visits) > 30  # the gaps parted the streams into many visits
         assert any(v[VISIT_NAMES.index("entry_page")] is None for v in visits)  # no pageview
+    finally:
+        warehouse.close()
+
+
+def test_visits_kept_as_events_arrive_a_little_late_are_those_made_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events a few seconds out of order, and a few up to 50 minutes — a server's
+    never-silent visitor, tracks and now and then a pageview, beside visitors with gaps at
+    the 30-minute edge that late events bridge — every kept visit, column by column, is the one made afresh from the events; and
+    late tracks inside a kept visit are joined to it, not remade from all its events."""
+    moment = datetime(2024, 3, 30, 10, tzinfo=UTC)
+    rng = random.Random(7)
+    events: list[Event] = []
+    for v in range(5):
+        at = moment + timedelta(seconds=v)
+        steps = [timedelta(seconds=3)] if v == 0 else [  # v0: never silent
+            timedelta(seconds=5), timedelta(minutes=29), timedelta(seconds=1800),
+            timedelta(seconds=1800, microseconds=1), timedelta(minutes=31)]  # fmt: skip
+        for n in range(150):
+            at += rng.choice(steps)
+            kind = "page" if rng.random() < (0.05 if v == 0 else 0.4) else "track"
+            events.append(
+                Event(message_id=f"s{v}-{n}", project_id=1, dialect="segment", type=kind,
+                      event=None if kind == "page" else "Job", anonymous_id=f"a{v}",
+                      visitor=f"v{v}", path=f"/{v}/{n}", browser=rng.choice(["Chrome", None]),
+                      bot=(v == 4 and n % 5 == 0), timestamp=at, received_at=moment)
+            )  # fmt: skip
+
+    def arrives(e: Event) -> datetime:  # most a few seconds late, a few up to 50 minutes
+        return e.timestamp + timedelta(seconds=rng.uniform(0, 3000 if rng.random() < 0.03 else 20))
+
+    events.sort(key=arrives)
+    warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
+    names = ", ".join(f'"{c.name}"' for c in VISIT_COLUMNS)
+    late: list[int] = []  # per roll: v0 noted as late (not after its kept visits)
+    remade: list[int] = []  # and still noted when visits are remade from all their events
+    inside, revisit = duckdb_rollups._inside, duckdb_rollups._revisit
+
+    def v0(con: Any) -> int:
+        return int(
+            con.execute("SELECT count(*) FROM roost_touched WHERE visitor = 'v0'").fetchall()[0][0]
+        )
+
+    def noting_late(con: Any, new: str) -> None:
+        late.append(v0(con))
+        inside(con, new)
+
+    def noting_remade(con: Any, upto: str) -> None:
+        remade.append(v0(con))
+        revisit(con, upto)
+
+    monkeypatch.setattr(duckdb_rollups, "_inside", noting_late)
+    monkeypatch.setattr(duckdb_rollups, "_revisit", noting_remade)
+
+    def kept() -> list[Any]:
+        return warehouse.report(
+            f"SELECT {names} FROM {warehouse.flavor.kept_visits(1)} ORDER BY ALL",
+            timeout=30, max_rows=1000,
+        ).rows  # fmt: skip
+
+    def afresh() -> list[Any]:
+        people = f"(SELECT * FROM {warehouse.flavor.rows(1)} AS e WHERE NOT e.bot)"
+        made = EventsOnly(warehouse.flavor).visits_of(people, 1800)
+        return warehouse.report(
+            f"SELECT {names} FROM ({made}) ORDER BY ALL", timeout=30, max_rows=1000
+        ).rows
+
+    try:
+        offset, i = 1, 0
+        while i < len(events):
+            size = rng.randrange(1, 30)
+            chunk = events[i : i + size]
+            warehouse.load([(offset, len(chunk), msgspec.json.encode(chunk))])
+            warehouse.tidy()  # rolls what was loaded
+            assert kept() == afresh(), f"after the events up to {offset + len(chunk) - 1}"
+            offset += len(chunk)
+            i += size
+        assert len(kept()) > 20
+        # v0's late rolls: most joined to its visit (late tracks), not remade
+        rolls = list(zip(late, remade[: len(late)], strict=True))
+        assert sum(1 for was, left in rolls if was and not left) > sum(late) // 2, rolls
+
+        def one(at: datetime, kind: str, visitor: str) -> None:  # a late event, a roll of its own
+            nonlocal offset
+            event = Event(message_id=f"late-{offset}", project_id=1, dialect="segment",
+                          type=kind, event=None if kind == "page" else "Job",
+                          anonymous_id="late", visitor=visitor, path=f"/late/{offset}",
+                          timestamp=at, received_at=moment)  # fmt: skip
+            warehouse.load([(offset, 1, msgspec.json.encode([event]))])
+            warehouse.tidy()
+            offset += 1
+            assert kept() == afresh(), f"after a late {kind} of {visitor} at {at}"
+
+        pages = sorted(e.timestamp for e in events if e.visitor == "v0" and e.type == "page")
+        one(pages[0] + (pages[1] - pages[0]) / 2, "page", "v0")  # between two: pages stay
+        assert remade[-1] == 1  # a pageview within the visit: remade
+        one(pages[0] + (pages[1] - pages[0]) / 3, "track", "v0")
+        assert late[-1] == 1 and remade[-1] == 0  # a track within it: joined
+        starts = sorted(e.timestamp for e in events if e.visitor == "v1")
+        apart = next((a, b) for a, b in itertools.pairwise(starts)
+                     if timedelta(minutes=31) <= b - a <= timedelta(minutes=59))  # fmt: skip
+        one(apart[0] + (apart[1] - apart[0]) / 2, "track", "v1")  # bridges two visits
     finally:
         warehouse.close()
 
