@@ -10,6 +10,7 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -706,6 +707,29 @@ def test_reports_rolling_while_the_loader_loads_keep_the_rollups_exact(tmp_path:
         warehouse.close()
 
 
+def _visit_checks(
+    warehouse: DuckDBWarehouse,
+) -> tuple[Callable[[], list[Any]], Callable[[], list[Any]]]:
+    """Project 1's kept visits, and its visits made afresh from its events (people's only:
+    bots' events make no visit), each column of each, in one order."""
+    names = ", ".join(f'"{c.name}"' for c in VISIT_COLUMNS)
+
+    def kept() -> list[Any]:
+        return warehouse.report(
+            f"SELECT {names} FROM {warehouse.flavor.kept_visits(1)} ORDER BY ALL",
+            timeout=30, max_rows=1000,
+        ).rows  # fmt: skip
+
+    def afresh() -> list[Any]:
+        people = f"(SELECT * FROM {warehouse.flavor.rows(1)} AS e WHERE NOT e.bot)"
+        made = EventsOnly(warehouse.flavor).visits_of(people, 1800)
+        return warehouse.report(
+            f"SELECT {names} FROM ({made}) ORDER BY ALL", timeout=30, max_rows=1000
+        ).rows
+
+    return kept, afresh
+
+
 def test_visits_kept_as_traffic_arrives_in_order_are_those_made_afresh(tmp_path: Path) -> None:
     """Events arriving in order extend the visitor's last kept visit (or start new ones) from
     the new events alone: on streams with gaps at the 30-minute edge (exactly 30 minutes
@@ -734,21 +758,7 @@ def test_visits_kept_as_traffic_arrives_in_order_are_those_made_afresh(tmp_path:
                  anonymous_id="a2", visitor="v2", path="/late",
                  timestamp=events[len(events) // 3].timestamp, received_at=moment)  # fmt: skip
     warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
-    names = ", ".join(f'"{c.name}"' for c in VISIT_COLUMNS)
-
-    def kept() -> list[Any]:
-        return warehouse.report(
-            f"SELECT {names} FROM {warehouse.flavor.kept_visits(1)} ORDER BY ALL",
-            timeout=30,
-            max_rows=1000,
-        ).rows
-
-    def afresh() -> list[Any]:  # visits are made of people's events: bots' are left out
-        people = f"(SELECT * FROM {warehouse.flavor.rows(1)} AS e WHERE NOT e.bot)"
-        made = EventsOnly(warehouse.flavor).visits_of(people, 1800)
-        return warehouse.report(
-            f"SELECT {names} FROM ({made}) ORDER BY ALL", timeout=30, max_rows=1000
-        ).rows
+    kept, afresh = _visit_checks(warehouse)
 
     try:
         offset, i = 1, 0
@@ -799,7 +809,6 @@ def test_visits_kept_as_events_arrive_a_little_late_are_those_made_afresh(
 
     events.sort(key=arrives)
     warehouse = DuckDBWarehouse(tmp_path / "events.duckdb")
-    names = ", ".join(f'"{c.name}"' for c in VISIT_COLUMNS)
     late: list[int] = []  # per roll: v0 noted as late (not after its kept visits)
     remade: list[int] = []  # and still noted when visits are remade from all their events
     inside, revisit = duckdb_rollups._inside, duckdb_rollups._revisit
@@ -820,18 +829,7 @@ def test_visits_kept_as_events_arrive_a_little_late_are_those_made_afresh(
     monkeypatch.setattr(duckdb_rollups, "_inside", noting_late)
     monkeypatch.setattr(duckdb_rollups, "_revisit", noting_remade)
 
-    def kept() -> list[Any]:
-        return warehouse.report(
-            f"SELECT {names} FROM {warehouse.flavor.kept_visits(1)} ORDER BY ALL",
-            timeout=30, max_rows=1000,
-        ).rows  # fmt: skip
-
-    def afresh() -> list[Any]:
-        people = f"(SELECT * FROM {warehouse.flavor.rows(1)} AS e WHERE NOT e.bot)"
-        made = EventsOnly(warehouse.flavor).visits_of(people, 1800)
-        return warehouse.report(
-            f"SELECT {names} FROM ({made}) ORDER BY ALL", timeout=30, max_rows=1000
-        ).rows
+    kept, afresh = _visit_checks(warehouse)
 
     try:
         offset, i = 1, 0
