@@ -73,7 +73,7 @@ class Asked(msgspec.Struct, array_like=True, tag="asked"):
 
     def read(self) -> Read:
         chosen = DIALECTS[self.dialect]
-        if self.parsed is None or self.received_at is None:
+        if self.problem is not None or self.parsed is None or self.received_at is None:
             problem = self.problem or Problem(400, "invalid_request", "unreadable request", None)
             return Read(chosen, None, None, problem.error())
         headers = {"origin": self.origin} if self.origin is not None else {}
@@ -179,9 +179,8 @@ class LinkServer:
             reply = read.chosen.refuse(RoostError("the server failed; send the events again"), 1)
         headers = [(k, str(v)) for k, v in reply.headers.items()]
         body = msgspec.Raw(_encode(reply.body))
-        link.send(
-            Answered(asked.id, reply.status, body, headers)
-        )  # gone: it was stored all the same
+        # a link gone meanwhile drops the answer: the events were stored all the same
+        link.send(Answered(asked.id, reply.status, body, headers))
 
     async def close(self) -> None:
         """Stop taking connections; what was asked is answered first."""

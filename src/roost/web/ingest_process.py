@@ -88,9 +88,9 @@ class IngestApp:
         started = time.perf_counter()
         got = await read(self.settings, dialect, scope, headers, receive)
         asked = Asked(0, got.chosen.name, 0.0, headers.get("origin"))
-        if got.error is not None or got.request is None:
-            asked.problem = Problem.of(got.error) if got.error is not None else None
-        else:
+        if got.error is not None:
+            asked.problem = Problem.of(got.error)
+        elif got.request is not None:  # always, with no error
             asked.client_ip, asked.received_at = got.request.client_ip, got.request.received_at
             asked.parsed = got.parsed
         asked.spent = time.perf_counter() - started
